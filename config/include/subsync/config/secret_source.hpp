@@ -1,0 +1,35 @@
+#pragma once
+
+#include <subsync/config/config.hpp>
+#include <subsync/config/secret.hpp>
+
+#include <boost/system/result.hpp>
+
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace subsync::config {
+
+/// What resolve_secret() may consult, as hooks so tests need not touch the process environment.
+struct environment {
+    /// getenv-like: the variable's value, or nullopt when it is not set.
+    std::function<std::optional<std::string>(const std::string& name)> lookup;
+    /// systemd's $CREDENTIALS_DIRECTORY, or nullopt when it is not set (or empty).
+    std::function<std::optional<std::filesystem::path>()> credentials_dir;
+
+    /// The real process environment (::getenv, $CREDENTIALS_DIRECTORY).
+    static environment process();
+};
+
+/// Reads the value `ref` points to: `_env` as is; `_file` and `_credential` with ONE trailing
+/// "\n" or "\r\n" stripped. An empty value is an error. `key` names the secret in messages
+/// (e.g. "account[0].auth.token" gives "account[0].auth.token_env: ..."); messages name the
+/// variable or file and never contain the value.
+/// Note: read the value with `*r` after checking; Boost 1.81 cannot `.value()`-throw a std::string.
+boost::system::result<secret, std::string> resolve_secret(const secret_ref& ref, std::string_view key,
+                                                          const environment& env);
+
+}  // namespace subsync::config

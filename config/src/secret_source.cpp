@@ -1,0 +1,84 @@
+#include <subsync/config/secret_source.hpp>
+
+#include "detail/read_file.hpp"
+
+#include <fmt/format.h>
+
+#include <cstdlib>
+#include <utility>
+
+namespace subsync::config {
+namespace {
+
+using secret_result = boost::system::result<secret, std::string>;
+
+/// secret is explicitly constructible from std::string, which disables result's implicit error
+/// constructor: errors are built with the tag.
+secret_result failure(std::string message) { return {boost::system::in_place_error, std::move(message)}; }
+
+// A token is a few KiB at most; anything larger is a wrong path, not a secret.
+constexpr std::size_t max_secret_bytes = 64 * 1024;
+
+/// Drops one trailing "\n" or "\r\n": what `echo` and editors append, never part of a token.
+void strip_one_newline(std::string& s) {
+    if (s.ends_with("\r\n"))
+        s.resize(s.size() - 2);
+    else if (s.ends_with('\n'))
+        s.pop_back();
+}
+
+secret_result from_file(const std::filesystem::path& file, const std::string& key) {
+    auto content = detail::read_file(file, max_secret_bytes);
+    if (!content) return failure(fmt::format("{}: {}", key, content.error()));
+    std::string value = std::move(*content);
+    strip_one_newline(value);
+    if (value.empty()) return failure(fmt::format("{}: {} is empty", key, file.string()));
+    return secret(std::move(value));
+}
+
+}  // namespace
+
+environment environment::process() {
+    return {
+        [](const std::string& name) -> std::optional<std::string> {
+            // The daemon reads the environment from its one thread; nothing calls setenv().
+            const char* v = std::getenv(name.c_str());
+            if (v == nullptr) return std::nullopt;
+            return std::string(v);
+        },
+        []() -> std::optional<std::filesystem::path> {
+            const char* v = std::getenv("CREDENTIALS_DIRECTORY");
+            if (v == nullptr || *v == '\0') return std::nullopt;
+            return std::filesystem::path(v);
+        },
+    };
+}
+
+secret_result resolve_secret(const secret_ref& ref, std::string_view key, const environment& env) {
+    const int given = int{!ref.env.empty()} + int{!ref.file.empty()} + int{!ref.credential.empty()};
+    if (given == 0)
+        return failure(fmt::format("{}: none of {}_env, {}_file, {}_credential is set", key, key, key, key));
+    if (given > 1)
+        return failure(fmt::format("{}: more than one of {}_env, {}_file, {}_credential is set", key, key, key, key));
+
+    if (!ref.env.empty()) {
+        const std::string k = fmt::format("{}_env", key);
+        std::optional<std::string> value = env.lookup(ref.env);
+        if (!value) return failure(fmt::format("{}: environment variable {} is not set", k, ref.env));
+        if (value->empty()) return failure(fmt::format("{}: environment variable {} is empty", k, ref.env));
+        return secret(std::move(*value));
+    }
+    if (!ref.file.empty()) return from_file(ref.file, fmt::format("{}_file", key));
+
+    const std::string k = fmt::format("{}_credential", key);
+    const std::optional<std::filesystem::path> dir = env.credentials_dir();
+    if (!dir)
+        return failure(fmt::format("{}: $CREDENTIALS_DIRECTORY is not set (is the unit missing LoadCredential=?)", k));
+    // A credential is a plain name inside the directory; parse_config() enforces it, a
+    // hand-built secret_ref might not.
+    if (ref.credential.find('/') != std::string::npos || ref.credential == "." || ref.credential == "..")
+        return failure(fmt::format("{}: \"{}\" is not a credential name (no '/')", k, ref.credential));
+    return from_file(*dir / ref.credential, k);
+}
+
+}  // namespace subsync::config

@@ -1,0 +1,54 @@
+#pragma once
+
+#include <subsync/config/config.hpp>
+#include <subsync/sync/auth.hpp>
+#include <subsync/sync/error.hpp>
+#include <subsync/sync/http_client.hpp>
+#include <subsync/sync/records.hpp>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace subsync::sync {
+
+/// Everything a source fetch needs; borrowed for the duration of the fetch.
+struct fetch_context {
+    boost::asio::any_io_executor ex;
+    const config::account_config* account = nullptr;
+    std::shared_ptr<tls_context> tls;
+    std::shared_ptr<authenticator> auth;
+    int page_size = 100;
+    int concurrency = 8;
+    std::chrono::milliseconds timeout{30000};
+    /// Called after each page arrives (pages done, pages total), for progress output.
+    std::function<void(int, int)> on_page;
+};
+
+/// A source's full listing. `complete` is false when the pages do not add up
+/// (count differs from `total`, duplicate keys, `total` moved between pages):
+/// such a listing may add and update items but must never remove any.
+template <class Record>
+struct listing {
+    std::vector<Record> items;  ///< deduplicated by item_key, first occurrence kept
+    int pages = 0;
+    std::int64_t total = 0;
+    bool complete = true;
+    std::string incomplete_reason;
+};
+
+/// Fetches every page of `GET /v1.0/apigw/purchases/groups`: page 1 first to
+/// learn `total`, then the rest with at most `concurrency` requests in flight,
+/// each worker on its own keep-alive connection. Any failed page fails the whole
+/// listing; the error names the page.
+boost::asio::awaitable<result<listing<purchased_group>>> fetch_purchased_groups(const fetch_context& ctx);
+
+/// Fetches `GET /v1/subscriptions/orders` (one document, no paging).
+boost::asio::awaitable<result<listing<subscription_resource>>> fetch_subscriptions(const fetch_context& ctx);
+
+}  // namespace subsync::sync

@@ -1,0 +1,72 @@
+#pragma once
+
+#include <subsync/sync/columns.hpp>
+#include <subsync/sync/fetch.hpp>
+#include <subsync/sync/records.hpp>
+
+#include <SQLiteCpp/Database.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+namespace subsync::sync {
+
+/// What one (account, source) sync did; one row of `sync_runs`.
+struct run_record {
+    std::int64_t id = 0;
+    std::string account;
+    source_kind source = source_kind::purchased_groups;
+    std::string status;  ///< "ok" | "failed" | "incomplete"
+    int pages = 0;
+    std::int64_t items = 0;
+    std::int64_t added = 0;
+    std::int64_t changed = 0;
+    std::int64_t removed = 0;
+    std::string error;
+    epoch_ms started = 0;
+    epoch_ms finished = 0;
+};
+
+/// Reads a row's cells back from a statement whose first columns are the
+/// source's columns followed by `absent_mask` (as the snapshot stores them).
+void read_cells(SQLite::Statement& stmt, std::span<const column> cols, int first_index, std::vector<cell>& out);
+
+/// Opens a snapshot database for reading only (exports, history): WAL lets it
+/// read while a sync writes.
+[[nodiscard]] SQLite::Database open_snapshot_readonly(const std::filesystem::path& file);
+
+/// The SQLite snapshot: current rows, change history and sync runs.
+/// Every apply is one IMMEDIATE transaction; an exception rolls it back whole.
+class snapshot_store {
+public:
+    /// The schema version this binary writes (`PRAGMA user_version`).
+    static constexpr int schema_version = 1;
+
+    /// Opens or creates the database (mode 0600, WAL, synchronous=FULL) and
+    /// migrates it forward. Throws when it cannot, or when the file was written
+    /// by a newer subsyncd.
+    explicit snapshot_store(const std::filesystem::path& file);
+
+    /// Applies a fetched listing: inserts new items, updates changed ones field
+    /// by field, and, only when the listing is complete, marks missing ones removed.
+    run_record apply(std::string_view account, const listing<purchased_group>& l, epoch_ms started, epoch_ms finished);
+    run_record apply(std::string_view account, const listing<subscription_resource>& l, epoch_ms started,
+                     epoch_ms finished);
+
+    /// Records a failed run; no item is touched.
+    run_record record_failure(std::string_view account, source_kind source, const std::string& error,
+                              epoch_ms started, epoch_ms finished);
+
+    [[nodiscard]] SQLite::Database& database() noexcept { return db_; }
+
+private:
+    template <class Record>
+    run_record apply_listing(std::string_view account, source_kind source, const listing<Record>& l,
+                             epoch_ms started, epoch_ms finished);
+
+    SQLite::Database db_;
+};
+
+}  // namespace subsync::sync

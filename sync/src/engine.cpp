@@ -1,0 +1,125 @@
+#include <subsync/sync/detail/run_all.hpp>
+#include <subsync/sync/engine.hpp>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+
+namespace subsync::sync {
+
+namespace asio = boost::asio;
+
+bool sync_report::all_ok() const {
+    return std::all_of(runs.begin(), runs.end(), [](const run_record& r) { return r.status == "ok"; });
+}
+
+namespace {
+
+struct job {
+    const config::account_config* account;
+    source_kind source;
+};
+
+class sync_session {
+public:
+    sync_session(const config::config& cfg, snapshot_store& store, const config::environment& env,
+                 const clock_fn& now, asio::any_io_executor ex)
+        : cfg_(cfg), store_(store), env_(env), now_(now), ex_(std::move(ex)) {}
+
+    asio::awaitable<void> run() {
+        if (std::any_of(cfg_.accounts.begin(), cfg_.accounts.end(), [](const auto& a) {
+                return a.apig_endpoint.tls() || a.secmaster_endpoint.tls();
+            }))
+            tls_ = make_tls_context(cfg_.tls);
+        std::vector<job> jobs;
+        for (const auto& a : cfg_.accounts) {
+            jobs.push_back({&a, source_kind::purchased_groups});
+            jobs.push_back({&a, source_kind::subscriptions});
+        }
+        report_.runs.resize(jobs.size());
+        co_await detail::run_all(ex_, jobs.size(), [&](std::size_t i) { return run_job(jobs[i], report_.runs[i]); });
+    }
+
+    sync_report take_report() { return std::move(report_); }
+
+private:
+    asio::awaitable<void> run_job(job j, run_record& out) {
+        const epoch_ms started = now_();
+        const auto t0 = std::chrono::steady_clock::now();
+        const auto& account = *j.account;
+        const auto source = to_string(j.source);
+
+        auto fail = [&](const error& e) {
+            const auto text = fmt::format("account={} source={} {}", account.name, source, e.message);
+            spdlog::error("sync failed {} kind={}", text, to_string(e.kind));
+            out = store_.record_failure(account.name, j.source, text, started, now_());
+        };
+
+        auto auth = authenticator_for(account);
+        if (!auth) {
+            fail(auth.error());
+            co_return;
+        }
+        fetch_context ctx{ex_, &account, tls_, *auth, cfg_.sync.page_size, cfg_.sync.concurrency, cfg_.sync.timeout, {}};
+        ctx.on_page = [&](int done, int total) {
+            spdlog::debug("page fetched account={} source={} pages={}/{}", account.name, source, done, total);
+        };
+
+        auto record = [&](const auto& fetched) {
+            if (!fetched) {
+                fail(fetched.error());
+                return;
+            }
+            if (!fetched->complete)
+                spdlog::warn("incomplete listing account={} source={} reason=\"{}\": nothing is marked removed",
+                             account.name, source, fetched->incomplete_reason);
+            out = store_.apply(account.name, *fetched, started, now_());
+            const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+            spdlog::info("sync done account={} source={} status={} pages={} items={} added={} changed={} removed={} ms={}",
+                         account.name, source, out.status, out.pages, out.items, out.added, out.changed, out.removed,
+                         ms.count());
+        };
+        if (j.source == source_kind::purchased_groups) record(co_await fetch_purchased_groups(ctx));
+        else record(co_await fetch_subscriptions(ctx));
+    }
+
+    result<std::shared_ptr<authenticator>> authenticator_for(const config::account_config& account) {
+        if (auto it = auth_.find(account.name); it != auth_.end()) return it->second;
+        const auto index = static_cast<std::size_t>(&account - cfg_.accounts.data());
+        auto token = config::resolve_secret(account.auth.token, fmt::format("account[{}].auth.token", index), env_);
+        if (!token) return error{error_kind::auth, token.error()};
+        auto a = make_token_authenticator(std::move(*token));
+        auth_.emplace(account.name, a);
+        return a;
+    }
+
+    const config::config& cfg_;
+    snapshot_store& store_;
+    const config::environment& env_;
+    const clock_fn& now_;
+    asio::any_io_executor ex_;
+    std::shared_ptr<tls_context> tls_;
+    std::map<std::string, std::shared_ptr<authenticator>> auth_;
+    sync_report report_;
+};
+
+}  // namespace
+
+sync_report sync_once(const config::config& cfg, snapshot_store& store, const config::environment& env,
+                      const clock_fn& now) {
+    asio::io_context io;
+    sync_session session(cfg, store, env, now, io.get_executor());
+    std::exception_ptr failure;
+    asio::co_spawn(io, session.run(), [&](std::exception_ptr e) { failure = e; });
+    io.run();
+    if (failure) std::rethrow_exception(failure);
+    return session.take_report();
+}
+
+}  // namespace subsync::sync

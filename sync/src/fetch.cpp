@@ -1,0 +1,171 @@
+#include <subsync/sync/detail/run_all.hpp>
+#include <subsync/sync/fetch.hpp>
+#include <subsync/sync/parse.hpp>
+
+#include <fmt/format.h>
+
+#include <optional>
+#include <unordered_set>
+
+namespace subsync::sync {
+
+namespace asio = boost::asio;
+
+namespace {
+
+error status_error(const http_response& res, std::string_view where) {
+    const auto kind = res.status == 401 || res.status == 403 ? error_kind::auth : error_kind::http_status;
+    std::string msg = fmt::format("{}: HTTP {}: {}", where, res.status, describe_error_body(res.body));
+    if (!res.request_id.empty()) msg += fmt::format(" request_id={}", res.request_id);
+    return error{kind, std::move(msg), res.status, res.request_id};
+}
+
+error located(error e, std::string_view where) {
+    e.message = fmt::format("{}: {}", where, e.message);
+    return e;
+}
+
+// Sends one authorised GET and turns a non-200 answer into an error.
+asio::awaitable<result<http_response>> get_ok(const fetch_context& ctx, http_connection& conn,
+                                              const config::endpoint& ep, http_request req, std::string_view where) {
+    if (auto a = co_await ctx.auth->authorize(req, ep); !a) co_return located(a.error(), where);
+    auto res = co_await conn.get(req);
+    if (!res) co_return located(res.error(), where);
+    if (res->status != 200) co_return status_error(*res, where);
+    co_return res;
+}
+
+// Pages 2..N of one purchased-groups listing, drained by a fixed set of
+// workers from a shared cursor. Results land at their page index, so the
+// assembled listing never depends on arrival order.
+class group_pager {
+public:
+    group_pager(const fetch_context& ctx, int page_count)
+        : ctx_(ctx), ep_(ctx.account->apig_endpoint), pages_(static_cast<std::size_t>(page_count)) {}
+
+    asio::awaitable<result<groups_page>> fetch(http_connection& conn, body_parser& parser, int page_no) {
+        const auto where = fmt::format("page={}", page_no);
+        http_request req{fmt::format("{}/v1.0/apigw/purchases/groups?page_size={}&page_no={}", ep_.base_path,
+                                     ctx_.page_size, page_no),
+                         {}};
+        auto res = co_await get_ok(ctx_, conn, ep_, std::move(req), where);
+        if (!res) co_return res.error();
+        auto page = parser.groups(res->body);
+        if (!page) {
+            auto e = located(page.error(), where);
+            if (!res->request_id.empty()) e.message += fmt::format(" request_id={}", res->request_id);
+            co_return e;
+        }
+        co_return page;
+    }
+
+    asio::awaitable<void> worker(http_connection& conn) {
+        body_parser parser;
+        while (!failure_ && next_ <= static_cast<int>(pages_.size())) {
+            const int page_no = next_++;
+            auto page = co_await fetch(conn, parser, page_no);
+            if (!page) {
+                if (!failure_) failure_ = page.error();
+                co_return;
+            }
+            pages_[static_cast<std::size_t>(page_no - 1)] = std::move(*page);
+            if (ctx_.on_page) ctx_.on_page(++done_, static_cast<int>(pages_.size()));
+        }
+    }
+
+    asio::awaitable<result<listing<purchased_group>>> run() {
+        auto first_conn = std::make_unique<http_connection>(ctx_.ex, ep_, ctx_.tls, ctx_.timeout);
+        body_parser parser;
+        auto first = co_await fetch(*first_conn, parser, 1);
+        if (!first) co_return first.error();
+
+        const std::int64_t total = first->total;
+        const std::int64_t per_page = ctx_.page_size;
+        const auto page_count = static_cast<int>(std::max<std::int64_t>(1, (total + per_page - 1) / per_page));
+        pages_.resize(static_cast<std::size_t>(page_count));
+        pages_[0] = std::move(*first);
+        done_ = 1;
+        if (ctx_.on_page) ctx_.on_page(done_, page_count);
+
+        const auto workers = static_cast<std::size_t>(std::min(ctx_.concurrency, page_count - 1));
+        std::vector<std::unique_ptr<http_connection>> conns;
+        conns.push_back(std::move(first_conn));
+        while (conns.size() < workers)
+            conns.push_back(std::make_unique<http_connection>(ctx_.ex, ep_, ctx_.tls, ctx_.timeout));
+        co_await detail::run_all(ctx_.ex, workers, [&](std::size_t i) { return worker(*conns[i]); });
+        if (failure_) co_return *failure_;
+        co_return assemble(total);
+    }
+
+private:
+    listing<purchased_group> assemble(std::int64_t total) {
+        listing<purchased_group> out;
+        out.pages = static_cast<int>(pages_.size());
+        out.total = total;
+        std::unordered_set<std::string> seen;
+        std::size_t count = 0;
+        for (auto& p : pages_) count += p->purchases.size();
+        out.items.reserve(count);
+        seen.reserve(count);
+        auto flag = [&out](std::string reason) {
+            if (out.complete) out.incomplete_reason = std::move(reason);
+            out.complete = false;
+        };
+        for (std::size_t i = 0; i < pages_.size(); ++i) {
+            auto& page = *pages_[i];
+            if (page.total != total)
+                flag(fmt::format("total changed from {} to {} while paging (page={})", total, page.total, i + 1));
+            for (auto& g : page.purchases) {
+                if (!seen.insert(g.id).second) {
+                    flag(fmt::format("id {} listed twice (page={})", g.id, i + 1));
+                    continue;
+                }
+                out.items.push_back(std::move(g));
+            }
+        }
+        if (static_cast<std::int64_t>(out.items.size()) != total)
+            flag(fmt::format("listed {} distinct items but total is {}", out.items.size(), total));
+        return out;
+    }
+
+    const fetch_context& ctx_;
+    const config::endpoint& ep_;
+    std::vector<std::optional<groups_page>> pages_;
+    int next_ = 2;
+    int done_ = 0;
+    std::optional<error> failure_;
+};
+
+}  // namespace
+
+asio::awaitable<result<listing<purchased_group>>> fetch_purchased_groups(const fetch_context& ctx) {
+    group_pager pager(ctx, 1);
+    co_return co_await pager.run();
+}
+
+asio::awaitable<result<listing<subscription_resource>>> fetch_subscriptions(const fetch_context& ctx) {
+    const auto& ep = ctx.account->secmaster_endpoint;
+    http_connection conn(ctx.ex, ep, ctx.tls, ctx.timeout);
+    http_request req{ep.base_path + "/v1/subscriptions/orders", {{"X-Language", ctx.account->language}}};
+    auto res = co_await get_ok(ctx, conn, ep, std::move(req), "page=1");
+    if (!res) co_return res.error();
+    auto parsed = body_parser{}.orders(res->body);
+    if (!parsed) co_return located(parsed.error(), "page=1");
+    if (ctx.on_page) ctx.on_page(1, 1);
+
+    listing<subscription_resource> out;
+    out.pages = 1;
+    std::unordered_set<std::string> seen;
+    for (auto& r : *parsed) {
+        if (!seen.insert(item_key(r)).second) {
+            if (out.complete) out.incomplete_reason = fmt::format("resource {} listed twice", item_key(r));
+            out.complete = false;
+            continue;
+        }
+        out.items.push_back(std::move(r));
+    }
+    out.total = static_cast<std::int64_t>(out.items.size());
+    co_return out;
+}
+
+}  // namespace subsync::sync

@@ -1,0 +1,215 @@
+#include <subsync/sync/http_client.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <boost/beast/version.hpp>
+
+#include <fmt/format.h>
+
+#include <optional>
+#include <stdexcept>
+
+namespace subsync::sync {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace ssl = asio::ssl;
+using tcp = asio::ip::tcp;
+using clock = std::chrono::steady_clock;
+
+class tls_context {
+public:
+    ssl::context ctx{ssl::context::tls_client};
+};
+
+std::shared_ptr<tls_context> make_tls_context(const config::tls_config& cfg) {
+    auto t = std::make_shared<tls_context>();
+    t->ctx.set_verify_mode(ssl::verify_peer);
+    t->ctx.set_options(ssl::context::no_sslv2 | ssl::context::no_sslv3 | ssl::context::no_tlsv1 |
+                       ssl::context::no_tlsv1_1);
+    boost::system::error_code ec;
+    if (cfg.ca_file.empty()) {
+        t->ctx.set_default_verify_paths(ec);
+        if (ec) throw std::runtime_error("cannot load the system trust store: " + ec.message());
+    } else {
+        t->ctx.load_verify_file(cfg.ca_file.string(), ec);
+        if (ec)
+            throw std::runtime_error(fmt::format("tls.ca_file: cannot load {}: {}", cfg.ca_file.string(), ec.message()));
+    }
+    return t;
+}
+
+namespace {
+
+constexpr auto tuple_awaitable = asio::as_tuple(asio::use_awaitable);
+
+// The one place where transport error codes become domain errors.
+error map_error(const boost::system::error_code& ec, std::string_view step, const config::endpoint& ep) {
+    error_kind kind = error_kind::network;
+    if (ec == beast::error::timeout || ec == asio::error::timed_out) kind = error_kind::timeout;
+    else if (ec == asio::error::operation_aborted) kind = error_kind::cancelled;
+    else if (ec.category() == asio::error::get_ssl_category() || ec == ssl::error::stream_truncated) kind = error_kind::tls;
+    std::string hint;
+    if (kind == error_kind::tls && step == "TLS handshake")
+        hint = " (if the server uses a private CA, set tls.ca_file to its certificate)";
+    return error{kind, fmt::format("{} {}:{}: {}{}", step, ep.host, ep.port, ec.message(), hint)};
+}
+
+bool is_ip_literal(const std::string& host) {
+    boost::system::error_code ec;
+    asio::ip::make_address(host, ec);
+    return !ec;
+}
+
+}  // namespace
+
+struct http_connection::impl {
+    asio::any_io_executor ex;
+    config::endpoint ep;
+    std::shared_ptr<tls_context> tls;
+    std::chrono::milliseconds timeout;
+    std::size_t body_limit;
+    std::string host_header;
+    std::optional<beast::tcp_stream> plain;
+    std::optional<beast::ssl_stream<beast::tcp_stream>> secure;
+    beast::flat_buffer buffer;
+    std::size_t connects = 0;
+
+    bool open() const { return plain.has_value() || secure.has_value(); }
+
+    void close() {
+        boost::system::error_code ignored;
+        if (plain) plain->socket().close(ignored);
+        if (secure) beast::get_lowest_layer(*secure).socket().close(ignored);
+        plain.reset();
+        secure.reset();
+        buffer.clear();
+    }
+
+    asio::awaitable<result<void>> connect(clock::time_point deadline) {
+        using namespace asio::experimental::awaitable_operators;
+        close();
+        tcp::resolver resolver(ex);
+        asio::steady_timer timer(ex, deadline);
+        auto resolved = co_await (resolver.async_resolve(ep.host, std::to_string(ep.port), tuple_awaitable) ||
+                                  timer.async_wait(tuple_awaitable));
+        if (resolved.index() == 1)
+            co_return error{error_kind::timeout, fmt::format("resolve {}: timed out", ep.host)};
+        auto [rec, endpoints] = std::get<0>(std::move(resolved));
+        if (rec) co_return map_error(rec, "resolve", ep);
+
+        beast::tcp_stream stream(ex);
+        stream.expires_at(deadline);
+        auto [cec, ignored_ep] = co_await stream.async_connect(endpoints, tuple_awaitable);
+        if (cec) co_return map_error(cec, "connect", ep);
+        stream.socket().set_option(tcp::no_delay(true));
+        ++connects;
+
+        if (!tls) {
+            plain.emplace(std::move(stream));
+            co_return result<void>{};
+        }
+        secure.emplace(std::move(stream), tls->ctx);
+        // SNI is for host names only (RFC 6066 §3); IP literals are verified against the SAN.
+        if (!is_ip_literal(ep.host)) {
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wold-style-cast"
+            if (!SSL_set_tlsext_host_name(secure->native_handle(), ep.host.c_str())) {
+#pragma GCC diagnostic pop
+                close();
+                co_return error{error_kind::tls, fmt::format("TLS {}: cannot set SNI", ep.host)};
+            }
+        }
+        secure->set_verify_callback(ssl::host_name_verification(ep.host));
+        beast::get_lowest_layer(*secure).expires_at(deadline);
+        auto [hec] = co_await secure->async_handshake(ssl::stream_base::client, tuple_awaitable);
+        if (hec) {
+            auto e = map_error(hec, "TLS handshake", ep);
+            close();
+            co_return e;
+        }
+        co_return result<void>{};
+    }
+
+    template <class Stream>
+    asio::awaitable<result<http_response>> exchange(Stream& stream, const http_request& req, clock::time_point deadline,
+                                                    bool& nothing_received) {
+        http::request<http::empty_body> msg{http::verb::get, req.target, 11};
+        msg.set(http::field::host, host_header);
+        msg.set(http::field::user_agent, "subsyncd/" SUBSYNC_VERSION);
+        msg.set(http::field::accept, "application/json");
+        for (const auto& h : req.headers) msg.set(h.name, h.value);
+
+        beast::get_lowest_layer(stream).expires_at(deadline);
+        auto [wec, wn] = co_await http::async_write(stream, msg, tuple_awaitable);
+        if (wec) co_return map_error(wec, "send request to", ep);
+
+        http::response_parser<http::string_body> parser;
+        parser.body_limit(body_limit);
+        parser.header_limit(64 * 1024);
+        auto [rec, rn] = co_await http::async_read(stream, buffer, parser, tuple_awaitable);
+        nothing_received = rn == 0;
+        if (rec == http::error::body_limit)
+            co_return error{error_kind::network, fmt::format("response from {}:{} exceeds the {} MiB body limit", ep.host,
+                                                             ep.port, body_limit >> 20)};
+        if (rec) co_return map_error(rec, "read response from", ep);
+
+        auto res = parser.release();
+        http_response out;
+        out.status = res.result_int();
+        if (auto it = res.find("X-Request-Id"); it != res.end()) out.request_id = std::string(it->value());
+        if (auto it = res.find(http::field::retry_after); it != res.end()) out.retry_after = std::string(it->value());
+        if (!res.keep_alive()) close();
+        out.body = std::move(res.body());
+        co_return out;
+    }
+};
+
+http_connection::http_connection(asio::any_io_executor ex, config::endpoint ep, std::shared_ptr<tls_context> tls,
+                                 std::chrono::milliseconds timeout, std::size_t body_limit)
+    : impl_(std::make_unique<impl>()) {
+    impl_->ex = std::move(ex);
+    impl_->host_header = ep.explicit_port ? fmt::format("{}:{}", ep.host, ep.port) : ep.host;
+    impl_->ep = std::move(ep);
+    if (impl_->ep.tls()) {
+        if (!tls) throw std::logic_error("https endpoint without a TLS context");
+        impl_->tls = std::move(tls);
+    }
+    impl_->timeout = timeout;
+    impl_->body_limit = body_limit;
+}
+
+http_connection::~http_connection() { impl_->close(); }
+
+std::size_t http_connection::connects() const noexcept { return impl_->connects; }
+
+asio::awaitable<result<http_response>> http_connection::get(const http_request& req) {
+    auto& d = *impl_;
+    const auto deadline = clock::now() + d.timeout;
+    // A kept-alive connection may have been closed by the server while idle; a
+    // request that got no byte back on such a connection is sent once more on a
+    // fresh one (safe: these are idempotent GETs).
+    for (int attempt = 0;; ++attempt) {
+        const bool reused = d.open();
+        if (!reused) {
+            auto c = co_await d.connect(deadline);
+            if (!c) co_return c.error();
+        }
+        bool nothing_received = false;
+        auto r = d.secure ? co_await d.exchange(*d.secure, req, deadline, nothing_received)
+                          : co_await d.exchange(*d.plain, req, deadline, nothing_received);
+        if (r) co_return r;
+        d.close();
+        if (!(reused && nothing_received && attempt == 0 && r.error().kind == error_kind::network)) co_return r;
+    }
+}
+
+}  // namespace subsync::sync

@@ -1,0 +1,47 @@
+#include <subsync/sync/error.hpp>
+#include <subsync/sync/records.hpp>
+
+#include <stdexcept>
+
+namespace subsync::sync {
+
+std::string_view to_string(source_kind k) noexcept {
+    switch (k) {
+        case source_kind::purchased_groups: return "purchased_groups";
+        case source_kind::subscriptions: return "subscription_resources";
+    }
+    return "unknown";
+}
+
+std::string item_key(const purchased_group& g) { return g.id; }
+
+std::string item_key(const subscription_resource& r) {
+    std::string key;
+    key.reserve(r.resource_id.size() + 48);
+    if (r.region_id.has_value()) key += *r.region_id;
+    key += '/';
+    if (r.project_id.has_value()) key += *r.project_id;
+    key += '/';
+    key += r.resource_id;
+    return key;
+}
+
+std::string_view to_string(error_kind k) noexcept {
+    switch (k) {
+        case error_kind::network: return "network";
+        case error_kind::timeout: return "timeout";
+        case error_kind::tls: return "tls";
+        case error_kind::http_status: return "http_status";
+        case error_kind::auth: return "auth";
+        case error_kind::parse: return "parse";
+        case error_kind::incomplete: return "incomplete";
+        case error_kind::cancelled: return "cancelled";
+    }
+    return "unknown";
+}
+
+void throw_exception_from_error(const error& e, const boost::source_location&) {
+    throw std::runtime_error(e.message);
+}
+
+}  // namespace subsync::sync

@@ -1,0 +1,115 @@
+#include "schema.hpp"
+
+#include <SQLiteCpp/Transaction.h>
+#include <fmt/format.h>
+
+#include <array>
+#include <stdexcept>
+#include <string_view>
+
+namespace subsync::sync::detail {
+namespace {
+
+// Ordered, append-only: migration N takes user_version N-1 to N. A released
+// migration is never edited; a schema change is a new entry.
+// docs/schema.md describes the resulting tables.
+constexpr std::array<std::string_view, 1> migrations{
+    R"sql(
+CREATE TABLE sync_runs (
+  id          INTEGER PRIMARY KEY,
+  account     TEXT    NOT NULL,
+  source      TEXT    NOT NULL,
+  started_at  INTEGER NOT NULL,
+  finished_at INTEGER NOT NULL,
+  status      TEXT    NOT NULL CHECK (status IN ('ok', 'failed', 'incomplete')),
+  pages       INTEGER NOT NULL DEFAULT 0,
+  items       INTEGER NOT NULL DEFAULT 0,
+  added       INTEGER NOT NULL DEFAULT 0,
+  changed     INTEGER NOT NULL DEFAULT 0,
+  removed     INTEGER NOT NULL DEFAULT 0,
+  error       TEXT
+);
+CREATE INDEX sync_runs_by_source ON sync_runs (account, source, id);
+
+CREATE TABLE purchased_groups (
+  account       TEXT    NOT NULL,
+  item_key      TEXT    NOT NULL,
+  id            TEXT    NOT NULL,
+  group_id      TEXT,
+  group_name    TEXT,
+  group_remark  TEXT,
+  order_time    INTEGER,
+  start_time    INTEGER,
+  expire_time   INTEGER,
+  group_domains TEXT,
+  quota_left    INTEGER,
+  quota_used    INTEGER,
+  app_key       TEXT,
+  app_secret    TEXT,
+  absent_mask   INTEGER NOT NULL DEFAULT 0,
+  content_hash  INTEGER NOT NULL,
+  first_seen    INTEGER NOT NULL,
+  updated_at    INTEGER NOT NULL,
+  removed_at    INTEGER,
+  PRIMARY KEY (account, item_key)
+) WITHOUT ROWID;
+
+CREATE TABLE subscription_resources (
+  account            TEXT    NOT NULL,
+  item_key           TEXT    NOT NULL,
+  region_id          TEXT,
+  project_id         TEXT,
+  resource_id        TEXT    NOT NULL,
+  resource_size      INTEGER,
+  resource_type      TEXT,
+  resource_spec_code TEXT,
+  create_time        INTEGER,
+  expire_time        INTEGER,
+  resource_status    INTEGER,
+  order_id           TEXT,
+  charging_mode      TEXT,
+  to_period          INTEGER,
+  tag_list           TEXT,
+  absent_mask        INTEGER NOT NULL DEFAULT 0,
+  content_hash       INTEGER NOT NULL,
+  first_seen         INTEGER NOT NULL,
+  updated_at         INTEGER NOT NULL,
+  removed_at         INTEGER,
+  PRIMARY KEY (account, item_key)
+) WITHOUT ROWID;
+
+CREATE TABLE changes (
+  seq       INTEGER PRIMARY KEY,
+  run_id    INTEGER NOT NULL REFERENCES sync_runs (id),
+  time      INTEGER NOT NULL,
+  account   TEXT    NOT NULL,
+  source    TEXT    NOT NULL,
+  item_key  TEXT    NOT NULL,
+  kind      TEXT    NOT NULL CHECK (kind IN ('added', 'removed', 'changed')),
+  field     TEXT,
+  old_value TEXT,
+  new_value TEXT
+);
+CREATE INDEX changes_by_item ON changes (account, source, item_key, seq);
+CREATE INDEX changes_by_run ON changes (run_id);
+)sql",
+};
+
+}  // namespace
+
+void migrate(SQLite::Database& db, int target_version) {
+    const int current = db.execAndGet("PRAGMA user_version").getInt();
+    if (current > static_cast<int>(migrations.size()) || current > target_version)
+        throw std::runtime_error(fmt::format(
+            "{}: schema version {} is newer than this subsyncd understands ({}); use a newer subsyncd or restore a "
+            "backup",
+            db.getFilename(), current, target_version));
+    for (int v = current; v < target_version; ++v) {
+        SQLite::Transaction tx(db, SQLite::TransactionBehavior::IMMEDIATE);
+        db.exec(std::string(migrations[static_cast<std::size_t>(v)]));
+        db.exec(fmt::format("PRAGMA user_version = {}", v + 1));
+        tx.commit();
+    }
+}
+
+}  // namespace subsync::sync::detail

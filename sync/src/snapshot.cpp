@@ -1,0 +1,328 @@
+#include "schema.hpp"
+
+#include <subsync/sync/snapshot.hpp>
+
+#include <SQLiteCpp/Statement.h>
+#include <SQLiteCpp/Transaction.h>
+#include <fmt/format.h>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+#include <unordered_map>
+
+namespace subsync::sync {
+namespace {
+
+constexpr int busy_timeout_ms = 10000;
+
+// Creates the file with mode 0600 before SQLite sees it: the snapshot lists
+// what a tenant owns, which is nobody else's business. SQLite gives the -wal
+// and -shm files the same mode.
+void create_private(const std::filesystem::path& file) {
+    if (std::filesystem::exists(file)) return;
+    if (file.has_parent_path()) std::filesystem::create_directories(file.parent_path());
+    const int fd = ::open(file.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+    if (fd < 0) throw std::runtime_error(fmt::format("cannot create database {}: {}", file.string(), std::strerror(errno)));
+    ::close(fd);
+}
+
+std::string column_list(std::span<const column> cols) {
+    std::string s;
+    for (const auto& c : cols) {
+        if (!s.empty()) s += ", ";
+        s += c.name;
+    }
+    return s;
+}
+
+std::string placeholders(std::size_t n) {
+    std::string s;
+    for (std::size_t i = 0; i < n; ++i) s += i == 0 ? "?" : ", ?";
+    return s;
+}
+
+// Binds cells to parameters first..first+n-1 and returns the absent bit mask.
+std::int64_t bind_cells(SQLite::Statement& stmt, int first, std::span<const column> cols, const std::vector<cell>& cells) {
+    std::int64_t absent = 0;
+    for (std::size_t i = 0; i < cols.size(); ++i) {
+        const int index = first + static_cast<int>(i);
+        const cell& c = cells[i];
+        if (c.state != field_state::present) {
+            stmt.bind(index);
+            if (c.state == field_state::absent) absent |= std::int64_t{1} << i;
+        } else if (cols[i].type == column_type::text || cols[i].type == column_type::json) {
+            stmt.bindNoCopy(index, c.text);
+        } else {
+            stmt.bind(index, static_cast<std::int64_t>(c.number));
+        }
+    }
+    return absent;
+}
+
+std::string json_or_null(const cell& c, column_type t) {
+    std::string s;
+    append_json_literal(s, c, t);
+    return s;
+}
+
+struct existing_item {
+    std::uint64_t hash = 0;
+    bool removed = false;
+    bool seen = false;
+};
+
+void to_cells_any(const purchased_group& g, std::vector<cell>& out) { to_cells(g, out); }
+void to_cells_any(const subscription_resource& r, std::vector<cell>& out) { to_cells(r, out); }
+
+}  // namespace
+
+void read_cells(SQLite::Statement& stmt, std::span<const column> cols, int first, std::vector<cell>& out) {
+    const auto absent = stmt.getColumn(first + static_cast<int>(cols.size())).getInt64();
+    out.resize(cols.size());
+    for (std::size_t i = 0; i < cols.size(); ++i) {
+        auto col = stmt.getColumn(first + static_cast<int>(i));
+        cell& c = out[i];
+        c.text.clear();
+        c.number = 0;
+        if (col.isNull()) {
+            c.state = (absent >> i) & 1 ? field_state::absent : field_state::null;
+        } else {
+            c.state = field_state::present;
+            if (cols[i].type == column_type::text || cols[i].type == column_type::json) c.text = col.getString();
+            else c.number = col.getInt64();
+        }
+    }
+}
+
+SQLite::Database open_snapshot_readonly(const std::filesystem::path& file) {
+    if (!std::filesystem::exists(file))
+        throw std::runtime_error(fmt::format("no snapshot at {}: run `subsyncd sync --once` first", file.string()));
+    SQLite::Database db(file.string(), SQLite::OPEN_READONLY, busy_timeout_ms);
+    const int version = db.execAndGet("PRAGMA user_version").getInt();
+    if (version != snapshot_store::schema_version)
+        throw std::runtime_error(fmt::format("{}: schema version {} but this subsyncd reads version {}", file.string(),
+                                             version, snapshot_store::schema_version));
+    return db;
+}
+
+snapshot_store::snapshot_store(const std::filesystem::path& file)
+    : db_((create_private(file), file.string()), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE, busy_timeout_ms) {
+    db_.exec("PRAGMA journal_mode = WAL");
+    db_.exec("PRAGMA synchronous = FULL");
+    db_.exec("PRAGMA foreign_keys = ON");
+    detail::migrate(db_, schema_version);
+}
+
+run_record snapshot_store::record_failure(std::string_view account, source_kind source, const std::string& error,
+                                          epoch_ms started, epoch_ms finished) {
+    SQLite::Statement ins(db_,
+                          "INSERT INTO sync_runs (account, source, started_at, finished_at, status, error) "
+                          "VALUES (?, ?, ?, ?, 'failed', ?)");
+    ins.bind(1, std::string(account));
+    ins.bind(2, std::string(to_string(source)));
+    ins.bind(3, static_cast<std::int64_t>(started));
+    ins.bind(4, static_cast<std::int64_t>(finished));
+    ins.bind(5, error);
+    ins.exec();
+    run_record r;
+    r.id = db_.getLastInsertRowid();
+    r.account = std::string(account);
+    r.source = source;
+    r.status = "failed";
+    r.error = error;
+    r.started = started;
+    r.finished = finished;
+    return r;
+}
+
+run_record snapshot_store::apply(std::string_view account, const listing<purchased_group>& l, epoch_ms started,
+                                 epoch_ms finished) {
+    return apply_listing(account, source_kind::purchased_groups, l, started, finished);
+}
+
+run_record snapshot_store::apply(std::string_view account, const listing<subscription_resource>& l,
+                                 epoch_ms started, epoch_ms finished) {
+    return apply_listing(account, source_kind::subscriptions, l, started, finished);
+}
+
+template <class Record>
+run_record snapshot_store::apply_listing(std::string_view account_view, source_kind source, const listing<Record>& l,
+                                         epoch_ms started, epoch_ms finished) {
+    const std::string account(account_view);
+    const std::string table(to_string(source));
+    const auto cols = columns(source);
+    const auto n = cols.size();
+    const std::string names = column_list(cols);
+
+    run_record run;
+    run.account = account;
+    run.source = source;
+    run.status = l.complete ? "ok" : "incomplete";
+    run.pages = l.pages;
+    run.items = static_cast<std::int64_t>(l.items.size());
+    run.started = started;
+    run.finished = finished;
+    if (!l.complete) run.error = "incomplete listing: " + l.incomplete_reason;
+
+    SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
+
+    SQLite::Statement ins_run(db_,
+                              "INSERT INTO sync_runs (account, source, started_at, finished_at, status, pages, items, "
+                              "error) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+    ins_run.bind(1, account);
+    ins_run.bind(2, table);
+    ins_run.bind(3, static_cast<std::int64_t>(started));
+    ins_run.bind(4, static_cast<std::int64_t>(finished));
+    ins_run.bind(5, run.status);
+    ins_run.bind(6, run.pages);
+    ins_run.bind(7, static_cast<std::int64_t>(run.items));
+    if (run.error.empty()) ins_run.bind(8);
+    else ins_run.bind(8, run.error);
+    ins_run.exec();
+    run.id = db_.getLastInsertRowid();
+
+    // What the snapshot holds now: key -> content hash, so unchanged items cost
+    // one hash comparison and no write.
+    std::unordered_map<std::string, existing_item> existing;
+    {
+        SQLite::Statement q(db_, fmt::format("SELECT item_key, content_hash, removed_at IS NOT NULL FROM {} "
+                                             "WHERE account = ?",
+                                             table));
+        q.bind(1, account);
+        while (q.executeStep())
+            existing.emplace(q.getColumn(0).getString(),
+                             existing_item{static_cast<std::uint64_t>(q.getColumn(1).getInt64()),
+                                           q.getColumn(2).getInt() != 0, false});
+    }
+
+    SQLite::Statement ins(db_, fmt::format("INSERT INTO {} (account, item_key, {}, absent_mask, content_hash, "
+                                           "first_seen, updated_at) VALUES (?, ?, {}, ?, ?, ?, ?)",
+                                           table, names, placeholders(n)));
+    std::string assignments;
+    for (const auto& c : cols) assignments += fmt::format("{} = ?, ", c.name);
+    SQLite::Statement upd(db_, fmt::format("UPDATE {} SET {}absent_mask = ?, content_hash = ?, updated_at = ?, "
+                                           "removed_at = NULL WHERE account = ? AND item_key = ?",
+                                           table, assignments));
+    SQLite::Statement old_row(db_, fmt::format("SELECT {}, absent_mask FROM {} WHERE account = ? AND item_key = ?",
+                                               names, table));
+    SQLite::Statement mark_removed(db_, fmt::format("UPDATE {} SET removed_at = ?, updated_at = ? "
+                                                    "WHERE account = ? AND item_key = ?",
+                                                    table));
+    SQLite::Statement ins_change(db_,
+                                 "INSERT INTO changes (run_id, time, account, source, item_key, kind, field, "
+                                 "old_value, new_value) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+
+    auto add_change = [&](const std::string& key, const char* kind, const char* field_name, const std::string* old_v,
+                          const std::string* new_v) {
+        ins_change.bind(1, static_cast<std::int64_t>(run.id));
+        ins_change.bind(2, static_cast<std::int64_t>(finished));
+        ins_change.bind(3, account);
+        ins_change.bind(4, table);
+        ins_change.bind(5, key);
+        ins_change.bind(6, kind);
+        if (field_name) ins_change.bind(7, field_name);
+        else ins_change.bind(7);
+        if (old_v) ins_change.bind(8, *old_v);
+        else ins_change.bind(8);
+        if (new_v) ins_change.bind(9, *new_v);
+        else ins_change.bind(9);
+        ins_change.exec();
+        ins_change.reset();
+        ins_change.clearBindings();
+    };
+    auto load_old = [&](const std::string& key, std::vector<cell>& out) {
+        old_row.bind(1, account);
+        old_row.bind(2, key);
+        if (!old_row.executeStep()) throw std::logic_error("snapshot row vanished during apply: " + key);
+        read_cells(old_row, cols, 0, out);
+        old_row.reset();
+    };
+
+    std::vector<cell> cells;
+    std::vector<cell> before;
+    std::string object;
+    for (const Record& item : l.items) {
+        const std::string key = item_key(item);
+        to_cells_any(item, cells);
+        const std::uint64_t hash = content_hash(cells);
+        auto it = existing.find(key);
+        if (it != existing.end() && !it->second.removed && it->second.hash == hash) {
+            it->second.seen = true;
+            continue;  // unchanged: nothing is written
+        }
+        const bool is_new = it == existing.end();
+        if (!is_new && !it->second.removed) {
+            load_old(key, before);
+            for (std::size_t i = 0; i < n; ++i) {
+                if (before[i] == cells[i]) continue;
+                const std::string ov = json_or_null(before[i], cols[i].type);
+                const std::string nv = json_or_null(cells[i], cols[i].type);
+                add_change(key, "changed", cols[i].name.data(), before[i].state == field_state::absent ? nullptr : &ov,
+                           cells[i].state == field_state::absent ? nullptr : &nv);
+            }
+            ++run.changed;
+        } else {
+            object.clear();
+            append_json_object(object, cols, cells, time_style::epoch_millis);
+            add_change(key, "added", nullptr, nullptr, &object);
+            ++run.added;
+        }
+        if (is_new) {
+            ins.bind(1, account);
+            ins.bind(2, key);
+            const auto absent = bind_cells(ins, 3, cols, cells);
+            const int next = 3 + static_cast<int>(n);
+            ins.bind(next, static_cast<std::int64_t>(absent));
+            ins.bind(next + 1, static_cast<std::int64_t>(hash));
+            ins.bind(next + 2, static_cast<std::int64_t>(finished));
+            ins.bind(next + 3, static_cast<std::int64_t>(finished));
+            ins.exec();
+            ins.reset();
+            existing.emplace(key, existing_item{hash, false, true});
+        } else {
+            const auto absent = bind_cells(upd, 1, cols, cells);
+            const int next = 1 + static_cast<int>(n);
+            upd.bind(next, static_cast<std::int64_t>(absent));
+            upd.bind(next + 1, static_cast<std::int64_t>(hash));
+            upd.bind(next + 2, static_cast<std::int64_t>(finished));
+            upd.bind(next + 3, account);
+            upd.bind(next + 4, key);
+            upd.exec();
+            upd.reset();
+            it->second = existing_item{hash, false, true};
+        }
+    }
+
+    // Only a listing known to be whole may say an item is gone.
+    if (l.complete) {
+        for (auto& [key, state] : existing) {
+            if (state.seen || state.removed) continue;
+            load_old(key, before);
+            object.clear();
+            append_json_object(object, cols, before, time_style::epoch_millis);
+            add_change(key, "removed", nullptr, &object, nullptr);
+            mark_removed.bind(1, static_cast<std::int64_t>(finished));
+            mark_removed.bind(2, static_cast<std::int64_t>(finished));
+            mark_removed.bind(3, account);
+            mark_removed.bind(4, key);
+            mark_removed.exec();
+            mark_removed.reset();
+            ++run.removed;
+        }
+    }
+
+    SQLite::Statement counts(db_, "UPDATE sync_runs SET added = ?, changed = ?, removed = ? WHERE id = ?");
+    counts.bind(1, static_cast<std::int64_t>(run.added));
+    counts.bind(2, static_cast<std::int64_t>(run.changed));
+    counts.bind(3, static_cast<std::int64_t>(run.removed));
+    counts.bind(4, static_cast<std::int64_t>(run.id));
+    counts.exec();
+    tx.commit();
+    return run;
+}
+
+}  // namespace subsync::sync

@@ -1,0 +1,535 @@
+#include <subsync/config/load.hpp>
+#include <subsync/config/secret_source.hpp>
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <unistd.h>
+
+namespace {
+
+namespace fs = std::filesystem;
+namespace cfg = subsync::config;
+using namespace std::chrono_literals;
+
+/// One [[account]] that passes validation; `extra` lines go at the end of the account table.
+std::string account(std::string_view name = "prod", std::string_view extra = "",
+                    std::string_view auth = "token_env = \"SUBSYNC_TOKEN\"") {
+    return fmt::format(
+        "[[account]]\n"
+        "name = \"{}\"\n"
+        "apig_endpoint = \"https://apig.example.com\"\n"
+        "secmaster_endpoint = \"https://secmaster.example.com\"\n"
+        "{}"
+        "[account.auth]\n"
+        "{}\n",
+        name, extra, auth);
+}
+
+/// The 1-based line of the first line of `text` containing `snippet`.
+std::uint32_t line_with(std::string_view text, std::string_view snippet) {
+    const std::size_t at = text.find(snippet);
+    if (at == std::string_view::npos) throw std::logic_error(fmt::format("snippet not found: {}", snippet));
+    const auto newlines = std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(at), '\n');
+    return static_cast<std::uint32_t>(newlines) + 1;
+}
+
+/// An environment built from values, so tests never touch the process environment.
+cfg::environment fake_environment(std::map<std::string, std::string> vars,
+                                  std::optional<fs::path> credentials_dir = std::nullopt) {
+    return {
+        [vars = std::move(vars)](const std::string& name) -> std::optional<std::string> {
+            auto it = vars.find(name);
+            if (it == vars.end()) return std::nullopt;
+            return it->second;
+        },
+        [credentials_dir] { return credentials_dir; },
+    };
+}
+
+/// Owns a fresh directory under the system temp dir; files are written into it.
+class TempDirTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        std::string pattern = (fs::temp_directory_path() / "subsync-config-test-XXXXXX").string();
+        ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
+        dir_ = pattern;
+    }
+    void TearDown() override {
+        std::error_code ec;
+        fs::remove_all(dir_, ec);
+    }
+    fs::path write(const fs::path& name, std::string_view content) const {
+        const fs::path p = dir_ / name;
+        fs::create_directories(p.parent_path());
+        std::ofstream(p, std::ios::binary) << content;
+        return p;
+    }
+
+    fs::path dir_;
+};
+
+using ConfigFile = TempDirTest;
+
+TEST_F(ConfigFile, ReadsEveryKey) {
+    write("ca.pem", "-----BEGIN CERTIFICATE-----\n");
+    const fs::path file = write("etc/subsync.toml", R"(
+[storage]
+database   = "../data/snapshot.db"
+export_dir = "/srv/exports"
+
+[sync]
+interval    = "1h30m"
+page_size   = 500
+concurrency = 1
+timeout     = 45
+
+[tls]
+ca_file = "../ca.pem"
+
+[[account]]
+name               = "prod"
+apig_endpoint      = "https://apig.example.com:8443/v1/"
+secmaster_endpoint = "https://[2001:db8::1]"
+language           = "zh-cn"
+[account.auth]
+type      = "token"
+token_file = "token.txt"
+
+[[account]]
+name               = "test-2.b_c"
+apig_endpoint      = "https://10.0.0.1"
+secmaster_endpoint = "https://SecMaster.Example.com/base"
+[account.auth]
+token_credential = "test-token"
+)");
+    auto c = cfg::load_config(file);
+    ASSERT_TRUE(c) << c.error().message;
+    EXPECT_EQ(c->source, file);
+    EXPECT_EQ(c->storage.database, dir_ / "data/snapshot.db");
+    EXPECT_EQ(c->storage.export_dir, fs::path("/srv/exports"));
+    EXPECT_EQ(c->sync.interval, 90min);
+    EXPECT_EQ(c->sync.page_size, 500);
+    EXPECT_EQ(c->sync.concurrency, 1);
+    EXPECT_EQ(c->sync.timeout, 45s);
+    EXPECT_EQ(c->tls.ca_file, dir_ / "ca.pem");
+    ASSERT_EQ(c->accounts.size(), 2U);
+
+    const cfg::account_config& prod = c->accounts[0];
+    EXPECT_EQ(prod.name, "prod");
+    EXPECT_EQ(prod.apig_endpoint.host, "apig.example.com");
+    EXPECT_EQ(prod.apig_endpoint.port, 8443);
+    EXPECT_EQ(prod.apig_endpoint.base_path, "/v1");
+    EXPECT_EQ(prod.secmaster_endpoint.host, "2001:db8::1");
+    EXPECT_EQ(prod.secmaster_endpoint.port, 443);
+    EXPECT_EQ(prod.language, "zh-cn");
+    EXPECT_EQ(prod.auth.type, cfg::auth_type::token);
+    EXPECT_EQ(prod.auth.token.file, (dir_ / "etc/token.txt").string());
+    EXPECT_TRUE(prod.auth.token.env.empty());
+
+    const cfg::account_config& test = c->accounts[1];
+    EXPECT_EQ(test.name, "test-2.b_c");
+    EXPECT_EQ(test.apig_endpoint.host, "10.0.0.1");
+    EXPECT_EQ(test.secmaster_endpoint.host, "secmaster.example.com");
+    EXPECT_EQ(test.secmaster_endpoint.base_path, "/base");
+    EXPECT_EQ(test.language, "en-us");
+    EXPECT_EQ(test.auth.token.credential, "test-token");
+    EXPECT_TRUE(c->warnings.empty());
+}
+
+TEST_F(ConfigFile, DefaultsWhenOptionalKeysAreAbsent) {
+    const fs::path file = write("subsync.toml", account());
+    auto c = cfg::load_config(file);
+    ASSERT_TRUE(c) << c.error().message;
+    const cfg::config defaults;
+    EXPECT_EQ(c->storage.database, defaults.storage.database);
+    EXPECT_EQ(c->storage.export_dir, defaults.storage.export_dir);
+    EXPECT_EQ(c->sync.interval, 15min);
+    EXPECT_EQ(c->sync.page_size, 100);
+    EXPECT_EQ(c->sync.concurrency, 8);
+    EXPECT_EQ(c->sync.timeout, 30s);
+    EXPECT_TRUE(c->tls.ca_file.empty());
+    ASSERT_EQ(c->accounts.size(), 1U);
+    EXPECT_EQ(c->accounts[0].language, "en-us");
+    EXPECT_EQ(c->accounts[0].auth.token.env, "SUBSYNC_TOKEN");
+    EXPECT_TRUE(c->warnings.empty());
+}
+
+TEST_F(ConfigFile, PlainHttpIsAcceptedWithAWarning) {
+    const std::string text = "[[account]]\nname = \"lab\"\napig_endpoint = \"http://127.0.0.1:8080\"\n"
+                             "secmaster_endpoint = \"https://s.example\"\n[account.auth]\ntoken_env = \"T\"\n";
+    const fs::path file = write("lab.toml", text);
+    auto c = cfg::load_config(file);
+    ASSERT_TRUE(c) << c.error().message;
+    EXPECT_EQ(c->accounts[0].apig_endpoint.port, 8080);
+    ASSERT_EQ(c->warnings.size(), 1U);
+    EXPECT_EQ(c->warnings[0], fmt::format("{}:3: account[0].apig_endpoint: plain http:// — traffic and token are "
+                                          "not encrypted",
+                                          file.string()));
+}
+
+struct bad_case {
+    std::string name;
+    std::string toml;
+    std::string at;    ///< a snippet of the offending line in `toml`
+    std::string key;
+    std::string what;  ///< a substring of the explanation
+};
+
+std::vector<bad_case> bad_cases() {
+    return {
+        {"WrongType", "[sync]\npage_size = \"x\"\n" + account(), "page_size", "sync.page_size",
+         "expected integer, got string"},
+        {"UnknownKeyWithSuggestion", "[sync]\npagesize = 5\n" + account(), "pagesize", "sync.pagesize",
+         "unknown key; did you mean \"page_size\"?"},
+        {"UnknownKeyWithoutSuggestion", "[sync]\nflavour = 5\n" + account(), "flavour", "sync.flavour",
+         "expected one of: interval, page_size, concurrency, timeout"},
+        {"UnknownTableWithSuggestion", "[[accounts]]\nname = \"x\"\n", "[[accounts]]", "accounts",
+         "did you mean \"account\"?"},
+        {"UnknownAuthKey", account("prod", "", "token_env = \"T\"\ntokn_file = \"f\""), "tokn_file",
+         "account[0].auth.tokn_file", "did you mean \"token_file\"?"},
+        {"MissingEndpoint",
+         "[[account]]\nname = \"prod\"\napig_endpoint = \"https://a.example\"\n[account.auth]\ntoken_env = \"T\"\n",
+         "[[account]]", "account[0].secmaster_endpoint", "required key is missing"},
+        {"MissingName", "\n[[account]]\napig_endpoint = \"https://a\"\nsecmaster_endpoint = \"https://b\"\n"
+                        "[account.auth]\ntoken_env = \"T\"\n",
+         "[[account]]", "account[0].name", "required key is missing"},
+        {"PageSizeZero", "[sync]\npage_size = 0\n" + account(), "page_size", "sync.page_size",
+         "must be between 1 and 500, got 0"},
+        {"PageSize501", "[sync]\npage_size = 501\n" + account(), "page_size", "sync.page_size",
+         "must be between 1 and 500, got 501"},
+        {"Concurrency65", "[sync]\nconcurrency = 65\n" + account(), "concurrency", "sync.concurrency",
+         "must be between 1 and 64, got 65"},
+        {"DuplicateAccountNames",
+         account("prod") + "[[account]]\nname = 'prod'\napig_endpoint = \"https://a\"\n"
+                           "secmaster_endpoint = \"https://b\"\n[account.auth]\ntoken_env = \"T\"\n",
+         "'prod'", "account[1].name", "duplicate account name \"prod\" (also account[0], line 2)"},
+        {"BadAccountName", account("prod env"), "prod env", "account[0].name", "not a valid account name"},
+        {"EndpointScheme",
+         "[[account]]\nname = \"p\"\napig_endpoint = \"ftp://x\"\nsecmaster_endpoint = \"https://b\"\n"
+         "[account.auth]\ntoken_env = \"T\"\n",
+         "ftp", "account[0].apig_endpoint", "scheme \"ftp\" is not supported"},
+        {"EndpointUserinfo",
+         "[[account]]\nname = \"p\"\napig_endpoint = \"https://u:pw@a.example\"\nsecmaster_endpoint = "
+         "\"https://b\"\n[account.auth]\ntoken_env = \"T\"\n",
+         "u:pw@", "account[0].apig_endpoint", "user info (user@) is not allowed"},
+        {"EndpointQuery",
+         "[[account]]\nname = \"p\"\napig_endpoint = \"https://a\"\nsecmaster_endpoint = "
+         "\"https://b/x?y=1\"\n[account.auth]\ntoken_env = \"T\"\n",
+         "?y=1", "account[0].secmaster_endpoint", "a query (?...) is not allowed"},
+        {"BadDuration", "[sync]\ninterval = \"15x\"\n" + account(), "15x", "sync.interval",
+         "invalid duration \"15x\": unknown unit \"x\""},
+        {"IntervalTooShort", "[sync]\ninterval = \"5s\"\n" + account(), "5s", "sync.interval",
+         "must be at least 10s, got 5s"},
+        {"TimeoutTooLong", "[sync]\ntimeout = \"20m\"\n" + account(), "20m", "sync.timeout",
+         "must be between 100ms and 10m, got 20m"},
+        {"NegativeSeconds", "[sync]\ntimeout = -1\n" + account(), "-1", "sync.timeout", "must not be negative"},
+        {"DurationWrongType", "[sync]\ninterval = 1.5\n" + account(), "1.5", "sync.interval",
+         "got floating-point number"},
+        {"BadLanguage", account("prod", "language = \"fr\"\n"), "fr", "account[0].language",
+         "unknown language \"fr\"; expected \"en-us\" or \"zh-cn\""},
+        {"ZeroAccounts", "[sync]\npage_size = 5\n", "[sync]", "account", "at least one [[account]] table"},
+        {"EmptyAccountArray", "\naccount = []\n", "account = []", "account", "at least one [[account]] table"},
+        {"AccountIsATable", "[account]\nname = \"x\"\n", "[account]", "account",
+         "expected array of tables ([[account]]), got table"},
+        {"MissingAuth",
+         "[[account]]\nname = \"p\"\napig_endpoint = \"https://a\"\nsecmaster_endpoint = \"https://b\"\n",
+         "[[account]]", "account[0].auth", "required table [account.auth] is missing"},
+        {"NoTokenSource", account("prod", "", "type = \"token\""), "[account.auth]", "account[0].auth",
+         "missing token source; give exactly one of token_env, token_file, token_credential"},
+        {"TwoTokenSources", account("prod", "", "token_env = \"T\"\ntoken_file = \"/t\""), "token_file",
+         "account[0].auth.token_file", "conflicts with token_env (line 6)"},
+        {"UnknownAuthType", account("prod", "", "type = \"aksk\"\ntoken_env = \"T\""), "aksk",
+         "account[0].auth.type", "unknown auth type \"aksk\"; valid types: \"token\""},
+        {"CredentialWithSlash", account("prod", "", "token_credential = \"../x\""), "../x",
+         "account[0].auth.token_credential", "is not a credential name"},
+        {"EmptyDatabase", "[storage]\ndatabase = \"\"\n" + account(), "database", "storage.database",
+         "must not be empty"},
+        {"MissingCaFile", "[tls]\nca_file = \"nope.pem\"\n" + account(), "nope.pem", "tls.ca_file",
+         "nope.pem: No such file or directory"},
+        {"SectionOfWrongType", "sync = 5\n" + account(), "sync = 5", "sync", "expected table, got integer"},
+    };
+}
+
+TEST_F(ConfigFile, RejectsBadValuesNamingFileLineAndKey) {
+    for (const bad_case& c : bad_cases()) {
+        SCOPED_TRACE(c.name);
+        const fs::path file = write(c.name + ".toml", c.toml);
+        auto result = cfg::load_config(file);
+        ASSERT_FALSE(result) << c.toml;
+        const std::string& message = result.error().message;
+        const std::string where = fmt::format("{}:{}: {}: ", file.string(), line_with(c.toml, c.at), c.key);
+        EXPECT_NE(message.find(where), std::string::npos) << message << "\nexpected: " << where;
+        EXPECT_NE(message.find(c.what), std::string::npos) << message << "\nexpected: " << c.what;
+    }
+}
+
+TEST_F(ConfigFile, ReportsEveryErrorSortedByLine) {
+    const std::string text = "[sync]\npage_size = 0\nconcurrency = \"many\"\n" +
+                             account("prod", "language = \"fr\"\n") + "[tls]\ncafile = \"x\"\n";
+    auto result = cfg::load_config(write("many.toml", text));
+    ASSERT_FALSE(result);
+    const std::string& m = result.error().message;
+    EXPECT_EQ(std::count(m.begin(), m.end(), '\n'), 3) << m;
+    const std::size_t a = m.find("sync.page_size");
+    const std::size_t b = m.find("sync.concurrency");
+    const std::size_t c = m.find("account[0].language");
+    const std::size_t d = m.find("tls.cafile: unknown key; did you mean \"ca_file\"?");
+    ASSERT_NE(d, std::string::npos) << m;
+    EXPECT_LT(a, b);
+    EXPECT_LT(b, c);
+    EXPECT_LT(c, d);
+}
+
+TEST_F(ConfigFile, SyntaxErrorNamesFileAndLine) {
+    const fs::path file = write("syntax.toml", "[sync]\npage_size = \n");
+    auto result = cfg::load_config(file);
+    ASSERT_FALSE(result);
+    EXPECT_EQ(result.error().message.rfind(fmt::format("{}:2: syntax error: ", file.string()), 0), 0U)
+        << result.error().message;
+}
+
+TEST_F(ConfigFile, UnreadableFileNamesPathAndErrno) {
+    const fs::path file = dir_ / "missing.toml";
+    auto result = cfg::load_config(file);
+    ASSERT_FALSE(result);
+    EXPECT_EQ(result.error().message, fmt::format("cannot read {}: No such file or directory", file.string()));
+    EXPECT_THROW(
+        {
+            try {
+                (void)result.value();
+            } catch (const std::runtime_error& e) {
+                EXPECT_EQ(std::string(e.what()), result.error().message);
+                throw;
+            }
+        },
+        std::runtime_error);
+}
+
+TEST_F(ConfigFile, RelativeTokenFileResolvesAgainstConfigDirectory) {
+    write("conf/token", "s3cr3t-value\n");
+    const fs::path file = write("conf/subsync.toml", account("prod", "", "token_file = \"token\""));
+    auto c = cfg::load_config(file);
+    ASSERT_TRUE(c) << c.error().message;
+    auto s = cfg::resolve_secret(c->accounts[0].auth.token, "account[0].auth.token", fake_environment({}));
+    ASSERT_TRUE(s) << s.error();
+    EXPECT_EQ(s->reveal(), "s3cr3t-value");
+}
+
+struct endpoint_case {
+    std::string name;
+    std::string url;
+    std::string scheme, host;
+    std::uint16_t port;
+    std::string base_path;
+};
+
+TEST(ParseEndpoint, AcceptsHttpsAndHttpForms) {
+    const std::vector<endpoint_case> cases = {
+        {"DefaultHttpsPort", "https://apig.example.com", "https", "apig.example.com", 443, ""},
+        {"DefaultHttpPort", "http://localhost", "http", "localhost", 80, ""},
+        {"ExplicitPort", "https://a.example:8443", "https", "a.example", 8443, ""},
+        {"BasePathTrailingSlash", "https://a.example/api/v1/", "https", "a.example", 443, "/api/v1"},
+        {"RootSlash", "https://a.example/", "https", "a.example", 443, ""},
+        {"Ipv4", "https://192.168.1.10:9000/x", "https", "192.168.1.10", 9000, "/x"},
+        {"Ipv6", "https://[::1]:8443", "https", "::1", 8443, ""},
+        {"UpperCase", "HTTPS://APIG.Example.COM", "https", "apig.example.com", 443, ""},
+        {"PercentEncodedPath", "https://a.example/a%20b", "https", "a.example", 443, "/a%20b"},
+    };
+    for (const endpoint_case& c : cases) {
+        SCOPED_TRACE(c.name);
+        auto ep = cfg::parse_endpoint(c.url);
+        ASSERT_TRUE(ep) << ep.error();
+        EXPECT_EQ(ep->scheme, c.scheme);
+        EXPECT_EQ(ep->host, c.host);
+        EXPECT_EQ(ep->port, c.port);
+        EXPECT_EQ(ep->base_path, c.base_path);
+        EXPECT_EQ(ep->text, c.url);
+    }
+    EXPECT_TRUE(cfg::parse_endpoint("https://a.example:443")->explicit_port);
+    EXPECT_FALSE(cfg::parse_endpoint("https://a.example")->explicit_port);
+}
+
+TEST(ParseEndpoint, RejectsWithAReason) {
+    const std::vector<std::pair<std::string, std::string>> cases = {
+        {"apig.example.com", "missing scheme"},
+        {"ftp://a.example", "scheme \"ftp\" is not supported"},
+        {"https://", "empty host"},
+        {"https://:8443", "empty host"},
+        {"https:///path", "empty host"},
+        {"https://a.example:", "empty port"},
+        {"https://a.example:0", "invalid port \"0\""},
+        {"https://a.example:65536", "invalid port \"65536\""},
+        {"https://a.example:x1", "invalid port \"x1\""},
+        {"https://a.example/?q=1", "a query (?...) is not allowed"},
+        {"https://a.example/#top", "a fragment (#...) is not allowed"},
+        {"https://user@a.example", "user info (user@) is not allowed"},
+        {"https://[::1", "missing ']'"},
+        {"https://[zz::1]", "not a valid IPv6 address"},
+        {"https://::1", "must be in brackets"},
+        {"https://999.1.1.1", "not a valid IPv4 address"},
+        {"https://a..example", "invalid host"},
+        {"https://-a.example", "invalid host"},
+        {"https://a_b.example", "invalid host"},
+        {"https://a.example/a b", "character ' ' is not allowed in the path"},
+        {"https://a.example/%zz", "'%' in the path must be followed by two hex digits"},
+    };
+    for (const auto& [url, why] : cases) {
+        SCOPED_TRACE(url);
+        auto ep = cfg::parse_endpoint(url);
+        ASSERT_FALSE(ep);
+        EXPECT_NE(ep.error().find(fmt::format("invalid endpoint \"{}\": ", url)), std::string::npos) << ep.error();
+        EXPECT_NE(ep.error().find(why), std::string::npos) << ep.error();
+    }
+}
+
+TEST(ParseDuration, AcceptsUnitsAndCombinations) {
+    const std::vector<std::pair<std::string, std::chrono::milliseconds>> cases = {
+        {"500ms", 500ms}, {"30s", 30s},   {"15m", 15min},        {"1h", 1h},
+        {"2d", 48h},      {"1h30m", 90min}, {"1m30s500ms", 90500ms}, {"0s", 0ms},
+    };
+    for (const auto& [text, expected] : cases) {
+        SCOPED_TRACE(text);
+        auto d = cfg::parse_duration(text);
+        ASSERT_TRUE(d) << d.error();
+        EXPECT_EQ(*d, expected);
+        EXPECT_EQ(*cfg::parse_duration(cfg::format_duration(expected)), expected);
+    }
+    EXPECT_EQ(cfg::format_duration(90min), "1h30m");
+    EXPECT_EQ(cfg::format_duration(100ms), "100ms");
+}
+
+TEST(ParseDuration, RejectsWithAReason) {
+    const std::vector<std::pair<std::string, std::string>> cases = {
+        {"", "empty"},
+        {"30", "missing unit after 30"},
+        {"15x", "unknown unit \"x\""},
+        {"1.5h", "fractions are not supported"},
+        {"-5s", "expected a number"},
+        {" 5s", "expected a number"},
+        {"30m1h", "largest first"},
+        {"1s1s", "largest first"},
+        {"99999999999999999999s", "too large"},
+        {"9999999999999999d", "too large"},
+    };
+    for (const auto& [text, why] : cases) {
+        SCOPED_TRACE(text);
+        auto d = cfg::parse_duration(text);
+        ASSERT_FALSE(d);
+        EXPECT_NE(d.error().find(fmt::format("invalid duration \"{}\": ", text)), std::string::npos) << d.error();
+        EXPECT_NE(d.error().find(why), std::string::npos) << d.error();
+    }
+}
+
+constexpr std::string_view token_value = "tok-9f8e7d6c5b4a";
+
+using ResolveSecret = TempDirTest;
+
+TEST_F(ResolveSecret, ReadsEachSource) {
+    write("plain", std::string(token_value));
+    write("lf", std::string(token_value) + "\n");
+    write("crlf", std::string(token_value) + "\r\n");
+    write("creds/api-token", std::string(token_value) + "\n");
+    const cfg::environment env = fake_environment({{"SUBSYNC_TOKEN", std::string(token_value)}}, dir_ / "creds");
+
+    const std::vector<std::pair<std::string, cfg::secret_ref>> cases = {
+        {"Env", {"SUBSYNC_TOKEN", "", ""}},
+        {"FileWithoutNewline", {"", (dir_ / "plain").string(), ""}},
+        {"FileWithLf", {"", (dir_ / "lf").string(), ""}},
+        {"FileWithCrLf", {"", (dir_ / "crlf").string(), ""}},
+        {"Credential", {"", "", "api-token"}},
+    };
+    for (const auto& [name, ref] : cases) {
+        SCOPED_TRACE(name);
+        auto s = cfg::resolve_secret(ref, "account[0].auth.token", env);
+        ASSERT_TRUE(s) << s.error();
+        EXPECT_EQ(s->reveal(), token_value);
+    }
+}
+
+TEST_F(ResolveSecret, StripsOnlyOneNewline) {
+    write("two", std::string(token_value) + "\n\n");
+    auto s = cfg::resolve_secret({"", (dir_ / "two").string(), ""}, "k", fake_environment({}));
+    ASSERT_TRUE(s) << s.error();
+    EXPECT_EQ(s->reveal(), std::string(token_value) + "\n");
+}
+
+TEST_F(ResolveSecret, FailuresNameTheSourceNeverTheValue) {
+    write("empty", "");
+    write("newline-only", "\n");
+    write("creds/other", std::string(token_value));
+    const fs::path missing = dir_ / "x" / "y";
+    // The value sits in other variables and files, so a message that leaked a neighbour would show.
+    const cfg::environment env =
+        fake_environment({{"EMPTY", ""}, {"OTHER", std::string(token_value)}}, dir_ / "creds");
+    const cfg::environment no_creds = fake_environment({{"OTHER", std::string(token_value)}});
+
+    struct failure {
+        std::string name;
+        cfg::secret_ref ref;
+        const cfg::environment* env;
+        std::string expected;
+    };
+    const std::string k = "account[0].auth.token";
+    const std::vector<failure> cases = {
+        {"EnvUnset", {"SUBSYNC_TOKEN", "", ""}, &env,
+         "account[0].auth.token_env: environment variable SUBSYNC_TOKEN is not set"},
+        {"EnvEmpty", {"EMPTY", "", ""}, &env, "account[0].auth.token_env: environment variable EMPTY is empty"},
+        {"FileMissing", {"", missing.string(), ""}, &env,
+         fmt::format("account[0].auth.token_file: cannot read {}: No such file or directory", missing.string())},
+        {"FileIsDirectory", {"", dir_.string(), ""}, &env,
+         fmt::format("account[0].auth.token_file: cannot read {}: Is a directory", dir_.string())},
+        {"FileEmpty", {"", (dir_ / "empty").string(), ""}, &env,
+         fmt::format("account[0].auth.token_file: {} is empty", (dir_ / "empty").string())},
+        {"FileOnlyNewline", {"", (dir_ / "newline-only").string(), ""}, &env,
+         fmt::format("account[0].auth.token_file: {} is empty", (dir_ / "newline-only").string())},
+        {"NoCredentialsDirectory", {"", "", "other"}, &no_creds,
+         "account[0].auth.token_credential: $CREDENTIALS_DIRECTORY is not set (is the unit missing "
+         "LoadCredential=?)"},
+        {"CredentialMissing", {"", "", "api-token"}, &env,
+         fmt::format("account[0].auth.token_credential: cannot read {}: No such file or directory",
+                     (dir_ / "creds" / "api-token").string())},
+        {"CredentialEscapes", {"", "", "../empty"}, &env,
+         "account[0].auth.token_credential: \"../empty\" is not a credential name (no '/')"},
+        {"NoSource", {}, &env,
+         "account[0].auth.token: none of account[0].auth.token_env, account[0].auth.token_file, "
+         "account[0].auth.token_credential is set"},
+        {"TwoSources", {"OTHER", (dir_ / "creds/other").string(), ""}, &env,
+         "account[0].auth.token: more than one of account[0].auth.token_env, account[0].auth.token_file, "
+         "account[0].auth.token_credential is set"},
+    };
+    for (const failure& c : cases) {
+        SCOPED_TRACE(c.name);
+        auto s = cfg::resolve_secret(c.ref, k, *c.env);
+        ASSERT_FALSE(s);
+        EXPECT_EQ(s.error(), c.expected);
+        EXPECT_EQ(s.error().find(token_value), std::string::npos);
+    }
+}
+
+TEST(Environment, ProcessReadsTheRealEnvironment) {
+    const std::string name = fmt::format("SUBSYNC_CONFIG_TEST_{}", ::getpid());
+    ASSERT_EQ(::setenv(name.c_str(), "v", 1), 0);
+    const cfg::environment env = cfg::environment::process();
+    EXPECT_EQ(env.lookup(name), std::optional<std::string>("v"));
+    ASSERT_EQ(::unsetenv(name.c_str()), 0);
+    EXPECT_EQ(env.lookup(name), std::nullopt);
+}
+
+TEST(Secret, FormatsAsRedacted) {
+    EXPECT_EQ(fmt::format("{}", cfg::secret{"x"}), "<redacted>");
+    EXPECT_EQ(fmt::format("token={}", cfg::secret{std::string(token_value)}), "token=<redacted>");
+}
+
+}  // namespace
