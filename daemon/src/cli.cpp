@@ -141,6 +141,8 @@ int run_cli(int argc, char** argv) {
         "subsyncd"};
     app.set_version_flag("--version", "subsyncd " SUBSYNC_VERSION);
     app.require_subcommand(1);
+    // -v/-q/--config may come before or after the subcommand.
+    app.fallthrough();
     int verbosity = 0;
     app.add_flag_function("-v,--verbose", [&](std::int64_t n) { verbosity += static_cast<int>(n); },
                           "log per page (debug)");

@@ -116,9 +116,14 @@ sync_report sync_once(const config::config& cfg, snapshot_store& store, const co
     asio::io_context io;
     sync_session session(cfg, store, env, now, io.get_executor());
     std::exception_ptr failure;
-    asio::co_spawn(io, session.run(), [&](std::exception_ptr e) { failure = e; });
+    bool finished = false;
+    asio::co_spawn(io, session.run(), [&](std::exception_ptr e) {
+        failure = e;
+        finished = true;
+    });
     io.run();
     if (failure) std::rethrow_exception(failure);
+    if (!finished) throw std::logic_error("sync ended with work still suspended");
     return session.take_report();
 }
 

@@ -204,8 +204,10 @@ asio::awaitable<result<http_response>> http_connection::get(const http_request& 
             if (!c) co_return c.error();
         }
         bool nothing_received = false;
-        auto r = d.secure ? co_await d.exchange(*d.secure, req, deadline, nothing_received)
-                          : co_await d.exchange(*d.plain, req, deadline, nothing_received);
+        // Not a conditional expression: GCC 12 miscompiles co_await inside ?: (double destruction).
+        result<http_response> r;
+        if (d.secure) r = co_await d.exchange(*d.secure, req, deadline, nothing_received);
+        else r = co_await d.exchange(*d.plain, req, deadline, nothing_received);
         if (r) co_return r;
         d.close();
         if (!(reused && nothing_received && attempt == 0 && r.error().kind == error_kind::network)) co_return r;

@@ -16,6 +16,7 @@ namespace subsync::sync::detail {
 template <class MakeTask>
 boost::asio::awaitable<void> run_all(boost::asio::any_io_executor ex, std::size_t n, MakeTask make_task) {
     namespace asio = boost::asio;
+    if (n == 0) co_return;  // an empty parallel group would never complete
     using op = decltype(asio::co_spawn(ex, make_task(std::size_t{0}), asio::deferred));
     std::vector<op> ops;
     ops.reserve(n);

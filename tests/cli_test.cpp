@@ -1,0 +1,90 @@
+// The command line as a user meets it: exit codes and messages of the real binary.
+
+#include "support/test_support.hpp"
+
+#include <gtest/gtest.h>
+
+namespace subsync {
+namespace {
+
+using test::run_subsyncd;
+using test::temp_dir;
+
+const std::string valid_account = R"(
+[[account]]
+name               = "prod"
+apig_endpoint      = "https://127.0.0.1:1"
+secmaster_endpoint = "https://127.0.0.1:1"
+[account.auth]
+type      = "token"
+token_env = "SUBSYNC_TEST_TOKEN"
+)";
+
+TEST(Cli, BadConfigExitsTwoNamingFileLineAndKey) {
+    struct config_case {
+        const char* name;
+        std::string toml;
+        std::string expected;  // after "<file>:"
+    };
+    const config_case cases[] = {
+        {"wrong type", "[sync]\npage_size = \"many\"\n" + valid_account, "2: sync.page_size:"},
+        {"unknown key", "[sync]\npage_sise = 10\n" + valid_account, "2: sync.page_sise:"},
+        {"page_size zero", "[sync]\npage_size = 0\n" + valid_account, "2: sync.page_size:"},
+        {"missing endpoint",
+         "[[account]]\nname = \"prod\"\nsecmaster_endpoint = \"https://x\"\n[account.auth]\ntoken_env = \"T\"\n",
+         "1: account[0].apig_endpoint: required key is missing"},
+    };
+    for (const auto& c : cases) {
+        SCOPED_TRACE(c.name);
+        temp_dir dir;
+        const auto file = dir / "subsync.toml";
+        test::write_file(file, c.toml);
+        for (const auto* cmd : {"check-config", "sync"}) {
+            std::vector<std::string> args{cmd, "--config", file.string()};
+            if (std::string(cmd) == "sync") args.push_back("--once");
+            auto r = run_subsyncd(args);
+            EXPECT_EQ(r.exit_code, 2) << cmd << ": " << r.err;
+            EXPECT_NE(r.err.find(file.string() + ":" + c.expected), std::string::npos) << cmd << ": " << r.err;
+        }
+    }
+}
+
+TEST(Cli, UsageErrorsExitTwo) {
+    EXPECT_EQ(run_subsyncd({}).exit_code, 2);
+    EXPECT_EQ(run_subsyncd({"frobnicate"}).exit_code, 2);
+    auto r = run_subsyncd({"sync"});
+    EXPECT_EQ(r.exit_code, 2);
+    EXPECT_NE(r.err.find("--once"), std::string::npos) << r.err;
+    temp_dir dir;
+    r = run_subsyncd({"export", "--table", "nope", "--config", (dir / "missing.toml").string()});
+    EXPECT_EQ(r.exit_code, 2);
+    EXPECT_NE(r.err.find("purchased_groups, subscription_resources"), std::string::npos) << r.err;
+}
+
+TEST(Cli, MissingConfigFileSaysWhich) {
+    temp_dir dir;
+    auto r = run_subsyncd({"check-config", "--config", (dir / "nope.toml").string()});
+    EXPECT_EQ(r.exit_code, 2);
+    EXPECT_NE(r.err.find((dir / "nope.toml").string()), std::string::npos) << r.err;
+}
+
+TEST(Cli, HelpAndVersionExitZero) {
+    auto help = run_subsyncd({"--help"});
+    EXPECT_EQ(help.exit_code, 0);
+    EXPECT_NE(help.out.find("Exit codes"), std::string::npos) << help.out;
+    auto version = run_subsyncd({"--version"});
+    EXPECT_EQ(version.exit_code, 0);
+    EXPECT_NE(version.out.find("subsyncd "), std::string::npos) << version.out;
+}
+
+TEST(Cli, ExportWithoutSnapshotSaysWhatToRun) {
+    temp_dir dir;
+    const auto file = dir / "subsync.toml";
+    test::write_file(file, "[storage]\ndatabase = \"" + (dir / "snap.db").string() + "\"\n" + valid_account);
+    auto r = run_subsyncd({"export", "--table", "purchased_groups", "--config", file.string()});
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_NE(r.err.find("sync --once"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace subsync

@@ -1,0 +1,235 @@
+#include <subsync/sync/parse.hpp>
+#include <subsync/sync/time.hpp>
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace subsync::sync {
+namespace {
+
+// The example response of seeds/001 (first purchase), verbatim.
+const std::string seed_page = R"({
+	"total": 3,
+	"size": 1,
+	"purchases": [{
+		"id": "615af8d9-f31d-4cdf-8807-b191dc969a07",
+		"group_id": "f0585333-5722-4878-b7fa-31ae00b6ae3a",
+		"group_name": "api_group_003",
+		"group_remark": "API group 003",
+		"group_domains": null,
+		"quota_used": 0,
+		"quota_left": 2000000000,
+		"order_time": "2017-12-29T06:22:46Z",
+		"start_time": "2018-01-01T00:00:00Z",
+		"expire_time": "2019-01-01T00:00:00Z",
+		"app_key": "0e242685-661d-4254-a8bb-be9a92b04785",
+		"app_secret": "******"
+	}]
+})";
+
+// The example response of seeds/003, verbatim.
+const std::string seed_orders = R"({
+"resources" : [ {
+"region_id" : "demo-region",
+"project_id" : "15645222e8744afa985c93dab6341da6",
+"resources" : [ {
+"resource_id" : "c9528aa2-d593-11f0-a34e-fa163e798915",
+"resource_type" : "xxx.resource.type.secmaster.typical",
+"resource_spec_code" : "csb.professional",
+"resource_size" : 2,
+"resource_status" : 0,
+"to_period" : false,
+"order_id" : "CS2510212051NLDL4",
+"charging_mode" : "PREPAID",
+"create_time" : 1765349400000,
+"expire_time" : 1796885400000,
+"tag_list" : [ {
+"key" : "dept",
+"value" : "dev"
+} ]
+} ]
+} ]
+})";
+
+TEST(Parse, SeedPurchaseEveryField) {
+    body_parser p;
+    auto page = p.groups(seed_page);
+    ASSERT_TRUE(page) << page.error().message;
+    EXPECT_EQ(page->total, 3);
+    EXPECT_EQ(page->size, 1);
+    ASSERT_EQ(page->purchases.size(), 1u);
+    const auto& g = page->purchases[0];
+    EXPECT_EQ(g.id, "615af8d9-f31d-4cdf-8807-b191dc969a07");
+    EXPECT_EQ(*g.group_id, "f0585333-5722-4878-b7fa-31ae00b6ae3a");
+    EXPECT_EQ(*g.group_name, "api_group_003");
+    EXPECT_EQ(*g.group_remark, "API group 003");
+    EXPECT_TRUE(g.group_domains.is_null());
+    EXPECT_EQ(*g.quota_used, 0);
+    EXPECT_EQ(*g.quota_left, 2000000000);
+    EXPECT_EQ(*g.order_time, 1514528566000);
+    EXPECT_EQ(*g.start_time, 1514764800000);
+    EXPECT_EQ(*g.expire_time, 1546300800000);
+    EXPECT_EQ(*g.app_key, "0e242685-661d-4254-a8bb-be9a92b04785");
+    EXPECT_EQ(*g.app_secret, "******");
+}
+
+TEST(Parse, SeedOrdersEveryField) {
+    body_parser p;
+    auto rs = p.orders(seed_orders);
+    ASSERT_TRUE(rs) << rs.error().message;
+    ASSERT_EQ(rs->size(), 1u);
+    const auto& r = (*rs)[0];
+    EXPECT_EQ(*r.region_id, "demo-region");
+    EXPECT_EQ(*r.project_id, "15645222e8744afa985c93dab6341da6");
+    EXPECT_EQ(r.resource_id, "c9528aa2-d593-11f0-a34e-fa163e798915");
+    EXPECT_EQ(*r.resource_type, "xxx.resource.type.secmaster.typical");
+    EXPECT_EQ(*r.resource_spec_code, "csb.professional");
+    EXPECT_EQ(*r.resource_size, 2);
+    EXPECT_EQ(*r.resource_status, 0);
+    EXPECT_FALSE(*r.to_period);
+    EXPECT_EQ(*r.order_id, "CS2510212051NLDL4");
+    EXPECT_EQ(*r.charging_mode, "PREPAID");
+    EXPECT_EQ(*r.create_time, 1765349400000);
+    EXPECT_EQ(*r.expire_time, 1796885400000);
+    ASSERT_EQ(r.tag_list->size(), 1u);
+    EXPECT_EQ((*r.tag_list)[0], (tag{"dept", "dev"}));
+    EXPECT_EQ(item_key(r), "demo-region/15645222e8744afa985c93dab6341da6/c9528aa2-d593-11f0-a34e-fa163e798915");
+}
+
+TEST(Parse, NullAbsentAndValueStayDistinct) {
+    body_parser p;
+    auto page = p.groups(R"({"total":1,"purchases":[{"id":"a","group_remark":null,"quota_left":0}]})");
+    ASSERT_TRUE(page) << page.error().message;
+    const auto& g = page->purchases[0];
+    EXPECT_TRUE(g.group_remark.is_null());
+    EXPECT_TRUE(g.group_name.is_absent());
+    EXPECT_TRUE(g.quota_left.has_value());
+    EXPECT_EQ(*g.quota_left, 0);
+    EXPECT_EQ(page->size, 1) << "size defaults to the entries on the page";
+
+    auto orders = p.orders(R"({"resources":[{"region_id":null,"project_id":"p","resources":[{"resource_id":"r"}]}]})");
+    ASSERT_TRUE(orders) << orders.error().message;
+    EXPECT_TRUE((*orders)[0].region_id.is_null());
+    EXPECT_TRUE((*orders)[0].expire_time.is_absent());
+    EXPECT_EQ(item_key((*orders)[0]), "/p/r");
+}
+
+TEST(Parse, LargeIntegersAreExact) {
+    body_parser p;
+    auto page = p.groups(
+        R"({"total":2,"purchases":[{"id":"a","quota_left":9223372036854775807},{"id":"b","quota_left":9007199254740993}]})");
+    ASSERT_TRUE(page) << page.error().message;
+    EXPECT_EQ(*page->purchases[0].quota_left, 9223372036854775807);
+    EXPECT_EQ(*page->purchases[1].quota_left, 9007199254740993);
+}
+
+TEST(Parse, RealAppSecretIsNeverKept) {
+    body_parser p;
+    auto page = p.groups(R"({"total":1,"purchases":[{"id":"a","app_secret":"s3cr3t-value"}]})");
+    ASSERT_TRUE(page) << page.error().message;
+    EXPECT_EQ(*page->purchases[0].app_secret, "******");
+}
+
+TEST(Parse, ErrorsNameTheField) {
+    struct bad_case {
+        const char* name;
+        bool orders;
+        std::string body;
+        std::string message;
+    };
+    const bad_case cases[] = {
+        {"not json", false, "<html>busy</html>", "body is not valid JSON"},
+        {"truncated", false, R"({"total":3,"purchases":[{"id":"a")", "body is not valid JSON"},
+        {"array body", false, "[]", "body: expected object, got array"},
+        {"no total", false, R"({"purchases":[]})", "total: missing"},
+        {"negative total", false, R"({"total":-1,"purchases":[]})", "total: expected a non-negative integer"},
+        {"purchases not array", false, R"({"total":1,"purchases":{}})", "purchases: expected array, got object"},
+        {"quota as string", false, R"({"total":2,"purchases":[{"id":"a"},{"id":"b","quota_left":"7"}]})",
+         "purchases[1].quota_left: expected integer, got string"},
+        {"quota as float", false, R"({"total":1,"purchases":[{"id":"a","quota_used":1.5}]})",
+         "purchases[0].quota_used: expected integer, got number"},
+        {"quota above int64", false, R"({"total":1,"purchases":[{"id":"a","quota_left":18446744073709551615}]})",
+         "purchases[0].quota_left: integer out of range"},
+        {"bad time", false, R"({"total":1,"purchases":[{"id":"a","expire_time":"tomorrow"}]})",
+         "purchases[0].expire_time: not an ISO-8601 time: \"tomorrow\""},
+        {"missing id", false, R"({"total":1,"purchases":[{"group_id":"g"}]})", "purchases[0].id: missing"},
+        {"id not string", false, R"({"total":1,"purchases":[{"id":5}]})", "purchases[0].id: expected string, got integer"},
+        {"domains of numbers", false, R"({"total":1,"purchases":[{"id":"a","group_domains":[1]}]})",
+         "purchases[0].group_domains: [0]: expected string, got integer"},
+        {"orders without resources", true, R"({})", "resources: missing"},
+        {"resource time as bool", true,
+         R"({"resources":[{"project_id":"p","resources":[{"resource_id":"a"},{"resource_id":"b","create_time":true}]}]})",
+         "resources[0].resources[1].create_time: expected time (ISO-8601 string or epoch ms), got boolean"},
+        {"resource without id", true, R"({"resources":[{"resources":[{}]}]})", "resources[0].resources[0].resource_id: missing"},
+        {"tag not object", true, R"({"resources":[{"resources":[{"resource_id":"a","tag_list":["x"]}]}]})",
+         "resources[0].resources[0].tag_list: [0]: expected object, got string"},
+    };
+    for (const auto& c : cases) {
+        SCOPED_TRACE(c.name);
+        body_parser p;
+        std::string message;
+        if (c.orders) {
+            auto r = p.orders(c.body);
+            ASSERT_FALSE(r);
+            message = r.error().message;
+            EXPECT_EQ(r.error().kind, error_kind::parse);
+        } else {
+            auto r = p.groups(c.body);
+            ASSERT_FALSE(r);
+            message = r.error().message;
+            EXPECT_EQ(r.error().kind, error_kind::parse);
+        }
+        EXPECT_NE(message.find(c.message), std::string::npos) << "message: " << message;
+    }
+}
+
+TEST(Time, ParsesAndFormatsIso8601) {
+    struct time_case {
+        const char* text;
+        std::optional<epoch_ms> expected;
+    };
+    const time_case cases[] = {
+        {"1970-01-01T00:00:00Z", 0},
+        {"2017-12-29T06:22:46Z", 1514528566000},
+        {"2020-01-04T09:05:22.701000Z", 1578128722701},
+        {"2020-01-04T17:05:22+08:00", 1578128722000},
+        {"2024-02-29T00:00:00Z", 1709164800000},
+        {"2023-02-29T00:00:00Z", std::nullopt},
+        {"2017-12-29T06:22:46", std::nullopt},
+        {"2017-12-29", std::nullopt},
+        {"2017-12-29T06:22:46Zjunk", std::nullopt},
+        {"", std::nullopt},
+    };
+    for (const auto& c : cases) {
+        SCOPED_TRACE(c.text);
+        EXPECT_EQ(parse_iso8601(c.text), c.expected);
+    }
+    EXPECT_EQ(format_iso8601(1514528566000), "2017-12-29T06:22:46Z");
+    EXPECT_EQ(format_iso8601(1578128722701), "2020-01-04T09:05:22.701Z");
+    EXPECT_EQ(format_iso8601(-1000), "1969-12-31T23:59:59Z");
+}
+
+TEST(Parse, DescribesEveryErrorBodyShape) {
+    struct body_case {
+        const char* name;
+        std::string body;
+        std::string expected;
+    };
+    const body_case cases[] = {
+        {"apig", R"({"error_code":"APIG.0308","error_msg":"throttled","request_id":"r"})", "APIG.0308: throttled"},
+        {"camel", R"({"errorCode":"X.1","errorMsg":"bad"})", "X.1: bad"},
+        {"code/message", R"({"code":"E2","message":"m"})", "E2: m"},
+        {"iam nested", R"({"error":{"code":401,"message":"The request you have made requires authentication.","title":"Unauthorized"}})",
+         "401: The request you have made requires authentication."},
+        {"html", "<html>\n502 Bad Gateway</html>", "body: \"<html> 502 Bad Gateway</html>\""},
+        {"empty", "", "(empty body)"},
+    };
+    for (const auto& c : cases) {
+        SCOPED_TRACE(c.name);
+        EXPECT_EQ(describe_error_body(c.body), c.expected);
+    }
+}
+
+}  // namespace
+}  // namespace subsync::sync

@@ -1,0 +1,180 @@
+#include "support/test_support.hpp"
+
+#include <subsync/sync/snapshot.hpp>
+
+#include <SQLiteCpp/Statement.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+namespace subsync::sync {
+namespace {
+
+using test::temp_dir;
+
+purchased_group group(std::string id, std::int64_t quota_left = 100) {
+    purchased_group g;
+    g.id = std::move(id);
+    g.group_name = "name-" + g.id;
+    g.group_remark = field<std::string>::null();
+    g.quota_left = quota_left;
+    g.quota_used = 0;
+    g.expire_time = 1546300800000;
+    return g;
+}
+
+listing<purchased_group> complete(std::vector<purchased_group> items) {
+    listing<purchased_group> l;
+    l.total = static_cast<std::int64_t>(items.size());
+    l.pages = 1;
+    l.items = std::move(items);
+    return l;
+}
+
+std::int64_t count(SQLite::Database& db, const std::string& sql) { return db.execAndGet(sql).getInt64(); }
+
+class SnapshotTest : public ::testing::Test {
+protected:
+    temp_dir dir_;
+    snapshot_store store_{dir_ / "snapshot.db"};
+};
+
+TEST_F(SnapshotTest, FirstApplyAddsEveryItem) {
+    auto run = store_.apply("prod", complete({group("a"), group("b"), group("c")}), 1000, 2000);
+    EXPECT_EQ(run.status, "ok");
+    EXPECT_EQ(run.added, 3);
+    EXPECT_EQ(run.changed, 0);
+    EXPECT_EQ(run.removed, 0);
+    auto& db = store_.database();
+    EXPECT_EQ(count(db, "SELECT count(*) FROM purchased_groups WHERE removed_at IS NULL"), 3);
+    EXPECT_EQ(count(db, "SELECT count(*) FROM changes WHERE kind = 'added'"), 3);
+    EXPECT_EQ(count(db, "SELECT added FROM sync_runs WHERE id = " + std::to_string(run.id)), 3);
+    EXPECT_EQ(count(db, "SELECT first_seen FROM purchased_groups WHERE item_key = 'a'"), 2000);
+}
+
+TEST_F(SnapshotTest, UnchangedResyncWritesOnlyTheRunRecord) {
+    store_.apply("prod", complete({group("a"), group("b")}), 1000, 2000);
+    auto& db = store_.database();
+    const int before = db.getTotalChanges();
+    auto run = store_.apply("prod", complete({group("a"), group("b")}), 3000, 4000);
+    EXPECT_EQ(run.added + run.changed + run.removed, 0);
+    // One INSERT and one UPDATE of sync_runs; nothing in the item or change tables.
+    EXPECT_EQ(db.getTotalChanges() - before, 2);
+}
+
+TEST_F(SnapshotTest, ChangedFieldsAreRecordedOldToNew) {
+    store_.apply("prod", complete({group("a", 100)}), 1000, 2000);
+    auto changed = group("a", 40);
+    changed.group_remark = std::string("now \"quoted\"");
+    changed.expire_time = field<epoch_ms>{};  // absent
+    auto run = store_.apply("prod", complete({changed}), 3000, 4000);
+    EXPECT_EQ(run.changed, 1);
+
+    SQLite::Statement q(store_.database(),
+                        "SELECT field, old_value, new_value FROM changes WHERE kind = 'changed' ORDER BY field");
+    std::vector<std::tuple<std::string, std::string, std::string>> rows;
+    while (q.executeStep())
+        rows.emplace_back(q.getColumn(0).getString(), q.getColumn(1).isNull() ? "<absent>" : q.getColumn(1).getString(),
+                          q.getColumn(2).isNull() ? "<absent>" : q.getColumn(2).getString());
+    const decltype(rows) expected{
+        {"expire_time", "1546300800000", "<absent>"},
+        {"group_remark", "null", R"("now \"quoted\"")"},
+        {"quota_left", "100", "40"},
+    };
+    EXPECT_EQ(rows, expected);
+}
+
+TEST_F(SnapshotTest, RemovesOnlyWhenListingComplete) {
+    store_.apply("prod", complete({group("a"), group("b")}), 1000, 2000);
+
+    auto partial = complete({group("a")});
+    partial.complete = false;
+    partial.total = 2;
+    partial.incomplete_reason = "listed 1 distinct items but total is 2";
+    auto run = store_.apply("prod", partial, 3000, 4000);
+    EXPECT_EQ(run.status, "incomplete");
+    EXPECT_EQ(run.removed, 0);
+    EXPECT_NE(run.error.find("total is 2"), std::string::npos);
+    EXPECT_EQ(count(store_.database(), "SELECT count(*) FROM purchased_groups WHERE removed_at IS NULL"), 2);
+
+    run = store_.apply("prod", complete({group("a")}), 5000, 6000);
+    EXPECT_EQ(run.status, "ok");
+    EXPECT_EQ(run.removed, 1);
+    EXPECT_EQ(count(store_.database(), "SELECT removed_at FROM purchased_groups WHERE item_key = 'b'"), 6000);
+    auto old = store_.database().execAndGet("SELECT old_value FROM changes WHERE kind = 'removed'").getString();
+    EXPECT_NE(old.find(R"("id":"b")"), std::string::npos) << old;
+
+    // Listed again later: added back, not duplicated.
+    run = store_.apply("prod", complete({group("a"), group("b")}), 7000, 8000);
+    EXPECT_EQ(run.added, 1);
+    EXPECT_EQ(count(store_.database(), "SELECT count(*) FROM purchased_groups"), 2);
+    EXPECT_EQ(count(store_.database(), "SELECT count(*) FROM purchased_groups WHERE removed_at IS NULL"), 2);
+}
+
+TEST_F(SnapshotTest, AccountsDoNotTouchEachOther) {
+    store_.apply("prod", complete({group("a")}), 1000, 2000);
+    store_.apply("test", complete({group("a"), group("z")}), 1000, 2000);
+    auto run = store_.apply("prod", complete({}), 3000, 4000);
+    EXPECT_EQ(run.removed, 1);
+    EXPECT_EQ(count(store_.database(),
+                    "SELECT count(*) FROM purchased_groups WHERE account = 'test' AND removed_at IS NULL"),
+              2);
+}
+
+TEST_F(SnapshotTest, FailedRunChangesNoItem) {
+    store_.apply("prod", complete({group("a")}), 1000, 2000);
+    auto run = store_.record_failure("prod", source_kind::purchased_groups, "page=7: HTTP 500", 3000, 4000);
+    EXPECT_EQ(run.status, "failed");
+    EXPECT_EQ(store_.database().execAndGet("SELECT error FROM sync_runs WHERE id = " + std::to_string(run.id)).getString(),
+              "page=7: HTTP 500");
+    EXPECT_EQ(count(store_.database(), "SELECT count(*) FROM purchased_groups WHERE removed_at IS NULL"), 1);
+}
+
+TEST_F(SnapshotTest, NullAbsentAndValuesRoundTrip) {
+    subscription_resource r;
+    r.region_id = field<std::string>::null();
+    r.project_id = std::string("p");
+    r.resource_id = "r1";
+    r.to_period = true;
+    r.tag_list = std::vector<tag>{{"k", "v \"q\""}};
+    listing<subscription_resource> l;
+    l.items = {r};
+    l.total = 1;
+    store_.apply("prod", l, 1000, 2000);
+
+    SQLite::Statement q(store_.database(),
+                        "SELECT region_id, project_id, resource_id, resource_size, resource_type, resource_spec_code, "
+                        "create_time, expire_time, resource_status, order_id, charging_mode, to_period, tag_list, "
+                        "absent_mask FROM subscription_resources");
+    ASSERT_TRUE(q.executeStep());
+    std::vector<cell> back;
+    read_cells(q, columns(source_kind::subscriptions), 0, back);
+    std::vector<cell> expected;
+    to_cells(r, expected);
+    EXPECT_EQ(back, expected);
+    EXPECT_EQ(back[0].state, field_state::null);
+    EXPECT_EQ(back[3].state, field_state::absent);
+}
+
+TEST(Snapshot, DatabaseIsPrivateAndVersioned) {
+    temp_dir dir;
+    const auto file = dir / "nested" / "snapshot.db";
+    { snapshot_store store(file); }
+    struct stat st {};
+    ASSERT_EQ(::stat(file.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0600u);
+    {
+        SQLite::Database db(file.string(), SQLite::OPEN_READWRITE);
+        EXPECT_EQ(db.execAndGet("PRAGMA user_version").getInt(), snapshot_store::schema_version);
+        EXPECT_EQ(db.execAndGet("PRAGMA journal_mode").getString(), "wal");
+        db.exec("PRAGMA user_version = 99");
+    }
+    try {
+        snapshot_store store(file);
+        FAIL() << "a newer schema must be refused";
+    } catch (const std::exception& e) {
+        EXPECT_NE(std::string(e.what()).find("schema version 99 is newer"), std::string::npos) << e.what();
+    }
+}
+
+}  // namespace
+}  // namespace subsync::sync

@@ -1,0 +1,117 @@
+#include "test_support.hpp"
+
+#include <fmt/format.h>
+
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <stdexcept>
+
+extern char** environ;
+
+namespace subsync::test {
+
+temp_dir::temp_dir() {
+    std::random_device rd;
+    path_ = std::filesystem::temp_directory_path() / fmt::format("subsync-test-{}-{:x}", ::getpid(), rd());
+    std::filesystem::create_directories(path_);
+}
+
+temp_dir::~temp_dir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+}
+
+std::string read_file(const std::filesystem::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    if (!in) throw std::runtime_error("cannot read " + p.string());
+    std::ostringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+void write_file(const std::filesystem::path& p, const std::string& bytes) {
+    std::ofstream out(p, std::ios::binary | std::ios::trunc);
+    out << bytes;
+    if (!out) throw std::runtime_error("cannot write " + p.string());
+}
+
+run_result run_subsyncd(const std::vector<std::string>& args, const std::map<std::string, std::string>& env) {
+    temp_dir io;
+    const auto out_path = io / "stdout";
+    const auto err_path = io / "stderr";
+
+    std::vector<std::string> argv_s{SUBSYNCD_PATH};
+    argv_s.insert(argv_s.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (auto& a : argv_s) argv.push_back(a.data());
+    argv.push_back(nullptr);
+
+    std::map<std::string, std::string> merged;
+    for (char** e = environ; *e != nullptr; ++e) {
+        std::string kv(*e);
+        const auto eq = kv.find('=');
+        if (eq != std::string::npos) merged[kv.substr(0, eq)] = kv.substr(eq + 1);
+    }
+    for (const auto& [k, v] : env) merged[k] = v;
+    std::vector<std::string> env_s;
+    for (const auto& [k, v] : merged) env_s.push_back(k + "=" + v);
+    std::vector<char*> envp;
+    for (auto& e : env_s) envp.push_back(e.data());
+    envp.push_back(nullptr);
+
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    pid_t pid = 0;
+    const int rc = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), envp.data());
+    posix_spawn_file_actions_destroy(&actions);
+    if (rc != 0) throw std::runtime_error(fmt::format("cannot start {}: error {}", argv[0], rc));
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0) {
+    }
+    run_result r;
+    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    r.out = read_file(out_path);
+    r.err = read_file(err_path);
+    return r;
+}
+
+std::filesystem::path write_config(const temp_dir& dir, const config_spec& spec) {
+    const auto file = dir / "subsync.toml";
+    std::string text = fmt::format(R"([storage]
+database   = "{}"
+export_dir = "{}"
+
+[sync]
+page_size   = {}
+concurrency = {}
+timeout     = "{}"
+
+[tls]
+ca_file = "{}"
+
+[[account]]
+name               = "prod"
+apig_endpoint      = "{}"
+secmaster_endpoint = "{}"
+language           = "en-us"
+[account.auth]
+type      = "token"
+token_env = "{}"
+)",
+                                   (dir / "snapshot.db").string(), (dir / "exports").string(), spec.page_size,
+                                   spec.concurrency, spec.timeout, spec.ca_file, spec.base_url, spec.base_url,
+                                   spec.token_env);
+    write_file(file, text);
+    return file;
+}
+
+}  // namespace subsync::test

@@ -1,0 +1,53 @@
+#pragma once
+// Helpers shared by the suites: a temporary directory that cleans up after
+// itself, file I/O, and running the real subsyncd binary as a user would.
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace subsync::test {
+
+/// A fresh directory under the system temp dir, removed with its contents at destruction.
+class temp_dir {
+public:
+    temp_dir();
+    ~temp_dir();
+    temp_dir(const temp_dir&) = delete;
+    temp_dir& operator=(const temp_dir&) = delete;
+    [[nodiscard]] const std::filesystem::path& path() const noexcept { return path_; }
+    [[nodiscard]] std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
+
+private:
+    std::filesystem::path path_;
+};
+
+/// Whole file as bytes; throws when it cannot be read.
+std::string read_file(const std::filesystem::path& p);
+void write_file(const std::filesystem::path& p, const std::string& bytes);
+
+/// What a finished subsyncd process left behind.
+struct run_result {
+    int exit_code = -1;
+    std::string out;  ///< stdout
+    std::string err;  ///< stderr
+};
+
+/// Runs the built subsyncd with `args`, the given extra environment (other
+/// variables are inherited), and waits for it.
+run_result run_subsyncd(const std::vector<std::string>& args, const std::map<std::string, std::string>& env = {});
+
+/// A config file for one account pointing both sources at `base_url`.
+struct config_spec {
+    std::string base_url;
+    std::string ca_file;  ///< empty: system trust store
+    std::string token_env = "SUBSYNC_TEST_TOKEN";
+    int page_size = 100;
+    int concurrency = 8;
+    std::string timeout = "10s";
+};
+std::filesystem::path write_config(const temp_dir& dir, const config_spec& spec);
+
+}  // namespace subsync::test

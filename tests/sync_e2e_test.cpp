@@ -1,0 +1,252 @@
+// End to end, as an operator runs it: the real subsyncd binary syncs from the
+// emulator over HTTPS on loopback into a real SQLite file and real exports.
+
+#include "support/test_support.hpp"
+
+#include <subsync/emulator/server.hpp>
+
+#include <SQLiteCpp/Database.h>
+#include <SQLiteCpp/Statement.h>
+#include <gtest/gtest.h>
+#include <simdjson.h>
+
+#include <set>
+
+namespace subsync {
+namespace {
+
+using test::config_spec;
+using test::run_subsyncd;
+using test::temp_dir;
+
+constexpr const char* token = "tok-PLANTED-7f3a9c2e41b8";
+
+class SyncE2E : public ::testing::Test {
+protected:
+    void start(emulator::dataset data, std::chrono::milliseconds latency = {}) {
+        emulator::options opts;
+        opts.token = token;
+        opts.latency = latency;
+        emu_ = std::make_unique<emulator::server>(opts, std::move(data));
+        emu_->start();
+        test::write_file(dir_ / "ca.pem", emu_->cert_pem());
+    }
+
+    std::filesystem::path config(int page_size = 100, int concurrency = 8, bool trust = true) {
+        config_spec spec;
+        spec.base_url = emu_->base_url();
+        spec.ca_file = trust ? (dir_ / "ca.pem").string() : "";
+        spec.page_size = page_size;
+        spec.concurrency = concurrency;
+        return test::write_config(dir_, spec);
+    }
+
+    test::run_result sync(const std::filesystem::path& cfg, const std::string& tok = token) {
+        return run_subsyncd({"sync", "--once", "--config", cfg.string(), "-v"}, {{"SUBSYNC_TEST_TOKEN", tok}});
+    }
+
+    SQLite::Database db() { return SQLite::Database((dir_ / "snapshot.db").string(), SQLite::OPEN_READONLY); }
+
+    std::set<std::string> current_keys(const std::string& table) {
+        auto d = db();
+        SQLite::Statement q(d, "SELECT item_key FROM " + table + " WHERE removed_at IS NULL");
+        std::set<std::string> keys;
+        while (q.executeStep()) keys.insert(q.getColumn(0).getString());
+        return keys;
+    }
+
+    // Every column of every row, for "the snapshot is unchanged" checks.
+    std::string dump(const std::string& table) {
+        auto d = db();
+        SQLite::Statement q(d, "SELECT * FROM " + table + " ORDER BY account, item_key");
+        std::string out;
+        while (q.executeStep()) {
+            for (int i = 0; i < q.getColumnCount(); ++i) out += q.getColumn(i).getString() + "|";
+            out += '\n';
+        }
+        return out;
+    }
+
+    temp_dir dir_;
+    std::unique_ptr<emulator::server> emu_;
+};
+
+TEST_F(SyncE2E, SeedExamplesLandFieldByField) {
+    start(emulator::dataset::seeds());
+    auto r = sync(config());
+    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+    EXPECT_NE(r.out.find("snapshot: " + (dir_ / "snapshot.db").string()), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("purchased_groups.csv (3 rows)"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("subscription_resources.json (2 rows)"), std::string::npos) << r.out;
+
+    auto d = db();
+    SQLite::Statement g(d,
+                        "SELECT account, id, group_id, group_name, group_remark, group_domains, quota_used, quota_left, "
+                        "order_time, start_time, expire_time, app_key, app_secret, absent_mask "
+                        "FROM purchased_groups WHERE id = '615af8d9-f31d-4cdf-8807-b191dc969a07'");
+    ASSERT_TRUE(g.executeStep());
+    EXPECT_EQ(g.getColumn(0).getString(), "prod");
+    EXPECT_EQ(g.getColumn(2).getString(), "f0585333-5722-4878-b7fa-31ae00b6ae3a");
+    EXPECT_EQ(g.getColumn(3).getString(), "api_group_003");
+    EXPECT_EQ(g.getColumn(4).getString(), "API group 003");
+    EXPECT_TRUE(g.getColumn(5).isNull()) << "group_domains: null";
+    EXPECT_EQ(g.getColumn(6).getInt64(), 0);
+    EXPECT_EQ(g.getColumn(7).getInt64(), 2000000000);
+    EXPECT_EQ(g.getColumn(8).getInt64(), 1514528566000);  // 2017-12-29T06:22:46Z
+    EXPECT_EQ(g.getColumn(9).getInt64(), 1514764800000);  // 2018-01-01T00:00:00Z
+    EXPECT_EQ(g.getColumn(10).getInt64(), 1546300800000); // 2019-01-01T00:00:00Z
+    EXPECT_EQ(g.getColumn(11).getString(), "0e242685-661d-4254-a8bb-be9a92b04785");
+    EXPECT_EQ(g.getColumn(12).getString(), "******");
+    EXPECT_EQ(g.getColumn(13).getInt64(), 0) << "every field was present (group_domains as null)";
+    EXPECT_EQ(current_keys("purchased_groups"),
+              (std::set<std::string>{"615af8d9-f31d-4cdf-8807-b191dc969a07", "9d0bdab1-a553-4bc9-be8c-a2e6c08e4d13",
+                                     "3f30d49b-220f-4b11-9e94-c2fd3c1cc587"}));
+
+    SQLite::Statement s(d,
+                        "SELECT region_id, project_id, resource_id, resource_type, resource_spec_code, resource_size, "
+                        "resource_status, to_period, order_id, charging_mode, create_time, expire_time, tag_list "
+                        "FROM subscription_resources WHERE resource_id = 'c9528aa2-d593-11f0-a34e-fa163e798915'");
+    ASSERT_TRUE(s.executeStep());
+    EXPECT_EQ(s.getColumn(0).getString(), "demo-region");
+    EXPECT_EQ(s.getColumn(1).getString(), "15645222e8744afa985c93dab6341da6");
+    EXPECT_EQ(s.getColumn(3).getString(), "xxx.resource.type.secmaster.typical");
+    EXPECT_EQ(s.getColumn(4).getString(), "csb.professional");
+    EXPECT_EQ(s.getColumn(5).getInt64(), 2);
+    EXPECT_EQ(s.getColumn(6).getInt64(), 0);
+    EXPECT_EQ(s.getColumn(7).getInt64(), 0);
+    EXPECT_EQ(s.getColumn(8).getString(), "CS2510212051NLDL4");
+    EXPECT_EQ(s.getColumn(9).getString(), "PREPAID");
+    EXPECT_EQ(s.getColumn(10).getInt64(), 1765349400000);
+    EXPECT_EQ(s.getColumn(11).getInt64(), 1796885400000);
+    EXPECT_EQ(s.getColumn(12).getString(), R"([{"key":"dept","value":"dev"}])");
+
+    // The emulator's extra entry: a null region and a resource without expire_time.
+    SQLite::Statement n(d, "SELECT region_id, expire_time, absent_mask FROM subscription_resources "
+                           "WHERE resource_id <> 'c9528aa2-d593-11f0-a34e-fa163e798915'");
+    ASSERT_TRUE(n.executeStep());
+    EXPECT_TRUE(n.getColumn(0).isNull());
+    EXPECT_TRUE(n.getColumn(1).isNull());
+    EXPECT_NE(n.getColumn(2).getInt64() & (1 << 7), 0) << "expire_time recorded as absent, not null";
+
+    // The exports carry the same values.
+    const auto csv = test::read_file(dir_ / "exports" / "purchased_groups.csv");
+    EXPECT_NE(csv.find("prod,615af8d9-f31d-4cdf-8807-b191dc969a07,f0585333-5722-4878-b7fa-31ae00b6ae3a,api_group_003,"
+                       "API group 003,2017-12-29T06:22:46Z,2018-01-01T00:00:00Z,2019-01-01T00:00:00Z,,2000000000,0,"
+                       "0e242685-661d-4254-a8bb-be9a92b04785,******\n"),
+              std::string::npos)
+        << csv;
+    simdjson::dom::parser parser;
+    simdjson::dom::element res;
+    ASSERT_FALSE(parser.load((dir_ / "exports" / "subscription_resources.json").string()).get(res));
+    bool saw_null_region = false;
+    for (auto r2 : res.get_array()) {
+        if (r2["region_id"].is_null()) {
+            saw_null_region = true;
+            EXPECT_EQ(r2["expire_time"].error(), simdjson::NO_SUCH_FIELD);
+        } else {
+            EXPECT_EQ(std::string_view(r2["create_time"]), "2025-12-10T06:50:00Z");
+            EXPECT_EQ(std::string_view(r2["tag_list"].at(0)["value"]), "dev");
+            EXPECT_FALSE(bool(r2["to_period"]));
+        }
+    }
+    EXPECT_TRUE(saw_null_region);
+}
+
+TEST_F(SyncE2E, PagesConcurrentlyRemovesExactlyAndSurvivesAFailedPage) {
+    auto data = emulator::dataset::generated(2000, 30, 42);
+    start(data, std::chrono::milliseconds(25));
+    const auto cfg = config(100, 8);
+
+    auto r = sync(cfg);
+    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+    auto st = emu_->get_stats();
+    EXPECT_EQ(st.purchases_requests, 20u);
+    EXPECT_GE(st.max_in_flight, 2u) << "pages 2..20 must be in flight together";
+    EXPECT_LE(st.connections, 1u + 8u) << "one keep-alive connection per worker, plus the orders request";
+    EXPECT_EQ(current_keys("purchased_groups").size(), 2000u);
+
+    // The dataset loses 100 purchases: exactly those are marked removed.
+    std::set<std::string> dropped;
+    for (std::size_t i = 0; i < 100; ++i) dropped.insert(data.purchases[i * 17].id);
+    std::erase_if(data.purchases, [&](const auto& p) { return dropped.count(p.id) > 0; });
+    emu_->set_dataset(data);
+    r = sync(cfg);
+    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+    {
+        auto d = db();
+        SQLite::Statement q(d, "SELECT item_key FROM purchased_groups WHERE removed_at IS NOT NULL");
+        std::set<std::string> removed;
+        while (q.executeStep()) removed.insert(q.getColumn(0).getString());
+        EXPECT_EQ(removed, dropped);
+        EXPECT_EQ(d.execAndGet("SELECT removed FROM sync_runs WHERE source = 'purchased_groups' ORDER BY id DESC")
+                      .getInt64(),
+                  100);
+    }
+
+    // Page 7 answers 500: exit 1, a failed run naming the page, nothing changed.
+    const auto before = dump("purchased_groups");
+    emu_->set_dataset(emulator::dataset::generated(1500, 30, 43));  // would change everything
+    emu_->fail_page(7, 500);
+    r = sync(cfg);
+    EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+    EXPECT_EQ(dump("purchased_groups"), before);
+    auto d = db();
+    SQLite::Statement q(d, "SELECT status, error FROM sync_runs WHERE source = 'purchased_groups' ORDER BY id DESC");
+    ASSERT_TRUE(q.executeStep());
+    EXPECT_EQ(q.getColumn(0).getString(), "failed");
+    const auto error = q.getColumn(1).getString();
+    EXPECT_NE(error.find("account=prod source=purchased_groups page=7: HTTP 500"), std::string::npos) << error;
+    EXPECT_NE(r.err.find("page=7"), std::string::npos) << r.err;
+    // The other source still applied in the same sync.
+    SQLite::Statement o(d, "SELECT status FROM sync_runs WHERE source = 'subscription_resources' ORDER BY id DESC");
+    ASSERT_TRUE(o.executeStep());
+    EXPECT_EQ(o.getColumn(0).getString(), "ok");
+}
+
+TEST_F(SyncE2E, UntrustedCertificateIsRefusedUnlessCaFileNamesIt) {
+    start(emulator::dataset::seeds());
+    auto r = sync(config(100, 8, /*trust=*/false));
+    EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+    EXPECT_NE(r.err.find("certificate verify failed"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("tls.ca_file"), std::string::npos) << "the error says what to do: " << r.err;
+    EXPECT_EQ(current_keys("purchased_groups").size(), 0u);
+
+    r = sync(config(100, 8, /*trust=*/true));
+    EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+    EXPECT_EQ(current_keys("purchased_groups").size(), 3u);
+}
+
+TEST_F(SyncE2E, TokenNeverLeavesTheProcess) {
+    start(emulator::dataset::generated(300, 10, 7));
+    auto ok = sync(config(50, 4));
+    ASSERT_EQ(ok.exit_code, 0) << ok.err;
+    // A rejected token travels every error path too.
+    auto rejected = sync(config(50, 4), std::string(token) + "-wrong");
+    ASSERT_EQ(rejected.exit_code, 1) << rejected.err;
+    EXPECT_NE(rejected.err.find("HTTP 401"), std::string::npos) << rejected.err;
+    auto exported = run_subsyncd({"export", "--table", "purchased_groups", "--format", "json", "--config",
+                                  (dir_ / "subsync.toml").string()});
+    ASSERT_EQ(exported.exit_code, 0) << exported.err;
+
+    std::vector<std::pair<std::string, std::string>> places{
+        {"sync stdout", ok.out},       {"sync stderr", ok.err},        {"401 stdout", rejected.out},
+        {"401 stderr", rejected.err},  {"export stdout", exported.out}, {"export stderr", exported.err}};
+    for (const auto& entry : std::filesystem::recursive_directory_iterator(dir_.path()))
+        if (entry.is_regular_file()) places.emplace_back(entry.path().string(), test::read_file(entry.path()));
+    ASSERT_GT(places.size(), 8u) << "the database, its WAL and the exports are searched too";
+    for (const auto& [where, bytes] : places) EXPECT_EQ(bytes.find(token), std::string::npos) << "token found in " << where;
+}
+
+TEST_F(SyncE2E, MissingTokenNamesTheVariable) {
+    start(emulator::dataset::seeds());
+    auto r = run_subsyncd({"sync", "--once", "--config", config().string()}, {{"SUBSYNC_TEST_TOKEN", ""}});
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_NE(r.err.find("SUBSYNC_TEST_TOKEN"), std::string::npos) << r.err;
+    auto check = run_subsyncd({"check-config", "--config", (dir_ / "subsync.toml").string()},
+                              {{"SUBSYNC_TEST_TOKEN", ""}});
+    EXPECT_EQ(check.exit_code, 2);
+    EXPECT_NE(check.err.find("account[0].auth.token_env"), std::string::npos) << check.err;
+}
+
+}  // namespace
+}  // namespace subsync
