@@ -11,6 +11,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -78,7 +79,11 @@ int cmd_sync(const std::string& path) {
     } else {
         fmt::print("exports:  unchanged (no source succeeded)\n");
     }
-    return report.all_ok() ? exit_ok : exit_source_failed;
+    const auto has = [&](std::string_view status) {
+        return std::any_of(report.runs.begin(), report.runs.end(), [&](const auto& r) { return r.status == status; });
+    };
+    if (has("failed")) return exit_source_failed;
+    return has("incomplete") ? exit_incomplete : exit_ok;
 }
 
 int cmd_check_config(const std::string& path) {
@@ -136,7 +141,8 @@ int run_cli(int argc, char** argv) {
     CLI::App app{
         "subsyncd keeps a local SQLite record of what a Huawei Cloud tenant has bought (purchased API groups\n"
         "and subscription resources), with change history and CSV/JSON exports.\n\n"
-        "Exit codes: 0 ok, 1 a source failed (the snapshot keeps its last good state), 2 bad config or usage.\n"
+        "Exit codes: 0 ok; 1 a source failed (the snapshot keeps its last good state); 2 bad config or usage;\n"
+        "3 every source answered but a listing did not add up (applied without removals).\n"
         "The config file is --config, else $SUBSYNC_CONFIG, else /etc/subsync/subsync.toml (docs/configuration.md).",
         "subsyncd"};
     app.set_version_flag("--version", "subsyncd " SUBSYNC_VERSION);

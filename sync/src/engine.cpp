@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <chrono>
 #include <map>
+#include <random>
 
 namespace subsync::sync {
 
@@ -30,20 +31,27 @@ class sync_session {
 public:
     sync_session(const config::config& cfg, snapshot_store& store, const config::environment& env,
                  const clock_fn& now, asio::any_io_executor ex)
-        : cfg_(cfg), store_(store), env_(env), now_(now), ex_(std::move(ex)) {}
+        : cfg_(cfg), store_(store), env_(env), now_(now),
+          limits_(cfg.sync.rate_limit, cfg.sync.rate_burst), rng_(std::random_device{}()) {
+        net_.ex = std::move(ex);
+        net_.proxy = proxy_settings::resolve(cfg.sync.proxy, cfg.sync.no_proxy);
+        net_.timeout = cfg.sync.timeout;
+        net_.body_limit = cfg.sync.body_limit;
+    }
 
     asio::awaitable<void> run() {
         if (std::any_of(cfg_.accounts.begin(), cfg_.accounts.end(), [](const auto& a) {
-                return a.apig_endpoint.tls() || a.secmaster_endpoint.tls();
+                return a.apig_endpoint.tls() || a.secmaster_endpoint.tls() ||
+                       (a.auth.type == config::auth_type::password && a.auth.iam_endpoint.tls());
             }))
-            tls_ = make_tls_context(cfg_.tls);
+            net_.tls = make_tls_context(cfg_.tls);
         std::vector<job> jobs;
         for (const auto& a : cfg_.accounts) {
             jobs.push_back({&a, source_kind::purchased_groups});
             jobs.push_back({&a, source_kind::subscriptions});
         }
         report_.runs.resize(jobs.size());
-        co_await detail::run_all(ex_, jobs.size(), [&](std::size_t i) { return run_job(jobs[i], report_.runs[i]); });
+        co_await detail::run_all(net_.ex, jobs.size(), [&](std::size_t i) { return run_job(jobs[i], report_.runs[i]); });
     }
 
     sync_report take_report() { return std::move(report_); }
@@ -66,7 +74,18 @@ private:
             fail(auth.error());
             co_return;
         }
-        fetch_context ctx{ex_, &account, tls_, *auth, cfg_.sync.page_size, cfg_.sync.concurrency, cfg_.sync.timeout, {}};
+        fetch_context ctx;
+        ctx.request.net = &net_;
+        ctx.request.account = account.name;
+        ctx.request.source = std::string(source);
+        ctx.request.auth = *auth;
+        ctx.request.retry = {cfg_.sync.max_attempts, cfg_.sync.backoff_base, cfg_.sync.backoff_max};
+        ctx.request.limits = &limits_;
+        ctx.request.deadline = t0 + cfg_.sync.source_timeout;
+        ctx.request.random = [this] { return std::uniform_real_distribution<double>(0.0, 1.0)(rng_); };
+        ctx.account = &account;
+        ctx.page_size = cfg_.sync.page_size;
+        ctx.concurrency = cfg_.sync.concurrency;
         ctx.on_page = [&](int done, int total) {
             spdlog::debug("page fetched account={} source={} pages={}/{}", account.name, source, done, total);
         };
@@ -92,10 +111,9 @@ private:
     result<std::shared_ptr<authenticator>> authenticator_for(const config::account_config& account) {
         if (auto it = auth_.find(account.name); it != auth_.end()) return it->second;
         const auto index = static_cast<std::size_t>(&account - cfg_.accounts.data());
-        auto token = config::resolve_secret(account.auth.token, fmt::format("account[{}].auth.token", index), env_);
-        if (!token) return error{error_kind::auth, token.error()};
-        auto a = make_token_authenticator(std::move(*token));
-        auth_.emplace(account.name, a);
+        auto a = make_authenticator(account, index, env_, net_, now_);
+        if (!a) return a.error();
+        auth_.emplace(account.name, *a);
         return a;
     }
 
@@ -103,8 +121,9 @@ private:
     snapshot_store& store_;
     const config::environment& env_;
     const clock_fn& now_;
-    asio::any_io_executor ex_;
-    std::shared_ptr<tls_context> tls_;
+    transport net_;
+    rate_limits limits_;
+    std::mt19937_64 rng_;
     std::map<std::string, std::shared_ptr<authenticator>> auth_;
     sync_report report_;
 };

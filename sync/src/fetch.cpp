@@ -3,6 +3,7 @@
 #include <subsync/sync/parse.hpp>
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include <optional>
 #include <unordered_set>
@@ -13,26 +14,10 @@ namespace asio = boost::asio;
 
 namespace {
 
-error status_error(const http_response& res, std::string_view where) {
-    const auto kind = res.status == 401 || res.status == 403 ? error_kind::auth : error_kind::http_status;
-    std::string msg = fmt::format("{}: HTTP {}: {}", where, res.status, describe_error_body(res.body));
-    if (!res.request_id.empty()) msg += fmt::format(" request_id={}", res.request_id);
-    return error{kind, std::move(msg), res.status, res.request_id};
-}
-
-error located(error e, std::string_view where) {
-    e.message = fmt::format("{}: {}", where, e.message);
-    return e;
-}
-
-// Sends one authorised GET and turns a non-200 answer into an error.
+// Sends one request with retries; a non-2xx answer that is not retried is an error.
 asio::awaitable<result<http_response>> get_ok(const fetch_context& ctx, http_connection& conn,
                                               const config::endpoint& ep, http_request req, std::string_view where) {
-    if (auto a = co_await ctx.auth->authorize(req, ep); !a) co_return located(a.error(), where);
-    auto res = co_await conn.get(req);
-    if (!res) co_return located(res.error(), where);
-    if (res->status != 200) co_return status_error(*res, where);
-    co_return res;
+    co_return co_await send_with_retries(ctx.request, conn, ep, req, where);
 }
 
 // Pages 2..N of one purchased-groups listing, drained by a fixed set of
@@ -45,9 +30,9 @@ public:
 
     asio::awaitable<result<groups_page>> fetch(http_connection& conn, body_parser& parser, int page_no) {
         const auto where = fmt::format("page={}", page_no);
-        http_request req{fmt::format("{}/v1.0/apigw/purchases/groups?page_size={}&page_no={}", ep_.base_path,
-                                     ctx_.page_size, page_no),
-                         {}};
+        http_request req;
+        req.target = fmt::format("{}/v1.0/apigw/purchases/groups?page_size={}&page_no={}", ep_.base_path,
+                                 ctx_.page_size, page_no);
         auto res = co_await get_ok(ctx_, conn, ep_, std::move(req), where);
         if (!res) co_return res.error();
         auto page = parser.groups(res->body);
@@ -74,7 +59,7 @@ public:
     }
 
     asio::awaitable<result<listing<purchased_group>>> run() {
-        auto first_conn = std::make_unique<http_connection>(ctx_.ex, ep_, ctx_.tls, ctx_.timeout);
+        auto first_conn = ctx_.request.net->connect(ep_);
         body_parser parser;
         auto first = co_await fetch(*first_conn, parser, 1);
         if (!first) co_return first.error();
@@ -91,8 +76,8 @@ public:
         std::vector<std::unique_ptr<http_connection>> conns;
         conns.push_back(std::move(first_conn));
         while (conns.size() < workers)
-            conns.push_back(std::make_unique<http_connection>(ctx_.ex, ep_, ctx_.tls, ctx_.timeout));
-        co_await detail::run_all(ctx_.ex, workers, [&](std::size_t i) { return worker(*conns[i]); });
+            conns.push_back(ctx_.request.net->connect(ep_));
+        co_await detail::run_all(ctx_.request.net->ex, workers, [&](std::size_t i) { return worker(*conns[i]); });
         if (failure_) co_return *failure_;
         co_return assemble(total);
     }
@@ -139,15 +124,24 @@ private:
 }  // namespace
 
 asio::awaitable<result<listing<purchased_group>>> fetch_purchased_groups(const fetch_context& ctx) {
-    group_pager pager(ctx, 1);
-    co_return co_await pager.run();
+    auto first = co_await group_pager(ctx, 1).run();
+    if (!first || first->complete) co_return first;
+    // The tenant's data may have moved while we paged (a purchase added or expired):
+    // one fresh pass usually settles it. A second inconsistent pass is reported.
+    spdlog::warn("inconsistent listing account={} source=purchased_groups reason=\"{}\": fetching again from page 1",
+                 ctx.account->name, first->incomplete_reason);
+    auto second = co_await group_pager(ctx, 1).run();
+    if (second && !second->complete) second->incomplete_reason += " (also after fetching again from page 1)";
+    co_return second;
 }
 
 asio::awaitable<result<listing<subscription_resource>>> fetch_subscriptions(const fetch_context& ctx) {
     const auto& ep = ctx.account->secmaster_endpoint;
-    http_connection conn(ctx.ex, ep, ctx.tls, ctx.timeout);
-    http_request req{ep.base_path + "/v1/subscriptions/orders", {{"X-Language", ctx.account->language}}};
-    auto res = co_await get_ok(ctx, conn, ep, std::move(req), "page=1");
+    auto conn = ctx.request.net->connect(ep);
+    http_request req;
+    req.target = ep.base_path + "/v1/subscriptions/orders";
+    req.headers.push_back({"X-Language", ctx.account->language});
+    auto res = co_await get_ok(ctx, *conn, ep, std::move(req), "page=1");
     if (!res) co_return res.error();
     auto parsed = body_parser{}.orders(res->body);
     if (!parsed) co_return located(parsed.error(), "page=1");

@@ -1,3 +1,4 @@
+#include <subsync/config/load.hpp>
 #include <subsync/sync/http_client.hpp>
 
 #include <boost/asio/as_tuple.hpp>
@@ -13,6 +14,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cctype>
+#include <cstdlib>
 #include <optional>
 #include <stdexcept>
 
@@ -69,7 +73,62 @@ bool is_ip_literal(const std::string& host) {
     return !ec;
 }
 
+bool iequals(std::string_view a, std::string_view b) {
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+               return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+           });
+}
+
+std::string env_or(const char* upper, const char* lower) {
+    for (const char* name : {upper, lower})
+        if (const char* v = std::getenv(name); v != nullptr && *v != '\0') return v;
+    return {};
+}
+
 }  // namespace
+
+std::string_view http_response::header_value(std::string_view name) const {
+    for (const auto& h : headers)
+        if (iequals(h.name, name)) return h.value;
+    return {};
+}
+
+std::string host_header(const config::endpoint& ep) {
+    const bool v6 = ep.host.find(':') != std::string::npos;
+    std::string host = v6 ? "[" + ep.host + "]" : ep.host;
+    return ep.explicit_port ? fmt::format("{}:{}", host, ep.port) : host;
+}
+
+proxy_settings proxy_settings::resolve(const std::string& config_proxy, const std::string& config_no_proxy) {
+    proxy_settings p;
+    p.url = !config_proxy.empty() ? config_proxy : env_or("HTTPS_PROXY", "https_proxy");
+    p.no_proxy = !config_no_proxy.empty() ? config_no_proxy : env_or("NO_PROXY", "no_proxy");
+    return p;
+}
+
+std::optional<config::endpoint> proxy_settings::for_host(std::string_view host) const {
+    if (url.empty()) return std::nullopt;
+    // NO_PROXY as curl reads it: "*", exact hosts, and domain suffixes ("example.com" and
+    // ".example.com" both cover "api.example.com"). Ports in entries are ignored.
+    std::string_view rest = no_proxy;
+    while (!rest.empty()) {
+        const auto comma = rest.find(',');
+        std::string_view entry = rest.substr(0, comma);
+        rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+        while (!entry.empty() && entry.front() == ' ') entry.remove_prefix(1);
+        while (!entry.empty() && entry.back() == ' ') entry.remove_suffix(1);
+        if (entry.empty()) continue;
+        if (entry == "*") return std::nullopt;
+        if (entry.front() == '.') entry.remove_prefix(1);
+        if (iequals(host, entry)) return std::nullopt;
+        if (host.size() > entry.size() && host[host.size() - entry.size() - 1] == '.' &&
+            iequals(host.substr(host.size() - entry.size()), entry))
+            return std::nullopt;
+    }
+    auto ep = config::parse_endpoint(url);
+    if (!ep || ep->tls()) return std::nullopt;  // validated in config; a bad environment value goes direct
+    return *ep;
+}
 
 struct http_connection::impl {
     asio::any_io_executor ex;
@@ -77,7 +136,8 @@ struct http_connection::impl {
     std::shared_ptr<tls_context> tls;
     std::chrono::milliseconds timeout;
     std::size_t body_limit;
-    std::string host_header;
+    std::string host_value;
+    std::optional<config::endpoint> proxy;
     std::optional<beast::tcp_stream> plain;
     std::optional<beast::ssl_stream<beast::tcp_stream>> secure;
     beast::flat_buffer buffer;
@@ -97,21 +157,25 @@ struct http_connection::impl {
     asio::awaitable<result<void>> connect(clock::time_point deadline) {
         using namespace asio::experimental::awaitable_operators;
         close();
+        const config::endpoint& peer = proxy ? *proxy : ep;
         tcp::resolver resolver(ex);
         asio::steady_timer timer(ex, deadline);
-        auto resolved = co_await (resolver.async_resolve(ep.host, std::to_string(ep.port), tuple_awaitable) ||
+        auto resolved = co_await (resolver.async_resolve(peer.host, std::to_string(peer.port), tuple_awaitable) ||
                                   timer.async_wait(tuple_awaitable));
         if (resolved.index() == 1)
-            co_return error{error_kind::timeout, fmt::format("resolve {}: timed out", ep.host)};
+            co_return error{error_kind::timeout, fmt::format("resolve {}: timed out", peer.host)};
         auto [rec, endpoints] = std::get<0>(std::move(resolved));
-        if (rec) co_return map_error(rec, "resolve", ep);
+        if (rec) co_return map_error(rec, proxy ? "resolve proxy" : "resolve", peer);
 
         beast::tcp_stream stream(ex);
         stream.expires_at(deadline);
         auto [cec, ignored_ep] = co_await stream.async_connect(endpoints, tuple_awaitable);
-        if (cec) co_return map_error(cec, "connect", ep);
+        if (cec) co_return map_error(cec, proxy ? "connect to proxy" : "connect", peer);
         stream.socket().set_option(tcp::no_delay(true));
         ++connects;
+        if (proxy) {
+            if (auto t = co_await tunnel(stream, deadline); !t) co_return t.error();
+        }
 
         if (!tls) {
             plain.emplace(std::move(stream));
@@ -139,14 +203,44 @@ struct http_connection::impl {
         co_return result<void>{};
     }
 
+    // HTTP CONNECT (RFC 9110 §9.3.6): after a 2xx the socket is a byte pipe to
+    // the endpoint, and TLS runs end to end through it.
+    asio::awaitable<result<void>> tunnel(beast::tcp_stream& stream, clock::time_point deadline) {
+        config::endpoint with_port = ep;
+        with_port.explicit_port = true;  // CONNECT always names the port
+        const std::string authority = host_header(with_port);
+        http::request<http::empty_body> msg{http::verb::connect, authority, 11};
+        msg.set(http::field::host, authority);
+        msg.set(http::field::user_agent, "subsyncd/" SUBSYNC_VERSION);
+        stream.expires_at(deadline);
+        auto [wec, wn] = co_await http::async_write(stream, msg, tuple_awaitable);
+        if (wec) co_return map_error(wec, "CONNECT through proxy", *proxy);
+        http::response_parser<http::empty_body> parser;
+        parser.skip(true);  // a CONNECT answer has no body
+        beast::flat_buffer tunnel_buffer;
+        auto [rec, rn] = co_await http::async_read_header(stream, tunnel_buffer, parser, tuple_awaitable);
+        if (rec) co_return map_error(rec, "CONNECT through proxy", *proxy);
+        const unsigned status = parser.get().result_int();
+        if (status / 100 != 2)
+            co_return error{error_kind::network,
+                            fmt::format("proxy {}:{} refused CONNECT {}: HTTP {}", proxy->host, proxy->port, authority,
+                                        status),
+                            status};
+        co_return result<void>{};
+    }
+
     template <class Stream>
     asio::awaitable<result<http_response>> exchange(Stream& stream, const http_request& req, clock::time_point deadline,
                                                     bool& nothing_received) {
-        http::request<http::empty_body> msg{http::verb::get, req.target, 11};
-        msg.set(http::field::host, host_header);
+        http::request<http::string_body> msg{http::string_to_verb(req.method), req.target, 11};
+        msg.set(http::field::host, host_value);
         msg.set(http::field::user_agent, "subsyncd/" SUBSYNC_VERSION);
         msg.set(http::field::accept, "application/json");
         for (const auto& h : req.headers) msg.set(h.name, h.value);
+        if (req.method != "GET") {
+            msg.body() = req.body;
+            msg.prepare_payload();
+        }
 
         beast::get_lowest_layer(stream).expires_at(deadline);
         auto [wec, wn] = co_await http::async_write(stream, msg, tuple_awaitable);
@@ -167,6 +261,7 @@ struct http_connection::impl {
         out.status = res.result_int();
         if (auto it = res.find("X-Request-Id"); it != res.end()) out.request_id = std::string(it->value());
         if (auto it = res.find(http::field::retry_after); it != res.end()) out.retry_after = std::string(it->value());
+        for (const auto& f : res) out.headers.push_back({std::string(f.name_string()), std::string(f.value())});
         if (!res.keep_alive()) close();
         out.body = std::move(res.body());
         co_return out;
@@ -174,10 +269,12 @@ struct http_connection::impl {
 };
 
 http_connection::http_connection(asio::any_io_executor ex, config::endpoint ep, std::shared_ptr<tls_context> tls,
-                                 std::chrono::milliseconds timeout, std::size_t body_limit)
+                                 std::chrono::milliseconds timeout, std::size_t body_limit,
+                                 std::optional<config::endpoint> proxy)
     : impl_(std::make_unique<impl>()) {
     impl_->ex = std::move(ex);
-    impl_->host_header = ep.explicit_port ? fmt::format("{}:{}", ep.host, ep.port) : ep.host;
+    impl_->host_value = host_header(ep);
+    impl_->proxy = std::move(proxy);
     impl_->ep = std::move(ep);
     if (impl_->ep.tls()) {
         if (!tls) throw std::logic_error("https endpoint without a TLS context");
@@ -191,9 +288,9 @@ http_connection::~http_connection() { impl_->close(); }
 
 std::size_t http_connection::connects() const noexcept { return impl_->connects; }
 
-asio::awaitable<result<http_response>> http_connection::get(const http_request& req) {
+asio::awaitable<result<http_response>> http_connection::send(const http_request& req, clock::time_point cap) {
     auto& d = *impl_;
-    const auto deadline = clock::now() + d.timeout;
+    const auto deadline = std::min(clock::now() + d.timeout, cap);
     // A kept-alive connection may have been closed by the server while idle; a
     // request that got no byte back on such a connection is sent once more on a
     // fresh one (safe: these are idempotent GETs).

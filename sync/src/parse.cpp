@@ -284,6 +284,18 @@ result<std::vector<subscription_resource>> body_parser::orders(const std::string
     return out;
 }
 
+result<epoch_ms> parse_token_expiry(const std::string& body) {
+    dom::parser parser;
+    dom::element doc;
+    if (auto code = parser.parse(body).get(doc)) return json_error(code);
+    std::string_view text;
+    if (doc.at_pointer("/token/expires_at").get(text))
+        return error{error_kind::parse, "token.expires_at: missing or not a string"};
+    auto t = parse_iso8601(text);
+    if (!t) return error{error_kind::parse, fmt::format("token.expires_at: not an ISO-8601 time: \"{}\"", text.substr(0, 40))};
+    return *t;
+}
+
 std::string describe_error_body(const std::string& body) {
     dom::parser parser;
     dom::element doc;

@@ -18,13 +18,6 @@ struct secret_ref {
     [[nodiscard]] bool empty() const { return env.empty() && file.empty() && credential.empty(); }
 };
 
-enum class auth_type { token };
-
-struct auth_config {
-    auth_type type = auth_type::token;
-    secret_ref token;  ///< token_env | token_file | token_credential
-};
-
 /// A parsed endpoint URL: `https://host[:port][/base]`.
 struct endpoint {
     std::string scheme;  ///< "https" or "http"
@@ -35,6 +28,33 @@ struct endpoint {
     std::string text;       ///< as written in the file, for messages
 
     [[nodiscard]] bool tls() const { return scheme == "https"; }
+};
+
+/// How an account authenticates (`[account.auth] type`).
+enum class auth_type {
+    token,     ///< a ready IAM token, sent as X-Auth-Token
+    password,  ///< IAM user/password exchanged for a token at POST {iam_endpoint}/v3/auth/tokens
+    aksk,      ///< SDK-HMAC-SHA256 request signing with an access key / secret key
+};
+
+struct auth_config {
+    auth_type type = auth_type::token;
+    secret_ref token;  ///< token: token_env | token_file | token_credential
+
+    // password
+    endpoint iam_endpoint;
+    std::string user;
+    std::string domain;      ///< the account (domain) name the user belongs to
+    secret_ref password;     ///< password_env | password_file | password_credential
+    std::string project;     ///< scope by project name (e.g. "cn-north-4") ...
+    std::string project_id;  ///< ... or by id; also X-Project-Id for aksk
+    /// A token is renewed this long before its expires_at (the official SDKs use 40 minutes).
+    std::chrono::milliseconds refresh_margin{std::chrono::minutes(40)};
+
+    // aksk
+    secret_ref ak;              ///< ak_env | ak_file | ak_credential
+    secret_ref sk;              ///< sk_env | sk_file | sk_credential
+    secret_ref security_token;  ///< optional, for temporary AK/SK
 };
 
 struct account_config {
@@ -54,7 +74,16 @@ struct sync_config {
     std::chrono::milliseconds interval{std::chrono::minutes(15)};
     int page_size = 100;   ///< 1..500
     int concurrency = 8;   ///< pages in flight per source, 1..64
-    std::chrono::milliseconds timeout{std::chrono::seconds(30)};  ///< per request
+    std::chrono::milliseconds timeout{std::chrono::seconds(30)};  ///< per request, every step included
+    std::chrono::milliseconds source_timeout{std::chrono::minutes(15)};  ///< a whole source, retries included
+    int max_attempts = 5;  ///< per request, the first included; 1 = no retries
+    std::chrono::milliseconds backoff_base{500};                      ///< first retry waits up to this
+    std::chrono::milliseconds backoff_max{std::chrono::seconds(30)};  ///< cap of one backoff (and Retry-After)
+    double rate_limit = 20;  ///< requests per second per endpoint; 0 = unlimited
+    int rate_burst = 10;     ///< requests allowed at once before the rate applies
+    std::size_t body_limit = std::size_t{64} << 20;  ///< bytes of one response body
+    std::string proxy;     ///< http://host:port for CONNECT; empty = $HTTPS_PROXY/$https_proxy
+    std::string no_proxy;  ///< hosts that bypass the proxy; empty = $NO_PROXY/$no_proxy
 };
 
 struct tls_config {

@@ -17,9 +17,6 @@ struct sync_report {
     [[nodiscard]] bool all_ok() const;
 };
 
-/// The clock, injected so that tests control time; only daemon/ reads the real one.
-using clock_fn = std::function<epoch_ms()>;
-
 /// Syncs every account of `cfg` once, both sources of every account
 /// concurrently, and applies each (account, source) listing to `store` as soon
 /// as it is complete. A failed source is recorded as a failed run and changes

@@ -4,6 +4,7 @@
 #include <subsync/sync/auth.hpp>
 #include <subsync/sync/error.hpp>
 #include <subsync/sync/http_client.hpp>
+#include <subsync/sync/request.hpp>
 #include <subsync/sync/records.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
@@ -19,13 +20,10 @@ namespace subsync::sync {
 
 /// Everything a source fetch needs; borrowed for the duration of the fetch.
 struct fetch_context {
-    boost::asio::any_io_executor ex;
+    request_context request;  ///< transport, credentials, retries, rate limit, deadline
     const config::account_config* account = nullptr;
-    std::shared_ptr<tls_context> tls;
-    std::shared_ptr<authenticator> auth;
     int page_size = 100;
     int concurrency = 8;
-    std::chrono::milliseconds timeout{30000};
     /// Called after each page arrives (pages done, pages total), for progress output.
     std::function<void(int, int)> on_page;
 };
@@ -45,7 +43,8 @@ struct listing {
 /// Fetches every page of `GET /v1.0/apigw/purchases/groups`: page 1 first to
 /// learn `total`, then the rest with at most `concurrency` requests in flight,
 /// each worker on its own keep-alive connection. Any failed page fails the whole
-/// listing; the error names the page.
+/// listing; the error names the page. A listing that does not add up is
+/// fetched once more from page 1 before it is returned as incomplete.
 boost::asio::awaitable<result<listing<purchased_group>>> fetch_purchased_groups(const fetch_context& ctx);
 
 /// Fetches `GET /v1/subscriptions/orders` (one document, no paging).

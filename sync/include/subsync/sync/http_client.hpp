@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,10 +20,12 @@ struct header {
     std::string value;
 };
 
-/// A GET request to one endpoint; `target` is the path and query as sent.
+/// A request to one endpoint; `target` is the path and query as sent.
 struct http_request {
     std::string target;
     std::vector<header> headers;
+    std::string method = "GET";
+    std::string body;  ///< sent with Content-Length when the method is not GET
 };
 
 struct http_response {
@@ -30,6 +33,26 @@ struct http_response {
     std::string body;
     std::string request_id;   ///< X-Request-Id, when present
     std::string retry_after;  ///< Retry-After, when present
+    std::vector<header> headers;  ///< every response header, in order received
+
+    /// The first header of that name (case-insensitive), or empty.
+    [[nodiscard]] std::string_view header_value(std::string_view name) const;
+};
+
+/// The Host header for an endpoint: `host`, `host:port` when the URL named a
+/// port, with brackets around an IPv6 literal. Also what AK/SK signing signs.
+[[nodiscard]] std::string host_header(const config::endpoint& ep);
+
+/// Where to tunnel through (HTTP CONNECT), when a proxy applies to a host.
+struct proxy_settings {
+    std::string url;       ///< http://host:port; empty = no proxy
+    std::string no_proxy;  ///< comma-separated hosts/domains ("*" = all) that go direct
+
+    /// From the config when set there, else $HTTPS_PROXY/$https_proxy and $NO_PROXY/$no_proxy.
+    static proxy_settings resolve(const std::string& config_proxy, const std::string& config_no_proxy);
+
+    /// The proxy endpoint to use for `host`, or nullopt to connect directly.
+    [[nodiscard]] std::optional<config::endpoint> for_host(std::string_view host) const;
 };
 
 /// The TLS settings shared by every connection: peer verification against
@@ -46,15 +69,19 @@ class tls_context;
 class http_connection {
 public:
     http_connection(boost::asio::any_io_executor ex, config::endpoint ep, std::shared_ptr<tls_context> tls,
-                    std::chrono::milliseconds timeout, std::size_t body_limit = 64u << 20);
+                    std::chrono::milliseconds timeout, std::size_t body_limit = 64u << 20,
+                    std::optional<config::endpoint> proxy = std::nullopt);
     ~http_connection();
     http_connection(const http_connection&) = delete;
     http_connection& operator=(const http_connection&) = delete;
 
-    /// Sends a GET and reads the whole response within `timeout` (resolve,
-    /// connect, handshake, write and read all share that deadline). Any status
-    /// is a success here; transport failures are errors.
-    boost::asio::awaitable<result<http_response>> get(const http_request& req);
+    /// Sends the request and reads the whole response within `timeout`, and
+    /// never past `cap` (resolve, proxy tunnel, connect, handshake, write and
+    /// read all share that deadline). Any status is a success here; transport
+    /// failures are errors.
+    boost::asio::awaitable<result<http_response>> send(
+        const http_request& req,
+        std::chrono::steady_clock::time_point cap = std::chrono::steady_clock::time_point::max());
 
     /// Connections opened so far (keep-alive reuse keeps this low).
     [[nodiscard]] std::size_t connects() const noexcept;

@@ -38,6 +38,9 @@ private:
     std::unique_ptr<impl> impl_;
 };
 
+/// Reads `token.expires_at` from an IAM token response body.
+[[nodiscard]] result<epoch_ms> parse_token_expiry(const std::string& body);
+
 /// Extracts `error_code: error_msg` from a Huawei-style error body (any of the
 /// shapes in refs/huawei-cloud.md); for a non-JSON body, its first bytes.
 [[nodiscard]] std::string describe_error_body(const std::string& body);

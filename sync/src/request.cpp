@@ -1,0 +1,109 @@
+#include <subsync/sync/parse.hpp>
+#include <subsync/sync/request.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+namespace subsync::sync {
+
+namespace asio = boost::asio;
+using clock = std::chrono::steady_clock;
+
+std::unique_ptr<http_connection> transport::connect(const config::endpoint& ep) const {
+    return std::make_unique<http_connection>(ex, ep, tls, timeout, body_limit, proxy.for_host(ep.host));
+}
+
+asio::awaitable<void> rate_limits::acquire(const config::endpoint& ep) {
+    if (rate_ <= 0) co_return;
+    auto [it, inserted] = buckets_.try_emplace(host_header(ep), rate_, burst_);
+    const auto wait = it->second.reserve(clock::now());
+    if (wait.count() <= 0) co_return;
+    asio::steady_timer timer(co_await asio::this_coro::executor, wait);
+    co_await timer.async_wait(asio::use_awaitable);
+}
+
+error status_error(const http_response& res, std::string_view where) {
+    const auto kind = res.status == 401 || res.status == 403 ? error_kind::auth : error_kind::http_status;
+    std::string msg = fmt::format("{}: HTTP {}: {}", where, res.status, describe_error_body(res.body));
+    if (!res.request_id.empty()) msg += fmt::format(" request_id={}", res.request_id);
+    return error{kind, std::move(msg), res.status, res.request_id};
+}
+
+error located(error e, std::string_view where) {
+    e.message = fmt::format("{}: {}", where, e.message);
+    return e;
+}
+
+namespace {
+
+std::string format_ms(std::chrono::milliseconds d) { return fmt::format("{}ms", d.count()); }
+
+}  // namespace
+
+asio::awaitable<result<http_response>> send_with_retries(const request_context& ctx, http_connection& conn,
+                                                         const config::endpoint& ep, const http_request& base,
+                                                         std::string_view where) {
+    bool reauthorized = false;
+    const int max_attempts = std::max(1, ctx.retry.max_attempts);
+    for (int attempt = 1;; ++attempt) {
+        if (clock::now() >= ctx.deadline)
+            co_return error{error_kind::timeout, fmt::format("{}: the source deadline (sync.source_timeout) passed", where)};
+        if (ctx.limits != nullptr) co_await ctx.limits->acquire(ep);
+
+        http_request req = base;  // credentials are added afresh: a signature carries its date
+        if (ctx.auth) {
+            if (auto a = co_await ctx.auth->authorize(req, ep); !a) co_return located(a.error(), where);
+        }
+        auto res = co_await conn.send(req, ctx.deadline);
+
+        std::optional<std::chrono::milliseconds> server_wait;
+        std::string reason;
+        std::string request_id;
+        if (!res) {
+            const auto kind = res.error().kind;
+            const bool transient = kind == error_kind::network || kind == error_kind::timeout;
+            if (!transient || attempt >= max_attempts) {
+                auto e = located(res.error(), where);
+                if (transient) e.message += fmt::format(" (after {} attempts)", attempt);
+                co_return e;
+            }
+            reason = res.error().message;
+        } else if (res->status / 100 == 2) {
+            co_return res;
+        } else if (res->status == 401 && ctx.auth && !reauthorized && ctx.auth->rejected(req)) {
+            // A token can expire between two requests: one refresh, one more try, never a loop.
+            reauthorized = true;
+            spdlog::warn("token rejected account={} source={} {} request_id={}: re-authenticating once", ctx.account,
+                         ctx.source, where, res->request_id);
+            --attempt;
+            continue;
+        } else if (!retryable_status(res->status) || attempt >= max_attempts) {
+            auto e = status_error(*res, where);
+            if (retryable_status(res->status)) e.message += fmt::format(" (after {} attempts)", attempt);
+            co_return e;
+        } else {
+            reason = status_error(*res, "").message.substr(2);
+            request_id = res->request_id;
+            if (!res->retry_after.empty())
+                server_wait = parse_retry_after(res->retry_after, std::chrono::system_clock::now());
+        }
+
+        // The server's Retry-After wins over our backoff, up to the backoff cap.
+        const auto wait = server_wait ? std::min(*server_wait, ctx.retry.cap)
+                                      : backoff_delay(ctx.retry, attempt, ctx.random ? ctx.random() : 0.5);
+        if (clock::now() + wait >= ctx.deadline)
+            co_return error{error_kind::timeout,
+                            fmt::format("{}: {}; no time left to retry before sync.source_timeout", where, reason)};
+        spdlog::warn("retrying account={} source={} {} attempt={}/{} wait={} request_id={} reason=\"{}\"", ctx.account,
+                     ctx.source, where, attempt + 1, max_attempts, format_ms(wait), request_id, reason);
+        asio::steady_timer timer(co_await asio::this_coro::executor, wait);
+        co_await timer.async_wait(asio::use_awaitable);
+    }
+}
+
+}  // namespace subsync::sync
