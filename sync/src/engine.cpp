@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <chrono>
 #include <map>
+#include <optional>
 #include <random>
 
 namespace subsync::sync {
@@ -27,11 +28,13 @@ struct job {
     source_kind source;
 };
 
-class sync_session {
+}  // namespace
+
+class sync_engine::impl {
 public:
-    sync_session(const config::config& cfg, snapshot_store& store, const config::environment& env,
-                 const clock_fn& now, asio::any_io_executor ex)
-        : cfg_(cfg), store_(store), env_(env), now_(now),
+    impl(asio::any_io_executor ex, const config::config& cfg, snapshot_store& store, const config::environment& env,
+         clock_fn now)
+        : cfg_(cfg), store_(store), env_(env), now_(std::move(now)),
           limits_(cfg.sync.rate_limit, cfg.sync.rate_burst), rng_(std::random_device{}()) {
         net_.ex = std::move(ex);
         net_.proxy = proxy_settings::resolve(cfg.sync.proxy, cfg.sync.no_proxy);
@@ -39,8 +42,10 @@ public:
         net_.body_limit = cfg.sync.body_limit;
     }
 
-    asio::awaitable<void> run() {
-        if (std::any_of(cfg_.accounts.begin(), cfg_.accounts.end(), [](const auto& a) {
+    asio::awaitable<sync_report> run(sync_options opts) {
+        opts_ = opts;
+        report_ = {};
+        if (!net_.tls && std::any_of(cfg_.accounts.begin(), cfg_.accounts.end(), [](const auto& a) {
                 return a.apig_endpoint.tls() || a.secmaster_endpoint.tls() ||
                        (a.auth.type == config::auth_type::password && a.auth.iam_endpoint.tls());
             }))
@@ -52,9 +57,8 @@ public:
         }
         report_.runs.resize(jobs.size());
         co_await detail::run_all(net_.ex, jobs.size(), [&](std::size_t i) { return run_job(jobs[i], report_.runs[i]); });
+        co_return std::move(report_);
     }
-
-    sync_report take_report() { return std::move(report_); }
 
 private:
     asio::awaitable<void> run_job(job j, run_record& out) {
@@ -66,7 +70,7 @@ private:
         auto fail = [&](const error& e) {
             const auto text = fmt::format("account={} source={} {}", account.name, source, e.message);
             spdlog::error("sync failed {} kind={}", text, to_string(e.kind));
-            out = store_.record_failure(account.name, j.source, text, started, now_());
+            out = store_.record_failure(account.name, j.source, text, started, now_(), opts_.dry_run);
         };
 
         auto auth = authenticator_for(account);
@@ -98,7 +102,7 @@ private:
             if (!fetched->complete)
                 spdlog::warn("incomplete listing account={} source={} reason=\"{}\": nothing is marked removed",
                              account.name, source, fetched->incomplete_reason);
-            out = store_.apply(account.name, *fetched, started, now_());
+            out = store_.apply(account.name, *fetched, started, now_(), opts_.dry_run);
             const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
             spdlog::info("sync done account={} source={} status={} pages={} items={} added={} changed={} removed={} ms={}",
                          account.name, source, out.status, out.pages, out.items, out.added, out.changed, out.removed,
@@ -120,7 +124,8 @@ private:
     const config::config& cfg_;
     snapshot_store& store_;
     const config::environment& env_;
-    const clock_fn& now_;
+    clock_fn now_;
+    sync_options opts_;
     transport net_;
     rate_limits limits_;
     std::mt19937_64 rng_;
@@ -128,22 +133,28 @@ private:
     sync_report report_;
 };
 
-}  // namespace
+sync_engine::sync_engine(asio::any_io_executor ex, const config::config& cfg, snapshot_store& store,
+                         const config::environment& env, clock_fn now)
+    : impl_(std::make_unique<impl>(std::move(ex), cfg, store, env, std::move(now))) {}
+
+sync_engine::~sync_engine() = default;
+
+asio::awaitable<sync_report> sync_engine::run(sync_options opts) { return impl_->run(opts); }
 
 sync_report sync_once(const config::config& cfg, snapshot_store& store, const config::environment& env,
-                      const clock_fn& now) {
+                      const clock_fn& now, sync_options opts) {
     asio::io_context io;
-    sync_session session(cfg, store, env, now, io.get_executor());
+    sync_engine engine(io.get_executor(), cfg, store, env, now);
     std::exception_ptr failure;
-    bool finished = false;
-    asio::co_spawn(io, session.run(), [&](std::exception_ptr e) {
+    std::optional<sync_report> report;
+    asio::co_spawn(io, engine.run(opts), [&](std::exception_ptr e, sync_report r) {
         failure = e;
-        finished = true;
+        report = std::move(r);
     });
     io.run();
     if (failure) std::rethrow_exception(failure);
-    if (!finished) throw std::logic_error("sync ended with work still suspended");
-    return session.take_report();
+    if (!report) throw std::logic_error("sync ended with work still suspended");
+    return std::move(*report);
 }
 
 }  // namespace subsync::sync

@@ -118,7 +118,15 @@ snapshot_store::snapshot_store(const std::filesystem::path& file)
 }
 
 run_record snapshot_store::record_failure(std::string_view account, source_kind source, const std::string& error,
-                                          epoch_ms started, epoch_ms finished) {
+                                          epoch_ms started, epoch_ms finished, bool dry_run) {
+    run_record r;
+    r.account = std::string(account);
+    r.source = source;
+    r.status = "failed";
+    r.error = error;
+    r.started = started;
+    r.finished = finished;
+    if (dry_run) return r;
     SQLite::Statement ins(db_,
                           "INSERT INTO sync_runs (account, source, started_at, finished_at, status, error) "
                           "VALUES (?, ?, ?, ?, 'failed', ?)");
@@ -128,30 +136,23 @@ run_record snapshot_store::record_failure(std::string_view account, source_kind 
     ins.bind(4, static_cast<std::int64_t>(finished));
     ins.bind(5, error);
     ins.exec();
-    run_record r;
     r.id = db_.getLastInsertRowid();
-    r.account = std::string(account);
-    r.source = source;
-    r.status = "failed";
-    r.error = error;
-    r.started = started;
-    r.finished = finished;
     return r;
 }
 
 run_record snapshot_store::apply(std::string_view account, const listing<purchased_group>& l, epoch_ms started,
-                                 epoch_ms finished) {
-    return apply_listing(account, source_kind::purchased_groups, l, started, finished);
+                                 epoch_ms finished, bool dry_run) {
+    return apply_listing(account, source_kind::purchased_groups, l, started, finished, dry_run);
 }
 
 run_record snapshot_store::apply(std::string_view account, const listing<subscription_resource>& l,
-                                 epoch_ms started, epoch_ms finished) {
-    return apply_listing(account, source_kind::subscriptions, l, started, finished);
+                                 epoch_ms started, epoch_ms finished, bool dry_run) {
+    return apply_listing(account, source_kind::subscriptions, l, started, finished, dry_run);
 }
 
 template <class Record>
 run_record snapshot_store::apply_listing(std::string_view account_view, source_kind source, const listing<Record>& l,
-                                         epoch_ms started, epoch_ms finished) {
+                                         epoch_ms started, epoch_ms finished, bool dry_run) {
     const std::string account(account_view);
     const std::string table(to_string(source));
     const auto cols = columns(source);
@@ -321,7 +322,7 @@ run_record snapshot_store::apply_listing(std::string_view account_view, source_k
     counts.bind(3, static_cast<std::int64_t>(run.removed));
     counts.bind(4, static_cast<std::int64_t>(run.id));
     counts.exec();
-    tx.commit();
+    if (!dry_run) tx.commit();  // otherwise the transaction's destructor rolls everything back
     return run;
 }
 

@@ -94,6 +94,8 @@ export_dir = "{}"
 page_size   = {}
 concurrency = {}
 timeout     = "{}"
+backoff_base = "10ms"
+backoff_max  = "100ms"
 
 [tls]
 ca_file = "{}"

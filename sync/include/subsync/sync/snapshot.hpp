@@ -51,20 +51,22 @@ public:
 
     /// Applies a fetched listing: inserts new items, updates changed ones field
     /// by field, and, only when the listing is complete, marks missing ones removed.
-    run_record apply(std::string_view account, const listing<purchased_group>& l, epoch_ms started, epoch_ms finished);
+    /// With `dry_run` the transaction is rolled back: the counts say what would change.
+    run_record apply(std::string_view account, const listing<purchased_group>& l, epoch_ms started, epoch_ms finished,
+                     bool dry_run = false);
     run_record apply(std::string_view account, const listing<subscription_resource>& l, epoch_ms started,
-                     epoch_ms finished);
+                     epoch_ms finished, bool dry_run = false);
 
-    /// Records a failed run; no item is touched.
+    /// Records a failed run; no item is touched. With `dry_run` nothing is written.
     run_record record_failure(std::string_view account, source_kind source, const std::string& error,
-                              epoch_ms started, epoch_ms finished);
+                              epoch_ms started, epoch_ms finished, bool dry_run = false);
 
     [[nodiscard]] SQLite::Database& database() noexcept { return db_; }
 
 private:
     template <class Record>
     run_record apply_listing(std::string_view account, source_kind source, const listing<Record>& l,
-                             epoch_ms started, epoch_ms finished);
+                             epoch_ms started, epoch_ms finished, bool dry_run);
 
     SQLite::Database db_;
 };
