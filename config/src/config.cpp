@@ -16,6 +16,9 @@
 #include <utility>
 #include <vector>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 namespace subsync::config {
 namespace {
 
@@ -27,9 +30,14 @@ constexpr std::size_t max_config_bytes = 1024 * 1024;
 void read_storage(const table_reader& root, storage_config& out) {
     const toml::table* t = root.table("storage");
     if (t == nullptr) return;
-    const table_reader r(*t, "storage", {"database", "export_dir"}, root.report());
+    const table_reader r(*t, "storage",
+                         {"database", "export_dir", "busy_timeout", "history_days", "quota_sample_interval"},
+                         root.report());
     r.path("database", false, out.database);
     r.path("export_dir", false, out.export_dir);
+    r.duration("busy_timeout", milliseconds(0), std::chrono::minutes(10), out.busy_timeout);
+    r.integer("history_days", 0, 36500, out.history_days);
+    r.duration("quota_sample_interval", milliseconds(0), std::chrono::hours(24 * 31), out.quota_sample_interval);
 }
 
 void read_sync(const table_reader& root, sync_config& out) {
@@ -38,9 +46,12 @@ void read_sync(const table_reader& root, sync_config& out) {
     const table_reader r(*t, "sync",
                          {"interval", "page_size", "concurrency", "timeout", "source_timeout", "max_attempts",
                           "backoff_base", "backoff_max", "rate_limit", "rate_burst", "body_limit_mib", "proxy",
-                          "no_proxy"},
+                          "no_proxy", "jitter"},
                          root.report());
     r.duration("interval", std::chrono::seconds(10), std::nullopt, out.interval);
+    // Half the interval at most, so two syncs are always at least interval / 2 apart.
+    out.jitter = out.interval / 10;
+    r.duration("jitter", milliseconds(0), out.interval / 2, out.jitter);
     r.integer("page_size", 1, 500, out.page_size);  // 500: the API's maximum page size
     r.integer("concurrency", 1, 64, out.concurrency);
     r.duration("timeout", milliseconds(100), std::chrono::minutes(10), out.timeout);
@@ -85,6 +96,89 @@ void detail::read_endpoint(const table_reader& r, std::string_view k, endpoint& 
         const toml::node* n = r.node(k);
         r.report().warning(line_of(n->source()), r.key(k), "plain http:// — traffic and token are not encrypted");
     }
+}
+
+// `[daemon]` and `[metrics]`: how the long-running `subsyncd run` behaves and is observed.
+namespace {
+
+using namespace detail;
+
+constexpr std::string_view listen_form = "\"127.0.0.1:9469\" or \"[::1]:9469\"";
+
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+/// Splits "IPv4:port" / "[IPv6]:port"; the reason when it is neither.
+std::string parse_listen(std::string_view text, metrics_config& out) {
+    std::string host;
+    std::string_view port;
+    if (!text.empty() && text.front() == '[') {
+        const std::size_t close = text.find(']');
+        if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':')
+            return fmt::format("\"{}\" is not an address:port; write {}", text, listen_form);
+        host = std::string(text.substr(1, close - 1));
+        port = text.substr(close + 2);
+        in6_addr addr{};
+        if (::inet_pton(AF_INET6, host.c_str(), &addr) != 1)
+            return fmt::format("\"{}\" is not an IPv6 address", host);
+    } else {
+        const std::size_t colon = text.rfind(':');
+        if (colon == std::string_view::npos)
+            return fmt::format("\"{}\" has no port; write {}", text, listen_form);
+        host = std::string(text.substr(0, colon));
+        port = text.substr(colon + 1);
+        in_addr addr{};
+        // An IP literal only: a name would need resolving, and "localhost" may mean ::1 or 127.0.0.1.
+        if (::inet_pton(AF_INET, host.c_str(), &addr) != 1)
+            return fmt::format("\"{}\" is not an IPv4 address; write {}", host, listen_form);
+    }
+    unsigned value = 0;
+    const bool digits = !port.empty() && port.size() <= 5 && std::all_of(port.begin(), port.end(), is_digit);
+    if (digits)
+        for (char c : port) value = value * 10 + static_cast<unsigned>(c - '0');
+    if (!digits || value > 65535) return fmt::format("invalid port \"{}\"; expected 0..65535", port);
+    out.host = std::move(host);
+    out.port = static_cast<std::uint16_t>(value);
+    return {};
+}
+
+bool loopback(const std::string& host) { return host.rfind("127.", 0) == 0 || host == "::1"; }
+
+}  // namespace
+
+void detail::read_daemon(const table_reader& root, daemon_config& out) {
+    const toml::table* t = root.table("daemon");
+    if (t == nullptr) return;
+    const table_reader r(*t, "daemon", {"grace", "log_level", "log_format"}, root.report());
+    r.duration("grace", milliseconds(100), std::chrono::hours(1), out.grace);
+    if (auto level = r.string("log_level")) {
+        if (*level == "debug") out.level = log_level::debug;
+        else if (*level == "info") out.level = log_level::info;
+        else if (*level == "warn") out.level = log_level::warn;
+        else if (*level == "error") out.level = log_level::error;
+        else
+            r.invalid("log_level",
+                      fmt::format("unknown level \"{}\"; expected \"debug\", \"info\", \"warn\" or \"error\"", *level));
+    }
+    if (auto format = r.string("log_format")) {
+        if (*format == "text") out.format = log_format::text;
+        else if (*format == "json") out.format = log_format::json;
+        else r.invalid("log_format", fmt::format("unknown format \"{}\"; expected \"text\" or \"json\"", *format));
+    }
+}
+
+void detail::read_metrics(const table_reader& root, metrics_config& out) {
+    const toml::table* t = root.table("metrics");
+    if (t == nullptr) return;
+    const table_reader r(*t, "metrics", {"listen"}, root.report());
+    auto listen = r.string("listen");
+    if (!listen || listen->empty()) return;
+    metrics_config parsed;
+    if (std::string why = parse_listen(*listen, parsed); !why.empty()) return r.invalid("listen", why);
+    parsed.listen = std::move(*listen);
+    if (!loopback(parsed.host))
+        r.report().warning(line_of(r.node("listen")->source()), r.key("listen"),
+                           "not a loopback address — /metrics and /healthz are served to the network, unauthenticated");
+    out = std::move(parsed);
 }
 
 namespace {
@@ -172,12 +266,14 @@ boost::system::result<config, config_error> parse_config(std::string_view toml_t
     std::error_code ec;
     const std::filesystem::path absolute = std::filesystem::absolute(source_name, ec);
     validation v(file, (ec ? source_name : absolute).parent_path());
-    const table_reader r(root, "", {"storage", "sync", "tls", "account"}, v);
+    const table_reader r(root, "", {"storage", "sync", "tls", "account", "daemon", "metrics"}, v);
 
     config c;
     c.source = source_name;
     read_storage(r, c.storage);
     read_sync(r, c.sync);
+    read_daemon(r, c.daemon);
+    read_metrics(r, c.metrics);
     read_tls(r, c.tls);
     read_accounts(r, c.accounts);
     if (v.failed()) return config_error{v.errors()};

@@ -67,6 +67,71 @@ void append_csv_cell(std::string& out, const cell& c, column_type t) {
     }
 }
 
+namespace {
+
+// Formats rows of one table for one format; the live export and the as-of
+// export feed it the same way, so both produce identical bytes.
+class row_writer {
+public:
+    row_writer(sync::source_kind table, export_format format, const byte_sink& sink)
+        : cols_(sync::columns(table)), format_(format), sink_(sink) {
+        if (format_ == export_format::csv) {
+            buf_ += "account";
+            for (const auto& c : cols_) fmt::format_to(std::back_inserter(buf_), ",{}", c.name);
+            buf_ += '\n';
+        } else if (format_ == export_format::json) {
+            buf_ += '[';
+        }
+    }
+
+    void row(const std::string& account, const std::vector<cell>& cells) {
+        if (format_ == export_format::csv) {
+            append_csv_text(buf_, account, true);
+            for (std::size_t i = 0; i < cols_.size(); ++i) {
+                buf_ += ',';
+                append_csv_cell(buf_, cells[i], cols_[i].type);
+            }
+            buf_ += '\n';
+        } else {
+            if (format_ == export_format::json) buf_ += rows_ == 0 ? "\n" : ",\n";
+            // {"account": ..., then the API's fields in column order}
+            object_.clear();
+            sync::append_json_object(object_, cols_, cells, sync::time_style::iso8601);
+            buf_ += "{\"account\":";
+            sync::append_json_string(buf_, account);
+            if (object_.size() > 2) {
+                buf_ += ',';
+                buf_.append(object_, 1);
+            } else {
+                buf_ += '}';
+            }
+            if (format_ == export_format::jsonl) buf_ += '\n';
+        }
+        ++rows_;
+        if (buf_.size() >= (256u << 10)) {
+            sink_(buf_);
+            buf_.clear();
+        }
+    }
+
+    std::int64_t finish() {
+        if (format_ == export_format::json) buf_ += rows_ == 0 ? "]\n" : "\n]\n";
+        sink_(buf_);
+        buf_.clear();
+        return rows_;
+    }
+
+private:
+    std::span<const sync::column> cols_;
+    export_format format_;
+    const byte_sink& sink_;
+    std::string buf_;
+    std::string object_;
+    std::int64_t rows_ = 0;
+};
+
+}  // namespace
+
 std::int64_t write_table(SQLite::Database& db, sync::source_kind table, export_format format, const byte_sink& sink,
                          const export_options& opts) {
     const auto cols = sync::columns(table);
@@ -76,55 +141,20 @@ std::int64_t write_table(SQLite::Database& db, sync::source_kind table, export_f
                                         "ORDER BY account, item_key",
                                         names, sync::to_string(table), opts.account ? " AND account = ?" : ""));
     if (opts.account) q.bind(1, *opts.account);
-
-    std::string buf;
-    auto flush_if_full = [&] {
-        if (buf.size() >= (256u << 10)) {
-            sink(buf);
-            buf.clear();
-        }
-    };
-    if (format == export_format::csv) {
-        buf += "account";
-        for (const auto& c : cols) fmt::format_to(std::back_inserter(buf), ",{}", c.name);
-        buf += '\n';
-    } else if (format == export_format::json) {
-        buf += '[';
-    }
-
+    row_writer out(table, format, sink);
     std::vector<cell> cells;
-    std::int64_t rows = 0;
     while (q.executeStep()) {
         sync::read_cells(q, cols, 1, cells);
-        const std::string account = q.getColumn(0).getString();
-        if (format == export_format::csv) {
-            append_csv_text(buf, account, true);
-            for (std::size_t i = 0; i < cols.size(); ++i) {
-                buf += ',';
-                append_csv_cell(buf, cells[i], cols[i].type);
-            }
-            buf += '\n';
-        } else {
-            if (format == export_format::json) buf += rows == 0 ? "\n" : ",\n";
-            // {"account": ..., then the API's fields in column order}
-            std::string object;
-            sync::append_json_object(object, cols, cells, sync::time_style::iso8601);
-            buf += "{\"account\":";
-            sync::append_json_string(buf, account);
-            if (object.size() > 2) {
-                buf += ',';
-                buf.append(object, 1);
-            } else {
-                buf += '}';
-            }
-            if (format == export_format::jsonl) buf += '\n';
-        }
-        ++rows;
-        flush_if_full();
+        out.row(q.getColumn(0).getString(), cells);
     }
-    if (format == export_format::json) buf += rows == 0 ? "]\n" : "\n]\n";
-    sink(buf);
-    return rows;
+    return out.finish();
+}
+
+std::int64_t write_rows(sync::source_kind table, export_format format, const byte_sink& sink,
+                        const std::vector<sync::table_row>& rows) {
+    row_writer out(table, format, sink);
+    for (const auto& r : rows) out.row(r.account, r.cells);
+    return out.finish();
 }
 
 std::vector<written_file> write_exports(SQLite::Database& db, const std::filesystem::path& dir) {

@@ -57,6 +57,12 @@ public:
         }
         report_.runs.resize(jobs.size());
         co_await detail::run_all(net_.ex, jobs.size(), [&](std::size_t i) { return run_job(jobs[i], report_.runs[i]); });
+        if (cfg_.storage.history_days > 0 && !opts_.dry_run) {
+            const auto p = store_.prune(now_() - std::int64_t{cfg_.storage.history_days} * 86'400'000);
+            if (p.changes + p.runs + p.samples + p.removed_items > 0)
+                spdlog::info("history pruned older_than_days={} changes={} runs={} samples={} removed_items={}",
+                             cfg_.storage.history_days, p.changes, p.runs, p.samples, p.removed_items);
+        }
         co_return std::move(report_);
     }
 

@@ -284,6 +284,32 @@ result<std::vector<subscription_resource>> body_parser::orders(const std::string
     return out;
 }
 
+result<std::vector<cell>> parse_item_cells(source_kind source, const std::string& json_object) {
+    dom::parser parser;
+    dom::element doc;
+    if (auto code = parser.parse(json_object).get(doc)) return json_error(code);
+    std::vector<cell> cells;
+    if (source == source_kind::purchased_groups) {
+        auto g = parse_purchase(doc, 0);
+        if (!g) return g.error();
+        to_cells(*g, cells);
+        return cells;
+    }
+    dom::object o;
+    if (doc.get_object().get(o)) return error{error_kind::parse, "item: " + expected("object", doc)};
+    subscription_resource scope;
+    for (auto [key, value] : o) {
+        field_error err;
+        if (key == "region_id") err = read(value, scope.region_id);
+        else if (key == "project_id") err = read(value, scope.project_id);
+        if (err) return error{error_kind::parse, fmt::format("item.{}: {}", key, *err)};
+    }
+    auto r = parse_resource(doc, 0, 0, scope);
+    if (!r) return r.error();
+    to_cells(*r, cells);
+    return cells;
+}
+
 result<epoch_ms> parse_token_expiry(const std::string& body) {
     dom::parser parser;
     dom::element doc;

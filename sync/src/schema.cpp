@@ -13,7 +13,7 @@ namespace {
 // Ordered, append-only: migration N takes user_version N-1 to N. A released
 // migration is never edited; a schema change is a new entry.
 // docs/schema.md describes the resulting tables.
-constexpr std::array<std::string_view, 1> migrations{
+constexpr std::array<std::string_view, 2> migrations{
     R"sql(
 CREATE TABLE sync_runs (
   id          INTEGER PRIMARY KEY,
@@ -92,6 +92,20 @@ CREATE TABLE changes (
 );
 CREATE INDEX changes_by_item ON changes (account, source, item_key, seq);
 CREATE INDEX changes_by_run ON changes (run_id);
+)sql",
+    // 2: the series that quota forecasts read.
+    R"sql(
+CREATE TABLE quota_samples (
+  account     TEXT    NOT NULL,
+  purchase_id TEXT    NOT NULL,
+  time        INTEGER NOT NULL,
+  run_id      INTEGER NOT NULL REFERENCES sync_runs (id),
+  quota_used  INTEGER,
+  quota_left  INTEGER,
+  PRIMARY KEY (account, purchase_id, time)
+) WITHOUT ROWID;
+CREATE INDEX changes_by_time ON changes (time);
+CREATE INDEX sync_runs_by_time ON sync_runs (finished_at);
 )sql",
 };
 

@@ -12,6 +12,8 @@
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
+#include <optional>
+#include <type_traits>
 #include <unordered_map>
 
 namespace subsync::sync {
@@ -109,13 +111,18 @@ SQLite::Database open_snapshot_readonly(const std::filesystem::path& file) {
     return db;
 }
 
-snapshot_store::snapshot_store(const std::filesystem::path& file)
-    : db_((create_private(file), file.string()), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE, busy_timeout_ms) {
+snapshot_store::snapshot_store(const std::filesystem::path& file, store_options opts)
+    : opts_(opts),
+      db_((create_private(file), file.string()), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE,
+          static_cast<int>(opts.busy_timeout.count())) {
     db_.exec("PRAGMA journal_mode = WAL");
     db_.exec("PRAGMA synchronous = FULL");
     db_.exec("PRAGMA foreign_keys = ON");
     detail::migrate(db_, schema_version);
 }
+
+snapshot_store::snapshot_store(const config::storage_config& cfg)
+    : snapshot_store(cfg.database, store_options{cfg.busy_timeout, cfg.quota_sample_interval}) {}
 
 run_record snapshot_store::record_failure(std::string_view account, source_kind source, const std::string& error,
                                           epoch_ms started, epoch_ms finished, bool dry_run) {
@@ -316,6 +323,8 @@ run_record snapshot_store::apply_listing(std::string_view account_view, source_k
         }
     }
 
+    if constexpr (std::is_same_v<Record, purchased_group>) sample_quotas(account, l, run.id, finished);
+
     SQLite::Statement counts(db_, "UPDATE sync_runs SET added = ?, changed = ?, removed = ? WHERE id = ?");
     counts.bind(1, static_cast<std::int64_t>(run.added));
     counts.bind(2, static_cast<std::int64_t>(run.changed));
@@ -324,6 +333,75 @@ run_record snapshot_store::apply_listing(std::string_view account_view, source_k
     counts.exec();
     if (!dry_run) tx.commit();  // otherwise the transaction's destructor rolls everything back
     return run;
+}
+
+void snapshot_store::sample_quotas(std::string_view account, const listing<purchased_group>& l, std::int64_t run_id,
+                                   epoch_ms now) {
+    struct last_sample {
+        epoch_ms time;
+        std::optional<std::int64_t> used;
+        std::optional<std::int64_t> left;
+    };
+    std::unordered_map<std::string, last_sample> last;
+    {
+        SQLite::Statement q(db_,
+                            "SELECT purchase_id, time, quota_used, quota_left FROM quota_samples AS s "
+                            "WHERE account = ?1 AND time = (SELECT max(time) FROM quota_samples "
+                            "WHERE account = ?1 AND purchase_id = s.purchase_id)");
+        q.bind(1, std::string(account));
+        auto opt = [](const SQLite::Column& c) {
+            return c.isNull() ? std::nullopt : std::optional<std::int64_t>(c.getInt64());
+        };
+        while (q.executeStep())
+            last.emplace(q.getColumn(0).getString(),
+                         last_sample{q.getColumn(1).getInt64(), opt(q.getColumn(2)), opt(q.getColumn(3))});
+    }
+    SQLite::Statement ins(db_,
+                          "INSERT OR REPLACE INTO quota_samples (account, purchase_id, time, run_id, quota_used, "
+                          "quota_left) VALUES (?, ?, ?, ?, ?, ?)");
+    auto value = [](const field<std::int64_t>& f) {
+        return f.has_value() ? std::optional<std::int64_t>(*f) : std::nullopt;
+    };
+    for (const auto& g : l.items) {
+        const auto used = value(g.quota_used);
+        const auto left = value(g.quota_left);
+        if (!used && !left) continue;  // nothing to sample
+        auto it = last.find(g.id);
+        // The series must show every change and, for forecasts, stay dense enough
+        // in time; an unchanged quota re-samples only after the interval.
+        if (it != last.end() && it->second.used == used && it->second.left == left &&
+            now - it->second.time < opts_.quota_sample_interval.count())
+            continue;
+        ins.bind(1, std::string(account));
+        ins.bind(2, g.id);
+        ins.bind(3, static_cast<std::int64_t>(now));
+        ins.bind(4, static_cast<std::int64_t>(run_id));
+        if (used) ins.bind(5, *used);
+        else ins.bind(5);
+        if (left) ins.bind(6, *left);
+        else ins.bind(6);
+        ins.exec();
+        ins.reset();
+    }
+}
+
+prune_counts snapshot_store::prune(epoch_ms cutoff) {
+    SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
+    prune_counts c;
+    auto run = [&](const char* sql) {
+        SQLite::Statement st(db_, sql);
+        st.bind(1, static_cast<std::int64_t>(cutoff));
+        return static_cast<std::int64_t>(st.exec());
+    };
+    c.changes = run("DELETE FROM changes WHERE time < ?");
+    c.samples = run("DELETE FROM quota_samples WHERE time < ?");
+    c.removed_items = run("DELETE FROM purchased_groups WHERE removed_at IS NOT NULL AND removed_at < ?") +
+                      run("DELETE FROM subscription_resources WHERE removed_at IS NOT NULL AND removed_at < ?");
+    // A run still referenced by a kept change or sample stays (its finish time may precede a later change's).
+    c.runs = run("DELETE FROM sync_runs WHERE finished_at < ? AND id NOT IN (SELECT run_id FROM changes) "
+                 "AND id NOT IN (SELECT run_id FROM quota_samples)");
+    tx.commit();
+    return c;
 }
 
 }  // namespace subsync::sync

@@ -231,6 +231,12 @@ void read_secret_ref(const table_reader& r, std::string_view name, bool required
 /// Reads `[account.auth]` of the account table `account`.
 void read_auth(const table_reader& account, auth_config& out);
 
+/// Reads `[daemon]` (grace, log_level, log_format).
+void read_daemon(const table_reader& root, daemon_config& out);
+
+/// Reads `[metrics]` (listen).
+void read_metrics(const table_reader& root, metrics_config& out);
+
 /// Reads an endpoint URL key; http:// is accepted with a warning.
 void read_endpoint(const table_reader& r, std::string_view k, endpoint& out);
 

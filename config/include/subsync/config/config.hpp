@@ -68,10 +68,19 @@ struct account_config {
 struct storage_config {
     std::filesystem::path database = "/var/lib/subsync/snapshot.db";
     std::filesystem::path export_dir = "/var/lib/subsync/exports";
+    /// How long a write waits for another writer (a second process, the sqlite3 shell) to finish.
+    std::chrono::milliseconds busy_timeout{std::chrono::seconds(10)};
+    /// Changes, runs and quota samples older than this many days are pruned; 0 keeps everything.
+    int history_days = 0;
+    /// A purchase's quota is sampled when it changed, or when its last sample is this old.
+    std::chrono::milliseconds quota_sample_interval{std::chrono::hours(1)};
 };
 
 struct sync_config {
     std::chrono::milliseconds interval{std::chrono::minutes(15)};
+    /// `subsyncd run` waits interval ± a uniform random offset of at most this, so that many
+    /// daemons started together do not hit the API in step. Absent in the file: interval / 10.
+    std::chrono::milliseconds jitter{std::chrono::seconds(90)};
     int page_size = 100;   ///< 1..500
     int concurrency = 8;   ///< pages in flight per source, 1..64
     std::chrono::milliseconds timeout{std::chrono::seconds(30)};  ///< per request, every step included
@@ -86,6 +95,32 @@ struct sync_config {
     std::string no_proxy;  ///< hosts that bypass the proxy; empty = $NO_PROXY/$no_proxy
 };
 
+/// How much `subsyncd` says (`[daemon] log_level`); `-v` / `-q` move it from there.
+enum class log_level { debug, info, warn, error };
+
+/// How log lines look (`[daemon] log_format`).
+enum class log_format {
+    text,  ///< `TIME LEVEL message`; `<N>message` (no time) when stderr is the journal
+    json,  ///< one JSON object per line
+};
+
+/// The long-running daemon (`subsyncd run`).
+struct daemon_config {
+    /// After SIGTERM: how long the in-flight sync may take to stop before the process exits anyway.
+    std::chrono::milliseconds grace{std::chrono::seconds(10)};
+    log_level level = log_level::info;
+    log_format format = log_format::text;
+};
+
+/// The HTTP endpoint serving /metrics and /healthz (`[metrics]`); off unless `listen` is set.
+struct metrics_config {
+    std::string listen;  ///< as written, e.g. "127.0.0.1:9469"; empty = off
+    std::string host;    ///< IP literal (IPv6 without brackets)
+    std::uint16_t port = 0;  ///< 0 = any free port (logged and sent in the systemd STATUS)
+
+    [[nodiscard]] bool enabled() const { return !listen.empty(); }
+};
+
 struct tls_config {
     std::filesystem::path ca_file;  ///< empty: the system trust store
 };
@@ -94,6 +129,8 @@ struct config {
     std::filesystem::path source;  ///< the file it was loaded from, for messages
     storage_config storage;
     sync_config sync;
+    daemon_config daemon;
+    metrics_config metrics;
     tls_config tls;
     std::vector<account_config> accounts;
     /// Accepted but worth logging at startup (e.g. a plain http:// endpoint), as

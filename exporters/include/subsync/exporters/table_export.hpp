@@ -1,6 +1,7 @@
 #pragma once
 
 #include <subsync/sync/columns.hpp>
+#include <subsync/sync/history.hpp>
 #include <subsync/sync/records.hpp>
 
 #include <SQLiteCpp/Database.h>
@@ -35,6 +36,10 @@ using byte_sink = std::function<void(std::string_view)>;
 /// to `sink`; memory does not grow with the table. Returns the row count.
 std::int64_t write_table(SQLite::Database& db, sync::source_kind table, export_format format, const byte_sink& sink,
                          const export_options& opts = {});
+
+/// Writes rows already in memory (an as-of rebuild) exactly as write_table would.
+std::int64_t write_rows(sync::source_kind table, export_format format, const byte_sink& sink,
+                        const std::vector<sync::table_row>& rows);
 
 /// Appends one CSV cell: RFC 4180 quoting; a text cell starting with
 /// = + - @ TAB or CR is prefixed with ' so spreadsheets do not run it as a formula.

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <subsync/sync/columns.hpp>
 #include <subsync/sync/error.hpp>
 #include <subsync/sync/records.hpp>
 
@@ -37,6 +38,11 @@ private:
     struct impl;
     std::unique_ptr<impl> impl_;
 };
+
+/// Parses one item object as the snapshot stores it in `changes` (the
+/// source's fields, times as epoch ms) into cells, with the API parsers, so
+/// history reads back exactly what to_cells() wrote.
+[[nodiscard]] result<std::vector<cell>> parse_item_cells(source_kind source, const std::string& json_object);
 
 /// Reads `token.expires_at` from an IAM token response body.
 [[nodiscard]] result<epoch_ms> parse_token_expiry(const std::string& body);

@@ -1,10 +1,13 @@
 #pragma once
 
+#include <subsync/config/config.hpp>
 #include <subsync/sync/columns.hpp>
 #include <subsync/sync/fetch.hpp>
 #include <subsync/sync/records.hpp>
 
 #include <SQLiteCpp/Database.h>
+
+#include <chrono>
 
 #include <cstdint>
 #include <filesystem>
@@ -37,17 +40,35 @@ void read_cells(SQLite::Statement& stmt, std::span<const column> cols, int first
 /// read while a sync writes.
 [[nodiscard]] SQLite::Database open_snapshot_readonly(const std::filesystem::path& file);
 
+/// How the store writes; defaults suit tests and the CLI.
+struct store_options {
+    std::chrono::milliseconds busy_timeout{10000};
+    /// A purchase's quota is sampled when it changed, or when its last sample is this old.
+    std::chrono::milliseconds quota_sample_interval{std::chrono::hours(1)};
+};
+
+/// What prune() deleted.
+struct prune_counts {
+    std::int64_t runs = 0;
+    std::int64_t changes = 0;
+    std::int64_t samples = 0;
+    std::int64_t removed_items = 0;
+};
+
 /// The SQLite snapshot: current rows, change history and sync runs.
 /// Every apply is one IMMEDIATE transaction; an exception rolls it back whole.
 class snapshot_store {
 public:
     /// The schema version this binary writes (`PRAGMA user_version`).
-    static constexpr int schema_version = 1;
+    static constexpr int schema_version = 2;
 
     /// Opens or creates the database (mode 0600, WAL, synchronous=FULL) and
     /// migrates it forward. Throws when it cannot, or when the file was written
     /// by a newer subsyncd.
-    explicit snapshot_store(const std::filesystem::path& file);
+    explicit snapshot_store(const std::filesystem::path& file, store_options opts = {});
+
+    /// Opens `cfg.database` with the config's busy timeout and sampling interval.
+    explicit snapshot_store(const config::storage_config& cfg);
 
     /// Applies a fetched listing: inserts new items, updates changed ones field
     /// by field, and, only when the listing is complete, marks missing ones removed.
@@ -61,6 +82,11 @@ public:
     run_record record_failure(std::string_view account, source_kind source, const std::string& error,
                               epoch_ms started, epoch_ms finished, bool dry_run = false);
 
+    /// Deletes history older than `cutoff`: changes, sync runs, quota samples,
+    /// and items removed before it. Current items and everything after the
+    /// cutoff are kept, so as-of stays exact for any run inside the window.
+    prune_counts prune(epoch_ms cutoff);
+
     [[nodiscard]] SQLite::Database& database() noexcept { return db_; }
 
 private:
@@ -68,6 +94,10 @@ private:
     run_record apply_listing(std::string_view account, source_kind source, const listing<Record>& l,
                              epoch_ms started, epoch_ms finished, bool dry_run);
 
+    void sample_quotas(std::string_view account, const listing<purchased_group>& l, std::int64_t run_id,
+                       epoch_ms now);
+
+    store_options opts_;
     SQLite::Database db_;
 };
 
