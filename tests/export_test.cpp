@@ -1,6 +1,7 @@
 #include "support/test_support.hpp"
 
 #include <subsync/exporters/atomic_file.hpp>
+#include <subsync/exporters/generations.hpp>
 #include <subsync/exporters/table_export.hpp>
 #include <subsync/sync/snapshot.hpp>
 
@@ -78,7 +79,7 @@ protected:
 TEST_F(ExportTest, CsvHasHeaderAndOneLinePerRecord) {
     auto db = sync::open_snapshot_readonly(dir_ / "snapshot.db");
     std::string out;
-    const auto rows = write_table(db, sync::source_kind::purchased_groups, export_format::csv,
+    const auto rows = write_table(db, export_table::purchased_groups, export_format::csv,
                                   [&](std::string_view b) { out += b; });
     EXPECT_EQ(rows, 2);
     EXPECT_EQ(out,
@@ -92,7 +93,7 @@ TEST_F(ExportTest, CsvHasHeaderAndOneLinePerRecord) {
 TEST_F(ExportTest, JsonIsValidAndKeepsNullApartFromAbsent) {
     auto db = sync::open_snapshot_readonly(dir_ / "snapshot.db");
     std::string out;
-    write_table(db, sync::source_kind::purchased_groups, export_format::json, [&](std::string_view b) { out += b; });
+    write_table(db, export_table::purchased_groups, export_format::json, [&](std::string_view b) { out += b; });
     simdjson::dom::parser parser;
     simdjson::dom::element doc;
     ASSERT_FALSE(parser.parse(out).get(doc)) << out;
@@ -107,21 +108,74 @@ TEST_F(ExportTest, JsonIsValidAndKeepsNullApartFromAbsent) {
     EXPECT_EQ(std::string_view(doc.at(1)["group_name"]), "line1\nline2, 分组");
 }
 
-TEST_F(ExportTest, ExportFilesAppearWhole) {
+TEST_F(ExportTest, GenerationIsCompleteWithManifestAndLatestLink) {
     auto db = sync::open_snapshot_readonly(dir_ / "snapshot.db");
-    const auto files = write_exports(db, dir_ / "exports");
-    ASSERT_EQ(files.size(), 4u);
-    for (const auto& f : files) {
+    const auto g = write_generation(db, dir_ / "exports", 1514528566000, {1});
+    ASSERT_EQ(g.files.size(), 6u) << "3 tables x csv, json";
+    for (const auto& f : g.files) {
         EXPECT_TRUE(std::filesystem::exists(f.path)) << f.path;
         EXPECT_EQ(std::filesystem::file_size(f.path), f.bytes);
+        EXPECT_EQ(f.sha256.size(), 64u);
     }
-    EXPECT_EQ(files[0].rows, 2);
-    EXPECT_EQ(files[2].rows, 0);
-    EXPECT_EQ(test::read_file(dir_ / "exports" / "subscription_resources.json"), "[]\n");
-    // No temporary file is left behind.
+    EXPECT_EQ(g.files[0].rows, 2);
+    EXPECT_EQ(g.dir.filename(), "20171229T062246Z-1");
+    const auto latest = dir_ / "exports" / "latest";
+    EXPECT_TRUE(std::filesystem::is_symlink(latest));
+    EXPECT_EQ(std::filesystem::canonical(latest), std::filesystem::canonical(g.dir));
+    EXPECT_EQ(test::read_file(latest / "subscription_resources.json"), "[]\n");
+
+    simdjson::dom::parser parser;
+    simdjson::dom::element manifest;
+    ASSERT_FALSE(parser.load((latest / "manifest.json").string()).get(manifest));
+    EXPECT_EQ(int64_t(manifest["schema_version"]), sync::snapshot_store::schema_version);
+    EXPECT_EQ(std::string_view(manifest["generated_at"]), "2017-12-29T06:22:46Z");
+    std::size_t listed = 0;
+    for (auto f : manifest["files"].get_array()) {
+        const std::string name{std::string_view(f["name"])};
+        EXPECT_EQ(uint64_t(f["bytes"]), std::filesystem::file_size(latest / name)) << name;
+        ++listed;
+    }
+    EXPECT_EQ(listed, 6u);
+    // Only complete generations exist: no hidden building folder is left.
     std::size_t entries = 0;
-    for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(dir_ / "exports")) ++entries;
-    EXPECT_EQ(entries, 4u);
+    for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(dir_ / "exports" / "generations")) ++entries;
+    EXPECT_EQ(entries, 1u);
+    // The change feed got the two additions, once.
+    EXPECT_EQ(g.changes_appended, 2);
+    EXPECT_EQ(append_change_feed(db, dir_ / "exports" / "changes.jsonl"), 0);
+}
+
+TEST_F(ExportTest, OldGenerationsArePruned) {
+    auto db = sync::open_snapshot_readonly(dir_ / "snapshot.db");
+    generation_options opts;
+    opts.keep = 2;
+    for (int i = 0; i < 4; ++i) write_generation(db, dir_ / "exports", 1000000 + i * 1000, {i + 1}, opts);
+    std::vector<std::string> names;
+    for (const auto& e : std::filesystem::directory_iterator(dir_ / "exports" / "generations"))
+        names.push_back(e.path().filename().string());
+    std::sort(names.begin(), names.end());
+    EXPECT_EQ(names, (std::vector<std::string>{"19700101T001642Z-3", "19700101T001643Z-4"}));
+}
+
+TEST_F(ExportTest, TornChangeFeedLineIsCutBeforeAppending) {
+    auto db = sync::open_snapshot_readonly(dir_ / "snapshot.db");
+    const auto feed = dir_ / "changes.jsonl";
+    test::write_file(feed, "{\"seq\":1,\"run\":1}\n{\"seq\":2,\"ru");  // a crash mid-line
+    EXPECT_EQ(append_change_feed(db, feed), 1) << "seq 2 again, whole this time";
+    const auto text = test::read_file(feed);
+    EXPECT_EQ(text.substr(0, 19), "{\"seq\":1,\"run\":1}\n{");
+    EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 2);
+}
+
+TEST_F(ExportTest, CsvStyleBomCrlfAndFormulaSwitch) {
+    auto db = sync::open_snapshot_readonly(dir_ / "snapshot.db");
+    std::string out;
+    export_options opts;
+    opts.csv = {true, true, false};
+    write_table(db, export_table::purchased_groups, export_format::csv, [&](std::string_view b) { out += b; }, opts);
+    EXPECT_EQ(out.substr(0, 3), "\xEF\xBB\xBF");
+    EXPECT_NE(out.find("app_secret\r\n"), std::string::npos);
+    EXPECT_NE(out.find(",=cmd|' /C calc'!A0,"), std::string::npos) << "neutralising off: written as is";
 }
 
 TEST(AtomicFile, UncommittedWriteLeavesTheOldFile) {

@@ -20,7 +20,9 @@ using test::temp_dir;
 
 std::string export_live(SQLite::Database& db, source_kind t) {
     std::string out;
-    exporters::write_table(db, t, exporters::export_format::json, [&](std::string_view b) { out += b; });
+    const auto table = t == source_kind::purchased_groups ? exporters::export_table::purchased_groups
+                                                          : exporters::export_table::subscription_resources;
+    exporters::write_table(db, table, exporters::export_format::json, [&](std::string_view b) { out += b; });
     return out;
 }
 

@@ -129,7 +129,7 @@ TEST_F(SyncE2E, SeedExamplesLandFieldByField) {
     EXPECT_NE(n.getColumn(2).getInt64() & (1 << 7), 0) << "expire_time recorded as absent, not null";
 
     // The exports carry the same values.
-    const auto csv = test::read_file(dir_ / "exports" / "purchased_groups.csv");
+    const auto csv = test::read_file(dir_ / "exports" / "latest" / "purchased_groups.csv");
     EXPECT_NE(csv.find("prod,615af8d9-f31d-4cdf-8807-b191dc969a07,f0585333-5722-4878-b7fa-31ae00b6ae3a,api_group_003,"
                        "API group 003,2017-12-29T06:22:46Z,2018-01-01T00:00:00Z,2019-01-01T00:00:00Z,,2000000000,0,"
                        "0e242685-661d-4254-a8bb-be9a92b04785,******\n"),
@@ -137,7 +137,7 @@ TEST_F(SyncE2E, SeedExamplesLandFieldByField) {
         << csv;
     simdjson::dom::parser parser;
     simdjson::dom::element res;
-    ASSERT_FALSE(parser.load((dir_ / "exports" / "subscription_resources.json").string()).get(res));
+    ASSERT_FALSE(parser.load((dir_ / "exports" / "latest" / "subscription_resources.json").string()).get(res));
     bool saw_null_region = false;
     for (auto r2 : res.get_array()) {
         if (r2["region_id"].is_null()) {

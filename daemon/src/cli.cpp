@@ -1,6 +1,7 @@
 #include <subsync/config/load.hpp>
 #include <subsync/daemon/cli.hpp>
 #include <subsync/exporters/atomic_file.hpp>
+#include <subsync/exporters/generations.hpp>
 #include <subsync/exporters/table_export.hpp>
 #include <subsync/sync/engine.hpp>
 

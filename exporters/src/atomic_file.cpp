@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <openssl/evp.h>
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -21,7 +23,17 @@ constexpr std::size_t buffer_size = 1u << 20;
 
 }  // namespace
 
-atomic_file::atomic_file(std::filesystem::path target, unsigned mode) : target_(std::move(target)) {
+struct atomic_file::hasher {
+    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+    std::string hex;
+    hasher() { EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr); }
+    ~hasher() { EVP_MD_CTX_free(ctx); }
+    hasher(const hasher&) = delete;
+    hasher& operator=(const hasher&) = delete;
+};
+
+atomic_file::atomic_file(std::filesystem::path target, unsigned mode)
+    : target_(std::move(target)), hash_(std::make_unique<hasher>()) {
     auto dir = target_.parent_path();
     if (dir.empty()) dir = ".";
     std::string pattern = (dir / ("." + target_.filename().string() + ".XXXXXX")).string();
@@ -43,6 +55,7 @@ atomic_file::~atomic_file() {
 }
 
 void atomic_file::write(std::string_view bytes) {
+    EVP_DigestUpdate(hash_->ctx, bytes.data(), bytes.size());
     buffer_.append(bytes);
     written_ += bytes.size();
     if (buffer_.size() >= buffer_size) flush();
@@ -59,6 +72,23 @@ void atomic_file::flush() {
         off += static_cast<std::size_t>(n);
     }
     buffer_.clear();
+}
+
+std::string atomic_file::sha256_hex() const {
+    if (hash_->hex.empty()) {
+        unsigned char digest[EVP_MAX_MD_SIZE];
+        unsigned len = 0;
+        EVP_MD_CTX* copy = EVP_MD_CTX_new();
+        EVP_MD_CTX_copy_ex(copy, hash_->ctx);
+        EVP_DigestFinal_ex(copy, digest, &len);
+        EVP_MD_CTX_free(copy);
+        static constexpr char digits[] = "0123456789abcdef";
+        for (unsigned i = 0; i < len; ++i) {
+            hash_->hex += digits[digest[i] >> 4];
+            hash_->hex += digits[digest[i] & 0xf];
+        }
+    }
+    return hash_->hex;
 }
 
 void atomic_file::commit() {

@@ -1,15 +1,16 @@
-#include <subsync/exporters/atomic_file.hpp>
 #include <subsync/exporters/table_export.hpp>
 #include <subsync/sync/snapshot.hpp>
 #include <subsync/sync/time.hpp>
 
 #include <SQLiteCpp/Statement.h>
-#include <SQLiteCpp/Transaction.h>
 #include <fmt/format.h>
+
+#include <array>
 
 namespace subsync::exporters {
 
 using sync::cell;
+using sync::column;
 using sync::column_type;
 using sync::field_state;
 
@@ -29,13 +30,29 @@ std::string_view extension(export_format f) noexcept {
     return "";
 }
 
-std::optional<sync::source_kind> parse_table(std::string_view s) {
-    for (auto k : {sync::source_kind::purchased_groups, sync::source_kind::subscriptions})
-        if (s == sync::to_string(k)) return k;
-    return std::nullopt;
-}
-
 namespace {
+
+constexpr std::array all_tables{export_table::purchased_groups, export_table::subscription_resources,
+                                export_table::sync_runs, export_table::changes};
+
+using enum column_type;
+
+const std::vector<column> run_columns{
+    {"id", integer},    {"account", text}, {"source", text}, {"started_at", time}, {"finished_at", time},
+    {"status", text},   {"pages", integer}, {"items", integer}, {"added", integer}, {"changed", integer},
+    {"removed", integer}, {"error", text},
+};
+
+const std::vector<column> change_columns{
+    {"seq", integer},  {"run", integer}, {"time", time},  {"account", text}, {"source", text},
+    {"id", text},      {"kind", text},   {"field", text}, {"old", json},     {"new", json},
+};
+
+std::vector<column> item_columns(sync::source_kind k) {
+    std::vector<column> cols{{"account", text}};
+    for (const auto& c : sync::columns(k)) cols.push_back(c);
+    return cols;
+}
 
 void append_csv_text(std::string& out, std::string_view s, bool neutralise) {
     const bool formula = neutralise && !s.empty() &&
@@ -54,57 +71,35 @@ void append_csv_text(std::string& out, std::string_view s, bool neutralise) {
     out += '"';
 }
 
-}  // namespace
-
-void append_csv_cell(std::string& out, const cell& c, column_type t) {
-    if (c.state != field_state::present) return;  // null and absent are both an empty cell
-    switch (t) {
-        case column_type::text: append_csv_text(out, c.text, true); break;
-        case column_type::json: append_csv_text(out, c.text, false); break;  // starts with '[' or '{'
-        case column_type::integer: out += std::to_string(c.number); break;
-        case column_type::time: out += sync::format_iso8601(c.number); break;
-        case column_type::boolean: out += c.number != 0 ? "true" : "false"; break;
-    }
-}
-
-namespace {
-
-// Formats rows of one table for one format; the live export and the as-of
-// export feed it the same way, so both produce identical bytes.
+// Formats rows of one table for one format; every export path (live tables,
+// as-of rebuilds, runs, the change feed) goes through it, so they agree byte
+// for byte.
 class row_writer {
 public:
-    row_writer(sync::source_kind table, export_format format, const byte_sink& sink)
-        : cols_(sync::columns(table)), format_(format), sink_(sink) {
+    row_writer(std::span<const column> cols, export_format format, const byte_sink& sink, const csv_style& csv)
+        : cols_(cols), format_(format), sink_(sink), csv_(csv) {
         if (format_ == export_format::csv) {
-            buf_ += "account";
-            for (const auto& c : cols_) fmt::format_to(std::back_inserter(buf_), ",{}", c.name);
-            buf_ += '\n';
+            if (csv_.bom) buf_ += "\xEF\xBB\xBF";
+            for (std::size_t i = 0; i < cols_.size(); ++i) {
+                if (i > 0) buf_ += ',';
+                buf_ += cols_[i].name;
+            }
+            end_line();
         } else if (format_ == export_format::json) {
             buf_ += '[';
         }
     }
 
-    void row(const std::string& account, const std::vector<cell>& cells) {
+    void row(const std::vector<cell>& cells) {
         if (format_ == export_format::csv) {
-            append_csv_text(buf_, account, true);
             for (std::size_t i = 0; i < cols_.size(); ++i) {
-                buf_ += ',';
-                append_csv_cell(buf_, cells[i], cols_[i].type);
+                if (i > 0) buf_ += ',';
+                append_csv_cell(buf_, cells[i], cols_[i].type, csv_.neutralise_formulas);
             }
-            buf_ += '\n';
+            end_line();
         } else {
             if (format_ == export_format::json) buf_ += rows_ == 0 ? "\n" : ",\n";
-            // {"account": ..., then the API's fields in column order}
-            object_.clear();
-            sync::append_json_object(object_, cols_, cells, sync::time_style::iso8601);
-            buf_ += "{\"account\":";
-            sync::append_json_string(buf_, account);
-            if (object_.size() > 2) {
-                buf_ += ',';
-                buf_.append(object_, 1);
-            } else {
-                buf_ += '}';
-            }
+            sync::append_json_object(buf_, cols_, cells, sync::time_style::iso8601);
             if (format_ == export_format::jsonl) buf_ += '\n';
         }
         ++rows_;
@@ -122,56 +117,119 @@ public:
     }
 
 private:
-    std::span<const sync::column> cols_;
+    void end_line() { buf_ += csv_.crlf ? "\r\n" : "\n"; }
+
+    std::span<const column> cols_;
     export_format format_;
     const byte_sink& sink_;
+    csv_style csv_;
     std::string buf_;
-    std::string object_;
     std::int64_t rows_ = 0;
 };
 
+cell text_cell(std::string s) { return cell{field_state::present, 0, std::move(s)}; }
+
+// Columns of a plain table (runs, changes): SQL NULL is "absent" where the
+// table uses it so (a change's old/new), else null.
+void read_plain(SQLite::Statement& q, std::span<const column> cols, bool null_is_absent, std::vector<cell>& out) {
+    out.resize(cols.size());
+    for (std::size_t i = 0; i < cols.size(); ++i) {
+        const auto c = q.getColumn(static_cast<int>(i));
+        if (c.isNull()) out[i] = cell{null_is_absent ? field_state::absent : field_state::null, 0, {}};
+        else if (cols[i].type == text || cols[i].type == json) out[i] = text_cell(c.getString());
+        else out[i] = cell{field_state::present, c.getInt64(), {}};
+    }
+}
+
 }  // namespace
 
-std::int64_t write_table(SQLite::Database& db, sync::source_kind table, export_format format, const byte_sink& sink,
+std::optional<export_table> parse_table(std::string_view s) {
+    for (auto t : all_tables)
+        if (s == to_string(t)) return t;
+    return std::nullopt;
+}
+
+std::string_view to_string(export_table t) noexcept {
+    switch (t) {
+        case export_table::purchased_groups: return "purchased_groups";
+        case export_table::subscription_resources: return "subscription_resources";
+        case export_table::sync_runs: return "sync_runs";
+        case export_table::changes: return "changes";
+    }
+    return "";
+}
+
+std::optional<sync::source_kind> source_of(export_table t) noexcept {
+    if (t == export_table::purchased_groups) return sync::source_kind::purchased_groups;
+    if (t == export_table::subscription_resources) return sync::source_kind::subscriptions;
+    return std::nullopt;
+}
+
+void append_csv_cell(std::string& out, const cell& c, column_type t, bool neutralise) {
+    if (c.state != field_state::present) return;  // null and absent are both an empty cell
+    switch (t) {
+        case column_type::text: append_csv_text(out, c.text, neutralise); break;
+        case column_type::json: append_csv_text(out, c.text, false); break;  // JSON, never a formula
+        case column_type::integer: out += std::to_string(c.number); break;
+        case column_type::time: out += sync::format_iso8601(c.number); break;
+        case column_type::boolean: out += c.number != 0 ? "true" : "false"; break;
+    }
+}
+
+std::int64_t write_table(SQLite::Database& db, export_table table, export_format format, const byte_sink& sink,
                          const export_options& opts) {
-    const auto cols = sync::columns(table);
-    std::string names;
-    for (const auto& c : cols) names += fmt::format(", {}", c.name);
-    SQLite::Statement q(db, fmt::format("SELECT account{}, absent_mask FROM {} WHERE removed_at IS NULL{} "
-                                        "ORDER BY account, item_key",
-                                        names, sync::to_string(table), opts.account ? " AND account = ?" : ""));
-    if (opts.account) q.bind(1, *opts.account);
-    row_writer out(table, format, sink);
+    const std::string account_filter = opts.account ? " AND account = :account" : "";
     std::vector<cell> cells;
+    if (auto source = source_of(table)) {
+        const auto api = sync::columns(*source);
+        const auto cols = item_columns(*source);
+        std::string names;
+        for (const auto& c : api) names += fmt::format(", {}", c.name);
+        SQLite::Statement q(db, fmt::format("SELECT account{}, absent_mask FROM {} WHERE removed_at IS NULL{} "
+                                            "ORDER BY account, item_key",
+                                            names, sync::to_string(*source), account_filter));
+        if (opts.account) q.bind(":account", *opts.account);
+        row_writer out(cols, format, sink, opts.csv);
+        std::vector<cell> api_cells;
+        while (q.executeStep()) {
+            sync::read_cells(q, api, 1, api_cells);
+            cells.clear();
+            cells.push_back(text_cell(q.getColumn(0).getString()));
+            cells.insert(cells.end(), api_cells.begin(), api_cells.end());
+            out.row(cells);
+        }
+        return out.finish();
+    }
+    const bool runs = table == export_table::sync_runs;
+    const auto& cols = runs ? run_columns : change_columns;
+    const std::string sql =
+        runs ? "SELECT id, account, source, started_at, finished_at, status, pages, items, added, changed, removed, "
+               "error FROM sync_runs WHERE 1 = 1" + account_filter + " ORDER BY id"
+             : "SELECT seq, run_id, time, account, source, item_key, kind, field, old_value, new_value FROM changes "
+               "WHERE seq > :since" + account_filter + " ORDER BY seq";
+    SQLite::Statement q(db, sql);
+    if (opts.account) q.bind(":account", *opts.account);
+    if (!runs) q.bind(":since", static_cast<std::int64_t>(opts.since_seq.value_or(0)));
+    row_writer out(cols, format, sink, opts.csv);
     while (q.executeStep()) {
-        sync::read_cells(q, cols, 1, cells);
-        out.row(q.getColumn(0).getString(), cells);
+        read_plain(q, cols, !runs, cells);
+        out.row(cells);
     }
     return out.finish();
 }
 
 std::int64_t write_rows(sync::source_kind table, export_format format, const byte_sink& sink,
-                        const std::vector<sync::table_row>& rows) {
-    row_writer out(table, format, sink);
-    for (const auto& r : rows) out.row(r.account, r.cells);
-    return out.finish();
-}
-
-std::vector<written_file> write_exports(SQLite::Database& db, const std::filesystem::path& dir) {
-    std::filesystem::create_directories(dir);
-    // One read transaction: all files show the same snapshot even while a sync commits.
-    SQLite::Transaction read_tx(db);
-    std::vector<written_file> out;
-    for (auto table : {sync::source_kind::purchased_groups, sync::source_kind::subscriptions}) {
-        for (auto format : {export_format::csv, export_format::json}) {
-            atomic_file file(dir / fmt::format("{}.{}", sync::to_string(table), extension(format)));
-            const auto rows = write_table(db, table, format, [&](std::string_view b) { file.write(b); });
-            file.commit();
-            out.push_back({file.target(), rows, file.bytes_written()});
-        }
+                        const std::vector<sync::table_row>& rows, const csv_style& csv) {
+    const auto cols = item_columns(table);
+    row_writer out(cols, format, sink, csv);
+    std::vector<cell> cells;
+    for (const auto& r : rows) {
+        cells.clear();
+        cells.push_back(text_cell(r.account));
+        cells.insert(cells.end(), r.cells.begin(), r.cells.end());
+        out.row(cells);
     }
-    read_tx.commit();
-    return out;
+    return out.finish();
 }
 
 }  // namespace subsync::exporters

@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <string>
 #include <system_error>
+#include <vector>
 
 namespace {
 
@@ -36,6 +37,33 @@ void write_atomically(const fs::path& target, const std::string& content) {
     }
 }
 
+// NAME:PASSWORD:DOMAIN; the password may hold ':' (the name and the domain cannot).
+emu::iam_user parse_user(const std::string& text) {
+    const auto first = text.find(':');
+    const auto last = text.rfind(':');
+    if (first == std::string::npos || first == last || first == 0 || last + 1 == text.size()) {
+        throw std::runtime_error("--iam-user: expected NAME:PASSWORD:DOMAIN");
+    }
+    return {text.substr(0, first), text.substr(first + 1, last - first - 1), text.substr(last + 1)};
+}
+
+// AK:SK[:SECURITY_TOKEN]; the security token may hold ':' (the AK and SK cannot).
+emu::access_key parse_key(const std::string& text) {
+    const auto first = text.find(':');
+    if (first == std::string::npos || first == 0) {
+        throw std::runtime_error("--access-key: expected AK:SK[:SECURITY_TOKEN]");
+    }
+    const auto second = text.find(':', first + 1);
+    emu::access_key key{text.substr(0, first), text.substr(first + 1, second - first - 1), std::nullopt};
+    if (second != std::string::npos) {
+        key.security_token = text.substr(second + 1);
+    }
+    if (key.sk.empty() || (key.security_token && key.security_token->empty())) {
+        throw std::runtime_error("--access-key: expected AK:SK[:SECURITY_TOKEN]");
+    }
+    return key;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -50,6 +78,9 @@ int main(int argc, char** argv) {
     std::int64_t generate = 0, resources = 10;  // signed, so "-1" is refused rather than wrapped
     std::uint64_t seed = 1;
     unsigned latency_ms = 0;
+    std::vector<std::string> users, keys;
+    std::int64_t token_ttl = 86400;
+    double max_rps = 0;
 
     app.add_option("--port", port, "TCP port on 127.0.0.1; 0 picks a free one (default 0)");
     auto* plain_opt = app.add_flag("--plain", plain, "serve plain HTTP instead of HTTPS");
@@ -80,6 +111,21 @@ int main(int argc, char** argv) {
     app.add_option("--latency-ms", latency_ms, "delay added before every response, in ms (default 0)");
     app.add_option("--token", token, "the only X-Auth-Token accepted (default emulator-token)")
         ->envname("SUBSYNC_EMULATOR_TOKEN");
+    app.add_option("--iam-user", users,
+                   "NAME:PASSWORD:DOMAIN accepted by POST /v3/auth/tokens (password method); repeatable.\n"
+                   "Issued tokens are accepted as X-Auth-Token besides --token")
+        ->allow_extra_args(false);
+    app.add_option("--token-ttl", token_ttl, "lifetime of an issued token in seconds (default 86400, as IAM)")
+        ->check(CLI::Range(std::int64_t{0}, std::int64_t{10} * 365 * 86400));
+    app.add_option("--access-key", keys,
+                   "AK:SK[:SECURITY_TOKEN] accepted in SDK-HMAC-SHA256 signatures; repeatable. With a\n"
+                   "security token the key is temporary: requests must send and sign X-Security-Token.\n"
+                   "More than 5 consecutive failed signatures lock the AK for 5 minutes")
+        ->allow_extra_args(false);
+    app.add_option("--max-rps", max_rps,
+                   "answer 429 APIG.0308 above N requests/s on the listings (token bucket of N);\n"
+                   "0 = no limit (default 0)")
+        ->check(CLI::NonNegativeNumber);
     app.add_option("--port-file", port_file,
                    "write the bound port to this file once listening (atomically, via rename)");
 
@@ -108,6 +154,14 @@ int main(int argc, char** argv) {
         opts.token = token;
         opts.latency = std::chrono::milliseconds(latency_ms);
         opts.port = port;
+        for (const auto& u : users) {
+            opts.users.push_back(parse_user(u));
+        }
+        opts.token_ttl = std::chrono::seconds(token_ttl);
+        for (const auto& k : keys) {
+            opts.keys.push_back(parse_key(k));
+        }
+        opts.max_rps = max_rps;
         emu::server server(opts, std::move(data));
         server.start();
 

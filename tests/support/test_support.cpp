@@ -86,6 +86,10 @@ run_result run_subsyncd(const std::vector<std::string>& args, const std::map<std
 
 std::filesystem::path write_config(const temp_dir& dir, const config_spec& spec) {
     const auto file = dir / "subsync.toml";
+    // Tests retry fast unless they say otherwise.
+    std::string sync_lines = spec.extra_sync;
+    if (sync_lines.find("backoff_base") == std::string::npos) sync_lines += "backoff_base = \"10ms\"\n";
+    if (sync_lines.find("backoff_max") == std::string::npos) sync_lines += "backoff_max = \"100ms\"\n";
     std::string text = fmt::format(R"([storage]
 database   = "{}"
 export_dir = "{}"
@@ -94,9 +98,7 @@ export_dir = "{}"
 page_size   = {}
 concurrency = {}
 timeout     = "{}"
-backoff_base = "10ms"
-backoff_max  = "100ms"
-
+{}
 [tls]
 ca_file = "{}"
 
@@ -106,12 +108,12 @@ apig_endpoint      = "{}"
 secmaster_endpoint = "{}"
 language           = "en-us"
 [account.auth]
-type      = "token"
-token_env = "{}"
+{}
 )",
                                    (dir / "snapshot.db").string(), (dir / "exports").string(), spec.page_size,
-                                   spec.concurrency, spec.timeout, spec.ca_file, spec.base_url, spec.base_url,
-                                   spec.token_env);
+                                   spec.concurrency, spec.timeout, sync_lines, spec.ca_file, spec.base_url,
+                                   spec.secmaster_url.empty() ? spec.base_url : spec.secmaster_url,
+                                   spec.auth.empty() ? "token_env = \"" + spec.token_env + "\"" : spec.auth);
     write_file(file, text);
     return file;
 }

@@ -47,6 +47,9 @@ struct config_spec {
     int page_size = 100;
     int concurrency = 8;
     std::string timeout = "10s";
+    std::string extra_sync;  ///< more [sync] lines, e.g. "max_attempts = 2\n"
+    std::string auth;        ///< the [account.auth] body; empty: token_env = token_env
+    std::string secmaster_url;  ///< empty: base_url
 };
 std::filesystem::path write_config(const temp_dir& dir, const config_spec& spec);
 

@@ -26,23 +26,6 @@ reply apig_error(unsigned status, std::string_view code, std::string_view msg, c
     return {status, error_body(code, msg, request.request_id), where};
 }
 
-// An injected fault on the purchases listing, with the APIG code a real gateway uses for it.
-reply apig_fault(unsigned status, const request_info& request) {
-    switch (status) {
-    case 400: return apig_error(status, "APIG.0201", "Bad request", request, endpoint::purchases);
-    case 401: return apig_error(status, "APIG.0301", token_message, request, endpoint::purchases);
-    case 403: return apig_error(status, "APIG.0302", "The IAM user is not authorized to access the API", request,
-                                endpoint::purchases);
-    case 404: return apig_error(status, "APIG.0101", "The API does not exist or has not been published", request,
-                                endpoint::purchases);
-    case 429: return apig_error(status, "APIG.0308", "The throttling threshold has been reached", request,
-                                endpoint::purchases);
-    case 502: return apig_error(status, "APIG.0201", "Backend unavailable", request, endpoint::purchases);
-    case 504: return apig_error(status, "APIG.0201", "Backend timeout", request, endpoint::purchases);
-    default: return apig_error(status, "APIG.9999", "System error", request, endpoint::purchases);
-    }
-}
-
 // SecMaster documents the body shape {error_code, error_msg} but not its codes: these are the
 // emulator's own, in SecMaster's style.
 reply secmaster_error(unsigned status, std::string_view msg) {
@@ -65,10 +48,6 @@ std::string_view secmaster_message(unsigned status) {
     case 429: return "Too many requests";
     default: return "Internal error";
     }
-}
-
-bool authorised(const request_info& request, std::string_view token) {
-    return request.token && !request.token->empty() && *request.token == token;
 }
 
 struct query {
@@ -126,10 +105,9 @@ bool matches(const std::optional<std::string>& filter, const std::string& value)
     return !filter || *filter == value;
 }
 
-reply purchases(const request_info& request, std::string_view query_text, const dataset& data,
-                const faults& active, std::string_view token) {
+reply purchases(const request_info& request, std::string_view query_text, const dataset& data) {
     // The gateway authenticates before it looks at parameters.
-    if (!authorised(request, token)) {
+    if (!request.authenticated) {
         return apig_error(401, "APIG.0301", token_message, request, endpoint::purchases);
     }
     query q;
@@ -152,12 +130,6 @@ reply purchases(const request_info& request, std::string_view query_text, const 
         }
         page_no = *v;
     }
-    if (page_no <= std::numeric_limits<int>::max()) {
-        if (const auto fault = active.pages.find(static_cast<int>(page_no)); fault != active.pages.end()) {
-            return apig_fault(fault->second, request);
-        }
-    }
-
     std::vector<const purchase*> hits;
     for (const auto& p : data.purchases) {
         if (matches(q.id, p.id) && matches(q.group_id, p.group_id) && matches(q.group_name, p.group_name)) {
@@ -183,15 +155,12 @@ reply purchases(const request_info& request, std::string_view query_text, const 
     return {200, std::move(body), endpoint::purchases};
 }
 
-reply orders(const request_info& request, const dataset& data, const faults& active, std::string_view token) {
-    if (!authorised(request, token)) {
+reply orders(const request_info& request, const dataset& data) {
+    if (!request.authenticated) {
         return secmaster_error(401, "The token is missing or invalid");
     }
     if (!request.language || (*request.language != "zh-cn" && *request.language != "en-us")) {
         return secmaster_error(400, "X-Language is mandatory: zh-cn or en-us");
-    }
-    if (active.orders) {
-        return secmaster_error(*active.orders, secmaster_message(*active.orders));
     }
     return {200, data.orders_json, endpoint::orders};
 }
@@ -210,6 +179,54 @@ int hex_value(char c) {
 }
 
 }  // namespace
+
+reply apig_fault(unsigned status, std::string_view request_id, endpoint where) {
+    const auto make = [&](std::string_view code, std::string_view msg) {
+        return reply{status, error_body(code, msg, request_id), where};
+    };
+    switch (status) {
+    case 400: return make("APIG.0201", "Bad request");
+    case 401: return make("APIG.0301", token_message);
+    case 403: return make("APIG.0302", "The IAM user is not authorized to access the API");
+    case 404: return make("APIG.0101", "The API does not exist or has not been published");
+    case 429: return make("APIG.0308", "The throttling threshold has been reached");
+    case 502: return make("APIG.0201", "Backend unavailable");
+    case 504: return make("APIG.0201", "Backend timeout");
+    default: return make("APIG.9999", "System error");
+    }
+}
+
+reply secmaster_fault(unsigned status) { return secmaster_error(status, secmaster_message(status)); }
+
+endpoint endpoint_of(std::string_view target) {
+    const std::string_view path = target.substr(0, target.find('?'));
+    if (path == purchases_path) {
+        return endpoint::purchases;
+    }
+    if (path == orders_path) {
+        return endpoint::orders;
+    }
+    if (path == iam_tokens_path) {
+        return endpoint::iam;
+    }
+    return endpoint::other;
+}
+
+std::optional<int> page_of(std::string_view target) {
+    const auto question = target.find('?');
+    query q;
+    if (question != std::string_view::npos && parse_query(target.substr(question + 1), q)) {
+        return std::nullopt;
+    }
+    if (!q.page_no) {
+        return 1;
+    }
+    const auto v = to_integer(*q.page_no);
+    if (!v || *v < 1 || *v > std::numeric_limits<int>::max()) {
+        return std::nullopt;
+    }
+    return static_cast<int>(*v);
+}
 
 std::optional<std::string> url_decode(std::string_view s) {
     std::string out;
@@ -235,20 +252,20 @@ std::optional<std::string> url_decode(std::string_view s) {
     return out;
 }
 
-reply route(const request_info& request, const dataset& data, const faults& active, std::string_view token) {
+reply route(const request_info& request, const dataset& data) {
     const auto question = request.target.find('?');
-    const std::string_view path = request.target.substr(0, question);
     const std::string_view query_text =
         question == std::string_view::npos ? std::string_view{} : request.target.substr(question + 1);
-    const endpoint where = path == purchases_path ? endpoint::purchases
-                           : path == orders_path  ? endpoint::orders
-                                                  : endpoint::other;
+    const endpoint where = endpoint_of(request.target);
     if (request.method != "GET") {
-        return apig_error(405, "APIG.0201", "Method not allowed: only GET is served", request, where);
+        auto out = apig_error(405, "APIG.0201", "Method not allowed: only GET is served", request, where);
+        out.headers.emplace_back("Allow", "GET");
+        return out;
     }
     switch (where) {
-    case endpoint::purchases: return purchases(request, query_text, data, active, token);
-    case endpoint::orders: return orders(request, data, active, token);
+    case endpoint::purchases: return purchases(request, query_text, data);
+    case endpoint::orders: return orders(request, data);
+    case endpoint::iam:  // answered by the service before routing
     case endpoint::other: break;
     }
     return apig_error(404, "APIG.0101", "The API does not exist or has not been published in the environment", request,

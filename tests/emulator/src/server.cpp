@@ -5,7 +5,7 @@
 #include "subsync/emulator/server.hpp"
 
 #include "json_writer.hpp"
-#include "routes.hpp"
+#include "service.hpp"
 #include "tls_cert.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -18,6 +18,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
@@ -29,7 +30,6 @@
 #include <future>
 #include <iostream>
 #include <list>
-#include <mutex>
 #include <optional>
 #include <random>
 #include <sstream>
@@ -73,26 +73,14 @@ void log_exception(std::string_view where, const std::exception_ptr& e) {
     }
 }
 
-std::optional<std::string_view> header(const http::request<http::string_body>& req, std::string_view name) {
-    const auto it = req.find(name);
-    if (it == req.end()) {
-        return std::nullopt;
-    }
-    return std::string_view{it->value()};
-}
-
 }  // namespace
 
 struct server::impl {
     options opts;
     detail::pem_pair pem;
+    detail::service& service;  // owned by server, outlives this
 
-    mutable std::mutex mutex;                     // guards data and active_faults
-    std::shared_ptr<const dataset> data;          // swapped whole, so a request sees one version
-    detail::faults active_faults;
-
-    std::atomic<std::uint64_t> requests{0}, purchases_requests{0}, orders_requests{0}, connections{0},
-        max_in_flight{0};
+    std::atomic<std::uint64_t> requests{0}, connections{0}, max_in_flight{0};
 
     // Touched on the io thread only.
     std::uint64_t in_flight = 0;
@@ -108,7 +96,7 @@ struct server::impl {
     std::future<void> finished;
     bool running = false;
 
-    impl(options o, dataset d) : opts(std::move(o)), data(std::make_shared<const dataset>(std::move(d))) {
+    impl(options o, detail::service& s) : opts(std::move(o)), service(s) {
         if (!opts.tls) {
             return;
         }
@@ -143,47 +131,56 @@ struct server::impl {
         return std::string(text.data(), 32);
     }
 
-    http::response<http::string_body> make_response(unsigned status, std::string body, const std::string& request_id,
-                                                    unsigned version) {
+    static http::response<http::string_body> make_response(detail::reply reply, const std::string& request_id,
+                                                           unsigned version) {
         http::response<http::string_body> res;
         res.version(version);
-        res.result(status);
+        res.result(reply.status);
         res.set(http::field::server, "subsync-emulator");
-        res.set(http::field::content_type, "application/json;charset=UTF-8");
+        res.set(http::field::content_type, reply.content_type);
         res.set("X-Request-Id", request_id);
-        if (status == 405) {
-            res.set(http::field::allow, "GET");
+        for (const auto& [name, value] : reply.headers) {
+            res.insert(name, value);
         }
-        res.body() = std::move(body);
+        res.body() = std::move(reply.body);
         res.prepare_payload();
         return res;
     }
 
-    http::response<http::string_body> answer(const http::request<http::string_body>& req) {
-        const std::string request_id = next_request_id();
-        detail::request_info info;
-        info.method = req.method_string();
-        info.target = req.target();
-        info.token = header(req, "X-Auth-Token");
-        info.language = header(req, "X-Language");
-        info.request_id = request_id;
+    struct prepared {
+        http::response<http::string_body> response;
+        detail::delivery how = detail::delivery::respond;
+    };
 
-        std::shared_ptr<const dataset> snapshot;
-        detail::faults faults_now;
-        {
-            const std::lock_guard lock(mutex);
-            snapshot = data;
-            faults_now = active_faults;
+    prepared answer(const http::request<http::string_body>& req) {
+        const std::string request_id = next_request_id();
+        detail::incoming in;
+        in.method = req.method_string();
+        in.target = req.target();
+        in.body = req.body();
+        for (const auto& field : req) {
+            in.headers.emplace_back(field.name_string(), field.value());
         }
-        detail::reply reply = detail::route(info, *snapshot, faults_now, opts.token);
-        if (reply.where == detail::endpoint::purchases) {
-            ++purchases_requests;
-        } else if (reply.where == detail::endpoint::orders) {
-            ++orders_requests;
-        }
-        auto res = make_response(reply.status, std::move(reply.body), request_id, req.version());
+        in.request_id = request_id;
+        auto decision = service.handle(in, std::chrono::system_clock::now(), std::chrono::steady_clock::now());
+        auto res = make_response(std::move(decision.answer), request_id, req.version());
         res.keep_alive(req.keep_alive());
-        return res;
+        return {std::move(res), decision.how};
+    }
+
+    // The status line and headers (with the full Content-Length) and half the body, then an RST:
+    // SO_LINGER 0 makes the close that follows abort the connection, with no TLS close_notify.
+    template <class Stream>
+    asio::awaitable<void> reset_mid_body(Stream& stream, const http::response<http::string_body>& res) {
+        std::ostringstream text;
+        text << res;
+        const std::string bytes = text.str();
+        const std::size_t cut = bytes.size() - res.body().size() / 2 - res.body().size() % 2;
+        beast::get_lowest_layer(stream).expires_after(opts.idle_timeout);
+        [[maybe_unused]] const auto [ec, n] = co_await asio::async_write(stream, asio::buffer(bytes.data(), cut),
+                                                                         use_tuple);
+        boost::system::error_code ignored;
+        beast::get_lowest_layer(stream).socket().set_option(tcp::socket::linger(true, 0), ignored);
     }
 
     // Counts a request from read to response written, latency included.
@@ -223,7 +220,7 @@ struct server::impl {
                 // oversized body is still in the pipe).
                 const unsigned status = read_ec == http::error::body_limit ? 413U : 400U;
                 const std::string request_id = next_request_id();
-                auto res = make_response(status, detail::error_body("APIG.0201", read_ec.message(), request_id),
+                auto res = make_response({status, detail::error_body("APIG.0201", read_ec.message(), request_id)},
                                          request_id, 11);
                 res.keep_alive(false);
                 beast::get_lowest_layer(stream).expires_after(opts.idle_timeout);
@@ -236,12 +233,22 @@ struct server::impl {
 
             ++requests;
             const in_flight_scope scope(*this);
-            auto res = answer(parser.get());
+            auto [res, how] = answer(parser.get());
             if (opts.latency.count() > 0) {
                 asio::steady_timer delay(co_await asio::this_coro::executor, opts.latency);
                 if (const auto [timer_ec] = co_await delay.async_wait(use_tuple); timer_ec) {
                     co_return false;
                 }
+            }
+            if (how == detail::delivery::stall) {
+                // Never answered: held until the idle timeout, or cancelled by stop().
+                asio::steady_timer hold(co_await asio::this_coro::executor, opts.idle_timeout);
+                [[maybe_unused]] const auto [hold_ec] = co_await hold.async_wait(use_tuple);
+                co_return false;
+            }
+            if (how == detail::delivery::reset_mid_body) {
+                co_await reset_mid_body(stream, res);
+                co_return false;
             }
             beast::get_lowest_layer(stream).expires_after(opts.idle_timeout);
             const auto [write_ec, write_n] = co_await http::async_write(stream, res, use_tuple);
@@ -304,7 +311,9 @@ struct server::impl {
     }
 };
 
-server::server(options opts, dataset data) : impl_(std::make_unique<impl>(std::move(opts), std::move(data))) {}
+server::server(options opts, dataset data)
+    : service_(std::make_unique<detail::service>(opts, std::move(data))),
+      impl_(std::make_unique<impl>(std::move(opts), *service_)) {}
 
 server::~server() {
     try {
@@ -382,45 +391,27 @@ std::string server::base_url() const {
 
 std::string server::cert_pem() const { return impl_->pem.cert; }
 
-void server::set_dataset(dataset data) {
-    auto next = std::make_shared<const dataset>(std::move(data));
-    const std::lock_guard lock(impl_->mutex);
-    impl_->data = std::move(next);
-}
-
-dataset server::current_dataset() const {
-    const std::lock_guard lock(impl_->mutex);
-    return *impl_->data;
-}
-
-void server::fail_page(int page_no, unsigned status) {
-    const std::lock_guard lock(impl_->mutex);
-    impl_->active_faults.pages[page_no] = status;
-}
-
-void server::fail_orders(unsigned status) {
-    const std::lock_guard lock(impl_->mutex);
-    impl_->active_faults.orders = status;
-}
-
-void server::clear_faults() {
-    const std::lock_guard lock(impl_->mutex);
-    impl_->active_faults = {};
-}
-
 stats server::get_stats() const {
     const impl& s = *impl_;
-    return {s.requests.load(), s.purchases_requests.load(), s.orders_requests.load(), s.connections.load(),
-            s.max_in_flight.load()};
+    const auto c = service_->counters();
+    stats out;
+    out.requests = s.requests.load();
+    out.purchases_requests = c.purchases_requests;
+    out.orders_requests = c.orders_requests;
+    out.connections = s.connections.load();
+    out.max_in_flight = s.max_in_flight.load();
+    out.token_requests = c.token_requests;
+    out.signature_failures = c.signature_failures;
+    out.rate_limited = c.rate_limited;
+    return out;
 }
 
 void server::reset_stats() {
     impl& s = *impl_;
     s.requests = 0;
-    s.purchases_requests = 0;
-    s.orders_requests = 0;
     s.connections = 0;
     s.max_in_flight = 0;
+    service_->reset_counters();
 }
 
 }  // namespace subsync::emulator

@@ -1,6 +1,8 @@
 #pragma once
 
 #include <filesystem>
+#include <memory>
+#include <string>
 #include <string_view>
 
 namespace subsync::exporters {
@@ -24,6 +26,8 @@ public:
     void commit();
 
     [[nodiscard]] std::size_t bytes_written() const noexcept { return written_; }
+    /// Lower-case hex SHA-256 of everything written (for manifests).
+    [[nodiscard]] std::string sha256_hex() const;
     [[nodiscard]] const std::filesystem::path& target() const noexcept { return target_; }
 
 private:
@@ -34,6 +38,8 @@ private:
     int fd_ = -1;
     std::string buffer_;
     std::size_t written_ = 0;
+    struct hasher;
+    std::unique_ptr<hasher> hash_;
 };
 
 }  // namespace subsync::exporters

@@ -22,38 +22,44 @@ enum class export_format { csv, json, jsonl };
 [[nodiscard]] std::optional<export_format> parse_format(std::string_view s);
 [[nodiscard]] std::string_view extension(export_format f) noexcept;
 
-/// Parses an export table name: "purchased_groups" | "subscription_resources".
-[[nodiscard]] std::optional<sync::source_kind> parse_table(std::string_view s);
+/// What can be exported.
+enum class export_table { purchased_groups, subscription_resources, sync_runs, changes };
+
+/// Parses a table name as written in docs/exports.md.
+[[nodiscard]] std::optional<export_table> parse_table(std::string_view s);
+[[nodiscard]] std::string_view to_string(export_table t) noexcept;
+/// The item table's source, for the two item tables.
+[[nodiscard]] std::optional<sync::source_kind> source_of(export_table t) noexcept;
+
+/// CSV conventions; the defaults are RFC 4180 with formula injection neutralised.
+struct csv_style {
+    bool bom = false;   ///< start with a UTF-8 BOM (helps some spreadsheet programs detect UTF-8)
+    bool crlf = false;  ///< end lines with CR LF instead of LF
+    bool neutralise_formulas = true;
+};
 
 struct export_options {
-    std::optional<std::string> account;  ///< only this account's rows
+    std::optional<std::string> account;     ///< only this account's rows
+    std::optional<std::int64_t> since_seq;  ///< changes: only seq > since_seq
+    csv_style csv;
 };
 
 /// Receives the export bytes in chunks (a file, stdout, a test buffer).
 using byte_sink = std::function<void(std::string_view)>;
 
-/// Streams the current rows of a snapshot table, ordered by (account, key),
-/// to `sink`; memory does not grow with the table. Returns the row count.
-std::int64_t write_table(SQLite::Database& db, sync::source_kind table, export_format format, const byte_sink& sink,
+/// Streams a table to `sink`, ordered by (account, key), by run id for
+/// sync_runs, by seq for changes; memory does not grow with the table.
+/// Returns the row count.
+std::int64_t write_table(SQLite::Database& db, export_table table, export_format format, const byte_sink& sink,
                          const export_options& opts = {});
 
-/// Writes rows already in memory (an as-of rebuild) exactly as write_table would.
+/// Writes item rows already in memory (an as-of rebuild) exactly as write_table would.
 std::int64_t write_rows(sync::source_kind table, export_format format, const byte_sink& sink,
-                        const std::vector<sync::table_row>& rows);
+                        const std::vector<sync::table_row>& rows, const csv_style& csv = {});
 
-/// Appends one CSV cell: RFC 4180 quoting; a text cell starting with
-/// = + - @ TAB or CR is prefixed with ' so spreadsheets do not run it as a formula.
-void append_csv_cell(std::string& out, const sync::cell& c, sync::column_type t);
-
-/// One file written by write_exports().
-struct written_file {
-    std::filesystem::path path;
-    std::int64_t rows = 0;
-    std::size_t bytes = 0;
-};
-
-/// Writes purchased_groups.{csv,json} and subscription_resources.{csv,json}
-/// into `dir` (created if missing), each atomically.
-std::vector<written_file> write_exports(SQLite::Database& db, const std::filesystem::path& dir);
+/// Appends one CSV cell: RFC 4180 quoting; with `neutralise`, a text cell
+/// starting with = + - @ TAB or CR is prefixed with ' so spreadsheets show it
+/// instead of evaluating it. Numbers, times and JSON cells are never touched.
+void append_csv_cell(std::string& out, const sync::cell& c, sync::column_type t, bool neutralise = true);
 
 }  // namespace subsync::exporters

@@ -1,19 +1,27 @@
 #pragma once
 // A fake Huawei Cloud for tests and local runs: serves the APIG "purchased API groups" listing
-// (GET /v1.0/apigw/purchases/groups) and the SecMaster "purchased resources" listing
-// (GET /v1/subscriptions/orders) over HTTPS or HTTP on 127.0.0.1, with switchable faults.
-// Standalone on purpose: it links no subsync library, so a bug in the client cannot hide
-// itself by being shared with the server. Asio/Beast stay out of this header (pimpl).
+// (GET /v1.0/apigw/purchases/groups), the SecMaster "purchased resources" listing
+// (GET /v1/subscriptions/orders) and IAM token issuing (POST /v3/auth/tokens) over HTTPS or HTTP
+// on 127.0.0.1, with X-Auth-Token and AK/SK (SDK-HMAC-SHA256) authentication, a rate limit and
+// switchable faults. It shares no request-building code with the client: AK/SK verification
+// rebuilds the canonical request from the headers as received, and borrows only the signer's
+// primitives (encoding, SHA-256, HMAC), which are pinned by the official vectors.
+// Asio/Beast stay out of this header (pimpl).
 
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 namespace subsync::emulator {
+
+namespace detail {
+class service;
+}
 
 /// One purchased API group; `json` is the object exactly as served (compact JSON).
 struct purchase {
@@ -60,17 +68,46 @@ struct dataset {
     std::size_t resource_count() const;
 };
 
+/// An IAM user that may get a token with the password method.
+struct iam_user {
+    std::string name, password;
+    std::string domain;  ///< the account name ("domain" in IAM's JSON)
+};
+
+/// An AK/SK pair; with a security token it is a temporary key, whose requests must carry (and sign)
+/// `X-Security-Token` with exactly that value, while permanent keys' requests must not carry one.
+struct access_key {
+    std::string ak, sk;
+    std::optional<std::string> security_token;
+};
+
+/// How malform_page() / malform_orders() break a 200 answer.
+enum class malformation {
+    truncated_json,  ///< the JSON cut in half, Content-Length matching what is sent
+    not_json,        ///< an HTML error page (text/html), still status 200
+    wrong_type,      ///< purchases: every "quota_left" a string; orders: every "create_time" a string
+};
+
 /// How a server listens and behaves.
 struct options {
     bool tls = true;
     /// PEM files; both empty: a fresh self-signed EC P-256 certificate (SAN IP:127.0.0.1,
     /// DNS:localhost, valid one day) is generated in memory.
     std::string cert_file, key_file;
-    std::string token = "emulator-token";  ///< the only X-Auth-Token accepted
+    std::string token = "emulator-token";  ///< an X-Auth-Token accepted forever, besides issued tokens
     std::chrono::milliseconds latency{0};   ///< added before every response (requests overlap)
     std::uint16_t port = 0;                 ///< 0 = ephemeral; read back with server::port()
     std::chrono::milliseconds idle_timeout{30'000};  ///< per connection, also bounds handshake and write
     std::size_t body_limit = 1024 * 1024;             ///< larger request bodies get 413
+
+    std::vector<iam_user> users;          ///< who POST /v3/auth/tokens accepts; none: every attempt is 401
+    std::chrono::seconds token_ttl{86400};  ///< lifetime of an issued token (real IAM: 24 h); 0: born expired
+    std::vector<access_key> keys;         ///< AK/SK pairs accepted in `Authorization: SDK-HMAC-SHA256 ...`
+    /// How long an AK stays refused after more than 5 consecutive failed signatures (real cloud: 5 min).
+    std::chrono::milliseconds lockout{std::chrono::minutes(5)};
+    /// Requests per second above which APIG and SecMaster answer 429 APIG.0308; 0 = no limit. A token
+    /// bucket holding max(1, max_rps) requests, refilled at max_rps per second. IAM is not limited.
+    double max_rps = 0;
 };
 
 /// Counters since start or the last reset_stats().
@@ -80,9 +117,14 @@ struct stats {
     std::uint64_t orders_requests = 0;     ///< requests on the orders path (any outcome)
     std::uint64_t connections = 0;         ///< accepted TCP connections
     std::uint64_t max_in_flight = 0;       ///< most requests between read and response written at once
+    std::uint64_t token_requests = 0;      ///< requests on /v3/auth/tokens (any method, any outcome)
+    std::uint64_t signature_failures = 0;  ///< AK/SK requests refused by verification (not those refused by a lock)
+    std::uint64_t rate_limited = 0;        ///< requests refused by options::max_rps
 };
 
-/// The fake cloud: one io_context on its own thread, bound to 127.0.0.1.
+/// The fake cloud: one io_context on its own thread, bound to 127.0.0.1. What the gateway itself
+/// refuses (rate limit, bad signature, locked AK, expired token) carries APIG codes on both listings,
+/// as the real gateway fronts SecMaster too; a missing or unknown token gets each listing's own 401.
 class server {
 public:
     /// Loads or generates the certificate; throws std::runtime_error naming a bad file.
@@ -107,20 +149,60 @@ public:
     /// A copy of the data being served; thread-safe.
     dataset current_dataset() const;
 
+    // Faults. Thread-safe; one fault per page (and one for orders): setting another replaces it.
+    // A fault only replaces an answer that would have been 200: authentication, the rate limit and
+    // parameter checks come first. Page numbers are the purchases' `page_no` (absent = 1). A count
+    // `n` of 0 removes the fault.
+
     /// Purchases page `page_no` answers `status` with a Huawei-style error body until cleared.
     void fail_page(int page_no, unsigned status);
+    /// Page `page_no` answers `status` (APIG body; 429 is APIG.0308) `n` times, then normally.
+    /// A non-empty `retry_after` is sent verbatim as `Retry-After` (delta-seconds or HTTP-date).
+    void fail_page_times(int page_no, unsigned status, unsigned n, std::string retry_after = "");
+    /// Page `page_no`, `n` times: the 200 status line and headers (with the full Content-Length)
+    /// and half the body are sent, then the connection is reset (RST, no TLS close_notify).
+    void reset_page(int page_no, unsigned n);
+    /// Page `page_no` is read and never answered, until cleared; a stalled connection is dropped
+    /// after options::idle_timeout or at stop(), which it does not delay.
+    void stall_page(int page_no);
+    /// Page `page_no` answers 200 with a body broken as `kind`, until cleared.
+    void malform_page(int page_no, malformation kind);
+    /// The first purchases request for a page after `page_no` replaces the dataset with `data`
+    /// (as set_dataset()), so a listing sees the data change between its pages; that request and all
+    /// later ones, any page, get the new data. Fires once; clear_faults() before that cancels it.
+    void change_dataset_after_page(int page_no, dataset data);
+
     /// The orders listing answers `status` with a SecMaster-style error body until cleared.
     void fail_orders(unsigned status);
-    /// Removes every fault set by fail_page() and fail_orders().
+    /// fail_page_times() for the orders listing (SecMaster-style body).
+    void fail_orders_times(unsigned status, unsigned n, std::string retry_after = "");
+    /// reset_page() for the orders listing.
+    void reset_orders(unsigned n);
+    /// stall_page() for the orders listing.
+    void stall_orders();
+    /// malform_page() for the orders listing.
+    void malform_orders(malformation kind);
+
+    /// Removes every fault and a pending change_dataset_after_page(); requests already stalled stay so.
     void clear_faults();
+
+    /// Makes every token issued so far expired: its next use gets 401 APIG.0301 "The token expires.".
+    /// Tokens issued afterwards are fresh. The fixed options::token is not affected.
+    void expire_all_tokens();
+    /// Current run of failed signatures for `ak` (0 after a success or once a lockout has ended).
+    unsigned consecutive_signature_failures(const std::string& ak) const;
 
     /// A thread-safe snapshot of the counters.
     stats get_stats() const;
+    /// Requests for purchases page `page_no` (no page_no counts as 1; any method, any outcome, stalled
+    /// and reset ones included) since start or reset_stats().
+    std::uint64_t page_requests(int page_no) const;
     /// Sets every counter to zero.
     void reset_stats();
 
 private:
     struct impl;
+    std::unique_ptr<detail::service> service_;  // what each request gets, Beast-free; impl refers to it
     std::unique_ptr<impl> impl_;
 };
 

@@ -1,0 +1,55 @@
+#pragma once
+
+#include <subsync/exporters/table_export.hpp>
+#include <subsync/sync/records.hpp>
+
+#include <SQLiteCpp/Database.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace subsync::exporters {
+
+/// One file written into a generation.
+struct written_file {
+    std::filesystem::path path;
+    std::int64_t rows = 0;
+    std::size_t bytes = 0;
+    std::string sha256;
+};
+
+/// What a sync's exports contain and how many generations stay.
+struct generation_options {
+    std::vector<export_format> formats{export_format::csv, export_format::json};
+    csv_style csv;
+    int keep = 5;  ///< generations kept, the newest; at least 1
+};
+
+/// What write_generation() made.
+struct generation {
+    std::filesystem::path dir;  ///< export_dir/generations/<UTC time>-<run id>
+    std::vector<written_file> files;
+    std::int64_t changes_appended = 0;  ///< new lines in export_dir/changes.jsonl
+};
+
+/// Writes every table in every format, then manifest.json, into a new
+/// generation folder (built under a hidden name, fsynced, renamed), then
+/// swaps `export_dir/latest` to it with one rename, so a reader of latest/
+/// never sees files of two syncs. Appends new changes to the append-only feed
+/// export_dir/changes.jsonl. Removes generations beyond `keep`. All tables
+/// are read in one transaction.
+generation write_generation(SQLite::Database& db, const std::filesystem::path& export_dir, sync::epoch_ms now,
+                            const std::vector<std::int64_t>& run_ids, const generation_options& opts = {});
+
+/// write_generation() for the snapshot's newest run of every (account,
+/// source), named after the latest finish time: the data says when, not the clock.
+std::vector<written_file> write_exports(SQLite::Database& db, const std::filesystem::path& export_dir,
+                                        const generation_options& opts = {});
+
+/// Appends the changes after the feed's last `seq` to `feed` (creating it),
+/// first cutting a torn last line left by a crash. Returns the lines added.
+std::int64_t append_change_feed(SQLite::Database& db, const std::filesystem::path& feed);
+
+}  // namespace subsync::exporters

@@ -1,0 +1,39 @@
+#pragma once
+// Faults a test switches on, and what they do to an answer that would have been 200.
+
+#include "routes.hpp"
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace subsync::emulator::detail {
+
+/// How the server delivers an answer.
+enum class delivery {
+    respond,         ///< the whole response
+    reset_mid_body,  ///< status line, headers and half the body, then RST
+    stall,           ///< nothing, until idle timeout or stop
+};
+
+struct decision {
+    reply answer;
+    delivery how = delivery::respond;
+};
+
+struct fault {
+    enum class kind { status, reset, stall, malform };
+    kind what = kind::status;
+    unsigned status = 500;
+    std::optional<unsigned> remaining;  ///< uses left; nullopt: until cleared
+    std::string retry_after;           ///< sent as Retry-After with `status` when non-empty
+    malformation malformed = malformation::truncated_json;
+};
+
+/// What `f` makes of `ok`, the 200 answer of a listing (purchases or orders).
+decision apply(const fault& f, reply ok, std::string_view request_id);
+
+/// `body` broken as `kind`; `where` says which field wrong_type turns into a string.
+std::string malformed_body(std::string_view body, malformation kind, endpoint where);
+
+}  // namespace subsync::emulator::detail

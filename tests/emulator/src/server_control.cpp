@@ -1,0 +1,87 @@
+// The server's test-facing controls: data, faults, token and key hooks. Thin forwards to the
+// service, kept out of server.cpp so this TU pays nothing for Beast.
+
+#include "subsync/emulator/server.hpp"
+
+#include "service.hpp"
+
+#include <utility>
+
+namespace subsync::emulator {
+
+namespace {
+
+detail::fault status_fault(unsigned status, std::optional<unsigned> times, std::string retry_after) {
+    detail::fault f;
+    f.what = detail::fault::kind::status;
+    f.status = status;
+    f.remaining = times;
+    f.retry_after = std::move(retry_after);
+    return f;
+}
+
+detail::fault kind_fault(detail::fault::kind what, std::optional<unsigned> times) {
+    detail::fault f;
+    f.what = what;
+    f.remaining = times;
+    return f;
+}
+
+detail::fault malform_fault(malformation kind) {
+    detail::fault f;
+    f.what = detail::fault::kind::malform;
+    f.malformed = kind;
+    return f;
+}
+
+}  // namespace
+
+void server::set_dataset(dataset data) { service_->set_dataset(std::move(data)); }
+
+dataset server::current_dataset() const { return service_->current_dataset(); }
+
+void server::fail_page(int page_no, unsigned status) {
+    service_->set_page_fault(page_no, status_fault(status, std::nullopt, {}));
+}
+
+void server::fail_page_times(int page_no, unsigned status, unsigned n, std::string retry_after) {
+    service_->set_page_fault(page_no, status_fault(status, n, std::move(retry_after)));
+}
+
+void server::reset_page(int page_no, unsigned n) {
+    service_->set_page_fault(page_no, kind_fault(detail::fault::kind::reset, n));
+}
+
+void server::stall_page(int page_no) {
+    service_->set_page_fault(page_no, kind_fault(detail::fault::kind::stall, std::nullopt));
+}
+
+void server::malform_page(int page_no, malformation kind) { service_->set_page_fault(page_no, malform_fault(kind)); }
+
+void server::change_dataset_after_page(int page_no, dataset data) {
+    service_->change_dataset_after_page(page_no, std::move(data));
+}
+
+void server::fail_orders(unsigned status) { service_->set_orders_fault(status_fault(status, std::nullopt, {})); }
+
+void server::fail_orders_times(unsigned status, unsigned n, std::string retry_after) {
+    service_->set_orders_fault(status_fault(status, n, std::move(retry_after)));
+}
+
+void server::reset_orders(unsigned n) { service_->set_orders_fault(kind_fault(detail::fault::kind::reset, n)); }
+
+void server::stall_orders() { service_->set_orders_fault(kind_fault(detail::fault::kind::stall, std::nullopt)); }
+
+void server::malform_orders(malformation kind) { service_->set_orders_fault(malform_fault(kind)); }
+
+void server::clear_faults() { service_->clear_faults(); }
+
+void server::expire_all_tokens() { service_->expire_all_tokens(); }
+
+unsigned server::consecutive_signature_failures(const std::string& ak) const {
+    return service_->consecutive_signature_failures(ak, std::chrono::steady_clock::now());
+}
+
+std::uint64_t server::page_requests(int page_no) const { return service_->page_requests(page_no); }
+
+}  // namespace subsync::emulator

@@ -1,0 +1,76 @@
+#pragma once
+// Everything the emulator decides, without sockets: rate limit, IAM, authentication, routing,
+// faults and the counters about them. The server reads a request, asks handle(), and delivers the
+// decision. Thread-safe: handle() runs on the io thread, the rest is called by tests.
+
+#include "faults.hpp"
+#include "gateway.hpp"
+#include "routes.hpp"
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+
+namespace subsync::emulator::detail {
+
+/// Counters kept by the service (the server keeps the connection ones).
+struct service_counters {
+    std::uint64_t purchases_requests = 0, orders_requests = 0, token_requests = 0, signature_failures = 0,
+                  rate_limited = 0;
+};
+
+class service {
+public:
+    service(const options& opts, dataset data);
+
+    /// The answer to `request`, read at `wall` (compared with X-Sdk-Date, printed by IAM) and
+    /// `now` (token expiry, lockouts, rate limit).
+    decision handle(const incoming& request, wall_time wall, steady_time now);
+
+    void set_dataset(dataset data);
+    dataset current_dataset() const;
+
+    /// Sets the fault of purchases page `page_no`, replacing any.
+    void set_page_fault(int page_no, fault f);
+    /// Sets the fault of the orders listing, replacing any.
+    void set_orders_fault(fault f);
+    void change_dataset_after_page(int page_no, dataset data);
+    void clear_faults();
+
+    void expire_all_tokens();
+    unsigned consecutive_signature_failures(const std::string& ak, steady_time now) const;
+
+    service_counters counters() const;
+    std::uint64_t page_requests(int page_no) const;
+    void reset_counters();
+
+private:
+    struct dataset_change {
+        int after_page = 0;
+        std::shared_ptr<const dataset> data;
+    };
+
+    bool admit(steady_time now);  // the max_rps token bucket
+    std::optional<fault> take_fault(endpoint where, std::optional<int> page);
+    std::shared_ptr<const dataset> dataset_for(endpoint where, std::optional<int> page);
+
+    const options opts_;
+    gateway gateway_;
+
+    mutable std::mutex mutex_;              // guards everything below but the atomics
+    std::shared_ptr<const dataset> data_;  // swapped whole, so a request sees one version
+    std::map<int, fault> page_faults_;
+    std::optional<fault> orders_fault_;
+    std::optional<dataset_change> change_;
+    std::map<int, std::uint64_t> page_requests_;
+    double bucket_ = 0;  // requests the rate limit still admits
+    std::optional<steady_time> bucket_filled_;
+
+    std::atomic<std::uint64_t> purchases_requests_{0}, orders_requests_{0}, token_requests_{0},
+        signature_failures_{0}, rate_limited_{0};
+};
+
+}  // namespace subsync::emulator::detail

@@ -1,0 +1,303 @@
+// Every row of docs/faults.md: a fault injected by the emulator over HTTPS,
+// what subsyncd does about it, and that the last good snapshot survives.
+
+#include "support/connect_proxy.hpp"
+#include "support/test_support.hpp"
+
+#include <subsync/emulator/server.hpp>
+
+#include <SQLiteCpp/Database.h>
+#include <SQLiteCpp/Statement.h>
+#include <gtest/gtest.h>
+
+#include <chrono>
+
+namespace subsync {
+namespace {
+
+using test::config_spec;
+using test::run_subsyncd;
+using test::temp_dir;
+using clock = std::chrono::steady_clock;
+
+constexpr const char* token = "fault-test-token";
+
+class Faults : public ::testing::Test {
+protected:
+    void start(emulator::options opts = {}, emulator::dataset data = emulator::dataset::generated(450, 12, 5)) {
+        opts.token = token;
+        emu_ = std::make_unique<emulator::server>(opts, std::move(data));
+        emu_->start();
+        test::write_file(dir_ / "ca.pem", emu_->cert_pem());
+    }
+
+    std::filesystem::path config(config_spec spec = {}) {
+        spec.base_url = emu_->base_url();
+        spec.ca_file = (dir_ / "ca.pem").string();
+        spec.page_size = 50;
+        spec.concurrency = 4;
+        spec.token_env = "SUBSYNC_TEST_TOKEN";
+        return test::write_config(dir_, spec);
+    }
+
+    test::run_result sync(const std::filesystem::path& cfg, std::map<std::string, std::string> env = {}) {
+        env.emplace("SUBSYNC_TEST_TOKEN", token);
+        return run_subsyncd({"sync", "--once", "--config", cfg.string()}, env);
+    }
+
+    // Every item table, in full, to compare snapshots.
+    std::string snapshot() {
+        SQLite::Database db((dir_ / "snapshot.db").string(), SQLite::OPEN_READONLY);
+        std::string out;
+        for (const char* table : {"purchased_groups", "subscription_resources"}) {
+            SQLite::Statement q(db, std::string("SELECT * FROM ") + table + " ORDER BY account, item_key");
+            while (q.executeStep()) {
+                for (int i = 0; i < q.getColumnCount(); ++i) out += q.getColumn(i).getString() + "|";
+                out += '\n';
+            }
+        }
+        EXPECT_EQ(db.execAndGet("PRAGMA integrity_check").getString(), "ok");
+        return out;
+    }
+
+    // A first good sync, so that a fault has something to destroy.
+    std::string good_sync(const std::filesystem::path& cfg) {
+        auto r = sync(cfg);
+        EXPECT_EQ(r.exit_code, 0) << r.err;
+        emu_->reset_stats();
+        return snapshot();
+    }
+
+    std::string last_run(const char* source, const char* column) {
+        SQLite::Database db((dir_ / "snapshot.db").string(), SQLite::OPEN_READONLY);
+        SQLite::Statement q(db, std::string("SELECT ") + column + " FROM sync_runs WHERE source = ? ORDER BY id DESC");
+        q.bind(1, source);
+        return q.executeStep() ? q.getColumn(0).getString() : "";
+    }
+
+    temp_dir dir_;
+    std::unique_ptr<emulator::server> emu_;
+};
+
+TEST_F(Faults, ThrottledWithRetryAfterWaitsAsTold) {
+    start();
+    config_spec spec;
+    spec.extra_sync = "backoff_max = \"10s\"\n";
+    const auto cfg = config(spec);
+    good_sync(cfg);
+    emu_->fail_page_times(3, 429, 1, "2");
+    const auto t0 = clock::now();
+    auto r = sync(cfg);
+    const auto took = clock::now() - t0;
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_GE(took, std::chrono::seconds(2)) << "Retry-After: 2 was honoured";
+    EXPECT_EQ(emu_->page_requests(3), 2u);
+    EXPECT_NE(r.err.find("retrying account=prod source=purchased_groups page=3 attempt=2/5 wait=2000ms"),
+              std::string::npos)
+        << r.err;
+}
+
+TEST_F(Faults, ThrottledAndServerErrorsBackOffWithJitterAndRecover) {
+    start();
+    const auto cfg = config();
+    const auto before = good_sync(cfg);
+    emu_->fail_page_times(2, 429, 2);
+    emu_->fail_page_times(4, 503, 3);
+    emu_->fail_orders_times(502, 1);
+    auto r = sync(cfg);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(emu_->page_requests(2), 3u);
+    EXPECT_EQ(emu_->page_requests(4), 4u);
+    EXPECT_EQ(emu_->get_stats().orders_requests, 2u);
+    EXPECT_EQ(snapshot(), before) << "same data, nothing changed";
+}
+
+TEST_F(Faults, PersistentServerErrorFailsTheSourceAfterCappedAttempts) {
+    start();
+    config_spec spec;
+    spec.extra_sync = "max_attempts = 3\n";
+    const auto cfg = config(spec);
+    const auto before = good_sync(cfg);
+    emu_->fail_page_times(5, 500, 100);
+    auto r = sync(cfg);
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_EQ(emu_->page_requests(5), 3u);
+    EXPECT_NE(last_run("purchased_groups", "error").find("page=5: HTTP 500"), std::string::npos);
+    EXPECT_NE(last_run("purchased_groups", "error").find("(after 3 attempts)"), std::string::npos);
+    EXPECT_EQ(last_run("subscription_resources", "status"), "ok");
+    EXPECT_EQ(snapshot(), before);
+}
+
+TEST_F(Faults, ConnectionResetMidBodyIsRetried) {
+    start();
+    const auto cfg = config();
+    const auto before = good_sync(cfg);
+    emu_->reset_page(6, 1);
+    emu_->reset_orders(1);
+    auto r = sync(cfg);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(emu_->page_requests(6), 2u);
+    EXPECT_EQ(snapshot(), before);
+}
+
+TEST_F(Faults, StalledServerFailsWithinTheDeadlineAndTheOtherSourceApplies) {
+    start();
+    config_spec spec;
+    spec.timeout = "700ms";
+    spec.extra_sync = "max_attempts = 2\n";
+    const auto cfg = config(spec);
+    const auto before = good_sync(cfg);
+    emu_->stall_page(2);
+    const auto t0 = clock::now();
+    auto r = sync(cfg);
+    const auto took = clock::now() - t0;
+    EXPECT_EQ(r.exit_code, 1) << r.err;
+    // Two attempts of 700 ms each plus a short backoff, with slack for a loaded machine.
+    EXPECT_LT(took, std::chrono::seconds(5)) << "a stalled server must fail in bounded time";
+    EXPECT_NE(last_run("purchased_groups", "error").find("page=2"), std::string::npos);
+    EXPECT_EQ(last_run("subscription_resources", "status"), "ok");
+    EXPECT_EQ(snapshot(), before);
+}
+
+TEST_F(Faults, MalformedBodiesFailThePageNamingIt) {
+    struct malformed_case {
+        const char* name;
+        emulator::malformation kind;
+        const char* message;
+    };
+    const malformed_case cases[] = {
+        {"truncated", emulator::malformation::truncated_json, "page=3: body is not valid JSON"},
+        {"html", emulator::malformation::not_json, "page=3: body is not valid JSON"},
+        {"wrong type", emulator::malformation::wrong_type, "page=3: purchases[0].quota_left: expected integer, got string"},
+    };
+    start();
+    const auto cfg = config();
+    const auto before = good_sync(cfg);
+    for (const auto& c : cases) {
+        SCOPED_TRACE(c.name);
+        emu_->clear_faults();
+        emu_->malform_page(3, c.kind);
+        auto r = sync(cfg);
+        EXPECT_EQ(r.exit_code, 1) << r.err;
+        EXPECT_NE(last_run("purchased_groups", "error").find(c.message), std::string::npos)
+            << last_run("purchased_groups", "error");
+        EXPECT_EQ(snapshot(), before);
+    }
+}
+
+TEST_F(Faults, DatasetChangingBetweenPagesIsFetchedAgain) {
+    auto data = emulator::dataset::generated(450, 12, 5);
+    start({}, data);
+    const auto cfg = config();
+    good_sync(cfg);
+    auto changed = data;
+    changed.purchases.erase(changed.purchases.begin());  // one purchase expires mid-listing
+    emu_->change_dataset_after_page(4, changed);
+    auto r = sync(cfg);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(emu_->page_requests(1), 2u) << "fetched again from page 1";
+    EXPECT_NE(r.err.find("fetching again from page 1"), std::string::npos) << r.err;
+    EXPECT_EQ(last_run("purchased_groups", "removed"), "1");
+}
+
+TEST_F(Faults, ListingThatNeverAddsUpAppliesWithoutRemovingAndExitsThree) {
+    auto data = emulator::dataset::generated(120, 4, 9);
+    start({}, data);
+    const auto cfg = config();
+    good_sync(cfg);
+    auto broken = data;
+    broken.purchases.pop_back();                            // one item gone...
+    broken.purchases.push_back(broken.purchases.front());  // ...and a duplicate id instead
+    emu_->set_dataset(broken);
+    auto r = sync(cfg);
+    EXPECT_EQ(r.exit_code, 3) << r.err;
+    EXPECT_EQ(last_run("purchased_groups", "status"), "incomplete");
+    EXPECT_EQ(last_run("purchased_groups", "removed"), "0") << "an incomplete listing removes nothing";
+    EXPECT_NE(last_run("purchased_groups", "error").find("also after fetching again from page 1"), std::string::npos);
+}
+
+TEST_F(Faults, ExpiredTokenIsRefreshedOnceAndTheSyncSucceeds) {
+    emulator::options opts;
+    opts.users = {{"ops", "pa55word", "tenant"}};
+    start(opts);
+    config_spec spec;
+    spec.auth = "type = \"password\"\niam_endpoint = \"" + emu_->base_url() +
+                "\"\nuser = \"ops\"\ndomain = \"tenant\"\nproject = \"cn-north-4\"\npassword_env = \"PW\"\n";
+    const auto cfg = config(spec);
+    emu_->fail_page_times(5, 401, 1);  // the token "expires" in the middle of the listing
+    auto r = sync(cfg, {{"PW", "pa55word"}});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(emu_->get_stats().token_requests, 2u) << "one token, one refresh";
+    EXPECT_EQ(emu_->page_requests(5), 2u);
+    EXPECT_EQ(r.err.find("pa55word"), std::string::npos);
+}
+
+TEST_F(Faults, PasswordAuthSharesOneTokenAcrossFiftyConcurrentPages) {
+    emulator::options opts;
+    opts.users = {{"ops", "pa55word", "tenant"}};
+    opts.latency = std::chrono::milliseconds(5);
+    start(opts, emulator::dataset::generated(2500, 10, 3));
+    config_spec spec;
+    spec.auth = "type = \"password\"\niam_endpoint = \"" + emu_->base_url() +
+                "\"\nuser = \"ops\"\ndomain = \"tenant\"\nproject_id = \"0123456789abcdef\"\npassword_env = \"PW\"\n";
+    auto cfg = config(spec);
+    auto r = sync(cfg, {{"PW", "pa55word"}});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(emu_->get_stats().purchases_requests, 50u);
+    EXPECT_EQ(emu_->get_stats().token_requests, 1u);
+
+    auto wrong = sync(cfg, {{"PW", "wrong"}});
+    EXPECT_EQ(wrong.exit_code, 1);
+    EXPECT_NE(wrong.err.find("IAM rejected user \"ops\" of domain \"tenant\""), std::string::npos) << wrong.err;
+    EXPECT_EQ(wrong.err.find("wrong"), wrong.err.find("wrong")) << "no password in messages";
+}
+
+TEST_F(Faults, AkSkSignedSyncSucceedsAndABadKeyCostsOneRequestPerSource) {
+    emulator::options opts;
+    opts.keys = {{"HPUAEXAMPLEAK0000001", "ExampleSecretKey0123456789abcdefghijklmn", std::nullopt}};
+    start(opts);
+    config_spec spec;
+    spec.auth = "type = \"aksk\"\nak_env = \"HW_AK\"\nsk_env = \"HW_SK\"\nproject_id = \"0123456789abcdef\"\n";
+    const auto cfg = config(spec);
+    auto r = sync(cfg, {{"HW_AK", "HPUAEXAMPLEAK0000001"}, {"HW_SK", "ExampleSecretKey0123456789abcdefghijklmn"}});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(emu_->get_stats().signature_failures, 0u);
+
+    emu_->reset_stats();
+    const auto before = snapshot();
+    auto bad = sync(cfg, {{"HW_AK", "HPUAEXAMPLEAK0000001"}, {"HW_SK", "not-the-secret-key"}});
+    EXPECT_EQ(bad.exit_code, 1);
+    EXPECT_EQ(emu_->get_stats().purchases_requests, 1u) << "a rejected signature is never retried";
+    EXPECT_EQ(emu_->get_stats().orders_requests, 1u);
+    EXPECT_EQ(bad.err.find("not-the-secret-key"), std::string::npos);
+    EXPECT_EQ(snapshot(), before);
+}
+
+TEST_F(Faults, SyncThroughAConnectProxy) {
+    start();
+    test::connect_proxy proxy;
+    const auto cfg = config();
+    auto r = sync(cfg, {{"HTTPS_PROXY", "http://127.0.0.1:" + std::to_string(proxy.port())}, {"NO_PROXY", ""}});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    const auto targets = proxy.targets();
+    ASSERT_FALSE(targets.empty()) << "the emulator must be reached through the tunnel";
+    for (const auto& t : targets) EXPECT_EQ(t, "127.0.0.1:" + std::to_string(emu_->port()));
+
+    auto bypass = sync(cfg, {{"HTTPS_PROXY", "http://127.0.0.1:" + std::to_string(proxy.port())}, {"NO_PROXY", "127.0.0.1"}});
+    EXPECT_EQ(bypass.exit_code, 0) << bypass.err;
+    EXPECT_EQ(proxy.targets().size(), targets.size()) << "NO_PROXY goes direct";
+}
+
+TEST_F(Faults, ClientRateLimitKeepsUnderTheGatewayThrottle) {
+    emulator::options opts;
+    opts.max_rps = 30;
+    start(opts, emulator::dataset::generated(1500, 5, 4));  // 30 pages + 1
+    config_spec spec;
+    spec.extra_sync = "rate_limit = 20\nrate_burst = 5\nmax_attempts = 1\n";
+    auto r = sync(config(spec));
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(emu_->get_stats().rate_limited, 0u);
+}
+
+}  // namespace
+}  // namespace subsync
