@@ -166,6 +166,57 @@ TEST_F(ConfigFile, DefaultsWhenOptionalKeysAreAbsent) {
     EXPECT_TRUE(c->warnings.empty());
 }
 
+TEST_F(ConfigFile, ReadsDaemonKeys) {
+    struct daemon_case {
+        std::string name;
+        std::string toml;
+        std::chrono::milliseconds jitter, grace;
+        cfg::log_level level;
+        cfg::log_format format;
+        std::string listen, host;
+        std::uint16_t port;
+    };
+    const std::vector<daemon_case> cases = {
+        {"Defaults", "", 90s, 10s, cfg::log_level::info, cfg::log_format::text, "", "", 0},
+        {"JitterDefaultsToATenthOfInterval", "[sync]\ninterval = \"1h\"\n", 6min, 10s, cfg::log_level::info,
+         cfg::log_format::text, "", "", 0},
+        {"Everything",
+         "[sync]\ninterval = \"10m\"\njitter = \"5m\"\n[daemon]\ngrace = \"30s\"\nlog_level = \"debug\"\n"
+         "log_format = \"json\"\n[metrics]\nlisten = \"127.0.0.1:9469\"\n",
+         5min, 30s, cfg::log_level::debug, cfg::log_format::json, "127.0.0.1:9469", "127.0.0.1", 9469},
+        {"NoJitter", "[sync]\njitter = 0\n[daemon]\nlog_level = \"error\"\n", 0s, 10s, cfg::log_level::error,
+         cfg::log_format::text, "", "", 0},
+        {"Ipv6AnyPort", "[metrics]\nlisten = \"[::1]:0\"\n", 90s, 10s, cfg::log_level::info, cfg::log_format::text,
+         "[::1]:0", "::1", 0},
+        {"EmptyListenIsOff", "[metrics]\nlisten = \"\"\n", 90s, 10s, cfg::log_level::info, cfg::log_format::text, "",
+         "", 0},
+    };
+    for (const daemon_case& c : cases) {
+        SCOPED_TRACE(c.name);
+        auto r = cfg::load_config(write(c.name + ".toml", c.toml + account()));
+        ASSERT_TRUE(r) << r.error().message;
+        EXPECT_EQ(r->sync.jitter, c.jitter);
+        EXPECT_EQ(r->daemon.grace, c.grace);
+        EXPECT_EQ(r->daemon.level, c.level);
+        EXPECT_EQ(r->daemon.format, c.format);
+        EXPECT_EQ(r->metrics.listen, c.listen);
+        EXPECT_EQ(r->metrics.enabled(), !c.listen.empty());
+        EXPECT_EQ(r->metrics.host, c.host);
+        EXPECT_EQ(r->metrics.port, c.port);
+        EXPECT_TRUE(r->warnings.empty());
+    }
+}
+
+TEST_F(ConfigFile, MetricsOnANonLoopbackAddressWarns) {
+    const fs::path file = write("open.toml", "[metrics]\nlisten = \"0.0.0.0:9469\"\n" + account());
+    auto c = cfg::load_config(file);
+    ASSERT_TRUE(c) << c.error().message;
+    ASSERT_EQ(c->warnings.size(), 1U);
+    EXPECT_EQ(c->warnings[0], fmt::format("{}:2: metrics.listen: not a loopback address — /metrics and /healthz are "
+                                          "served to the network, unauthenticated",
+                                          file.string()));
+}
+
 TEST_F(ConfigFile, PlainHttpIsAcceptedWithAWarning) {
     const std::string text = "[[account]]\nname = \"lab\"\napig_endpoint = \"http://127.0.0.1:8080\"\n"
                              "secmaster_endpoint = \"https://s.example\"\n[account.auth]\ntoken_env = \"T\"\n";
@@ -275,6 +326,23 @@ std::vector<bad_case> bad_cases() {
         {"MissingCaFile", "[tls]\nca_file = \"nope.pem\"\n" + account(), "nope.pem", "tls.ca_file",
          "nope.pem: No such file or directory"},
         {"SectionOfWrongType", "sync = 5\n" + account(), "sync = 5", "sync", "expected table, got integer"},
+        {"JitterOverHalfInterval", "[sync]\ninterval = \"10m\"\njitter = \"6m\"\n" + account(), "6m", "sync.jitter",
+         "must be between 0s and 5m, got 6m"},
+        {"GraceTooShort", "[daemon]\ngrace = \"10ms\"\n" + account(), "10ms", "daemon.grace",
+         "must be between 100ms and 1h, got 10ms"},
+        {"UnknownDaemonKey", "[daemon]\ngrase = 5\n" + account(), "grase", "daemon.grase", "did you mean \"grace\"?"},
+        {"BadLogLevel", "[daemon]\nlog_level = \"verbose\"\n" + account(), "verbose", "daemon.log_level",
+         "unknown level \"verbose\"; expected \"debug\", \"info\", \"warn\" or \"error\""},
+        {"BadLogFormat", "[daemon]\nlog_format = \"xml\"\n" + account(), "xml", "daemon.log_format",
+         "unknown format \"xml\"; expected \"text\" or \"json\""},
+        {"MetricsListenWithoutPort", "[metrics]\nlisten = \"127.0.0.1\"\n" + account(), "listen", "metrics.listen",
+         "has no port"},
+        {"MetricsListenHostName", "[metrics]\nlisten = \"localhost:9469\"\n" + account(), "listen", "metrics.listen",
+         "\"localhost\" is not an IPv4 address"},
+        {"MetricsListenBadPort", "[metrics]\nlisten = \"127.0.0.1:70000\"\n" + account(), "listen", "metrics.listen",
+         "invalid port \"70000\""},
+        {"MetricsListenBadIpv6", "[metrics]\nlisten = \"[::g]:9469\"\n" + account(), "listen", "metrics.listen",
+         "is not an IPv6 address"},
     };
 }
 

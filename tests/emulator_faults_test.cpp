@@ -12,6 +12,8 @@
 #include <array>
 #include <chrono>
 #include <memory>
+#include <optional>
+#include <stdexcept>
 #include <string>
 #include <thread>
 
@@ -207,6 +209,80 @@ TEST(EmulatorFaults, StallsUntilTheClientGivesUpAndDoesNotDelayStop) {
     server->stop();
     EXPECT_LT(std::chrono::steady_clock::now() - before, 4s);
     request.join();
+}
+
+TEST(EmulatorFaults, DripsTheRealBodyAfterTheHeadersUntilCleared) {
+    const auto data = emu::dataset::generated(45, 3, 3);
+    auto server = start(data, false);
+    client c(*server);
+    const std::string normal = c.get(page(1), token()).body();
+    const std::size_t per_tick = normal.size() / 10 + 1;
+    const auto ticks = static_cast<long>((normal.size() + per_tick - 1) / per_tick);
+    EXPECT_THROW(server->drip_page(1, 0, 10ms), std::invalid_argument);
+    server->drip_page(1, per_tick, 100ms);
+
+    // Raw bytes, to see when the headers come: at once, with the Content-Length of the whole body.
+    asio::io_context ioc;
+    asio::ip::tcp::socket socket(ioc);
+    socket.connect({asio::ip::make_address("127.0.0.1"), server->port()});
+    const auto t0 = std::chrono::steady_clock::now();
+    const std::string request = "GET " + page(1) +
+                                " HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Auth-Token: emulator-token\r\n"
+                                "Connection: close\r\n\r\n";
+    asio::write(socket, asio::buffer(request));
+    std::string received;
+    std::optional<std::size_t> body_with_headers;  // body bytes already there when the headers were complete
+    std::array<char, 4096> chunk{};
+    boost::system::error_code end;
+    while (!end) {
+        const std::size_t n = socket.read_some(asio::buffer(chunk), end);
+        received.append(chunk.data(), n);
+        const auto header_end = received.find("\r\n\r\n");
+        if (header_end != std::string::npos && !body_with_headers) {
+            body_with_headers = received.size() - header_end - 4;
+        }
+    }
+    const auto took = std::chrono::steady_clock::now() - t0;
+    EXPECT_EQ(end, asio::error::eof);
+    ASSERT_THAT(received, StartsWith("HTTP/1.1 200 OK\r\n"));
+    EXPECT_THAT(received, HasSubstr("Content-Length: " + std::to_string(normal.size()) + "\r\n"));
+    const auto header_end = received.find("\r\n\r\n");
+    ASSERT_NE(header_end, std::string::npos);
+    EXPECT_EQ(received.substr(header_end + 4), normal) << "the real body, whole";
+    ASSERT_TRUE(body_with_headers.has_value());
+    EXPECT_LT(*body_with_headers, normal.size()) << "the headers came before the body was complete";
+    EXPECT_GE(took, ticks * 100ms) << ticks << " ticks of 100 ms";
+
+    // A client whose deadline is shorter than the drip gives up, though bytes keep coming.
+    client impatient(*server, 300ms);
+    try {
+        (void)impatient.get(page(1), token());
+        ADD_FAILURE() << "a 1 s drip fitted in a 300 ms deadline";
+    } catch (const boost::system::system_error& e) {
+        EXPECT_EQ(e.code(), beast::error::timeout);
+    }
+
+    server->drip_orders(data.orders_json.size() / 4 + 1, 20ms);
+    const auto orders_t0 = std::chrono::steady_clock::now();
+    EXPECT_EQ(c.get(orders_path, orders_headers()).body(), data.orders_json);
+    EXPECT_GE(std::chrono::steady_clock::now() - orders_t0, 4 * 20ms);
+    EXPECT_EQ(c.get(page(2), token()).result_int(), 200U);  // other pages are not affected
+
+    server->clear_faults();
+    EXPECT_EQ(c.get(page(1), token()).body(), normal);
+    EXPECT_EQ(server->page_requests(1), 4U);
+
+    // A drip does not delay stop().
+    server->drip_page(3, 1, 1s);
+    client held(*server, 10s);
+    std::thread dripping([&] { EXPECT_THROW(held.get(page(3), token()), boost::system::system_error); });
+    while (server->page_requests(3) == 0) {
+        std::this_thread::yield();
+    }
+    const auto before = std::chrono::steady_clock::now();
+    server->stop();
+    EXPECT_LT(std::chrono::steady_clock::now() - before, 4s);
+    dripping.join();
 }
 
 TEST(EmulatorFaults, MalformsA200UntilCleared) {

@@ -1,15 +1,16 @@
 // Every row of docs/faults.md: a fault injected by the emulator over HTTPS,
 // what subsyncd does about it, and that the last good snapshot survives.
 
-#include "support/connect_proxy.hpp"
 #include "support/test_support.hpp"
 
+#include <subsync/emulator/connect_proxy.hpp>
 #include <subsync/emulator/server.hpp>
 
 #include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Statement.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 
 namespace subsync {
@@ -159,6 +160,66 @@ TEST_F(Faults, StalledServerFailsWithinTheDeadlineAndTheOtherSourceApplies) {
     EXPECT_EQ(snapshot(), before);
 }
 
+// The bytes of purchases page `page_no` at `page_size` a page, without the listing's wrapper: a
+// lower bound of the body's size, so a drip's duration is known before it starts.
+std::size_t page_bytes(const emulator::dataset& data, int page_no, int page_size) {
+    std::size_t bytes = 0;
+    const auto first = static_cast<std::size_t>((page_no - 1) * page_size);
+    for (std::size_t i = first; i < std::min(data.purchases.size(), first + static_cast<std::size_t>(page_size)); ++i) {
+        bytes += data.purchases[i].json.size();
+    }
+    return bytes;
+}
+
+TEST_F(Faults, SlowDripPastTheTimeoutFailsWithinTheDeadlineAndTheOtherSourceApplies) {
+    const auto data = emulator::dataset::generated(450, 12, 5);
+    start({}, data);
+    config_spec spec;
+    spec.timeout = "700ms";
+    spec.extra_sync = "max_attempts = 2\n";
+    const auto cfg = config(spec);
+    const auto before = good_sync(cfg);
+    // Every byte comes quickly after the last, but the page needs at least 40 ticks of 100 ms:
+    // 4 s against a 700 ms budget. Only a deadline on the whole request ends it.
+    emu_->drip_page(2, page_bytes(data, 2, 50) / 40, std::chrono::milliseconds(100));
+    const auto t0 = clock::now();
+    auto r = sync(cfg);
+    const auto took = clock::now() - t0;
+    EXPECT_EQ(r.exit_code, 1) << r.err;
+    // Two attempts of 700 ms each plus a short backoff, with slack for a loaded machine; a single
+    // attempt allowed to finish would already take 4 s.
+    EXPECT_LT(took, std::chrono::seconds(5)) << "a dripping server must fail in bounded time";
+    EXPECT_EQ(emu_->page_requests(2), 2u) << "the timeout is retried like a stall";
+    const auto error = last_run("purchased_groups", "error");
+    EXPECT_NE(error.find("page=2"), std::string::npos) << error;
+    EXPECT_NE(error.find("timeout"), std::string::npos) << error;
+    EXPECT_EQ(last_run("subscription_resources", "status"), "ok");
+    EXPECT_EQ(snapshot(), before);
+}
+
+TEST_F(Faults, SlowDripWithinTheTimeoutSucceeds) {
+    const auto data = emulator::dataset::generated(450, 12, 5);
+    start({}, data);
+    config_spec spec;
+    spec.timeout = "5s";
+    spec.extra_sync = "max_attempts = 2\n";
+    const auto cfg = config(spec);
+    const auto before = good_sync(cfg);
+    // At least 10 ticks of 60 ms for the page and 10 of 60 ms for the orders: slow, and well inside 5 s.
+    emu_->drip_page(2, page_bytes(data, 2, 50) / 10, std::chrono::milliseconds(60));
+    emu_->drip_orders(data.orders_json.size() / 10, std::chrono::milliseconds(60));
+    const auto t0 = clock::now();
+    auto r = sync(cfg);
+    const auto took = clock::now() - t0;
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_GE(took, std::chrono::milliseconds(600)) << "the page really dripped";
+    EXPECT_EQ(emu_->page_requests(2), 1u) << "a slow answer inside the timeout is not retried";
+    EXPECT_EQ(emu_->get_stats().orders_requests, 1u);
+    EXPECT_EQ(last_run("purchased_groups", "status"), "ok");
+    EXPECT_EQ(last_run("subscription_resources", "status"), "ok");
+    EXPECT_EQ(snapshot(), before) << "same data, nothing changed";
+}
+
 TEST_F(Faults, MalformedBodiesFailThePageNamingIt) {
     struct malformed_case {
         const char* name;
@@ -275,17 +336,20 @@ TEST_F(Faults, AkSkSignedSyncSucceedsAndABadKeyCostsOneRequestPerSource) {
 
 TEST_F(Faults, SyncThroughAConnectProxy) {
     start();
-    test::connect_proxy proxy;
+    emulator::connect_proxy proxy;
     const auto cfg = config();
-    auto r = sync(cfg, {{"HTTPS_PROXY", "http://127.0.0.1:" + std::to_string(proxy.port())}, {"NO_PROXY", ""}});
+    auto r = sync(cfg, {{"HTTPS_PROXY", proxy.url()}, {"NO_PROXY", ""}});
     EXPECT_EQ(r.exit_code, 0) << r.err;
     const auto targets = proxy.targets();
     ASSERT_FALSE(targets.empty()) << "the emulator must be reached through the tunnel";
     for (const auto& t : targets) EXPECT_EQ(t, "127.0.0.1:" + std::to_string(emu_->port()));
+    EXPECT_EQ(proxy.tunnels(), targets.size()) << "every CONNECT was tunnelled";
+    EXPECT_GE(emu_->get_stats().connections, proxy.tunnels()) << "the emulator saw the tunnelled connections";
 
-    auto bypass = sync(cfg, {{"HTTPS_PROXY", "http://127.0.0.1:" + std::to_string(proxy.port())}, {"NO_PROXY", "127.0.0.1"}});
+    auto bypass = sync(cfg, {{"HTTPS_PROXY", proxy.url()}, {"NO_PROXY", "127.0.0.1"}});
     EXPECT_EQ(bypass.exit_code, 0) << bypass.err;
     EXPECT_EQ(proxy.targets().size(), targets.size()) << "NO_PROXY goes direct";
+    EXPECT_EQ(proxy.tunnels(), targets.size());
 }
 
 TEST_F(Faults, ClientRateLimitKeepsUnderTheGatewayThrottle) {

@@ -1,19 +1,19 @@
+#include "commands.hpp"
+
 #include <subsync/config/load.hpp>
+#include <subsync/config/secret_source.hpp>
 #include <subsync/daemon/cli.hpp>
+#include <subsync/daemon/logging.hpp>
 #include <subsync/exporters/atomic_file.hpp>
-#include <subsync/exporters/generations.hpp>
 #include <subsync/exporters/table_export.hpp>
 #include <subsync/sync/engine.hpp>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
-#include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <unistd.h>
 
-#include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -23,73 +23,16 @@ namespace {
 
 constexpr const char* default_config = "/etc/subsync/subsync.toml";
 
-sync::epoch_ms wall_clock_now() {
-    using namespace std::chrono;
-    return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
-}
-
-void setup_logging(int verbosity) {
-    auto logger = std::make_shared<spdlog::logger>("subsyncd", std::make_shared<spdlog::sinks::stderr_sink_mt>());
-    // Under systemd the journal adds its own timestamp; elsewhere say when, in UTC.
-    if (std::getenv("JOURNAL_STREAM") != nullptr) logger->set_pattern("%l %v");
-    else logger->set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %l %v", spdlog::pattern_time_type::utc);
-    logger->set_level(verbosity > 0 ? spdlog::level::debug : verbosity < 0 ? spdlog::level::warn : spdlog::level::info);
-    spdlog::set_default_logger(std::move(logger));
-}
-
 std::string config_path(const std::string& flag) {
     if (!flag.empty()) return flag;
     if (const char* env = std::getenv("SUBSYNC_CONFIG"); env != nullptr && *env != '\0') return env;
     return default_config;
 }
 
-// Loads and validates; on failure prints the problems and what to do.
-std::optional<config::config> load(const std::string& path) {
-    auto cfg = config::load_config(path);
-    if (!cfg) {
-        fmt::print(stderr, "{}\n", cfg.error().message);
-        fmt::print(stderr, "subsyncd: the configuration is invalid; see docs/configuration.md\n");
-        return std::nullopt;
-    }
-    for (const auto& w : cfg->warnings) spdlog::warn("{}", w);
-    return std::move(*cfg);
-}
-
-int cmd_sync(const std::string& path) {
-    auto cfg = load(path);
-    if (!cfg) return exit_usage;
-    sync::snapshot_store store(cfg->storage.database);
-    const auto env = config::environment::process();
-    const auto report = sync::sync_once(*cfg, store, env, wall_clock_now);
-
-    fmt::print("{:<16} {:<24} {:<10} {:>6} {:>8} {:>7} {:>7} {:>7}\n", "account", "source", "status", "pages", "items",
-               "added", "changed", "removed");
-    bool applied = false;
-    for (const auto& r : report.runs) {
-        fmt::print("{:<16} {:<24} {:<10} {:>6} {:>8} {:>7} {:>7} {:>7}\n", r.account, sync::to_string(r.source),
-                   r.status, r.pages, r.items, r.added, r.changed, r.removed);
-        applied = applied || r.status != "failed";
-    }
-    for (const auto& r : report.runs)
-        if (!r.error.empty()) fmt::print(stderr, "{}: {}\n", r.status, r.error);
-    fmt::print("snapshot: {}\n", cfg->storage.database.string());
-    if (applied) {
-        auto db = sync::open_snapshot_readonly(cfg->storage.database);
-        for (const auto& f : exporters::write_exports(db, cfg->storage.export_dir))
-            fmt::print("export:   {} ({} rows)\n", f.path.string(), f.rows);
-    } else {
-        fmt::print("exports:  unchanged (no source succeeded)\n");
-    }
-    const auto has = [&](std::string_view status) {
-        return std::any_of(report.runs.begin(), report.runs.end(), [&](const auto& r) { return r.status == status; });
-    };
-    if (has("failed")) return exit_source_failed;
-    return has("incomplete") ? exit_incomplete : exit_ok;
-}
-
 int cmd_check_config(const std::string& path) {
-    auto cfg = load(path);
+    auto cfg = load_or_report(path);
     if (!cfg) return exit_usage;
+    for (const auto& w : cfg->warnings) spdlog::warn("{}", w);
     const auto env = config::environment::process();
     int missing = 0;
     for (std::size_t i = 0; i < cfg->accounts.size(); ++i) {
@@ -118,7 +61,7 @@ int cmd_export(const std::string& path, const std::string& table_name, const std
         fmt::print(stderr, "subsyncd export: unknown --format \"{}\" (csv, json, jsonl)\n", format_name);
         return exit_usage;
     }
-    auto cfg = load(path);
+    auto cfg = load_or_report(path);
     if (!cfg) return exit_usage;
     auto db = sync::open_snapshot_readonly(cfg->storage.database);
     exporters::export_options opts;
@@ -142,8 +85,9 @@ int run_cli(int argc, char** argv) {
     CLI::App app{
         "subsyncd keeps a local SQLite record of what a Huawei Cloud tenant has bought (purchased API groups\n"
         "and subscription resources), with change history and CSV/JSON exports.\n\n"
-        "Exit codes: 0 ok; 1 a source failed (the snapshot keeps its last good state); 2 bad config or usage;\n"
-        "3 every source answered but a listing did not add up (applied without removals).\n"
+        "Exit codes: 0 ok; 1 a source failed (the snapshot keeps its last good state); 2 bad config or usage,\n"
+        "or another subsyncd holds the database; 3 every source answered but a listing did not add up\n"
+        "(applied without removals).\n"
         "The config file is --config, else $SUBSYNC_CONFIG, else /etc/subsync/subsync.toml (docs/configuration.md).",
         "subsyncd"};
     app.set_version_flag("--version", "subsyncd " SUBSYNC_VERSION);
@@ -160,10 +104,23 @@ int run_cli(int argc, char** argv) {
         sub->add_option("-c,--config", config_flag, "config file (default: $SUBSYNC_CONFIG or /etc/subsync/subsync.toml)");
     };
 
+    auto* run_cmd =
+        app.add_subcommand("run",
+                           "the daemon: sync at start, then every sync.interval (with jitter) until SIGTERM;\n"
+                           "SIGUSR1 syncs now, SIGHUP reloads the config (docs/operations.md)");
+    add_config(run_cmd);
+
     auto* sync_cmd = app.add_subcommand("sync", "sync every account once, then write the exports");
     bool once = false;
+    once_options once_opts;
+    std::string summary = "text";
     sync_cmd->add_flag("--once", once, "one sync of every account, then exit (for cron and systemd timers)")
         ->required();
+    sync_cmd->add_flag("--dry-run", once_opts.dry_run, "fetch and diff, print what would change, commit nothing");
+    sync_cmd->add_option("--summary", summary, "text (default) | json: one JSON object on stdout, for scripts")
+        ->check(CLI::IsMember({"text", "json"}));
+    sync_cmd->add_flag("--wait", once_opts.wait,
+                       "if the daemon (or another sync) holds the database, wait for it instead of exiting 2");
     add_config(sync_cmd);
 
     auto* check_cmd = app.add_subcommand("check-config", "validate the config file and that every secret resolves");
@@ -183,10 +140,12 @@ int run_cli(int argc, char** argv) {
         const int code = app.exit(e);
         return code == 0 ? exit_ok : exit_usage;
     }
-    setup_logging(verbosity);
+    setup_logging({config::log_level::info, config::log_format::text, verbosity});
     const auto path = config_path(config_flag);
+    once_opts.json = summary == "json";
     try {
-        if (*sync_cmd) return cmd_sync(path);
+        if (*run_cmd) return run_daemon(path, verbosity);
+        if (*sync_cmd) return run_sync_once(path, once_opts, verbosity);
         if (*check_cmd) return cmd_check_config(path);
         if (*export_cmd) return cmd_export(path, table, format, output, account);
     } catch (const std::exception& e) {

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <map>
 #include <optional>
+#include <stdexcept>
 #include <random>
 
 namespace subsync::sync {
@@ -108,7 +109,15 @@ private:
             if (!fetched->complete)
                 spdlog::warn("incomplete listing account={} source={} reason=\"{}\": nothing is marked removed",
                              account.name, source, fetched->incomplete_reason);
-            out = store_.apply(account.name, *fetched, started, now_(), opts_.dry_run);
+            try {
+                out = store_.apply(account.name, *fetched, started, now_(), opts_.dry_run);
+            } catch (const std::exception& e) {
+                // The transaction rolled back; the snapshot is as before. Say where and what to check.
+                throw std::runtime_error(fmt::format(
+                    "account={} source={}: cannot write the snapshot {}: {} (the previous snapshot is intact; check "
+                    "free disk space, file size limits, and whether another process holds the database)",
+                    account.name, source, cfg_.storage.database.string(), e.what()));
+            }
             const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
             spdlog::info("sync done account={} source={} status={} pages={} items={} added={} changed={} removed={} ms={}",
                          account.name, source, out.status, out.pages, out.items, out.added, out.changed, out.removed,

@@ -60,6 +60,9 @@ asio::awaitable<result<http_response>> send_with_retries(const request_context& 
             if (auto a = co_await ctx.auth->authorize(req, ep); !a) co_return located(a.error(), where);
         }
         auto res = co_await conn.send(req, ctx.deadline);
+        spdlog::debug("request account={} source={} {} attempt={}/{} status={} request_id={}", ctx.account,
+                      ctx.source, where, attempt, max_attempts, res ? std::to_string(res->status) : to_string(res.error().kind),
+                      res ? res->request_id : std::string());
 
         std::optional<std::chrono::milliseconds> server_wait;
         std::string reason;

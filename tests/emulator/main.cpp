@@ -1,17 +1,22 @@
 // subsync-emulator: the fake Huawei Cloud as a process, for manual runs and scripted tests of
-// subsyncd. Prints one line when listening and runs until SIGINT or SIGTERM.
+// subsyncd. Prints one line when listening (and one for the CONNECT proxy, if asked for) and runs
+// until SIGINT or SIGTERM. Secrets can come from the environment, as the command line shows in ps.
 
+#include "subsync/emulator/connect_proxy.hpp"
 #include "subsync/emulator/server.hpp"
 
 #include <CLI/CLI.hpp>
 
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <pthread.h>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <vector>
 
@@ -37,21 +42,25 @@ void write_atomically(const fs::path& target, const std::string& content) {
     }
 }
 
-// NAME:PASSWORD:DOMAIN; the password may hold ':' (the name and the domain cannot).
-emu::iam_user parse_user(const std::string& text) {
+constexpr const char* users_env = "SUBSYNC_EMULATOR_IAM_USERS";
+constexpr const char* keys_env = "SUBSYNC_EMULATOR_ACCESS_KEYS";
+
+// NAME:PASSWORD:DOMAIN; the password may hold ':' (the name and the domain cannot). `where` names
+// the flag or the variable entry; the value itself never goes into a message.
+emu::iam_user parse_user(const std::string& text, const std::string& where) {
     const auto first = text.find(':');
     const auto last = text.rfind(':');
     if (first == std::string::npos || first == last || first == 0 || last + 1 == text.size()) {
-        throw std::runtime_error("--iam-user: expected NAME:PASSWORD:DOMAIN");
+        throw std::runtime_error(where + ": expected NAME:PASSWORD:DOMAIN");
     }
     return {text.substr(0, first), text.substr(first + 1, last - first - 1), text.substr(last + 1)};
 }
 
 // AK:SK[:SECURITY_TOKEN]; the security token may hold ':' (the AK and SK cannot).
-emu::access_key parse_key(const std::string& text) {
+emu::access_key parse_key(const std::string& text, const std::string& where) {
     const auto first = text.find(':');
     if (first == std::string::npos || first == 0) {
-        throw std::runtime_error("--access-key: expected AK:SK[:SECURITY_TOKEN]");
+        throw std::runtime_error(where + ": expected AK:SK[:SECURITY_TOKEN]");
     }
     const auto second = text.find(':', first + 1);
     emu::access_key key{text.substr(0, first), text.substr(first + 1, second - first - 1), std::nullopt};
@@ -59,9 +68,44 @@ emu::access_key parse_key(const std::string& text) {
         key.security_token = text.substr(second + 1);
     }
     if (key.sk.empty() || (key.security_token && key.security_token->empty())) {
-        throw std::runtime_error("--access-key: expected AK:SK[:SECURITY_TOKEN]");
+        throw std::runtime_error(where + ": expected AK:SK[:SECURITY_TOKEN]");
     }
     return key;
+}
+
+// The comma-separated entries of `name` (none when unset or empty); "NAME entry 2" names each.
+std::vector<std::pair<std::string, std::string>> env_entries(const char* name) {
+    const char* value = std::getenv(name);
+    std::vector<std::pair<std::string, std::string>> out;
+    if (value == nullptr || *value == '\0') {
+        return out;
+    }
+    std::string_view rest = value;
+    for (std::size_t index = 1;; ++index) {
+        const auto comma = rest.find(',');
+        out.emplace_back(std::string(rest.substr(0, comma)), std::string(name) + " entry " + std::to_string(index));
+        if (comma == std::string_view::npos) {
+            return out;
+        }
+        rest.remove_prefix(comma + 1);
+    }
+}
+
+// The flag's values if it was given, else the variable's entries: as for --token, the command line wins.
+template <class T, class Parse>
+std::vector<T> from_flag_or_env(const std::vector<std::string>& flag_values, const char* flag, const char* env,
+                                Parse parse) {
+    std::vector<T> out;
+    if (!flag_values.empty()) {
+        for (const auto& value : flag_values) {
+            out.push_back(parse(value, std::string(flag)));
+        }
+        return out;
+    }
+    for (const auto& [value, where] : env_entries(env)) {
+        out.push_back(parse(value, where));
+    }
+    return out;
 }
 
 }  // namespace
@@ -74,12 +118,14 @@ int main(int argc, char** argv) {
 
     std::uint16_t port = 0;
     bool plain = false;
-    std::string cert_file, key_file, write_cert, dataset_name = "seeds", port_file, token = "emulator-token";
+    std::string cert_file, key_file, write_cert, dataset_name = "seeds", port_file, proxy_port_file,
+        token = "emulator-token";
     std::int64_t generate = 0, resources = 10;  // signed, so "-1" is refused rather than wrapped
     std::uint64_t seed = 1;
     unsigned latency_ms = 0;
     std::vector<std::string> users, keys;
     std::int64_t token_ttl = 86400;
+    std::int64_t lockout_ms = 5 * 60 * 1000;
     double max_rps = 0;
 
     app.add_option("--port", port, "TCP port on 127.0.0.1; 0 picks a free one (default 0)");
@@ -113,21 +159,29 @@ int main(int argc, char** argv) {
         ->envname("SUBSYNC_EMULATOR_TOKEN");
     app.add_option("--iam-user", users,
                    "NAME:PASSWORD:DOMAIN accepted by POST /v3/auth/tokens (password method); repeatable.\n"
-                   "Issued tokens are accepted as X-Auth-Token besides --token")
+                   "Issued tokens are accepted as X-Auth-Token besides --token. Without it:\n"
+                   "env SUBSYNC_EMULATOR_IAM_USERS, entries separated by ',' (kept out of ps)")
         ->allow_extra_args(false);
     app.add_option("--token-ttl", token_ttl, "lifetime of an issued token in seconds (default 86400, as IAM)")
         ->check(CLI::Range(std::int64_t{0}, std::int64_t{10} * 365 * 86400));
     app.add_option("--access-key", keys,
                    "AK:SK[:SECURITY_TOKEN] accepted in SDK-HMAC-SHA256 signatures; repeatable. With a\n"
                    "security token the key is temporary: requests must send and sign X-Security-Token.\n"
-                   "More than 5 consecutive failed signatures lock the AK for 5 minutes")
+                   "More than 5 consecutive failed signatures lock the AK for --lockout-ms. Without it:\n"
+                   "env SUBSYNC_EMULATOR_ACCESS_KEYS, entries separated by ',' (kept out of ps)")
         ->allow_extra_args(false);
+    app.add_option("--lockout-ms", lockout_ms,
+                   "how long a locked AK stays refused, in ms (default 300000, as the real cloud)")
+        ->check(CLI::Range(std::int64_t{0}, std::int64_t{24} * 3600 * 1000));
     app.add_option("--max-rps", max_rps,
                    "answer 429 APIG.0308 above N requests/s on the listings (token bucket of N);\n"
                    "0 = no limit (default 0)")
         ->check(CLI::NonNegativeNumber);
     app.add_option("--port-file", port_file,
                    "write the bound port to this file once listening (atomically, via rename)");
+    app.add_option("--connect-proxy-port-file", proxy_port_file,
+                   "also start an HTTP CONNECT proxy (for HTTPS_PROXY) on a free 127.0.0.1 port, tunnelling\n"
+                   "to loopback only, and write its port to this file (before --port-file)");
 
     CLI11_PARSE(app, argc, argv);
 
@@ -154,29 +208,43 @@ int main(int argc, char** argv) {
         opts.token = token;
         opts.latency = std::chrono::milliseconds(latency_ms);
         opts.port = port;
-        for (const auto& u : users) {
-            opts.users.push_back(parse_user(u));
-        }
+        opts.users = from_flag_or_env<emu::iam_user>(users, "--iam-user", users_env, parse_user);
         opts.token_ttl = std::chrono::seconds(token_ttl);
-        for (const auto& k : keys) {
-            opts.keys.push_back(parse_key(k));
-        }
+        opts.keys = from_flag_or_env<emu::access_key>(keys, "--access-key", keys_env, parse_key);
+        opts.lockout = std::chrono::milliseconds(lockout_ms);
         opts.max_rps = max_rps;
         emu::server server(opts, std::move(data));
         server.start();
 
-        // The certificate first: a script that waits for the port file may use it at once.
+        std::optional<emu::connect_proxy> proxy;
+        if (!proxy_port_file.empty()) {
+            emu::connect_proxy_options proxy_opts;
+            // One line per tunnel, so a script (or a person) sees that a client came through it.
+            proxy_opts.on_tunnel = [](std::string_view target) {
+                std::cout << "connect proxy tunnel to " << target << std::endl;
+            };
+            proxy.emplace(std::move(proxy_opts));
+        }
+
+        // The certificate and the proxy first: a script that waits for the port file may use them at once.
         if (!write_cert.empty()) {
             write_atomically(write_cert, server.cert_pem());
+        }
+        if (proxy) {
+            write_atomically(proxy_port_file, std::to_string(proxy->port()) + "\n");
         }
         if (!port_file.empty()) {
             write_atomically(port_file, std::to_string(server.port()) + "\n");
         }
         std::cout << "subsync-emulator listening on " << server.base_url() << " (" << purchases << " purchases, "
                   << groups << " resource groups)" << std::endl;
+        if (proxy) {
+            std::cout << "connect proxy on " << proxy->url() << std::endl;
+        }
 
         int received = 0;
         sigwait(&signals, &received);
+        proxy.reset();
         server.stop();
         return 0;
     } catch (const std::exception& e) {

@@ -41,13 +41,15 @@ void write_file(const std::filesystem::path& p, const std::string& bytes) {
     if (!out) throw std::runtime_error("cannot write " + p.string());
 }
 
-run_result run_subsyncd(const std::vector<std::string>& args, const std::map<std::string, std::string>& env) {
-    temp_dir io;
-    const auto out_path = io / "stdout";
-    const auto err_path = io / "stderr";
+std::string subsyncd_path() { return SUBSYNCD_PATH; }
 
-    std::vector<std::string> argv_s{SUBSYNCD_PATH};
-    argv_s.insert(argv_s.end(), args.begin(), args.end());
+child spawn(const std::vector<std::string>& args, const std::map<std::string, std::string>& env) {
+    child c;
+    c.io = std::make_shared<temp_dir>();
+    c.out_path = *c.io / "stdout";
+    c.err_path = *c.io / "stderr";
+
+    std::vector<std::string> argv_s = args;
     std::vector<char*> argv;
     for (auto& a : argv_s) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -68,20 +70,36 @@ run_result run_subsyncd(const std::vector<std::string>& args, const std::map<std
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    posix_spawn_file_actions_addopen(&actions, 1, c.out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    posix_spawn_file_actions_addopen(&actions, 2, c.err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
     pid_t pid = 0;
     const int rc = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), envp.data());
     posix_spawn_file_actions_destroy(&actions);
     if (rc != 0) throw std::runtime_error(fmt::format("cannot start {}: error {}", argv[0], rc));
+    c.pid = pid;
+    return c;
+}
+
+child spawn_subsyncd(const std::vector<std::string>& args, const std::map<std::string, std::string>& env) {
+    std::vector<std::string> argv{SUBSYNCD_PATH};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return spawn(argv, env);
+}
+
+run_result finish(child& c) {
     int status = 0;
-    while (::waitpid(pid, &status, 0) < 0) {
+    while (::waitpid(c.pid, &status, 0) < 0) {
     }
     run_result r;
     r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    r.out = read_file(out_path);
-    r.err = read_file(err_path);
+    r.out = read_file(c.out_path);
+    r.err = read_file(c.err_path);
     return r;
+}
+
+run_result run_subsyncd(const std::vector<std::string>& args, const std::map<std::string, std::string>& env) {
+    auto c = spawn_subsyncd(args, env);
+    return finish(c);
 }
 
 std::filesystem::path write_config(const temp_dir& dir, const config_spec& spec) {
@@ -93,7 +111,7 @@ std::filesystem::path write_config(const temp_dir& dir, const config_spec& spec)
     std::string text = fmt::format(R"([storage]
 database   = "{}"
 export_dir = "{}"
-
+{}
 [sync]
 page_size   = {}
 concurrency = {}
@@ -110,7 +128,7 @@ language           = "en-us"
 [account.auth]
 {}
 )",
-                                   (dir / "snapshot.db").string(), (dir / "exports").string(), spec.page_size,
+                                   (dir / "snapshot.db").string(), (dir / "exports").string(), spec.extra_storage, spec.page_size,
                                    spec.concurrency, spec.timeout, sync_lines, spec.ca_file, spec.base_url,
                                    spec.secmaster_url.empty() ? spec.base_url : spec.secmaster_url,
                                    spec.auth.empty() ? "token_env = \"" + spec.token_env + "\"" : spec.auth);

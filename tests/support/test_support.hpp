@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,26 @@ struct run_result {
     std::string err;  ///< stderr
 };
 
+/// A subsyncd started in the background; finish() waits for it.
+struct child {
+    int pid = -1;
+    std::filesystem::path out_path;
+    std::filesystem::path err_path;
+    std::shared_ptr<temp_dir> io;
+};
+
+/// Starts `argv` (argv[0] a path) with the given extra environment, stdout and stderr to files.
+child spawn(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env = {});
+
+/// Starts the built subsyncd with `args` in the background.
+child spawn_subsyncd(const std::vector<std::string>& args, const std::map<std::string, std::string>& env = {});
+
+/// Waits for the child and collects its exit code (128 + signal when killed) and output.
+run_result finish(child& c);
+
+/// The path of the built subsyncd.
+std::string subsyncd_path();
+
 /// Runs the built subsyncd with `args`, the given extra environment (other
 /// variables are inherited), and waits for it.
 run_result run_subsyncd(const std::vector<std::string>& args, const std::map<std::string, std::string>& env = {});
@@ -48,6 +69,7 @@ struct config_spec {
     int concurrency = 8;
     std::string timeout = "10s";
     std::string extra_sync;  ///< more [sync] lines, e.g. "max_attempts = 2\n"
+    std::string extra_storage;  ///< more [storage] lines
     std::string auth;        ///< the [account.auth] body; empty: token_env = token_env
     std::string secmaster_url;  ///< empty: base_url
 };

@@ -59,6 +59,7 @@ decision apply(const fault& f, reply ok, std::string_view request_id) {
     }
     case fault::kind::reset: return {std::move(ok), delivery::reset_mid_body};
     case fault::kind::stall: return {std::move(ok), delivery::stall};
+    case fault::kind::drip: return {std::move(ok), delivery::drip, f.pace};
     case fault::kind::malform:
         ok.body = malformed_body(ok.body, f.malformed, ok.where);
         if (f.malformed == malformation::not_json) {

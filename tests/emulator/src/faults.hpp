@@ -3,6 +3,8 @@
 
 #include "routes.hpp"
 
+#include <chrono>
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -14,20 +16,29 @@ enum class delivery {
     respond,         ///< the whole response
     reset_mid_body,  ///< status line, headers and half the body, then RST
     stall,           ///< nothing, until idle timeout or stop
+    drip,            ///< status line and headers at once, then the body a few bytes per tick
+};
+
+/// How fast a dripped body goes out: `bytes` every `tick`.
+struct drip_pace {
+    std::size_t bytes = 1;
+    std::chrono::milliseconds tick{0};
 };
 
 struct decision {
     reply answer;
     delivery how = delivery::respond;
+    drip_pace pace{};  ///< with delivery::drip
 };
 
 struct fault {
-    enum class kind { status, reset, stall, malform };
+    enum class kind { status, reset, stall, malform, drip };
     kind what = kind::status;
     unsigned status = 500;
     std::optional<unsigned> remaining;  ///< uses left; nullopt: until cleared
     std::string retry_after;           ///< sent as Retry-After with `status` when non-empty
     malformation malformed = malformation::truncated_json;
+    drip_pace pace{};
 };
 
 /// What `f` makes of `ok`, the 200 answer of a listing (purchases or orders).

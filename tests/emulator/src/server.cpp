@@ -23,6 +23,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cstdio>
@@ -150,6 +151,7 @@ struct server::impl {
     struct prepared {
         http::response<http::string_body> response;
         detail::delivery how = detail::delivery::respond;
+        detail::drip_pace pace{};
     };
 
     prepared answer(const http::request<http::string_body>& req) {
@@ -165,7 +167,7 @@ struct server::impl {
         auto decision = service.handle(in, std::chrono::system_clock::now(), std::chrono::steady_clock::now());
         auto res = make_response(std::move(decision.answer), request_id, req.version());
         res.keep_alive(req.keep_alive());
-        return {std::move(res), decision.how};
+        return {std::move(res), decision.how, decision.pace};
     }
 
     // The status line and headers (with the full Content-Length) and half the body, then an RST:
@@ -181,6 +183,35 @@ struct server::impl {
                                                                          use_tuple);
         boost::system::error_code ignored;
         beast::get_lowest_layer(stream).socket().set_option(tcp::socket::linger(true, 0), ignored);
+    }
+
+    // The status line and headers (with the full Content-Length) at once, then `pace.bytes` of the
+    // body after each `pace.tick`: every write is quick, only the whole is slow, which a client sees
+    // through its total deadline and never through a per-read one. True when everything was sent.
+    template <class Stream>
+    asio::awaitable<bool> drip(Stream& stream, http::response<http::string_body>& res, detail::drip_pace pace) {
+        http::response_serializer<http::string_body> serializer(res);
+        beast::get_lowest_layer(stream).expires_after(opts.idle_timeout);
+        if (const auto [ec, n] = co_await http::async_write_header(stream, serializer, use_tuple); ec) {
+            co_return false;
+        }
+        const std::string& body = res.body();
+        asio::steady_timer timer(co_await asio::this_coro::executor);
+        for (std::size_t sent = 0; sent < body.size();) {
+            timer.expires_after(pace.tick);
+            if (const auto [timer_ec] = co_await timer.async_wait(use_tuple); timer_ec) {
+                co_return false;  // stop()
+            }
+            const std::size_t n = std::min(pace.bytes, body.size() - sent);
+            beast::get_lowest_layer(stream).expires_after(opts.idle_timeout);
+            if (const auto [ec, written] = co_await asio::async_write(stream, asio::buffer(body.data() + sent, n),
+                                                                      use_tuple);
+                ec) {
+                co_return false;  // typically the client gave up: its deadline passed
+            }
+            sent += n;
+        }
+        co_return true;
     }
 
     // Counts a request from read to response written, latency included.
@@ -233,7 +264,7 @@ struct server::impl {
 
             ++requests;
             const in_flight_scope scope(*this);
-            auto [res, how] = answer(parser.get());
+            auto [res, how, pace] = answer(parser.get());
             if (opts.latency.count() > 0) {
                 asio::steady_timer delay(co_await asio::this_coro::executor, opts.latency);
                 if (const auto [timer_ec] = co_await delay.async_wait(use_tuple); timer_ec) {
@@ -250,10 +281,16 @@ struct server::impl {
                 co_await reset_mid_body(stream, res);
                 co_return false;
             }
-            beast::get_lowest_layer(stream).expires_after(opts.idle_timeout);
-            const auto [write_ec, write_n] = co_await http::async_write(stream, res, use_tuple);
-            if (write_ec) {
-                co_return false;
+            if (how == detail::delivery::drip) {
+                if (!co_await drip(stream, res, pace)) {
+                    co_return false;
+                }
+            } else {
+                beast::get_lowest_layer(stream).expires_after(opts.idle_timeout);
+                const auto [write_ec, write_n] = co_await http::async_write(stream, res, use_tuple);
+                if (write_ec) {
+                    co_return false;
+                }
             }
             if (!res.keep_alive()) {
                 co_return true;

@@ -5,6 +5,7 @@
 
 #include "service.hpp"
 
+#include <stdexcept>
 #include <utility>
 
 namespace subsync::emulator {
@@ -24,6 +25,16 @@ detail::fault kind_fault(detail::fault::kind what, std::optional<unsigned> times
     detail::fault f;
     f.what = what;
     f.remaining = times;
+    return f;
+}
+
+detail::fault drip_fault(std::size_t bytes_per_tick, std::chrono::milliseconds tick) {
+    if (bytes_per_tick == 0 || tick.count() < 0) {
+        throw std::invalid_argument("emulator: a drip needs bytes_per_tick > 0 and tick >= 0");
+    }
+    detail::fault f;
+    f.what = detail::fault::kind::drip;
+    f.pace = {bytes_per_tick, tick};
     return f;
 }
 
@@ -58,6 +69,10 @@ void server::stall_page(int page_no) {
 
 void server::malform_page(int page_no, malformation kind) { service_->set_page_fault(page_no, malform_fault(kind)); }
 
+void server::drip_page(int page_no, std::size_t bytes_per_tick, std::chrono::milliseconds tick) {
+    service_->set_page_fault(page_no, drip_fault(bytes_per_tick, tick));
+}
+
 void server::change_dataset_after_page(int page_no, dataset data) {
     service_->change_dataset_after_page(page_no, std::move(data));
 }
@@ -73,6 +88,10 @@ void server::reset_orders(unsigned n) { service_->set_orders_fault(kind_fault(de
 void server::stall_orders() { service_->set_orders_fault(kind_fault(detail::fault::kind::stall, std::nullopt)); }
 
 void server::malform_orders(malformation kind) { service_->set_orders_fault(malform_fault(kind)); }
+
+void server::drip_orders(std::size_t bytes_per_tick, std::chrono::milliseconds tick) {
+    service_->set_orders_fault(drip_fault(bytes_per_tick, tick));
+}
 
 void server::clear_faults() { service_->clear_faults(); }
 

@@ -165,6 +165,11 @@ public:
     /// Page `page_no` is read and never answered, until cleared; a stalled connection is dropped
     /// after options::idle_timeout or at stop(), which it does not delay.
     void stall_page(int page_no);
+    /// Page `page_no` answers 200 with its real body, slowly, until cleared: the status line and
+    /// headers (with the full Content-Length) at once, then `bytes_per_tick` bytes of the body after
+    /// each `tick`, so the whole body takes ceil(size / bytes_per_tick) ticks. Throws
+    /// std::invalid_argument when bytes_per_tick is 0 or tick negative. stop() is not delayed by a drip.
+    void drip_page(int page_no, std::size_t bytes_per_tick, std::chrono::milliseconds tick);
     /// Page `page_no` answers 200 with a body broken as `kind`, until cleared.
     void malform_page(int page_no, malformation kind);
     /// The first purchases request for a page after `page_no` replaces the dataset with `data`
@@ -180,6 +185,8 @@ public:
     void reset_orders(unsigned n);
     /// stall_page() for the orders listing.
     void stall_orders();
+    /// drip_page() for the orders listing.
+    void drip_orders(std::size_t bytes_per_tick, std::chrono::milliseconds tick);
     /// malform_page() for the orders listing.
     void malform_orders(malformation kind);
 

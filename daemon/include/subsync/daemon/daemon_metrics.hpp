@@ -1,0 +1,64 @@
+#pragma once
+// subsyncd's metrics and per-source status: fed by sync runs and the engine's log events,
+// rendered at /metrics, and read by /healthz.
+
+#include <subsync/config/config.hpp>
+#include <subsync/daemon/health.hpp>
+#include <subsync/daemon/log_events.hpp>
+#include <subsync/daemon/metrics.hpp>
+#include <subsync/sync/snapshot.hpp>
+
+#include <SQLiteCpp/Database.h>
+
+#include <map>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace subsync::daemon {
+
+class daemon_metrics {
+public:
+    /// `start_time`: when the process started, epoch ms.
+    daemon_metrics(std::string_view version, std::int64_t start_time);
+
+    /// Counts one finished (account, source) run: duration, status, pages, items, last success.
+    void record_run(const sync::run_record& r);
+    /// Counts retries and failures by error class, as the engine logs them.
+    void on_event(const sync_event& e);
+    void set_sync_in_progress(bool running);
+    void count_reload(bool accepted);
+
+    /// Learns each source's last outcome from `sync_runs`, so /healthz is right after a restart.
+    void load_history(SQLite::Database& db);
+    /// Recomputes the gauges read from the database: current items per table, alerts firing by
+    /// kind and the alert outbox depth (the last two once the alert tables exist).
+    void refresh_from_db(SQLite::Database& db);
+
+    /// One entry per (account, source) of `cfg`, in config order.
+    [[nodiscard]] std::vector<source_status> sources_for(const config::config& cfg) const;
+    [[nodiscard]] std::string render() const { return registry_.render(); }
+    [[nodiscard]] const metrics_registry& registry() const noexcept { return registry_; }
+
+private:
+    void remember(const std::string& account, const std::string& source, const std::string& status,
+                  std::int64_t finished, const std::string& error);
+
+    metrics_registry registry_;
+    metric_family& duration_;
+    metric_family& runs_;
+    metric_family& pages_;
+    metric_family& items_fetched_;
+    metric_family& retries_;
+    metric_family& errors_;
+    metric_family& last_success_;
+    metric_family& items_;
+    metric_family& alerts_firing_;
+    metric_family& outbox_depth_;
+    metric_family& in_progress_;
+    metric_family& reloads_;
+    std::map<std::pair<std::string, std::string>, source_status> status_;
+};
+
+}  // namespace subsync::daemon

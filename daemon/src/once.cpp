@@ -1,0 +1,83 @@
+// `subsyncd sync --once`: for cron and systemd timers. Takes the same database lock as the
+// daemon, so a timer firing while `subsyncd run` syncs never writes alongside it.
+
+#include "commands.hpp"
+
+#include <subsync/config/load.hpp>
+#include <subsync/config/secret_source.hpp>
+#include <subsync/daemon/cli.hpp>
+#include <subsync/daemon/lock.hpp>
+#include <subsync/daemon/logging.hpp>
+#include <subsync/daemon/summary.hpp>
+#include <subsync/exporters/generations.hpp>
+#include <subsync/sync/engine.hpp>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstdio>
+
+namespace subsync::daemon {
+
+std::int64_t wall_clock_now() {
+    using namespace std::chrono;
+    return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+std::optional<config::config> load_or_report(const std::filesystem::path& path) {
+    auto cfg = config::load_config(path);
+    if (!cfg) {
+        fmt::print(stderr, "{}\n", cfg.error().message);
+        fmt::print(stderr, "subsyncd: the configuration is invalid; see docs/configuration.md\n");
+        return std::nullopt;
+    }
+    return std::move(*cfg);
+}
+
+int run_sync_once(const std::filesystem::path& config_path, const once_options& opts, int verbosity) {
+    auto cfg = load_or_report(config_path);
+    if (!cfg) return exit_usage;
+    setup_logging({cfg->daemon.level, cfg->daemon.format, verbosity});
+    for (const auto& w : cfg->warnings) spdlog::warn("{}", w);
+
+    const auto& database = cfg->storage.database;
+    std::error_code ec;
+    std::filesystem::create_directories(database.parent_path(), ec);  // the lock's open() reports what fails
+    std::string holder;
+    auto lock = instance_lock::try_acquire(database, holder);
+    if (!lock) {
+        if (!opts.wait) {
+            spdlog::error("{}; a sync is running (try again later, or pass --wait to wait for it)", holder);
+            return exit_usage;
+        }
+        spdlog::info("waiting for the database lock: {}", holder);
+        lock = instance_lock::acquire(database);
+    }
+
+    sync::snapshot_store store(cfg->storage);
+    const auto env = config::environment::process();
+    once_summary s;
+    s.dry_run = opts.dry_run;
+    s.database = database.string();
+    s.started = wall_clock_now();
+    s.report = sync::sync_once(*cfg, store, env, wall_clock_now, {opts.dry_run});
+    s.finished = wall_clock_now();
+    clear_progress();
+
+    const bool applied =
+        std::any_of(s.report.runs.begin(), s.report.runs.end(), [](const auto& r) { return r.status != "failed"; });
+    if (applied && !opts.dry_run) {
+        auto db = sync::open_snapshot_readonly(database);
+        s.exports = exporters::write_exports(db, cfg->storage.export_dir);
+    }
+    s.exit_code = exit_code_for(s.report);
+    for (const auto& r : s.report.runs)
+        if (!r.error.empty()) fmt::print(stderr, "{}: {}\n", r.status, r.error);
+    const std::string out = opts.json ? summary_json(s) + "\n" : summary_text(s);
+    std::fwrite(out.data(), 1, out.size(), stdout);
+    std::fflush(stdout);
+    return s.exit_code;
+}
+
+}  // namespace subsync::daemon

@@ -1,0 +1,157 @@
+#include "record_commands.hpp"
+
+#include "commands.hpp"
+
+#include <subsync/daemon/cli.hpp>
+#include <subsync/exporters/atomic_file.hpp>
+#include <subsync/exporters/table_export.hpp>
+#include <subsync/sync/columns.hpp>
+#include <subsync/sync/history.hpp>
+#include <subsync/sync/snapshot.hpp>
+#include <subsync/sync/time.hpp>
+
+#include <fmt/format.h>
+
+#include <cstdio>
+
+namespace subsync::daemon {
+namespace {
+
+// Bytes to stdout, or atomically into a file that appears only when complete.
+template <class Write>
+int write_output(const std::string& output, Write write) {
+    if (output.empty() || output == "-") {
+        const auto rows = write([](std::string_view b) { std::fwrite(b.data(), 1, b.size(), stdout); });
+        std::fflush(stdout);
+        (void)rows;
+        return exit_ok;
+    }
+    exporters::atomic_file file(output);
+    const auto rows = write([&](std::string_view b) { file.write(b); });
+    file.commit();
+    fmt::print(stderr, "wrote {} rows to {}\n", rows, output);
+    return exit_ok;
+}
+
+std::string or_dash(const std::optional<std::string>& v) { return v ? *v : "-"; }
+
+}  // namespace
+
+int run_export(const std::filesystem::path& config_path, const export_options& opts) {
+    const auto table = exporters::parse_table(opts.table);
+    const auto format = exporters::parse_format(opts.format);
+    if (!table) {
+        fmt::print(stderr,
+                   "subsyncd export: unknown --table \"{}\" (purchased_groups, subscription_resources, sync_runs, "
+                   "changes)\n",
+                   opts.table);
+        return exit_usage;
+    }
+    if (!format) {
+        fmt::print(stderr, "subsyncd export: unknown --format \"{}\" (csv, json, jsonl)\n", opts.format);
+        return exit_usage;
+    }
+    std::optional<sync::as_of_point> as_of;
+    if (!opts.as_of.empty()) {
+        as_of = sync::parse_as_of(opts.as_of);
+        if (!as_of) {
+            fmt::print(stderr, "subsyncd export: --as-of \"{}\" is neither a run id nor an ISO-8601 time such as "
+                               "2026-11-25T00:00:00Z\n",
+                       opts.as_of);
+            return exit_usage;
+        }
+        if (!exporters::source_of(*table)) {
+            fmt::print(stderr, "subsyncd export: --as-of works on purchased_groups and subscription_resources\n");
+            return exit_usage;
+        }
+    }
+    if (opts.since && *table != exporters::export_table::changes) {
+        fmt::print(stderr, "subsyncd export: --since works on --table changes\n");
+        return exit_usage;
+    }
+    auto cfg = load_or_report(config_path);
+    if (!cfg) return exit_usage;
+    auto db = sync::open_snapshot_readonly(cfg->storage.database);
+    exporters::export_options eo;
+    if (!opts.account.empty()) eo.account = opts.account;
+    if (opts.since) eo.since_seq = *opts.since;
+    return write_output(opts.output, [&](const exporters::byte_sink& sink) {
+        if (as_of)
+            return exporters::write_rows(*exporters::source_of(*table), *format, sink,
+                                         sync::rows_as_of(db, *exporters::source_of(*table), *as_of, eo.account));
+        return exporters::write_table(db, *table, *format, sink, eo);
+    });
+}
+
+int run_history(const std::filesystem::path& config_path, const history_options& opts) {
+    sync::change_filter f;
+    if (!opts.account.empty()) f.account = opts.account;
+    if (!opts.item.empty()) f.item = opts.item;
+    if (!opts.source.empty()) f.source = opts.source;
+    if (!opts.kind.empty()) {
+        if (opts.kind != "added" && opts.kind != "removed" && opts.kind != "changed") {
+            fmt::print(stderr, "subsyncd history: --kind must be added, removed or changed, not \"{}\"\n", opts.kind);
+            return exit_usage;
+        }
+        f.kind = opts.kind;
+    }
+    if (!opts.since.empty()) {
+        f.since = sync::parse_iso8601(opts.since);
+        if (!f.since) {
+            fmt::print(stderr, "subsyncd history: --since \"{}\" is not an ISO-8601 time such as 2026-11-01T00:00:00Z\n",
+                       opts.since);
+            return exit_usage;
+        }
+    }
+    if (opts.format != "table" && opts.format != "json" && opts.format != "csv") {
+        fmt::print(stderr, "subsyncd history: --format must be table, json or csv\n");
+        return exit_usage;
+    }
+    auto cfg = load_or_report(config_path);
+    if (!cfg) return exit_usage;
+    auto db = sync::open_snapshot_readonly(cfg->storage.database);
+
+    if (opts.format == "table")
+        fmt::print("{:<6} {:<20} {:<10} {:<22} {:<8} {:<16} {:<40} {}\n", "run", "time", "account", "source", "kind",
+                   "field", "id", "old -> new");
+    if (opts.format == "csv") fmt::print("run,time,account,source,id,kind,field,old,new\n");
+    std::string line;
+    sync::for_each_change(db, f, [&](const sync::change_row& c) {
+        line.clear();
+        const auto time = sync::format_iso8601(c.time);
+        if (opts.format == "table") {
+            line = fmt::format("{:<6} {:<20} {:<10} {:<22} {:<8} {:<16} {:<40} ", c.run_id, time, c.account, c.source,
+                               c.kind, c.field.value_or(""), c.item_key);
+            if (c.kind == "changed") line += fmt::format("{} -> {}", or_dash(c.old_value), or_dash(c.new_value));
+        } else if (opts.format == "json") {
+            // One object per line: the keys documented for scripts (run, time, account, source, id, kind, field, old, new).
+            line = fmt::format("{{\"run\":{},\"time\":\"{}\",\"account\":", c.run_id, time);
+            sync::append_json_string(line, c.account);
+            line += ",\"source\":";
+            sync::append_json_string(line, c.source);
+            line += ",\"id\":";
+            sync::append_json_string(line, c.item_key);
+            line += ",\"kind\":";
+            sync::append_json_string(line, c.kind);
+            line += ",\"field\":";
+            if (c.field) sync::append_json_string(line, *c.field);
+            else line += "null";
+            line += ",\"old\":" + c.old_value.value_or("null") + ",\"new\":" + c.new_value.value_or("null") + "}";
+        } else {
+            std::vector<std::string> cells{std::to_string(c.run_id), time, c.account, c.source, c.item_key, c.kind,
+                                           c.field.value_or(""), c.old_value.value_or(""), c.new_value.value_or("")};
+            for (std::size_t i = 0; i < cells.size(); ++i) {
+                if (i > 0) line += ',';
+                // old/new are JSON literals: never formula-prefixed (a "-5" stays a number).
+                exporters::append_csv_cell(line, sync::cell{sync::field_state::present, 0, cells[i]},
+                                           i >= 7 ? sync::column_type::json : sync::column_type::text, true);
+            }
+        }
+        line += '\n';
+        std::fwrite(line.data(), 1, line.size(), stdout);
+    });
+    std::fflush(stdout);
+    return exit_ok;
+}
+
+}  // namespace subsync::daemon

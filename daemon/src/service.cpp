@@ -1,0 +1,173 @@
+#include "service.hpp"
+
+#include <subsync/config/load.hpp>
+#include <subsync/daemon/cli.hpp>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/co_spawn.hpp>
+
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+
+namespace subsync::daemon {
+
+namespace asio = boost::asio;
+
+namespace {
+
+// Exits at once, for when waiting longer is worse than leaving work unfinished. Safe for the
+// snapshot: every apply is one SQLite transaction that either committed or never will.
+[[noreturn]] void exit_now(int code) {
+    spdlog::default_logger()->flush();
+    std::fflush(stdout);
+    std::fflush(stderr);
+    std::_Exit(code);
+}
+
+std::string_view signal_name(int signal_number) {
+    switch (signal_number) {
+        case SIGTERM: return "SIGTERM";
+        case SIGINT: return "SIGINT";
+        case SIGHUP: return "SIGHUP";
+        case SIGUSR1: return "SIGUSR1";
+        default: return "signal";
+    }
+}
+
+/// A co_spawn completion handler that logs what ended the coroutine `what`.
+auto log_exit(std::string_view what) {
+    return [what](std::exception_ptr e) {
+        if (!e) return;
+        try {
+            std::rethrow_exception(e);
+        } catch (const boost::system::system_error& x) {
+            if (x.code() != asio::error::operation_aborted) spdlog::error("{} failed error=\"{}\"", what, x.what());
+        } catch (const std::exception& x) {
+            spdlog::error("{} failed error=\"{}\"", what, x.what());
+        }
+    };
+}
+
+}  // namespace
+
+service::service(std::filesystem::path config_path, config::config cfg, int verbosity)
+    : config_path_(std::move(config_path)), cfg_(std::move(cfg)), verbosity_(verbosity),
+      // Registered first: from here on these signals are ours, never their default action.
+      signals_(io_, SIGTERM, SIGINT, SIGHUP), wake_(io_), grace_(io_), metrics_(SUBSYNC_VERSION, wall_clock_now()) {
+    signals_.add(SIGUSR1);
+}
+
+service::~service() { set_sync_event_listener({}); }
+
+int service::run() {
+    for (const auto& w : cfg_.warnings) spdlog::warn("{}", w);
+    std::error_code ec;
+    std::filesystem::create_directories(cfg_.storage.database.parent_path(), ec);  // open() reports what fails
+    std::string holder;
+    lock_ = instance_lock::try_acquire(cfg_.storage.database, holder);
+    if (!lock_) {
+        spdlog::error("{}; not starting a second daemon on the same database", holder);
+        return exit_usage;
+    }
+    start();
+    io_.run();
+    return exit_code_;
+}
+
+void service::start() {
+    store_ = std::make_unique<sync::snapshot_store>(cfg_.storage);
+    metrics_.load_history(store_->database());
+    metrics_.refresh_from_db(store_->database());
+    engine_ = std::make_unique<sync::sync_engine>(io_.get_executor(), cfg_, *store_, env_, wall_clock_now);
+    set_sync_event_listener([this](const sync_event& e) { metrics_.on_event(e); });
+    std::string metrics_at = "off";
+    if (cfg_.metrics.enabled()) {
+        http_ = std::make_unique<http_server>(io_.get_executor(), cfg_.metrics.host, cfg_.metrics.port,
+                                              [this](std::string_view path) { return serve(path); });
+        metrics_at = http_->address();
+    }
+
+    asio::co_spawn(io_, signal_loop(), log_exit("signal handler"));
+    asio::co_spawn(io_, notify_.pet_watchdog(),
+                   asio::bind_cancellation_slot(stop_watchdog_.slot(), log_exit("watchdog")));
+    asio::co_spawn(io_, scheduler(), asio::bind_cancellation_slot(stop_scheduler_.slot(), [this](std::exception_ptr e) {
+                       if (e && !stopping_) {
+                           try {
+                               std::rethrow_exception(e);
+                           } catch (const std::exception& x) {
+                               spdlog::error("scheduler stopped error=\"{}\"", x.what());
+                           }
+                           exit_code_ = exit_source_failed;
+                       }
+                       finish();
+                   }));
+
+    spdlog::info(
+        "subsyncd started version={} pid={} config={} database={} accounts={} interval={} jitter={} "
+        "metrics={} watchdog_pace={}",
+        SUBSYNC_VERSION, ::getpid(), config_path_.string(), cfg_.storage.database.string(), cfg_.accounts.size(),
+        config::format_duration(cfg_.sync.interval), config::format_duration(cfg_.sync.jitter), metrics_at,
+        notify_.watchdog_pace().count() > 0
+            ? config::format_duration(std::chrono::duration_cast<std::chrono::milliseconds>(notify_.watchdog_pace()))
+            : "off");
+    notify_.ready(fmt::format("ready: {} account{}, database {}, metrics {}", cfg_.accounts.size(),
+                              cfg_.accounts.size() == 1 ? "" : "s", cfg_.storage.database.string(), metrics_at));
+}
+
+void service::begin_stop(int signal_number) {
+    if (stopping_) {
+        spdlog::warn("stopping signal={}: second signal, exiting now", signal_name(signal_number));
+        exit_now(exit_ok);
+    }
+    stopping_ = true;
+    const bool cancelling = syncing_;
+    spdlog::info("stopping signal={} grace={}{}", signal_name(signal_number),
+                 config::format_duration(cfg_.daemon.grace),
+                 cancelling ? ": cancelling the running sync, its uncommitted changes roll back" : "");
+    notify_.stopping(cancelling ? "stopping: cancelling the running sync" : "stopping");
+    grace_.expires_after(cfg_.daemon.grace);
+    grace_.async_wait([this](boost::system::error_code ec) {
+        if (ec) return;
+        spdlog::warn("stopping: the running sync did not end within grace={}; exiting without waiting for it",
+                     config::format_duration(cfg_.daemon.grace));
+        exit_now(exit_ok);
+    });
+    stop_scheduler_.emit(asio::cancellation_type::terminal);
+}
+
+void service::finish() {
+    stopping_ = true;
+    // Alert delivery (the outbox) gets its last attempt here once it exists; the grace timer
+    // still bounds it.
+    grace_.cancel();
+    wake_.cancel();
+    stop_watchdog_.emit(asio::cancellation_type::terminal);
+    signals_.cancel();
+    if (http_) http_->stop();
+    spdlog::info("stopped exit_code={}", exit_code_);
+}
+
+http_response service::serve(std::string_view path) {
+    if (path == "/metrics") return {200, "text/plain; version=0.0.4; charset=utf-8", metrics_.render()};
+    if (path == "/healthz") {
+        const auto h = evaluate_health(metrics_.sources_for(cfg_), wall_clock_now(), 2 * cfg_.sync.interval);
+        return {h.healthy ? 200u : 503u, "application/json", h.json + "\n"};
+    }
+    if (path == "/") return {200, "text/plain; charset=utf-8", "subsyncd: /metrics (Prometheus), /healthz\n"};
+    return {404, "text/plain; charset=utf-8", "not found; try /metrics or /healthz\n"};
+}
+
+int run_daemon(const std::filesystem::path& config_path, int verbosity) {
+    auto cfg = load_or_report(config_path);
+    if (!cfg) return exit_usage;
+    setup_logging({cfg->daemon.level, cfg->daemon.format, verbosity});
+    service s(config_path, std::move(*cfg), verbosity);
+    return s.run();
+}
+
+}  // namespace subsync::daemon
