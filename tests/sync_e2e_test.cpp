@@ -165,6 +165,14 @@ TEST_F(SyncE2E, PagesConcurrentlyRemovesExactlyAndSurvivesAFailedPage) {
     EXPECT_LE(st.connections, 1u + 8u) << "one keep-alive connection per worker, plus the orders request";
     EXPECT_EQ(current_keys("purchased_groups").size(), 2000u);
 
+    const auto cfg_arg = cfg.string();
+    const auto first_export =
+        run_subsyncd({"export", "--table", "purchased_groups", "--format", "json", "--config", cfg_arg}).out;
+    const auto first_run = [&] {
+        auto d = db();
+        return d.execAndGet("SELECT max(id) FROM sync_runs").getString();
+    }();
+
     // The dataset loses 100 purchases: exactly those are marked removed.
     std::set<std::string> dropped;
     for (std::size_t i = 0; i < 100; ++i) dropped.insert(data.purchases[i * 17].id);
@@ -182,6 +190,16 @@ TEST_F(SyncE2E, PagesConcurrentlyRemovesExactlyAndSurvivesAFailedPage) {
                       .getInt64(),
                   100);
     }
+
+    // The record: the table as it was after the first sync, and the history of the removals.
+    auto as_of = run_subsyncd(
+        {"export", "--table", "purchased_groups", "--format", "json", "--as-of", first_run, "--config", cfg_arg});
+    EXPECT_EQ(as_of.exit_code, 0) << as_of.err;
+    EXPECT_EQ(as_of.out, first_export);
+    auto history = run_subsyncd({"history", "--kind", "removed", "--format", "json", "--config", cfg_arg});
+    EXPECT_EQ(history.exit_code, 0) << history.err;
+    EXPECT_EQ(std::count(history.out.begin(), history.out.end(), '\n'), 100);
+    EXPECT_NE(history.out.find("\"kind\":\"removed\""), std::string::npos);
 
     // Page 7 answers 500: exit 1, a failed run naming the page, nothing changed.
     const auto before = dump("purchased_groups");

@@ -3,6 +3,8 @@
 #include <subsync/config/load.hpp>
 #include <subsync/config/secret_source.hpp>
 #include <subsync/daemon/cli.hpp>
+
+#include "record_commands.hpp"
 #include <subsync/daemon/logging.hpp>
 #include <subsync/exporters/atomic_file.hpp>
 #include <subsync/exporters/table_export.hpp>
@@ -45,37 +47,6 @@ int cmd_check_config(const std::string& path) {
     if (missing > 0) return exit_usage;
     fmt::print("{}: ok ({} account{}, database {}, exports in {})\n", path, cfg->accounts.size(),
                cfg->accounts.size() == 1 ? "" : "s", cfg->storage.database.string(), cfg->storage.export_dir.string());
-    return exit_ok;
-}
-
-int cmd_export(const std::string& path, const std::string& table_name, const std::string& format_name,
-               const std::string& output, const std::string& account) {
-    const auto table = exporters::parse_table(table_name);
-    const auto format = exporters::parse_format(format_name);
-    if (!table) {
-        fmt::print(stderr, "subsyncd export: unknown --table \"{}\" (purchased_groups, subscription_resources)\n",
-                   table_name);
-        return exit_usage;
-    }
-    if (!format) {
-        fmt::print(stderr, "subsyncd export: unknown --format \"{}\" (csv, json, jsonl)\n", format_name);
-        return exit_usage;
-    }
-    auto cfg = load_or_report(path);
-    if (!cfg) return exit_usage;
-    auto db = sync::open_snapshot_readonly(cfg->storage.database);
-    exporters::export_options opts;
-    if (!account.empty()) opts.account = account;
-    if (output.empty() || output == "-") {
-        exporters::write_table(db, *table, *format, [](std::string_view b) { std::fwrite(b.data(), 1, b.size(), stdout); },
-                               opts);
-        std::fflush(stdout);
-        return exit_ok;
-    }
-    exporters::atomic_file file(output);
-    const auto rows = exporters::write_table(db, *table, *format, [&](std::string_view b) { file.write(b); }, opts);
-    file.commit();
-    fmt::print(stderr, "wrote {} rows to {}\n", rows, output);
     return exit_ok;
 }
 
@@ -126,13 +97,28 @@ int run_cli(int argc, char** argv) {
     auto* check_cmd = app.add_subcommand("check-config", "validate the config file and that every secret resolves");
     add_config(check_cmd);
 
-    auto* export_cmd = app.add_subcommand("export", "write one snapshot table to a file or stdout");
-    std::string table, format = "csv", output, account;
-    export_cmd->add_option("--table", table, "purchased_groups | subscription_resources")->required();
-    export_cmd->add_option("--format", format, "csv | json | jsonl (default csv)");
-    export_cmd->add_option("-o,--output", output, "file to write atomically, or - for stdout (default)");
-    export_cmd->add_option("--account", account, "only this account's rows");
+    auto* export_cmd = app.add_subcommand("export", "write one table of the snapshot to a file or stdout");
+    export_options export_opts;
+    export_cmd->add_option("--table", export_opts.table, "purchased_groups | subscription_resources | sync_runs | changes")
+        ->required();
+    export_cmd->add_option("--format", export_opts.format, "csv | json | jsonl (default csv)");
+    export_cmd->add_option("-o,--output", export_opts.output, "file to write atomically, or - for stdout (default)");
+    export_cmd->add_option("--account", export_opts.account, "only this account's rows");
+    export_cmd->add_option("--as-of", export_opts.as_of,
+                           "the table as it was after run RUN_ID, or at an ISO-8601 time (item tables)");
+    export_cmd->add_option("--since", export_opts.since, "changes after this seq (table changes): resume a feed");
     add_config(export_cmd);
+
+    auto* history_cmd = app.add_subcommand("history", "list the change history (added, removed, changed fields)");
+    history_options history_opts;
+    history_cmd->add_option("--account", history_opts.account, "only this account");
+    history_cmd->add_option("--item", history_opts.item,
+                            "only this item: a purchase id, or region/project/resource_id of a resource");
+    history_cmd->add_option("--since", history_opts.since, "changes at or after this ISO-8601 time");
+    history_cmd->add_option("--kind", history_opts.kind, "added | removed | changed");
+    history_cmd->add_option("--source", history_opts.source, "purchased_groups | subscription_resources");
+    history_cmd->add_option("--format", history_opts.format, "table (default) | json (one object per line) | csv");
+    add_config(history_cmd);
 
     try {
         app.parse(argc, argv);
@@ -147,7 +133,8 @@ int run_cli(int argc, char** argv) {
         if (*run_cmd) return run_daemon(path, verbosity);
         if (*sync_cmd) return run_sync_once(path, once_opts, verbosity);
         if (*check_cmd) return cmd_check_config(path);
-        if (*export_cmd) return cmd_export(path, table, format, output, account);
+        if (*export_cmd) return run_export(path, export_opts);
+        if (*history_cmd) return run_history(path, history_opts);
     } catch (const std::exception& e) {
         // Failures that end the whole operation: the database cannot be opened
         // or written, an export cannot be written. The snapshot is intact.
