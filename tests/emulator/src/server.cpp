@@ -185,6 +185,13 @@ struct server::impl {
         beast::get_lowest_layer(stream).socket().set_option(tcp::socket::linger(true, 0), ignored);
     }
 
+    // True once stop() has cancelled this session. An operation that had already completed when
+    // the cancellation came never sees it, so a long wait checks this before it starts.
+    static asio::awaitable<bool> stopped() {
+        const auto state = co_await asio::this_coro::cancellation_state;
+        co_return state.cancelled() != asio::cancellation_type::none;
+    }
+
     // The status line and headers (with the full Content-Length) at once, then `pace.bytes` of the
     // body after each `pace.tick`: every write is quick, only the whole is slow, which a client sees
     // through its total deadline and never through a per-read one. True when everything was sent.
@@ -198,6 +205,9 @@ struct server::impl {
         const std::string& body = res.body();
         asio::steady_timer timer(co_await asio::this_coro::executor);
         for (std::size_t sent = 0; sent < body.size();) {
+            if (co_await stopped()) {
+                co_return false;
+            }
             timer.expires_after(pace.tick);
             if (const auto [timer_ec] = co_await timer.async_wait(use_tuple); timer_ec) {
                 co_return false;  // stop()
@@ -273,8 +283,10 @@ struct server::impl {
             }
             if (how == detail::delivery::stall) {
                 // Never answered: held until the idle timeout, or cancelled by stop().
-                asio::steady_timer hold(co_await asio::this_coro::executor, opts.idle_timeout);
-                [[maybe_unused]] const auto [hold_ec] = co_await hold.async_wait(use_tuple);
+                if (!co_await stopped()) {
+                    asio::steady_timer hold(co_await asio::this_coro::executor, opts.idle_timeout);
+                    [[maybe_unused]] const auto [hold_ec] = co_await hold.async_wait(use_tuple);
+                }
                 co_return false;
             }
             if (how == detail::delivery::reset_mid_body) {
@@ -303,6 +315,9 @@ struct server::impl {
         if (stopping) {
             co_return;  // accepted just before stop(): its cancellation came before it started
         }
+        // Like a real gateway: no Nagle delay, or each small response waits for the client's delayed ACK.
+        boost::system::error_code nodelay_ignored;
+        socket.set_option(tcp::no_delay(true), nodelay_ignored);
         beast::tcp_stream tcp_stream(std::move(socket));
         if (!tls) {
             if (co_await serve(tcp_stream)) {
