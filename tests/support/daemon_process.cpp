@@ -101,40 +101,12 @@ bool has_line(std::string_view datagram, std::string_view prefix) {
 daemon_process::daemon_process(const std::vector<std::string>& args, const std::map<std::string, std::string>& env,
                                const std::filesystem::path& dir, const std::string& name)
     : out_path_(dir / (name + ".out")), err_path_(dir / (name + ".err")) {
-    std::vector<std::string> argv_s{SUBSYNCD_PATH};
-    argv_s.insert(argv_s.end(), args.begin(), args.end());
-    std::vector<char*> argv;
-    for (auto& a : argv_s) argv.push_back(a.data());
-    argv.push_back(nullptr);
-
-    std::map<std::string, std::string> merged;
-    for (char** e = environ; *e != nullptr; ++e) {
-        std::string kv(*e);
-        const auto eq = kv.find('=');
-        if (eq != std::string::npos) merged[kv.substr(0, eq)] = kv.substr(eq + 1);
-    }
-    // The test may itself run under systemd: its protocol variables are not for this child.
-    for (const char* k : {"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "JOURNAL_STREAM", "LISTEN_FDS",
-                          "LISTEN_PID", "CREDENTIALS_DIRECTORY"})
-        merged.erase(k);
-    for (const auto& [k, v] : env) merged[k] = v;
-    std::vector<std::string> env_s;
-    for (const auto& [k, v] : merged) env_s.push_back(k + "=" + v);
-    std::vector<char*> envp;
-    for (auto& e : env_s) envp.push_back(e.data());
-    envp.push_back(nullptr);
-
     // Created before the child opens them, so a test can learn their device:inode first.
     write_file(out_path_, "");
     if (!std::filesystem::exists(err_path_)) write_file(err_path_, "");
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&actions, 1, out_path_.c_str(), O_WRONLY | O_TRUNC, 0600);
-    posix_spawn_file_actions_addopen(&actions, 2, err_path_.c_str(), O_WRONLY | O_TRUNC, 0600);
-    const int rc = ::posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), envp.data());
-    posix_spawn_file_actions_destroy(&actions);
-    if (rc != 0) throw std::runtime_error(fmt::format("cannot start {}: {}", argv[0], std::strerror(rc)));
+    std::vector<std::string> argv{SUBSYNCD_PATH};
+    argv.insert(argv.end(), args.begin(), args.end());
+    pid_ = spawn_process(argv, env, out_path_, err_path_);
     pidfd_ = static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0));
 }
 

@@ -43,12 +43,8 @@ void write_file(const std::filesystem::path& p, const std::string& bytes) {
 
 std::string subsyncd_path() { return SUBSYNCD_PATH; }
 
-child spawn(const std::vector<std::string>& args, const std::map<std::string, std::string>& env) {
-    child c;
-    c.io = std::make_shared<temp_dir>();
-    c.out_path = *c.io / "stdout";
-    c.err_path = *c.io / "stderr";
-
+int spawn_process(const std::vector<std::string>& args, const std::map<std::string, std::string>& env,
+                  const std::filesystem::path& out, const std::filesystem::path& err) {
     std::vector<std::string> argv_s = args;
     std::vector<char*> argv;
     for (auto& a : argv_s) argv.push_back(a.data());
@@ -60,6 +56,10 @@ child spawn(const std::vector<std::string>& args, const std::map<std::string, st
         const auto eq = kv.find('=');
         if (eq != std::string::npos) merged[kv.substr(0, eq)] = kv.substr(eq + 1);
     }
+    // The test may itself run under systemd: its protocol variables are not for this child.
+    for (const char* k : {"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "JOURNAL_STREAM", "LISTEN_FDS",
+                          "LISTEN_PID", "CREDENTIALS_DIRECTORY"})
+        merged.erase(k);
     for (const auto& [k, v] : env) merged[k] = v;
     std::vector<std::string> env_s;
     for (const auto& [k, v] : merged) env_s.push_back(k + "=" + v);
@@ -70,13 +70,21 @@ child spawn(const std::vector<std::string>& args, const std::map<std::string, st
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&actions, 1, c.out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    posix_spawn_file_actions_addopen(&actions, 2, c.err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    posix_spawn_file_actions_addopen(&actions, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    posix_spawn_file_actions_addopen(&actions, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
     pid_t pid = 0;
     const int rc = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), envp.data());
     posix_spawn_file_actions_destroy(&actions);
     if (rc != 0) throw std::runtime_error(fmt::format("cannot start {}: error {}", argv[0], rc));
-    c.pid = pid;
+    return pid;
+}
+
+child spawn(const std::vector<std::string>& args, const std::map<std::string, std::string>& env) {
+    child c;
+    c.io = std::make_shared<temp_dir>();
+    c.out_path = *c.io / "stdout";
+    c.err_path = *c.io / "stderr";
+    c.pid = spawn_process(args, env, c.out_path, c.err_path);
     return c;
 }
 

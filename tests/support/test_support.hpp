@@ -44,6 +44,12 @@ struct child {
     std::shared_ptr<temp_dir> io;
 };
 
+/// Starts `argv` (argv[0] a path) with this process's environment plus `env`
+/// (systemd's protocol variables removed: they are not for the child), stdin
+/// from /dev/null, stdout and stderr into the given files. Returns the pid.
+int spawn_process(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env,
+                  const std::filesystem::path& out, const std::filesystem::path& err);
+
 /// Starts `argv` (argv[0] a path) with the given extra environment, stdout and stderr to files.
 child spawn(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env = {});
 
