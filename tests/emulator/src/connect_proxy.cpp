@@ -1,12 +1,11 @@
 // The CONNECT proxy: one io_context on one thread, a coroutine per connection. Every connection
 // has one deadline, the idle timeout, watched across both directions of the tunnel (a per-read
-// deadline would cut a tunnel whose client waits quietly for a slow answer). Stop by
-// cancellation, as in server.cpp.
+// deadline would cut a tunnel whose client waits quietly for a slow answer). Both the deadline and
+// stop() end a connection by closing its sockets (see `connection`).
 
 #include "subsync/emulator/connect_proxy.hpp"
 
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/buffers_iterator.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
@@ -17,7 +16,6 @@
 #include <boost/asio/read_until.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/streambuf.hpp>
-#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
@@ -26,6 +24,7 @@
 #include <future>
 #include <iostream>
 #include <list>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -99,6 +98,29 @@ std::optional<host_port> split_authority(std::string_view target) {
     return host_port{std::string(host), std::string(target.substr(colon + 1))};
 }
 
+// One client connection and, once connected, its upstream. Ended by close(): every pending
+// operation on the sockets then fails, and any started later fails at once. (Per-operation
+// cancellation is not enough here: a cancellation emitted before the tunnel's two pipe coroutines
+// have started would be lost, and a tunnel would outlive stop().)
+struct connection {
+    tcp::socket client;
+    tcp::socket upstream;
+    asio::steady_timer idle;
+    clock::time_point last_activity = clock::now();
+    bool closed = false;
+
+    explicit connection(tcp::socket socket)
+        : client(std::move(socket)), upstream(client.get_executor()), idle(client.get_executor()) {}
+
+    void close() {
+        closed = true;
+        boost::system::error_code ignored;
+        client.close(ignored);
+        upstream.close(ignored);
+        idle.cancel();
+    }
+};
+
 }  // namespace
 
 struct connect_proxy::impl {
@@ -110,7 +132,7 @@ struct connect_proxy::impl {
 
     // Touched on the io thread only.
     bool stopping = false;
-    std::list<asio::cancellation_signal> sessions;  // one per connection, emitted on stop
+    std::list<std::shared_ptr<connection>> connections;  // closed on stop
 
     asio::io_context ioc{1};
     tcp::acceptor acceptor{ioc};
@@ -122,7 +144,6 @@ struct connect_proxy::impl {
 
     // Copies `from` to `to` until `from` ends, then half-closes `to` so the other side sees EOF.
     static asio::awaitable<void> pipe(tcp::socket& from, tcp::socket& to, clock::time_point& last_activity) {
-        co_await asio::this_coro::throw_if_cancelled(false);
         std::array<char, 16384> buffer{};
         for (;;) {
             const auto [read_ec, n] = co_await from.async_read_some(asio::buffer(buffer), use_tuple);
@@ -140,19 +161,16 @@ struct connect_proxy::impl {
         to.shutdown(tcp::socket::shutdown_send, ignored);
     }
 
-    // Returns once the connection has been idle for opts.idle_timeout, or when cancelled.
-    asio::awaitable<void> watchdog(const clock::time_point& last_activity) const {
-        co_await asio::this_coro::throw_if_cancelled(false);
-        asio::steady_timer timer(co_await asio::this_coro::executor);
-        for (;;) {
-            const auto deadline = last_activity + opts.idle_timeout;
+    // Closes `c` once it has been idle in both directions for opts.idle_timeout; ends when it closes.
+    asio::awaitable<void> watchdog(std::shared_ptr<connection> c) const {
+        while (!c->closed) {
+            const auto deadline = c->last_activity + opts.idle_timeout;
             if (clock::now() >= deadline) {
+                c->close();
                 co_return;
             }
-            timer.expires_at(deadline);
-            if (const auto [ec] = co_await timer.async_wait(use_tuple); ec) {
-                co_return;  // the connection ended first
-            }
+            c->idle.expires_at(deadline);
+            [[maybe_unused]] const auto [ec] = co_await c->idle.async_wait(use_tuple);  // close() cancels it
         }
     }
 
@@ -160,29 +178,28 @@ struct connect_proxy::impl {
         [[maybe_unused]] const auto [ec, n] = co_await asio::async_write(client, asio::buffer(response), use_tuple);
     }
 
-    asio::awaitable<void> tunnel(tcp::socket& client, clock::time_point& last_activity) {
-        co_await asio::this_coro::throw_if_cancelled(false);
+    asio::awaitable<void> tunnel(connection& c) {
         asio::streambuf head(head_limit);
-        const auto [read_ec, head_size] = co_await asio::async_read_until(client, head, "\r\n\r\n", use_tuple);
+        const auto [read_ec, head_size] = co_await asio::async_read_until(c.client, head, "\r\n\r\n", use_tuple);
         if (read_ec == asio::error::not_found) {
-            co_await refuse(client, error_response("431 Request Header Fields Too Large"));
+            co_await refuse(c.client, error_response("431 Request Header Fields Too Large"));
             co_return;
         }
         if (read_ec) {
             co_return;
         }
-        last_activity = clock::now();
+        c.last_activity = clock::now();
         const std::string text(asio::buffers_begin(head.data()),
                                asio::buffers_begin(head.data()) + static_cast<std::ptrdiff_t>(head_size));
         head.consume(head_size);  // what is left is the client's first tunnelled bytes, if it did not wait
 
         const auto request = parse_request_line(text);
         if (!request) {
-            co_await refuse(client, error_response("400 Bad Request"));
+            co_await refuse(c.client, error_response("400 Bad Request"));
             co_return;
         }
         if (request->method != "CONNECT") {
-            co_await refuse(client, error_response("405 Method Not Allowed", "Allow: CONNECT"));
+            co_await refuse(c.client, error_response("405 Method Not Allowed", "Allow: CONNECT"));
             co_return;
         }
         {
@@ -191,19 +208,17 @@ struct connect_proxy::impl {
         }
         const auto authority = split_authority(request->target);
         if (!authority) {
-            co_await refuse(client, error_response("400 Bad Request"));
+            co_await refuse(c.client, error_response("400 Bad Request"));
             co_return;
         }
 
-        const auto executor = co_await asio::this_coro::executor;
-        tcp::resolver resolver(executor);
+        tcp::resolver resolver(c.client.get_executor());
         const auto [resolve_ec, results] = co_await resolver.async_resolve(authority->host, authority->port, use_tuple);
-        if (const auto state = co_await asio::this_coro::cancellation_state;
-            state.cancelled() != asio::cancellation_type::none) {
-            co_return;  // the idle deadline or stop() came during the lookup, which cannot be cancelled
+        if (c.closed) {
+            co_return;  // stop() or the idle deadline came during the lookup; connecting would reopen a socket
         }
         if (resolve_ec) {
-            co_await refuse(client, error_response("502 Bad Gateway"));
+            co_await refuse(c.client, error_response("502 Bad Gateway"));
             co_return;
         }
         std::vector<tcp::endpoint> loopback;
@@ -213,12 +228,12 @@ struct connect_proxy::impl {
             }
         }
         if (loopback.empty()) {
-            co_await refuse(client, error_response("403 Forbidden"));
+            co_await refuse(c.client, error_response("403 Forbidden"));
             co_return;
         }
-        tcp::socket upstream(executor);
-        if (const auto [connect_ec, endpoint] = co_await asio::async_connect(upstream, loopback, use_tuple); connect_ec) {
-            co_await refuse(client, error_response("502 Bad Gateway"));
+        if (const auto [connect_ec, endpoint] = co_await asio::async_connect(c.upstream, loopback, use_tuple);
+            connect_ec || c.closed) {
+            co_await refuse(c.client, error_response("502 Bad Gateway"));
             co_return;
         }
 
@@ -228,27 +243,39 @@ struct connect_proxy::impl {
             opts.on_tunnel(request->target);
         }
         const std::string established = "HTTP/1.1 200 Connection established\r\n\r\n";
-        if (const auto [ec, n] = co_await asio::async_write(client, asio::buffer(established), use_tuple); ec) {
+        if (const auto [ec, n] = co_await asio::async_write(c.client, asio::buffer(established), use_tuple); ec) {
             co_return;
         }
         if (head.size() > 0) {
-            if (const auto [ec, n] = co_await asio::async_write(upstream, head.data(), use_tuple); ec) {
+            if (const auto [ec, n] = co_await asio::async_write(c.upstream, head.data(), use_tuple); ec) {
                 co_return;
             }
         }
         using namespace asio::experimental::awaitable_operators;
-        co_await (pipe(client, upstream, last_activity) && pipe(upstream, client, last_activity));
+        co_await (pipe(c.client, c.upstream, c.last_activity) && pipe(c.upstream, c.client, c.last_activity));
     }
 
-    asio::awaitable<void> session(tcp::socket client) {
-        co_await asio::this_coro::throw_if_cancelled(false);
+    asio::awaitable<void> session(tcp::socket socket) {
         if (stopping) {
-            co_return;  // accepted just before stop: its cancellation came before it started
+            co_return;  // accepted just before stop()
         }
-        clock::time_point last_activity = clock::now();
-        using namespace asio::experimental::awaitable_operators;
-        // Whichever ends first cancels the other: the tunnel closing, or the idle deadline.
-        co_await (tunnel(client, last_activity) || watchdog(last_activity));
+        // Registered for stop() while it lives; closed and forgotten however the tunnel ends.
+        struct registration {
+            std::list<std::shared_ptr<connection>>& list;
+            std::list<std::shared_ptr<connection>>::iterator entry;
+            registration(std::list<std::shared_ptr<connection>>& l, std::shared_ptr<connection> c)
+                : list(l), entry(l.insert(l.end(), std::move(c))) {}
+            ~registration() {
+                (*entry)->close();
+                list.erase(entry);
+            }
+            registration(const registration&) = delete;
+            registration& operator=(const registration&) = delete;
+        };
+        const auto c = std::make_shared<connection>(std::move(socket));
+        const registration registered(connections, c);
+        asio::co_spawn(ioc, watchdog(c), [](const std::exception_ptr& e) { log_exception("idle watchdog", e); });
+        co_await tunnel(*c);
     }
 
     asio::awaitable<void> listen() {
@@ -263,14 +290,8 @@ struct connect_proxy::impl {
                 co_await pause.async_wait(use_tuple);
                 continue;
             }
-            auto& signal = sessions.emplace_back();
-            const auto entry = std::prev(sessions.end());
             asio::co_spawn(ioc, session(std::move(socket)),
-                           asio::bind_cancellation_slot(signal.slot(), [this, entry](const std::exception_ptr& e) {
-                               log_exception("connection", e);
-                               // Not erased in place: the signal's slot is still in use here.
-                               asio::post(ioc, [this, entry] { sessions.erase(entry); });
-                           }));
+                           [](const std::exception_ptr& e) { log_exception("connection", e); });
         }
     }
 };
@@ -312,8 +333,8 @@ connect_proxy::~connect_proxy() {
         p.stopping = true;
         boost::system::error_code ignored;
         p.acceptor.close(ignored);
-        for (auto& signal : p.sessions) {
-            signal.emit(asio::cancellation_type::terminal);
+        for (const auto& c : p.connections) {
+            c->close();
         }
     });
     if (p.finished.wait_for(stop_timeout) == std::future_status::timeout) {
