@@ -7,8 +7,9 @@ reference each figure is compared with, the ratio and whether the target of issu
 holds. Writes the figures and every raw sample to bench/results/<YYYY-MM-DD>.json.
 
 Python standard library only. Times are wall-clock (time.perf_counter around the
-child's whole life); peak RSS is the child's own ru_maxrss (os.wait4), or VmRSS /
-VmHWM from /proc for the long-running daemon.
+child's whole life, taken by bench/run_child.cpp); peak RSS is the child's own ru_maxrss
+(through the same small runner, see why there), or VmRSS / VmHWM from /proc for the
+long-running daemon.
 """
 
 import argparse
@@ -56,6 +57,7 @@ def log(msg):
 
 
 RUNNER = None  # subsync-bench-run, set in main()
+EMULATOR_EXITS = []  # emulators that did not exit cleanly
 
 
 def run_child(argv, env=None, stdout_path=None, cwd=None):
@@ -129,6 +131,9 @@ class Emulator:
                 self.proc.kill()
                 self.proc.wait()
         self.log.close()
+        if self.proc.returncode != 0:  # it exits 0 on SIGTERM; anything else is worth a look
+            EMULATOR_EXITS.append(f"emulator {self.dir.name} exited {self.proc.returncode} on SIGTERM "
+                                  f"(see {self.dir}/emulator.log)")
 
     def __enter__(self):
         return self
@@ -239,7 +244,7 @@ def fmt_value(v, unit):
     if v is None:
         return "-"
     if unit == "s":
-        return f"{v * 1000:.0f} ms" if v < 10 else f"{v:.1f} s"
+        return f"{v * 1000:.0f} ms" if v < 1 else f"{v:.2f} s"
     if unit == "ms":
         return f"{v:.0f} ms"
     if unit == "MiB":
@@ -316,6 +321,7 @@ class Bench:
             self.subsyncd.sync(cfgs[c], items)  # fills the snapshot: the timed runs apply nothing
             fetch = {c: [], 1: []}
             walls = {c: [], 1: []}
+            curl = {c: [], 1: []}
             for conc, reps in ((c, self.reps), (1, self.seq_reps)):
                 for _ in range(reps):
                     wall, _, summary = self.subsyncd.sync(cfgs[conc], items)
@@ -324,17 +330,46 @@ class Bench:
                         raise BenchError("latency: the timed re-sync changed rows")
                     fetch[conc].append(run["duration_ms"])
                     walls[conc].append(wall)
-        self.raw["latency"] = dict(floor_ms=floor_ms, pages=pages, fetch_ms=fetch, process_wall_s=walls)
+                    t = self.curl_fetch(emu, pages, s["latency_page_size"], conc)
+                    if t is not None:
+                        curl[conc].append(t)
+        self.raw["latency"] = dict(floor_ms=floor_ms, pages=pages, fetch_ms=fetch, process_wall_s=walls,
+                                   curl_ms=curl)
         med = statistics.median(fetch[c])
+        note = (f"fetch time of the listing (sync_runs finished-started); whole process median "
+                f"{statistics.median(walls[c]) * 1000:.0f} ms")
+        if curl[c]:
+            note += (f"; curl fetching the same pages the same way (page 1, then {c} at a time): "
+                     f"{statistics.median(curl[c]):.0f} ms at concurrency {c}, "
+                     f"{statistics.median(curl[1]):.0f} ms at 1")
         self.rows.append(row(f"{pages}p x{s['latency_page_size']}, {lat} ms, concurrency {c}", "ms", fetch[c],
                              reference=floor_ms, ref_label=f"floor {floor_ms} ms", ratio=med / floor_ms,
-                             target="<= 1.3 x floor", holds=med <= 1.3 * floor_ms,
-                             note=f"fetch time of the listing (sync_runs finished-started); whole process "
-                                  f"median {statistics.median(walls[c]) * 1000:.0f} ms"))
+                             target="<= 1.3 x floor", holds=med <= 1.3 * floor_ms, note=note))
         speedup = statistics.median(fetch[1]) / med
-        self.rows.append(row("same, concurrency 1 vs 16", "ms", fetch[1], reference=med,
-                             ref_label=f"c{c} {med:.0f} ms", ratio=speedup, target=">= 10x faster with 16",
+        self.rows.append(row(f"same, concurrency 1 vs {c}", "ms", fetch[1], reference=med,
+                             ref_label=f"c{c} {med:.0f} ms", ratio=speedup, target=f">= 10x faster with {c}",
                              holds=speedup >= 10))
+
+    def curl_fetch(self, emu, pages, page_size, conc):
+        """The same fetch by curl (C, no parsing, no database): page 1 alone, then the other pages
+        `conc` at a time on kept-alive connections. Tells what the emulator and this machine allow;
+        None without a curl that has --parallel (7.66+)."""
+        if not hasattr(self, "curl_ok"):
+            exe = shutil.which("curl")
+            self.curl_ok = exe is not None and subprocess.run(
+                [exe, "--parallel", "--version"], capture_output=True).returncode == 0
+        if not self.curl_ok:
+            return None
+        base = f"https://127.0.0.1:{emu.port}/v1.0/apigw/purchases/groups?page_size={page_size}&page_no="
+        common = ["curl", "-s", "--fail", "--cacert", str(emu.cert), "-H", f"X-Auth-Token: {TOKEN}"]
+        rest = [a for p in range(2, pages + 1) for a in ("-o", "/dev/null", f"{base}{p}")]
+        t0 = time.perf_counter()
+        first = subprocess.run(common + ["-o", "/dev/null", f"{base}1"])
+        other = subprocess.run(common + ["--parallel", "--parallel-immediate", "--parallel-max", str(conc),
+                                         "--no-progress-meter"] + rest, stderr=subprocess.DEVNULL)
+        if first.returncode != 0 or other.returncode != 0:
+            return None
+        return (time.perf_counter() - t0) * 1000
 
     # -- 100,000 purchases, no latency, page_size 500: cold, unchanged re-sync, 1 % changed, peak RSS.
     def big(self):
@@ -385,7 +420,7 @@ class Bench:
         label = f"{n // 1000}k" if n >= 1000 else str(n)
         cm = statistics.median(cold)
         self.rows.append(row(f"cold first sync, {label} purchases", "s", cold, target="<= 1.0 s",
-                             holds=cm <= 1.0, note="whole `subsyncd sync --once`: fetch, apply, 4 export files"))
+                             holds=cm <= 1.0, note="whole `subsyncd sync --once` process: fetch, apply, exports"))
         rates = [n / w for w in cold]
         self.rows.append(row(f"cold first sync, {label}: throughput", "items/s", rates, target=">= 100k items/s",
                              holds=statistics.median(rates) >= 100_000))
@@ -529,7 +564,8 @@ class Bench:
         self.rows.append(row(f"parse only: {b / 1e6:.0f} MB of purchases JSON", "GB/s", parse, reference=rm,
                              ref_label=f"file read {rm:.2f} GB/s", ratio=ratio, target=">= 1 GB/s", holds=pm >= 1.0,
                              note=f"ratio = parse time / read time; simdjson DOM alone "
-                                  f"{statistics.median(gbps('dom_only_s')):.2f} GB/s, bodies without padding "
+                                  f"{statistics.median(gbps('dom_only_s')):.2f} GB/s, On-Demand visiting every "
+                                  f"value {statistics.median(gbps('walk_s')):.2f} GB/s, bodies without padding "
                                   f"{statistics.median(gbps('unpadded_s')):.2f} GB/s; {r['items']} records, "
                                   f"{r['simdjson_implementation']}"))
 
@@ -549,8 +585,10 @@ class Bench:
         big = results[n]
         holds = big["rss_mib"] <= 16 and big["wakeups"] == 0
         small = results.get(1000)
-        note = (f"after a {label} sync: VmRSS at the end of a {big['window_s']:.0f} s idle window, "
+        note = (f"VmRSS at the end of a {big['window_s']:.0f} s idle window, "
                 f"{big['wakeups']} wakeups (context switches of all {big['threads']} threads in the window); "
+                f"{big['rss_anon_mib']:.1f} MiB anonymous + {big['rss_file_mib']:.1f} MiB file-backed (code of "
+                f"subsyncd and its shared libraries); "
                 f"VmHWM during the sync {big['hwm_mib']:.1f} MiB")
         if small and n != 1000:
             note += f"; after a 1k sync: {small['rss_mib']:.1f} MiB, {small['wakeups']} wakeups"
@@ -592,6 +630,7 @@ class Bench:
                 sw1 = ctx_switches(p.pid)
                 st = proc_status(p.pid)
                 return dict(items=items, window_s=window, rss_mib=st["VmRSS"] / 1024, rss_max_mib=rss_max,
+                            rss_anon_mib=st["RssAnon"] / 1024, rss_file_mib=st["RssFile"] / 1024,
                             hwm_mib=st["VmHWM"] / 1024, threads=st["Threads"], wakeups=sw1 - sw0)
             finally:
                 p.send_signal(signal.SIGTERM)
@@ -618,7 +657,7 @@ def proc_status(pid):
     out = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM", "Threads"):
+        if key in ("VmRSS", "VmHWM", "RssAnon", "RssFile", "Threads"):
             out[key] = int(value.split()[0])
     return out
 
@@ -650,6 +689,14 @@ def machine():
                 loadavg_start=os.getloadavg())
 
 
+def header(info):
+    m = info["machine"]
+    reps = info.get("reps", 1)
+    return (f"subsync benchmark, {info['mode']} run, preset {info['preset']}, {info['date']}: {m['cores']} x "
+            f"{m['cpu']}, load {m['loadavg_start'][0]:.1f} at start, {m['loadavg_end'][0]:.1f} at the end; "
+            f"{'median of ' + str(reps) if reps > 1 else 'one run'} per scenario")
+
+
 def git_state():
     def git(*a):
         r = subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True)
@@ -672,13 +719,24 @@ def main():
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 2, help="parallel build jobs (default: all cores)")
     ap.add_argument("--no-build", action="store_true", help="use the binaries already built")
     ap.add_argument("--emulator", default="", help="use this subsync-emulator binary instead of the preset's")
+    ap.add_argument("--subsyncd", default="", help="measure this subsyncd binary instead of the preset's "
+                                                   "(e.g. a candidate fix built elsewhere)")
     ap.add_argument("--only", default="", help=f"comma-separated scenarios: {','.join(SCENARIOS)} "
                                                "(export and parse need big)")
     ap.add_argument("--items", type=int, default=0, help="override the purchase count of the big scenarios")
     ap.add_argument("--work", default="", help="keep the working files (databases, exports, logs) here")
     ap.add_argument("--out", default="", help="results file (default bench/results/<date>[-quick].json)")
     ap.add_argument("--strict", action="store_true", help="exit 3 when a target is missed")
+    ap.add_argument("--show", metavar="RESULTS_JSON", help="print the table of an earlier run and exit")
     args = ap.parse_args()
+    if args.show:
+        info = json.loads(Path(args.show).read_text())
+        print(header(info))
+        print()
+        print_table(info["rows"])
+        for w in info.get("warnings", []):
+            print(f"\nWARNING: {w}")
+        return 0
 
     sizes = dict(QUICK if args.quick else FULL)
     if args.items:
@@ -697,6 +755,8 @@ def main():
                 parse=bdir / "bench" / "subsync-bench-parse", run=bdir / "bench" / "subsync-bench-run")
     if args.emulator:
         bins["emulator"] = Path(args.emulator).resolve()
+    if args.subsyncd:
+        bins["subsyncd"] = Path(args.subsyncd).resolve()
     for name, b in bins.items():
         if not b.exists():
             sys.exit(f"bench: {b} is missing; build the {args.preset} preset (or drop --no-build)")
@@ -706,7 +766,8 @@ def main():
         sys.exit("bench: the sqlite3 command is missing (scripts/deps installs it)")
 
     info = dict(date=datetime.date.today().isoformat(), started=datetime.datetime.now().isoformat(timespec="seconds"),
-                mode="quick" if args.quick else "full", preset=args.preset, emulator=str(bins["emulator"]),
+                mode="quick" if args.quick else "full", preset=args.preset, subsyncd=str(bins["subsyncd"]),
+                emulator=str(bins["emulator"]),
                 sizes=sizes, machine=machine(),
                 git=git_state())
     keep = bool(args.work)
@@ -731,13 +792,13 @@ def main():
     info["seconds"] = round(time.monotonic() - t0, 1)
     info["rows"] = bench.rows
     info["raw"] = bench.raw
+    bench.warnings += EMULATOR_EXITS
     info["warnings"] = bench.warnings
     info["error"] = failed
 
+    info["reps"] = bench.reps
     print()
-    print(f"subsync benchmark, {info['mode']} run, preset {args.preset}, {info['date']}: "
-          f"{info['machine']['cores']} x {info['machine']['cpu']}, load {info['machine']['loadavg_start'][0]:.1f} "
-          f"at start; {'median of ' + str(bench.reps) if bench.reps > 1 else 'one run'} per scenario")
+    print(header(info))
     print()
     print_table(bench.rows)
     print()

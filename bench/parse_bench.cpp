@@ -4,7 +4,9 @@
 //   parse     sync::body_parser::groups() on every page, bodies padded for simdjson
 //   unpadded  the same with bodies whose capacity is their size, as Beast's string_body
 //             leaves them (simdjson then copies each body into a padded buffer first)
-//   dom_only  simdjson's DOM parse alone, no records built: the ceiling for the parser
+//   dom_only  simdjson's DOM parse alone, no records built: the ceiling for the DOM parser
+//   walk      simdjson On-Demand visiting every value the records need (strings unescaped,
+//             numbers converted) without building them: the least work any parser must do
 // and prints one JSON object on stdout for bench/bench.py.
 //
 // Corpus format: pages one after the other, each "<length in bytes>\n<body>".
@@ -20,6 +22,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -71,8 +74,36 @@ std::vector<std::string_view> split_pages(std::string_view corpus) {
 }
 
 struct sample {
-    double read = 0, parse = 0, unpadded = 0, dom_only = 0;
+    double read = 0, parse = 0, unpadded = 0, dom_only = 0, walk = 0;
 };
+
+// Visits one value the way a record builder must: strings unescaped, integers converted, arrays
+// and objects descended. Returns a checksum so that nothing is optimised away.
+std::size_t visit(simdjson::ondemand::value v) {
+    using simdjson::ondemand::json_type;
+    json_type t;
+    if (v.type().get(t)) throw std::runtime_error("walk: bad value");
+    switch (t) {
+        case json_type::string: return v.get_string().value().size();
+        case json_type::number: {
+            std::int64_t i = 0;
+            return v.get_int64().get(i) ? 1u : static_cast<std::size_t>(i & 1);
+        }
+        case json_type::array: {
+            std::size_t n = 0;
+            for (auto e : v.get_array()) n += visit(e.value());
+            return n;
+        }
+        case json_type::object: {
+            std::size_t n = 0;
+            for (auto f : v.get_object()) n += f.unescaped_key().value().size() + visit(f.value());
+            return n;
+        }
+        case json_type::boolean: return v.get_bool().value() ? 1u : 0u;
+        case json_type::null: return v.is_null().value() ? 1u : 0u;
+    }
+    return 0;
+}
 
 }  // namespace
 
@@ -104,6 +135,8 @@ int main(int argc, char** argv) {
 
         subsync::sync::body_parser parser;
         simdjson::dom::parser dom;
+        simdjson::ondemand::parser ondemand;
+        std::size_t checksum = 0;
         std::size_t items = 0;
         // One untimed pass: sizes the parsers' buffers and checks every page parses.
         for (const auto& body : padded) {
@@ -136,18 +169,26 @@ int main(int argc, char** argv) {
                 n += doc.is_object() ? 1u : 0u;
             }
             s.dom_only = seconds_since(t0);
+
+            t0 = steady::now();
+            for (const auto& body : padded) {
+                auto doc = ondemand.iterate(body.data(), body.size(), body.capacity());
+                for (auto field : doc.get_object()) checksum += visit(field.value());
+            }
+            s.walk = seconds_since(t0);
             if (n != 2 * items + padded.size()) throw std::runtime_error("item count changed between passes");
             samples.push_back(s);
         }
 
         std::string out = fmt::format(
             "{{\"file_bytes\":{},\"body_bytes\":{},\"pages\":{},\"items\":{},\"simdjson_implementation\":\"{}\","
-            "\"samples\":[",
-            corpus.size(), body_bytes, padded.size(), items, simdjson::get_active_implementation()->name());
+            "\"walk_checksum\":{},\"samples\":[",
+            corpus.size(), body_bytes, padded.size(), items, simdjson::get_active_implementation()->name(), checksum);
         for (std::size_t i = 0; i < samples.size(); ++i) {
             const auto& s = samples[i];
-            out += fmt::format("{}{{\"read_s\":{:.6f},\"parse_s\":{:.6f},\"unpadded_s\":{:.6f},\"dom_only_s\":{:.6f}}}",
-                               i == 0 ? "" : ",", s.read, s.parse, s.unpadded, s.dom_only);
+            out += fmt::format(
+                "{}{{\"read_s\":{:.6f},\"parse_s\":{:.6f},\"unpadded_s\":{:.6f},\"dom_only_s\":{:.6f},\"walk_s\":{:.6f}}}",
+                i == 0 ? "" : ",", s.read, s.parse, s.unpadded, s.dom_only, s.walk);
         }
         out += "]}\n";
         std::fwrite(out.data(), 1, out.size(), stdout);
