@@ -1,6 +1,7 @@
 #include <subsync/sync/columns.hpp>
 
 #include <array>
+#include <cstdint>
 
 namespace subsync::sync {
 namespace {
@@ -113,12 +114,53 @@ std::uint64_t content_hash(const std::vector<cell>& cells) noexcept {
     return h;
 }
 
+namespace {
+
+/// Length of the valid UTF-8 sequence starting at s[i], or 0 (RFC 3629: no overlongs, no surrogates).
+std::size_t utf8_length(std::string_view s, std::size_t i) {
+    const auto b = [&](std::size_t k) { return static_cast<std::uint8_t>(s[k]); };
+    const std::uint8_t c = b(i);
+    std::size_t n = 0;
+    std::uint8_t lo = 0x80, hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) n = 2;
+    else if (c >= 0xE0 && c <= 0xEF) {
+        n = 3;
+        if (c == 0xE0) lo = 0xA0;
+        if (c == 0xED) hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        n = 4;
+        if (c == 0xF0) lo = 0x90;
+        if (c == 0xF4) hi = 0x8F;
+    } else {
+        return 0;
+    }
+    if (i + n > s.size()) return 0;
+    if (b(i + 1) < lo || b(i + 1) > hi) return 0;
+    for (std::size_t k = 2; k < n; ++k)
+        if (b(i + k) < 0x80 || b(i + k) > 0xBF) return 0;
+    return n;
+}
+
+}  // namespace
+
 void append_json_string(std::string& out, std::string_view s) {
     static constexpr char hex[] = "0123456789abcdef";
     out += '"';
-    for (char ch : s) {
-        const auto u = static_cast<unsigned char>(ch);
-        switch (ch) {
+    for (std::size_t i = 0; i < s.size();) {
+        const auto u = static_cast<unsigned char>(s[i]);
+        if (u >= 0x80) {
+            // Bytes that are not UTF-8 (a log message, a file name) become U+FFFD: the output always parses.
+            const std::size_t n = utf8_length(s, i);
+            if (n == 0) {
+                out += "\xEF\xBF\xBD";
+                ++i;
+            } else {
+                out.append(s.substr(i, n));
+                i += n;
+            }
+            continue;
+        }
+        switch (u) {
             case '"': out += "\\\""; break;
             case '\\': out += "\\\\"; break;
             case '\n': out += "\\n"; break;
@@ -127,14 +169,15 @@ void append_json_string(std::string& out, std::string_view s) {
             case '\b': out += "\\b"; break;
             case '\f': out += "\\f"; break;
             default:
-                if (u < 0x20) {
+                if (u < 0x20 || u == 0x7F) {
                     out += "\\u00";
                     out += hex[u >> 4];
                     out += hex[u & 0xf];
                 } else {
-                    out += ch;
+                    out += static_cast<char>(u);
                 }
         }
+        ++i;
     }
     out += '"';
 }
