@@ -1,6 +1,7 @@
 // Every row of docs/faults.md: a fault injected by the emulator over HTTPS,
 // what subsyncd does about it, and that the last good snapshot survives.
 
+#include "support/emulated_cloud.hpp"
 #include "support/test_support.hpp"
 
 #include <subsync/emulator/connect_proxy.hpp>
@@ -26,10 +27,7 @@ constexpr const char* token = "fault-test-token";
 class Faults : public ::testing::Test {
 protected:
     void start(emulator::options opts = {}, emulator::dataset data = emulator::dataset::generated(450, 12, 5)) {
-        opts.token = token;
-        emu_ = std::make_unique<emulator::server>(opts, std::move(data));
-        emu_->start();
-        test::write_file(dir_ / "ca.pem", emu_->cert_pem());
+        emu_ = test::start_emulator(std::move(opts), std::move(data), token, dir_ / "ca.pem");
     }
 
     std::filesystem::path config(config_spec spec = {}) {

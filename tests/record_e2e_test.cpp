@@ -1,6 +1,7 @@
 // The record survives: SIGKILL at random instants, a full disk, a locked
 // database, and one of two accounts failing. Real binary, real files.
 
+#include "support/emulated_cloud.hpp"
 #include "support/test_support.hpp"
 
 #include <subsync/emulator/server.hpp>
@@ -55,11 +56,8 @@ class Record : public ::testing::Test {
 protected:
     void start(emulator::dataset data, std::chrono::milliseconds latency = {}) {
         emulator::options opts;
-        opts.token = token;
         opts.latency = latency;
-        emu_ = std::make_unique<emulator::server>(opts, std::move(data));
-        emu_->start();
-        test::write_file(dir_ / "ca.pem", emu_->cert_pem());
+        emu_ = test::start_emulator(opts, std::move(data), token, dir_ / "ca.pem");
     }
     std::filesystem::path config(config_spec spec = {}) {
         spec.base_url = emu_->base_url();

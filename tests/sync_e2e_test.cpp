@@ -1,6 +1,7 @@
 // End to end, as an operator runs it: the real subsyncd binary syncs from the
 // emulator over HTTPS on loopback into a real SQLite file and real exports.
 
+#include "support/emulated_cloud.hpp"
 #include "support/test_support.hpp"
 
 #include <subsync/emulator/server.hpp>
@@ -25,11 +26,8 @@ class SyncE2E : public ::testing::Test {
 protected:
     void start(emulator::dataset data, std::chrono::milliseconds latency = {}) {
         emulator::options opts;
-        opts.token = token;
         opts.latency = latency;
-        emu_ = std::make_unique<emulator::server>(opts, std::move(data));
-        emu_->start();
-        test::write_file(dir_ / "ca.pem", emu_->cert_pem());
+        emu_ = test::start_emulator(opts, std::move(data), token, dir_ / "ca.pem");
     }
 
     std::filesystem::path config(int page_size = 100, int concurrency = 8, bool trust = true) {
