@@ -13,7 +13,7 @@ namespace {
 // Ordered, append-only: migration N takes user_version N-1 to N. A released
 // migration is never edited; a schema change is a new entry.
 // docs/schema.md describes the resulting tables.
-constexpr std::array<std::string_view, 2> migrations{
+constexpr std::array<std::string_view, 3> migrations{
     R"sql(
 CREATE TABLE sync_runs (
   id          INTEGER PRIMARY KEY,
@@ -106,6 +106,71 @@ CREATE TABLE quota_samples (
 ) WITHOUT ROWID;
 CREATE INDEX changes_by_time ON changes (time);
 CREATE INDEX sync_runs_by_time ON sync_runs (finished_at);
+)sql",
+    // 3: alerts — state, the transactional outbox, and delivery per sink (docs/alerts.md).
+    R"sql(
+ALTER TABLE sync_runs ADD COLUMN error_kind TEXT;
+
+CREATE TABLE alerts (
+  account        TEXT    NOT NULL,
+  source         TEXT    NOT NULL,
+  item_key       TEXT    NOT NULL,
+  kind           TEXT    NOT NULL,
+  threshold      TEXT    NOT NULL,
+  state          TEXT    NOT NULL CHECK (state IN ('firing', 'resolved')),
+  severity       TEXT    NOT NULL CHECK (severity IN ('info', 'warning', 'critical')),
+  since          INTEGER NOT NULL,
+  resolved_at    INTEGER,
+  reason         TEXT,
+  last_notified  INTEGER,
+  notifications  INTEGER NOT NULL DEFAULT 0,
+  episode        INTEGER NOT NULL DEFAULT 1,
+  summary        TEXT    NOT NULL,
+  detail         TEXT    NOT NULL,
+  updated_at     INTEGER NOT NULL,
+  PRIMARY KEY (account, source, item_key, kind, threshold)
+) WITHOUT ROWID;
+CREATE INDEX alerts_by_state ON alerts (state, kind);
+
+CREATE TABLE alert_outbox (
+  seq             INTEGER PRIMARY KEY,
+  idempotency_key TEXT    NOT NULL UNIQUE,
+  created_at      INTEGER NOT NULL,
+  run_id          INTEGER REFERENCES sync_runs (id) ON DELETE SET NULL,
+  account         TEXT    NOT NULL,
+  source          TEXT    NOT NULL,
+  item_key        TEXT    NOT NULL,
+  kind            TEXT    NOT NULL,
+  threshold       TEXT    NOT NULL,
+  state           TEXT    NOT NULL CHECK (state IN ('firing', 'resolved')),
+  severity        TEXT    NOT NULL,
+  payload         TEXT    NOT NULL
+);
+CREATE INDEX alert_outbox_by_time ON alert_outbox (created_at);
+
+CREATE TABLE alert_deliveries (
+  sink            TEXT    NOT NULL,
+  seq             INTEGER NOT NULL REFERENCES alert_outbox (seq) ON DELETE CASCADE,
+  status          TEXT    NOT NULL CHECK (status IN ('pending', 'delivered', 'dead')),
+  attempts        INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at INTEGER NOT NULL,
+  delivered_at    INTEGER,
+  last_error      TEXT,
+  PRIMARY KEY (sink, seq)
+) WITHOUT ROWID;
+CREATE INDEX alert_deliveries_by_status ON alert_deliveries (status, sink, seq);
+
+CREATE TABLE alert_attempts (
+  id         INTEGER PRIMARY KEY,
+  sink       TEXT    NOT NULL,
+  seq        INTEGER NOT NULL,
+  time       INTEGER NOT NULL,
+  outcome    TEXT    NOT NULL CHECK (outcome IN ('delivered', 'failed', 'dead')),
+  latency_ms INTEGER NOT NULL,
+  error      TEXT
+);
+CREATE INDEX alert_attempts_by_delivery ON alert_attempts (sink, seq);
+CREATE INDEX alert_attempts_by_time ON alert_attempts (time);
 )sql",
 };
 

@@ -1,9 +1,12 @@
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 namespace subsync::config {
@@ -121,6 +124,145 @@ struct metrics_config {
     [[nodiscard]] bool enabled() const { return !listen.empty(); }
 };
 
+// ---------------------------------------------------------------------------------------------
+// [alerts] (docs/alerts.md)
+
+/// What an alert is about. The names are the `kind` of every notification and of the config keys.
+enum class alert_kind {
+    expiring,         ///< expire_time within a threshold of days
+    expired,          ///< expire_time has passed and the item is still listed
+    quota_low,        ///< quota_left under an absolute value or a percentage of left + used
+    quota_exhausted,  ///< quota_left = 0
+    quota_forecast,   ///< the burn rate predicts exhaustion within forecast_days
+    resource_status,  ///< a resource's resource_status is not 0 (running)
+    source_failing,   ///< a source failed failing_after syncs in a row
+    source_stale,     ///< no successful sync of a source for longer than stale_after
+    auth_failing,     ///< the last sync of a source was refused authentication
+    delivery_failed,  ///< a notification was dead-lettered by a sink
+};
+inline constexpr std::size_t alert_kind_count = 10;
+inline constexpr std::array<std::string_view, alert_kind_count> alert_kind_names{
+    "expiring",       "expired",        "quota_low",    "quota_exhausted", "quota_forecast",
+    "resource_status", "source_failing", "source_stale", "auth_failing",    "delivery_failed"};
+[[nodiscard]] constexpr std::string_view to_string(alert_kind k) noexcept {
+    return alert_kind_names[static_cast<std::size_t>(k)];
+}
+
+enum class severity { info, warning, critical };
+[[nodiscard]] constexpr std::string_view to_string(severity s) noexcept {
+    return s == severity::info ? "info" : s == severity::warning ? "warning" : "critical";
+}
+
+/// The rule settings; `[alerts]` sets them for everything, `[alerts.source.<source>]` for one
+/// source, `[alerts.account.<name>]` for one account (account beats source beats global).
+struct alert_rules {
+    std::vector<int> expiring_days{30, 7, 1};  ///< descending, each 1..3650; empty = off
+    std::int64_t quota_low_absolute = 0;        ///< fires when quota_left < this; 0 = off
+    double quota_low_percent = 10;              ///< fires when left < this % of left + used; 0 = off
+    int forecast_days = 14;                     ///< horizon of quota_forecast; 0 = off
+    std::chrono::milliseconds forecast_window{std::chrono::hours(24 * 7)};  ///< samples considered
+    int forecast_min_samples = 4;   ///< fewer samples in the window: no forecast
+    double forecast_min_r2 = 0.8;   ///< a worse linear fit (noise) does not forecast
+    int failing_after = 3;          ///< consecutive failed runs for source_failing; 0 = off
+    std::chrono::milliseconds stale_after{std::chrono::hours(6)};  ///< source_stale; 0 = off
+    std::array<severity, alert_kind_count> severities{
+        severity::warning,   // expiring
+        severity::critical,  // expired
+        severity::warning,   // quota_low
+        severity::critical,  // quota_exhausted
+        severity::warning,   // quota_forecast
+        severity::warning,   // resource_status
+        severity::critical,  // source_failing
+        severity::critical,  // source_stale
+        severity::critical,  // auth_failing
+        severity::critical,  // delivery_failed
+    };
+    std::array<bool, alert_kind_count> enabled{true, true, true, true, true, true, true, true, true, true};
+
+    [[nodiscard]] severity severity_of(alert_kind k) const { return severities[static_cast<std::size_t>(k)]; }
+    [[nodiscard]] bool on(alert_kind k) const { return enabled[static_cast<std::size_t>(k)]; }
+};
+
+/// `[[alerts.silence]]`: matching alerts keep their state but notify nobody until `until`.
+/// An empty field matches everything.
+struct alert_silence {
+    std::string account;
+    std::string source;
+    std::string item;
+    std::string kind;
+    std::int64_t until = 0;  ///< epoch milliseconds (UTC)
+    std::string comment;
+};
+
+/// Which notifications a sink takes; an empty list matches everything.
+struct sink_filter {
+    std::vector<alert_kind> kinds;
+    severity min_severity = severity::info;
+    std::vector<std::string> accounts;
+};
+
+enum class sink_type { log, jsonl, webhook, alertmanager, exec };
+[[nodiscard]] constexpr std::string_view to_string(sink_type t) noexcept {
+    switch (t) {
+        case sink_type::log: return "log";
+        case sink_type::jsonl: return "jsonl";
+        case sink_type::webhook: return "webhook";
+        case sink_type::alertmanager: return "alertmanager";
+        case sink_type::exec: return "exec";
+    }
+    return "log";
+}
+
+/// `[[alerts.sink]]`: one place notifications go.
+struct sink_config {
+    std::string name;  ///< unique; deliveries are tracked per sink name (default: the type)
+    sink_type type = sink_type::log;
+    sink_filter filter;
+    std::filesystem::path path;  ///< jsonl: the file appended to
+    endpoint url;                ///< webhook: the POST target; alertmanager: its base URL (…/api/v2/alerts is appended)
+    std::vector<std::pair<std::string, std::string>> headers;  ///< webhook/alertmanager: extra request headers
+    secret_ref hmac_secret;  ///< webhook: hmac_secret_env|_file|_credential; signs the body when set
+    std::string signature_header = "X-Subsync-Signature";  ///< carries "sha256=<hex>"
+    std::vector<std::string> argv;  ///< exec: program and arguments, no shell
+    std::chrono::milliseconds timeout{std::chrono::seconds(10)};  ///< one delivery attempt
+};
+
+struct alerts_config {
+    alert_rules rules;  ///< the global rules
+    /// Resolved rules per (account, source) that differ from `rules`; see rules_for().
+    struct scoped_rules {
+        std::string account;  ///< empty = every account
+        std::string source;   ///< empty = every source ("purchased_groups" | "subscription_resources")
+        alert_rules rules;
+    };
+    std::vector<scoped_rules> scoped;
+    /// A still-firing alert is notified again after this long; nothing else repeats.
+    std::chrono::milliseconds repeat_interval{std::chrono::hours(24)};
+    /// Delivery: attempts per (notification, sink) before it is dead-lettered, and the backoff between them.
+    int max_attempts = 20;
+    std::chrono::milliseconds retry_base{std::chrono::seconds(5)};
+    std::chrono::milliseconds retry_max{std::chrono::minutes(10)};
+    /// `sync --once`: how long to keep delivering after the sync; what is left waits for the next run.
+    std::chrono::milliseconds flush_timeout{std::chrono::seconds(30)};
+    std::vector<alert_silence> silences;
+    std::vector<sink_config> sinks;  ///< none configured: one `log` sink named "log"
+
+    /// The most specific rules for (account, source): account+source, account, source, global.
+    [[nodiscard]] const alert_rules& rules_for(std::string_view account, std::string_view source) const {
+        const alert_rules* best = &rules;
+        int best_score = 0;
+        for (const auto& s : scoped) {
+            if ((!s.account.empty() && s.account != account) || (!s.source.empty() && s.source != source)) continue;
+            const int score = (s.account.empty() ? 0 : 2) + (s.source.empty() ? 0 : 1);
+            if (score > best_score) {
+                best = &s.rules;
+                best_score = score;
+            }
+        }
+        return *best;
+    }
+};
+
 struct tls_config {
     std::filesystem::path ca_file;  ///< empty: the system trust store
 };
@@ -132,6 +274,7 @@ struct config {
     daemon_config daemon;
     metrics_config metrics;
     tls_config tls;
+    alerts_config alerts;
     std::vector<account_config> accounts;
     /// Accepted but worth logging at startup (e.g. a plain http:// endpoint), as
     /// `FILE:LINE: KEY: what`.
