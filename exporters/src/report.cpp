@@ -31,12 +31,13 @@ h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 17px; margin: 28px 0 8p
 table { border-collapse: collapse; width: 100%; font-size: 12.5px; }
 th, td { text-align: left; padding: 3px 8px; border-bottom: 1px solid var(--line); vertical-align: top; }
 th { background: var(--band); } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.num, td.time { white-space: nowrap; }
 td.id { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 11.5px; word-break: break-all; }
 .counts { display: flex; flex-wrap: wrap; gap: 8px; margin: 10px 0; }
 .counts div { border: 1px solid var(--line); border-radius: 6px; padding: 6px 12px; }
 .counts b { display: block; font-size: 18px; }
 .sev, .status { font-weight: 600; } .critical, .failed { color: var(--crit); } .warning, .incomplete { color: var(--warn); }
-.info, .ok { color: var(--ok); }
+.info, .ok { color: var(--ok); } a { color: inherit; }
 svg text { font: 11px system-ui, sans-serif; fill: var(--fg); } svg .tick { fill: var(--muted); font-size: 10px; }
 svg .axis { stroke: var(--muted); stroke-width: 1; } svg .grid { stroke: var(--line); stroke-width: 1; }
 svg .now { stroke: var(--muted); stroke-dasharray: 2 3; } svg .lane { fill: var(--band); }
@@ -157,7 +158,7 @@ void header(page& p, SQLite::Database& db, epoch_ms now, std::int64_t expiring, 
 
 // The timeline: one row per item, grouped in lanes by (account, source), on a date axis.
 void timeline(page& p, const std::vector<expiring_item>& items, epoch_ms now, const report_options& opts) {
-    constexpr double width = 1000, label_w = 180, axis_l = label_w + 10, axis_r = width - 20, top = 34, row_h = 16,
+    constexpr double width = 1000, label_w = 180, axis_l = label_w + 10, axis_r = width - 40, top = 34, row_h = 16,
                      lane_h = 20;
     const epoch_ms end = now + opts.horizon_days * day_ms;
     const auto x = [&](epoch_ms t) {
@@ -211,7 +212,7 @@ void timeline(page& p, const std::vector<expiring_item>& items, epoch_ms now, co
     p << "</svg>";
 }
 
-void expiring_section(page& p, SQLite::Database& db, epoch_ms now, std::int64_t total, const report_options& opts) {
+void expiring_timeline(page& p, SQLite::Database& db, epoch_ms now, std::int64_t total, const report_options& opts) {
     const epoch_ms end = now + opts.horizon_days * day_ms;
     p << fmt::format("<section id=\"expiring\"><h2>Expiring in the next {} days ({})</h2>", opts.horizon_days, total);
     if (total == 0) {
@@ -219,28 +220,35 @@ void expiring_section(page& p, SQLite::Database& db, epoch_ms now, std::int64_t 
         return;
     }
     std::vector<expiring_item> soonest;
-    {
-        SQLite::Statement q(db, fmt::format("{} ORDER BY expire_time, account, source, item_key LIMIT :limit",
-                                            expiring_sql));
-        q.bind(":now", static_cast<std::int64_t>(now));
-        q.bind(":end", static_cast<std::int64_t>(end));
-        q.bind(":limit", static_cast<std::int64_t>(opts.max_timeline_marks));
-        while (q.executeStep())
-            soonest.push_back({q.getColumn(0).getString(), q.getColumn(1).getString(), q.getColumn(2).getString(),
-                               nullable(q.getColumn(3)), q.getColumn(4).getInt64()});
-    }
+    SQLite::Statement q(db, fmt::format("{} ORDER BY expire_time, account, source, item_key LIMIT :limit", expiring_sql));
+    q.bind(":now", static_cast<std::int64_t>(now));
+    q.bind(":end", static_cast<std::int64_t>(end));
+    q.bind(":limit", static_cast<std::int64_t>(opts.max_timeline_marks));
+    while (q.executeStep())
+        soonest.push_back({q.getColumn(0).getString(), q.getColumn(1).getString(), q.getColumn(2).getString(),
+                           nullable(q.getColumn(3)), q.getColumn(4).getInt64()});
     timeline(p, soonest, now, opts);
-    if (static_cast<std::size_t>(total) > soonest.size())
-        p << fmt::format("<p class=\"note\">The timeline shows the {} soonest of {} items; the table lists every one.</p>",
-                         soonest.size(), total);
-    p << "<table><thead><tr><th>expires (UTC)</th><th>in</th><th>account</th><th>source</th><th>name</th><th>id</th>"
+    p << "<p class=\"note\">"
+      << (static_cast<std::size_t>(total) > soonest.size()
+              ? fmt::format("The timeline shows the {} soonest of {} items; ", soonest.size(), total)
+              : std::string())
+      << "<a href=\"#expiring-all\">the table at the end</a> lists every one.</p></section>";
+}
+
+// Last on the page: it is the only part that grows with the data.
+void expiring_table(page& p, SQLite::Database& db, epoch_ms now, std::int64_t total, const report_options& opts) {
+    if (total == 0) return;
+    const epoch_ms end = now + opts.horizon_days * day_ms;
+    p << fmt::format("<section id=\"expiring-all\"><h2>All {} items expiring in the next {} days</h2>", total,
+                     opts.horizon_days)
+      << "<table><thead><tr><th>expires (UTC)</th><th>in</th><th>account</th><th>source</th><th>name</th><th>id</th>"
          "</tr></thead><tbody>";
     SQLite::Statement q(db, fmt::format("{} ORDER BY expire_time, account, source, item_key", expiring_sql));
     q.bind(":now", static_cast<std::int64_t>(now));
     q.bind(":end", static_cast<std::int64_t>(end));
     while (q.executeStep()) {
         const epoch_ms t = q.getColumn(4).getInt64();
-        p << "<tr class=\"" << urgency(t, now) << "\"><td>" << when(t) << "</td><td class=\"num\">"
+        p << "<tr><td class=\"time\">" << when(t) << "</td><td class=\"num sev " << urgency(t, now) << "\">"
           << fmt::format("{} d", (t - now) / day_ms) << "</td><td>";
         p.text(q.getColumn(0).getString()) << "</td><td>";
         p.text(q.getColumn(1).getString()) << "</td><td>";
@@ -273,7 +281,7 @@ void alerts_section(page& p, SQLite::Database& db, std::int64_t firing, const re
             p << (c == 4 ? "<td class=\"id\">" : "<td>");
             p.text(q.getColumn(c).getString()) << "</td>";
         }
-        p << "<td>" << when(q.getColumn(6).getInt64()) << "</td></tr>";
+        p << "<td class=\"time\">" << when(q.getColumn(6).getInt64()) << "</td></tr>";
     }
     p << "</tbody></table></section>";
 }
@@ -363,10 +371,12 @@ std::int64_t write_report(SQLite::Database& db, epoch_ms now, const byte_sink& s
     p << "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
          "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
          "<title>subsync report " << when(now) << "</title><style>" << style << "</style></head><body>\n";
+    // Summaries first, then the one part that grows with the data.
     header(p, db, now, expiring, firing, opts);
-    expiring_section(p, db, now, expiring, opts);
     alerts_section(p, db, firing, opts);
+    expiring_timeline(p, db, now, expiring, opts);
     quota_section(p, db, now, opts);
+    expiring_table(p, db, now, expiring, opts);
     p << "<footer><p class=\"note\">Written by subsyncd. Times are UTC. The CSV and JSON files next to this page "
          "hold every row.</p></footer>\n</body></html>\n";
     p.flush();

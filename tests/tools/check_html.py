@@ -19,8 +19,9 @@ class Checker(html.parser.HTMLParser):
         self.tags[tag] = self.tags.get(tag, 0) + 1
         for name, value in attrs:
             v = (value or "").strip().lower()
-            if name in ("src", "href", "xlink:href", "action", "srcset") or name.startswith("on") \
-                    or "://" in v or v.startswith("javascript:") or "url(" in v:
+            # Links within the page (#id) are fine; anything that loads or goes elsewhere is not.
+            if (name in ("src", "href", "xlink:href", "action", "srcset") and not v.startswith("#")) \
+                    or name.startswith("on") or "://" in v or v.startswith("javascript:") or "url(" in v:
                 self.external.append(f"{tag} {name}={value}")
         if tag not in VOID:
             self.stack.append(tag)
