@@ -44,10 +44,16 @@ std::string truncate_utf8(std::string_view s, std::size_t max_chars) {
 
 std::string short_number(double v) {
     const double a = std::fabs(v);
-    if (a >= 1e9) return fmt::format("{:.3g}G", v / 1e9);
-    if (a >= 1e6) return fmt::format("{:.3g}M", v / 1e6);
-    if (a >= 1e4) return fmt::format("{:.3g}k", v / 1e3);
-    return fmt::format("{:.0f}", v);
+    if (a >= 1e21) return fmt::format("{:.2e}", v);
+    if (a < 1e4) return fmt::format("{:.0f}", v);
+    constexpr std::string_view units = "kMGTPE";
+    double scale = 1e3;
+    std::size_t u = 0;
+    while (u + 1 < units.size() && a >= scale * 1e3) {
+        scale *= 1e3;
+        ++u;
+    }
+    return fmt::format("{:.3g}{}", v / scale, units[u]);
 }
 
 std::string date_of(sync::epoch_ms t) { return sync::format_iso8601(t).substr(0, 10); }

@@ -305,7 +305,8 @@ void quota_section(page& p, SQLite::Database& db, epoch_ms now, const report_opt
         return;
     }
     const auto shown = std::min<std::int64_t>(with_samples, static_cast<std::int64_t>(opts.max_charts));
-    p << fmt::format("<p class=\"note\">{} of {} purchases with quota samples, highest share of quota used first. "
+    p << fmt::format("<p class=\"note\">{} of {} purchases with quota samples: those with a history (two samples or "
+                     "more) first, then by highest share of quota used. "
                      "<span class=\"key\"><i class=\"k-left\"></i>left<i class=\"k-used\"></i>used"
                      "<i class=\"k-forecast\"></i>forecast of left (least squares over the last {} days)</span></p>",
                      shown, with_samples, opts.forecast.forecast_window.count() / day_ms);
@@ -313,7 +314,9 @@ void quota_section(page& p, SQLite::Database& db, epoch_ms now, const report_opt
     SQLite::Statement top(
         db, "SELECT account, id, group_name, quota_used, quota_left FROM purchased_groups g WHERE removed_at IS NULL "
             "AND EXISTS (SELECT 1 FROM quota_samples s WHERE s.account = g.account AND s.purchase_id = g.id) "
-            "ORDER BY CASE WHEN coalesce(quota_used, 0) + coalesce(quota_left, 0) > 0 THEN "
+            // A series before a single point: a chart with a history says more than a dot.
+            "ORDER BY EXISTS (SELECT 1 FROM quota_samples s WHERE s.account = g.account AND s.purchase_id = g.id "
+            "LIMIT 1 OFFSET 1) DESC, CASE WHEN coalesce(quota_used, 0) + coalesce(quota_left, 0) > 0 THEN "
             "CAST(coalesce(quota_used, 0) AS REAL) / (coalesce(quota_used, 0) + coalesce(quota_left, 0)) ELSE 0 END "
             "DESC, quota_left, account, id LIMIT :limit");
     top.bind(":limit", static_cast<std::int64_t>(opts.max_charts));
