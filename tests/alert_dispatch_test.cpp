@@ -3,6 +3,7 @@
 
 #include <subsync/emulator/webhook_receiver.hpp>
 #include <subsync/exporters/alert_dispatch.hpp>
+#include <subsync/config/load.hpp>
 #include <subsync/sync/snapshot.hpp>
 #include <subsync/sync/time.hpp>
 
@@ -34,6 +35,20 @@ struct outbox_entry {
     std::int64_t created_at = t0;
     std::optional<std::int64_t> resolved_at;
 };
+
+outbox_entry item(std::string id) {
+    outbox_entry e;
+    e.id = std::move(id);
+    return e;
+}
+
+outbox_entry resolved_at(std::int64_t t) {
+    outbox_entry e;
+    e.state = "resolved";
+    e.created_at = t;
+    e.resolved_at = t;
+    return e;
+}
 
 std::string payload_of(std::int64_t seq, const outbox_entry& e) {
     return fmt::format(
@@ -175,12 +190,12 @@ protected:
 TEST_F(Dispatch, JsonlAppendsInSeqOrderFsyncedAndRecordsAttempts) {
     const auto file = dir / "alerts" / "out.jsonl";
     cfg.sinks = {jsonl_sink(file)};
-    for (int i = 0; i < 3; ++i) enqueue(db, {"file"}, {.id = "sub-" + std::to_string(i)});
+    for (int i = 0; i < 3; ++i) enqueue(db, {"file"}, item("sub-" + std::to_string(i)));
     const auto r = dispatch();
     EXPECT_EQ(r.delivered, 3);
     EXPECT_EQ(r.pending, 0);
-    EXPECT_EQ(test::read_file(file), payload_of(1, {.id = "sub-0"}) + "\n" + payload_of(2, {.id = "sub-1"}) + "\n" +
-                                         payload_of(3, {.id = "sub-2"}) + "\n");
+    EXPECT_EQ(test::read_file(file), payload_of(1, item("sub-0")) + "\n" + payload_of(2, item("sub-1")) + "\n" +
+                                         payload_of(3, item("sub-2")) + "\n");
     struct stat st {};
     ASSERT_EQ(::stat(file.c_str(), &st), 0);
     EXPECT_EQ(st.st_mode & 0777, 0640u);
@@ -193,7 +208,7 @@ TEST_F(Dispatch, JsonlAppendsInSeqOrderFsyncedAndRecordsAttempts) {
 TEST_F(Dispatch, WebhookDownBlocksItsSinkHeadOfLineThenDeliversInOrder) {
     webhook_receiver rcv;
     cfg.sinks = {http_sink(rcv, config::sink_type::webhook), jsonl_sink(dir / "out.jsonl")};
-    for (int i = 0; i < 3; ++i) enqueue(db, {"hook", "file"}, {.id = "sub-" + std::to_string(i)});
+    for (int i = 0; i < 3; ++i) enqueue(db, {"hook", "file"}, item("sub-" + std::to_string(i)));
     rcv.set_down(true);
     auto r = dispatch(&rcv);
     // The head failed once and blocks the rest of its sink; the other sink is not held up.
@@ -218,7 +233,7 @@ TEST_F(Dispatch, WebhookDownBlocksItsSinkHeadOfLineThenDeliversInOrder) {
     EXPECT_EQ(r.delivered, 3);
     const auto bodies = rcv.accepted_bodies();
     ASSERT_EQ(bodies.size(), 3u);
-    for (std::size_t i = 0; i < 3; ++i) EXPECT_EQ(bodies[i], payload_of(static_cast<std::int64_t>(i + 1), {.id = "sub-" + std::to_string(i)}));
+    for (std::size_t i = 0; i < 3; ++i) EXPECT_EQ(bodies[i], payload_of(static_cast<std::int64_t>(i + 1), item("sub-" + std::to_string(i))));
     const auto reqs = rcv.requests();
     EXPECT_EQ(reqs.back().target, "/hook");
     EXPECT_EQ(reqs.back().method, "POST");
@@ -303,7 +318,8 @@ TEST_F(Dispatch, AlertmanagerPayloadValidatesAndResolvedCarriesEndsAt) {
     webhook_receiver rcv;
     cfg.sinks = {http_sink(rcv, config::sink_type::alertmanager, "am")};
     enqueue(db, {"am"});
-    enqueue(db, {"am"}, {.state = "resolved", .created_at = t0 + 1000, .resolved_at = t0 + 1000});
+    enqueue(db, {"am"}, resolved_at(t0 + 1000));
+    now = t0 + 1000;
     EXPECT_EQ(dispatch(&rcv).delivered, 2);
     const auto reqs = rcv.requests();
     ASSERT_EQ(reqs.size(), 2u);

@@ -6,7 +6,10 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/deferred.hpp>
 #include <boost/asio/experimental/parallel_group.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_future.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <SQLiteCpp/Statement.h>
@@ -230,6 +233,41 @@ asio::awaitable<dispatch_report> alert_dispatcher::run(steady::time_point deadli
         }
     }
     co_return report;
+}
+
+sink_context make_sink_context(asio::any_io_executor ex, const config::config& cfg, config::environment env) {
+    sink_context ctx;
+    ctx.ex = std::move(ex);
+    ctx.env = std::move(env);
+    ctx.proxy = sync::proxy_settings::resolve(cfg.sync.proxy, cfg.sync.no_proxy);
+    ctx.repeat_interval = cfg.alerts.repeat_interval;
+    for (const auto& s : cfg.alerts.sinks)
+        if ((s.type == config::sink_type::webhook || s.type == config::sink_type::alertmanager) && s.url.tls()) {
+            ctx.tls = sync::make_tls_context(cfg.tls);
+            break;
+        }
+    return ctx;
+}
+
+dispatch_report deliver_for(const config::config& cfg, SQLite::Database& db, config::environment env,
+                            std::function<std::int64_t()> now, std::chrono::milliseconds budget) {
+    asio::io_context io;
+    alert_dispatcher d(cfg.alerts, make_sink_context(io.get_executor(), cfg, std::move(env)), db, {now, {}});
+    const auto deadline = steady::now() + budget;
+    auto loop = [&]() -> asio::awaitable<dispatch_report> {
+        asio::steady_timer timer(io);
+        for (;;) {
+            auto r = co_await d.run(deadline);
+            if (r.pending == 0 || !r.next_due) co_return r;
+            const auto wait = std::chrono::milliseconds(std::max<std::int64_t>(0, *r.next_due - now()));
+            if (steady::now() + wait >= deadline) co_return r;
+            timer.expires_after(wait);
+            co_await timer.async_wait(asio::use_awaitable);
+        }
+    };
+    auto f = asio::co_spawn(io, loop(), asio::use_future);
+    io.run();
+    return f.get();
 }
 
 std::int64_t requeue_dead(SQLite::Database& db, const std::string& sink, std::int64_t now) {

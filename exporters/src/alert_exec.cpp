@@ -176,6 +176,12 @@ asio::awaitable<exec_result> run_exec(const std::vector<std::string>& argv, std:
     while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
     describe_status(status, r);
+    auto trim = [](std::string s) {
+        while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
+        return s;
+    };
+    out = trim(std::move(out));
+    err = trim(std::move(err));
     if (!out.empty()) r.output += "stdout: " + out;
     if (!err.empty()) r.output += (r.output.empty() ? "" : "; ") + std::string("stderr: ") + err;
     co_return r;

@@ -30,6 +30,7 @@ namespace {
 
 /// At most `limit` bytes of `s`, marked when cut; for error texts that quote a peer.
 std::string truncated(std::string_view s, std::size_t limit = 300) {
+    while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.remove_suffix(1);
     if (s.size() <= limit) return std::string(s);
     return fmt::format("{}… ({} bytes)", s.substr(0, limit), s.size());
 }
@@ -161,11 +162,15 @@ public:
         : argv_(std::move(argv)), timeout_(timeout) {}
 
     asio::awaitable<delivery_outcome> deliver(const notification& n, steady::time_point cap) override {
-        const auto deadline = std::min(cap, steady::now() + timeout_);
+        const auto start = steady::now();
+        const auto deadline = std::min(cap, start + timeout_);
         auto r = co_await run_exec(argv_, n.payload, deadline);
         if (!r.started) co_return delivery_outcome{false, r.error};
         if (!r.timed_out && r.term_signal == 0 && r.exit_code == 0) co_return delivery_outcome{true, {}};
-        std::string what = r.timed_out ? fmt::format("timed out after {}", config::format_duration(timeout_))
+        std::string what = r.timed_out ? fmt::format("timed out after {} ms (timeout {})",
+                                                     std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                         steady::now() - start).count(),
+                                                     config::format_duration(timeout_))
                            : r.term_signal != 0 ? fmt::format("killed by signal {}", r.term_signal)
                                                 : fmt::format("exit status {}", r.exit_code);
         if (!r.output.empty()) what += "; output: " + r.output;

@@ -79,6 +79,15 @@ private:
     int queued_ = 0;  ///< delivery_failed notifications queued by the current pass
 };
 
+/// The sink context for a whole config: TLS trust (when a sink posts to https), the proxy.
+[[nodiscard]] sink_context make_sink_context(boost::asio::any_io_executor ex, const config::config& cfg,
+                                             config::environment env);
+
+/// Delivers on a private event loop for at most `budget`, waiting out retry backoffs that end
+/// inside it (`sync --once`, `alerts --redeliver`). Returns the last dispatch's report.
+dispatch_report deliver_for(const config::config& cfg, SQLite::Database& db, config::environment env,
+                            std::function<std::int64_t()> now, std::chrono::milliseconds budget);
+
 /// `subsyncd alerts --redeliver`: dead rows (of `sink`, or of every sink when empty) become
 /// pending again with attempts 0, due now. Returns how many.
 std::int64_t requeue_dead(SQLite::Database& db, const std::string& sink, std::int64_t now);
