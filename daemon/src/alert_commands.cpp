@@ -28,8 +28,6 @@ namespace {
 
 void out(const std::string& s) { std::fwrite(s.data(), 1, s.size(), stdout); }
 
-std::string time_or_dash(std::optional<std::int64_t> t) { return t ? sync::format_iso8601(*t) : "-"; }
-
 void append_csv_row(std::string& line, const std::vector<std::string>& cells) {
     for (std::size_t i = 0; i < cells.size(); ++i) {
         if (i > 0) line += ',';
