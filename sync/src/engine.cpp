@@ -41,6 +41,7 @@ public:
         net_.proxy = proxy_settings::resolve(cfg.sync.proxy, cfg.sync.no_proxy);
         net_.timeout = cfg.sync.timeout;
         net_.body_limit = cfg.sync.body_limit;
+        store_.set_alerts(&cfg.alerts);
     }
 
     asio::awaitable<sync_report> run(sync_options opts) {
@@ -77,7 +78,8 @@ private:
         auto fail = [&](const error& e) {
             const auto text = fmt::format("account={} source={} {}", account.name, source, e.message);
             spdlog::error("sync failed {} kind={}", text, to_string(e.kind));
-            out = store_.record_failure(account.name, j.source, text, started, now_(), opts_.dry_run);
+            out = store_.record_failure(account.name, j.source, text, started, now_(), opts_.dry_run,
+                                        to_string(e.kind));
         };
 
         auto auth = authenticator_for(account);
