@@ -442,3 +442,24 @@ TEST_F(AlertState, ReadAlertsListsFiringMostSevereFirst) {
 
 }  // namespace
 }  // namespace subsync::sync
+
+namespace subsync::sync {
+namespace {
+
+TEST_F(AlertState, PruneKeepsWhatIsFiringOrUndelivered) {
+    apply({group("gone", T0 + 5 * day), group("stays", T0 + 5 * day)}, T0);
+    apply({group("stays", T0 + 5 * day)}, T0 + hour);  // "gone" resolves (removed)
+    ASSERT_EQ(count("SELECT count(*) FROM alert_outbox"), 3);
+    // Every delivery of the firing notification of "gone" is done; the rest still waits.
+    store_.database().exec("UPDATE alert_deliveries SET status = 'delivered' WHERE seq IN "
+                           "(SELECT seq FROM alert_outbox WHERE item_key = 'gone')");
+    const auto p = store_.prune(T0 + 2 * hour);
+    EXPECT_EQ(p.alerts, 3) << "the resolved alert and both finished notifications of \"gone\"";
+    EXPECT_EQ(count("SELECT count(*) FROM alerts"), 1);
+    EXPECT_EQ(count("SELECT count(*) FROM alerts WHERE item_key = 'stays' AND state = 'firing'"), 1);
+    EXPECT_EQ(count("SELECT count(*) FROM alert_outbox WHERE item_key = 'stays'"), 1);
+    EXPECT_EQ(count("SELECT count(*) FROM alert_deliveries"), 1) << "deliveries go with their notification";
+}
+
+}  // namespace
+}  // namespace subsync::sync

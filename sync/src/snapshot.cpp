@@ -410,6 +410,12 @@ prune_counts snapshot_store::prune(epoch_ms cutoff) {
     // A run still referenced by a kept change or sample stays (its finish time may precede a later change's).
     c.runs = run("DELETE FROM sync_runs WHERE finished_at < ? AND id NOT IN (SELECT run_id FROM changes) "
                  "AND id NOT IN (SELECT run_id FROM quota_samples)");
+    // Alerts: resolved episodes and finished notifications; what is firing or still waiting
+    // for a sink is kept whatever its age.
+    c.alerts = run("DELETE FROM alerts WHERE state = 'resolved' AND resolved_at < ?") +
+               run("DELETE FROM alert_outbox WHERE created_at < ? AND seq NOT IN "
+                   "(SELECT seq FROM alert_deliveries WHERE status = 'pending')") +
+               run("DELETE FROM alert_attempts WHERE time < ?");
     tx.commit();
     return c;
 }

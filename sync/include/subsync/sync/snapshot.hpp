@@ -54,6 +54,7 @@ struct prune_counts {
     std::int64_t changes = 0;
     std::int64_t samples = 0;
     std::int64_t removed_items = 0;
+    std::int64_t alerts = 0;  ///< resolved alerts, finished notifications and delivery attempts
 };
 
 /// The SQLite snapshot: current rows, change history and sync runs.
@@ -90,7 +91,7 @@ public:
     void set_alerts(const config::alerts_config* cfg) noexcept { alerts_ = cfg; }
 
     /// Deletes history older than `cutoff`: changes, sync runs, quota samples,
-    /// and items removed before it. Current items and everything after the
+    /// items removed before it, resolved alerts and delivered notifications. Current items and everything after the
     /// cutoff are kept, so as-of stays exact for any run inside the window.
     prune_counts prune(epoch_ms cutoff);
 
