@@ -14,6 +14,7 @@
 #include <gtest/gtest.h>
 #include <simdjson.h>
 
+#include <algorithm>
 #include <csignal>
 #include <thread>
 
@@ -117,6 +118,33 @@ path = "{}"
         return q.getColumn(0).getString();
     }
 
+    /// Every notification's key in seq order: the committed ones first, then what the syncs
+    /// against the emulator raised (its seeds hold groups expiring soon).
+    std::vector<std::string> outbox_keys() {
+        SQLite::Database db(dir_ / "snapshot.db");
+        SQLite::Statement q(db, "SELECT idempotency_key FROM alert_outbox ORDER BY seq");
+        std::vector<std::string> keys;
+        while (q.executeStep()) keys.push_back(q.getColumn(0).getString());
+        return keys;
+    }
+
+    std::int64_t undelivered(const std::string& sink) {
+        SQLite::Database db(dir_ / "snapshot.db");
+        SQLite::Statement q(db, "SELECT count(*) FROM alert_deliveries WHERE sink = ? AND status != 'delivered'");
+        q.bind(1, sink);
+        q.executeStep();
+        return q.getColumn(0).getInt64();
+    }
+
+    bool wait_all_delivered(std::chrono::milliseconds timeout) {
+        const auto until = std::chrono::steady_clock::now() + timeout;
+        while (std::chrono::steady_clock::now() < until) {
+            if (undelivered("hook") == 0 && undelivered("file") == 0) return true;
+            std::this_thread::sleep_for(20ms);
+        }
+        return false;
+    }
+
     std::unique_ptr<test::daemon_process> start_daemon(const std::filesystem::path& cfg, const std::string& name) {
         return std::make_unique<test::daemon_process>(std::vector<std::string>{"run", "--config", cfg.string()},
                                                       std::map<std::string, std::string>{{"SUBSYNC_TEST_TOKEN", token}},
@@ -147,13 +175,15 @@ TEST_F(AlertDeliveryE2E, KilledBeforeAndDuringDeliveryLosesNothingAfterRestart) 
     rcv_.set_stall(false);
     auto d = start_daemon(cfg, "second");
     ASSERT_TRUE(rcv_.wait_for_accepted(3, 20s)) << d->err();
+    ASSERT_TRUE(wait_all_delivered(20s)) << d->err();
     d->signal(SIGTERM);
     EXPECT_EQ(d->wait(20s), 0) << d->err();
-    EXPECT_EQ(accepted_keys(), keys) << "every notification, in order";
-    EXPECT_EQ(statuses("hook"), "delivered,delivered,delivered");
-    EXPECT_EQ(statuses("file"), "delivered,delivered,delivered");
+    const auto all = outbox_keys();
+    ASSERT_GT(all.size(), keys.size()) << "the syncs raised real alerts too";
+    EXPECT_TRUE(std::equal(keys.begin(), keys.end(), all.begin()));
+    EXPECT_EQ(accepted_keys(), all) << "every notification once, in order";
     const auto lines = test::read_file(dir_ / "alerts" / "out.jsonl");
-    for (const auto& k : keys) EXPECT_NE(lines.find(k), std::string::npos) << k;
+    for (const auto& k : all) EXPECT_NE(lines.find(k), std::string::npos) << k;
 }
 
 /// Polls the daemon's log for `text` (the daemon logs each sync round): false after `timeout`.
@@ -179,13 +209,14 @@ TEST_F(AlertDeliveryE2E, ReceiverDownForThreeSyncRoundsGetsEverythingOnceInOrder
     }
     ASSERT_TRUE(rcv_.wait_for_requests(3, 10s));
     for (const auto& r : rcv_.requests()) EXPECT_EQ(key_of(r.body), keys[0]) << "head-of-line: only the head is tried";
-    EXPECT_EQ(statuses("hook"), "pending,pending,pending,pending");
+    EXPECT_EQ(statuses("hook").find("delivered"), std::string::npos);
     rcv_.set_down(false);
-    ASSERT_TRUE(rcv_.wait_for_accepted(4, 10s)) << d->err();
+    ASSERT_TRUE(wait_all_delivered(20s)) << d->err();
     d->signal(SIGTERM);
     EXPECT_EQ(d->wait(20s), 0) << d->err();
-    EXPECT_EQ(accepted_keys(), keys) << "each once, in order";
-    EXPECT_EQ(statuses("hook"), "delivered,delivered,delivered,delivered");
+    const auto all = outbox_keys();
+    EXPECT_TRUE(std::equal(keys.begin(), keys.end(), all.begin()));
+    EXPECT_EQ(accepted_keys(), all) << "each once, in order";
 }
 
 TEST_F(AlertDeliveryE2E, SyncOnceFlushesAndLeavesTheRestForTheNextRun) {
@@ -196,13 +227,15 @@ TEST_F(AlertDeliveryE2E, SyncOnceFlushesAndLeavesTheRestForTheNextRun) {
     EXPECT_EQ(r.exit_code, 0) << r.err;
     EXPECT_NE(r.err.find("alert delivery incomplete"), std::string::npos) << r.err;
     EXPECT_NE(r.err.find("wait for the next run"), std::string::npos) << r.err;
-    EXPECT_EQ(statuses("file"), "delivered,delivered");
-    EXPECT_EQ(statuses("hook"), "pending,pending");
+    EXPECT_EQ(undelivered("file"), 0);
+    EXPECT_EQ(statuses("hook").find("delivered"), std::string::npos);
     rcv_.set_down(false);
     r = test::run_subsyncd({"sync", "--once", "--config", cfg.string()}, {{"SUBSYNC_TEST_TOKEN", token}});
     EXPECT_EQ(r.exit_code, 0) << r.err;
-    EXPECT_EQ(statuses("hook"), "delivered,delivered");
-    EXPECT_EQ(accepted_keys(), keys);
+    EXPECT_EQ(undelivered("hook"), 0);
+    const auto all = outbox_keys();
+    EXPECT_TRUE(std::equal(keys.begin(), keys.end(), all.begin()));
+    EXPECT_EQ(accepted_keys(), all);
 }
 
 TEST_F(AlertDeliveryE2E, DeadLetterThenRedeliverFromTheCommandLine) {
@@ -211,18 +244,22 @@ TEST_F(AlertDeliveryE2E, DeadLetterThenRedeliverFromTheCommandLine) {
     rcv_.set_status(503);
     auto r = test::run_subsyncd({"sync", "--once", "--config", cfg.string()}, {{"SUBSYNC_TEST_TOKEN", token}});
     EXPECT_EQ(r.exit_code, 0) << r.err;
-    EXPECT_EQ(statuses("hook"), "dead");
+    EXPECT_EQ(statuses("hook").substr(0, 5), "dead,") << "max_attempts = 1";
     r = test::run_subsyncd({"alerts", "--deliveries", "--config", cfg.string()});
     EXPECT_EQ(r.exit_code, 0) << r.err;
-    EXPECT_NE(r.out.find("sink hook: 0 pending, 0 delivered, 1 dead"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("sink hook: 0 pending, 0 delivered, "), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("HTTP 503"), std::string::npos) << r.out;
 
     rcv_.set_status(200);
     r = test::run_subsyncd({"alerts", "--redeliver", "--sink", "hook", "--config", cfg.string()});
     EXPECT_EQ(r.exit_code, 0) << r.err;
-    EXPECT_NE(r.out.find("1 dead-lettered notification queued again"), std::string::npos) << r.out;
-    EXPECT_NE(r.out.find("sink hook: 1 delivered"), std::string::npos) << r.out;
-    EXPECT_EQ(statuses("hook"), "delivered");
+    EXPECT_NE(r.out.find("dead-lettered notifications queued again for sink hook"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find(", 0 dead, 0 pending"), std::string::npos) << r.out;
+    EXPECT_EQ(undelivered("hook"), 0);
+    // delivery_failed fired while the sink had dead letters (delivered by the jsonl sink) and
+    // resolved with the redelivery.
+    const auto lines = test::read_file(dir_ / "alerts" / "out.jsonl");
+    EXPECT_NE(lines.find(R"("kind":"delivery_failed","severity":"critical","state":"firing")"), std::string::npos);
 
     r = test::run_subsyncd({"alerts", "--redeliver", "--sink", "nope", "--config", cfg.string()});
     EXPECT_EQ(r.exit_code, 2) << r.out;
