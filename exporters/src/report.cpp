@@ -286,12 +286,13 @@ void alerts_section(page& p, SQLite::Database& db, std::int64_t firing, const re
     p << "</tbody></table></section>";
 }
 
-// Where the forecast's fit starts: inside the window and after the last top-up, as the rule reads it.
-epoch_ms fit_start(const std::vector<sync::alerts::quota_point>& series, epoch_ms now, const config::alert_rules& r) {
-    epoch_ms from = now - r.forecast_window.count();
-    for (std::size_t i = 1; i < series.size(); ++i)
-        if (series[i].left > series[i - 1].left) from = std::max(from, series[i].time);
-    return from;
+// Where the forecast's fit starts: the fit used the last `samples` points up to now.
+epoch_ms fit_start(const std::vector<sync::alerts::quota_point>& series, epoch_ms now,
+                   const std::optional<sync::alerts::forecast>& fit) {
+    std::size_t end = series.size();
+    while (end > 0 && series[end - 1].time > now) --end;
+    if (!fit || fit->samples == 0 || fit->samples > end) return now;
+    return series[end - fit->samples].time;
 }
 
 void quota_section(page& p, SQLite::Database& db, epoch_ms now, const report_options& opts) {
@@ -341,7 +342,7 @@ void quota_section(page& p, SQLite::Database& db, epoch_ms now, const report_opt
         for (const auto& s : series)
             if (s.left) points.push_back({s.time, *s.left});
         const auto fit = sync::alerts::fit_forecast(points, now, opts.forecast);
-        p << "<figure>" << detail::quota_chart_svg(series, fit, now, fit_start(points, now, opts.forecast))
+        p << "<figure>" << detail::quota_chart_svg(series, fit, now, fit_start(points, now, fit))
           << "<figcaption><b>";
         p.text(top.getColumn(2).isNull() ? id : top.getColumn(2).getString()) << "</b> <span class=\"muted\">";
         p.text(account) << " · ";
