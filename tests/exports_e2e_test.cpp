@@ -71,9 +71,9 @@ std::string check_generation(const fs::path& dir, std::size_t expected_files) {
 
 TEST(ExportsE2E, ReaderOfLatestNeverSeesTwoGenerationsDuringFiftySyncs) {
     temp_dir dir;
-    const std::vector<emulator::dataset> datasets{emulator::dataset::generated(60, 6, 1),
-                                                  emulator::dataset::generated(70, 4, 2),
-                                                  emulator::dataset::generated(50, 8, 3)};
+    const std::vector<emulator::dataset> datasets{emulator::dataset::generated(25, 3, 1),
+                                                  emulator::dataset::generated(30, 2, 2),
+                                                  emulator::dataset::generated(20, 4, 3)};
     auto emu = test::start_emulator({}, datasets[0], token, dir / "ca.pem");
     test::config_spec spec;
     spec.base_url = emu->base_url();
