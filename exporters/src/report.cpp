@@ -375,11 +375,11 @@ std::int64_t write_report(SQLite::Database& db, epoch_ms now, const byte_sink& s
     p << "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
          "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
          "<title>subsync report " << when(now) << "</title><style>" << style << "</style></head><body>\n";
-    // Summaries first, then the one part that grows with the data.
+    // Pictures first, then the capped alert list, then the one part that grows with the data.
     header(p, db, now, expiring, firing, opts);
-    alerts_section(p, db, firing, opts);
     expiring_timeline(p, db, now, expiring, opts);
     quota_section(p, db, now, opts);
+    alerts_section(p, db, firing, opts);
     expiring_table(p, db, now, expiring, opts);
     p << "<footer><p class=\"note\">Written by subsyncd. Times are UTC. The CSV and JSON files next to this page "
          "hold every row.</p></footer>\n</body></html>\n";

@@ -19,7 +19,7 @@ namespace subsync::exporters {
 struct report_options {
     int horizon_days = 90;                ///< the expiry timeline and table look this far ahead
     std::size_t max_timeline_marks = 60;  ///< soonest items drawn on the timeline; the table lists all
-    std::size_t max_alerts = 500;         ///< firing alerts listed, most severe first
+    std::size_t max_alerts = 100;         ///< firing alerts listed, most severe first
     std::size_t max_charts = 24;          ///< quota charts, purchases with the highest used share first
     std::size_t max_chart_samples = 400;  ///< the most recent samples per chart
     /// forecast_window, forecast_min_samples and forecast_min_r2 shape the forecast line.
