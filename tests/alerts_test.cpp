@@ -306,6 +306,15 @@ TEST_F(AlertState, FiresOnceThenRepeatsOnlyAfterTheRepeatInterval) {
     EXPECT_EQ(keys_.size(), total_) << "every notification has its own idempotency key";
 }
 
+TEST_F(AlertState, AnUnchangedResyncWritesNoAlertRow) {
+    const std::vector<purchased_group> items{group("a", T0 + 5 * day + 12 * hour), group("b", T0 - day - 12 * hour)};
+    apply(items, T0);
+    ASSERT_EQ(count("SELECT count(*) FROM alerts WHERE state = 'firing'"), 2);
+    const int before = store_.database().getTotalChanges();
+    EXPECT_EQ(apply(items, T0 + 10 * 60 * 1000), 0);
+    EXPECT_EQ(store_.database().getTotalChanges() - before, 2) << "only the sync_runs row (insert + counts)";
+}
+
 TEST_F(AlertState, CrossingATighterThresholdNotifiesOnceAndSupersedesSilently) {
     const epoch_ms E = T0 + 10 * day;
     apply({group("a", E)}, T0);
@@ -459,6 +468,22 @@ TEST_F(AlertState, PruneKeepsWhatIsFiringOrUndelivered) {
     EXPECT_EQ(count("SELECT count(*) FROM alerts WHERE item_key = 'stays' AND state = 'firing'"), 1);
     EXPECT_EQ(count("SELECT count(*) FROM alert_outbox WHERE item_key = 'stays'"), 1);
     EXPECT_EQ(count("SELECT count(*) FROM alert_deliveries"), 1) << "deliveries go with their notification";
+}
+
+}  // namespace
+}  // namespace subsync::sync
+
+namespace subsync::sync {
+namespace {
+
+TEST(AlertRules, SummariesStayOnOneLineWhateverTheNameHolds) {
+    auto item = expiring_at(T0 + day);
+    item.name = "multi\nline \"quoted\"\x1b[31m";
+    item.key = "id\r\n";
+    const auto a = alerts::evaluate_item(item, {}, T0, {}, "purchased_groups");
+    ASSERT_EQ(a.size(), 1u);
+    EXPECT_EQ(a[0].summary.find_first_of("\r\n\x1b"), std::string::npos) << a[0].summary;
+    EXPECT_NE(a[0].summary.find(R"("multi\nline \"quoted\"\u001b[31m")"), std::string::npos) << a[0].summary;
 }
 
 }  // namespace
