@@ -343,7 +343,113 @@ std::vector<bad_case> bad_cases() {
          "invalid port \"70000\""},
         {"MetricsListenBadIpv6", "[metrics]\nlisten = \"[::g]:9469\"\n" + account(), "listen", "metrics.listen",
          "is not an IPv6 address"},
+        {"AlertsUnknownKey", account() + "[alerts]\nexpiring_day = [3]\n", "expiring_day", "alerts.expiring_day",
+         "did you mean \"expiring_days\"?"},
+        {"AlertsBadThreshold", account() + "[alerts]\nexpiring_days = [30, 0]\n", "expiring_days",
+         "alerts.expiring_days", "between 1 and 3650"},
+        {"AlertsBadSeverity", account() + "[alerts.severity]\nexpired = \"loud\"\n", "loud",
+         "alerts.severity.expired", "unknown severity \"loud\""},
+        {"AlertsUnknownKind", account() + "[alerts]\ndisabled_kinds = [\"expirng\"]\n", "disabled_kinds",
+         "alerts.disabled_kinds", "unknown alert kind \"expirng\""},
+        {"AlertsUnknownAccount", account() + "[alerts.account.staging]\nforecast_days = 3\n", "[alerts.account.staging]",
+         "alerts.account.staging", "no [[account]] is named \"staging\""},
+        {"AlertsPercentRange", account() + "[alerts.source.purchased_groups]\nquota_low_percent = 120\n",
+         "quota_low_percent", "alerts.source.purchased_groups.quota_low_percent", "between 0 and 100"},
+        {"SinkUnknownType", account() + "[[alerts.sink]]\ntype = \"pager\"\n", "pager", "alerts.sink[0].type",
+         "unknown sink type \"pager\""},
+        {"SinkKeyOfAnotherType", account() + "[[alerts.sink]]\ntype = \"log\"\nargv = [\"x\"]\n", "argv",
+         "alerts.sink[0].argv", "not used by a sink of type \"log\""},
+        {"SinkJsonlWithoutPath", account() + "\n[[alerts.sink]]\ntype = \"jsonl\"\n", "[[alerts.sink]]",
+         "alerts.sink[0].path", "required key is missing"},
+        {"SinkExecEmptyArgv", account() + "[[alerts.sink]]\ntype = \"exec\"\nargv = []\n", "argv",
+         "alerts.sink[0].argv", "must name a program"},
+        {"SinkDuplicateName", account() + "[[alerts.sink]]\ntype = \"log\"\n[[alerts.sink]]  # again\ntype = \"log\"\n",
+         "# again", "alerts.sink[1].name",
+         "duplicate sink name \"log\""},
+        {"SilenceWithoutUntil", account() + "[[alerts.silence]]\nkind = \"expired\"\n", "[[alerts.silence]]",
+         "alerts.silence[0].until", "required key is missing"},
+        {"SilenceUntilWithoutOffset", account() + "[[alerts.silence]]\nkind = \"expired\"\nuntil = 2026-12-01T00:00:00\n",
+         "until", "alerts.silence[0].until", "date-time with offset"},
     };
+}
+
+TEST_F(ConfigFile, ReadsAlertKeysWithAccountBeatingSourceBeatingGlobal) {
+    const std::string text = account("prod") + account("dev") + R"(
+[alerts]
+expiring_days = [7, 30]
+quota_low_absolute = 1000
+quota_low_percent = 5
+forecast_days = 10
+forecast_window = "3d"
+repeat_interval = "12h"
+max_attempts = 4
+disabled_kinds = ["resource_status"]
+[alerts.severity]
+expiring = "critical"
+[alerts.source.purchased_groups]
+forecast_days = 20
+quota_low_percent = 15
+[alerts.account.dev]
+quota_low_percent = 50
+[[alerts.silence]]
+account = "dev"
+kind = "expiring"
+until = 2026-12-01T06:00:00+02:00
+comment = "renewal ordered"
+[[alerts.sink]]
+type = "jsonl"
+path = "alerts.jsonl"
+kinds = ["expired", "expiring"]
+min_severity = "warning"
+[[alerts.sink]]
+name = "ops"
+type = "webhook"
+url = "https://hooks.example.com/subsync"
+headers = { "X-Team" = "platform" }
+hmac_secret_env = "HOOK_SECRET"
+accounts = ["prod"]
+[[alerts.sink]]
+type = "exec"
+argv = ["/usr/local/bin/page", "--quiet"]
+timeout = "5s"
+)";
+    const fs::path file = write("alerts.toml", text);
+    auto c = cfg::load_config(file);
+    ASSERT_TRUE(c) << c.error().message;
+    const auto& a = c->alerts;
+    EXPECT_EQ(a.rules.expiring_days, (std::vector<int>{30, 7}));  // sorted, tightest last
+    EXPECT_EQ(a.rules.quota_low_absolute, 1000);
+    EXPECT_EQ(a.repeat_interval, 12h);
+    EXPECT_EQ(a.max_attempts, 4);
+    EXPECT_FALSE(a.rules.on(cfg::alert_kind::resource_status));
+    EXPECT_TRUE(a.rules.on(cfg::alert_kind::expired));
+    EXPECT_EQ(a.rules.severity_of(cfg::alert_kind::expiring), cfg::severity::critical);
+    EXPECT_EQ(a.rules.forecast_window, 72h);
+
+    const auto& prod_groups = a.rules_for("prod", "purchased_groups");
+    EXPECT_EQ(prod_groups.forecast_days, 20);
+    EXPECT_EQ(prod_groups.quota_low_percent, 15);
+    EXPECT_EQ(prod_groups.severity_of(cfg::alert_kind::expiring), cfg::severity::critical);
+    EXPECT_EQ(a.rules_for("prod", "subscription_resources").forecast_days, 10);
+    const auto& dev_groups = a.rules_for("dev", "purchased_groups");
+    EXPECT_EQ(dev_groups.quota_low_percent, 50) << "account beats source";
+    EXPECT_EQ(dev_groups.forecast_days, 20) << "the source's own keys still apply";
+    EXPECT_EQ(a.rules_for("dev", "subscription_resources").quota_low_percent, 50);
+
+    ASSERT_EQ(a.silences.size(), 1u);
+    EXPECT_EQ(a.silences[0].until, 1'796'097'600'000);  // 2026-12-01T04:00:00Z
+    ASSERT_EQ(a.sinks.size(), 3u);
+    EXPECT_EQ(a.sinks[0].name, "jsonl");
+    EXPECT_EQ(a.sinks[0].path, dir_ / "alerts.jsonl");
+    EXPECT_EQ(a.sinks[0].filter.min_severity, cfg::severity::warning);
+    EXPECT_EQ(a.sinks[0].filter.kinds.size(), 2u);
+    EXPECT_EQ(a.sinks[1].name, "ops");
+    EXPECT_EQ(a.sinks[1].url.host, "hooks.example.com");
+    EXPECT_EQ(a.sinks[1].headers.at(0), (std::pair<std::string, std::string>{"X-Team", "platform"}));
+    EXPECT_EQ(a.sinks[1].hmac_secret.env, "HOOK_SECRET");
+    EXPECT_EQ(a.sinks[1].filter.accounts, std::vector<std::string>{"prod"});
+    EXPECT_EQ(a.sinks[2].argv, (std::vector<std::string>{"/usr/local/bin/page", "--quiet"}));
+    EXPECT_EQ(a.sinks[2].timeout, 5s);
 }
 
 TEST_F(ConfigFile, RejectsBadValuesNamingFileLineAndKey) {

@@ -216,7 +216,8 @@ TEST(SyncEvents, ReadsTheEngineLogLines) {
          "purchased_groups", 0, 0, ""},
         {"sync failed account=prod source=purchased_groups page=7: HTTP 500 kind=http_status", k::failed, "prod",
          "purchased_groups", 0, 0, "http_status"},
-        {"sync done account=prod source=purchased_groups status=ok pages=1 items=3 added=3 changed=0 removed=0 ms=5",
+        {"sync done account=prod source=purchased_groups status=ok pages=1 items=3 added=3 changed=0 removed=0 "
+         "notifications=0 ms=5",
          k::done, "prod", "purchased_groups", 0, 0, ""},
     };
     for (const auto& c : cases) {

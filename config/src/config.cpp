@@ -266,7 +266,7 @@ boost::system::result<config, config_error> parse_config(std::string_view toml_t
     std::error_code ec;
     const std::filesystem::path absolute = std::filesystem::absolute(source_name, ec);
     validation v(file, (ec ? source_name : absolute).parent_path());
-    const table_reader r(root, "", {"storage", "sync", "tls", "account", "daemon", "metrics"}, v);
+    const table_reader r(root, "", {"storage", "sync", "tls", "account", "daemon", "metrics", "alerts"}, v);
 
     config c;
     c.source = source_name;
@@ -276,6 +276,7 @@ boost::system::result<config, config_error> parse_config(std::string_view toml_t
     read_metrics(r, c.metrics);
     read_tls(r, c.tls);
     read_accounts(r, c.accounts);
+    read_alerts(r, c.accounts, c.alerts);
     if (v.failed()) return config_error{v.errors()};
     c.warnings = v.warnings();
     return c;

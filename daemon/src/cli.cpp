@@ -4,6 +4,7 @@
 #include <subsync/config/secret_source.hpp>
 #include <subsync/daemon/cli.hpp>
 
+#include "alert_commands.hpp"
 #include "record_commands.hpp"
 #include <subsync/daemon/logging.hpp>
 #include <subsync/exporters/atomic_file.hpp>
@@ -135,6 +136,27 @@ int run_cli(int argc, char** argv) {
     history_cmd->add_option("--format", history_opts.format, "table (default) | json (one object per line) | csv");
     add_config(history_cmd);
 
+    auto* alerts_cmd = app.add_subcommand(
+        "alerts",
+        "list firing alerts (--all: resolved too), show what was delivered where (--deliveries), or\n"
+        "queue dead-lettered notifications again and deliver them now (--redeliver); docs/alerts.md");
+    alerts_options alerts_opts;
+    alerts_cmd->add_flag("--all", alerts_opts.all, "resolved alerts too, not only firing ones");
+    alerts_cmd->add_option("--format", alerts_opts.format, "table (default) | json (one object per line) | csv")
+        ->check(CLI::IsMember({"table", "json", "csv"}));
+    auto* deliveries_flag = alerts_cmd->add_flag(
+        "--deliveries", alerts_opts.deliveries,
+        "per sink: pending/delivered/dead counts and the latest attempts (time, outcome, latency, error)");
+    auto* redeliver_flag = alerts_cmd->add_flag(
+        "--redeliver", alerts_opts.redeliver,
+        "dead-lettered notifications become pending again (attempts 0) and are delivered now, for at most\n"
+        "alerts.flush_timeout; with the daemon running, it delivers them instead");
+    redeliver_flag->excludes(deliveries_flag);
+    alerts_cmd->add_option("--sink", alerts_opts.sink, "with --redeliver or --deliveries: only this sink");
+    alerts_cmd->add_option("--limit", alerts_opts.limit, "with --deliveries: attempts shown per sink (default 20)")
+        ->check(CLI::PositiveNumber);
+    add_config(alerts_cmd);
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -150,6 +172,7 @@ int run_cli(int argc, char** argv) {
         if (*check_cmd) return cmd_check_config(path);
         if (*export_cmd) return run_export(path, export_opts);
         if (*history_cmd) return run_history(path, history_opts);
+        if (*alerts_cmd) return run_alerts(path, alerts_opts);
     } catch (const std::exception& e) {
         // Failures that end the whole operation: the database cannot be opened
         // or written, an export cannot be written. The snapshot is intact.

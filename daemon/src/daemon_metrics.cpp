@@ -45,8 +45,15 @@ daemon_metrics::daemon_metrics(std::string_view version, std::int64_t start_time
                            {"account", "table"})),
       alerts_firing_(
           registry_.add("subsync_alerts_firing", "Alerts currently firing, by kind.", metric_type::gauge, {"kind"})),
-      outbox_depth_(
-          registry_.add("subsync_alert_outbox_depth", "Alert notifications waiting for delivery.", metric_type::gauge)),
+      outbox_depth_(registry_.add("subsync_alert_outbox_depth",
+                                  "Alert notifications waiting for delivery (pending), by sink.", metric_type::gauge,
+                                  {"sink"})),
+      deliveries_(registry_.add("subsync_alert_deliveries_total",
+                                "Alert delivery attempts by sink and outcome (delivered, failed, dead).",
+                                metric_type::counter, {"sink", "outcome"})),
+      dead_letters_(registry_.add("subsync_alert_dead_letters",
+                                  "Alert notifications dead-lettered and not redelivered, by sink.", metric_type::gauge,
+                                  {"sink"})),
       in_progress_(registry_.add("subsync_sync_in_progress", "1 while a sync runs.", metric_type::gauge)),
       reloads_(registry_.add("subsync_config_reloads_total", "Config reloads (SIGHUP) by result (ok, rejected).",
                              metric_type::counter, {"result"})) {
@@ -55,7 +62,6 @@ daemon_metrics::daemon_metrics(std::string_view version, std::int64_t start_time
     registry_.add("subsync_start_time_seconds", "When the process started (Unix time).", metric_type::gauge)
         .set({}, static_cast<double>(start_time) / 1000.0);
     in_progress_.set({}, 0);
-    outbox_depth_.set({}, 0);
     reloads_.inc({"ok"}, 0);
     reloads_.inc({"rejected"}, 0);
 }
@@ -127,10 +133,31 @@ void daemon_metrics::refresh_from_db(SQLite::Database& db) {
             SQLite::Statement q(db, "SELECT kind, COUNT(*) FROM alerts WHERE state = 'firing' GROUP BY kind");
             while (q.executeStep()) alerts_firing_.set({q.getColumn(0).getString()}, q.getColumn(1).getDouble());
         }
-        if (table_exists(db, "alert_outbox"))
-            outbox_depth_.set({}, db.execAndGet("SELECT COUNT(*) FROM alert_outbox").getDouble());
+        if (table_exists(db, "alert_deliveries")) {
+            outbox_depth_.clear();
+            dead_letters_.clear();
+            SQLite::Statement q(db,
+                                "SELECT sink, sum(status = 'pending'), sum(status = 'dead') FROM alert_deliveries "
+                                "WHERE status IN ('pending', 'dead') GROUP BY sink");
+            while (q.executeStep()) {
+                outbox_depth_.set({q.getColumn(0).getString()}, q.getColumn(1).getDouble());
+                dead_letters_.set({q.getColumn(0).getString()}, q.getColumn(2).getDouble());
+            }
+        }
     } catch (const std::exception& e) {
         spdlog::debug("alert metrics unavailable: {}", e.what());
+    }
+}
+
+void daemon_metrics::record_delivery(const std::string& sink, const std::string& outcome) {
+    deliveries_.inc({sink, outcome});
+}
+
+void daemon_metrics::declare_sinks(const std::vector<std::string>& sinks) {
+    for (const auto& s : sinks) {
+        outbox_depth_.inc({s}, 0);
+        dead_letters_.inc({s}, 0);
+        for (const char* o : {"delivered", "failed", "dead"}) deliveries_.inc({s, o}, 0);
     }
 }
 

@@ -9,6 +9,7 @@
 #include <subsync/daemon/lock.hpp>
 #include <subsync/daemon/logging.hpp>
 #include <subsync/daemon/summary.hpp>
+#include <subsync/exporters/alert_dispatch.hpp>
 #include <subsync/exporters/generations.hpp>
 #include <subsync/sync/engine.hpp>
 
@@ -34,6 +35,26 @@ std::optional<config::config> load_or_report(const std::filesystem::path& path) 
     }
     return std::move(*cfg);
 }
+
+namespace {
+
+// What this sync queued (and what earlier runs left pending) goes out now, for at most
+// alerts.flush_timeout; the rest waits in the outbox for the next run. Never changes the exit code.
+void deliver_alerts(const config::config& cfg, SQLite::Database& db, const config::environment& env) {
+    try {
+        const auto r = exporters::deliver_for(cfg, db, env, wall_clock_now, cfg.alerts.flush_timeout);
+        if (r.pending > 0)
+            spdlog::warn("alert delivery incomplete delivered={} failed={} dead={} pending={}: the pending ones wait "
+                         "for the next run (flush_timeout={})",
+                         r.delivered, r.failed, r.dead, r.pending, config::format_duration(cfg.alerts.flush_timeout));
+        else if (r.delivered + r.dead > 0)
+            spdlog::info("alert delivery done delivered={} dead={}", r.delivered, r.dead);
+    } catch (const std::exception& e) {
+        spdlog::error("alert delivery failed error=\"{}\"; the notifications stay queued for the next run", e.what());
+    }
+}
+
+}  // namespace
 
 int run_sync_once(const std::filesystem::path& config_path, const once_options& opts, int verbosity) {
     auto cfg = load_or_report(config_path);
@@ -71,6 +92,7 @@ int run_sync_once(const std::filesystem::path& config_path, const once_options& 
         auto db = sync::open_snapshot_readonly(database);
         s.exports = exporters::write_exports(db, cfg->storage.export_dir);
     }
+    if (!opts.dry_run) deliver_alerts(*cfg, store.database(), env);
     s.exit_code = exit_code_for(s.report);
     for (const auto& r : s.report.runs)
         if (!r.error.empty()) fmt::print(stderr, "{}: {}\n", r.status, r.error);

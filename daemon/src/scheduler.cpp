@@ -130,6 +130,7 @@ std::string service::after_round(const sync::sync_report& report, steady_clock::
             spdlog::error("exports failed dir={} error=\"{}\"", cfg_.storage.export_dir.string(), e.what());
         }
     }
+    wake_delivery();  // what this round queued goes out now
     try {
         metrics_.refresh_from_db(store_->database());
     } catch (const std::exception& e) {

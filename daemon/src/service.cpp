@@ -58,7 +58,7 @@ auto log_exit(std::string_view what) {
 service::service(std::filesystem::path config_path, config::config cfg, int verbosity)
     : config_path_(std::move(config_path)), cfg_(std::move(cfg)), verbosity_(verbosity),
       // Registered first: from here on these signals are ours, never their default action.
-      signals_(io_, SIGTERM, SIGINT, SIGHUP), wake_(io_), grace_(io_), metrics_(SUBSYNC_VERSION, wall_clock_now()) {
+      signals_(io_, SIGTERM, SIGINT, SIGHUP), wake_(io_), grace_(io_), metrics_(SUBSYNC_VERSION, wall_clock_now()), alert_wake_(io_) {
     signals_.add(SIGUSR1);
 }
 
@@ -93,6 +93,12 @@ void service::start() {
     }
 
     asio::co_spawn(io_, signal_loop(), log_exit("signal handler"));
+    delivery_running_ = true;
+    asio::co_spawn(io_, delivery_loop(), [this](std::exception_ptr e) {
+        delivery_running_ = false;
+        log_exit("alert delivery")(e);
+        if (stopping_) complete_stop();
+    });
     asio::co_spawn(io_, notify_.pet_watchdog(),
                    asio::bind_cancellation_slot(stop_watchdog_.slot(), log_exit("watchdog")));
     asio::co_spawn(io_, scheduler(), asio::bind_cancellation_slot(stop_scheduler_.slot(), [this](std::exception_ptr e) {
@@ -131,6 +137,9 @@ void service::begin_stop(int signal_number) {
                  cancelling ? ": cancelling the running sync, its uncommitted changes roll back" : "");
     notify_.stopping(cancelling ? "stopping: cancelling the running sync" : "stopping");
     grace_.expires_after(cfg_.daemon.grace);
+    // The last delivery attempt ends a little before the grace, so the process exits on its own.
+    stop_deadline_ = std::chrono::steady_clock::now() + cfg_.daemon.grace -
+                     std::min<std::chrono::steady_clock::duration>(cfg_.daemon.grace / 5, std::chrono::seconds(1));
     grace_.async_wait([this](boost::system::error_code ec) {
         if (ec) return;
         spdlog::warn("stopping: the running sync did not end within grace={}; exiting without waiting for it",
@@ -141,10 +150,22 @@ void service::begin_stop(int signal_number) {
 }
 
 void service::finish() {
+    if (!stopping_) stop_deadline_ = std::chrono::steady_clock::now() + cfg_.daemon.grace;
     stopping_ = true;
-    // Alert delivery (the outbox) gets its last attempt here once it exists; the grace timer
-    // still bounds it.
+    // Alert delivery gets its last attempt first (bounded by stop_deadline_, the grace timer
+    // still running); the delivery loop calls complete_stop() when it is done.
+    if (delivery_running_) {
+        wake_delivery();
+        return;
+    }
+    complete_stop();
+}
+
+void service::complete_stop() {
+    if (stopped_) return;
+    stopped_ = true;
     grace_.cancel();
+    alert_wake_.cancel();
     wake_.cancel();
     stop_watchdog_.emit(asio::cancellation_type::terminal);
     signals_.cancel();

@@ -4,6 +4,7 @@
 //   service.cpp    start-up, the stop sequence, the run loop
 //   scheduler.cpp  when to sync, and one sync round (report, exports, metrics, STATUS)
 //   signals.cpp    SIGTERM/SIGINT (stop), SIGHUP (reload), SIGUSR1 (sync now)
+//   delivery.cpp   alert delivery: after every sync, on the retry timer, once more at stop
 
 #include "commands.hpp"
 
@@ -14,6 +15,7 @@
 #include <subsync/daemon/lock.hpp>
 #include <subsync/daemon/logging.hpp>
 #include <subsync/daemon/notify.hpp>
+#include <subsync/exporters/alert_dispatch.hpp>
 #include <subsync/sync/engine.hpp>
 #include <subsync/sync/snapshot.hpp>
 
@@ -57,6 +59,15 @@ private:
     /// Starts the wait for the next sync, counted from the start of the last one.
     void schedule_next();
 
+    // delivery.cpp
+    /// The only caller of the dispatcher: runs when woken (after a sync), when the head of a
+    /// sink is due again, and once more when stopping (within daemon.grace); then complete_stop().
+    boost::asio::awaitable<void> delivery_loop();
+    /// Makes the delivery loop dispatch now (or right after its running dispatch).
+    void wake_delivery();
+    /// The end of the stop sequence, after the last delivery attempt.
+    void complete_stop();
+
     // signals.cpp
     boost::asio::awaitable<void> signal_loop();
     void request_sync();
@@ -81,11 +92,18 @@ private:
     std::unique_ptr<sync::sync_engine> engine_;  ///< borrows cfg_, store_ and env_
     daemon_metrics metrics_;
     std::unique_ptr<http_server> http_;
+    std::unique_ptr<exporters::alert_dispatcher> dispatcher_;  ///< built and used by delivery_loop only
+    boost::asio::steady_timer alert_wake_;  ///< the next retry time of a sink's head, or a wake-up
+    bool alerts_due_ = true;                ///< dispatch at the next chance (true: pending rows from before a restart)
+    bool delivery_running_ = false;
+    bool rebuild_dispatcher_ = false;       ///< the config was reloaded
+    std::chrono::steady_clock::time_point stop_deadline_{};  ///< the last delivery attempt ends by then
 
     std::optional<config::config> pending_config_;  ///< a reload that waits for the running sync
     bool syncing_ = false;
     bool sync_requested_ = false;  ///< SIGUSR1: sync now (or right after the running one)
     bool stopping_ = false;
+    bool stopped_ = false;  ///< complete_stop() ran
     int exit_code_ = 0;
     std::uint64_t rounds_ = 0;
     std::chrono::steady_clock::time_point last_start_{};  ///< monotonic: suspend and clock jumps do not count

@@ -36,9 +36,10 @@ std::string summary_json(const once_summary& s) {
         const auto& r = s.report.runs[i];
         out += fmt::format(
             "{}{{\"account\":{},\"source\":{},\"status\":{},\"pages\":{},\"items\":{},\"added\":{},"
-            "\"changed\":{},\"removed\":{},\"duration_ms\":{},\"error\":{}}}",
+            "\"changed\":{},\"removed\":{},\"notifications\":{},\"duration_ms\":{},\"error\":{}}}",
             i == 0 ? "" : ",", json_string(r.account), json_string(sync::to_string(r.source)), json_string(r.status),
-            r.pages, r.items, r.added, r.changed, r.removed, std::max<std::int64_t>(0, r.finished - r.started),
+            r.pages, r.items, r.added, r.changed, r.removed, r.notifications,
+            std::max<std::int64_t>(0, r.finished - r.started),
             r.error.empty() ? "null" : json_string(r.error));
     }
     out += "],\"exports\":[";
@@ -52,12 +53,13 @@ std::string summary_json(const once_summary& s) {
 std::string summary_text(const once_summary& s) {
     std::string out;
     const char* verb = s.dry_run ? "would " : "";
-    out += fmt::format("{:<16} {:<24} {:<10} {:>6} {:>8} {:>7} {:>7} {:>7}\n", "account", "source", "status", "pages",
-                       "items", s.dry_run ? "+add" : "added", s.dry_run ? "~change" : "changed",
-                       s.dry_run ? "-remove" : "removed");
+    out += fmt::format("{:<16} {:<24} {:<10} {:>6} {:>8} {:>7} {:>7} {:>7} {:>7}\n", "account", "source", "status",
+                       "pages", "items", s.dry_run ? "+add" : "added", s.dry_run ? "~change" : "changed",
+                       s.dry_run ? "-remove" : "removed", "alerts");
     for (const auto& r : s.report.runs)
-        out += fmt::format("{:<16} {:<24} {:<10} {:>6} {:>8} {:>7} {:>7} {:>7}\n", r.account, sync::to_string(r.source),
-                           r.status, r.pages, r.items, r.added, r.changed, r.removed);
+        out += fmt::format("{:<16} {:<24} {:<10} {:>6} {:>8} {:>7} {:>7} {:>7} {:>7}\n", r.account,
+                           sync::to_string(r.source), r.status, r.pages, r.items, r.added, r.changed, r.removed,
+                           r.notifications);
     if (s.dry_run) {
         std::int64_t added = 0, changed = 0, removed = 0;
         for (const auto& r : s.report.runs) {

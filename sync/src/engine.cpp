@@ -41,6 +41,7 @@ public:
         net_.proxy = proxy_settings::resolve(cfg.sync.proxy, cfg.sync.no_proxy);
         net_.timeout = cfg.sync.timeout;
         net_.body_limit = cfg.sync.body_limit;
+        store_.set_alerts(&cfg.alerts);
     }
 
     asio::awaitable<sync_report> run(sync_options opts) {
@@ -60,9 +61,10 @@ public:
         co_await detail::run_all(net_.ex, jobs.size(), [&](std::size_t i) { return run_job(jobs[i], report_.runs[i]); });
         if (cfg_.storage.history_days > 0 && !opts_.dry_run) {
             const auto p = store_.prune(now_() - std::int64_t{cfg_.storage.history_days} * 86'400'000);
-            if (p.changes + p.runs + p.samples + p.removed_items > 0)
-                spdlog::info("history pruned older_than_days={} changes={} runs={} samples={} removed_items={}",
-                             cfg_.storage.history_days, p.changes, p.runs, p.samples, p.removed_items);
+            if (p.changes + p.runs + p.samples + p.removed_items + p.alerts > 0)
+                spdlog::info("history pruned older_than_days={} changes={} runs={} samples={} removed_items={} "
+                             "alert_rows={}",
+                             cfg_.storage.history_days, p.changes, p.runs, p.samples, p.removed_items, p.alerts);
         }
         co_return std::move(report_);
     }
@@ -77,7 +79,8 @@ private:
         auto fail = [&](const error& e) {
             const auto text = fmt::format("account={} source={} {}", account.name, source, e.message);
             spdlog::error("sync failed {} kind={}", text, to_string(e.kind));
-            out = store_.record_failure(account.name, j.source, text, started, now_(), opts_.dry_run);
+            out = store_.record_failure(account.name, j.source, text, started, now_(), opts_.dry_run,
+                                        to_string(e.kind));
         };
 
         auto auth = authenticator_for(account);
@@ -119,9 +122,10 @@ private:
                     account.name, source, cfg_.storage.database.string(), e.what()));
             }
             const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
-            spdlog::info("sync done account={} source={} status={} pages={} items={} added={} changed={} removed={} ms={}",
+            spdlog::info("sync done account={} source={} status={} pages={} items={} added={} changed={} removed={} "
+                         "notifications={} ms={}",
                          account.name, source, out.status, out.pages, out.items, out.added, out.changed, out.removed,
-                         ms.count());
+                         out.notifications, ms.count());
         };
         if (j.source == source_kind::purchased_groups) record(co_await fetch_purchased_groups(ctx));
         else record(co_await fetch_subscriptions(ctx));

@@ -127,6 +127,7 @@ CREATE TABLE alerts (
   episode        INTEGER NOT NULL DEFAULT 1,
   summary        TEXT    NOT NULL,
   detail         TEXT    NOT NULL,
+  measure        INTEGER,
   updated_at     INTEGER NOT NULL,
   PRIMARY KEY (account, source, item_key, kind, threshold)
 ) WITHOUT ROWID;

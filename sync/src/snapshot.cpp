@@ -1,5 +1,6 @@
 #include "schema.hpp"
 
+#include <subsync/sync/alerts.hpp>
 #include <subsync/sync/snapshot.hpp>
 
 #include <SQLiteCpp/Statement.h>
@@ -134,7 +135,8 @@ snapshot_store::snapshot_store(const config::storage_config& cfg)
     : snapshot_store(cfg.database, store_options{cfg.busy_timeout, cfg.quota_sample_interval}) {}
 
 run_record snapshot_store::record_failure(std::string_view account, source_kind source, const std::string& error,
-                                          epoch_ms started, epoch_ms finished, bool dry_run) {
+                                          epoch_ms started, epoch_ms finished, bool dry_run,
+                                          std::string_view error_kind) {
     run_record r;
     r.account = std::string(account);
     r.source = source;
@@ -143,16 +145,23 @@ run_record snapshot_store::record_failure(std::string_view account, source_kind 
     r.started = started;
     r.finished = finished;
     if (dry_run) return r;
+    SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
     SQLite::Statement ins(db_,
-                          "INSERT INTO sync_runs (account, source, started_at, finished_at, status, error) "
-                          "VALUES (?, ?, ?, ?, 'failed', ?)");
+                          "INSERT INTO sync_runs (account, source, started_at, finished_at, status, error, error_kind) "
+                          "VALUES (?, ?, ?, ?, 'failed', ?, ?)");
     ins.bind(1, std::string(account));
     ins.bind(2, std::string(to_string(source)));
     ins.bind(3, static_cast<std::int64_t>(started));
     ins.bind(4, static_cast<std::int64_t>(finished));
     ins.bind(5, error);
+    if (error_kind.empty()) ins.bind(6);
+    else ins.bind(6, std::string(error_kind));
     ins.exec();
     r.id = db_.getLastInsertRowid();
+    // Time passes for a blind watcher too: expiry thresholds are crossed on the last good
+    // snapshot, and the self-monitoring rules see this failure.
+    if (alerts_) r.notifications = alerts::update_source(db_, *alerts_, account, to_string(source), finished, r.id);
+    tx.commit();
     return r;
 }
 
@@ -365,6 +374,7 @@ run_record snapshot_store::apply_listing(std::string_view account_view, source_k
     counts.bind(3, static_cast<std::int64_t>(run.removed));
     counts.bind(4, static_cast<std::int64_t>(run.id));
     counts.exec();
+    if (alerts_) run.notifications = alerts::update_source(db_, *alerts_, account, table, finished, run.id);
     if (!dry_run) tx.commit();  // otherwise the transaction's destructor rolls everything back
     return run;
 }
@@ -443,6 +453,12 @@ prune_counts snapshot_store::prune(epoch_ms cutoff) {
     // A run still referenced by a kept change or sample stays (its finish time may precede a later change's).
     c.runs = run("DELETE FROM sync_runs WHERE finished_at < ? AND id NOT IN (SELECT run_id FROM changes) "
                  "AND id NOT IN (SELECT run_id FROM quota_samples)");
+    // Alerts: resolved episodes and finished notifications; what is firing or still waiting
+    // for a sink is kept whatever its age.
+    c.alerts = run("DELETE FROM alerts WHERE state = 'resolved' AND resolved_at < ?") +
+               run("DELETE FROM alert_outbox WHERE created_at < ? AND seq NOT IN "
+                   "(SELECT seq FROM alert_deliveries WHERE status = 'pending')") +
+               run("DELETE FROM alert_attempts WHERE time < ?");
     tx.commit();
     return c;
 }

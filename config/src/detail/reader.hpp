@@ -237,6 +237,9 @@ void read_daemon(const table_reader& root, daemon_config& out);
 /// Reads `[metrics]` (listen).
 void read_metrics(const table_reader& root, metrics_config& out);
 
+/// Reads `[alerts]`; account names are checked against `accounts`.
+void read_alerts(const table_reader& root, const std::vector<account_config>& accounts, alerts_config& out);
+
 /// Reads an endpoint URL key; http:// is accepted with a warning.
 void read_endpoint(const table_reader& r, std::string_view k, endpoint& out);
 

@@ -29,11 +29,15 @@ public:
     void on_event(const sync_event& e);
     void set_sync_in_progress(bool running);
     void count_reload(bool accepted);
+    /// Counts one alert delivery attempt (outcome: delivered, failed, dead).
+    void record_delivery(const std::string& sink, const std::string& outcome);
+    /// Shows every configured sink's series at 0 before its first attempt.
+    void declare_sinks(const std::vector<std::string>& sinks);
 
     /// Learns each source's last outcome from `sync_runs`, so /healthz is right after a restart.
     void load_history(SQLite::Database& db);
     /// Recomputes the gauges read from the database: current items per table, alerts firing by
-    /// kind and the alert outbox depth (the last two once the alert tables exist).
+    /// kind, pending and dead-lettered deliveries by sink (once the alert tables exist).
     void refresh_from_db(SQLite::Database& db);
 
     /// One entry per (account, source) of `cfg`, in config order.
@@ -56,6 +60,8 @@ private:
     metric_family& items_;
     metric_family& alerts_firing_;
     metric_family& outbox_depth_;
+    metric_family& deliveries_;
+    metric_family& dead_letters_;
     metric_family& in_progress_;
     metric_family& reloads_;
     std::map<std::pair<std::string, std::string>, source_status> status_;

@@ -69,10 +69,12 @@ struct source_health {
     std::string last_error;
 };
 
-/// The item rules (expiring, expired, quota_*, resource_status) for one item.
-/// `series` is the item's quota_left samples, oldest first (may be empty).
+/// The item rules (expiring, expired, quota_*, resource_status) for one item of `source`
+/// ("purchased_groups" | "subscription_resources", for messages). `series` is the item's
+/// quota_left samples, oldest first (may be empty).
 [[nodiscard]] std::vector<active_alert> evaluate_item(const item_facts& item, std::span<const quota_point> series,
-                                                      epoch_ms now, const config::alert_rules& rules);
+                                                      epoch_ms now, const config::alert_rules& rules,
+                                                      std::string_view source);
 
 /// The self-monitoring rules (source_failing, source_stale, auth_failing) for one source.
 [[nodiscard]] std::vector<active_alert> evaluate_health(const source_health& health, epoch_ms now,

@@ -30,6 +30,7 @@ struct run_record {
     std::string error;
     epoch_ms started = 0;
     epoch_ms finished = 0;
+    int notifications = 0;  ///< alert notifications queued in the same transaction
 };
 
 /// Reads a row's cells back from a statement whose first columns are the
@@ -53,6 +54,7 @@ struct prune_counts {
     std::int64_t changes = 0;
     std::int64_t samples = 0;
     std::int64_t removed_items = 0;
+    std::int64_t alerts = 0;  ///< resolved alerts, finished notifications and delivery attempts
 };
 
 /// The SQLite snapshot: current rows, change history and sync runs.
@@ -78,12 +80,18 @@ public:
     run_record apply(std::string_view account, const listing<subscription_resource>& l, epoch_ms started,
                      epoch_ms finished, bool dry_run = false);
 
-    /// Records a failed run; no item is touched. With `dry_run` nothing is written.
+    /// Records a failed run; no item is touched. `error_kind` ("auth", "network", …) lets
+    /// auth_failing tell a refused credential apart. With `dry_run` nothing is written.
     run_record record_failure(std::string_view account, source_kind source, const std::string& error,
-                              epoch_ms started, epoch_ms finished, bool dry_run = false);
+                              epoch_ms started, epoch_ms finished, bool dry_run = false,
+                              std::string_view error_kind = {});
+
+    /// Evaluates the alert rules of `cfg` in every apply and record_failure transaction, so a
+    /// notification commits with the change that caused it. `cfg` is borrowed; nullptr = off.
+    void set_alerts(const config::alerts_config* cfg) noexcept { alerts_ = cfg; }
 
     /// Deletes history older than `cutoff`: changes, sync runs, quota samples,
-    /// and items removed before it. Current items and everything after the
+    /// items removed before it, resolved alerts and delivered notifications. Current items and everything after the
     /// cutoff are kept, so as-of stays exact for any run inside the window.
     prune_counts prune(epoch_ms cutoff);
 
@@ -99,6 +107,7 @@ private:
 
     store_options opts_;
     SQLite::Database db_;
+    const config::alerts_config* alerts_ = nullptr;
 };
 
 }  // namespace subsync::sync

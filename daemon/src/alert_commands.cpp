@@ -1,0 +1,216 @@
+// `subsyncd alerts`: what fires, what was delivered where, and redelivery of dead letters.
+
+#include "alert_commands.hpp"
+
+#include "commands.hpp"
+
+#include <subsync/config/load.hpp>
+#include <subsync/config/secret_source.hpp>
+#include <subsync/daemon/cli.hpp>
+#include <subsync/daemon/lock.hpp>
+#include <subsync/exporters/alert_dispatch.hpp>
+#include <subsync/exporters/table_export.hpp>
+#include <subsync/sync/alerts.hpp>
+#include <subsync/sync/columns.hpp>
+#include <subsync/sync/snapshot.hpp>
+#include <subsync/sync/time.hpp>
+
+#include <SQLiteCpp/Statement.h>
+#include <SQLiteCpp/Transaction.h>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <set>
+
+namespace subsync::daemon {
+namespace {
+
+void out(const std::string& s) { std::fwrite(s.data(), 1, s.size(), stdout); }
+
+void append_csv_row(std::string& line, const std::vector<std::string>& cells) {
+    for (std::size_t i = 0; i < cells.size(); ++i) {
+        if (i > 0) line += ',';
+        exporters::append_csv_cell(line, sync::cell{sync::field_state::present, 0, cells[i]}, sync::column_type::text,
+                                   true);
+    }
+    line += '\n';
+}
+
+int list_alerts(SQLite::Database& db, const alerts_options& opts) {
+    const auto rows = sync::alerts::read_alerts(db, opts.all);
+    std::string text;
+    if (opts.format == "table") {
+        text += fmt::format("{:<8} {:<8} {:<16} {:<10} {:<22} {:<24} {:<9} {:<20} {}\n", "severity", "state", "kind",
+                            "account", "source", "id", "threshold", "since", "summary");
+        for (const auto& r : rows)
+            text += fmt::format("{:<8} {:<8} {:<16} {:<10} {:<22} {:<24} {:<9} {:<20} {}\n", r.severity, r.state,
+                                r.kind, r.account, r.source, r.item_key.empty() ? "-" : r.item_key,
+                                r.threshold.empty() ? "-" : r.threshold, sync::format_iso8601(r.since), r.summary);
+        if (rows.empty()) text += opts.all ? "(no alerts on record)\n" : "(no alerts firing)\n";
+    } else if (opts.format == "json") {
+        // One object per line, like `history --format json`.
+        for (const auto& r : rows) {
+            std::string line = "{\"account\":";
+            sync::append_json_string(line, r.account);
+            for (const auto& [k, v] : {std::pair<const char*, const std::string*>{"source", &r.source},
+                                       {"id", &r.item_key}, {"kind", &r.kind}, {"threshold", &r.threshold},
+                                       {"state", &r.state}, {"severity", &r.severity}}) {
+                line += fmt::format(",\"{}\":", k);
+                sync::append_json_string(line, *v);
+            }
+            line += fmt::format(",\"since\":\"{}\",\"resolved_at\":", sync::format_iso8601(r.since));
+            line += r.resolved_at ? "\"" + sync::format_iso8601(*r.resolved_at) + "\"" : "null";
+            line += ",\"reason\":";
+            if (r.reason.empty()) line += "null";
+            else sync::append_json_string(line, r.reason);
+            line += ",\"last_notified\":";
+            line += r.last_notified ? "\"" + sync::format_iso8601(*r.last_notified) + "\"" : "null";
+            line += fmt::format(",\"notifications\":{},\"summary\":", r.notifications);
+            sync::append_json_string(line, r.summary);
+            line += ",\"values\":" + (r.detail.empty() ? std::string("{}") : r.detail) + "}\n";
+            text += line;
+        }
+    } else {
+        append_csv_row(text, {"severity", "state", "kind", "account", "source", "id", "threshold", "since",
+                              "resolved_at", "reason", "notifications", "summary"});
+        for (const auto& r : rows)
+            append_csv_row(text, {r.severity, r.state, r.kind, r.account, r.source, r.item_key, r.threshold,
+                                  sync::format_iso8601(r.since), r.resolved_at ? sync::format_iso8601(*r.resolved_at) : "",
+                                  r.reason, std::to_string(r.notifications), r.summary});
+    }
+    out(text);
+    return exit_ok;
+}
+
+struct attempt_row {
+    std::string sink;
+    std::int64_t seq = 0;
+    std::int64_t time = 0;
+    std::string outcome;
+    std::int64_t latency_ms = 0;
+    std::string error;
+    std::string what;  ///< kind state account/id of the notification
+};
+
+int list_deliveries(SQLite::Database& db, const config::config& cfg, const alerts_options& opts) {
+    std::set<std::string> configured;
+    for (const auto& s : sync::alerts::effective_sinks(cfg.alerts)) configured.insert(s.name);
+    std::set<std::string> sinks = configured;
+    {
+        SQLite::Statement q(db, "SELECT DISTINCT sink FROM alert_deliveries");
+        while (q.executeStep()) sinks.insert(q.getColumn(0).getString());
+    }
+    std::string text;
+    const bool json = opts.format == "json";
+    const bool csv = opts.format == "csv";
+    if (csv) append_csv_row(text, {"sink", "seq", "time", "outcome", "latency_ms", "notification", "error"});
+    for (const auto& sink : sinks) {
+        if (!opts.sink.empty() && sink != opts.sink) continue;
+        SQLite::Statement c(db,
+                            "SELECT coalesce(sum(status = 'pending'), 0), coalesce(sum(status = 'delivered'), 0), "
+                            "coalesce(sum(status = 'dead'), 0) FROM alert_deliveries WHERE sink = ?");
+        c.bind(1, sink);
+        c.executeStep();
+        const auto pending = c.getColumn(0).getInt64(), delivered = c.getColumn(1).getInt64(),
+                   dead = c.getColumn(2).getInt64();
+        const bool known = configured.count(sink) > 0;
+        std::vector<attempt_row> attempts;
+        SQLite::Statement q(db,
+                            "SELECT a.seq, a.time, a.outcome, a.latency_ms, coalesce(a.error, ''), "
+                            "coalesce(o.kind || ' ' || o.state || ' ' || o.account || '/' || o.item_key, '?') "
+                            "FROM alert_attempts a LEFT JOIN alert_outbox o ON o.seq = a.seq WHERE a.sink = ? "
+                            "ORDER BY a.id DESC LIMIT ?");
+        q.bind(1, sink);
+        q.bind(2, static_cast<std::int64_t>(opts.limit));
+        while (q.executeStep())
+            attempts.push_back({sink, q.getColumn(0).getInt64(), q.getColumn(1).getInt64(), q.getColumn(2).getString(),
+                                q.getColumn(3).getInt64(), q.getColumn(4).getString(), q.getColumn(5).getString()});
+        if (json) {
+            std::string line = "{\"sink\":";
+            sync::append_json_string(line, sink);
+            line += fmt::format(",\"configured\":{},\"pending\":{},\"delivered\":{},\"dead\":{},\"attempts\":[",
+                                known ? "true" : "false", pending, delivered, dead);
+            for (std::size_t i = 0; i < attempts.size(); ++i) {
+                const auto& a = attempts[i];
+                line += fmt::format("{}{{\"seq\":{},\"time\":\"{}\",\"outcome\":\"{}\",\"latency_ms\":{},\"error\":",
+                                    i ? "," : "", a.seq, sync::format_iso8601(a.time), a.outcome, a.latency_ms);
+                if (a.error.empty()) line += "null";
+                else sync::append_json_string(line, a.error);
+                line += ",\"notification\":";
+                sync::append_json_string(line, a.what);
+                line += "}";
+            }
+            text += line + "]}\n";
+        } else if (csv) {
+            for (const auto& a : attempts)
+                append_csv_row(text, {a.sink, std::to_string(a.seq), sync::format_iso8601(a.time), a.outcome,
+                                      std::to_string(a.latency_ms), a.what, a.error});
+        } else {
+            text += fmt::format("sink {}{}: {} pending, {} delivered, {} dead\n", sink,
+                                known ? "" : " (no longer configured: its rows are left alone)", pending, delivered,
+                                dead);
+            for (const auto& a : attempts)
+                text += fmt::format("  {:<20} seq={:<6} {:<9} {:>6}ms  {}{}\n", sync::format_iso8601(a.time), a.seq,
+                                    a.outcome, a.latency_ms, a.what, a.error.empty() ? "" : "  error: " + a.error);
+            if (attempts.empty()) text += "  (no attempts yet)\n";
+        }
+    }
+    out(text);
+    return exit_ok;
+}
+
+int redeliver(const config::config& cfg, const alerts_options& opts) {
+    const auto sinks = sync::alerts::effective_sinks(cfg.alerts);
+    if (!opts.sink.empty() &&
+        std::none_of(sinks.begin(), sinks.end(), [&](const auto& s) { return s.name == opts.sink; })) {
+        fmt::print(stderr, "subsyncd alerts: --sink \"{}\" is not a configured sink\n", opts.sink);
+        return exit_usage;
+    }
+    std::string holder;
+    auto lock = instance_lock::try_acquire(cfg.storage.database, holder);
+    sync::snapshot_store store(cfg.storage);
+    auto& db = store.database();
+    const std::int64_t now = wall_clock_now();
+    std::int64_t requeued = 0;
+    {
+        SQLite::Transaction tx(db, SQLite::TransactionBehavior::IMMEDIATE);
+        requeued = exporters::requeue_dead(db, opts.sink, now);
+        tx.commit();
+    }
+    for (const auto& s : sinks)
+        if (opts.sink.empty() || s.name == opts.sink)
+            sync::alerts::update_delivery_failed(db, cfg.alerts, s.name, 0, "", now);
+    fmt::print("{} dead-lettered notification{} queued again{}\n", requeued, requeued == 1 ? "" : "s",
+               opts.sink.empty() ? "" : " for sink " + opts.sink);
+    if (!lock) {
+        // The daemon owns delivery while it runs: two dispatchers would race on the same rows.
+        fmt::print("the running subsyncd delivers them at its next dispatch (SIGUSR1 makes it sync and deliver now)\n");
+        return exit_ok;
+    }
+    const auto r = exporters::deliver_for(cfg, db, config::environment::process(), wall_clock_now,
+                                          cfg.alerts.flush_timeout);
+    for (const auto& s : r.sinks)
+        if (opts.sink.empty() || s.sink == opts.sink)
+            fmt::print("sink {}: {} delivered, {} failed (will retry), {} dead, {} pending\n", s.sink, s.delivered,
+                       s.failed, s.dead, s.pending);
+    return exit_ok;
+}
+
+}  // namespace
+
+int run_alerts(const std::filesystem::path& config_path, const alerts_options& opts) {
+    auto cfg = load_or_report(config_path);
+    if (!cfg) return exit_usage;
+    if (opts.redeliver) return redeliver(*cfg, opts);
+    auto db = sync::open_snapshot_readonly(cfg->storage.database);
+    if (db.execAndGet("PRAGMA user_version").getInt() < 3) {
+        fmt::print(stderr, "subsyncd alerts: {} has no alert tables yet; run a sync first\n",
+                   cfg->storage.database.string());
+        return exit_ok;
+    }
+    if (opts.deliveries) return list_deliveries(db, *cfg, opts);
+    return list_alerts(db, opts);
+}
+
+}  // namespace subsync::daemon

@@ -1,0 +1,95 @@
+#pragma once
+// The alert dispatcher: drains alert_deliveries to the configured sinks, in seq order per sink
+// (head-of-line: a failing head blocks its sink until its retry time), sinks concurrently,
+// recording every attempt. At-least-once: a row is marked delivered only after the sink
+// confirmed. docs/alert-delivery.md.
+
+#include <subsync/exporters/alert_sinks.hpp>
+
+#include <SQLiteCpp/Database.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace subsync::exporters {
+
+/// What one sink did in one dispatch.
+struct sink_dispatch {
+    std::string sink;
+    int delivered = 0;
+    int failed = 0;  ///< attempts that failed and will be retried
+    int dead = 0;    ///< notifications dead-lettered now
+    std::int64_t pending = 0;                ///< pending rows left afterwards
+    std::optional<std::int64_t> next_due;    ///< when the head may be tried again (epoch ms)
+};
+
+struct dispatch_report {
+    std::vector<sink_dispatch> sinks;
+    int delivered = 0, failed = 0, dead = 0;
+    std::int64_t pending = 0;              ///< pending rows of configured sinks left afterwards
+    std::optional<std::int64_t> next_due;  ///< the earliest next_due over the sinks
+    bool cut_short = false;                ///< the deadline stopped it while something was due
+};
+
+/// Clock and randomness, injected (tests fix them; the daemon passes the wall clock).
+struct dispatch_clock {
+    std::function<std::int64_t()> now;  ///< epoch milliseconds
+    std::function<double()> unit_random;  ///< in [0, 1): the backoff's jitter draw; empty = std::mt19937_64
+};
+
+class alert_dispatcher {
+public:
+    /// `db` (schema v3 or later) is borrowed and used only between awaits on the caller's loop;
+    /// `cfg` is copied. Builds one sink per effective sink (alerts::effective_sinks).
+    alert_dispatcher(const config::alerts_config& cfg, sink_context ctx, SQLite::Database& db, dispatch_clock clock);
+    ~alert_dispatcher();
+    alert_dispatcher(const alert_dispatcher&) = delete;
+    alert_dispatcher& operator=(const alert_dispatcher&) = delete;
+
+    /// Delivers every due pending row of every configured sink until none is due, or until
+    /// `deadline` (no attempt starts after it; a running one is cut at it).
+    boost::asio::awaitable<dispatch_report> run(std::chrono::steady_clock::time_point deadline);
+
+    /// Pending rows of configured sinks, and the earliest next_attempt_at among their heads.
+    [[nodiscard]] std::pair<std::int64_t, std::optional<std::int64_t>> pending() const;
+
+    /// Called after every attempt with (sink, outcome: "delivered" | "failed" | "dead").
+    std::function<void(const std::string&, const std::string&)> on_attempt;
+
+private:
+    struct sink_slot;
+    boost::asio::awaitable<sink_dispatch> drain(sink_slot& s, std::chrono::steady_clock::time_point deadline);
+    [[nodiscard]] std::int64_t dead_count(const std::string& sink) const;
+    double draw();
+
+    config::alerts_config cfg_;
+    sink_context ctx_;
+    SQLite::Database& db_;
+    dispatch_clock clock_;
+    std::mt19937_64 rng_{std::random_device{}()};
+    std::vector<std::unique_ptr<sink_slot>> sinks_;
+    int queued_ = 0;  ///< delivery_failed notifications queued by the current pass
+};
+
+/// The sink context for a whole config: TLS trust (when a sink posts to https), the proxy.
+[[nodiscard]] sink_context make_sink_context(boost::asio::any_io_executor ex, const config::config& cfg,
+                                             config::environment env);
+
+/// Delivers on a private event loop for at most `budget`, waiting out retry backoffs that end
+/// inside it (`sync --once`, `alerts --redeliver`). Returns the last dispatch's report.
+dispatch_report deliver_for(const config::config& cfg, SQLite::Database& db, config::environment env,
+                            std::function<std::int64_t()> now, std::chrono::milliseconds budget);
+
+/// `subsyncd alerts --redeliver`: dead rows (of `sink`, or of every sink when empty) become
+/// pending again with attempts 0, due now. Returns how many.
+std::int64_t requeue_dead(SQLite::Database& db, const std::string& sink, std::int64_t now);
+
+}  // namespace subsync::exporters

@@ -1,0 +1,190 @@
+// The exec sink's child process: posix_spawnp (no shell), pipes for stdin/stdout/stderr and a
+// pidfd, all waited on by the event loop so a slow hook never blocks /metrics or other sinks.
+
+#include <subsync/exporters/alert_sinks.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include <fmt/format.h>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <system_error>
+
+extern char** environ;
+
+namespace subsync::exporters {
+
+namespace asio = boost::asio;
+using steady = std::chrono::steady_clock;
+
+namespace {
+
+constexpr std::size_t output_limit = 2048;  // per stream, in the error text
+constexpr auto term_grace = std::chrono::seconds(2);
+
+constexpr auto tuple_awaitable = asio::as_tuple(asio::use_awaitable);
+
+struct fd_closer {
+    int fd = -1;
+    ~fd_closer() {
+        if (fd >= 0) ::close(fd);
+    }
+    int release() { return std::exchange(fd, -1); }
+};
+
+asio::awaitable<void> read_capped(asio::posix::stream_descriptor& in, std::string& out) {
+    std::array<char, 4096> buf{};
+    for (;;) {
+        auto [ec, n] = co_await in.async_read_some(asio::buffer(buf), tuple_awaitable);
+        if (n > 0 && out.size() < output_limit) out.append(buf.data(), std::min(n, output_limit - out.size()));
+        if (ec) co_return;  // EOF, or cancelled by the timeout
+    }
+}
+
+asio::awaitable<void> write_all(asio::posix::stream_descriptor& out, const std::string& data) {
+    // EPIPE (a hook that does not read stdin) is fine: the exit status decides.
+    co_await asio::async_write(out, asio::buffer(data), tuple_awaitable);
+    boost::system::error_code ignored;
+    out.close(ignored);  // EOF for the child
+}
+
+asio::awaitable<void> wait_readable(asio::posix::stream_descriptor& pidfd) {
+    co_await pidfd.async_wait(asio::posix::descriptor_base::wait_read, tuple_awaitable);
+}
+
+void ignore_sigpipe() {
+    struct sigaction current {};
+    if (::sigaction(SIGPIPE, nullptr, &current) == 0 && current.sa_handler == SIG_DFL) {
+        struct sigaction ign {};
+        ign.sa_handler = SIG_IGN;
+        ::sigaction(SIGPIPE, &ign, nullptr);
+    }
+}
+
+void describe_status(int status, exec_result& r) {
+    if (WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
+    else if (WIFSIGNALED(status)) r.term_signal = WTERMSIG(status);
+}
+
+}  // namespace
+
+asio::awaitable<exec_result> run_exec(const std::vector<std::string>& argv, std::string input,
+                                      steady::time_point deadline) {
+    using namespace asio::experimental::awaitable_operators;
+    exec_result r;
+    if (argv.empty()) {
+        r.error = "exec: empty argv";
+        co_return r;
+    }
+    // A hook that exits without reading stdin makes our write fail with EPIPE; the default
+    // SIGPIPE action would end the daemon instead. The child gets SIG_DFL back (setsigdefault).
+    ignore_sigpipe();
+    int in_pipe[2], out_pipe[2], err_pipe[2];
+    if (::pipe2(in_pipe, O_CLOEXEC) != 0) {
+        r.error = fmt::format("exec {}: pipe: {}", argv[0], std::strerror(errno));
+        co_return r;
+    }
+    fd_closer in_r{in_pipe[0]}, in_w{in_pipe[1]};
+    if (::pipe2(out_pipe, O_CLOEXEC) != 0) {
+        r.error = fmt::format("exec {}: pipe: {}", argv[0], std::strerror(errno));
+        co_return r;
+    }
+    fd_closer out_r{out_pipe[0]}, out_w{out_pipe[1]};
+    if (::pipe2(err_pipe, O_CLOEXEC) != 0) {
+        r.error = fmt::format("exec {}: pipe: {}", argv[0], std::strerror(errno));
+        co_return r;
+    }
+    fd_closer err_r{err_pipe[0]}, err_w{err_pipe[1]};
+
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, in_r.fd, 0);
+    posix_spawn_file_actions_adddup2(&fa, out_w.fd, 1);
+    posix_spawn_file_actions_adddup2(&fa, err_w.fd, 2);
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    // Own process group: the timeout kills the hook and whatever it started. Default signal
+    // dispositions and an empty mask: the child must not inherit the daemon's SIGPIPE = ignore.
+    sigset_t all, none;
+    sigfillset(&all);
+    sigemptyset(&none);
+    posix_spawnattr_setsigdefault(&attr, &all);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setpgroup(&attr, 0);
+    posix_spawnattr_setflags(&attr, static_cast<short>(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF |
+                                                       POSIX_SPAWN_SETSIGMASK));
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    pid_t pid = -1;
+    const int rc = ::posix_spawnp(&pid, argv[0].c_str(), &fa, &attr, args.data(), environ);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
+    if (rc != 0) {
+        r.error = fmt::format("exec {}: cannot start: {}", argv[0], std::strerror(rc));
+        co_return r;
+    }
+    r.started = true;
+    ::close(in_r.release());
+    ::close(out_w.release());
+    ::close(err_w.release());
+
+    const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+    if (pidfd < 0) {
+        // No pidfd (kernel < 5.3): never block the loop; kill and reap.
+        ::kill(-pid, SIGKILL);
+        int status = 0;
+        ::waitpid(pid, &status, 0);
+        r.error = fmt::format("exec {}: pidfd_open: {}", argv[0], std::strerror(errno));
+        r.started = false;
+        co_return r;
+    }
+
+    auto ex = co_await asio::this_coro::executor;
+    asio::posix::stream_descriptor stdin_d(ex, in_w.release()), stdout_d(ex, out_r.release()),
+        stderr_d(ex, err_r.release()), pid_d(ex, pidfd);
+    std::string out, err;
+    asio::steady_timer timer(ex, deadline);
+    auto done = co_await ((write_all(stdin_d, input) && read_capped(stdout_d, out) && read_capped(stderr_d, err) &&
+                           wait_readable(pid_d)) ||
+                          timer.async_wait(tuple_awaitable));
+    if (done.index() == 1) {
+        r.timed_out = true;
+        ::kill(-pid, SIGTERM);
+        timer.expires_after(term_grace);
+        co_await (wait_readable(pid_d) || timer.async_wait(tuple_awaitable));
+        ::kill(-pid, SIGKILL);  // still running after the grace, or what the hook started outlived it
+    }
+    int status = 0;
+    // The child has exited (pidfd readable) or was just SIGKILLed: this returns at once.
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    describe_status(status, r);
+    auto trim = [](std::string s) {
+        while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
+        return s;
+    };
+    out = trim(std::move(out));
+    err = trim(std::move(err));
+    if (!out.empty()) r.output += "stdout: " + out;
+    if (!err.empty()) r.output += (r.output.empty() ? "" : "; ") + std::string("stderr: ") + err;
+    co_return r;
+}
+
+}  // namespace subsync::exporters

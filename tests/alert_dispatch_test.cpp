@@ -1,0 +1,422 @@
+// The dispatcher and the sinks against real SQLite files, a real HTTPS receiver on loopback and
+// real child processes. Outbox rows are inserted directly, as alerts::update_source queues them.
+
+#include <subsync/emulator/webhook_receiver.hpp>
+#include <subsync/exporters/alert_dispatch.hpp>
+#include <subsync/config/load.hpp>
+#include <subsync/sync/snapshot.hpp>
+#include <subsync/sync/time.hpp>
+
+#include "support/test_support.hpp"
+
+#include <SQLiteCpp/Statement.h>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_future.hpp>
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+#include <simdjson.h>
+
+#include <sys/stat.h>
+
+namespace subsync {
+namespace {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+using emulator::webhook_receiver;
+
+constexpr std::int64_t t0 = 1'800'000'000'000;  // 2027-01-15T08:00:00Z
+
+struct outbox_entry {
+    std::string kind = "expiring";
+    std::string state = "firing";
+    std::string id = "sub-0001";
+    std::int64_t created_at = t0;
+    std::optional<std::int64_t> resolved_at;
+};
+
+outbox_entry item(std::string id) {
+    outbox_entry e;
+    e.id = std::move(id);
+    return e;
+}
+
+outbox_entry resolved_at(std::int64_t t) {
+    outbox_entry e;
+    e.state = "resolved";
+    e.created_at = t;
+    e.resolved_at = t;
+    return e;
+}
+
+std::string payload_of(std::int64_t seq, const outbox_entry& e) {
+    return fmt::format(
+        R"({{"idempotency_key":"key-{seq}","kind":"{kind}","severity":"warning","state":"{state}","account":"prod",)"
+        R"("source":"purchased_groups","id":"{id}","threshold":"7d","since":"{since}","resolved_at":{resolved},)"
+        R"("reason":{reason},"summary":"purchased group \"payments\" expires in 6 days","values":{{"expire_time":)"
+        R"("2027-01-21T08:00:00Z","days_left":6.0}},"notification":1,"created_at":"{created}"}})",
+        fmt::arg("seq", seq), fmt::arg("kind", e.kind), fmt::arg("state", e.state), fmt::arg("id", e.id),
+        fmt::arg("since", sync::format_iso8601(t0 - 3'600'000)),
+        fmt::arg("resolved", e.resolved_at ? "\"" + sync::format_iso8601(*e.resolved_at) + "\"" : "null"),
+        fmt::arg("reason", e.resolved_at ? "\"renewed\"" : "null"), fmt::arg("created", sync::format_iso8601(e.created_at)));
+}
+
+/// Queues a notification for `sinks` as the outbox writer does; returns its seq.
+std::int64_t enqueue(SQLite::Database& db, const std::vector<std::string>& sinks, const outbox_entry& e = {}) {
+    const std::int64_t seq = db.execAndGet("SELECT coalesce(max(seq), 0) + 1 FROM alert_outbox").getInt64();
+    SQLite::Statement o(db,
+                        "INSERT INTO alert_outbox (seq, idempotency_key, created_at, account, source, item_key, kind, "
+                        "threshold, state, severity, payload) VALUES (?, ?, ?, 'prod', 'purchased_groups', ?, ?, '7d', "
+                        "?, 'warning', ?)");
+    o.bind(1, seq);
+    o.bind(2, "key-" + std::to_string(seq));
+    o.bind(3, e.created_at);
+    o.bind(4, e.id);
+    o.bind(5, e.kind);
+    o.bind(6, e.state);
+    o.bind(7, payload_of(seq, e));
+    o.exec();
+    for (const auto& s : sinks) {
+        SQLite::Statement d(db, "INSERT INTO alert_deliveries (sink, seq, status, next_attempt_at) VALUES (?, ?, 'pending', ?)");
+        d.bind(1, s);
+        d.bind(2, seq);
+        d.bind(3, e.created_at);
+        d.exec();
+    }
+    return seq;
+}
+
+struct delivery_state {
+    std::string status;
+    std::int64_t attempts = 0;
+    std::int64_t next_attempt_at = 0;
+    std::string last_error;
+};
+
+delivery_state delivery(SQLite::Database& db, const std::string& sink, std::int64_t seq) {
+    SQLite::Statement q(db,
+                        "SELECT status, attempts, next_attempt_at, coalesce(last_error, '') FROM alert_deliveries "
+                        "WHERE sink = ? AND seq = ?");
+    q.bind(1, sink);
+    q.bind(2, seq);
+    if (!q.executeStep()) return {};
+    return {q.getColumn(0).getString(), q.getColumn(1).getInt64(), q.getColumn(2).getInt64(),
+            q.getColumn(3).getString()};
+}
+
+std::vector<std::string> attempt_outcomes(SQLite::Database& db, const std::string& sink) {
+    SQLite::Statement q(db, "SELECT seq || ':' || outcome FROM alert_attempts WHERE sink = ? ORDER BY id");
+    q.bind(1, sink);
+    std::vector<std::string> out;
+    while (q.executeStep()) out.push_back(q.getColumn(0).getString());
+    return out;
+}
+
+config::sink_config jsonl_sink(const std::filesystem::path& path, std::string name = "file") {
+    config::sink_config s;
+    s.name = std::move(name);
+    s.type = config::sink_type::jsonl;
+    s.path = path;
+    return s;
+}
+
+config::sink_config http_sink(const webhook_receiver& r, config::sink_type type, std::string name = "hook") {
+    config::sink_config s;
+    s.name = std::move(name);
+    s.type = type;
+    s.url = *config::parse_endpoint(type == config::sink_type::webhook ? r.base_url() + "/hook" : r.base_url());
+    s.timeout = 2s;
+    return s;
+}
+
+config::sink_config exec_sink(std::vector<std::string> argv, std::chrono::milliseconds timeout = 5s) {
+    config::sink_config s;
+    s.name = "hook";
+    s.type = config::sink_type::exec;
+    s.argv = std::move(argv);
+    s.timeout = timeout;
+    return s;
+}
+
+/// Owns a database, a CA file, a fake clock, and runs dispatches on a private io_context.
+class Dispatch : public ::testing::Test {
+protected:
+    test::temp_dir dir;
+    sync::snapshot_store store{dir / "snapshot.db"};
+    SQLite::Database& db = store.database();
+    std::int64_t now = t0;
+    config::alerts_config cfg = base_config();
+    std::map<std::string, std::string> env_vars;
+
+    static config::alerts_config base_config() {
+        config::alerts_config c;
+        c.max_attempts = 3;
+        c.retry_base = 10s;
+        c.retry_max = 60s;
+        c.repeat_interval = 24h;
+        return c;
+    }
+
+    exporters::sink_context context(const webhook_receiver* r) {
+        exporters::sink_context ctx;
+        if (r) {
+            test::write_file(dir / "ca.pem", r->cert_pem());
+            config::tls_config tls;
+            tls.ca_file = dir / "ca.pem";
+            ctx.tls = sync::make_tls_context(tls);
+        }
+        ctx.env.lookup = [this](const std::string& name) -> std::optional<std::string> {
+            auto it = env_vars.find(name);
+            if (it == env_vars.end()) return std::nullopt;
+            return it->second;
+        };
+        ctx.env.credentials_dir = [] { return std::optional<std::filesystem::path>{}; };
+        return ctx;
+    }
+
+    exporters::dispatch_report dispatch(const webhook_receiver* r = nullptr,
+                                        std::chrono::milliseconds budget = 10s) {
+        asio::io_context io;
+        auto ctx = context(r);
+        ctx.ex = io.get_executor();
+        exporters::alert_dispatcher d(cfg, ctx, db, {[this] { return now; }, [] { return 0.5; }});
+        auto f = asio::co_spawn(io, d.run(std::chrono::steady_clock::now() + budget), asio::use_future);
+        io.run();
+        return f.get();
+    }
+};
+
+TEST_F(Dispatch, JsonlAppendsInSeqOrderFsyncedAndRecordsAttempts) {
+    const auto file = dir / "alerts" / "out.jsonl";
+    cfg.sinks = {jsonl_sink(file)};
+    for (int i = 0; i < 3; ++i) enqueue(db, {"file"}, item("sub-" + std::to_string(i)));
+    const auto r = dispatch();
+    EXPECT_EQ(r.delivered, 3);
+    EXPECT_EQ(r.pending, 0);
+    EXPECT_EQ(test::read_file(file), payload_of(1, item("sub-0")) + "\n" + payload_of(2, item("sub-1")) + "\n" +
+                                         payload_of(3, item("sub-2")) + "\n");
+    struct stat st {};
+    ASSERT_EQ(::stat(file.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0640u);
+    EXPECT_EQ(attempt_outcomes(db, "file"), (std::vector<std::string>{"1:delivered", "2:delivered", "3:delivered"}));
+    EXPECT_EQ(delivery(db, "file", 2).status, "delivered");
+    // Nothing due: a second dispatch sends nothing again.
+    EXPECT_EQ(dispatch().delivered, 0);
+}
+
+TEST_F(Dispatch, WebhookDownBlocksItsSinkHeadOfLineThenDeliversInOrder) {
+    webhook_receiver rcv;
+    cfg.sinks = {http_sink(rcv, config::sink_type::webhook), jsonl_sink(dir / "out.jsonl")};
+    for (int i = 0; i < 3; ++i) enqueue(db, {"hook", "file"}, item("sub-" + std::to_string(i)));
+    rcv.set_down(true);
+    auto r = dispatch(&rcv);
+    // The head failed once and blocks the rest of its sink; the other sink is not held up.
+    EXPECT_EQ(r.sinks[0].failed, 1);
+    EXPECT_EQ(r.sinks[1].delivered, 3);
+    const auto head = delivery(db, "hook", 1);
+    EXPECT_EQ(head.status, "pending");
+    EXPECT_EQ(head.attempts, 1);
+    EXPECT_EQ(head.next_attempt_at, now + 5000) << "full jitter: draw 0.5 of retry_base 10s";
+    EXPECT_NE(head.last_error, "");
+    EXPECT_EQ(delivery(db, "hook", 2).attempts, 0);
+    ASSERT_TRUE(r.next_due.has_value());
+    EXPECT_EQ(*r.next_due, now + 5000);
+
+    // Not yet due: nothing is tried.
+    rcv.set_down(false);
+    now += 4999;
+    r = dispatch(&rcv);
+    EXPECT_EQ(r.delivered + r.failed, 0);
+    now += 1;
+    r = dispatch(&rcv);
+    EXPECT_EQ(r.delivered, 3);
+    const auto bodies = rcv.accepted_bodies();
+    ASSERT_EQ(bodies.size(), 3u);
+    for (std::size_t i = 0; i < 3; ++i) EXPECT_EQ(bodies[i], payload_of(static_cast<std::int64_t>(i + 1), item("sub-" + std::to_string(i))));
+    const auto reqs = rcv.requests();
+    EXPECT_EQ(reqs.back().target, "/hook");
+    EXPECT_EQ(reqs.back().method, "POST");
+    EXPECT_EQ(reqs.back().header("Content-Type"), "application/json");
+    EXPECT_EQ(reqs.back().header("Idempotency-Key"), "key-3");
+    EXPECT_EQ(attempt_outcomes(db, "hook"),
+              (std::vector<std::string>{"1:failed", "1:delivered", "2:delivered", "3:delivered"}));
+}
+
+TEST_F(Dispatch, WebhookSignsWithHmacAndCustomHeadersWithoutLeakingTheSecret) {
+    const std::string secret = "s3cr3t-hmac-key";
+    webhook_receiver rcv({.tls = true, .hmac_secret = secret, .signature_header = "X-Sig"});
+    auto sink = http_sink(rcv, config::sink_type::webhook);
+    sink.hmac_secret.env = "HOOK_SECRET";
+    sink.signature_header = "X-Sig";
+    sink.headers = {{"X-Team", "billing"}};
+    cfg.sinks = {sink};
+    enqueue(db, {"hook"});
+    enqueue(db, {"hook"});
+    env_vars["HOOK_SECRET"] = secret;
+    EXPECT_EQ(dispatch(&rcv).delivered, 1 + 1);
+    const auto reqs = rcv.requests();
+    ASSERT_EQ(reqs.size(), 2u);
+    EXPECT_TRUE(reqs[0].signature_ok) << reqs[0].header("X-Sig");
+    EXPECT_EQ(reqs[0].header("X-Team"), "billing");
+    EXPECT_EQ(reqs[0].header("X-Sig").rfind("sha256=", 0), 0u);
+    EXPECT_EQ(exporters::hmac_sha256_hex("key", "The quick brown fox jumps over the lazy dog"),
+              "f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8");  // the well-known HMAC-SHA256 example
+
+    // A wrong secret: the receiver refuses, the error names the status, never the secret.
+    enqueue(db, {"hook"});
+    env_vars["HOOK_SECRET"] = "wrong-secret-value";
+    EXPECT_EQ(dispatch(&rcv).failed, 1);
+    const auto d = delivery(db, "hook", 3);
+    EXPECT_NE(d.last_error.find("HTTP 401"), std::string::npos) << d.last_error;
+    // A missing secret: named by its variable.
+    env_vars.erase("HOOK_SECRET");
+    now += 60'000;
+    EXPECT_EQ(dispatch(&rcv).failed, 1);
+    EXPECT_NE(delivery(db, "hook", 3).last_error.find("HOOK_SECRET"), std::string::npos);
+    const auto all = db.execAndGet("SELECT group_concat(coalesce(error, ''), '|') FROM alert_attempts").getString();
+    EXPECT_EQ(all.find("wrong-secret-value"), std::string::npos);
+    EXPECT_EQ(all.find(secret), std::string::npos);
+}
+
+TEST_F(Dispatch, DeadLettersAfterMaxAttemptsMovesOnAndRequeueRedelivers) {
+    webhook_receiver rcv;
+    cfg.sinks = {http_sink(rcv, config::sink_type::webhook)};
+    enqueue(db, {"hook"});
+    enqueue(db, {"hook"});
+    rcv.set_status(500);
+    for (int i = 0; i < 3; ++i) {
+        dispatch(&rcv);
+        now += 60'000;  // past any backoff
+    }
+    EXPECT_EQ(delivery(db, "hook", 1).status, "dead");
+    EXPECT_EQ(delivery(db, "hook", 1).attempts, 3);
+    EXPECT_NE(delivery(db, "hook", 1).last_error.find("HTTP 500"), std::string::npos);
+    // The sink moved on to seq 2 after the dead letter.
+    EXPECT_EQ(attempt_outcomes(db, "hook"),
+              (std::vector<std::string>{"1:failed", "1:failed", "1:dead", "2:failed"}));
+
+    EXPECT_EQ(exporters::requeue_dead(db, "other", now), 0);
+    EXPECT_EQ(exporters::requeue_dead(db, "hook", now), 1);
+    EXPECT_EQ(delivery(db, "hook", 1).status, "pending");
+    EXPECT_EQ(delivery(db, "hook", 1).attempts, 0);
+    rcv.set_status(202);
+    const auto r = dispatch(&rcv);
+    EXPECT_EQ(r.delivered, 2);
+    EXPECT_EQ(delivery(db, "hook", 1).status, "delivered");
+}
+
+TEST_F(Dispatch, RowsOfSinksNoLongerConfiguredAreLeftAlone) {
+    cfg.sinks = {jsonl_sink(dir / "out.jsonl")};
+    enqueue(db, {"file", "retired"});
+    EXPECT_EQ(dispatch().delivered, 1);
+    EXPECT_EQ(delivery(db, "retired", 1).status, "pending");
+    EXPECT_EQ(delivery(db, "retired", 1).attempts, 0);
+}
+
+TEST_F(Dispatch, AlertmanagerPayloadValidatesAndResolvedCarriesEndsAt) {
+    webhook_receiver rcv;
+    cfg.sinks = {http_sink(rcv, config::sink_type::alertmanager, "am")};
+    enqueue(db, {"am"});
+    enqueue(db, {"am"}, resolved_at(t0 + 1000));
+    now = t0 + 1000;
+    EXPECT_EQ(dispatch(&rcv).delivered, 2);
+    const auto reqs = rcv.requests();
+    ASSERT_EQ(reqs.size(), 2u);
+    for (const auto& q : reqs) {
+        EXPECT_EQ(q.target, "/api/v2/alerts");
+        EXPECT_EQ(q.validation_error, "") << q.body;
+    }
+    simdjson::dom::parser p;
+    auto firing = p.parse(reqs[0].body).at(0);
+    EXPECT_EQ(std::string_view(firing["labels"]["alertname"]), "expiring");
+    EXPECT_EQ(std::string_view(firing["labels"]["id"]), "sub-0001");
+    EXPECT_EQ(std::string_view(firing["labels"]["threshold"]), "7d");
+    EXPECT_EQ(std::string_view(firing["annotations"]["days_left"]), "6.0");
+    EXPECT_EQ(std::string_view(firing["startsAt"]), sync::format_iso8601(t0 - 3'600'000));
+    EXPECT_EQ(std::string_view(firing["endsAt"]), sync::format_iso8601(t0 + 2 * 86'400'000));
+    simdjson::dom::parser p2;
+    auto resolved = p2.parse(reqs[1].body).at(0);
+    EXPECT_EQ(std::string_view(resolved["endsAt"]), sync::format_iso8601(t0 + 1000));
+    EXPECT_EQ(std::string_view(resolved["annotations"]["reason"]), "renewed");
+}
+
+TEST(AlertmanagerSchema, ReceiverRejectsWhatAlertmanagerWould) {
+    struct tc {
+        const char* name;
+        const char* body;
+        bool valid;
+    };
+    const tc cases[] = {
+        {"minimal", R"([{"labels":{"alertname":"x"}}])", true},
+        {"not an array", R"({"labels":{"alertname":"x"}})", false},
+        {"no labels", R"([{"annotations":{"a":"b"}}])", false},
+        {"label not string", R"([{"labels":{"alertname":1}}])", false},
+        {"bad label name", R"([{"labels":{"alert-name":"x"}}])", false},
+        {"bad time", R"([{"labels":{"a":"x"},"startsAt":"2027-01-15 08:00:00"}])", false},
+        {"ends before starts", R"([{"labels":{"a":"x"},"startsAt":"2027-01-15T08:00:00Z","endsAt":"2027-01-14T08:00:00Z"}])", false},
+        {"unknown key", R"([{"labels":{"a":"x"},"status":"firing"}])", false},
+    };
+    for (const auto& c : cases) {
+        SCOPED_TRACE(c.name);
+        EXPECT_EQ(emulator::validate_postable_alerts(c.body).empty(), c.valid);
+    }
+}
+
+TEST_F(Dispatch, ExecPassesArgvVerbatimWithoutAShellAndPayloadOnStdin) {
+    const auto out = dir / "stdin.json";
+    const auto arg = dir / "arg.txt";
+    // sh is the program here, not a wrapper: "$1" reaches it as one argv element, and whatever a
+    // shell would make of "; rm -rf /" never happens.
+    cfg.sinks = {exec_sink({"/bin/sh", "-c", R"(cat > "$0"; printf '%s' "$1" > "$2")", out.string(),
+                            "x; rm -rf / $(touch pwned)", arg.string()})};
+    enqueue(db, {"hook"});
+    EXPECT_EQ(dispatch().delivered, 1);
+    EXPECT_EQ(test::read_file(out), payload_of(1, {}));
+    EXPECT_EQ(test::read_file(arg), "x; rm -rf / $(touch pwned)");
+    EXPECT_FALSE(std::filesystem::exists("pwned"));
+}
+
+TEST_F(Dispatch, ExecNonZeroExitRetriesLaterWithItsOutput) {
+    cfg.sinks = {exec_sink({"/bin/sh", "-c", "echo 'no route to pager' >&2; exit 3"})};
+    enqueue(db, {"hook"});
+    const auto r = dispatch();
+    EXPECT_EQ(r.failed, 1);
+    const auto d = delivery(db, "hook", 1);
+    EXPECT_EQ(d.status, "pending");
+    EXPECT_NE(d.last_error.find("exit status 3"), std::string::npos) << d.last_error;
+    EXPECT_NE(d.last_error.find("no route to pager"), std::string::npos) << d.last_error;
+}
+
+TEST_F(Dispatch, ExecTimeoutKillsTheChildAndItsChildren) {
+    cfg.sinks = {exec_sink({"/bin/sh", "-c", "trap '' TERM; sleep 30 & wait"}, 200ms)};
+    enqueue(db, {"hook"});
+    const auto start = std::chrono::steady_clock::now();
+    const auto r = dispatch();
+    const auto took = std::chrono::steady_clock::now() - start;
+    EXPECT_EQ(r.failed, 1);
+    EXPECT_NE(delivery(db, "hook", 1).last_error.find("timed out"), std::string::npos);
+    EXPECT_LT(took, 4s) << "SIGKILL after the TERM grace";
+}
+
+TEST_F(Dispatch, ExecMissingProgramIsAFailureNotACrash) {
+    cfg.sinks = {exec_sink({"/nonexistent/hook"})};
+    enqueue(db, {"hook"});
+    EXPECT_EQ(dispatch().failed, 1);
+    EXPECT_NE(delivery(db, "hook", 1).last_error.find("/nonexistent/hook"), std::string::npos);
+}
+
+TEST_F(Dispatch, DeadlineStopsStartingAttempts) {
+    cfg.sinks = {exec_sink({"/bin/sh", "-c", "sleep 30"}, 10s)};
+    enqueue(db, {"hook"});
+    enqueue(db, {"hook"});
+    const auto start = std::chrono::steady_clock::now();
+    const auto r = dispatch(nullptr, 300ms);
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 4s);
+    EXPECT_EQ(r.delivered, 0);
+    EXPECT_EQ(delivery(db, "hook", 2).attempts, 0);
+    EXPECT_EQ(r.pending, 2);
+}
+
+}  // namespace
+}  // namespace subsync

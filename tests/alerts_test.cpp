@@ -1,0 +1,465 @@
+// The alert rules (pure, fixed clock) and the state machine with its outbox
+// (a real SQLite snapshot, every notification read back from alert_outbox).
+
+#include "support/test_support.hpp"
+
+#include <subsync/sync/alerts.hpp>
+#include <subsync/sync/snapshot.hpp>
+#include <subsync/sync/time.hpp>
+
+#include <SQLiteCpp/Statement.h>
+#include <gtest/gtest.h>
+#include <simdjson.h>
+
+#include <random>
+#include <set>
+
+namespace subsync::sync {
+namespace {
+
+using namespace std::chrono_literals;
+using config::alert_kind;
+using test::temp_dir;
+
+constexpr epoch_ms second = 1000;
+constexpr epoch_ms hour = 3'600'000;
+constexpr epoch_ms day = 86'400'000;
+constexpr epoch_ms T0 = 1'790'000'000'000;  // 2026-09-21, an arbitrary fixed "now"
+
+std::string describe(const std::vector<alerts::active_alert>& v) {
+    std::string s;
+    for (const auto& a : v) s += fmt::format("{}{}:{}", s.empty() ? "" : " ", config::to_string(a.kind), a.threshold);
+    return s.empty() ? "-" : s;
+}
+
+std::string item_alerts(const alerts::item_facts& item, epoch_ms now, const config::alert_rules& rules = {},
+                        std::span<const alerts::quota_point> series = {}) {
+    return describe(alerts::evaluate_item(item, series, now, rules, "purchased_groups"));
+}
+
+alerts::item_facts expiring_at(epoch_ms expire) {
+    alerts::item_facts f;
+    f.key = "sub-1";
+    f.name = "payments";
+    f.expire_time = expire;
+    return f;
+}
+
+alerts::item_facts quota(std::int64_t left, std::optional<std::int64_t> used) {
+    alerts::item_facts f;
+    f.key = "sub-1";
+    f.quota_left = left;
+    f.quota_used = used;
+    return f;
+}
+
+// ---- rules: each boundary exactly at, one second before and one after --------------------
+
+TEST(AlertRules, ExpiryThresholdsAtTheirBoundaries) {
+    const epoch_ms E = T0 + 40 * day;
+    struct row {
+        epoch_ms now;
+        std::string expected;
+    };
+    const std::vector<row> rows{
+        {E - 30 * day - second, "-"},
+        {E - 30 * day, "expiring:30d"},  // exactly at the threshold: crossed
+        {E - 30 * day + second, "expiring:30d"},
+        {E - 7 * day - second, "expiring:30d"},
+        {E - 7 * day, "expiring:7d"},  // only the tightest crossed threshold is active
+        {E - 7 * day + second, "expiring:7d"},
+        {E - 1 * day - second, "expiring:7d"},
+        {E - 1 * day, "expiring:1d"},
+        {E - second, "expiring:1d"},
+        {E, "expired:"},  // at the instant of expiry it has expired
+        {E + second, "expired:"},
+    };
+    for (const auto& r : rows)
+        EXPECT_EQ(item_alerts(expiring_at(E), r.now), r.expected) << "at E" << (r.now - E) / 1000 << "s";
+}
+
+TEST(AlertRules, QuotaLowAbsoluteAndPercentAreStrictlyUnder) {
+    config::alert_rules rules;
+    rules.quota_low_absolute = 1000;
+    rules.quota_low_percent = 10;
+    EXPECT_EQ(item_alerts(quota(1001, 0), T0, rules), "-");
+    EXPECT_EQ(item_alerts(quota(1000, 0), T0, rules), "-");
+    EXPECT_EQ(item_alerts(quota(999, 0), T0, rules), "quota_low:abs:1000");
+    // 10 % of left + used: 100 of 1000 is not under, 99 of 1000 is.
+    rules.quota_low_absolute = 0;
+    EXPECT_EQ(item_alerts(quota(101, 899), T0, rules), "-");
+    EXPECT_EQ(item_alerts(quota(100, 900), T0, rules), "-");
+    EXPECT_EQ(item_alerts(quota(99, 901), T0, rules), "quota_low:pct:10");
+    EXPECT_EQ(item_alerts(quota(99, std::nullopt), T0, rules), "-") << "no total, no percentage";
+    rules.quota_low_absolute = 1000;
+    EXPECT_EQ(item_alerts(quota(99, 901), T0, rules), "quota_low:abs:1000 quota_low:pct:10");
+}
+
+TEST(AlertRules, ExhaustedAtZeroReplacesLow) {
+    config::alert_rules rules;
+    rules.quota_low_absolute = 1000;
+    EXPECT_EQ(item_alerts(quota(1, 999), T0, rules), "quota_low:abs:1000 quota_low:pct:10");
+    EXPECT_EQ(item_alerts(quota(0, 1000), T0, rules), "quota_exhausted:0");
+    EXPECT_EQ(item_alerts(quota(-1, 1000), T0, rules), "quota_exhausted:0");
+}
+
+TEST(AlertRules, ResourceStatusFiresWhenNotRunning) {
+    alerts::item_facts r;
+    r.key = "res-1";
+    r.resource_status = 0;
+    EXPECT_EQ(describe(alerts::evaluate_item(r, {}, T0, {}, "subscription_resources")), "-");
+    r.resource_status = 2;
+    const auto a = alerts::evaluate_item(r, {}, T0, {}, "subscription_resources");
+    EXPECT_EQ(describe(a), "resource_status:");
+    EXPECT_EQ(a.at(0).values, R"({"resource_status":2})");
+}
+
+TEST(AlertRules, DisabledKindsNeverFire) {
+    config::alert_rules rules;
+    rules.enabled[static_cast<std::size_t>(alert_kind::expired)] = false;
+    EXPECT_EQ(item_alerts(expiring_at(T0 - day), T0, rules), "-");
+    rules.expiring_days.clear();
+    EXPECT_EQ(item_alerts(expiring_at(T0 + hour), T0, rules), "-");
+}
+
+TEST(AlertRules, SelfMonitoringBoundaries) {
+    config::alert_rules rules;  // failing_after 3, stale_after 6h
+    alerts::source_health h;
+    h.last_ok = T0 - 6 * hour;
+    h.consecutive_failures = 2;
+    h.last_error = "HTTP 500";
+    EXPECT_EQ(describe(alerts::evaluate_health(h, T0, rules)), "-") << "exactly stale_after old is not stale yet";
+    h.consecutive_failures = 3;
+    EXPECT_EQ(describe(alerts::evaluate_health(h, T0, rules)), "source_failing:3");
+    EXPECT_EQ(describe(alerts::evaluate_health(h, T0 + 1, rules)), "source_failing:3 source_stale:6h");
+    h.auth_rejected = true;
+    h.consecutive_failures = 1;
+    EXPECT_EQ(describe(alerts::evaluate_health(h, T0, rules)), "auth_failing:");
+    alerts::source_health never;  // never succeeded: stale counts from the first attempt
+    never.first_run = T0 - 7 * hour;
+    EXPECT_EQ(describe(alerts::evaluate_health(never, T0, rules)), "source_stale:6h");
+}
+
+// ---- forecast -------------------------------------------------------------------------------
+
+std::vector<alerts::quota_point> linear(epoch_ms start, int samples, epoch_ms step, double left0, double per_day,
+                                        double noise = 0, unsigned seed = 1) {
+    std::mt19937 rng(seed);
+    std::normal_distribution<double> n(0, noise);
+    std::vector<alerts::quota_point> v;
+    for (int i = 0; i < samples; ++i) {
+        const epoch_ms t = start + i * step;
+        const double y = left0 - per_day * static_cast<double>(t - start) / day + (noise > 0 ? n(rng) : 0);
+        v.push_back({t, static_cast<std::int64_t>(std::llround(y))});
+    }
+    return v;
+}
+
+TEST(AlertForecast, LinearBurnPredictsExhaustionWithinOnePercent) {
+    config::alert_rules rules;
+    // 1,000,000 left, 25,000 a day, sampled hourly for 3 days: runs out 40 days after the start.
+    const epoch_ms start = T0 - 3 * day;
+    const auto series = linear(start, 72, hour, 1'000'000, 25'000);
+    const epoch_ms truth = start + 40 * day;
+    auto f = alerts::fit_forecast(series, T0, rules);
+    ASSERT_TRUE(f);
+    EXPECT_NEAR(f->burn_per_day, 25'000, 25'000 * 0.01);
+    EXPECT_LE(std::abs(static_cast<double>(f->exhaustion - truth)), 0.01 * static_cast<double>(truth - T0));
+    // The same burn seen through noise (σ = 500) still forecasts, within 5 % of the remaining
+    // time: extrapolating 37 days from 3 days of data amplifies the noise.
+    auto noisy = alerts::fit_forecast(linear(start, 72, hour, 1'000'000, 25'000, 500, 7), T0, rules);
+    ASSERT_TRUE(noisy);
+    EXPECT_LE(std::abs(static_cast<double>(noisy->exhaustion - truth)), 0.05 * static_cast<double>(truth - T0));
+}
+
+TEST(AlertForecast, FlatNoisyRisingOrShortSeriesDoNotForecast) {
+    config::alert_rules rules;
+    const epoch_ms start = T0 - 3 * day;
+    EXPECT_FALSE(alerts::fit_forecast(linear(start, 72, hour, 5000, 0), T0, rules)) << "flat";
+    for (unsigned seed = 1; seed <= 200; ++seed)
+        EXPECT_FALSE(alerts::fit_forecast(linear(start, 72, hour, 5000, 0, 300, seed), T0, rules))
+            << "pure noise, seed " << seed;
+    EXPECT_FALSE(alerts::fit_forecast(linear(start, 72, hour, 5000, -100), T0, rules)) << "rising";
+    EXPECT_FALSE(alerts::fit_forecast(linear(start, 3, hour, 5000, 100), T0, rules)) << "fewer than min samples";
+    EXPECT_FALSE(alerts::fit_forecast(linear(T0 - 30 * day, 20, hour, 5000, 100), T0, rules)) << "outside the window";
+}
+
+TEST(AlertForecast, ATopUpStartsANewSeries) {
+    config::alert_rules rules;
+    auto series = linear(T0 - 3 * day, 48, hour, 1000, 200);          // burning fast
+    auto after = linear(T0 - 24 * hour + hour, 24, hour, 100000, 0);  // topped up, flat since
+    series.insert(series.end(), after.begin(), after.end());
+    EXPECT_FALSE(alerts::fit_forecast(series, T0, rules)) << "the burn before the top-up must not count";
+}
+
+TEST(AlertForecast, FiresWhenExhaustionIsWithinTheHorizon) {
+    config::alert_rules rules;  // forecast_days 14
+    const epoch_ms start = T0 - 2 * day;
+    const auto soon = linear(start, 49, hour, 12'000, 1'000);  // runs out 12 days after start: in 10 days
+    auto a = alerts::evaluate_item(quota(10'000, 2'000), soon, T0, rules, "purchased_groups");
+    ASSERT_EQ(describe(a), "quota_forecast:14d");
+    EXPECT_NE(a[0].values.find(R"("exhaustion":")" + format_iso8601(start + 12 * day).substr(0, 13)),
+              std::string::npos)
+        << a[0].values;
+    const auto later = linear(start, 49, hour, 20'000, 1'000);  // in 18 days
+    EXPECT_EQ(item_alerts(quota(18'000, 2'000), T0, rules, later), "-");
+}
+
+// ---- state machine and outbox -----------------------------------------------------------------
+
+purchased_group group(std::string id, epoch_ms expire, std::int64_t left = 5000, std::int64_t used = 5000) {
+    purchased_group g;
+    g.id = std::move(id);
+    g.group_name = "group " + g.id;
+    g.expire_time = expire;
+    g.quota_left = left;
+    g.quota_used = used;
+    return g;
+}
+
+listing<purchased_group> complete(std::vector<purchased_group> items) {
+    listing<purchased_group> l;
+    l.total = static_cast<std::int64_t>(items.size());
+    l.pages = 1;
+    l.items = std::move(items);
+    return l;
+}
+
+struct notification {
+    std::string kind, state, id, threshold, reason, key, severity;
+    std::int64_t number = 0;
+};
+
+class AlertState : public ::testing::Test {
+protected:
+    void SetUp() override {
+        config::sink_config all;
+        all.name = "all";
+        config::sink_config critical;
+        critical.name = "pager";
+        critical.filter.min_severity = config::severity::critical;
+        cfg_.sinks = {all, critical};
+        store_.set_alerts(&cfg_);
+    }
+
+    int apply(std::vector<purchased_group> items, epoch_ms now) {
+        return store_.apply("prod", complete(std::move(items)), now - 1000, now).notifications;
+    }
+
+    /// Notifications queued since the last call, in order.
+    std::vector<notification> drain() {
+        std::vector<notification> out;
+        SQLite::Statement q(store_.database(), "SELECT seq, payload FROM alert_outbox WHERE seq > ? ORDER BY seq");
+        q.bind(1, last_seq_);
+        while (q.executeStep()) {
+            last_seq_ = q.getColumn(0).getInt64();
+            simdjson::dom::parser parser;
+            const std::string payload = q.getColumn(1).getString();
+            simdjson::dom::element e = parser.parse(payload);
+            notification n;
+            n.kind = std::string(e["kind"].get_string().value());
+            n.state = std::string(e["state"].get_string().value());
+            n.id = std::string(e["id"].get_string().value());
+            n.threshold = std::string(e["threshold"].get_string().value());
+            n.severity = std::string(e["severity"].get_string().value());
+            n.key = std::string(e["idempotency_key"].get_string().value());
+            n.number = e["notification"].get_int64().value();
+            if (!e["reason"].is_null()) n.reason = std::string(e["reason"].get_string().value());
+            EXPECT_FALSE(e["summary"].get_string().value().empty());
+            EXPECT_TRUE(e["values"].is_object());
+            keys_.insert(n.key);
+            ++total_;
+            out.push_back(std::move(n));
+        }
+        return out;
+    }
+
+    static std::string brief(const std::vector<notification>& v) {
+        std::string s;
+        for (const auto& n : v)
+            s += fmt::format("{}{} {}:{} {}{}", s.empty() ? "" : " | ", n.id, n.kind, n.threshold, n.state,
+                             n.reason.empty() ? "" : " (" + n.reason + ")");
+        return s.empty() ? "-" : s;
+    }
+
+    std::int64_t count(const std::string& sql) { return store_.database().execAndGet(sql).getInt64(); }
+
+    temp_dir dir_;
+    config::alerts_config cfg_;
+    snapshot_store store_{dir_ / "snapshot.db"};
+    std::int64_t last_seq_ = 0;
+    std::set<std::string> keys_;
+    std::size_t total_ = 0;
+};
+
+TEST_F(AlertState, FiresOnceThenRepeatsOnlyAfterTheRepeatInterval) {
+    const epoch_ms E = T0 + 5 * day;
+    EXPECT_EQ(apply({group("a", E), group("b", T0 + 100 * day)}, T0), 1);
+    EXPECT_EQ(brief(drain()), "a expiring:7d firing");
+    // Unchanged re-syncs within the repeat interval: nothing at all.
+    for (epoch_ms t = T0 + hour; t < T0 + 24 * hour; t += 3 * hour) EXPECT_EQ(apply({group("a", E), group("b", T0 + 100 * day)}, t), 0);
+    EXPECT_EQ(brief(drain()), "-");
+    apply({group("a", E), group("b", T0 + 100 * day)}, T0 + 24 * hour);
+    auto repeat = drain();
+    ASSERT_EQ(brief(repeat), "a expiring:7d firing");
+    EXPECT_EQ(repeat[0].number, 2);
+    EXPECT_EQ(keys_.size(), total_) << "every notification has its own idempotency key";
+}
+
+TEST_F(AlertState, CrossingATighterThresholdNotifiesOnceAndSupersedesSilently) {
+    const epoch_ms E = T0 + 10 * day;
+    apply({group("a", E)}, T0);
+    EXPECT_EQ(brief(drain()), "a expiring:30d firing");
+    apply({group("a", E)}, E - 7 * day);
+    EXPECT_EQ(brief(drain()), "a expiring:7d firing");
+    apply({group("a", E)}, E - day + second);
+    EXPECT_EQ(brief(drain()), "a expiring:1d firing");
+    apply({group("a", E)}, E);
+    EXPECT_EQ(brief(drain()), "a expired: firing");
+    EXPECT_EQ(count("SELECT count(*) FROM alerts WHERE state = 'firing'"), 1);
+    EXPECT_EQ(count("SELECT count(*) FROM alerts WHERE reason = 'superseded'"), 3);
+}
+
+TEST_F(AlertState, RenewalResolvesWithItsReason) {
+    const epoch_ms E = T0 + 5 * day;
+    apply({group("a", E)}, T0);
+    drain();
+    apply({group("a", E + 365 * day)}, T0 + hour);
+    EXPECT_EQ(brief(drain()), "a expiring:7d resolved (renewed)");
+    EXPECT_EQ(count("SELECT count(*) FROM alerts WHERE state = 'firing'"), 0);
+    // Expiring again later is a new episode with a new key.
+    apply({group("a", E)}, T0 + 2 * hour);
+    const auto again = drain();
+    ASSERT_EQ(brief(again), "a expiring:7d firing");
+    EXPECT_EQ(again[0].number, 1);
+    EXPECT_EQ(keys_.size(), total_);
+}
+
+TEST_F(AlertState, RemovalResolvesWithItsReason) {
+    apply({group("a", T0 + 5 * day), group("b", T0 + 100 * day)}, T0);
+    drain();
+    apply({group("b", T0 + 100 * day)}, T0 + hour);
+    EXPECT_EQ(brief(drain()), "a expiring:7d resolved (removed)");
+}
+
+TEST_F(AlertState, QuotaTopUpResolves) {
+    cfg_.rules.quota_low_absolute = 100;
+    apply({group("a", T0 + 100 * day, 50, 9950)}, T0);
+    EXPECT_EQ(brief(drain()), "a quota_low:abs:100 firing | a quota_low:pct:10 firing");
+    apply({group("a", T0 + 100 * day, 0, 10000)}, T0 + hour);
+    EXPECT_EQ(brief(drain()), "a quota_exhausted:0 firing");
+    apply({group("a", T0 + 100 * day, 100000, 10000)}, T0 + 2 * hour);
+    EXPECT_EQ(brief(drain()), "a quota_exhausted:0 resolved (topped_up)");
+}
+
+TEST_F(AlertState, SilencedAlertsKeepStateAndNotifyWhenTheSilenceEnds) {
+    cfg_.silences.push_back({"prod", "", "a", "expiring", T0 + 2 * hour, "renewal ordered"});
+    apply({group("a", T0 + 5 * day), group("b", T0 + 5 * day)}, T0);
+    EXPECT_EQ(brief(drain()), "b expiring:7d firing") << "a is silenced";
+    EXPECT_EQ(count("SELECT count(*) FROM alerts WHERE state = 'firing'"), 2);
+    apply({group("a", T0 + 5 * day), group("b", T0 + 5 * day)}, T0 + hour);
+    EXPECT_EQ(brief(drain()), "-");
+    apply({group("a", T0 + 5 * day), group("b", T0 + 5 * day)}, T0 + 2 * hour);
+    EXPECT_EQ(brief(drain()), "a expiring:7d firing") << "the silence ended";
+}
+
+TEST_F(AlertState, AResolvedAlertThatNeverNotifiedStaysQuiet) {
+    cfg_.silences.push_back({"", "", "", "expiring", T0 + 10 * day, ""});
+    apply({group("a", T0 + 5 * day)}, T0);
+    apply({group("a", T0 + 400 * day)}, T0 + hour);
+    EXPECT_EQ(brief(drain()), "-");
+    EXPECT_EQ(count("SELECT count(*) FROM alerts WHERE state = 'resolved' AND reason = 'renewed'"), 1);
+}
+
+TEST_F(AlertState, SourceFailingAndAuthFailingFireOnFailuresAndResolveOnSuccess) {
+    apply({group("a", T0 + 100 * day)}, T0);
+    for (int i = 1; i <= 3; ++i)
+        store_.record_failure("prod", source_kind::purchased_groups, "HTTP 500", T0 + i * 1000, T0 + i * 1000 + 1, false,
+                              "http_status");
+    EXPECT_EQ(brief(drain()), " source_failing:3 firing");
+    store_.record_failure("prod", source_kind::purchased_groups, "HTTP 401", T0 + 5000, T0 + 5001, false, "auth");
+    EXPECT_EQ(brief(drain()), " auth_failing: firing");
+    apply({group("a", T0 + 100 * day)}, T0 + 6000);
+    EXPECT_EQ(brief(drain()), " auth_failing: resolved (recovered) |  source_failing:3 resolved (recovered)");
+}
+
+TEST_F(AlertState, DeliveriesFollowTheSinkFilters) {
+    apply({group("warn", T0 + 5 * day), group("crit", T0 - day)}, T0);
+    const auto n = drain();
+    ASSERT_EQ(n.size(), 2u);
+    EXPECT_EQ(count("SELECT count(*) FROM alert_deliveries WHERE sink = 'all' AND status = 'pending'"), 2);
+    EXPECT_EQ(count("SELECT count(*) FROM alert_deliveries WHERE sink = 'pager'"), 1);
+    EXPECT_EQ(count("SELECT count(*) FROM alert_deliveries d JOIN alert_outbox o USING (seq) WHERE d.sink = 'pager' "
+                    "AND o.kind = 'expired'"),
+              1);
+}
+
+TEST_F(AlertState, DryRunQueuesNothing) {
+    const auto run = store_.apply("prod", complete({group("a", T0 + 5 * day)}), T0 - 1, T0, true);
+    EXPECT_EQ(run.notifications, 1) << "a dry run says what it would send";
+    EXPECT_EQ(count("SELECT count(*) FROM alert_outbox"), 0);
+    EXPECT_EQ(count("SELECT count(*) FROM alerts"), 0);
+}
+
+TEST_F(AlertState, NotificationsCommitWithTheSnapshotChangeOrNotAtAll) {
+    apply({group("a", T0 + 100 * day)}, T0);
+    // A failing transaction (a trigger aborts the run's last write) leaves neither the
+    // changed row nor the notification behind.
+    store_.database().exec(
+        "CREATE TRIGGER boom BEFORE INSERT ON alert_deliveries BEGIN SELECT RAISE(ABORT, 'disk full'); END");
+    EXPECT_THROW(apply({group("a", T0 + 5 * day)}, T0 + hour), std::exception);
+    EXPECT_EQ(count("SELECT count(*) FROM alert_outbox"), 0);
+    EXPECT_EQ(count("SELECT expire_time FROM purchased_groups WHERE item_key = 'a'"), T0 + 100 * day);
+    store_.database().exec("DROP TRIGGER boom");
+    apply({group("a", T0 + 5 * day)}, T0 + 2 * hour);
+    EXPECT_EQ(brief(drain()), "a expiring:7d firing");
+}
+
+TEST_F(AlertState, DeliveryFailedGoesToTheOtherSinksAndResolves) {
+    EXPECT_EQ(alerts::update_delivery_failed(store_.database(), cfg_, "all", 2, "HTTP 503", T0), 1);
+    const auto n = drain();
+    ASSERT_EQ(brief(n), "all delivery_failed: firing");
+    EXPECT_EQ(n[0].severity, "critical");
+    EXPECT_EQ(count("SELECT count(*) FROM alert_deliveries WHERE sink = 'all'"), 0) << "not to the broken sink";
+    EXPECT_EQ(count("SELECT count(*) FROM alert_deliveries WHERE sink = 'pager'"), 1);
+    EXPECT_EQ(alerts::update_delivery_failed(store_.database(), cfg_, "all", 2, "HTTP 503", T0 + 1), 0);
+    EXPECT_EQ(alerts::update_delivery_failed(store_.database(), cfg_, "all", 0, "", T0 + 2), 1);
+    EXPECT_EQ(brief(drain()), "all delivery_failed: resolved (redelivered)");
+}
+
+TEST_F(AlertState, ReadAlertsListsFiringMostSevereFirst) {
+    apply({group("warn", T0 + 5 * day), group("crit", T0 - day), group("ok", T0 + 100 * day)}, T0);
+    apply({group("crit", T0 - day), group("ok", T0 + 100 * day)}, T0 + hour);
+    const auto firing = alerts::read_alerts(store_.database(), false);
+    ASSERT_EQ(firing.size(), 1u);
+    EXPECT_EQ(firing[0].item_key, "crit");
+    EXPECT_EQ(firing[0].severity, "critical");
+    const auto all = alerts::read_alerts(store_.database(), true);
+    ASSERT_EQ(all.size(), 2u);
+    EXPECT_EQ(all[1].state, "resolved");
+    EXPECT_EQ(all[1].reason, "removed");
+}
+
+}  // namespace
+}  // namespace subsync::sync
+
+namespace subsync::sync {
+namespace {
+
+TEST_F(AlertState, PruneKeepsWhatIsFiringOrUndelivered) {
+    apply({group("gone", T0 + 5 * day), group("stays", T0 + 5 * day)}, T0);
+    apply({group("stays", T0 + 5 * day)}, T0 + hour);  // "gone" resolves (removed)
+    ASSERT_EQ(count("SELECT count(*) FROM alert_outbox"), 3);
+    // Every delivery of the firing notification of "gone" is done; the rest still waits.
+    store_.database().exec("UPDATE alert_deliveries SET status = 'delivered' WHERE seq IN "
+                           "(SELECT seq FROM alert_outbox WHERE item_key = 'gone')");
+    const auto p = store_.prune(T0 + 2 * hour);
+    EXPECT_EQ(p.alerts, 3) << "the resolved alert and both finished notifications of \"gone\"";
+    EXPECT_EQ(count("SELECT count(*) FROM alerts"), 1);
+    EXPECT_EQ(count("SELECT count(*) FROM alerts WHERE item_key = 'stays' AND state = 'firing'"), 1);
+    EXPECT_EQ(count("SELECT count(*) FROM alert_outbox WHERE item_key = 'stays'"), 1);
+    EXPECT_EQ(count("SELECT count(*) FROM alert_deliveries"), 1) << "deliveries go with their notification";
+}
+
+}  // namespace
+}  // namespace subsync::sync
