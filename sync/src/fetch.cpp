@@ -99,7 +99,7 @@ private:
         if (!slots_.empty() && page.total == static_cast<std::int64_t>(total) && first < total &&
             page.purchases.size() == std::min(per_page, total - first)) {
             std::move(page.purchases.begin(), page.purchases.end(), slots_.begin() + static_cast<std::ptrdiff_t>(first));
-            page.purchases = {};
+            page.purchases = std::vector<purchased_group>();  // frees the buffer (`= {}` would keep it)
             placed_[index] = true;
         }
         pages_[index] = std::move(page);
