@@ -463,3 +463,19 @@ TEST_F(AlertState, PruneKeepsWhatIsFiringOrUndelivered) {
 
 }  // namespace
 }  // namespace subsync::sync
+
+namespace subsync::sync {
+namespace {
+
+TEST(AlertRules, SummariesStayOnOneLineWhateverTheNameHolds) {
+    auto item = expiring_at(T0 + day);
+    item.name = "multi\nline \"quoted\"\x1b[31m";
+    item.key = "id\r\n";
+    const auto a = alerts::evaluate_item(item, {}, T0, {}, "purchased_groups");
+    ASSERT_EQ(a.size(), 1u);
+    EXPECT_EQ(a[0].summary.find_first_of("\r\n\x1b"), std::string::npos) << a[0].summary;
+    EXPECT_NE(a[0].summary.find(R"("multi\nline \"quoted\"\u001b[31m")"), std::string::npos) << a[0].summary;
+}
+
+}  // namespace
+}  // namespace subsync::sync

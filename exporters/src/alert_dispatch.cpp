@@ -18,6 +18,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <vector>
 
 namespace subsync::exporters {
 
@@ -38,16 +39,29 @@ struct head_row {
     std::string payload;
 };
 
-std::optional<head_row> read_head(SQLite::Database& db, const std::string& sink) {
+/// The next `limit` pending deliveries of `sink`, in seq order.
+std::vector<head_row> read_batch(SQLite::Database& db, const std::string& sink, int limit) {
     SQLite::Statement q(db,
                         "SELECT d.seq, d.attempts, d.next_attempt_at, o.payload FROM alert_deliveries d "
                         "JOIN alert_outbox o ON o.seq = d.seq WHERE d.sink = ? AND d.status = 'pending' "
-                        "ORDER BY d.seq LIMIT 1");
+                        "ORDER BY d.seq LIMIT ?");
     q.bind(1, sink);
-    if (!q.executeStep()) return std::nullopt;
-    return head_row{q.getColumn(0).getInt64(), q.getColumn(1).getInt64(), q.getColumn(2).getInt64(),
-                    q.getColumn(3).getString()};
+    q.bind(2, limit);
+    std::vector<head_row> out;
+    while (q.executeStep())
+        out.push_back({q.getColumn(0).getInt64(), q.getColumn(1).getInt64(), q.getColumn(2).getInt64(),
+                       q.getColumn(3).getString()});
+    return out;
 }
+
+std::optional<head_row> read_head(SQLite::Database& db, const std::string& sink) {
+    auto rows = read_batch(db, sink, 1);
+    if (rows.empty()) return std::nullopt;
+    return std::move(rows.front());
+}
+
+/// Notifications delivered before their outcomes are committed together.
+constexpr int delivery_batch = 64;
 
 std::int64_t count_pending(SQLite::Database& db, const std::string& sink) {
     SQLite::Statement q(db, "SELECT count(*) FROM alert_deliveries WHERE sink = ? AND status = 'pending'");
@@ -102,92 +116,119 @@ asio::awaitable<sink_dispatch> alert_dispatcher::drain(sink_slot& s, steady::tim
     const std::int64_t dead_before = dead_count(name);
     std::string last_dead_error;
     const sync::retry_policy policy{cfg_.max_attempts, cfg_.retry_base, cfg_.retry_max};
-    for (;;) {
-        auto head = read_head(db_, name);
-        if (!head) break;
-        const std::int64_t now = clock_.now();
-        if (head->next_attempt_at > now) {
-            d.next_due = head->next_attempt_at;
-            break;
+
+    // Deliveries go out in batches, and the outcomes of a batch are recorded in one
+    // transaction: one fsync per batch rather than per notification. A crash mid-batch
+    // sends those notifications again (at-least-once; receivers drop them by idempotency
+    // key). No transaction is open while a sink is awaited: the connection is shared with
+    // the sync, which must be free to begin its own.
+    struct result {
+        const head_row* row;
+        std::string outcome;  // delivered | failed | dead
+        std::string error;
+        std::int64_t at, latency_ms, attempts, next_attempt_at;
+    };
+    bool blocked = false;
+    while (!blocked) {
+        const std::vector<head_row> batch = read_batch(db_, name, delivery_batch);
+        if (batch.empty()) break;
+        std::vector<result> done;
+        for (const head_row& row : batch) {
+            if (row.next_attempt_at > clock_.now() || steady::now() >= deadline) {
+                d.next_due = row.next_attempt_at;
+                blocked = true;
+                break;
+            }
+            delivery_outcome out;
+            const auto t0 = steady::now();
+            auto parsed = parse_notification(row.seq, row.payload);
+            const bool poison = !parsed;  // a payload that cannot be read never will be: no retry
+            if (poison) out = {false, parsed.error()};
+            else out = co_await s.sink->deliver(*parsed, deadline);
+            const auto latency = std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - t0).count();
+            const std::int64_t at = clock_.now();
+            result r{&row, "delivered", out.error, at, static_cast<std::int64_t>(latency), row.attempts + 1, 0};
+            if (!out.delivered && (poison || r.attempts >= cfg_.max_attempts)) {
+                r.outcome = "dead";
+            } else if (!out.delivered) {
+                r.outcome = "failed";
+                r.next_attempt_at =
+                    at + sync::backoff_delay(policy, static_cast<int>(r.attempts), draw()).count();
+            }
+            done.push_back(std::move(r));
+            if (done.back().outcome == "failed") {
+                blocked = true;  // head of line: the rest of this sink waits for this one
+                d.next_due = done.back().next_attempt_at;
+                break;
+            }
         }
-        if (steady::now() >= deadline) {
-            d.next_due = head->next_attempt_at;
-            break;
-        }
-        delivery_outcome out;
-        const auto t0 = steady::now();
-        auto parsed = parse_notification(head->seq, head->payload);
-        bool poison = false;
-        if (!parsed) {
-            out = {false, parsed.error()};
-            poison = true;  // a payload that cannot be read never will be: no point retrying
-        } else {
-            out = co_await s.sink->deliver(*parsed, deadline);
-        }
-        const auto latency = std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - t0).count();
-        const std::int64_t at = clock_.now();
-        const std::int64_t attempts = head->attempts + 1;
-        std::string outcome = "delivered";
-        {
-            SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
-            if (out.delivered) {
-                SQLite::Statement u(db_,
+        if (done.empty()) break;
+
+        SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
+        SQLite::Statement delivered(db_,
                                     "UPDATE alert_deliveries SET status = 'delivered', attempts = ?, delivered_at = ?, "
                                     "last_error = NULL WHERE sink = ? AND seq = ?");
-                u.bind(1, attempts);
-                u.bind(2, at);
-                u.bind(3, name);
-                u.bind(4, head->seq);
-                u.exec();
+        SQLite::Statement dead(db_,
+                               "UPDATE alert_deliveries SET status = 'dead', attempts = ?, last_error = ? "
+                               "WHERE sink = ? AND seq = ?");
+        SQLite::Statement failed(db_,
+                                 "UPDATE alert_deliveries SET attempts = ?, next_attempt_at = ?, last_error = ? "
+                                 "WHERE sink = ? AND seq = ?");
+        SQLite::Statement attempt(db_,
+                                  "INSERT INTO alert_attempts (sink, seq, time, outcome, latency_ms, error) "
+                                  "VALUES (?, ?, ?, ?, ?, ?)");
+        for (const result& r : done) {
+            const std::int64_t seq = r.row->seq;
+            if (r.outcome == "delivered") {
+                delivered.bind(1, r.attempts);
+                delivered.bind(2, r.at);
+                delivered.bind(3, name);
+                delivered.bind(4, seq);
+                delivered.exec();
+                delivered.reset();
                 ++d.delivered;
-            } else if (poison || attempts >= cfg_.max_attempts) {
-                outcome = "dead";
-                SQLite::Statement u(db_,
-                                    "UPDATE alert_deliveries SET status = 'dead', attempts = ?, last_error = ? "
-                                    "WHERE sink = ? AND seq = ?");
-                u.bind(1, attempts);
-                u.bind(2, out.error);
-                u.bind(3, name);
-                u.bind(4, head->seq);
-                u.exec();
+            } else if (r.outcome == "dead") {
+                dead.bind(1, r.attempts);
+                dead.bind(2, r.error);
+                dead.bind(3, name);
+                dead.bind(4, seq);
+                dead.exec();
+                dead.reset();
                 ++d.dead;
-                last_dead_error = out.error;
+                last_dead_error = r.error;
             } else {
-                outcome = "failed";
-                const auto wait = sync::backoff_delay(policy, static_cast<int>(attempts), draw());
-                SQLite::Statement u(db_,
-                                    "UPDATE alert_deliveries SET attempts = ?, next_attempt_at = ?, last_error = ? "
-                                    "WHERE sink = ? AND seq = ?");
-                u.bind(1, attempts);
-                u.bind(2, static_cast<std::int64_t>(at + wait.count()));
-                u.bind(3, out.error);
-                u.bind(4, name);
-                u.bind(5, head->seq);
-                u.exec();
+                failed.bind(1, r.attempts);
+                failed.bind(2, r.next_attempt_at);
+                failed.bind(3, r.error);
+                failed.bind(4, name);
+                failed.bind(5, seq);
+                failed.exec();
+                failed.reset();
                 ++d.failed;
             }
-            SQLite::Statement a(db_,
-                                "INSERT INTO alert_attempts (sink, seq, time, outcome, latency_ms, error) "
-                                "VALUES (?, ?, ?, ?, ?, ?)");
-            a.bind(1, name);
-            a.bind(2, head->seq);
-            a.bind(3, at);
-            a.bind(4, outcome);
-            a.bind(5, static_cast<std::int64_t>(latency));
-            if (out.delivered) a.bind(6);
-            else a.bind(6, out.error);
-            a.exec();
-            tx.commit();
+            attempt.bind(1, name);
+            attempt.bind(2, seq);
+            attempt.bind(3, r.at);
+            attempt.bind(4, r.outcome);
+            attempt.bind(5, r.latency_ms);
+            if (r.outcome == "delivered") attempt.bind(6);
+            else attempt.bind(6, r.error);
+            attempt.exec();
+            attempt.reset();
         }
-        if (outcome == "delivered")
-            spdlog::debug("alert delivered sink={} seq={} attempt={} ms={}", name, head->seq, attempts, latency);
-        else if (outcome == "dead")
-            spdlog::error("alert dead-lettered sink={} seq={} attempts={} error=\"{}\"", name, head->seq, attempts,
-                          out.error);
-        else
-            spdlog::warn("alert delivery failed sink={} seq={} attempt={} ms={} error=\"{}\"", name, head->seq,
-                         attempts, latency, out.error);
-        if (on_attempt) on_attempt(name, outcome);
+        tx.commit();
+        for (const result& r : done) {
+            if (r.outcome == "delivered")
+                spdlog::debug("alert delivered sink={} seq={} attempt={} ms={}", name, r.row->seq, r.attempts,
+                              r.latency_ms);
+            else if (r.outcome == "dead")
+                spdlog::error("alert dead-lettered sink={} seq={} attempts={} error=\"{}\"", name, r.row->seq,
+                              r.attempts, r.error);
+            else
+                spdlog::warn("alert delivery failed sink={} seq={} attempt={} ms={} error=\"{}\"", name, r.row->seq,
+                             r.attempts, r.latency_ms, r.error);
+            if (on_attempt) on_attempt(name, r.outcome);
+        }
     }
     const std::int64_t dead_after = dead_count(name);
     if (dead_after != dead_before)

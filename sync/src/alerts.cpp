@@ -41,11 +41,16 @@ std::string days_text(double days) {
     return fmt::format("{:.0f} day{}", std::floor(days), std::floor(days) == 1 ? "" : "s");
 }
 
+/// "purchased group "payments" (sub-1)": the name as a JSON string, so a summary is one
+/// line whatever the API sent (a log line or a terminal table cannot be broken up).
 std::string what(std::string_view source, const item_facts& item) {
     const bool group = source == "purchased_groups";
     const std::string_view noun = group ? "purchased group" : "resource";
-    if (item.name.empty()) return fmt::format("{} {}", noun, item.key);
-    return fmt::format("{} \"{}\" ({})", noun, item.name, item.key);
+    std::string key = item.key;
+    for (char& c : key)
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+    if (item.name.empty()) return fmt::format("{} {}", noun, key);
+    return fmt::format("{} {} ({})", noun, json_str(item.name), key);
 }
 
 /// Rank of an alert within its family (expiry: expiring, expired; quota: forecast, low,
