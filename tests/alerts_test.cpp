@@ -306,6 +306,15 @@ TEST_F(AlertState, FiresOnceThenRepeatsOnlyAfterTheRepeatInterval) {
     EXPECT_EQ(keys_.size(), total_) << "every notification has its own idempotency key";
 }
 
+TEST_F(AlertState, AnUnchangedResyncWritesNoAlertRow) {
+    const std::vector<purchased_group> items{group("a", T0 + 5 * day + 12 * hour), group("b", T0 - day - 12 * hour)};
+    apply(items, T0);
+    ASSERT_EQ(count("SELECT count(*) FROM alerts WHERE state = 'firing'"), 2);
+    const int before = store_.database().getTotalChanges();
+    EXPECT_EQ(apply(items, T0 + 10 * 60 * 1000), 0);
+    EXPECT_EQ(store_.database().getTotalChanges() - before, 2) << "only the sync_runs row (insert + counts)";
+}
+
 TEST_F(AlertState, CrossingATighterThresholdNotifiesOnceAndSupersedesSilently) {
     const epoch_ms E = T0 + 10 * day;
     apply({group("a", E)}, T0);

@@ -517,6 +517,57 @@ TEST_F(ConfigFile, RelativeTokenFileResolvesAgainstConfigDirectory) {
     EXPECT_EQ(s->reveal(), "s3cr3t-value");
 }
 
+TEST_F(ConfigFile, ReadsExportsKeys) {
+    auto defaults = cfg::load_config(write("defaults.toml", account()));
+    ASSERT_TRUE(defaults) << defaults.error().message;
+    EXPECT_FALSE(defaults->exports.csv_bom);
+    EXPECT_FALSE(defaults->exports.csv_crlf);
+    EXPECT_TRUE(defaults->exports.neutralise_formulas);
+    EXPECT_EQ(defaults->exports.keep_generations, 5);
+    EXPECT_EQ(defaults->exports.formats, (std::vector<std::string>{"csv", "json"}));
+    EXPECT_TRUE(defaults->exports.report);
+
+    auto c = cfg::load_config(write("exports.toml", "[exports]\ncsv_bom = true\ncsv_crlf = true\n"
+                                                    "neutralise_formulas = false\nkeep_generations = 12\n"
+                                                    "formats = [\"jsonl\", \"csv\"]\nreport = false\n" +
+                                                        account()));
+    ASSERT_TRUE(c) << c.error().message;
+    EXPECT_TRUE(c->exports.csv_bom);
+    EXPECT_TRUE(c->exports.csv_crlf);
+    EXPECT_FALSE(c->exports.neutralise_formulas);
+    EXPECT_EQ(c->exports.keep_generations, 12);
+    EXPECT_EQ(c->exports.formats, (std::vector<std::string>{"jsonl", "csv"}));
+    EXPECT_FALSE(c->exports.report);
+}
+
+TEST_F(ConfigFile, RejectsBadExportsKeysNamingFileLineAndKey) {
+    const std::vector<bad_case> cases = {
+        {"BomNotBoolean", "[exports]\ncsv_bom = \"yes\"\n" + account(), "csv_bom", "exports.csv_bom",
+         "expected boolean (true or false), got string"},
+        {"UnknownKeyWithSuggestion", "[exports]\nkeep_generation = 3\n" + account(), "keep_generation",
+         "exports.keep_generation", "did you mean \"keep_generations\"?"},
+        {"KeepZero", "[exports]\nkeep_generations = 0\n" + account(), "keep_generations",
+         "exports.keep_generations", "must be between 1 and 1000, got 0"},
+        {"UnknownFormat", "[exports]\nformats = [\"csv\", \"xlsx\"]\n" + account(), "xlsx", "exports.formats",
+         "unknown format \"xlsx\""},
+        {"RepeatedFormat", "[exports]\nformats = [\"csv\", \"csv\"]\n" + account(), "formats", "exports.formats",
+         "\"csv\" is listed twice"},
+        {"NoFormat", "[exports]\nformats = []\n" + account(), "formats", "exports.formats", "at least one"},
+        {"FormatsNotArray", "[exports]\nformats = \"csv\"\n" + account(), "formats", "exports.formats",
+         "expected array of strings"},
+    };
+    for (const bad_case& c : cases) {
+        SCOPED_TRACE(c.name);
+        const fs::path file = write(c.name + ".toml", c.toml);
+        auto result = cfg::load_config(file);
+        ASSERT_FALSE(result) << c.toml;
+        const std::string& message = result.error().message;
+        const std::string where = fmt::format("{}:{}: {}: ", file.string(), line_with(c.toml, c.at), c.key);
+        EXPECT_NE(message.find(where), std::string::npos) << message << "\nexpected: " << where;
+        EXPECT_NE(message.find(c.what), std::string::npos) << message << "\nexpected: " << c.what;
+    }
+}
+
 struct endpoint_case {
     std::string name;
     std::string url;

@@ -162,7 +162,7 @@ TEST_F(ExportTest, JsonIsValidAndKeepsNullApartFromAbsent) {
 TEST_F(ExportTest, GenerationIsCompleteWithManifestAndLatestLink) {
     auto db = sync::open_snapshot_readonly(dir_ / "snapshot.db");
     const auto g = write_generation(db, dir_ / "exports", 1514528566000, {1});
-    ASSERT_EQ(g.files.size(), 6u) << "3 tables x csv, json";
+    ASSERT_EQ(g.files.size(), 9u) << "4 tables x csv, json, and report.html";
     for (const auto& f : g.files) {
         EXPECT_TRUE(std::filesystem::exists(f.path)) << f.path;
         EXPECT_EQ(std::filesystem::file_size(f.path), f.bytes);
@@ -186,7 +186,7 @@ TEST_F(ExportTest, GenerationIsCompleteWithManifestAndLatestLink) {
         EXPECT_EQ(uint64_t(f["bytes"]), std::filesystem::file_size(latest / name)) << name;
         ++listed;
     }
-    EXPECT_EQ(listed, 6u);
+    EXPECT_EQ(listed, 9u);
     // Only complete generations exist: no hidden building folder is left.
     std::size_t entries = 0;
     for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(dir_ / "exports" / "generations")) ++entries;
@@ -227,6 +227,57 @@ TEST_F(ExportTest, CsvStyleBomCrlfAndFormulaSwitch) {
     EXPECT_EQ(out.substr(0, 3), "\xEF\xBB\xBF");
     EXPECT_NE(out.find("app_secret\r\n"), std::string::npos);
     EXPECT_NE(out.find(",=cmd|' /C calc'!A0,"), std::string::npos) << "neutralising off: written as is";
+}
+
+void insert_alerts(SQLite::Database& db) {
+    db.exec("INSERT INTO alerts (account, source, item_key, kind, threshold, state, severity, since, resolved_at, "
+            "reason, last_notified, notifications, summary, detail, updated_at) VALUES "
+            "('prod', 'purchased_groups', 'b', 'quota_low', 'pct:10', 'firing', 'warning', 1514528566000, NULL, NULL, "
+            "1514528566000, 1, '=1+1 left, \"low\"', '{\"quota_left\":9007199254740993,\"pct\":9.5}', 1514528566000),"
+            "('prod', 'purchased_groups', 'a', 'expiring', '30d', 'resolved', 'critical', 1514528566000, "
+            "1514528567000, 'renewed', NULL, 2, 'line1\nline2', '{}', 1514528567000)");
+}
+
+TEST_F(ExportTest, AlertsTableInDocumentedColumnOrder) {
+    {
+        SQLite::Database rw((dir_ / "snapshot.db").string(), SQLite::OPEN_READWRITE);
+        insert_alerts(rw);
+    }
+    auto db = sync::open_snapshot_readonly(dir_ / "snapshot.db");
+    std::string csv;
+    EXPECT_EQ(write_table(db, export_table::alerts, export_format::csv, [&](std::string_view b) { csv += b; }), 2);
+    EXPECT_EQ(csv,
+              "account,source,id,kind,threshold,state,severity,since,resolved_at,reason,last_notified,notifications,"
+              "summary,detail,updated_at\n"
+              "prod,purchased_groups,a,expiring,30d,resolved,critical,2017-12-29T06:22:46Z,2017-12-29T06:22:47Z,renewed,"
+              ",2,\"line1\nline2\",{},2017-12-29T06:22:47Z\n"
+              "prod,purchased_groups,b,quota_low,pct:10,firing,warning,2017-12-29T06:22:46Z,,,2017-12-29T06:22:46Z,1,"
+              "\"'=1+1 left, \"\"low\"\"\",\"{\"\"quota_left\"\":9007199254740993,\"\"pct\"\":9.5}\","
+              "2017-12-29T06:22:46Z\n");
+
+    std::string json;
+    write_table(db, export_table::alerts, export_format::json, [&](std::string_view b) { json += b; });
+    simdjson::dom::parser parser;
+    simdjson::dom::element doc;
+    ASSERT_FALSE(parser.parse(json).get(doc)) << json;
+    auto b = doc.at(1);
+    EXPECT_EQ(std::string_view(b["id"]), "b");
+    EXPECT_TRUE(b["resolved_at"].is_null()) << "null, not absent: the column exists for every alert";
+    EXPECT_EQ(int64_t(b["detail"]["quota_left"]), 9007199254740993) << "detail is an object in JSON";
+    EXPECT_EQ(std::string_view(b["summary"]), "=1+1 left, \"low\"");
+    std::vector<std::string_view> keys;
+    for (auto [k, v] : doc.at(0).get_object()) keys.push_back(k);
+    EXPECT_EQ(keys, (std::vector<std::string_view>{"account", "source", "id", "kind", "threshold", "state", "severity",
+                                                   "since", "resolved_at", "reason", "last_notified", "notifications",
+                                                   "summary", "detail", "updated_at"}));
+
+    std::string jsonl;
+    export_options only_other;
+    only_other.account = "other";
+    EXPECT_EQ(write_table(db, export_table::alerts, export_format::jsonl, [&](std::string_view b2) { jsonl += b2; },
+                          only_other),
+              0);
+    EXPECT_EQ(jsonl, "");
 }
 
 TEST(AtomicFile, UncommittedWriteLeavesTheOldFile) {

@@ -40,6 +40,44 @@ void read_storage(const table_reader& root, storage_config& out) {
     r.duration("quota_sample_interval", milliseconds(0), std::chrono::hours(24 * 31), out.quota_sample_interval);
 }
 
+// `[exports]`: booleans and the format list are read here; table_reader has no getter for them.
+void read_exports(const table_reader& root, exports_config& out) {
+    const toml::table* t = root.table("exports");
+    if (t == nullptr) return;
+    const table_reader r(*t, "exports",
+                         {"csv_bom", "csv_crlf", "neutralise_formulas", "keep_generations", "formats", "report"},
+                         root.report());
+    const auto boolean = [&](std::string_view k, bool& value) {
+        const toml::node* n = r.node(k);
+        if (n == nullptr) return;
+        if (!n->is_boolean()) return r.wrong_type(k, *n, "boolean (true or false)");
+        value = n->as_boolean()->get();
+    };
+    boolean("csv_bom", out.csv_bom);
+    boolean("csv_crlf", out.csv_crlf);
+    boolean("neutralise_formulas", out.neutralise_formulas);
+    boolean("report", out.report);
+    r.integer("keep_generations", 1, 1000, out.keep_generations);
+    const toml::node* n = r.node("formats");
+    if (n == nullptr) return;
+    const toml::array* a = n->as_array();
+    if (a == nullptr) return r.wrong_type("formats", *n, "array of strings such as [\"csv\", \"json\"]");
+    std::vector<std::string> formats;
+    for (const toml::node& e : *a) {
+        const std::string* s = e.is_string() ? &e.as_string()->get() : nullptr;
+        if (s == nullptr || (*s != "csv" && *s != "json" && *s != "jsonl"))
+            return r.invalid("formats", s == nullptr ? fmt::format("expected strings, got {}", type_name(e.type()))
+                                                      : fmt::format("unknown format \"{}\"; expected \"csv\", "
+                                                                    "\"json\" or \"jsonl\"",
+                                                                    *s));
+        if (std::find(formats.begin(), formats.end(), *s) != formats.end())
+            return r.invalid("formats", fmt::format("\"{}\" is listed twice", *s));
+        formats.push_back(*s);
+    }
+    if (formats.empty()) return r.invalid("formats", "must list at least one of \"csv\", \"json\", \"jsonl\"");
+    out.formats = std::move(formats);
+}
+
 void read_sync(const table_reader& root, sync_config& out) {
     const toml::table* t = root.table("sync");
     if (t == nullptr) return;
@@ -266,11 +304,13 @@ boost::system::result<config, config_error> parse_config(std::string_view toml_t
     std::error_code ec;
     const std::filesystem::path absolute = std::filesystem::absolute(source_name, ec);
     validation v(file, (ec ? source_name : absolute).parent_path());
-    const table_reader r(root, "", {"storage", "sync", "tls", "account", "daemon", "metrics", "alerts"}, v);
+    const table_reader r(root, "", {"storage", "sync", "tls", "account", "daemon", "metrics", "alerts", "exports"},
+                         v);
 
     config c;
     c.source = source_name;
     read_storage(r, c.storage);
+    read_exports(r, c.exports);
     read_sync(r, c.sync);
     read_daemon(r, c.daemon);
     read_metrics(r, c.metrics);

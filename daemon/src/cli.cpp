@@ -115,9 +115,10 @@ int run_cli(int argc, char** argv) {
 
     auto* export_cmd = app.add_subcommand("export", "write one table of the snapshot to a file or stdout");
     export_options export_opts;
-    export_cmd->add_option("--table", export_opts.table, "purchased_groups | subscription_resources | sync_runs | changes")
+    export_cmd->add_option("--table", export_opts.table,
+                           "purchased_groups | subscription_resources | sync_runs | alerts | changes | report")
         ->required();
-    export_cmd->add_option("--format", export_opts.format, "csv | json | jsonl (default csv)");
+    export_cmd->add_option("--format", export_opts.format, "csv | json | jsonl (default csv); html for report");
     export_cmd->add_option("-o,--output", export_opts.output, "file to write atomically, or - for stdout (default)");
     export_cmd->add_option("--account", export_opts.account, "only this account's rows");
     export_cmd->add_option("--as-of", export_opts.as_of,

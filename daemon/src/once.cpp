@@ -90,7 +90,7 @@ int run_sync_once(const std::filesystem::path& config_path, const once_options& 
         std::any_of(s.report.runs.begin(), s.report.runs.end(), [](const auto& r) { return r.status != "failed"; });
     if (applied && !opts.dry_run) {
         auto db = sync::open_snapshot_readonly(database);
-        s.exports = exporters::write_exports(db, cfg->storage.export_dir);
+        s.exports = exporters::write_exports(db, cfg->storage.export_dir, exporters::generation_options_from(*cfg));
     }
     if (!opts.dry_run) deliver_alerts(*cfg, store.database(), env);
     s.exit_code = exit_code_for(s.report);

@@ -4,6 +4,8 @@
 
 #include <subsync/daemon/cli.hpp>
 #include <subsync/exporters/atomic_file.hpp>
+#include <subsync/exporters/generations.hpp>
+#include <subsync/exporters/report.hpp>
 #include <subsync/exporters/table_export.hpp>
 #include <subsync/sync/columns.hpp>
 #include <subsync/sync/history.hpp>
@@ -37,13 +39,36 @@ std::string or_dash(const std::optional<std::string>& v) { return v ? *v : "-"; 
 
 }  // namespace
 
+// `export --table report`: the page every generation holds, as of the newest sync, so it
+// matches latest/report.html byte for byte when nothing synced since.
+int run_report_export(const std::filesystem::path& config_path, const export_options& opts) {
+    if (!opts.format.empty() && opts.format != "html") {
+        fmt::print(stderr, "subsyncd export: --table report is HTML; drop --format or write --format html\n");
+        return exit_usage;
+    }
+    if (!opts.as_of.empty() || opts.since || !opts.account.empty()) {
+        fmt::print(stderr, "subsyncd export: --table report takes no --as-of, --since or --account\n");
+        return exit_usage;
+    }
+    auto cfg = load_or_report(config_path);
+    if (!cfg) return exit_usage;
+    auto db = sync::open_snapshot_readonly(cfg->storage.database);
+    auto report = exporters::generation_options_from(*cfg).report.value_or(exporters::report_options{});
+    report.forecast = cfg->alerts.rules;
+    const auto newest = db.execAndGet("SELECT max(finished_at) FROM sync_runs");
+    const sync::epoch_ms now = newest.isNull() ? wall_clock_now() : newest.getInt64();
+    return write_output(opts.output,
+                        [&](const exporters::byte_sink& sink) { return exporters::write_report(db, now, sink, report); });
+}
+
 int run_export(const std::filesystem::path& config_path, const export_options& opts) {
+    if (opts.table == "report") return run_report_export(config_path, opts);
     const auto table = exporters::parse_table(opts.table);
-    const auto format = exporters::parse_format(opts.format);
+    const auto format = exporters::parse_format(opts.format.empty() ? "csv" : opts.format);
     if (!table) {
         fmt::print(stderr,
                    "subsyncd export: unknown --table \"{}\" (purchased_groups, subscription_resources, sync_runs, "
-                   "changes)\n",
+                   "alerts, changes, report)\n",
                    opts.table);
         return exit_usage;
     }
@@ -73,12 +98,13 @@ int run_export(const std::filesystem::path& config_path, const export_options& o
     if (!cfg) return exit_usage;
     auto db = sync::open_snapshot_readonly(cfg->storage.database);
     exporters::export_options eo;
+    eo.csv = exporters::generation_options_from(*cfg).csv;
     if (!opts.account.empty()) eo.account = opts.account;
     if (opts.since) eo.since_seq = *opts.since;
     return write_output(opts.output, [&](const exporters::byte_sink& sink) {
         if (as_of)
             return exporters::write_rows(*exporters::source_of(*table), *format, sink,
-                                         sync::rows_as_of(db, *exporters::source_of(*table), *as_of, eo.account));
+                                         sync::rows_as_of(db, *exporters::source_of(*table), *as_of, eo.account), eo.csv);
         return exporters::write_table(db, *table, *format, sink, eo);
     });
 }

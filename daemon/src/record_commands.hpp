@@ -23,7 +23,7 @@ int run_history(const std::filesystem::path& config_path, const history_options&
 /// `export` flags.
 struct export_options {
     std::string table;
-    std::string format = "csv";
+    std::string format;  ///< empty: csv, or html for the report
     std::string output;  ///< file (written atomically) or "-"/empty for stdout
     std::string account;
     std::string as_of;  ///< run id or ISO-8601 time

@@ -124,7 +124,8 @@ std::string service::after_round(const sync::sync_report& report, steady_clock::
     if (!stopping_ && ok + incomplete > 0) {
         try {
             auto db = sync::open_snapshot_readonly(cfg_.storage.database);
-            const auto files = exporters::write_exports(db, cfg_.storage.export_dir);
+            const auto files = exporters::write_exports(db, cfg_.storage.export_dir,
+                                                         exporters::generation_options_from(cfg_));
             spdlog::debug("exports written dir={} files={}", cfg_.storage.export_dir.string(), files.size());
         } catch (const std::exception& e) {
             spdlog::error("exports failed dir={} error=\"{}\"", cfg_.storage.export_dir.string(), e.what());

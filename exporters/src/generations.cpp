@@ -157,8 +157,15 @@ generation write_generation(SQLite::Database& db, const fs::path& export_dir, sy
 
     generation g;
     SQLite::Transaction read_tx(db);  // every file shows the same snapshot
-    for (auto table : {export_table::purchased_groups, export_table::subscription_resources, export_table::sync_runs})
+    for (auto table : {export_table::purchased_groups, export_table::subscription_resources, export_table::sync_runs,
+                       export_table::alerts})
         for (auto format : opts.formats) g.files.push_back(write_one(db, building, table, format, opts));
+    if (opts.report) {
+        atomic_file file(building / "report.html");
+        const auto expiring = write_report(db, now, [&](std::string_view b) { file.write(b); }, *opts.report);
+        file.commit();
+        g.files.push_back({file.target(), expiring, file.bytes_written(), file.sha256_hex()});
+    }
     write_manifest(building, now, run_ids, g.files);
     fsync_dir(building);
     g.dir = generations / name;
@@ -172,6 +179,18 @@ generation write_generation(SQLite::Database& db, const fs::path& export_dir, sy
     read_tx.commit();
     remove_old_generations(generations, g.dir, opts.keep);
     return g;
+}
+
+generation_options generation_options_from(const config::config& cfg) {
+    generation_options o;
+    o.formats.clear();
+    for (const auto& f : cfg.exports.formats)
+        if (auto parsed = parse_format(f)) o.formats.push_back(*parsed);
+    o.csv = {cfg.exports.csv_bom, cfg.exports.csv_crlf, cfg.exports.neutralise_formulas};
+    o.keep = cfg.exports.keep_generations;
+    if (cfg.exports.report) o.report->forecast = cfg.alerts.rules;
+    else o.report.reset();
+    return o;
 }
 
 std::vector<written_file> write_exports(SQLite::Database& db, const fs::path& export_dir,

@@ -34,7 +34,7 @@ std::string_view extension(export_format f) noexcept {
 namespace {
 
 constexpr std::array all_tables{export_table::purchased_groups, export_table::subscription_resources,
-                                export_table::sync_runs, export_table::changes};
+                                export_table::sync_runs, export_table::changes, export_table::alerts};
 
 using enum column_type;
 
@@ -47,6 +47,14 @@ const std::vector<column> run_columns{
 const std::vector<column> change_columns{
     {"seq", integer},  {"run", integer}, {"time", time},  {"account", text}, {"source", text},
     {"id", text},      {"kind", text},   {"field", text}, {"old", json},     {"new", json},
+};
+
+// `detail` is a JSON object: one compact cell in CSV, an object in JSON.
+const std::vector<column> alert_columns{
+    {"account", text},     {"source", text},       {"id", text},        {"kind", text},
+    {"threshold", text},   {"state", text},        {"severity", text},  {"since", time},
+    {"resolved_at", time}, {"reason", text},       {"last_notified", time}, {"notifications", integer},
+    {"summary", text},     {"detail", json},       {"updated_at", time},
 };
 
 std::vector<column> item_columns(sync::source_kind k) {
@@ -168,6 +176,7 @@ std::string_view to_string(export_table t) noexcept {
         case export_table::subscription_resources: return "subscription_resources";
         case export_table::sync_runs: return "sync_runs";
         case export_table::changes: return "changes";
+        case export_table::alerts: return "alerts";
     }
     return "";
 }
@@ -219,18 +228,23 @@ std::int64_t write_table(SQLite::Database& db, export_table table, export_format
         return out.finish();
     }
     const bool runs = table == export_table::sync_runs;
-    const auto& cols = runs ? run_columns : change_columns;
+    const bool alerts = table == export_table::alerts;
+    const auto& cols = runs ? run_columns : alerts ? alert_columns : change_columns;
     const std::string sql =
         runs ? "SELECT id, account, source, started_at, finished_at, status, pages, items, added, changed, removed, "
                "error FROM sync_runs WHERE 1 = 1" + account_filter + " ORDER BY id"
-             : "SELECT seq, run_id, time, account, source, item_key, kind, field, old_value, new_value FROM changes "
-               "WHERE seq > :since" + account_filter + " ORDER BY seq";
+        : alerts
+            ? "SELECT account, source, item_key, kind, threshold, state, severity, since, resolved_at, reason, "
+              "last_notified, notifications, summary, detail, updated_at FROM alerts WHERE 1 = 1" + account_filter +
+                  " ORDER BY account, source, item_key, kind, threshold"
+            : "SELECT seq, run_id, time, account, source, item_key, kind, field, old_value, new_value FROM changes "
+              "WHERE seq > :since" + account_filter + " ORDER BY seq";
     SQLite::Statement q(db, sql);
     if (opts.account) q.bind(":account", *opts.account);
-    if (!runs) q.bind(":since", static_cast<std::int64_t>(opts.since_seq.value_or(0)));
+    if (table == export_table::changes) q.bind(":since", static_cast<std::int64_t>(opts.since_seq.value_or(0)));
     row_writer out(cols, format, sink, opts.csv);
     while (q.executeStep()) {
-        read_plain(q, cols, !runs, cells);
+        read_plain(q, cols, table == export_table::changes, cells);
         out.row(cells);
     }
     return out.finish();

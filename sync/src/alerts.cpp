@@ -162,7 +162,7 @@ std::vector<active_alert> evaluate_item(const item_facts& item, std::span<const 
         const epoch_ms expire = *item.expire_time;
         auto values = [&] {
             return fmt::format(R"({{"expire_time":"{}","days_left":{}}})", iso(expire),
-                               number(std::round(static_cast<double>(expire - now) / ms_per_day * 10) / 10));
+                               number(std::trunc(static_cast<double>(expire - now) / ms_per_day)));
         };
         if (now >= expire) {
             if (rules.on(alert_kind::expired))
@@ -372,13 +372,19 @@ public:
                 continue;
             }
             stored_alert& s = it->second;
+            // Still firing: the row is written only when something in it changed, so an
+            // unchanged re-sync writes nothing.
+            bool changed = s.severity != sev || s.summary != a.summary || s.detail != a.values || s.measure != a.measure;
             s.severity = sev;
             s.summary = a.summary;
             s.detail = a.values;
             s.measure = a.measure;
             const bool due = !s.last_notified || now_ - *s.last_notified >= cfg_.repeat_interval.count();
-            if (!quiet && due) queued += notify(s, a.kind, "firing", std::nullopt, "");
-            write(s, std::nullopt, "");
+            if (!quiet && due) {
+                queued += notify(s, a.kind, "firing", std::nullopt, "");
+                changed = true;
+            }
+            if (changed) write(s, std::nullopt, "");
             stored.erase(it);
         }
 
@@ -453,9 +459,12 @@ private:
         p += fmt::format(",\"notification\":{}", number);
         p += ",\"created_at\":" + json_str(iso(now_)) + "}";
 
-        SQLite::Statement ins(db_,
-                              "INSERT OR IGNORE INTO alert_outbox (idempotency_key, created_at, run_id, account, source, "
-                              "item_key, kind, threshold, state, severity, payload) VALUES (?,?,?,?,?,?,?,?,?,?,?)");
+        if (!outbox_)
+            outbox_.emplace(db_,
+                            "INSERT OR IGNORE INTO alert_outbox (idempotency_key, created_at, run_id, account, source, "
+                            "item_key, kind, threshold, state, severity, payload) VALUES (?,?,?,?,?,?,?,?,?,?,?)");
+        SQLite::Statement& ins = *outbox_;
+        ins.reset();
         ins.bind(1, key);
         ins.bind(2, static_cast<std::int64_t>(now_));
         if (run_id_) ins.bind(3, *run_id_);
@@ -473,9 +482,11 @@ private:
         const auto sev = s.severity == "critical"  ? config::severity::critical
                          : s.severity == "warning" ? config::severity::warning
                                                    : config::severity::info;
-        SQLite::Statement deliver(db_,
-                                  "INSERT INTO alert_deliveries (sink, seq, status, attempts, next_attempt_at) "
-                                  "VALUES (?, ?, 'pending', 0, ?)");
+        if (!deliveries_)
+            deliveries_.emplace(db_,
+                                "INSERT INTO alert_deliveries (sink, seq, status, attempts, next_attempt_at) "
+                                "VALUES (?, ?, 'pending', 0, ?)");
+        SQLite::Statement& deliver = *deliveries_;
         for (const auto& sink : sinks_) {
             if (sink.name == exclude_sink_ || !accepts(sink.filter, kind, sev, account_)) continue;
             deliver.bind(1, sink.name);
@@ -492,10 +503,13 @@ private:
     }
 
     void write(const stored_alert& s, std::optional<epoch_ms> resolved_at, std::string_view reason) {
-        SQLite::Statement up(db_,
-                             "INSERT OR REPLACE INTO alerts (account, source, item_key, kind, threshold, state, severity, "
-                             "since, resolved_at, reason, last_notified, notifications, episode, summary, detail, "
-                             "measure, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+        if (!upsert_)
+            upsert_.emplace(db_,
+                            "INSERT OR REPLACE INTO alerts (account, source, item_key, kind, threshold, state, severity, "
+                            "since, resolved_at, reason, last_notified, notifications, episode, summary, detail, "
+                            "measure, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+        SQLite::Statement& up = *upsert_;
+        up.reset();
         up.bind(1, account_);
         up.bind(2, source_);
         up.bind(3, s.item_key);
@@ -528,6 +542,8 @@ private:
     std::optional<std::int64_t> run_id_;
     std::vector<config::sink_config> sinks_;
     std::string_view exclude_sink_;
+    // Prepared once per reconciliation: a first sync may queue a notification per item.
+    std::optional<SQLite::Statement> outbox_, deliveries_, upsert_;
 };
 
 std::optional<std::int64_t> opt_int(const SQLite::Column& c) {

@@ -140,6 +140,7 @@ language           = "en-us"
                                    spec.concurrency, spec.timeout, sync_lines, spec.ca_file, spec.base_url,
                                    spec.secmaster_url.empty() ? spec.base_url : spec.secmaster_url,
                                    spec.auth.empty() ? "token_env = \"" + spec.token_env + "\"" : spec.auth);
+    text += spec.extra_tables;
     write_file(file, text);
     return file;
 }

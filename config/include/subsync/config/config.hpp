@@ -79,6 +79,16 @@ struct storage_config {
     std::chrono::milliseconds quota_sample_interval{std::chrono::hours(1)};
 };
 
+/// `[exports]`: what every generation in storage.export_dir holds (docs/exports.md).
+struct exports_config {
+    bool csv_bom = false;              ///< start CSV files with a UTF-8 BOM
+    bool csv_crlf = false;             ///< end CSV lines with CR LF
+    bool neutralise_formulas = true;   ///< prefix text cells starting with = + - @ TAB CR with '
+    int keep_generations = 5;          ///< newest generations kept, 1..1000
+    std::vector<std::string> formats{"csv", "json"};  ///< each "csv" | "json" | "jsonl", no repeats
+    bool report = true;                ///< write report.html into every generation
+};
+
 struct sync_config {
     std::chrono::milliseconds interval{std::chrono::minutes(15)};
     /// `subsyncd run` waits interval ± a uniform random offset of at most this, so that many
@@ -270,6 +280,7 @@ struct tls_config {
 struct config {
     std::filesystem::path source;  ///< the file it was loaded from, for messages
     storage_config storage;
+    exports_config exports;
     sync_config sync;
     daemon_config daemon;
     metrics_config metrics;

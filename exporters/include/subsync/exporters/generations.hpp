@@ -1,5 +1,7 @@
 #pragma once
 
+#include <subsync/config/config.hpp>
+#include <subsync/exporters/report.hpp>
 #include <subsync/exporters/table_export.hpp>
 #include <subsync/sync/records.hpp>
 
@@ -7,6 +9,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,7 +28,11 @@ struct generation_options {
     std::vector<export_format> formats{export_format::csv, export_format::json};
     csv_style csv;
     int keep = 5;  ///< generations kept, the newest; at least 1
+    std::optional<report_options> report{std::in_place};  ///< report.html; nullopt: none
 };
+
+/// The options `[exports]` asks for, with the forecast settings of the global `[alerts]` rules.
+[[nodiscard]] generation_options generation_options_from(const config::config& cfg);
 
 /// What write_generation() made.
 struct generation {
@@ -34,7 +41,7 @@ struct generation {
     std::int64_t changes_appended = 0;  ///< new lines in export_dir/changes.jsonl
 };
 
-/// Writes every table in every format, then manifest.json, into a new
+/// Writes every table in every format and report.html, then manifest.json, into a new
 /// generation folder (built under a hidden name, fsynced, renamed), then
 /// swaps `export_dir/latest` to it with one rename, so a reader of latest/
 /// never sees files of two syncs. Appends new changes to the append-only feed

@@ -23,7 +23,7 @@ enum class export_format { csv, json, jsonl };
 [[nodiscard]] std::string_view extension(export_format f) noexcept;
 
 /// What can be exported.
-enum class export_table { purchased_groups, subscription_resources, sync_runs, changes };
+enum class export_table { purchased_groups, subscription_resources, sync_runs, changes, alerts };
 
 /// Parses a table name as written in docs/exports.md.
 [[nodiscard]] std::optional<export_table> parse_table(std::string_view s);
@@ -48,7 +48,8 @@ struct export_options {
 using byte_sink = std::function<void(std::string_view)>;
 
 /// Streams a table to `sink`, ordered by (account, key), by run id for
-/// sync_runs, by seq for changes; memory does not grow with the table.
+/// sync_runs, by seq for changes, by (account, source, id, kind, threshold)
+/// for alerts; memory does not grow with the table.
 /// Returns the row count.
 std::int64_t write_table(SQLite::Database& db, export_table table, export_format format, const byte_sink& sink,
                          const export_options& opts = {});
