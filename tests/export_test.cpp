@@ -8,6 +8,9 @@
 #include <gtest/gtest.h>
 #include <simdjson.h>
 
+#include <cstdint>
+#include <random>
+
 namespace subsync::exporters {
 namespace {
 
@@ -37,6 +40,19 @@ TEST(Csv, CellsAreQuotedAndNeutralised) {
         {"formula @", text("@SUM(A1)"), column_type::text, "\"'@SUM(A1)\""},
         {"formula tab", text("\tx"), column_type::text, "\"'\tx\""},
         {"unicode", text("分组 🚀"), column_type::text, "分组 🚀"},
+        {"empty", text(""), column_type::text, ""},
+        {"carriage return only", text("a\rb"), column_type::text, "\"a\rb\""},
+        {"quote only", text("\""), column_type::text, "\"\"\"\""},
+        {"comma at the end", text("abc,"), column_type::text, "\"abc,\""},
+        {"formula with comma", text("=1,2"), column_type::text, "\"'=1,2\""},
+        {"formula cr", text("\rx"), column_type::text, "\"'\rx\""},
+        {"minus in the middle", text("a-b=c"), column_type::text, "a-b=c"},
+        {"long plain", text(std::string(300, 'x')), column_type::text, std::string(300, 'x')},
+        {"json never a formula", text("-1"), column_type::json, "-1"},
+        {"int64 min", number(INT64_MIN), column_type::integer, "-9223372036854775808"},
+        {"zero", number(0), column_type::integer, "0"},
+        {"time with ms", number(1578128722701), column_type::time, "2020-01-04T09:05:22.701Z"},
+        {"time before 1970", number(-1), column_type::time, "1969-12-31T23:59:59.999Z"},
         {"negative number untouched", number(-5), column_type::integer, "-5"},
         {"int64 max", number(9223372036854775807), column_type::integer, "9223372036854775807"},
         {"time", number(1514528566000), column_type::time, "2017-12-29T06:22:46Z"},
@@ -50,6 +66,41 @@ TEST(Csv, CellsAreQuotedAndNeutralised) {
         std::string out;
         append_csv_cell(out, c.value, c.type);
         EXPECT_EQ(out, c.expected);
+    }
+}
+
+// What append_csv_text was before its one-pass check: the reference.
+std::string csv_reference(std::string_view s, bool neutralise) {
+    const bool formula = neutralise && !s.empty() &&
+                         (s[0] == '=' || s[0] == '+' || s[0] == '-' || s[0] == '@' || s[0] == '\t' || s[0] == '\r');
+    const bool quote = formula || s.find_first_of(",\"\r\n") != std::string_view::npos;
+    if (!quote) return std::string(s);
+    std::string out = "\"";
+    if (formula) out += '\'';
+    for (char c : s) {
+        if (c == '"') out += '"';
+        out += c;
+    }
+    out += '"';
+    return out;
+}
+
+TEST(Csv, TextMatchesTheReferenceOnRandomStrings) {
+    std::mt19937_64 rng(25);
+    const std::string alphabet = "ab ,\"\r\n=+-@\t'\x80\xE5";
+    std::uniform_int_distribution<int> len(0, 12);
+    std::uniform_int_distribution<std::size_t> pick(0, alphabet.size() - 1);
+    for (int i = 0; i < 50'000; ++i) {
+        std::string s(static_cast<std::size_t>(len(rng)), ' ');
+        for (char& ch : s) ch = alphabet[pick(rng)];
+        for (const bool neutralise : {true, false}) {
+            std::string out;
+            append_csv_cell(out, text(s), column_type::text, neutralise);
+            if (out != csv_reference(s, neutralise)) {
+                ADD_FAILURE() << "case " << i << " neutralise=" << neutralise << " differs";
+                return;
+            }
+        }
     }
 }
 

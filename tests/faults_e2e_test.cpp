@@ -273,6 +273,10 @@ TEST_F(Faults, ListingThatNeverAddsUpAppliesWithoutRemovingAndExitsThree) {
     EXPECT_EQ(last_run("purchased_groups", "status"), "incomplete");
     EXPECT_EQ(last_run("purchased_groups", "removed"), "0") << "an incomplete listing removes nothing";
     EXPECT_NE(last_run("purchased_groups", "error").find("also after fetching again from page 1"), std::string::npos);
+    EXPECT_NE(last_run("purchased_groups", "error").find("id " + data.purchases.front().id + " listed twice"),
+              std::string::npos)
+        << last_run("purchased_groups", "error");
+    EXPECT_EQ(last_run("purchased_groups", "items"), "119") << "the repeated id is kept once";
 }
 
 TEST_F(Faults, ExpiredTokenIsRefreshedOnceAndTheSyncSucceeds) {

@@ -129,6 +129,72 @@ TEST_F(SnapshotTest, FailedRunChangesNoItem) {
     EXPECT_EQ(count(store_.database(), "SELECT count(*) FROM purchased_groups WHERE removed_at IS NULL"), 1);
 }
 
+std::vector<std::string> strings(SQLite::Database& db, const std::string& sql) {
+    SQLite::Statement q(db, sql);
+    std::vector<std::string> out;
+    while (q.executeStep()) out.push_back(q.getColumn(0).getString());
+    return out;
+}
+
+// Rows are written in key order, but the change feed keeps the listing's order.
+TEST_F(SnapshotTest, ChangesKeepListingOrder) {
+    store_.apply("prod", complete({group("c"), group("a"), group("d"), group("b")}), 1000, 2000);
+    auto& db = store_.database();
+    EXPECT_EQ(strings(db, "SELECT item_key FROM changes ORDER BY seq"),
+              (std::vector<std::string>{"c", "a", "d", "b"}));
+    auto run = store_.apply("prod", complete({group("d", 1), group("b", 2), group("a"), group("c", 3), group("e")}),
+                            3000, 4000);
+    EXPECT_EQ(run.added, 1);
+    EXPECT_EQ(run.changed, 3);
+    EXPECT_EQ(strings(db, "SELECT item_key || ':' || kind FROM changes WHERE time = 4000 ORDER BY seq"),
+              (std::vector<std::string>{"d:changed", "b:changed", "c:changed", "e:added"}));
+    EXPECT_EQ(strings(db, "SELECT item_key || '=' || quota_left FROM purchased_groups ORDER BY item_key"),
+              (std::vector<std::string>{"a=100", "b=2", "c=3", "d=1", "e=100"}));
+    EXPECT_EQ(count(db, "SELECT count(*) FROM purchased_groups WHERE updated_at = 4000"), 4);
+    EXPECT_EQ(count(db, "SELECT count(*) FROM purchased_groups WHERE first_seen = 2000"), 4);
+}
+
+// A listing built by hand may repeat a key: the later entry is compared with the
+// row the earlier one wrote, and wins.
+TEST_F(SnapshotTest, KeyListedTwiceIsComparedWithItsFirstRow) {
+    auto run = store_.apply("prod", complete({group("b"), group("a", 100), group("c"), group("a", 40)}), 1000, 2000);
+    EXPECT_EQ(run.added, 3);
+    EXPECT_EQ(run.changed, 1);
+    auto& db = store_.database();
+    EXPECT_EQ(strings(db, "SELECT item_key || ':' || kind || ':' || coalesce(field, '') || ':' || "
+                          "coalesce(old_value, '') || ':' || coalesce(new_value, '') FROM changes "
+                          "WHERE kind = 'changed' ORDER BY seq"),
+              (std::vector<std::string>{"a:changed:quota_left:100:40"}));
+    EXPECT_EQ(strings(db, "SELECT item_key FROM changes ORDER BY seq"),
+              (std::vector<std::string>{"b", "a", "c", "a"}));
+    EXPECT_EQ(count(db, "SELECT quota_left FROM purchased_groups WHERE item_key = 'a'"), 40);
+    EXPECT_EQ(count(db, "SELECT quota_left FROM quota_samples WHERE purchase_id = 'a'"), 40);
+    EXPECT_EQ(count(db, "SELECT count(*) FROM quota_samples"), 3);
+
+    // Listed twice with the same content: one row, nothing changed.
+    run = store_.apply("prod", complete({group("a", 40), group("b"), group("a", 40), group("c")}), 3000, 4000);
+    EXPECT_EQ(run.added + run.changed + run.removed, 0);
+}
+
+// Sampling compares with each purchase's latest sample, not an older one.
+TEST_F(SnapshotTest, QuotaSamplesCompareWithTheLatestSample) {
+    const epoch_ms hour = 3'600'000;
+    auto& db = store_.database();
+    store_.apply("prod", complete({group("a", 100), group("b", 100)}), 1000, 2000);
+    EXPECT_EQ(count(db, "SELECT count(*) FROM quota_samples"), 2);
+    store_.apply("prod", complete({group("a", 90), group("b", 100)}), 3000, 4000);  // a changed, b not yet due
+    EXPECT_EQ(count(db, "SELECT count(*) FROM quota_samples"), 3);
+    store_.apply("prod", complete({group("b", 100), group("a", 90)}), 5000, 6000);  // a equals its latest sample
+    EXPECT_EQ(count(db, "SELECT count(*) FROM quota_samples"), 3);
+    store_.apply("prod", complete({group("a", 100), group("b", 100)}), 7000, 8000);  // back to an older value
+    EXPECT_EQ(count(db, "SELECT count(*) FROM quota_samples"), 4);
+    store_.apply("prod", complete({group("a", 100), group("b", 100)}), 9000, 8000 + hour);  // both due again
+    EXPECT_EQ(strings(db, "SELECT purchase_id || '@' || time || '=' || quota_left FROM quota_samples "
+                          "ORDER BY time, purchase_id"),
+              (std::vector<std::string>{"a@2000=100", "b@2000=100", "a@4000=90", "a@8000=100",
+                                        "a@3608000=100", "b@3608000=100"}));
+}
+
 TEST_F(SnapshotTest, NullAbsentAndValuesRoundTrip) {
     subscription_resource r;
     r.region_id = field<std::string>::null();

@@ -5,7 +5,9 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <optional>
+#include <span>
 #include <unordered_set>
 
 namespace subsync::sync {
@@ -53,7 +55,7 @@ public:
                 if (!failure_) failure_ = page.error();
                 co_return;
             }
-            pages_[static_cast<std::size_t>(page_no - 1)] = std::move(*page);
+            place(static_cast<std::size_t>(page_no - 1), std::move(*page));
             if (ctx_.on_page) ctx_.on_page(++done_, static_cast<int>(pages_.size()));
         }
     }
@@ -68,7 +70,9 @@ public:
         const std::int64_t per_page = ctx_.page_size;
         const auto page_count = static_cast<int>(std::max<std::int64_t>(1, (total + per_page - 1) / per_page));
         pages_.resize(static_cast<std::size_t>(page_count));
-        pages_[0] = std::move(*first);
+        placed_.assign(static_cast<std::size_t>(page_count), false);
+        if (total <= max_slot_items) slots_.resize(static_cast<std::size_t>(total));
+        place(0, std::move(*first));
         done_ = 1;
         if (ctx_.on_page) ctx_.on_page(done_, page_count);
 
@@ -83,31 +87,65 @@ public:
     }
 
 private:
+    // Peak memory (bench/README.md finding 4): a page whose items fill exactly its
+    // share of the listing is moved into `slots_` on arrival and its own vector
+    // freed, so the listing is never held twice. Any other page (its total moved,
+    // too many or too few items) is kept whole, and assemble builds the listing
+    // from both as before.
+    void place(std::size_t index, groups_page page) {
+        const auto per_page = static_cast<std::size_t>(ctx_.page_size);
+        const std::size_t first = index * per_page;
+        const auto total = static_cast<std::size_t>(slots_.size());
+        if (!slots_.empty() && page.total == static_cast<std::int64_t>(total) && first < total &&
+            page.purchases.size() == std::min(per_page, total - first)) {
+            std::move(page.purchases.begin(), page.purchases.end(), slots_.begin() + static_cast<std::ptrdiff_t>(first));
+            page.purchases = std::vector<purchased_group>();  // frees the buffer (`= {}` would keep it)
+            placed_[index] = true;
+        }
+        pages_[index] = std::move(page);
+    }
+
+    // The items of page `index`: its share of `slots` if it was placed, else its own vector.
+    std::span<purchased_group> page_items(std::size_t index, std::vector<purchased_group>& slots) {
+        if (!placed_[index]) return pages_[index]->purchases;
+        const auto per_page = static_cast<std::size_t>(ctx_.page_size);
+        const std::size_t first = index * per_page;
+        return std::span<purchased_group>(slots).subspan(first, std::min(per_page, slots.size() - first));
+    }
+
     listing<purchased_group> assemble(std::int64_t total) {
         listing<purchased_group> out;
         out.pages = static_cast<int>(pages_.size());
         out.total = total;
         std::unordered_set<std::string> seen;
+        // Every page placed: the slots are the listing, compacted in place where
+        // an id repeats. Otherwise a new vector, as before.
+        const bool in_place = std::all_of(placed_.begin(), placed_.end(), [](bool b) { return b; });
         std::size_t count = 0;
-        for (auto& p : pages_) count += p->purchases.size();
-        out.items.reserve(count);
+        for (std::size_t i = 0; i < pages_.size(); ++i) count += page_items(i, slots_).size();
+        if (in_place) out.items = std::move(slots_);  // the buffer moves, so spans into it stay valid
+        else out.items.reserve(count);
         seen.reserve(count);
         auto flag = [&out](std::string reason) {
             if (out.complete) out.incomplete_reason = std::move(reason);
             out.complete = false;
         };
+        std::size_t kept = 0;
         for (std::size_t i = 0; i < pages_.size(); ++i) {
-            auto& page = *pages_[i];
-            if (page.total != total)
-                flag(fmt::format("total changed from {} to {} while paging (page={})", total, page.total, i + 1));
-            for (auto& g : page.purchases) {
+            if (pages_[i]->total != total)
+                flag(fmt::format("total changed from {} to {} while paging (page={})", total, pages_[i]->total, i + 1));
+            const auto items = page_items(i, in_place ? out.items : slots_);
+            for (auto& g : items) {
                 if (!seen.insert(g.id).second) {
                     flag(fmt::format("id {} listed twice (page={})", g.id, i + 1));
                     continue;
                 }
-                out.items.push_back(std::move(g));
+                if (!in_place) out.items.push_back(std::move(g));
+                else if (&out.items[kept] != &g) out.items[kept] = std::move(g);
+                ++kept;
             }
         }
+        if (in_place) out.items.erase(out.items.begin() + static_cast<std::ptrdiff_t>(kept), out.items.end());
         if (static_cast<std::int64_t>(out.items.size()) != total)
             flag(fmt::format("listed {} distinct items but total is {}", out.items.size(), total));
         return out;
@@ -115,7 +153,13 @@ private:
 
     const fetch_context& ctx_;
     const config::endpoint& ep_;
+    // Beyond this many items (344 MB of slots) a listing is assembled from its pages:
+    // a bogus `total` must not allocate before any item arrived.
+    static constexpr std::int64_t max_slot_items = 1'000'000;
+
     std::vector<std::optional<groups_page>> pages_;
+    std::vector<bool> placed_;
+    std::vector<purchased_group> slots_;
     int next_ = 2;
     int done_ = 0;
     std::optional<error> failure_;

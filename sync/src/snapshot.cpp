@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
@@ -76,6 +77,7 @@ struct existing_item {
     std::uint64_t hash = 0;
     bool removed = false;
     bool seen = false;
+    bool written = false;  // this run wrote (or will write) the row
 };
 
 void to_cells_any(const purchased_group& g, std::vector<cell>& out) { to_cells(g, out); }
@@ -95,8 +97,13 @@ void read_cells(SQLite::Statement& stmt, std::span<const column> cols, int first
             c.state = (absent >> i) & 1 ? field_state::absent : field_state::null;
         } else {
             c.state = field_state::present;
-            if (cols[i].type == column_type::text || cols[i].type == column_type::json) c.text = col.getString();
-            else c.number = col.getInt64();
+            if (cols[i].type == column_type::text || cols[i].type == column_type::json) {
+                // Reuses the cell's buffer (getString made a new string per cell); text before bytes, as SQLite asks.
+                const char* text = col.getText();
+                c.text.assign(text, static_cast<std::size_t>(col.getBytes()));
+            } else {
+                c.number = col.getInt64();
+            }
         }
     }
 }
@@ -104,7 +111,9 @@ void read_cells(SQLite::Statement& stmt, std::span<const column> cols, int first
 SQLite::Database open_snapshot_readonly(const std::filesystem::path& file) {
     if (!std::filesystem::exists(file))
         throw std::runtime_error(fmt::format("no snapshot at {}: run `subsyncd sync --once` first", file.string()));
-    SQLite::Database db(file.string(), SQLite::OPEN_READONLY, busy_timeout_ms);
+    // NOMUTEX: a read-only handle is used by one thread; serialized mode locked a mutex on every
+    // sqlite3_column_* call (8 % of an export's CPU, bench/README.md finding 3).
+    SQLite::Database db(file.string(), SQLite::OPEN_READONLY | SQLite::OPEN_NOMUTEX, busy_timeout_ms);
     const int version = db.execAndGet("PRAGMA user_version").getInt();
     if (version != snapshot_store::schema_version)
         throw std::runtime_error(fmt::format("{}: schema version {} but this subsyncd reads version {}", file.string(),
@@ -262,8 +271,52 @@ run_record snapshot_store::apply_listing(std::string_view account_view, source_k
     std::vector<cell> cells;
     std::vector<cell> before;
     std::string object;
+
+    // Rows are written in primary-key order, after the loop: the keys are random
+    // UUIDs, so API order put every write on a random leaf and SQLite's 2 MB cache
+    // spilled and re-read pages (1.7 GB written for a 103 MB database, bench/README.md
+    // finding 2). Changes are still recorded in API order, so `seq` is unchanged.
+    struct pending_write {
+        std::string key;
+        const Record* item;
+        std::uint64_t hash;
+        bool is_new;
+    };
+    std::vector<pending_write> pending;
+    std::vector<cell> row;  // not `cells`: a flush may run while the loop holds an item's cells
+    auto write_pending = [&] {
+        std::sort(pending.begin(), pending.end(),
+                  [](const pending_write& a, const pending_write& b) { return a.key < b.key; });
+        for (const auto& w : pending) {
+            to_cells_any(*w.item, row);
+            if (w.is_new) {
+                ins.bind(1, account);
+                ins.bind(2, w.key);
+                const auto absent = bind_cells(ins, 3, cols, row);
+                const int next = 3 + static_cast<int>(n);
+                ins.bind(next, static_cast<std::int64_t>(absent));
+                ins.bind(next + 1, static_cast<std::int64_t>(w.hash));
+                ins.bind(next + 2, static_cast<std::int64_t>(finished));
+                ins.bind(next + 3, static_cast<std::int64_t>(finished));
+                ins.exec();
+                ins.reset();
+            } else {
+                const auto absent = bind_cells(upd, 1, cols, row);
+                const int next = 1 + static_cast<int>(n);
+                upd.bind(next, static_cast<std::int64_t>(absent));
+                upd.bind(next + 1, static_cast<std::int64_t>(w.hash));
+                upd.bind(next + 2, static_cast<std::int64_t>(finished));
+                upd.bind(next + 3, account);
+                upd.bind(next + 4, w.key);
+                upd.exec();
+                upd.reset();
+            }
+        }
+        pending.clear();
+    };
+
     for (const Record& item : l.items) {
-        const std::string key = item_key(item);
+        std::string key = item_key(item);
         to_cells_any(item, cells);
         const std::uint64_t hash = content_hash(cells);
         auto it = existing.find(key);
@@ -272,6 +325,7 @@ run_record snapshot_store::apply_listing(std::string_view account_view, source_k
             continue;  // unchanged: nothing is written
         }
         const bool is_new = it == existing.end();
+        if (!is_new && it->second.written) write_pending();  // a key listed twice is compared with its first row
         if (!is_new && !it->second.removed) {
             load_old(key, before);
             for (std::size_t i = 0; i < n; ++i) {
@@ -288,31 +342,11 @@ run_record snapshot_store::apply_listing(std::string_view account_view, source_k
             add_change(key, "added", nullptr, nullptr, &object);
             ++run.added;
         }
-        if (is_new) {
-            ins.bind(1, account);
-            ins.bind(2, key);
-            const auto absent = bind_cells(ins, 3, cols, cells);
-            const int next = 3 + static_cast<int>(n);
-            ins.bind(next, static_cast<std::int64_t>(absent));
-            ins.bind(next + 1, static_cast<std::int64_t>(hash));
-            ins.bind(next + 2, static_cast<std::int64_t>(finished));
-            ins.bind(next + 3, static_cast<std::int64_t>(finished));
-            ins.exec();
-            ins.reset();
-            existing.emplace(key, existing_item{hash, false, true});
-        } else {
-            const auto absent = bind_cells(upd, 1, cols, cells);
-            const int next = 1 + static_cast<int>(n);
-            upd.bind(next, static_cast<std::int64_t>(absent));
-            upd.bind(next + 1, static_cast<std::int64_t>(hash));
-            upd.bind(next + 2, static_cast<std::int64_t>(finished));
-            upd.bind(next + 3, account);
-            upd.bind(next + 4, key);
-            upd.exec();
-            upd.reset();
-            it->second = existing_item{hash, false, true};
-        }
+        if (is_new) existing.emplace(key, existing_item{hash, false, true, true});
+        else it->second = existing_item{hash, false, true, true};
+        pending.push_back({std::move(key), &item, hash, is_new});
     }
+    write_pending();
 
     // Only a listing known to be whole may say an item is gone.
     if (l.complete) {
@@ -355,9 +389,11 @@ void snapshot_store::sample_quotas(std::string_view account, const listing<purch
     std::unordered_map<std::string, last_sample> last;
     {
         SQLite::Statement q(db_,
-                            "SELECT purchase_id, time, quota_used, quota_left FROM quota_samples AS s "
-                            "WHERE account = ?1 AND time = (SELECT max(time) FROM quota_samples "
-                            "WHERE account = ?1 AND purchase_id = s.purchase_id)");
+                            // One ordered pass over the primary key; SQLite takes the bare columns from the
+                            // row of max(time) (sqlite.org/lang_select.html#bareagg). It replaced a correlated
+                            // subquery per purchase (bench/README.md finding 6).
+                            "SELECT purchase_id, max(time), quota_used, quota_left FROM quota_samples "
+                            "WHERE account = ?1 GROUP BY purchase_id");
         q.bind(1, std::string(account));
         auto opt = [](const SQLite::Column& c) {
             return c.isNull() ? std::nullopt : std::optional<std::int64_t>(c.getInt64());
@@ -372,7 +408,14 @@ void snapshot_store::sample_quotas(std::string_view account, const listing<purch
     auto value = [](const field<std::int64_t>& f) {
         return f.has_value() ? std::optional<std::int64_t>(*f) : std::nullopt;
     };
-    for (const auto& g : l.items) {
+    // In primary-key order, like the rows in apply_listing; stable, so a repeated id keeps its last sample.
+    std::vector<const purchased_group*> order;
+    order.reserve(l.items.size());
+    for (const auto& g : l.items) order.push_back(&g);
+    std::stable_sort(order.begin(), order.end(),
+                     [](const purchased_group* a, const purchased_group* b) { return a->id < b->id; });
+    for (const purchased_group* gp : order) {
+        const purchased_group& g = *gp;
         const auto used = value(g.quota_used);
         const auto left = value(g.quota_left);
         if (!used && !left) continue;  // nothing to sample

@@ -17,4 +17,7 @@ namespace subsync::sync {
 /// milliseconds are not zero.
 [[nodiscard]] std::string format_iso8601(epoch_ms t);
 
+/// Appends what format_iso8601(t) returns, without a temporary string.
+void append_iso8601(std::string& out, epoch_ms t);
+
 }  // namespace subsync::sync
