@@ -60,9 +60,6 @@ std::optional<head_row> read_head(SQLite::Database& db, const std::string& sink)
     return std::move(rows.front());
 }
 
-/// Notifications delivered before their outcomes are committed together.
-constexpr int delivery_batch = 64;
-
 std::int64_t count_pending(SQLite::Database& db, const std::string& sink) {
     SQLite::Statement q(db, "SELECT count(*) FROM alert_deliveries WHERE sink = ? AND status = 'pending'");
     q.bind(1, sink);
@@ -130,7 +127,7 @@ asio::awaitable<sink_dispatch> alert_dispatcher::drain(sink_slot& s, steady::tim
     };
     bool blocked = false;
     while (!blocked) {
-        const std::vector<head_row> batch = read_batch(db_, name, delivery_batch);
+        const std::vector<head_row> batch = read_batch(db_, name, static_cast<int>(s.sink->batch_size()));
         if (batch.empty()) break;
         std::vector<result> done;
         for (const head_row& row : batch) {
@@ -163,6 +160,17 @@ asio::awaitable<sink_dispatch> alert_dispatcher::drain(sink_slot& s, steady::tim
             }
         }
         if (done.empty()) break;
+        // Durable first (jsonl: fsync), then marked: what is marked delivered was delivered.
+        if (const delivery_outcome flushed = s.sink->flush(); !flushed.delivered) {
+            for (result& r : done) {
+                if (r.outcome != "delivered") continue;
+                r.outcome = "failed";
+                r.error = flushed.error;
+                r.next_attempt_at = r.at + sync::backoff_delay(policy, static_cast<int>(r.attempts), draw()).count();
+                if (!blocked) d.next_due = r.next_attempt_at;
+                blocked = true;
+            }
+        }
 
         SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
         SQLite::Statement delivered(db_,

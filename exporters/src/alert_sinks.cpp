@@ -57,6 +57,8 @@ public:
         co_return delivery_outcome{true, {}};
     }
 
+    [[nodiscard]] std::size_t batch_size() const override { return 1024; }
+
 private:
     std::string name_;
 };
@@ -71,15 +73,39 @@ public:
         co_return append(n.payload);
     }
 
+    [[nodiscard]] std::size_t batch_size() const override { return 1024; }
+
+    // One fsync per batch: the dispatcher commits a batch as delivered only after this.
+    delivery_outcome flush() override {
+        if (!dirty_) return {true, {}};
+        dirty_ = false;
+        const int fd = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+        if (fd < 0) return {false, fmt::format("jsonl {}: cannot open: {}", path_.string(), errno_text(errno))};
+        delivery_outcome out{true, {}};
+        if (::fsync(fd) != 0) out = {false, fmt::format("jsonl {}: fsync: {}", path_.string(), errno_text(errno))};
+        ::close(fd);
+        // A new file is only durable once its directory entry is.
+        if (out.delivered && created_) {
+            created_ = false;
+            const auto dir = path_.parent_path();
+            const int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            if (dfd >= 0) {
+                ::fsync(dfd);
+                ::close(dfd);
+            }
+        }
+        return out;
+    }
+
 private:
-    delivery_outcome append(const std::string& payload) const {
+    delivery_outcome append(const std::string& payload) {
         std::error_code ec;
         const auto dir = path_.parent_path();
         if (!dir.empty()) {
             std::filesystem::create_directories(dir, ec);
             if (ec) return {false, fmt::format("jsonl {}: cannot create the directory: {}", dir.string(), ec.message())};
         }
-        const bool existed = std::filesystem::exists(path_, ec);
+        if (!std::filesystem::exists(path_, ec)) created_ = true;
         const int fd = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
         if (fd < 0) return {false, fmt::format("jsonl {}: cannot open: {}", path_.string(), errno_text(errno))};
         // One write of the whole line: with O_APPEND concurrent appenders never interleave inside it.
@@ -96,21 +122,14 @@ private:
             }
             done += static_cast<std::size_t>(w);
         }
-        if (out.delivered && ::fsync(fd) != 0)
-            out = {false, fmt::format("jsonl {}: fsync: {}", path_.string(), errno_text(errno))};
         ::close(fd);
-        // A new file is only durable once its directory entry is.
-        if (out.delivered && !existed) {
-            const int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-            if (dfd >= 0) {
-                ::fsync(dfd);
-                ::close(dfd);
-            }
-        }
+        dirty_ = dirty_ || done > 0;
         return out;
     }
 
     std::filesystem::path path_;
+    bool dirty_ = false;    ///< written since the last flush()
+    bool created_ = false;  ///< the file was created since the last flush()
 };
 
 // ---- webhook and alertmanager -------------------------------------------------------------

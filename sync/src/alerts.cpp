@@ -283,7 +283,22 @@ bool accepts(const config::sink_filter& f, alert_kind kind, config::severity sev
 
 namespace {
 
+/// An alert as stored, without its texts: a sync may hold one per item, so the texts stay in
+/// the database and are compared by hash.
 struct stored_alert {
+    std::string item_key, kind, threshold, severity;
+    bool firing = false;
+    epoch_ms since = 0;
+    std::optional<epoch_ms> last_notified;
+    std::int64_t notifications = 0;
+    std::int64_t episode = 1;
+    std::optional<std::int64_t> measure;
+    std::uint64_t text_hash = 0;  ///< of summary and detail
+    bool seen = false;            ///< reconciled in this pass
+};
+
+/// An alert with its texts, as notify() and write() need it.
+struct alert_state {
     std::string item_key, kind, threshold, state, severity;
     epoch_ms since = 0;
     std::optional<epoch_ms> last_notified;
@@ -293,7 +308,16 @@ struct stored_alert {
     std::optional<std::int64_t> measure;
 };
 
-using alert_id = std::tuple<std::string, std::string, std::string>;  // item, kind, threshold
+std::uint64_t text_hash(std::string_view summary, std::string_view detail) {
+    std::uint64_t h = 14695981039346656037ull;  // FNV-1a
+    auto mix = [&](std::string_view s) {
+        for (char c : s) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ull;
+        h = (h ^ 0x1f) * 1099511628211ull;
+    };
+    mix(summary);
+    mix(detail);
+    return h;
+}
 
 bool silenced(const config::alerts_config& cfg, std::string_view account, std::string_view source,
               std::string_view item, std::string_view kind, epoch_ms now) {
@@ -304,149 +328,211 @@ bool silenced(const config::alerts_config& cfg, std::string_view account, std::s
     });
 }
 
-/// Writes alert rows, outbox rows and delivery rows for one scope (account, source).
+std::optional<std::int64_t> opt_int(const SQLite::Column& c) {
+    return c.isNull() ? std::nullopt : std::optional<std::int64_t>(c.getInt64());
+}
+
+/// What a resolved alert's reason is decided from: the item's current values.
+struct measures {
+    std::optional<std::int64_t> expire, quota_left, status;
+
+    [[nodiscard]] std::optional<std::int64_t> of(alert_kind k) const {
+        switch (k) {
+            case alert_kind::expiring:
+            case alert_kind::expired: return expire;
+            case alert_kind::resource_status: return status;
+            default: return quota_left;
+        }
+    }
+};
+
+/// Turns the difference between the stored alerts of one scope (account, source) and what the
+/// rules hold true into alert rows, outbox rows and delivery rows, one item at a time, so
+/// memory stays bounded by the stored alerts' keys whatever the number of items.
 class reconciler {
 public:
-    reconciler(SQLite::Database& db, const config::alerts_config& cfg, std::string_view account,
-               std::string_view source, epoch_ms now, std::optional<std::int64_t> run_id)
-        : db_(db), cfg_(cfg), account_(account), source_(source), now_(now), run_id_(run_id),
-          sinks_(effective_sinks(cfg)) {}
+    reconciler(SQLite::Database& db, const config::alerts_config& cfg, const config::alert_rules& rules,
+               std::string_view account, std::string_view source, epoch_ms now, std::optional<std::int64_t> run_id,
+               std::string_view exclude_sink = {})
+        : db_(db), cfg_(cfg), rules_(rules), account_(account), source_(source), now_(now), run_id_(run_id),
+          sinks_(effective_sinks(cfg)), exclude_sink_(exclude_sink) {}
 
-    /// Reconciles the stored alerts of this scope (those `in_scope` says are) with `active`.
-    /// `present(item)` says whether an item is still listed; `current(item, kind)` gives the
-    /// current measure of a stored alert's subject, for the reason it resolved.
-    template <class InScope, class Present, class Current>
-    int run(const std::vector<active_alert>& active, const config::alert_rules& rules, InScope in_scope,
-            Present present, Current current, std::string_view exclude_sink = {}) {
-        exclude_sink_ = exclude_sink;
-        std::map<alert_id, stored_alert> stored;
-        {
-            SQLite::Statement q(db_,
-                                "SELECT item_key, kind, threshold, state, severity, since, last_notified, notifications, "
-                                "episode, summary, detail, measure FROM alerts WHERE account = ? AND source = ?");
-            q.bind(1, account_);
-            q.bind(2, source_);
-            while (q.executeStep()) {
-                stored_alert s;
-                s.item_key = q.getColumn(0).getString();
-                s.kind = q.getColumn(1).getString();
-                s.threshold = q.getColumn(2).getString();
-                if (!in_scope(s.item_key, s.kind)) continue;
-                s.state = q.getColumn(3).getString();
-                s.severity = q.getColumn(4).getString();
-                s.since = q.getColumn(5).getInt64();
-                if (!q.getColumn(6).isNull()) s.last_notified = q.getColumn(6).getInt64();
-                s.notifications = q.getColumn(7).getInt64();
-                s.episode = q.getColumn(8).getInt64();
-                s.summary = q.getColumn(9).getString();
-                s.detail = q.getColumn(10).getString();
-                if (!q.getColumn(11).isNull()) s.measure = q.getColumn(11).getInt64();
-                stored.emplace(alert_id{s.item_key, s.kind, s.threshold}, std::move(s));
-            }
+    /// Loads the stored alerts of this scope that `in_scope(item, kind)` accepts.
+    template <class InScope>
+    void load(InScope in_scope) {
+        SQLite::Statement q(db_,
+                            "SELECT item_key, kind, threshold, state, severity, since, last_notified, notifications, "
+                            "episode, measure, summary, detail FROM alerts WHERE account = ? AND source = ?");
+        q.bind(1, account_);
+        q.bind(2, source_);
+        while (q.executeStep()) {
+            stored_alert s;
+            s.item_key = q.getColumn(0).getString();
+            s.kind = q.getColumn(1).getString();
+            if (!in_scope(s.item_key, s.kind)) continue;
+            s.threshold = q.getColumn(2).getString();
+            s.firing = std::string_view(q.getColumn(3).getText()) == "firing";
+            s.severity = q.getColumn(4).getString();
+            s.since = q.getColumn(5).getInt64();
+            s.last_notified = opt_int(q.getColumn(6));
+            s.notifications = q.getColumn(7).getInt64();
+            s.episode = q.getColumn(8).getInt64();
+            s.measure = opt_int(q.getColumn(9));
+            s.text_hash = text_hash(q.getColumn(10).getText(), q.getColumn(11).getText());
+            stored_.push_back(std::move(s));
         }
+        std::sort(stored_.begin(), stored_.end(), [](const stored_alert& a, const stored_alert& b) {
+            return std::tie(a.item_key, a.kind, a.threshold) < std::tie(b.item_key, b.kind, b.threshold);
+        });
+    }
 
-        int queued = 0;
-        // Newly active alerts per item, for "superseded".
-        std::map<std::string, std::vector<family_rank>> rising;
-        for (const auto& a : active) {
-            const std::string kind(config::to_string(a.kind));
-            const std::string sev(config::to_string(rules.severity_of(a.kind)));
-            auto it = stored.find(alert_id{a.item_key, kind, a.threshold});
-            const bool quiet = silenced(cfg_, account_, source_, a.item_key, kind, now_);
-            if (it == stored.end() || it->second.state != "firing") {
-                stored_alert s;
-                s.item_key = a.item_key;
-                s.kind = kind;
-                s.threshold = a.threshold;
-                s.state = "firing";
-                s.severity = sev;
+    /// Reconciles one present item (or "" for the source itself) with the alerts the rules
+    /// hold true for it; `m` is what it measures now.
+    void item(std::string_view key, std::vector<active_alert>& active, const measures& m) {
+        auto [first, last] = std::equal_range(stored_.begin(), stored_.end(), key, by_item{});
+        std::vector<family_rank> rising;  // alerts of this item that start firing now
+        for (auto& a : active) {
+            const std::string_view kind = config::to_string(a.kind);
+            const std::string severity(config::to_string(rules_.severity_of(a.kind)));
+            auto it = std::find_if(first, last, [&](const stored_alert& s) {
+                return s.kind == kind && s.threshold == a.threshold;
+            });
+            const bool quiet = silenced(cfg_, account_, source_, key, kind, now_);
+            alert_state s;
+            s.item_key = std::string(key);
+            s.kind = std::string(kind);
+            s.threshold = a.threshold;
+            s.state = "firing";
+            s.severity = severity;
+            s.summary = std::move(a.summary);
+            s.detail = std::move(a.values);
+            s.measure = a.measure;
+            if (it == last || !it->firing) {
                 s.since = now_;
-                s.episode = it == stored.end() ? 1 : it->second.episode + 1;
-                s.summary = a.summary;
-                s.detail = a.values;
-                s.measure = a.measure;
-                if (!quiet) queued += notify(s, a.kind, "firing", std::nullopt, "");
+                s.episode = it == last ? 1 : it->episode + 1;
+                if (it != last) it->seen = true;
+                if (!quiet) notify(s, a.kind, std::nullopt, "");
                 write(s, std::nullopt, "");
-                rising[a.item_key].push_back(rank_of(a.kind, a.threshold));
-                if (it != stored.end()) stored.erase(it);
+                rising.push_back(rank_of(a.kind, a.threshold));
                 continue;
             }
-            stored_alert& s = it->second;
-            // Still firing: the row is written only when something in it changed, so an
-            // unchanged re-sync writes nothing.
-            bool changed = s.severity != sev || s.summary != a.summary || s.detail != a.values || s.measure != a.measure;
-            s.severity = sev;
-            s.summary = a.summary;
-            s.detail = a.values;
-            s.measure = a.measure;
+            // Still firing: written only when something changed, so an unchanged re-sync writes nothing.
+            it->seen = true;
+            s.since = it->since;
+            s.last_notified = it->last_notified;
+            s.notifications = it->notifications;
+            s.episode = it->episode;
+            bool changed =
+                it->severity != severity || it->text_hash != text_hash(s.summary, s.detail) || it->measure != s.measure;
             const bool due = !s.last_notified || now_ - *s.last_notified >= cfg_.repeat_interval.count();
             if (!quiet && due) {
-                queued += notify(s, a.kind, "firing", std::nullopt, "");
+                notify(s, a.kind, std::nullopt, "");
                 changed = true;
             }
             if (changed) write(s, std::nullopt, "");
-            stored.erase(it);
         }
-
-        // What is left firing is no longer active: resolve it, saying why.
-        for (auto& [id, s] : stored) {
-            if (s.state != "firing") continue;
-            const auto kind = kind_named(s.kind);
-            std::string reason;
-            bool announce = s.last_notified.has_value();
-            const family_rank mine = kind ? rank_of(*kind, s.threshold) : family_rank{};
-            const auto up = rising.find(s.item_key);
-            const bool superseded =
-                mine.family != 0 && up != rising.end() &&
-                std::any_of(up->second.begin(), up->second.end(),
-                            [&](const family_rank& r) { return r.family == mine.family && r.rank > mine.rank; });
-            if (!kind || !rules.on(*kind)) {
-                reason = "rule_off";
-            } else if (superseded) {
-                reason = "superseded";
-                announce = false;  // the tighter alert's own notification says it all
-            } else if (!s.item_key.empty() && !present(s.item_key)) {
-                reason = "removed";
-            } else {
-                const std::optional<std::int64_t> now_measure = current(s.item_key, *kind);
-                switch (*kind) {
-                    case alert_kind::expiring:
-                    case alert_kind::expired:
-                        reason = !now_measure ? "expiry_cleared"
-                                 : s.measure && *now_measure > *s.measure ? "renewed"
-                                                                          : "threshold_changed";
-                        break;
-                    case alert_kind::quota_low:
-                    case alert_kind::quota_exhausted:
-                    case alert_kind::quota_forecast:
-                        reason = now_measure && s.measure && *now_measure > *s.measure ? "topped_up" : "cleared";
-                        break;
-                    case alert_kind::resource_status: reason = "running"; break;
-                    case alert_kind::delivery_failed: reason = "redelivered"; break;
-                    default: reason = "recovered"; break;
-                }
-            }
-            s.state = "resolved";
-            if (announce && kind) queued += notify(s, *kind, "resolved", now_, reason);
-            write(s, now_, reason);
+        // What of this item fired before and is no longer held true: resolve it, saying why.
+        for (auto it = first; it != last; ++it) {
+            if (it->seen) continue;
+            it->seen = true;
+            if (it->firing) resolve(*it, &rising, &m);
         }
-        return queued;
     }
 
+    /// Resolves what is still firing for items that were not reconciled: they are gone.
+    void finish() {
+        for (auto& s : stored_)
+            if (!s.seen && s.firing) resolve(s, nullptr, nullptr);
+    }
+
+    [[nodiscard]] int queued() const { return queued_; }
+
 private:
-    int notify(stored_alert& s, alert_kind kind, std::string_view state, std::optional<epoch_ms> resolved_at,
-               std::string_view reason) {
-        const std::int64_t number = state == "firing" ? s.notifications + 1 : s.notifications;
+    struct by_item {
+        bool operator()(const stored_alert& s, std::string_view k) const { return s.item_key < k; }
+        bool operator()(std::string_view k, const stored_alert& s) const { return k < s.item_key; }
+    };
+
+    /// `rising`/`m` are null when the item is no longer listed.
+    void resolve(const stored_alert& st, const std::vector<family_rank>* rising, const measures* m) {
+        const auto kind = kind_named(st.kind);
+        std::string reason;
+        bool announce = st.last_notified.has_value();  // never notified (silenced): nothing to take back
+        const family_rank mine = kind ? rank_of(*kind, st.threshold) : family_rank{};
+        const bool superseded = mine.family != 0 && rising != nullptr &&
+                                std::any_of(rising->begin(), rising->end(), [&](const family_rank& r) {
+                                    return r.family == mine.family && r.rank > mine.rank;
+                                });
+        if (!kind || !rules_.on(*kind)) {
+            reason = "rule_off";
+        } else if (superseded) {
+            reason = "superseded";
+            announce = false;  // the tighter alert's own notification says it all
+        } else if (m == nullptr) {
+            reason = st.item_key.empty() ? "cleared" : "removed";
+        } else {
+            const std::optional<std::int64_t> now_measure = m->of(*kind);
+            switch (*kind) {
+                case alert_kind::expiring:
+                case alert_kind::expired:
+                    reason = !now_measure                                   ? "expiry_cleared"
+                             : st.measure && *now_measure > *st.measure ? "renewed"
+                                                                            : "threshold_changed";
+                    break;
+                case alert_kind::quota_low:
+                case alert_kind::quota_exhausted:
+                case alert_kind::quota_forecast:
+                    reason = now_measure && st.measure && *now_measure > *st.measure ? "topped_up" : "cleared";
+                    break;
+                case alert_kind::resource_status: reason = "running"; break;
+                case alert_kind::delivery_failed: reason = "redelivered"; break;
+                default: reason = "recovered"; break;
+            }
+        }
+        // The texts of the last firing state go with the resolved notification.
+        if (!texts_)
+            texts_.emplace(db_, "SELECT summary, detail FROM alerts WHERE account = ? AND source = ? AND item_key = ? "
+                                "AND kind = ? AND threshold = ?");
+        SQLite::Statement& q = *texts_;
+        q.reset();
+        q.bind(1, account_);
+        q.bind(2, source_);
+        q.bind(3, st.item_key);
+        q.bind(4, st.kind);
+        q.bind(5, st.threshold);
+        alert_state s;
+        if (q.executeStep()) {
+            s.summary = q.getColumn(0).getString();
+            s.detail = q.getColumn(1).getString();
+        }
+        q.reset();
+        s.item_key = st.item_key;
+        s.kind = st.kind;
+        s.threshold = st.threshold;
+        s.state = "resolved";
+        s.severity = st.severity;
+        s.since = st.since;
+        s.last_notified = st.last_notified;
+        s.notifications = st.notifications;
+        s.episode = st.episode;
+        s.measure = st.measure;
+        if (announce && kind) notify(s, *kind, now_, reason);
+        write(s, now_, reason);
+    }
+
+    void notify(alert_state& s, alert_kind kind, std::optional<epoch_ms> resolved_at, std::string_view reason) {
+        const bool firing = s.state == "firing";
+        const std::int64_t number = firing ? s.notifications + 1 : s.notifications;
         const std::string key =
             sha256_hex(fmt::format("{}\x1f{}\x1f{}\x1f{}\x1f{}\x1f{}\x1f{}\x1f{}", account_, source_, s.item_key, s.kind,
-                                   s.threshold, s.episode, state, number))
+                                   s.threshold, s.episode, s.state, number))
                 .substr(0, 32);
         std::string p;
         p.reserve(512 + s.summary.size() + s.detail.size());
         p += "{\"idempotency_key\":\"" + key + "\"";
         p += ",\"kind\":" + json_str(s.kind);
         p += ",\"severity\":" + json_str(s.severity);
-        p += ",\"state\":" + json_str(state);
+        p += ",\"state\":" + json_str(s.state);
         p += ",\"account\":" + json_str(account_);
         p += ",\"source\":" + json_str(source_);
         p += ",\"id\":" + json_str(s.item_key);
@@ -455,7 +541,7 @@ private:
         p += ",\"resolved_at\":" + (resolved_at ? json_str(iso(*resolved_at)) : std::string("null"));
         p += ",\"reason\":" + (reason.empty() ? std::string("null") : json_str(reason));
         p += ",\"summary\":" + json_str(s.summary);
-        p += ",\"values\":" + s.detail;
+        p += ",\"values\":" + (s.detail.empty() ? std::string("{}") : s.detail);
         p += fmt::format(",\"notification\":{}", number);
         p += ",\"created_at\":" + json_str(iso(now_)) + "}";
 
@@ -474,10 +560,10 @@ private:
         ins.bind(6, s.item_key);
         ins.bind(7, s.kind);
         ins.bind(8, s.threshold);
-        ins.bind(9, std::string(state));
+        ins.bind(9, s.state);
         ins.bind(10, s.severity);
         ins.bind(11, p);
-        if (ins.exec() == 0) return 0;  // this very notification is already queued
+        if (ins.exec() == 0) return;  // this very notification is already queued
         const std::int64_t seq = db_.getLastInsertRowid();
         const auto sev = s.severity == "critical"  ? config::severity::critical
                          : s.severity == "warning" ? config::severity::warning
@@ -495,14 +581,14 @@ private:
             deliver.exec();
             deliver.reset();
         }
-        if (state == "firing") {
+        if (firing) {
             s.notifications = number;
             s.last_notified = now_;
         }
-        return 1;
+        ++queued_;
     }
 
-    void write(const stored_alert& s, std::optional<epoch_ms> resolved_at, std::string_view reason) {
+    void write(const alert_state& s, std::optional<epoch_ms> resolved_at, std::string_view reason) {
         if (!upsert_)
             upsert_.emplace(db_,
                             "INSERT OR REPLACE INTO alerts (account, source, item_key, kind, threshold, state, severity, "
@@ -527,7 +613,7 @@ private:
         up.bind(12, s.notifications);
         up.bind(13, s.episode);
         up.bind(14, s.summary);
-        up.bind(15, s.detail);
+        up.bind(15, s.detail.empty() ? std::string("{}") : s.detail);
         if (s.measure) up.bind(16, *s.measure);
         else up.bind(16);
         up.bind(17, static_cast<std::int64_t>(now_));
@@ -536,19 +622,18 @@ private:
 
     SQLite::Database& db_;
     const config::alerts_config& cfg_;
+    const config::alert_rules& rules_;
     std::string account_;
     std::string source_;
     epoch_ms now_;
     std::optional<std::int64_t> run_id_;
     std::vector<config::sink_config> sinks_;
     std::string_view exclude_sink_;
+    std::vector<stored_alert> stored_;  ///< sorted by (item_key, kind, threshold)
+    int queued_ = 0;
     // Prepared once per reconciliation: a first sync may queue a notification per item.
-    std::optional<SQLite::Statement> outbox_, deliveries_, upsert_;
+    std::optional<SQLite::Statement> outbox_, deliveries_, upsert_, texts_;
 };
-
-std::optional<std::int64_t> opt_int(const SQLite::Column& c) {
-    return c.isNull() ? std::nullopt : std::optional<std::int64_t>(c.getInt64());
-}
 
 source_health read_health(SQLite::Database& db, std::string_view account, std::string_view source) {
     source_health h;
@@ -584,80 +669,53 @@ int update_source(SQLite::Database& db, const config::alerts_config& cfg, std::s
                   std::string_view source, epoch_ms now, std::optional<std::int64_t> run_id) {
     const bool groups = source == "purchased_groups";
     const config::alert_rules& rules = cfg.rules_for(account, source);
+    reconciler r(db, cfg, rules, account, source, now, run_id);
+    r.load([](const std::string&, const std::string& kind) { return kind != "delivery_failed"; });
 
-    // The quota series of every purchase, oldest first.
-    std::unordered_map<std::string, std::vector<quota_point>> series;
-    if (groups && rules.on(alert_kind::quota_forecast) && rules.forecast_days > 0) {
-        SQLite::Statement q(db,
-                            "SELECT purchase_id, time, quota_left FROM quota_samples WHERE account = ? AND time >= ? "
-                            "AND quota_left IS NOT NULL ORDER BY purchase_id, time");
-        q.bind(1, std::string(account));
-        q.bind(2, static_cast<std::int64_t>(now - rules.forecast_window.count()));
-        while (q.executeStep())
-            series[q.getColumn(0).getString()].push_back({q.getColumn(1).getInt64(), q.getColumn(2).getInt64()});
+    // Items and their quota series are both read in key order and merged, so neither is held
+    // whole in memory.
+    const bool forecast = groups && rules.on(alert_kind::quota_forecast) && rules.forecast_days > 0;
+    std::optional<SQLite::Statement> samples;
+    bool samples_left = false;
+    if (forecast) {
+        samples.emplace(db,
+                        "SELECT purchase_id, time, quota_left FROM quota_samples WHERE account = ? AND time >= ? "
+                        "AND quota_left IS NOT NULL ORDER BY purchase_id, time");
+        samples->bind(1, std::string(account));
+        samples->bind(2, static_cast<std::int64_t>(now - rules.forecast_window.count()));
+        samples_left = samples->executeStep();
     }
+    std::vector<quota_point> series;
 
-    std::vector<active_alert> active;
-    const std::string table = groups ? "purchased_groups" : "subscription_resources";
-    {
-        SQLite::Statement q(db, groups ? "SELECT item_key, group_name, expire_time, quota_left, quota_used, NULL, NULL "
-                                         "FROM purchased_groups WHERE account = ? AND removed_at IS NULL"
-                                       : "SELECT item_key, resource_type, expire_time, NULL, NULL, resource_status, "
-                                         "resource_spec_code FROM subscription_resources WHERE account = ? AND "
-                                         "removed_at IS NULL");
-        q.bind(1, std::string(account));
-        item_facts item;
-        static const std::vector<quota_point> no_series;
-        while (q.executeStep()) {
-            item.key = q.getColumn(0).getString();
-            item.name = q.getColumn(1).isNull() ? std::string() : q.getColumn(1).getString();
-            if (!q.getColumn(6).isNull()) item.name += (item.name.empty() ? "" : " ") + q.getColumn(6).getString();
-            item.expire_time = opt_int(q.getColumn(2));
-            item.quota_left = opt_int(q.getColumn(3));
-            item.quota_used = opt_int(q.getColumn(4));
-            item.resource_status = opt_int(q.getColumn(5));
-            auto s = series.find(item.key);
-            auto found = evaluate_item(item, s == series.end() ? std::span<const quota_point>(no_series) : s->second,
-                                       now, rules, source);
-            for (auto& a : found) active.push_back(std::move(a));
+    SQLite::Statement q(db, groups ? "SELECT item_key, group_name, expire_time, quota_left, quota_used, NULL, NULL "
+                                     "FROM purchased_groups WHERE account = ? AND removed_at IS NULL ORDER BY item_key"
+                                   : "SELECT item_key, resource_type, expire_time, NULL, NULL, resource_status, "
+                                     "resource_spec_code FROM subscription_resources WHERE account = ? AND "
+                                     "removed_at IS NULL ORDER BY item_key");
+    q.bind(1, std::string(account));
+    item_facts item;
+    while (q.executeStep()) {
+        item.key = q.getColumn(0).getString();
+        item.name = q.getColumn(1).isNull() ? std::string() : q.getColumn(1).getString();
+        if (!q.getColumn(6).isNull()) item.name += (item.name.empty() ? "" : " ") + q.getColumn(6).getString();
+        item.expire_time = opt_int(q.getColumn(2));
+        item.quota_left = opt_int(q.getColumn(3));
+        item.quota_used = opt_int(q.getColumn(4));
+        item.resource_status = opt_int(q.getColumn(5));
+        series.clear();
+        while (samples_left && std::string_view(samples->getColumn(0).getText()) < std::string_view(item.key))
+            samples_left = samples->executeStep();
+        while (samples_left && std::string_view(samples->getColumn(0).getText()) == std::string_view(item.key)) {
+            series.push_back({samples->getColumn(1).getInt64(), samples->getColumn(2).getInt64()});
+            samples_left = samples->executeStep();
         }
+        auto active = evaluate_item(item, series, now, rules, source);
+        r.item(item.key, active, measures{item.expire_time, item.quota_left, item.resource_status});
     }
-    for (auto& a : evaluate_health(read_health(db, account, source), now, rules)) active.push_back(std::move(a));
-
-    // Only alerts that stop firing look their item up again, to say why.
-    SQLite::Statement lookup(db, fmt::format("SELECT expire_time, {}, {} FROM {} WHERE account = ? AND item_key = ? "
-                                             "AND removed_at IS NULL",
-                                             groups ? "quota_left" : "NULL", groups ? "NULL" : "resource_status", table));
-    struct measures {
-        bool present = false;
-        std::optional<std::int64_t> expire, quota_left, status;
-    };
-    auto measure_of = [&](const std::string& item) {
-        measures m;
-        lookup.reset();
-        lookup.bind(1, std::string(account));
-        lookup.bind(2, item);
-        if (lookup.executeStep()) {
-            m.present = true;
-            m.expire = opt_int(lookup.getColumn(0));
-            m.quota_left = opt_int(lookup.getColumn(1));
-            m.status = opt_int(lookup.getColumn(2));
-        }
-        return m;
-    };
-    reconciler r(db, cfg, account, source, now, run_id);
-    return r.run(
-        active, rules, [](const std::string&, const std::string& kind) { return kind != "delivery_failed"; },
-        [&](const std::string& item) { return measure_of(item).present; },
-        [&](const std::string& item, alert_kind kind) -> std::optional<std::int64_t> {
-            const measures m = measure_of(item);
-            switch (kind) {
-                case alert_kind::expiring:
-                case alert_kind::expired: return m.expire;
-                case alert_kind::resource_status: return m.status;
-                default: return m.quota_left;
-            }
-        });
+    auto health = evaluate_health(read_health(db, account, source), now, rules);
+    r.item("", health, measures{});
+    r.finish();
+    return r.queued();
 }
 
 int update_delivery_failed(SQLite::Database& db, const config::alerts_config& cfg, std::string_view sink,
@@ -673,15 +731,13 @@ int update_delivery_failed(SQLite::Database& db, const config::alerts_config& cf
                           fmt::format(R"({{"sink":{},"dead_lettered":{},"last_error":{}}})", json_str(sink), dead,
                                       json_str(last_error)),
                           dead});
-    reconciler r(db, cfg, "", alerts_source, now, std::nullopt);
+    reconciler r(db, cfg, rules, "", alerts_source, now, std::nullopt, sink);
     const std::string name(sink);
-    const int queued = r.run(
-        active, rules,
-        [&](const std::string& item, const std::string& kind) { return kind == "delivery_failed" && item == name; },
-        [](const std::string&) { return true; },
-        [](const std::string&, alert_kind) -> std::optional<std::int64_t> { return std::nullopt; }, sink);
+    r.load([&](const std::string& item, const std::string& kind) { return kind == "delivery_failed" && item == name; });
+    r.item(sink, active, measures{});
+    r.finish();
     tx.commit();
-    return queued;
+    return r.queued();
 }
 
 std::vector<alert_row> read_alerts(SQLite::Database& db, bool all) {

@@ -63,6 +63,13 @@ public:
     /// One attempt, finished by `cap` at the latest (and by the sink's own timeout).
     virtual boost::asio::awaitable<delivery_outcome> deliver(const notification& n,
                                                              std::chrono::steady_clock::time_point cap) = 0;
+    /// How many notifications the dispatcher delivers before it calls flush() and commits their
+    /// outcomes in one transaction. A crash inside a batch sends it again (at-least-once), so
+    /// local sinks take large batches and remote ones small.
+    [[nodiscard]] virtual std::size_t batch_size() const { return 64; }
+    /// Makes the deliveries of the batch durable (jsonl: one fsync). A failure turns them into
+    /// failed attempts, retried later.
+    virtual delivery_outcome flush() { return {true, {}}; }
 };
 
 /// Builds the sink `cfg` describes.
