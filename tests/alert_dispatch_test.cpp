@@ -14,6 +14,8 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_future.hpp>
 #include <fmt/format.h>
+#include <subsync/sync/signer.hpp>
+
 #include <gtest/gtest.h>
 #include <simdjson.h>
 
@@ -260,7 +262,7 @@ TEST_F(Dispatch, WebhookSignsWithHmacAndCustomHeadersWithoutLeakingTheSecret) {
     EXPECT_TRUE(reqs[0].signature_ok) << reqs[0].header("X-Sig");
     EXPECT_EQ(reqs[0].header("X-Team"), "billing");
     EXPECT_EQ(reqs[0].header("X-Sig").rfind("sha256=", 0), 0u);
-    EXPECT_EQ(exporters::hmac_sha256_hex("key", "The quick brown fox jumps over the lazy dog"),
+    EXPECT_EQ(sync::hmac_sha256_hex("key", "The quick brown fox jumps over the lazy dog"),
               "f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8");  // the well-known HMAC-SHA256 example
 
     // A wrong secret: the receiver refuses, the error names the status, never the secret.

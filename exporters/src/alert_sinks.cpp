@@ -1,14 +1,13 @@
 // The log, jsonl, webhook and alertmanager sinks (exec is in alert_exec.cpp).
 
 #include <subsync/exporters/alert_sinks.hpp>
+#include <subsync/sync/signer.hpp>
 
 #include <subsync/config/load.hpp>
 #include <subsync/sync/columns.hpp>
 #include <subsync/sync/time.hpp>
 
 #include <fmt/format.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <simdjson.h>
 #include <spdlog/spdlog.h>
 
@@ -158,7 +157,7 @@ public:
             auto s = config::resolve_secret(cfg_.hmac_secret, fmt::format("alerts.sink {}.hmac_secret", cfg_.name),
                                             ctx_.env);
             if (!s) co_return delivery_outcome{false, s.error()};
-            req.headers.push_back({cfg_.signature_header, "sha256=" + hmac_sha256_hex((*s).reveal(), req.body)});
+            req.headers.push_back({cfg_.signature_header, "sha256=" + sync::hmac_sha256_hex((*s).reveal(), req.body)});
         }
         auto r = co_await conn_.send(req, cap);
         if (!r) co_return delivery_outcome{false, r.error().message};
@@ -293,17 +292,6 @@ std::string alertmanager_body(const notification& n, std::chrono::milliseconds r
     sync::append_json_string(out, sync::format_iso8601(std::max(ends, n.since)));
     out += "}]";
     return out;
-}
-
-std::string hmac_sha256_hex(std::string_view key, std::string_view body) {
-    unsigned char mac[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(body.data()),
-         body.size(), mac, &len);
-    std::string hex;
-    hex.reserve(2 * len);
-    for (unsigned i = 0; i < len; ++i) hex += fmt::format("{:02x}", mac[i]);
-    return hex;
 }
 
 std::unique_ptr<alert_sink> make_sink(const config::sink_config& cfg, const sink_context& ctx) {

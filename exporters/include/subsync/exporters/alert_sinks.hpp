@@ -80,8 +80,6 @@ public:
 /// repeat refreshes it (or a resolved notification ends it at resolved_at).
 [[nodiscard]] std::string alertmanager_body(const notification& n, std::chrono::milliseconds repeat_interval);
 
-/// HMAC-SHA256 of `body` with `key`, lower-case hex (the webhook signature after "sha256=").
-[[nodiscard]] std::string hmac_sha256_hex(std::string_view key, std::string_view body);
 
 /// The exec sink's child process, on its own: argv without a shell, `input` on stdin, killed
 /// (SIGTERM, then SIGKILL) at `deadline`. Exposed for tests.
