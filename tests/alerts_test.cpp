@@ -488,3 +488,23 @@ TEST(AlertRules, SummariesStayOnOneLineWhateverTheNameHolds) {
 
 }  // namespace
 }  // namespace subsync::sync
+
+namespace subsync::sync {
+namespace {
+
+TEST(AlertRules, ExtremeApiValuesNeitherOverflowNorFireWrongly) {
+    constexpr auto max = std::numeric_limits<std::int64_t>::max();
+    constexpr auto min = std::numeric_limits<std::int64_t>::min();
+    EXPECT_EQ(item_alerts(quota(max, max), T0), "-");
+    EXPECT_EQ(item_alerts(quota(1, max), T0), "quota_low:pct:10");
+    EXPECT_EQ(item_alerts(expiring_at(max), T0), "-");
+    EXPECT_EQ(item_alerts(expiring_at(min), T0), "expired:");
+    const std::vector<alerts::quota_point> wild{{T0 - 3 * hour, max}, {T0 - 2 * hour, 0}, {T0 - hour, min}, {T0, max}};
+    config::alert_rules rules;
+    rules.forecast_min_samples = 2;
+    (void)alerts::fit_forecast(wild, T0, rules);  // must not overflow (UBSan checks)
+    EXPECT_EQ(item_alerts(quota(max - 1, 0), T0, rules, wild), "-");
+}
+
+}  // namespace
+}  // namespace subsync::sync

@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <limits>
 #include <cmath>
 #include <map>
 #include <tuple>
@@ -21,6 +22,14 @@ namespace {
 
 using config::alert_kind;
 constexpr epoch_ms ms_per_day = 86'400'000;
+
+/// a - b, saturated: API values (expire_time, quota) may be anything a 64-bit integer holds.
+std::int64_t minus(std::int64_t a, std::int64_t b) {
+    std::int64_t r = 0;
+    if (__builtin_sub_overflow(a, b, &r)) return b < 0 ? std::numeric_limits<std::int64_t>::max()
+                                                       : std::numeric_limits<std::int64_t>::min();
+    return r;
+}
 
 std::string iso(epoch_ms t) { return format_iso8601(t); }
 
@@ -101,7 +110,7 @@ std::optional<forecast> fit_forecast(std::span<const quota_point> series, epoch_
     if (series.size() - begin >= 3) {
         std::vector<double> steps;
         for (std::size_t i = begin + 1; i < series.size(); ++i)
-            steps.push_back(static_cast<double>(series[i].left - series[i - 1].left));
+            steps.push_back(static_cast<double>(series[i].left) - static_cast<double>(series[i - 1].left));
         auto median = [](std::vector<double> v) {
             std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2), v.end());
             return v[v.size() / 2];
@@ -112,7 +121,7 @@ std::optional<forecast> fit_forecast(std::span<const quota_point> series, epoch_
         const double rise = std::max(0.0, typical + 5 * 1.4826 * median(spread));
         const std::size_t first = begin;
         for (std::size_t i = first + 1; i < series.size(); ++i)
-            if (static_cast<double>(series[i].left - series[i - 1].left) > rise) begin = i;
+            if (static_cast<double>(series[i].left) - static_cast<double>(series[i - 1].left) > rise) begin = i;
     } else {
         for (std::size_t i = begin + 1; i < series.size(); ++i)
             if (series[i].left > series[i - 1].left) begin = i;
@@ -144,7 +153,8 @@ std::optional<forecast> fit_forecast(std::span<const quota_point> series, epoch_
     const double r2 = (sxy * sxy) / (sxx * syy);
     if (r2 < rules.forecast_min_r2) return std::nullopt;
     const double intercept = my - slope * mx;
-    const double zero_day = -intercept / slope;
+    // Clamped to ±100 years: a near-flat fit of huge values must not overflow the time.
+    const double zero_day = std::clamp(-intercept / slope, -36'500.0, 36'500.0);
     forecast f;
     f.burn_per_day = -slope;
     f.exhaustion = t0 + static_cast<epoch_ms>(std::llround(zero_day * ms_per_day));
@@ -162,7 +172,7 @@ std::vector<active_alert> evaluate_item(const item_facts& item, std::span<const 
         const epoch_ms expire = *item.expire_time;
         auto values = [&] {
             return fmt::format(R"({{"expire_time":"{}","days_left":{}}})", iso(expire),
-                               number(std::trunc(static_cast<double>(expire - now) / ms_per_day)));
+                               number(std::trunc(static_cast<double>(minus(expire, now)) / ms_per_day)));
         };
         if (now >= expire) {
             if (rules.on(alert_kind::expired))
@@ -173,9 +183,9 @@ std::vector<active_alert> evaluate_item(const item_facts& item, std::span<const 
             // The tightest threshold crossed: thresholds are sorted descending.
             std::optional<int> crossed;
             for (int d : rules.expiring_days)
-                if (expire - now <= std::int64_t{d} * ms_per_day) crossed = d;
+                if (minus(expire, now) <= std::int64_t{d} * ms_per_day) crossed = d;
             if (crossed) {
-                const double left = static_cast<double>(expire - now) / ms_per_day;
+                const double left = static_cast<double>(minus(expire, now)) / ms_per_day;
                 out.push_back({alert_kind::expiring, item.key, fmt::format("{}d", *crossed),
                                fmt::format("{} expires in {}, on {} (threshold {} days)", subject(), days_text(left),
                                            iso(expire), *crossed),
@@ -199,20 +209,20 @@ std::vector<active_alert> evaluate_item(const item_facts& item, std::span<const 
                 out.push_back({alert_kind::quota_low, item.key, fmt::format("abs:{}", rules.quota_low_absolute),
                                fmt::format("{} has {} quota left, under {}", subject(), left, rules.quota_low_absolute),
                                values(), left});
-            if (rules.on(alert_kind::quota_low) && rules.quota_low_percent > 0 && used && left + *used > 0) {
-                const double total = static_cast<double>(left + *used);
+            const double total = used ? static_cast<double>(left) + static_cast<double>(*used) : 0.0;
+            if (rules.on(alert_kind::quota_low) && rules.quota_low_percent > 0 && used && total > 0) {
                 const double percent = static_cast<double>(left) * 100.0 / total;
                 if (percent < rules.quota_low_percent)
                     out.push_back({alert_kind::quota_low, item.key,
                                    fmt::format("pct:{}", number(rules.quota_low_percent)),
                                    fmt::format("{} has {} quota left, {}% of {} (under {}%)", subject(), left,
-                                               number(std::floor(percent * 10) / 10), left + *used,
+                                               number(std::floor(percent * 10) / 10), number(total),
                                                number(rules.quota_low_percent)),
                                    values(), left});
             }
             if (rules.on(alert_kind::quota_forecast) && rules.forecast_days > 0) {
                 if (auto f = fit_forecast(series, now, rules);
-                    f && f->exhaustion - now <= std::int64_t{rules.forecast_days} * ms_per_day) {
+                    f && minus(f->exhaustion, now) <= std::int64_t{rules.forecast_days} * ms_per_day) {
                     const epoch_ms when = std::max(f->exhaustion, now);
                     out.push_back(
                         {alert_kind::quota_forecast, item.key, fmt::format("{}d", rules.forecast_days),
