@@ -31,7 +31,12 @@ std::int64_t minus(std::int64_t a, std::int64_t b) {
     return r;
 }
 
-std::string iso(epoch_ms t) { return format_iso8601(t); }
+/// ISO-8601 of a time, clamped to years 0001..9999 (an API may send any 64-bit value).
+std::string iso(epoch_ms t) {
+    constexpr epoch_ms first = -62'135'596'800'000;  // 0001-01-01T00:00:00Z
+    constexpr epoch_ms last = 253'402'300'799'999;   // 9999-12-31T23:59:59.999Z
+    return format_iso8601(std::clamp(t, first, last));
+}
 
 std::string json_str(std::string_view s) {
     std::string out;
