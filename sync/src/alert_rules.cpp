@@ -1,0 +1,252 @@
+// The alert rules: pure functions of an item's or a source's facts, the time and the config
+// (docs/alerts.md "Kinds"). The state machine that turns them into notifications is alerts.cpp.
+
+#include "alert_text.hpp"
+
+#include <subsync/sync/alerts.hpp>
+
+#include <subsync/config/load.hpp>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+namespace subsync::sync::alerts {
+namespace {
+
+using config::alert_kind;
+using detail::iso;
+using detail::json_str;
+constexpr epoch_ms ms_per_day = 86'400'000;
+
+/// a - b, saturated: API values (expire_time, quota) may be anything a 64-bit integer holds.
+std::int64_t minus(std::int64_t a, std::int64_t b) {
+    std::int64_t r = 0;
+    if (__builtin_sub_overflow(a, b, &r)) return b < 0 ? std::numeric_limits<std::int64_t>::max()
+                                                       : std::numeric_limits<std::int64_t>::min();
+    return r;
+}
+
+
+/// "1.5" rather than "1.500000"; integers without a fraction.
+std::string number(double v) {
+    if (std::isfinite(v) && v == std::floor(v) && std::fabs(v) < 1e15) return fmt::format("{}", static_cast<std::int64_t>(v));
+    return fmt::format("{:.4g}", v);
+}
+
+std::string days_text(double days) {
+    if (days < 1) return fmt::format("{:.0f} hours", std::max(days * 24, 0.0));
+    return fmt::format("{:.0f} day{}", std::floor(days), std::floor(days) == 1 ? "" : "s");
+}
+
+/// "purchased group "payments" (sub-1)": the name as a JSON string, so a summary is one
+/// line whatever the API sent (a log line or a terminal table cannot be broken up).
+std::string what(std::string_view source, const item_facts& item) {
+    const bool group = source == "purchased_groups";
+    const std::string_view noun = group ? "purchased group" : "resource";
+    std::string key = item.key;
+    for (char& c : key)
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+    if (item.name.empty()) return fmt::format("{} {}", noun, key);
+    return fmt::format("{} {} ({})", noun, json_str(item.name), key);
+}
+
+
+}  // namespace
+
+// ---- rules --------------------------------------------------------------------------------
+
+std::optional<forecast> fit_forecast(std::span<const quota_point> series, epoch_ms now,
+                                     const config::alert_rules& rules) {
+    const epoch_ms from = now - rules.forecast_window.count();
+    std::size_t begin = 0;
+    while (begin < series.size() && series[begin].time < from) ++begin;
+    // A top-up starts a new series: the burn before it says nothing about the new quota. A
+    // rise counts as a top-up only when it stands out from the series' usual step (5 robust
+    // standard deviations of the differences), so noise does not cut a series into pieces.
+    if (series.size() - begin >= 3) {
+        std::vector<double> steps;
+        for (std::size_t i = begin + 1; i < series.size(); ++i)
+            steps.push_back(static_cast<double>(series[i].left) - static_cast<double>(series[i - 1].left));
+        auto median = [](std::vector<double> v) {
+            std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2), v.end());
+            return v[v.size() / 2];
+        };
+        const double typical = median(steps);
+        std::vector<double> spread;
+        for (double d : steps) spread.push_back(std::fabs(d - typical));
+        const double rise = std::max(0.0, typical + 5 * 1.4826 * median(spread));
+        const std::size_t first = begin;
+        for (std::size_t i = first + 1; i < series.size(); ++i)
+            if (static_cast<double>(series[i].left) - static_cast<double>(series[i - 1].left) > rise) begin = i;
+    } else {
+        for (std::size_t i = begin + 1; i < series.size(); ++i)
+            if (series[i].left > series[i - 1].left) begin = i;
+    }
+    std::size_t end = series.size();
+    while (end > begin && series[end - 1].time > now) --end;
+    const std::size_t n = end - begin;
+    if (n < static_cast<std::size_t>(std::max(rules.forecast_min_samples, 2))) return std::nullopt;
+
+    const epoch_ms t0 = series[begin].time;
+    double mx = 0, my = 0;
+    for (std::size_t i = begin; i < end; ++i) {
+        mx += static_cast<double>(series[i].time - t0) / ms_per_day;
+        my += static_cast<double>(series[i].left);
+    }
+    mx /= static_cast<double>(n);
+    my /= static_cast<double>(n);
+    double sxx = 0, sxy = 0, syy = 0;
+    for (std::size_t i = begin; i < end; ++i) {
+        const double dx = static_cast<double>(series[i].time - t0) / ms_per_day - mx;
+        const double dy = static_cast<double>(series[i].left) - my;
+        sxx += dx * dx;
+        sxy += dx * dy;
+        syy += dy * dy;
+    }
+    if (sxx <= 0 || syy <= 0) return std::nullopt;  // one instant, or a flat series
+    const double slope = sxy / sxx;                  // quota per day
+    if (!(slope < 0)) return std::nullopt;
+    const double r2 = (sxy * sxy) / (sxx * syy);
+    if (r2 < rules.forecast_min_r2) return std::nullopt;
+    const double intercept = my - slope * mx;
+    // Clamped to ±100 years: a near-flat fit of huge values must not overflow the time.
+    const double zero_day = std::clamp(-intercept / slope, -36'500.0, 36'500.0);
+    forecast f;
+    f.burn_per_day = -slope;
+    f.exhaustion = t0 + static_cast<epoch_ms>(std::llround(zero_day * ms_per_day));
+    f.r2 = r2;
+    f.samples = n;
+    return f;
+}
+
+std::vector<active_alert> evaluate_item(const item_facts& item, std::span<const quota_point> series, epoch_ms now,
+                                        const config::alert_rules& rules, std::string_view source) {
+    std::vector<active_alert> out;
+    // Most items raise nothing: messages are only built for those that do.
+    auto subject = [&] { return what(source, item); };
+    if (item.expire_time) {
+        const epoch_ms expire = *item.expire_time;
+        auto values = [&] {
+            return fmt::format(R"({{"expire_time":"{}","days_left":{}}})", iso(expire),
+                               number(std::trunc(static_cast<double>(minus(expire, now)) / ms_per_day)));
+        };
+        if (now >= expire) {
+            if (rules.on(alert_kind::expired))
+                out.push_back({alert_kind::expired, item.key, "",
+                               fmt::format("{} expired on {} and is still listed", subject(), iso(expire)), values(),
+                               expire});
+        } else if (rules.on(alert_kind::expiring)) {
+            // The tightest threshold crossed: thresholds are sorted descending.
+            std::optional<int> crossed;
+            for (int d : rules.expiring_days)
+                if (minus(expire, now) <= std::int64_t{d} * ms_per_day) crossed = d;
+            if (crossed) {
+                const double left = static_cast<double>(minus(expire, now)) / ms_per_day;
+                out.push_back({alert_kind::expiring, item.key, fmt::format("{}d", *crossed),
+                               fmt::format("{} expires in {}, on {} (threshold {} days)", subject(), days_text(left),
+                                           iso(expire), *crossed),
+                               values(), expire});
+            }
+        }
+    }
+    if (item.quota_left) {
+        const std::int64_t left = *item.quota_left;
+        const auto used = item.quota_used;
+        auto used_text = [&] { return used ? std::to_string(*used) : std::string("null"); };
+        auto values = [&] { return fmt::format(R"({{"quota_left":{},"quota_used":{}}})", left, used_text()); };
+        if (left <= 0) {
+            if (rules.on(alert_kind::quota_exhausted))
+                out.push_back({alert_kind::quota_exhausted, item.key, "0",
+                               fmt::format("{} has no quota left ({} used)", subject(),
+                                           used ? used_text() : std::string("unknown")),
+                               values(), left});
+        } else {
+            if (rules.on(alert_kind::quota_low) && rules.quota_low_absolute > 0 && left < rules.quota_low_absolute)
+                out.push_back({alert_kind::quota_low, item.key, fmt::format("abs:{}", rules.quota_low_absolute),
+                               fmt::format("{} has {} quota left, under {}", subject(), left, rules.quota_low_absolute),
+                               values(), left});
+            const double total = used ? static_cast<double>(left) + static_cast<double>(*used) : 0.0;
+            if (rules.on(alert_kind::quota_low) && rules.quota_low_percent > 0 && used && total > 0) {
+                const double percent = static_cast<double>(left) * 100.0 / total;
+                if (percent < rules.quota_low_percent)
+                    out.push_back({alert_kind::quota_low, item.key,
+                                   fmt::format("pct:{}", number(rules.quota_low_percent)),
+                                   fmt::format("{} has {} quota left, {}% of {} (under {}%)", subject(), left,
+                                               number(std::floor(percent * 10) / 10), number(total),
+                                               number(rules.quota_low_percent)),
+                                   values(), left});
+            }
+            if (rules.on(alert_kind::quota_forecast) && rules.forecast_days > 0) {
+                if (auto f = fit_forecast(series, now, rules);
+                    f && minus(f->exhaustion, now) <= std::int64_t{rules.forecast_days} * ms_per_day) {
+                    const epoch_ms when = std::max(f->exhaustion, now);
+                    out.push_back(
+                        {alert_kind::quota_forecast, item.key, fmt::format("{}d", rules.forecast_days),
+                         fmt::format("{} will run out of quota around {} at about {} per day ({} left)", subject(),
+                                     iso(when), number(std::round(f->burn_per_day)), left),
+                         fmt::format(R"({{"quota_left":{},"exhaustion":"{}","burn_per_day":{},"samples":{},"r2":{}}})",
+                                     left, iso(when), number(f->burn_per_day), f->samples,
+                                     number(std::round(f->r2 * 1000) / 1000)),
+                         left});
+                }
+            }
+        }
+    }
+    if (item.resource_status && *item.resource_status != 0 && rules.on(alert_kind::resource_status))
+        out.push_back({alert_kind::resource_status, item.key, "",
+                       fmt::format("{} is not running (resource_status {})", subject(), *item.resource_status),
+                       fmt::format(R"({{"resource_status":{}}})", *item.resource_status), *item.resource_status});
+    return out;
+}
+
+std::vector<active_alert> evaluate_health(const source_health& h, epoch_ms now, const config::alert_rules& rules) {
+    std::vector<active_alert> out;
+    if (rules.on(alert_kind::source_failing) && rules.failing_after > 0 && h.consecutive_failures >= rules.failing_after)
+        out.push_back({alert_kind::source_failing, "", std::to_string(rules.failing_after),
+                       fmt::format("the last {} syncs failed; last error: {}", h.consecutive_failures, h.last_error),
+                       fmt::format(R"({{"consecutive_failures":{},"last_error":{}}})", h.consecutive_failures,
+                                   json_str(h.last_error)),
+                       h.consecutive_failures});
+    const auto reference = h.last_ok ? h.last_ok : h.first_run;
+    if (rules.on(alert_kind::source_stale) && rules.stale_after.count() > 0 && reference &&
+        now - *reference > rules.stale_after.count()) {
+        const auto age = std::chrono::milliseconds((now - *reference) / 60'000 * 60'000);
+        out.push_back({alert_kind::source_stale, "", config::format_duration(rules.stale_after),
+                       h.last_ok ? fmt::format("no successful sync for {} (last on {})", config::format_duration(age),
+                                               iso(*h.last_ok))
+                                 : fmt::format("no successful sync since the first attempt {} ago",
+                                               config::format_duration(age)),
+                       fmt::format(R"({{"last_ok":{},"age_seconds":{}}})",
+                                   h.last_ok ? json_str(iso(*h.last_ok)) : std::string("null"), (now - *reference) / 1000),
+                       *reference});
+    }
+    if (rules.on(alert_kind::auth_failing) && h.auth_rejected)
+        out.push_back({alert_kind::auth_failing, "", "",
+                       fmt::format("authentication was refused: {}", h.last_error),
+                       fmt::format(R"({{"last_error":{}}})", json_str(h.last_error)), std::nullopt});
+    return out;
+}
+
+// ---- sinks --------------------------------------------------------------------------------
+
+std::vector<config::sink_config> effective_sinks(const config::alerts_config& cfg) {
+    if (!cfg.sinks.empty()) return cfg.sinks;
+    config::sink_config log;
+    log.name = "log";
+    log.type = config::sink_type::log;
+    return {log};
+}
+
+bool accepts(const config::sink_filter& f, alert_kind kind, config::severity sev, std::string_view account) {
+    if (!f.kinds.empty() && std::find(f.kinds.begin(), f.kinds.end(), kind) == f.kinds.end()) return false;
+    if (static_cast<int>(sev) < static_cast<int>(f.min_severity)) return false;
+    if (!f.accounts.empty() && std::find(f.accounts.begin(), f.accounts.end(), account) == f.accounts.end())
+        return false;
+    return true;
+}
+
+}  // namespace subsync::sync::alerts
