@@ -154,26 +154,71 @@ TEST_F(SnapshotTest, ChangesKeepListingOrder) {
     EXPECT_EQ(count(db, "SELECT count(*) FROM purchased_groups WHERE first_seen = 2000"), 4);
 }
 
-// A listing built by hand may repeat a key: the later entry is compared with the
-// row the earlier one wrote, and wins.
-TEST_F(SnapshotTest, KeyListedTwiceIsComparedWithItsFirstRow) {
+// A key listed twice keeps its first listing, and the listing is incomplete: the API
+// contradicted itself, so nothing may be marked removed on its word.
+TEST_F(SnapshotTest, KeyListedTwiceKeepsItsFirstListingAndRemovesNothing) {
     auto run = store_.apply("prod", complete({group("b"), group("a", 100), group("c"), group("a", 40)}), 1000, 2000);
+    EXPECT_EQ(run.status, "incomplete");
+    EXPECT_NE(run.error.find("id a listed twice"), std::string::npos) << run.error;
+    EXPECT_EQ(run.items, 3);
     EXPECT_EQ(run.added, 3);
-    EXPECT_EQ(run.changed, 1);
+    EXPECT_EQ(run.changed, 0);
     auto& db = store_.database();
-    EXPECT_EQ(strings(db, "SELECT item_key || ':' || kind || ':' || coalesce(field, '') || ':' || "
-                          "coalesce(old_value, '') || ':' || coalesce(new_value, '') FROM changes "
-                          "WHERE kind = 'changed' ORDER BY seq"),
-              (std::vector<std::string>{"a:changed:quota_left:100:40"}));
-    EXPECT_EQ(strings(db, "SELECT item_key FROM changes ORDER BY seq"),
-              (std::vector<std::string>{"b", "a", "c", "a"}));
-    EXPECT_EQ(count(db, "SELECT quota_left FROM purchased_groups WHERE item_key = 'a'"), 40);
-    EXPECT_EQ(count(db, "SELECT quota_left FROM quota_samples WHERE purchase_id = 'a'"), 40);
+    EXPECT_EQ(strings(db, "SELECT item_key FROM changes ORDER BY seq"), (std::vector<std::string>{"b", "a", "c"}));
+    EXPECT_EQ(count(db, "SELECT quota_left FROM purchased_groups WHERE item_key = 'a'"), 100);
+    EXPECT_EQ(count(db, "SELECT quota_left FROM quota_samples WHERE purchase_id = 'a'"), 100);
     EXPECT_EQ(count(db, "SELECT count(*) FROM quota_samples"), 3);
 
-    // Listed twice with the same content: one row, nothing changed.
-    run = store_.apply("prod", complete({group("a", 40), group("b"), group("a", 40), group("c")}), 3000, 4000);
+    // c is missing and a repeats: incomplete again, so c stays; a's first listing equals its row.
+    run = store_.apply("prod", complete({group("a", 100), group("b"), group("a", 40)}), 3000, 4000);
+    EXPECT_EQ(run.status, "incomplete");
     EXPECT_EQ(run.added + run.changed + run.removed, 0);
+    EXPECT_EQ(count(db, "SELECT count(*) FROM purchased_groups WHERE removed_at IS NULL"), 3);
+}
+
+// Pages arrive in any order; the stage puts them back in listing order, so changes
+// follow the API's order and a repeated key keeps its first position, even when
+// that page came last.
+TEST_F(SnapshotTest, StagedPagesApplyInListingOrderWhateverOrderTheyArrive) {
+    store_.apply("prod", complete({group("x", 7)}), 500, 600);
+    listing_stage stage(store_, "prod", source_kind::purchased_groups, 1000);
+    const std::vector<purchased_group> page1{group("b"), group("a", 100)};
+    const std::vector<purchased_group> page2{group("c"), group("a", 40), group("x", 8)};
+    const std::vector<purchased_group> page3{group("d")};
+    stage.add(listing_stage::position(3, 0), page3);
+    stage.add(listing_stage::position(2, 0), page2);
+    stage.add(listing_stage::position(1, 0), page1);
+    stage.pages = 3;
+    EXPECT_EQ(stage.distinct_items(), 5);
+    const auto run = store_.apply(stage, 1000, 2000);
+    EXPECT_EQ(run.status, "incomplete");
+    EXPECT_EQ(run.pages, 3);
+    EXPECT_EQ(run.items, 5);
+    EXPECT_EQ(run.added, 4);
+    EXPECT_EQ(run.changed, 1);
+    auto& db = store_.database();
+    EXPECT_EQ(strings(db, "SELECT item_key || ':' || kind FROM changes WHERE run_id = " + std::to_string(run.id) +
+                              " ORDER BY seq"),
+              (std::vector<std::string>{"b:added", "a:added", "c:added", "x:changed", "d:added"}));
+    EXPECT_EQ(count(db, "SELECT quota_left FROM purchased_groups WHERE item_key = 'a'"), 100);
+    EXPECT_EQ(count(db, "SELECT first_seen FROM purchased_groups WHERE item_key = 'x'"), 600);
+    EXPECT_EQ(count(db, "SELECT updated_at FROM purchased_groups WHERE item_key = 'x'"), 2000);
+}
+
+// A stage that is never applied leaves the snapshot as it was.
+TEST_F(SnapshotTest, AnAbandonedStageWritesNothing) {
+    store_.apply("prod", complete({group("a")}), 500, 600);
+    auto& db = store_.database();
+    const auto before = db.getTotalChanges();
+    {
+        listing_stage stage(store_, "prod", source_kind::purchased_groups, 1000);
+        const std::vector<purchased_group> page{group("a", 1), group("b")};
+        stage.add(listing_stage::position(1, 0), page);
+    }
+    EXPECT_EQ(count(db, "SELECT count(*) FROM sync_runs"), 1);
+    EXPECT_EQ(count(db, "SELECT quota_left FROM purchased_groups WHERE item_key = 'a'"), 100);
+    EXPECT_EQ(count(db, "SELECT count(*) FROM sqlite_temp_master"), 0) << "the stage's tables are dropped";
+    EXPECT_GT(db.getTotalChanges(), before) << "the stage did write, to its temporary tables";
 }
 
 // Sampling compares with each purchase's latest sample, not an older one.

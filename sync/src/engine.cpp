@@ -4,6 +4,8 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 
+#include <SQLiteCpp/Exception.h>
+
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -104,31 +106,48 @@ private:
             spdlog::debug("page fetched account={} source={} pages={}/{}", account.name, source, done, total);
         };
 
-        auto record = [&](const auto& fetched) {
-            if (!fetched) {
-                fail(fetched.error());
-                return;
-            }
-            if (!fetched->complete)
-                spdlog::warn("incomplete listing account={} source={} reason=\"{}\": nothing is marked removed",
-                             account.name, source, fetched->incomplete_reason);
+        // The store failing (disk full, temporary storage full, database locked) ends the whole
+        // sync: say where and what to check. The snapshot itself is as before.
+        auto store_failed = [&](const char* doing, const std::exception& e) {
+            return std::runtime_error(fmt::format(
+                "account={} source={}: cannot {} {}: {} (the previous snapshot is intact; check free disk space "
+                "there and in the temporary directory (SQLITE_TMPDIR, TMPDIR or /var/tmp), file size limits, and "
+                "whether another process holds the database)",
+                account.name, source, doing, cfg_.storage.database.string(), e.what()));
+        };
+        auto apply = [&](auto&& write) {
             try {
-                out = store_.apply(account.name, *fetched, started, now_(), opts_.dry_run);
+                out = write();
             } catch (const std::exception& e) {
-                // The transaction rolled back; the snapshot is as before. Say where and what to check.
-                throw std::runtime_error(fmt::format(
-                    "account={} source={}: cannot write the snapshot {}: {} (the previous snapshot is intact; check "
-                    "free disk space, file size limits, and whether another process holds the database)",
-                    account.name, source, cfg_.storage.database.string(), e.what()));
+                throw store_failed("write the snapshot", e);  // the transaction rolled back
             }
+            if (out.status == "incomplete")
+                spdlog::warn("incomplete listing account={} source={} error=\"{}\": nothing is marked removed",
+                             account.name, source, out.error);
             const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
             spdlog::info("sync done account={} source={} status={} pages={} items={} added={} changed={} removed={} "
                          "notifications={} ms={}",
                          account.name, source, out.status, out.pages, out.items, out.added, out.changed, out.removed,
                          out.notifications, ms.count());
         };
-        if (j.source == source_kind::purchased_groups) record(co_await fetch_purchased_groups(ctx));
-        else record(co_await fetch_subscriptions(ctx));
+        if (j.source == source_kind::subscriptions) {
+            auto fetched = co_await fetch_subscriptions(ctx);
+            if (!fetched) co_return fail(fetched.error());
+            apply([&] { return store_.apply(account.name, *fetched, started, now_(), opts_.dry_run); });
+            co_return;
+        }
+
+        // Purchased groups are staged page by page as they arrive (snapshot.hpp, listing_stage).
+        std::optional<listing_stage> stage;
+        result<void> fetched;
+        try {
+            stage.emplace(store_, account.name, j.source, started);
+            fetched = co_await fetch_purchased_groups(ctx, *stage);
+        } catch (const SQLite::Exception& e) {
+            throw store_failed("write the snapshot", std::runtime_error(fmt::format("staging the listing: {}", e.what())));
+        }
+        if (!fetched) co_return fail(fetched.error());
+        apply([&] { return store_.apply(*stage, started, now_(), opts_.dry_run); });
     }
 
     result<std::shared_ptr<authenticator>> authenticator_for(const config::account_config& account) {

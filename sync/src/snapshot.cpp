@@ -5,6 +5,7 @@
 
 #include <SQLiteCpp/Statement.h>
 #include <SQLiteCpp/Transaction.h>
+#include <sqlite3.h>
 #include <fmt/format.h>
 
 #include <fcntl.h>
@@ -16,7 +17,6 @@
 #include <stdexcept>
 #include <optional>
 #include <type_traits>
-#include <unordered_map>
 
 namespace subsync::sync {
 namespace {
@@ -72,16 +72,6 @@ std::string json_or_null(const cell& c, column_type t) {
     append_json_literal(s, c, t);
     return s;
 }
-
-struct existing_item {
-    std::uint64_t hash = 0;
-    bool removed = false;
-    bool seen = false;
-    bool written = false;  // this run wrote (or will write) the row
-};
-
-void to_cells_any(const purchased_group& g, std::vector<cell>& out) { to_cells(g, out); }
-void to_cells_any(const subscription_resource& r, std::vector<cell>& out) { to_cells(r, out); }
 
 }  // namespace
 
@@ -165,6 +155,184 @@ run_record snapshot_store::record_failure(std::string_view account, source_kind 
     return r;
 }
 
+// --- listing_stage -----------------------------------------------------------------------
+
+listing_stage::listing_stage(snapshot_store& store, std::string account, source_kind source, epoch_ms now)
+    : store_(store), account_(std::move(account)), source_(source),
+      table_(fmt::format("stage_{}", ++store.stages_)), now_(now) {
+    auto& db = store_.db_;
+    const auto cols = columns(source_);
+    for (std::size_t i = 0; i < cols.size(); ++i) {
+        if (source_ != source_kind::purchased_groups) break;
+        if (cols[i].name == "quota_used") quota_used_ = i;
+        if (cols[i].name == "quota_left") quota_left_ = i;
+    }
+    // Untyped columns: a cell is bound with the type it has, as in the snapshot table.
+    db.exec(fmt::format("CREATE TEMP TABLE {} (ord INTEGER PRIMARY KEY, item_key TEXT NOT NULL, "
+                        "content_hash INTEGER NOT NULL, {}, absent_mask INTEGER NOT NULL)",
+                        table_, column_list(cols)));
+    db.exec(fmt::format("CREATE TEMP TABLE {}_quota (ord INTEGER PRIMARY KEY, purchase_id TEXT NOT NULL, "
+                        "quota_used, quota_left)",
+                        table_));
+    insert_row_.emplace(db, fmt::format("INSERT INTO temp.{} VALUES (?, ?, ?, {}, ?)", table_,
+                                        placeholders(cols.size())));
+    insert_quota_.emplace(db, fmt::format("INSERT INTO temp.{}_quota VALUES (?, ?, ?, ?)", table_));
+    erase_row_.emplace(db, fmt::format("DELETE FROM temp.{} WHERE ord = ?", table_));
+    erase_quota_.emplace(db, fmt::format("DELETE FROM temp.{}_quota WHERE ord = ?", table_));
+    last_sample_.emplace(db, "SELECT time, quota_used, quota_left FROM quota_samples WHERE account = ? AND "
+                             "purchase_id = ? ORDER BY time DESC LIMIT 1");
+
+    SQLite::Statement q(db, fmt::format("SELECT item_key, content_hash, removed_at IS NOT NULL FROM {} "
+                                        "WHERE account = ?",
+                                        to_string(source_)));
+    q.bind(1, account_);
+    while (q.executeStep()) {
+        entry e;
+        e.stored_hash = static_cast<std::uint64_t>(q.getColumn(1).getInt64());
+        e.stored = true;
+        e.removed = q.getColumn(2).getInt() != 0;
+        items_.emplace(q.getColumn(0).getString(), e);
+    }
+}
+
+listing_stage::~listing_stage() { drop(); }
+
+void listing_stage::drop() noexcept {
+    // Finalized first: a prepared statement on a table keeps DROP from running.
+    insert_row_.reset();
+    insert_quota_.reset();
+    last_sample_.reset();
+    erase_row_.reset();
+    erase_quota_.reset();
+    try {
+        store_.db_.exec(fmt::format("DROP TABLE IF EXISTS temp.{}; DROP TABLE IF EXISTS temp.{}_quota", table_,
+                                    table_));
+    } catch (const std::exception&) {
+        // The connection is closing or broken; temporary tables die with it.
+    }
+}
+
+void listing_stage::mark_incomplete(std::string reason) {
+    if (complete_) reason_ = std::move(reason);
+    complete_ = false;
+}
+
+void listing_stage::reset() {
+    auto& db = store_.db_;
+    db.exec(fmt::format("DELETE FROM temp.{}; DELETE FROM temp.{}_quota", table_, table_));
+    for (auto it = items_.begin(); it != items_.end();) {
+        if (!it->second.stored) {
+            it = items_.erase(it);
+            continue;
+        }
+        it->second.position = -1;
+        it->second.staged = false;
+        ++it;
+    }
+    listed_ = 0;
+    complete_ = true;
+    reason_.clear();
+    pages = 0;
+}
+
+void listing_stage::add(std::int64_t first, std::span<const purchased_group> items) { add_records(first, items); }
+void listing_stage::add(std::int64_t first, std::span<const subscription_resource> items) {
+    add_records(first, items);
+}
+
+template <class Record>
+void listing_stage::add_records(std::int64_t first, std::span<const Record> items) {
+    // One transaction per page, on the temporary database only: a deferred BEGIN locks
+    // nothing of the snapshot. Inside a caller's transaction the rows simply join it.
+    std::optional<SQLite::Transaction> tx;
+    if (sqlite3_get_autocommit(store_.db_.getHandle()) != 0) tx.emplace(store_.db_);
+    for (std::size_t i = 0; i < items.size(); ++i) {
+        to_cells(items[i], cells_);
+        stage_cells(first + static_cast<std::int64_t>(i), item_key(items[i]));
+    }
+    if (tx) tx->commit();
+}
+
+void listing_stage::stage_cells(std::int64_t position, std::string key) {
+    const auto [it, inserted] = items_.try_emplace(std::move(key));
+    entry& e = it->second;
+    const std::string& k = it->first;
+    if (e.position >= 0) {
+        mark_incomplete(fmt::format("{} {} listed twice", source_ == source_kind::purchased_groups ? "id" : "resource",
+                                    k));
+        if (position > e.position) return;  // the first listing of a key is the one kept
+        for (auto* st : {&*erase_row_, &*erase_quota_}) {
+            st->bind(1, e.position);
+            st->exec();
+            st->reset();
+        }
+        e.staged = false;
+    } else {
+        ++listed_;
+    }
+    e.position = position;
+
+    if (quota_used_ && quota_left_ && sample_due(cells_[*quota_used_], cells_[*quota_left_], k)) {
+        auto& q = *insert_quota_;
+        q.bind(1, position);
+        q.bind(2, k);
+        for (int i = 0; i < 2; ++i) {
+            const cell& c = cells_[i == 0 ? *quota_used_ : *quota_left_];
+            if (c.state == field_state::present) q.bind(3 + i, c.number);
+            else q.bind(3 + i);
+        }
+        q.exec();
+        q.reset();
+    }
+
+    const std::uint64_t hash = content_hash(cells_);
+    if (e.stored && !e.removed && e.stored_hash == hash) return;  // unchanged: nothing to write
+
+    const auto cols = columns(source_);
+    auto& ins = *insert_row_;
+    ins.bind(1, position);
+    ins.bind(2, k);
+    ins.bind(3, static_cast<std::int64_t>(hash));
+    const auto absent = bind_cells(ins, 4, cols, cells_);
+    ins.bind(4 + static_cast<int>(cols.size()), absent);
+    ins.exec();
+    ins.reset();
+    ins.clearBindings();  // bindNoCopy pointed into cells_
+    e.staged = true;
+}
+
+bool listing_stage::sample_due(const cell& used, const cell& left, const std::string& key) {
+    if (used.state != field_state::present && left.state != field_state::present) return false;  // nothing to sample
+    // The series must show every change and, for forecasts, stay dense enough in time: an
+    // unchanged quota is sampled again only when its latest sample is older than the interval.
+    auto& q = *last_sample_;
+    q.bind(1, account_);
+    q.bind(2, key);
+    bool due = true;
+    if (q.executeStep()) {
+        auto same = [](const SQLite::Column& stored, const cell& c) {
+            return stored.isNull() ? c.state != field_state::present
+                                   : c.state == field_state::present && stored.getInt64() == c.number;
+        };
+        due = !same(q.getColumn(1), used) || !same(q.getColumn(2), left) ||
+              now_ - q.getColumn(0).getInt64() >= store_.opts_.quota_sample_interval.count();
+    }
+    q.reset();
+    return due;
+}
+
+// --- apply --------------------------------------------------------------------------------
+
+template <class Record>
+run_record snapshot_store::apply_listing(std::string_view account, source_kind source, const listing<Record>& l,
+                                         epoch_ms started, epoch_ms finished, bool dry_run) {
+    listing_stage stage(*this, std::string(account), source, finished);
+    stage.add(0, std::span<const Record>(l.items));
+    if (!l.complete) stage.mark_incomplete(l.incomplete_reason);
+    stage.pages = l.pages;
+    return apply(stage, started, finished, dry_run);
+}
+
 run_record snapshot_store::apply(std::string_view account, const listing<purchased_group>& l, epoch_ms started,
                                  epoch_ms finished, bool dry_run) {
     return apply_listing(account, source_kind::purchased_groups, l, started, finished, dry_run);
@@ -175,10 +343,9 @@ run_record snapshot_store::apply(std::string_view account, const listing<subscri
     return apply_listing(account, source_kind::subscriptions, l, started, finished, dry_run);
 }
 
-template <class Record>
-run_record snapshot_store::apply_listing(std::string_view account_view, source_kind source, const listing<Record>& l,
-                                         epoch_ms started, epoch_ms finished, bool dry_run) {
-    const std::string account(account_view);
+run_record snapshot_store::apply(listing_stage& stage, epoch_ms started, epoch_ms finished, bool dry_run) {
+    const std::string& account = stage.account();
+    const source_kind source = stage.source();
     const std::string table(to_string(source));
     const auto cols = columns(source);
     const auto n = cols.size();
@@ -187,12 +354,12 @@ run_record snapshot_store::apply_listing(std::string_view account_view, source_k
     run_record run;
     run.account = account;
     run.source = source;
-    run.status = l.complete ? "ok" : "incomplete";
-    run.pages = l.pages;
-    run.items = static_cast<std::int64_t>(l.items.size());
+    run.status = stage.complete() ? "ok" : "incomplete";
+    run.pages = stage.pages;
+    run.items = stage.distinct_items();
     run.started = started;
     run.finished = finished;
-    if (!l.complete) run.error = "incomplete listing: " + l.incomplete_reason;
+    if (!stage.complete()) run.error = "incomplete listing: " + stage.incomplete_reason();
 
     SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
 
@@ -211,28 +378,6 @@ run_record snapshot_store::apply_listing(std::string_view account_view, source_k
     ins_run.exec();
     run.id = db_.getLastInsertRowid();
 
-    // What the snapshot holds now: key -> content hash, so unchanged items cost
-    // one hash comparison and no write.
-    std::unordered_map<std::string, existing_item> existing;
-    {
-        SQLite::Statement q(db_, fmt::format("SELECT item_key, content_hash, removed_at IS NOT NULL FROM {} "
-                                             "WHERE account = ?",
-                                             table));
-        q.bind(1, account);
-        while (q.executeStep())
-            existing.emplace(q.getColumn(0).getString(),
-                             existing_item{static_cast<std::uint64_t>(q.getColumn(1).getInt64()),
-                                           q.getColumn(2).getInt() != 0, false});
-    }
-
-    SQLite::Statement ins(db_, fmt::format("INSERT INTO {} (account, item_key, {}, absent_mask, content_hash, "
-                                           "first_seen, updated_at) VALUES (?, ?, {}, ?, ?, ?, ?)",
-                                           table, names, placeholders(n)));
-    std::string assignments;
-    for (const auto& c : cols) assignments += fmt::format("{} = ?, ", c.name);
-    SQLite::Statement upd(db_, fmt::format("UPDATE {} SET {}absent_mask = ?, content_hash = ?, updated_at = ?, "
-                                           "removed_at = NULL WHERE account = ? AND item_key = ?",
-                                           table, assignments));
     SQLite::Statement old_row(db_, fmt::format("SELECT {}, absent_mask FROM {} WHERE account = ? AND item_key = ?",
                                                names, table));
     SQLite::Statement mark_removed(db_, fmt::format("UPDATE {} SET removed_at = ?, updated_at = ? "
@@ -271,102 +416,76 @@ run_record snapshot_store::apply_listing(std::string_view account_view, source_k
     std::vector<cell> cells;
     std::vector<cell> before;
     std::string object;
+    std::string key;
 
-    // Rows are written in primary-key order, after the loop: the keys are random
-    // UUIDs, so API order put every write on a random leaf and SQLite's 2 MB cache
-    // spilled and re-read pages (1.7 GB written for a 103 MB database, bench/README.md
-    // finding 2). Changes are still recorded in API order, so `seq` is unchanged.
-    struct pending_write {
-        std::string key;
-        const Record* item;
-        std::uint64_t hash;
-        bool is_new;
-    };
-    std::vector<pending_write> pending;
-    std::vector<cell> row;  // not `cells`: a flush may run while the loop holds an item's cells
-    auto write_pending = [&] {
-        std::sort(pending.begin(), pending.end(),
-                  [](const pending_write& a, const pending_write& b) { return a.key < b.key; });
-        for (const auto& w : pending) {
-            to_cells_any(*w.item, row);
-            if (w.is_new) {
-                ins.bind(1, account);
-                ins.bind(2, w.key);
-                const auto absent = bind_cells(ins, 3, cols, row);
-                const int next = 3 + static_cast<int>(n);
-                ins.bind(next, static_cast<std::int64_t>(absent));
-                ins.bind(next + 1, static_cast<std::int64_t>(w.hash));
-                ins.bind(next + 2, static_cast<std::int64_t>(finished));
-                ins.bind(next + 3, static_cast<std::int64_t>(finished));
-                ins.exec();
-                ins.reset();
+    // Changes in the API's order, so `seq` follows the listing whatever order the pages came in.
+    {
+        SQLite::Statement staged(db_, fmt::format("SELECT item_key, {}, absent_mask FROM temp.{} ORDER BY ord", names,
+                                                  stage.table_));
+        while (staged.executeStep()) {
+            {
+                const auto k = staged.getColumn(0);
+                key.assign(k.getText(), static_cast<std::size_t>(k.getBytes()));
+            }
+            read_cells(staged, cols, 1, cells);
+            const auto& e = stage.items_.at(key);
+            if (e.stored && !e.removed) {
+                load_old(key, before);
+                for (std::size_t i = 0; i < n; ++i) {
+                    if (before[i] == cells[i]) continue;
+                    const std::string ov = json_or_null(before[i], cols[i].type);
+                    const std::string nv = json_or_null(cells[i], cols[i].type);
+                    add_change(key, "changed", cols[i].name.data(),
+                               before[i].state == field_state::absent ? nullptr : &ov,
+                               cells[i].state == field_state::absent ? nullptr : &nv);
+                }
+                ++run.changed;
             } else {
-                const auto absent = bind_cells(upd, 1, cols, row);
-                const int next = 1 + static_cast<int>(n);
-                upd.bind(next, static_cast<std::int64_t>(absent));
-                upd.bind(next + 1, static_cast<std::int64_t>(w.hash));
-                upd.bind(next + 2, static_cast<std::int64_t>(finished));
-                upd.bind(next + 3, account);
-                upd.bind(next + 4, w.key);
-                upd.exec();
-                upd.reset();
+                object.clear();
+                append_json_object(object, cols, cells, time_style::epoch_millis);
+                add_change(key, "added", nullptr, nullptr, &object);
+                ++run.added;
             }
         }
-        pending.clear();
-    };
-
-    for (const Record& item : l.items) {
-        std::string key = item_key(item);
-        to_cells_any(item, cells);
-        const std::uint64_t hash = content_hash(cells);
-        auto it = existing.find(key);
-        if (it != existing.end() && !it->second.removed && it->second.hash == hash) {
-            it->second.seen = true;
-            continue;  // unchanged: nothing is written
-        }
-        const bool is_new = it == existing.end();
-        if (!is_new && it->second.written) write_pending();  // a key listed twice is compared with its first row
-        if (!is_new && !it->second.removed) {
-            load_old(key, before);
-            for (std::size_t i = 0; i < n; ++i) {
-                if (before[i] == cells[i]) continue;
-                const std::string ov = json_or_null(before[i], cols[i].type);
-                const std::string nv = json_or_null(cells[i], cols[i].type);
-                add_change(key, "changed", cols[i].name.data(), before[i].state == field_state::absent ? nullptr : &ov,
-                           cells[i].state == field_state::absent ? nullptr : &nv);
-            }
-            ++run.changed;
-        } else {
-            object.clear();
-            append_json_object(object, cols, cells, time_style::epoch_millis);
-            add_change(key, "added", nullptr, nullptr, &object);
-            ++run.added;
-        }
-        if (is_new) existing.emplace(key, existing_item{hash, false, true, true});
-        else it->second = existing_item{hash, false, true, true};
-        pending.push_back({std::move(key), &item, hash, is_new});
     }
-    write_pending();
+
+    // Rows in primary-key order: the keys are random UUIDs, and API order put every write on a
+    // random leaf, so SQLite's 2 MB cache spilled and re-read pages (bench/README.md finding 2).
+    // SQLite sorts the staged rows itself, in bounded memory. A row listed again keeps first_seen.
+    {
+        std::string assignments;
+        for (const auto& c : cols) assignments += fmt::format("{0} = excluded.{0}, ", c.name);
+        SQLite::Statement upsert(
+            db_, fmt::format("INSERT INTO {0} (account, item_key, {1}, absent_mask, content_hash, first_seen, "
+                             "updated_at) SELECT ?1, item_key, {1}, absent_mask, content_hash, ?2, ?2 FROM temp.{2} "
+                             "WHERE true ORDER BY item_key ON CONFLICT (account, item_key) DO UPDATE SET {3}"
+                             "absent_mask = excluded.absent_mask, content_hash = excluded.content_hash, "
+                             "updated_at = excluded.updated_at, removed_at = NULL",
+                             table, names, stage.table_, assignments));
+        upsert.bind(1, account);
+        upsert.bind(2, static_cast<std::int64_t>(finished));
+        upsert.exec();
+    }
 
     // Only a listing known to be whole may say an item is gone.
-    if (l.complete) {
-        for (auto& [key, state] : existing) {
-            if (state.seen || state.removed) continue;
-            load_old(key, before);
+    if (stage.complete()) {
+        for (const auto& [k, e] : stage.items_) {
+            if (!e.stored || e.removed || e.position >= 0) continue;
+            load_old(k, before);
             object.clear();
             append_json_object(object, cols, before, time_style::epoch_millis);
-            add_change(key, "removed", nullptr, &object, nullptr);
+            add_change(k, "removed", nullptr, &object, nullptr);
             mark_removed.bind(1, static_cast<std::int64_t>(finished));
             mark_removed.bind(2, static_cast<std::int64_t>(finished));
             mark_removed.bind(3, account);
-            mark_removed.bind(4, key);
+            mark_removed.bind(4, k);
             mark_removed.exec();
             mark_removed.reset();
             ++run.removed;
         }
     }
 
-    if constexpr (std::is_same_v<Record, purchased_group>) sample_quotas(account, l, run.id, finished);
+    if (source == source_kind::purchased_groups) sample_quotas(stage, run.id, finished);
 
     SQLite::Statement counts(db_, "UPDATE sync_runs SET added = ?, changed = ?, removed = ? WHERE id = ?");
     counts.bind(1, static_cast<std::int64_t>(run.added));
@@ -379,63 +498,16 @@ run_record snapshot_store::apply_listing(std::string_view account_view, source_k
     return run;
 }
 
-void snapshot_store::sample_quotas(std::string_view account, const listing<purchased_group>& l, std::int64_t run_id,
-                                   epoch_ms now) {
-    struct last_sample {
-        epoch_ms time;
-        std::optional<std::int64_t> used;
-        std::optional<std::int64_t> left;
-    };
-    std::unordered_map<std::string, last_sample> last;
-    {
-        SQLite::Statement q(db_,
-                            // One ordered pass over the primary key; SQLite takes the bare columns from the
-                            // row of max(time) (sqlite.org/lang_select.html#bareagg). It replaced a correlated
-                            // subquery per purchase (bench/README.md finding 6).
-                            "SELECT purchase_id, max(time), quota_used, quota_left FROM quota_samples "
-                            "WHERE account = ?1 GROUP BY purchase_id");
-        q.bind(1, std::string(account));
-        auto opt = [](const SQLite::Column& c) {
-            return c.isNull() ? std::nullopt : std::optional<std::int64_t>(c.getInt64());
-        };
-        while (q.executeStep())
-            last.emplace(q.getColumn(0).getString(),
-                         last_sample{q.getColumn(1).getInt64(), opt(q.getColumn(2)), opt(q.getColumn(3))});
-    }
-    SQLite::Statement ins(db_,
-                          "INSERT OR REPLACE INTO quota_samples (account, purchase_id, time, run_id, quota_used, "
-                          "quota_left) VALUES (?, ?, ?, ?, ?, ?)");
-    auto value = [](const field<std::int64_t>& f) {
-        return f.has_value() ? std::optional<std::int64_t>(*f) : std::nullopt;
-    };
-    // In primary-key order, like the rows in apply_listing; stable, so a repeated id keeps its last sample.
-    std::vector<const purchased_group*> order;
-    order.reserve(l.items.size());
-    for (const auto& g : l.items) order.push_back(&g);
-    std::stable_sort(order.begin(), order.end(),
-                     [](const purchased_group* a, const purchased_group* b) { return a->id < b->id; });
-    for (const purchased_group* gp : order) {
-        const purchased_group& g = *gp;
-        const auto used = value(g.quota_used);
-        const auto left = value(g.quota_left);
-        if (!used && !left) continue;  // nothing to sample
-        auto it = last.find(g.id);
-        // The series must show every change and, for forecasts, stay dense enough
-        // in time; an unchanged quota re-samples only after the interval.
-        if (it != last.end() && it->second.used == used && it->second.left == left &&
-            now - it->second.time < opts_.quota_sample_interval.count())
-            continue;
-        ins.bind(1, std::string(account));
-        ins.bind(2, g.id);
-        ins.bind(3, static_cast<std::int64_t>(now));
-        ins.bind(4, static_cast<std::int64_t>(run_id));
-        if (used) ins.bind(5, *used);
-        else ins.bind(5);
-        if (left) ins.bind(6, *left);
-        else ins.bind(6);
-        ins.exec();
-        ins.reset();
-    }
+void snapshot_store::sample_quotas(const listing_stage& stage, std::int64_t run_id, epoch_ms now) {
+    // The stage holds the samples that are due (listing_stage::sample_due); in key order, like the rows.
+    SQLite::Statement ins(db_, fmt::format("INSERT OR REPLACE INTO quota_samples (account, purchase_id, time, run_id, "
+                                           "quota_used, quota_left) SELECT ?, purchase_id, ?, ?, quota_used, "
+                                           "quota_left FROM temp.{}_quota ORDER BY purchase_id",
+                                           stage.table_));
+    ins.bind(1, stage.account());
+    ins.bind(2, static_cast<std::int64_t>(now));
+    ins.bind(3, run_id);
+    ins.exec();
 }
 
 prune_counts snapshot_store::prune(epoch_ms cutoff) {

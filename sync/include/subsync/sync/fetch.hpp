@@ -18,6 +18,8 @@
 
 namespace subsync::sync {
 
+class listing_stage;
+
 /// Everything a source fetch needs; borrowed for the duration of the fetch.
 struct fetch_context {
     request_context request;  ///< transport, credentials, retries, rate limit, deadline
@@ -28,24 +30,26 @@ struct fetch_context {
     std::function<void(int, int)> on_page;
 };
 
-/// A source's full listing. `complete` is false when the pages do not add up
-/// (count differs from `total`, duplicate keys, `total` moved between pages):
-/// such a listing may add and update items but must never remove any.
+/// A source's full listing, as the API sent it. `complete` is false when the pages do
+/// not add up: such a listing may add and update items but must never remove any.
+/// snapshot_store::apply also makes a listing with a repeated key incomplete.
 template <class Record>
 struct listing {
-    std::vector<Record> items;  ///< deduplicated by item_key, first occurrence kept
+    std::vector<Record> items;
     int pages = 0;
     std::int64_t total = 0;
     bool complete = true;
     std::string incomplete_reason;
 };
 
-/// Fetches every page of `GET /v1.0/apigw/purchases/groups`: page 1 first to
-/// learn `total`, then the rest with at most `concurrency` requests in flight,
-/// each worker on its own keep-alive connection. Any failed page fails the whole
-/// listing; the error names the page. A listing that does not add up is
-/// fetched once more from page 1 before it is returned as incomplete.
-boost::asio::awaitable<result<listing<purchased_group>>> fetch_purchased_groups(const fetch_context& ctx);
+/// Fetches every page of `GET /v1.0/apigw/purchases/groups` into `stage`: page 1
+/// first to learn `total`, then the rest with at most `concurrency` requests in
+/// flight, each worker on its own keep-alive connection, each page staged as it
+/// arrives. Any failed page fails the whole listing; the error names the page.
+/// A listing that does not add up (count differs from `total`, a repeated id,
+/// `total` moved between pages) is fetched once more from page 1; if it still
+/// does not, the stage is left marked incomplete.
+boost::asio::awaitable<result<void>> fetch_purchased_groups(const fetch_context& ctx, listing_stage& stage);
 
 /// Fetches `GET /v1/subscriptions/orders` (one document, no paging).
 boost::asio::awaitable<result<listing<subscription_resource>>> fetch_subscriptions(const fetch_context& ctx);

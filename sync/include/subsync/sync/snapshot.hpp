@@ -6,13 +6,17 @@
 #include <subsync/sync/records.hpp>
 
 #include <SQLiteCpp/Database.h>
+#include <SQLiteCpp/Statement.h>
 
 #include <chrono>
-
 #include <cstdint>
 #include <filesystem>
+#include <optional>
+#include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
+#include <vector>
 
 namespace subsync::sync {
 
@@ -57,6 +61,87 @@ struct prune_counts {
     std::int64_t alerts = 0;  ///< resolved alerts, finished notifications and delivery attempts
 };
 
+class snapshot_store;
+
+/// One (account, source) listing, staged as its pages arrive, in any order
+/// (bench/README.md finding 4). A new or changed item goes to a temporary table
+/// of the store's connection and is dropped from memory; an unchanged one costs
+/// one hash comparison and leaves nothing staged. Staging opens no transaction
+/// on the snapshot, so other writers of the same connection (alert delivery) go
+/// on meanwhile; snapshot_store::apply then writes everything in one.
+///
+/// Memory is one entry per stored or listed key (the key and its content hash),
+/// whatever the size of the items.
+class listing_stage {
+public:
+    /// Reads the key and content hash of every stored item of (account, source).
+    /// A purchase's quota is sampled when it differs from its latest sample or that
+    /// sample is older than the store's sampling interval at `now`.
+    listing_stage(snapshot_store& store, std::string account, source_kind source, epoch_ms now);
+    ~listing_stage();
+    listing_stage(const listing_stage&) = delete;
+    listing_stage& operator=(const listing_stage&) = delete;
+
+    /// Stages `items`, listed at positions first, first + 1, … of the API's order
+    /// (pages may arrive in any order: the position puts them back). A key listed
+    /// twice keeps its first position and makes the listing incomplete.
+    /// Throws when the temporary table cannot be written (temp directory full).
+    void add(std::int64_t first, std::span<const purchased_group> items);
+    void add(std::int64_t first, std::span<const subscription_resource> items);
+
+    /// The listing does not add up: it may add and update items, never remove
+    /// one. The first reason is kept.
+    void mark_incomplete(std::string reason);
+    /// Appends to the reason of an incomplete listing.
+    void add_to_reason(std::string_view more) { reason_ += more; }
+
+    /// Forgets everything staged, for a listing fetched again from page 1.
+    void reset();
+
+    /// Position of item `index` of page `page_no` (1-based), for add().
+    [[nodiscard]] static std::int64_t position(int page_no, std::size_t index) noexcept {
+        return (std::int64_t{page_no} << 32) + static_cast<std::int64_t>(index);
+    }
+
+    int pages = 0;  ///< pages fetched, for the run record
+
+    [[nodiscard]] const std::string& account() const noexcept { return account_; }
+    [[nodiscard]] source_kind source() const noexcept { return source_; }
+    [[nodiscard]] std::int64_t distinct_items() const noexcept { return listed_; }
+    [[nodiscard]] bool complete() const noexcept { return complete_; }
+    [[nodiscard]] const std::string& incomplete_reason() const noexcept { return reason_; }
+
+private:
+    friend class snapshot_store;
+
+    struct entry {
+        std::uint64_t stored_hash = 0;
+        std::int64_t position = -1;  ///< where this run listed it; -1 = not (yet) listed
+        bool stored = false;         ///< a row exists (live or removed)
+        bool removed = false;        ///< that row is marked removed
+        bool staged = false;         ///< this run staged a new row for it
+    };
+
+    template <class Record>
+    void add_records(std::int64_t first, std::span<const Record> items);
+    void stage_cells(std::int64_t position, std::string key);
+    bool sample_due(const cell& used, const cell& left, const std::string& key);
+    void drop() noexcept;
+
+    snapshot_store& store_;
+    std::string account_;
+    source_kind source_;
+    std::string table_;  ///< temp table of staged rows; table_ + "_quota" holds quota values
+    std::unordered_map<std::string, entry> items_;
+    std::int64_t listed_ = 0;
+    bool complete_ = true;
+    std::string reason_;
+    std::vector<cell> cells_;
+    epoch_ms now_;
+    std::optional<SQLite::Statement> insert_row_, insert_quota_, erase_row_, erase_quota_, last_sample_;
+    std::optional<std::size_t> quota_used_, quota_left_;  ///< cell indices; purchased groups only
+};
+
 /// The SQLite snapshot: current rows, change history and sync runs.
 /// Every apply is one IMMEDIATE transaction; an exception rolls it back whole.
 class snapshot_store {
@@ -80,6 +165,9 @@ public:
     run_record apply(std::string_view account, const listing<subscription_resource>& l, epoch_ms started,
                      epoch_ms finished, bool dry_run = false);
 
+    /// Applies a staged listing, as above, in key order. The stage is spent afterwards.
+    run_record apply(listing_stage& stage, epoch_ms started, epoch_ms finished, bool dry_run = false);
+
     /// Records a failed run; no item is touched. `error_kind` ("auth", "network", …) lets
     /// auth_failing tell a refused credential apart. With `dry_run` nothing is written.
     run_record record_failure(std::string_view account, source_kind source, const std::string& error,
@@ -98,16 +186,18 @@ public:
     [[nodiscard]] SQLite::Database& database() noexcept { return db_; }
 
 private:
+    friend class listing_stage;
+
     template <class Record>
     run_record apply_listing(std::string_view account, source_kind source, const listing<Record>& l,
                              epoch_ms started, epoch_ms finished, bool dry_run);
 
-    void sample_quotas(std::string_view account, const listing<purchased_group>& l, std::int64_t run_id,
-                       epoch_ms now);
+    void sample_quotas(const listing_stage& stage, std::int64_t run_id, epoch_ms now);
 
     store_options opts_;
     SQLite::Database db_;
     const config::alerts_config* alerts_ = nullptr;
+    int stages_ = 0;  ///< names the next stage's temporary tables
 };
 
 }  // namespace subsync::sync
