@@ -63,6 +63,7 @@ asio::awaitable<void> service::delivery_loop() {
                          report->failed, report->dead, report->pending,
                          last && report->pending > 0 ? ": the pending ones are delivered after the next start" : "");
         if (last) break;
+        shed_memory();
         if (!report) {
             alert_wake_.expires_after(cfg_.alerts.retry_max);
         } else if (report->next_due) {

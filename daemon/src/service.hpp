@@ -65,6 +65,9 @@ private:
     boost::asio::awaitable<void> delivery_loop();
     /// Makes the delivery loop dispatch now (or right after its running dispatch).
     void wake_delivery();
+    /// Hands back what a sync round or a delivery pass freed: SQLite's page cache and the
+    /// heap glibc keeps mapped (bench/README.md finding 5). Idle RSS is what is left.
+    void shed_memory() noexcept;
     /// The end of the stop sequence, after the last delivery attempt.
     void complete_stop();
 

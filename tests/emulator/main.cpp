@@ -7,6 +7,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -108,6 +109,19 @@ std::vector<T> from_flag_or_env(const std::vector<std::string>& flag_values, con
     return out;
 }
 
+// "YYYY-MM-DD" (a valid calendar date) or "today" (UTC), as midnight UTC.
+std::optional<std::chrono::sys_seconds> parse_base_date(const std::string& text) {
+    using namespace std::chrono;
+    if (text == "today") return sys_seconds{floor<days>(system_clock::now())};
+    int y = 0;
+    unsigned m = 0, d = 0;
+    char tail = 0;
+    if (text.size() != 10 || std::sscanf(text.c_str(), "%4d-%2u-%2u%c", &y, &m, &d, &tail) != 3) return std::nullopt;
+    const year_month_day date{year{y}, month{m}, day{d}};
+    if (!date.ok()) return std::nullopt;
+    return sys_seconds{sys_days{date}};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -122,6 +136,7 @@ int main(int argc, char** argv) {
         token = "emulator-token";
     std::int64_t generate = 0, resources = 10;  // signed, so "-1" is refused rather than wrapped
     std::uint64_t seed = 1;
+    std::string base_date = "2025-06-01";
     unsigned latency_ms = 0;
     std::vector<std::string> users, keys;
     std::int64_t token_ttl = 86400;
@@ -153,6 +168,10 @@ int main(int argc, char** argv) {
         ->check(CLI::Range(std::int64_t{0}, std::int64_t{10'000'000}))
         ->needs(generate_opt);
     app.add_option("--seed", seed, "with --generate: the seed; same seed, same bytes (default 1)")
+        ->needs(generate_opt);
+    app.add_option("--base-date", base_date,
+                   "with --generate: the UTC date (YYYY-MM-DD, or 'today') the generated times spread\n"
+                   "around, from a year before to two years after (default 2025-06-01, as the tests)")
         ->needs(generate_opt);
     app.add_option("--latency-ms", latency_ms, "delay added before every response, in ms (default 0)");
     app.add_option("--token", token, "the only X-Auth-Token accepted (default emulator-token)")
@@ -192,10 +211,17 @@ int main(int argc, char** argv) {
     sigaddset(&signals, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
+    const auto base = parse_base_date(base_date);
+    if (!base) {
+        std::cerr << "subsync-emulator: --base-date " << base_date << ": expected YYYY-MM-DD or 'today'\n";
+        return 2;
+    }
+
     try {
         emu::dataset data =
             generate_opt->count() > 0
-                ? emu::dataset::generated(static_cast<std::size_t>(generate), static_cast<std::size_t>(resources), seed)
+                ? emu::dataset::generated(static_cast<std::size_t>(generate), static_cast<std::size_t>(resources), seed,
+                                          *base)
             : dataset_name == "seeds" ? emu::dataset::seeds()
                                       : emu::dataset::from_file(dataset_name);
         const std::size_t purchases = data.purchases.size();

@@ -32,7 +32,10 @@ enum class domain : std::uint64_t { purchase = 1, group, app_key, resource, proj
 
 class generator {
 public:
-    explicit generator(std::uint64_t seed) : seed_(seed) {}
+    generator(std::uint64_t seed, std::chrono::sys_seconds base) : seed_(seed), base_(base) {}
+
+    /// The "now" the generated times spread around, in seconds since the epoch.
+    std::int64_t base_seconds() const { return base_.time_since_epoch().count(); }
 
     /// A random-looking number for (domain, index, salt); same inputs, same number.
     std::uint64_t number(domain d, std::uint64_t index, std::uint64_t salt = 0) const {
@@ -66,6 +69,7 @@ public:
 
 private:
     std::uint64_t seed_;
+    std::chrono::sys_seconds base_;
 };
 
 constexpr std::int64_t day = 86'400;
@@ -86,7 +90,6 @@ std::string iso8601(std::int64_t epoch_seconds) {
     return std::string(buffer.data());
 }
 
-std::int64_t base_seconds() { return generated_base_time.time_since_epoch().count(); }
 
 // CSV/spreadsheet formula prefixes (= + - @), CJK, emoji, quotes, commas, CR/LF, tabs,
 // leading/trailing blanks; the group number keeps names unique.
@@ -167,7 +170,7 @@ std::string make_purchase(const generator& gen, std::uint64_t i, std::uint64_t g
     } else if (i % 6 == 2) {
         offset -= ((offset % day) + day) % day;
     }
-    const std::int64_t expire = base_seconds() + offset;
+    const std::int64_t expire = gen.base_seconds() + offset;
     static constexpr std::array<std::int64_t, 3> terms{365 * day, 30 * day, 730 * day};
     const std::int64_t start = expire - terms[i % 3];
     const std::int64_t ordered = start - gen.between(domain::value, i, 4, 0, 3 * day);
@@ -243,7 +246,7 @@ std::string make_resource(const generator& gen, std::uint64_t j) {
     const bool has_order = prepaid && j % 10 != 8;  // a PREPAID resource without order_id too
     const bool has_expire = j % 4 != 3;             // either mode may lack expire_time
 
-    const std::int64_t base_ms = base_seconds() * 1000;
+    const std::int64_t base_ms = gen.base_seconds() * 1000;
     const std::int64_t created = base_ms - gen.between(domain::value, j, 20, 0, 730 * day * 1000);
     const std::int64_t expires = base_ms + gen.between(domain::value, j, 21, -365 * day * 1000, 730 * day * 1000);
 
@@ -301,8 +304,9 @@ std::string make_orders(const generator& gen, std::size_t resources) {
 
 }  // namespace
 
-dataset dataset::generated(std::size_t purchases, std::size_t resources, std::uint64_t seed) {
-    const generator gen(seed);
+dataset dataset::generated(std::size_t purchases, std::size_t resources, std::uint64_t seed,
+                           std::chrono::sys_seconds base) {
+    const generator gen(seed, base);
     dataset out;
     out.purchases.reserve(purchases);
     std::vector<std::uint64_t> group_of;

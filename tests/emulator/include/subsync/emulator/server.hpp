@@ -51,8 +51,9 @@ struct dataset {
     /// null remarks, null or array domains, quotas of INT64_MAX and 2^53+1, resources without
     /// expire_time/order_id, mixed-case charging modes); every awkward kind appears within the
     /// first 20 purchases and 10 resources whatever the seed. Times spread from a year before to
-    /// two years after generated_base_time. Every fifth purchase repeats an earlier group.
-    static dataset generated(std::size_t purchases, std::size_t resources, std::uint64_t seed);
+    /// two years after `base`. Every fifth purchase repeats an earlier group.
+    static dataset generated(std::size_t purchases, std::size_t resources, std::uint64_t seed,
+                             std::chrono::sys_seconds base = generated_base_time);
 
     /// Reads {"purchases":[...], "orders":{...}} (the format of to_json()); each purchase is kept
     /// byte-for-byte, only minified. Throws std::runtime_error naming the file and the problem.
