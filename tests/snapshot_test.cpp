@@ -181,7 +181,7 @@ TEST_F(SnapshotTest, KeyListedTwiceKeepsItsFirstListingAndRemovesNothing) {
 // that page came last.
 TEST_F(SnapshotTest, StagedPagesApplyInListingOrderWhateverOrderTheyArrive) {
     store_.apply("prod", complete({group("x", 7)}), 500, 600);
-    listing_stage stage(store_, "prod", source_kind::purchased_groups, 1000);
+    listing_stage stage(store_, "prod", source_kind::purchased_groups);
     const std::vector<purchased_group> page1{group("b"), group("a", 100)};
     const std::vector<purchased_group> page2{group("c"), group("a", 40), group("x", 8)};
     const std::vector<purchased_group> page3{group("d")};
@@ -192,6 +192,7 @@ TEST_F(SnapshotTest, StagedPagesApplyInListingOrderWhateverOrderTheyArrive) {
     EXPECT_EQ(stage.distinct_items(), 5);
     const auto run = store_.apply(stage, 1000, 2000);
     EXPECT_EQ(run.status, "incomplete");
+    EXPECT_NE(run.error.find("id a listed twice (pages 1 and 2)"), std::string::npos) << run.error;
     EXPECT_EQ(run.pages, 3);
     EXPECT_EQ(run.items, 5);
     EXPECT_EQ(run.added, 4);
@@ -205,13 +206,29 @@ TEST_F(SnapshotTest, StagedPagesApplyInListingOrderWhateverOrderTheyArrive) {
     EXPECT_EQ(count(db, "SELECT updated_at FROM purchased_groups WHERE item_key = 'x'"), 2000);
 }
 
+// Whether an unchanged quota is due again is decided at the time the sync applies,
+// not when its stage opened: a long fetch must not stretch the sampling interval.
+TEST_F(SnapshotTest, AnUnchangedQuotaIsDueByTheTimeOfTheApply) {
+    const epoch_ms hour = 3'600'000;
+    auto& db = store_.database();
+    store_.apply("prod", complete({group("a", 5), group("b", 6)}), 1000, 2000);
+    listing_stage stage(store_, "prod", source_kind::purchased_groups);
+    const std::vector<purchased_group> page{group("a", 5), group("b", 7)};
+    stage.add(listing_stage::position(1, 0), page);  // staged "early"; b's quota changed
+    stage.pages = 1;
+    store_.apply(stage, 2000 + hour - 10, 2000 + hour);
+    EXPECT_EQ(strings(db, "SELECT purchase_id || '@' || time || '=' || quota_left FROM quota_samples "
+                          "ORDER BY time, purchase_id"),
+              (std::vector<std::string>{"a@2000=5", "b@2000=6", "a@3602000=5", "b@3602000=7"}));
+}
+
 // A stage that is never applied leaves the snapshot as it was.
 TEST_F(SnapshotTest, AnAbandonedStageWritesNothing) {
     store_.apply("prod", complete({group("a")}), 500, 600);
     auto& db = store_.database();
     const auto before = db.getTotalChanges();
     {
-        listing_stage stage(store_, "prod", source_kind::purchased_groups, 1000);
+        listing_stage stage(store_, "prod", source_kind::purchased_groups);
         const std::vector<purchased_group> page{group("a", 1), group("b")};
         stage.add(listing_stage::position(1, 0), page);
     }

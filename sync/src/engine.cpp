@@ -141,7 +141,7 @@ private:
         std::optional<listing_stage> stage;
         result<void> fetched;
         try {
-            stage.emplace(store_, account.name, j.source, started);
+            stage.emplace(store_, account.name, j.source);
             fetched = co_await fetch_purchased_groups(ctx, *stage);
         } catch (const SQLite::Exception& e) {
             throw store_failed("write the snapshot", std::runtime_error(fmt::format("staging the listing: {}", e.what())));

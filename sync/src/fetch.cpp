@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <exception>
 #include <optional>
 
 namespace subsync::sync {
@@ -48,15 +49,22 @@ public:
 
     asio::awaitable<void> worker(http_connection& conn) {
         body_parser parser;
-        while (!failure_ && next_ <= page_count_) {
+        while (!stopped() && next_ <= page_count_) {
             const int page_no = next_++;
             auto page = co_await fetch(conn, parser, page_no);
             if (!page) {
                 if (!failure_) failure_ = page.error();
                 co_return;
             }
-            if (failure_) co_return;  // another page failed meanwhile: the listing is lost anyway
-            place(page_no, *page);
+            if (stopped()) co_return;  // another page failed meanwhile: the listing is lost anyway
+            try {
+                place(page_no, *page);
+            } catch (...) {
+                // The store failed (temporary storage full): the other workers stop too, and
+                // run() rethrows once they have.
+                store_error_ = std::current_exception();
+                co_return;
+            }
         }
     }
 
@@ -78,6 +86,7 @@ public:
         while (conns.size() < workers)
             conns.push_back(ctx_.request.net->connect(ep_));
         co_await detail::run_all(ctx_.request.net->ex, workers, [&](std::size_t i) { return worker(*conns[i]); });
+        if (store_error_) std::rethrow_exception(store_error_);
         if (failure_) co_return *failure_;
         if (stage_.distinct_items() != total_)
             stage_.mark_incomplete(
@@ -86,6 +95,8 @@ public:
     }
 
 private:
+    bool stopped() const noexcept { return failure_ || store_error_; }
+
     void place(int page_no, const groups_page& page) {
         if (page.total != total_)
             stage_.mark_incomplete(
@@ -103,6 +114,7 @@ private:
     int next_ = 2;
     int done_ = 0;
     std::optional<error> failure_;
+    std::exception_ptr store_error_;
 };
 
 }  // namespace

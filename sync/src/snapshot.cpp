@@ -7,6 +7,7 @@
 #include <SQLiteCpp/Transaction.h>
 #include <sqlite3.h>
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -157,9 +158,9 @@ run_record snapshot_store::record_failure(std::string_view account, source_kind 
 
 // --- listing_stage -----------------------------------------------------------------------
 
-listing_stage::listing_stage(snapshot_store& store, std::string account, source_kind source, epoch_ms now)
+listing_stage::listing_stage(snapshot_store& store, std::string account, source_kind source)
     : store_(store), account_(std::move(account)), source_(source),
-      table_(fmt::format("stage_{}", ++store.stages_)), now_(now) {
+      table_(fmt::format("stage_{}", ++store.stages_)) {
     auto& db = store_.db_;
     const auto cols = columns(source_);
     for (std::size_t i = 0; i < cols.size(); ++i) {
@@ -167,31 +168,50 @@ listing_stage::listing_stage(snapshot_store& store, std::string account, source_
         if (cols[i].name == "quota_used") quota_used_ = i;
         if (cols[i].name == "quota_left") quota_left_ = i;
     }
-    // Untyped columns: a cell is bound with the type it has, as in the snapshot table.
-    db.exec(fmt::format("CREATE TEMP TABLE {} (ord INTEGER PRIMARY KEY, item_key TEXT NOT NULL, "
-                        "content_hash INTEGER NOT NULL, {}, absent_mask INTEGER NOT NULL)",
-                        table_, column_list(cols)));
-    db.exec(fmt::format("CREATE TEMP TABLE {}_quota (ord INTEGER PRIMARY KEY, purchase_id TEXT NOT NULL, "
-                        "quota_used, quota_left)",
-                        table_));
-    insert_row_.emplace(db, fmt::format("INSERT INTO temp.{} VALUES (?, ?, ?, {}, ?)", table_,
-                                        placeholders(cols.size())));
-    insert_quota_.emplace(db, fmt::format("INSERT INTO temp.{}_quota VALUES (?, ?, ?, ?)", table_));
-    erase_row_.emplace(db, fmt::format("DELETE FROM temp.{} WHERE ord = ?", table_));
-    erase_quota_.emplace(db, fmt::format("DELETE FROM temp.{}_quota WHERE ord = ?", table_));
-    last_sample_.emplace(db, "SELECT time, quota_used, quota_left FROM quota_samples WHERE account = ? AND "
-                             "purchase_id = ? ORDER BY time DESC LIMIT 1");
+    try {
+        // Untyped columns: a cell is bound with the type it has, as in the snapshot table.
+        db.exec(fmt::format("CREATE TEMP TABLE {} (ord INTEGER PRIMARY KEY, item_key TEXT NOT NULL, "
+                            "content_hash INTEGER NOT NULL, {}, absent_mask INTEGER NOT NULL)",
+                            table_, column_list(cols)));
+        db.exec(fmt::format("CREATE TEMP TABLE {}_quota (ord INTEGER PRIMARY KEY, purchase_id TEXT NOT NULL, "
+                            "quota_used, quota_left)",
+                            table_));
+        insert_row_.emplace(db, fmt::format("INSERT INTO temp.{} VALUES (?, ?, ?, {}, ?)", table_,
+                                            placeholders(cols.size())));
+        insert_quota_.emplace(db, fmt::format("INSERT INTO temp.{}_quota VALUES (?, ?, ?, ?)", table_));
+        erase_row_.emplace(db, fmt::format("DELETE FROM temp.{} WHERE ord = ?", table_));
+        erase_quota_.emplace(db, fmt::format("DELETE FROM temp.{}_quota WHERE ord = ?", table_));
 
-    SQLite::Statement q(db, fmt::format("SELECT item_key, content_hash, removed_at IS NOT NULL FROM {} "
-                                        "WHERE account = ?",
-                                        to_string(source_)));
-    q.bind(1, account_);
-    while (q.executeStep()) {
-        entry e;
-        e.stored_hash = static_cast<std::uint64_t>(q.getColumn(1).getInt64());
-        e.stored = true;
-        e.removed = q.getColumn(2).getInt() != 0;
-        items_.emplace(q.getColumn(0).getString(), e);
+        SQLite::Statement q(db, fmt::format("SELECT item_key, content_hash, removed_at IS NOT NULL FROM {} "
+                                            "WHERE account = ?",
+                                            to_string(source_)));
+        q.bind(1, account_);
+        while (q.executeStep()) {
+            entry e;
+            e.stored_hash = static_cast<std::uint64_t>(q.getColumn(1).getInt64());
+            e.stored = true;
+            e.removed = q.getColumn(2).getInt() != 0;
+            items_.emplace(q.getColumn(0).getString(), e);
+        }
+        if (quota_used_) {
+            // One ordered pass over the primary key; SQLite takes the bare columns from the row of
+            // max(time) (sqlite.org/lang_select.html#bareagg). A lookup per purchase cost 12.8 % of
+            // a re-sync's CPU (bench/README.md finding 6).
+            SQLite::Statement last(db, "SELECT purchase_id, max(time), quota_used, quota_left FROM quota_samples "
+                                       "WHERE account = ? GROUP BY purchase_id");
+            last.bind(1, account_);
+            auto opt = [](const SQLite::Column& c) {
+                return c.isNull() ? std::nullopt : std::optional<std::int64_t>(c.getInt64());
+            };
+            while (last.executeStep()) {
+                const auto it = items_.find(last.getColumn(0).getString());
+                if (it == items_.end()) continue;  // its row was pruned: sampled afresh if listed again
+                it->second.latest = sample{last.getColumn(1).getInt64(), opt(last.getColumn(2)), opt(last.getColumn(3))};
+            }
+        }
+    } catch (...) {
+        drop();  // the destructor will not run
+        throw;
     }
 }
 
@@ -201,14 +221,14 @@ void listing_stage::drop() noexcept {
     // Finalized first: a prepared statement on a table keeps DROP from running.
     insert_row_.reset();
     insert_quota_.reset();
-    last_sample_.reset();
     erase_row_.reset();
     erase_quota_.reset();
     try {
         store_.db_.exec(fmt::format("DROP TABLE IF EXISTS temp.{}; DROP TABLE IF EXISTS temp.{}_quota", table_,
                                     table_));
-    } catch (const std::exception&) {
-        // The connection is closing or broken; temporary tables die with it.
+    } catch (const std::exception& e) {
+        // Harmless but worth a line: the table keeps its temporary-file space until the daemon exits.
+        spdlog::warn("cannot drop the staging table temp.{} error=\"{}\"", table_, e.what());
     }
 }
 
@@ -226,7 +246,7 @@ void listing_stage::reset() {
             continue;
         }
         it->second.position = -1;
-        it->second.staged = false;
+        it->second.quota_as_sampled = false;
         ++it;
     }
     listed_ = 0;
@@ -242,47 +262,68 @@ void listing_stage::add(std::int64_t first, std::span<const subscription_resourc
 
 template <class Record>
 void listing_stage::add_records(std::int64_t first, std::span<const Record> items) {
+    if (sqlite3_get_autocommit(store_.db_.getHandle()) == 0)
+        throw std::logic_error("listing_stage::add inside a transaction: its rollback would unstage counted rows");
     // One transaction per page, on the temporary database only: a deferred BEGIN locks
-    // nothing of the snapshot. Inside a caller's transaction the rows simply join it.
-    std::optional<SQLite::Transaction> tx;
-    if (sqlite3_get_autocommit(store_.db_.getHandle()) != 0) tx.emplace(store_.db_);
+    // nothing of the snapshot.
+    SQLite::Transaction tx(store_.db_);
     for (std::size_t i = 0; i < items.size(); ++i) {
         to_cells(items[i], cells_);
         stage_cells(first + static_cast<std::int64_t>(i), item_key(items[i]));
     }
-    if (tx) tx->commit();
+    tx.commit();
 }
+
+namespace {
+
+// "pages 3 and 7" for fetched pages, "items 2 and 4" for a listing passed whole.
+std::string where_listed(std::int64_t a, std::int64_t b) {
+    const auto page = [](std::int64_t p) { return p >> 32; };
+    if (page(a) > 0 && page(a) != page(b))
+        return fmt::format("pages {} and {}", std::min(page(a), page(b)), std::max(page(a), page(b)));
+    const auto index = [](std::int64_t p) { return p & 0xffffffff; };
+    return fmt::format("{} {} and {}", page(a) > 0 ? fmt::format("page {}, items", page(a)) : std::string("items"),
+                       std::min(index(a), index(b)) + 1, std::max(index(a), index(b)) + 1);
+}
+
+std::optional<std::int64_t> number_of(const cell& c) {
+    return c.state == field_state::present ? std::optional<std::int64_t>(c.number) : std::nullopt;
+}
+
+}  // namespace
 
 void listing_stage::stage_cells(std::int64_t position, std::string key) {
     const auto [it, inserted] = items_.try_emplace(std::move(key));
     entry& e = it->second;
     const std::string& k = it->first;
     if (e.position >= 0) {
-        mark_incomplete(fmt::format("{} {} listed twice", source_ == source_kind::purchased_groups ? "id" : "resource",
-                                    k));
+        // Pages come in any order, so the reason names both places: the same listing gives the
+        // same reason whichever page arrived first.
+        mark_incomplete(fmt::format("{} {} listed twice ({})",
+                                    source_ == source_kind::purchased_groups ? "id" : "resource", k,
+                                    where_listed(e.position, position)));
         if (position > e.position) return;  // the first listing of a key is the one kept
         for (auto* st : {&*erase_row_, &*erase_quota_}) {
             st->bind(1, e.position);
             st->exec();
             st->reset();
         }
-        e.staged = false;
+        e.quota_as_sampled = false;
     } else {
         ++listed_;
     }
     e.position = position;
 
-    if (quota_used_ && quota_left_ && sample_due(cells_[*quota_used_], cells_[*quota_left_], k)) {
-        auto& q = *insert_quota_;
-        q.bind(1, position);
-        q.bind(2, k);
-        for (int i = 0; i < 2; ++i) {
-            const cell& c = cells_[i == 0 ? *quota_used_ : *quota_left_];
-            if (c.state == field_state::present) q.bind(3 + i, c.number);
-            else q.bind(3 + i);
+    if (quota_used_ && quota_left_) {
+        const auto used = number_of(cells_[*quota_used_]);
+        const auto left = number_of(cells_[*quota_left_]);
+        // The series must show every change and, for forecasts, stay dense enough in time: a
+        // quota that differs from the latest sample is sampled now; an unchanged one when that
+        // sample has aged past the interval, which apply() decides at the sync's own time.
+        if (used || left) {
+            if (e.latest && e.latest->used == used && e.latest->left == left) e.quota_as_sampled = true;
+            else stage_quota(position, k, used, left);
         }
-        q.exec();
-        q.reset();
     }
 
     const std::uint64_t hash = content_hash(cells_);
@@ -298,27 +339,26 @@ void listing_stage::stage_cells(std::int64_t position, std::string key) {
     ins.exec();
     ins.reset();
     ins.clearBindings();  // bindNoCopy pointed into cells_
-    e.staged = true;
 }
 
-bool listing_stage::sample_due(const cell& used, const cell& left, const std::string& key) {
-    if (used.state != field_state::present && left.state != field_state::present) return false;  // nothing to sample
-    // The series must show every change and, for forecasts, stay dense enough in time: an
-    // unchanged quota is sampled again only when its latest sample is older than the interval.
-    auto& q = *last_sample_;
-    q.bind(1, account_);
+void listing_stage::stage_quota(std::int64_t position, const std::string& key, std::optional<std::int64_t> used,
+                                std::optional<std::int64_t> left) {
+    auto& q = *insert_quota_;
+    q.bind(1, position);
     q.bind(2, key);
-    bool due = true;
-    if (q.executeStep()) {
-        auto same = [](const SQLite::Column& stored, const cell& c) {
-            return stored.isNull() ? c.state != field_state::present
-                                   : c.state == field_state::present && stored.getInt64() == c.number;
-        };
-        due = !same(q.getColumn(1), used) || !same(q.getColumn(2), left) ||
-              now_ - q.getColumn(0).getInt64() >= store_.opts_.quota_sample_interval.count();
-    }
+    if (used) q.bind(3, *used);
+    else q.bind(3);
+    if (left) q.bind(4, *left);
+    else q.bind(4);
+    q.exec();
     q.reset();
-    return due;
+}
+
+void listing_stage::stage_aged_samples(epoch_ms now) {
+    const auto interval = store_.opts_.quota_sample_interval.count();
+    for (const auto& [k, e] : items_)
+        if (e.position >= 0 && e.quota_as_sampled && now - e.latest->time >= interval)
+            stage_quota(e.position, k, e.latest->used, e.latest->left);
 }
 
 // --- apply --------------------------------------------------------------------------------
@@ -326,7 +366,7 @@ bool listing_stage::sample_due(const cell& used, const cell& left, const std::st
 template <class Record>
 run_record snapshot_store::apply_listing(std::string_view account, source_kind source, const listing<Record>& l,
                                          epoch_ms started, epoch_ms finished, bool dry_run) {
-    listing_stage stage(*this, std::string(account), source, finished);
+    listing_stage stage(*this, std::string(account), source);
     stage.add(0, std::span<const Record>(l.items));
     if (!l.complete) stage.mark_incomplete(l.incomplete_reason);
     stage.pages = l.pages;
@@ -408,7 +448,9 @@ run_record snapshot_store::apply(listing_stage& stage, epoch_ms started, epoch_m
     auto load_old = [&](const std::string& key, std::vector<cell>& out) {
         old_row.bind(1, account);
         old_row.bind(2, key);
-        if (!old_row.executeStep()) throw std::logic_error("snapshot row vanished during apply: " + key);
+        if (!old_row.executeStep())
+            throw std::logic_error("snapshot row " + key + " vanished between staging and apply: something "
+                                   "else wrote this (account, source) meanwhile");
         read_cells(old_row, cols, 0, out);
         old_row.reset();
     };
@@ -498,8 +540,9 @@ run_record snapshot_store::apply(listing_stage& stage, epoch_ms started, epoch_m
     return run;
 }
 
-void snapshot_store::sample_quotas(const listing_stage& stage, std::int64_t run_id, epoch_ms now) {
-    // The stage holds the samples that are due (listing_stage::sample_due); in key order, like the rows.
+void snapshot_store::sample_quotas(listing_stage& stage, std::int64_t run_id, epoch_ms now) {
+    stage.stage_aged_samples(now);
+    // The stage holds the samples that are due; written in key order, like the rows.
     SQLite::Statement ins(db_, fmt::format("INSERT OR REPLACE INTO quota_samples (account, purchase_id, time, run_id, "
                                            "quota_used, quota_left) SELECT ?, purchase_id, ?, ?, quota_used, "
                                            "quota_left FROM temp.{}_quota ORDER BY purchase_id",

@@ -74,10 +74,10 @@ class snapshot_store;
 /// whatever the size of the items.
 class listing_stage {
 public:
-    /// Reads the key and content hash of every stored item of (account, source).
-    /// A purchase's quota is sampled when it differs from its latest sample or that
-    /// sample is older than the store's sampling interval at `now`.
-    listing_stage(snapshot_store& store, std::string account, source_kind source, epoch_ms now);
+    /// Reads the key and content hash of every stored item of (account, source), and
+    /// each purchase's latest quota sample. Between here and apply() the stage must be
+    /// the only writer of that (account, source): it diffs against what it read.
+    listing_stage(snapshot_store& store, std::string account, source_kind source);
     ~listing_stage();
     listing_stage(const listing_stage&) = delete;
     listing_stage& operator=(const listing_stage&) = delete;
@@ -85,7 +85,9 @@ public:
     /// Stages `items`, listed at positions first, first + 1, … of the API's order
     /// (pages may arrive in any order: the position puts them back). A key listed
     /// twice keeps its first position and makes the listing incomplete.
-    /// Throws when the temporary table cannot be written (temp directory full).
+    /// Throws when the temporary table cannot be written (temp directory full), and
+    /// std::logic_error inside a transaction (a rollback there would unstage rows
+    /// this stage still counts).
     void add(std::int64_t first, std::span<const purchased_group> items);
     void add(std::int64_t first, std::span<const subscription_resource> items);
 
@@ -114,18 +116,28 @@ public:
 private:
     friend class snapshot_store;
 
+    /// A purchase's latest quota sample, read once when the stage opens.
+    struct sample {
+        epoch_ms time = 0;
+        std::optional<std::int64_t> used;
+        std::optional<std::int64_t> left;
+    };
     struct entry {
         std::uint64_t stored_hash = 0;
         std::int64_t position = -1;  ///< where this run listed it; -1 = not (yet) listed
         bool stored = false;         ///< a row exists (live or removed)
         bool removed = false;        ///< that row is marked removed
-        bool staged = false;         ///< this run staged a new row for it
+        bool quota_as_sampled = false;  ///< listed with the quota of its latest sample: due only by age
+        std::optional<sample> latest;
     };
 
     template <class Record>
     void add_records(std::int64_t first, std::span<const Record> items);
     void stage_cells(std::int64_t position, std::string key);
-    bool sample_due(const cell& used, const cell& left, const std::string& key);
+    void stage_quota(std::int64_t position, const std::string& key, std::optional<std::int64_t> used,
+                     std::optional<std::int64_t> left);
+    /// Queues the samples that only age made due, now that the sync's time is known.
+    void stage_aged_samples(epoch_ms now);
     void drop() noexcept;
 
     snapshot_store& store_;
@@ -137,8 +149,7 @@ private:
     bool complete_ = true;
     std::string reason_;
     std::vector<cell> cells_;
-    epoch_ms now_;
-    std::optional<SQLite::Statement> insert_row_, insert_quota_, erase_row_, erase_quota_, last_sample_;
+    std::optional<SQLite::Statement> insert_row_, insert_quota_, erase_row_, erase_quota_;
     std::optional<std::size_t> quota_used_, quota_left_;  ///< cell indices; purchased groups only
 };
 
@@ -192,7 +203,7 @@ private:
     run_record apply_listing(std::string_view account, source_kind source, const listing<Record>& l,
                              epoch_ms started, epoch_ms finished, bool dry_run);
 
-    void sample_quotas(const listing_stage& stage, std::int64_t run_id, epoch_ms now);
+    void sample_quotas(listing_stage& stage, std::int64_t run_id, epoch_ms now);
 
     store_options opts_;
     SQLite::Database db_;
