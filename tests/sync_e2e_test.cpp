@@ -150,6 +150,33 @@ TEST_F(SyncE2E, SeedExamplesLandFieldByField) {
     EXPECT_TRUE(saw_null_region);
 }
 
+// The next sync opens the connections the last listing needed while page 1 is in flight
+// (their handshakes are off the critical path), and never more than `concurrency`.
+TEST_F(SyncE2E, ConnectionsTheLastListingNeededOpenWhilePageOneIsInFlight) {
+    auto data = emulator::dataset::generated(2000, 30, 42);
+    start(data, std::chrono::milliseconds(25));
+    const auto cfg = config(100, 8);
+    ASSERT_EQ(sync(cfg).exit_code, 0);
+
+    emu_->reset_stats();
+    auto r = sync(cfg);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    auto st = emu_->get_stats();
+    EXPECT_EQ(st.purchases_requests, 20u);
+    EXPECT_EQ(st.connections, 8u + 1u) << "8 workers (page 1's connection is one of them), plus the orders request";
+
+    // The listing shrank to one page: the connections opened for it close unused.
+    data.purchases.resize(50);
+    emu_->set_dataset(data);
+    emu_->reset_stats();
+    r = sync(cfg);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    st = emu_->get_stats();
+    EXPECT_EQ(st.purchases_requests, 1u);
+    EXPECT_LE(st.connections, 8u + 1u);
+    EXPECT_EQ(current_keys("purchased_groups").size(), 50u);
+}
+
 TEST_F(SyncE2E, PagesConcurrentlyRemovesExactlyAndSurvivesAFailedPage) {
     auto data = emulator::dataset::generated(2000, 30, 42);
     start(data, std::chrono::milliseconds(25));

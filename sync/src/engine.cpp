@@ -142,6 +142,7 @@ private:
         result<void> fetched;
         try {
             stage.emplace(store_, account.name, j.source);
+            ctx.expected_pages = stage->previous_pages();
             fetched = co_await fetch_purchased_groups(ctx, *stage);
         } catch (const SQLite::Exception& e) {
             throw store_failed("write the snapshot", std::runtime_error(fmt::format("staging the listing: {}", e.what())));

@@ -68,21 +68,34 @@ public:
         }
     }
 
-    asio::awaitable<result<void>> run() {
-        auto first_conn = ctx_.request.net->connect(ep_);
+    asio::awaitable<void> fetch_first(http_connection& conn, std::optional<result<groups_page>>& out) {
         body_parser parser;
-        auto first = co_await fetch(*first_conn, parser, 1);
-        if (!first) co_return first.error();
+        out = co_await fetch(conn, parser, 1);
+    }
 
-        total_ = first->total;
+    asio::awaitable<result<void>> run() {
+        // Page 1 tells how many pages there are; meanwhile the connections the previous
+        // listing needed are opened, so the other pages start without a handshake each.
+        std::vector<std::unique_ptr<http_connection>> conns;
+        conns.push_back(ctx_.request.net->connect(ep_));
+        const int expected_workers = std::min(ctx_.concurrency, ctx_.expected_pages - 1);
+        while (static_cast<int>(conns.size()) < expected_workers)
+            conns.push_back(ctx_.request.net->connect(ep_));
+        std::optional<result<groups_page>> first;
+        co_await detail::run_all(ctx_.request.net->ex, conns.size(), [&](std::size_t i) {
+            return i == 0 ? fetch_first(*conns[0], first) : conns[i]->warm_up();
+        });
+        if (!*first) co_return first->error();
+
+        total_ = (*first)->total;
         const std::int64_t per_page = ctx_.page_size;
         page_count_ = static_cast<int>(std::max<std::int64_t>(1, (total_ + per_page - 1) / per_page));
-        place(1, *first);
-        first = groups_page{};  // frees page 1 before the others arrive
+        place(1, **first);
+        first.reset();  // frees page 1 before the others arrive
 
         const auto workers = static_cast<std::size_t>(std::min(ctx_.concurrency, page_count_ - 1));
-        std::vector<std::unique_ptr<http_connection>> conns;
-        conns.push_back(std::move(first_conn));
+        if (conns.size() > std::max<std::size_t>(1, workers))  // a listing that shrank: the spares close here
+            conns.resize(std::max<std::size_t>(1, workers));
         while (conns.size() < workers)
             conns.push_back(ctx_.request.net->connect(ep_));
         co_await detail::run_all(ctx_.request.net->ex, workers, [&](std::size_t i) { return worker(*conns[i]); });

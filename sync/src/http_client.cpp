@@ -288,6 +288,12 @@ http_connection::~http_connection() { impl_->close(); }
 
 std::size_t http_connection::connects() const noexcept { return impl_->connects; }
 
+asio::awaitable<void> http_connection::warm_up() {
+    auto& d = *impl_;
+    if (d.open()) co_return;
+    if (!co_await d.connect(clock::now() + d.timeout)) d.close();
+}
+
 asio::awaitable<result<http_response>> http_connection::send(const http_request& req, clock::time_point cap) {
     auto& d = *impl_;
     const auto deadline = std::min(clock::now() + d.timeout, cap);

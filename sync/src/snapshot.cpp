@@ -182,6 +182,12 @@ listing_stage::listing_stage(snapshot_store& store, std::string account, source_
         erase_row_.emplace(db, fmt::format("DELETE FROM temp.{} WHERE ord = ?", table_));
         erase_quota_.emplace(db, fmt::format("DELETE FROM temp.{}_quota WHERE ord = ?", table_));
 
+        SQLite::Statement runs(db, "SELECT pages FROM sync_runs WHERE account = ? AND source = ? AND "
+                                   "status <> 'failed' ORDER BY id DESC LIMIT 1");
+        runs.bind(1, account_);
+        runs.bind(2, std::string(to_string(source_)));
+        if (runs.executeStep()) previous_pages_ = runs.getColumn(0).getInt();
+
         SQLite::Statement q(db, fmt::format("SELECT item_key, content_hash, removed_at IS NOT NULL FROM {} "
                                             "WHERE account = ?",
                                             to_string(source_)));

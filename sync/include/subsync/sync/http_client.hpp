@@ -83,6 +83,11 @@ public:
         const http_request& req,
         std::chrono::steady_clock::time_point cap = std::chrono::steady_clock::time_point::max());
 
+    /// Opens the connection (TCP, proxy tunnel, TLS handshake) ahead of the first
+    /// request, within `timeout`. A failure is not reported: send() opens it again and
+    /// reports what fails then.
+    boost::asio::awaitable<void> warm_up();
+
     /// Connections opened so far (keep-alive reuse keeps this low).
     [[nodiscard]] std::size_t connects() const noexcept;
 

@@ -112,6 +112,8 @@ public:
     [[nodiscard]] std::int64_t distinct_items() const noexcept { return listed_; }
     [[nodiscard]] bool complete() const noexcept { return complete_; }
     [[nodiscard]] const std::string& incomplete_reason() const noexcept { return reason_; }
+    /// Pages of the last listing of (account, source) that applied; 0 if none did.
+    [[nodiscard]] int previous_pages() const noexcept { return previous_pages_; }
 
 private:
     friend class snapshot_store;
@@ -146,6 +148,7 @@ private:
     std::string table_;  ///< temp table of staged rows; table_ + "_quota" holds quota values
     std::unordered_map<std::string, entry> items_;
     std::int64_t listed_ = 0;
+    int previous_pages_ = 0;
     bool complete_ = true;
     std::string reason_;
     std::vector<cell> cells_;
