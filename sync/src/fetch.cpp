@@ -73,6 +73,11 @@ public:
         out = co_await fetch(conn, parser, 1);
     }
 
+    asio::awaitable<void> load_stage() {
+        stage_.load();
+        co_return;
+    }
+
     asio::awaitable<result<void>> run() {
         // Page 1 tells how many pages there are; meanwhile the connections the previous
         // listing needed are opened, so the other pages start without a handshake each.
@@ -81,8 +86,11 @@ public:
         const int expected_workers = std::min(ctx_.concurrency, ctx_.expected_pages - 1);
         while (static_cast<int>(conns.size()) < expected_workers)
             conns.push_back(ctx_.request.net->connect(ep_));
+        // The stage reads the snapshot's keys while page 1 is on the wire (the last task, so the
+        // request is sent before this thread is busy with it).
         std::optional<result<groups_page>> first;
-        co_await detail::run_all(ctx_.request.net->ex, conns.size(), [&](std::size_t i) {
+        co_await detail::run_all(ctx_.request.net->ex, conns.size() + 1, [&](std::size_t i) {
+            if (i == conns.size()) return load_stage();
             return i == 0 ? fetch_first(*conns[0], first) : conns[i]->warm_up();
         });
         if (!*first) co_return first->error();

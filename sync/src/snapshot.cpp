@@ -188,33 +188,6 @@ listing_stage::listing_stage(snapshot_store& store, std::string account, source_
         runs.bind(2, std::string(to_string(source_)));
         if (runs.executeStep()) previous_pages_ = runs.getColumn(0).getInt();
 
-        SQLite::Statement q(db, fmt::format("SELECT item_key, content_hash, removed_at IS NOT NULL FROM {} "
-                                            "WHERE account = ?",
-                                            to_string(source_)));
-        q.bind(1, account_);
-        while (q.executeStep()) {
-            entry e;
-            e.stored_hash = static_cast<std::uint64_t>(q.getColumn(1).getInt64());
-            e.stored = true;
-            e.removed = q.getColumn(2).getInt() != 0;
-            items_.emplace(q.getColumn(0).getString(), e);
-        }
-        if (quota_used_) {
-            // One ordered pass over the primary key; SQLite takes the bare columns from the row of
-            // max(time) (sqlite.org/lang_select.html#bareagg). A lookup per purchase cost 12.8 % of
-            // a re-sync's CPU (bench/README.md finding 6).
-            SQLite::Statement last(db, "SELECT purchase_id, max(time), quota_used, quota_left FROM quota_samples "
-                                       "WHERE account = ? GROUP BY purchase_id");
-            last.bind(1, account_);
-            auto opt = [](const SQLite::Column& c) {
-                return c.isNull() ? std::nullopt : std::optional<std::int64_t>(c.getInt64());
-            };
-            while (last.executeStep()) {
-                const auto it = items_.find(last.getColumn(0).getString());
-                if (it == items_.end()) continue;  // its row was pruned: sampled afresh if listed again
-                it->second.latest = sample{last.getColumn(1).getInt64(), opt(last.getColumn(2)), opt(last.getColumn(3))};
-            }
-        }
     } catch (...) {
         drop();  // the destructor will not run
         throw;
@@ -222,6 +195,40 @@ listing_stage::listing_stage(snapshot_store& store, std::string account, source_
 }
 
 listing_stage::~listing_stage() { drop(); }
+
+void listing_stage::load() {
+    if (loaded_) return;
+    auto& db = store_.db_;
+    SQLite::Statement q(db, fmt::format("SELECT item_key, content_hash, removed_at IS NOT NULL FROM {} "
+                                        "WHERE account = ?",
+                                        to_string(source_)));
+    q.bind(1, account_);
+    while (q.executeStep()) {
+        entry e;
+        e.stored_hash = static_cast<std::uint64_t>(q.getColumn(1).getInt64());
+        e.stored = true;
+        e.removed = q.getColumn(2).getInt() != 0;
+        items_.emplace(q.getColumn(0).getString(), e);
+    }
+    if (quota_used_) {
+        // One ordered pass over the primary key; SQLite takes the bare columns from the row of
+        // max(time) (sqlite.org/lang_select.html#bareagg). A lookup per purchase cost 12.8 % of
+        // a re-sync's CPU (bench/README.md finding 6).
+        SQLite::Statement last(db, "SELECT purchase_id, max(time), quota_used, quota_left FROM quota_samples "
+                                   "WHERE account = ? GROUP BY purchase_id");
+        last.bind(1, account_);
+        auto opt = [](const SQLite::Column& c) {
+            return c.isNull() ? std::nullopt : std::optional<std::int64_t>(c.getInt64());
+        };
+        while (last.executeStep()) {
+            const auto it = items_.find(last.getColumn(0).getString());
+            if (it == items_.end()) continue;  // its row was pruned: sampled afresh if listed again
+            it->second.latest = sample{last.getColumn(1).getInt64(), opt(last.getColumn(2)), opt(last.getColumn(3))};
+        }
+    }
+    loaded_ = true;
+}
+
 
 void listing_stage::drop() noexcept {
     // Finalized first: a prepared statement on a table keeps DROP from running.
@@ -268,6 +275,7 @@ void listing_stage::add(std::int64_t first, std::span<const subscription_resourc
 
 template <class Record>
 void listing_stage::add_records(std::int64_t first, std::span<const Record> items) {
+    load();
     if (sqlite3_get_autocommit(store_.db_.getHandle()) == 0)
         throw std::logic_error("listing_stage::add inside a transaction: its rollback would unstage counted rows");
     // One transaction per page, on the temporary database only: a deferred BEGIN locks
@@ -390,6 +398,7 @@ run_record snapshot_store::apply(std::string_view account, const listing<subscri
 }
 
 run_record snapshot_store::apply(listing_stage& stage, epoch_ms started, epoch_ms finished, bool dry_run) {
+    stage.load();  // an empty listing must still see what it removes
     const std::string& account = stage.account();
     const source_kind source = stage.source();
     const std::string table(to_string(source));

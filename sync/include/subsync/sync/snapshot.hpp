@@ -74,13 +74,17 @@ class snapshot_store;
 /// whatever the size of the items.
 class listing_stage {
 public:
-    /// Reads the key and content hash of every stored item of (account, source), and
-    /// each purchase's latest quota sample. Between here and apply() the stage must be
-    /// the only writer of that (account, source): it diffs against what it read.
+    /// Creates the stage's temporary tables and reads how many pages the last listing had.
     listing_stage(snapshot_store& store, std::string account, source_kind source);
     ~listing_stage();
     listing_stage(const listing_stage&) = delete;
     listing_stage& operator=(const listing_stage&) = delete;
+
+    /// Reads the key and content hash of every stored item of (account, source), and each
+    /// purchase's latest quota sample (tens of ms for 100k items: a fetch runs it while page 1
+    /// is in flight). The first add() calls it otherwise. From here to apply() the stage
+    /// must be the only writer of that (account, source): it diffs against what it read.
+    void load();
 
     /// Stages `items`, listed at positions first, first + 1, … of the API's order
     /// (pages may arrive in any order: the position puts them back). A key listed
@@ -149,6 +153,7 @@ private:
     std::unordered_map<std::string, entry> items_;
     std::int64_t listed_ = 0;
     int previous_pages_ = 0;
+    bool loaded_ = false;
     bool complete_ = true;
     std::string reason_;
     std::vector<cell> cells_;
