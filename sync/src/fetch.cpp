@@ -31,82 +31,41 @@ public:
     group_pager(const fetch_context& ctx, listing_stage& stage)
         : ctx_(ctx), ep_(ctx.account->apig_endpoint), stage_(stage) {}
 
-    // One page's response, received and not yet parsed.
-    struct received {
-        int page_no = 0;
-        http_response response;
-    };
-
-    asio::awaitable<result<http_response>> request(http_connection& conn, int page_no) {
+    asio::awaitable<result<groups_page>> fetch(http_connection& conn, body_parser& parser, int page_no) {
+        const auto where = fmt::format("page={}", page_no);
         http_request req;
         req.target = fmt::format("{}/v1.0/apigw/purchases/groups?page_size={}&page_no={}", ep_.base_path,
                                  ctx_.page_size, page_no);
-        co_return co_await get_ok(ctx_, conn, ep_, std::move(req), fmt::format("page={}", page_no));
-    }
-
-    result<groups_page> parse(body_parser& parser, const received& r) {
-        auto page = parser.groups(r.response.body);
-        if (!page) {
-            auto e = located(page.error(), fmt::format("page={}", r.page_no));
-            if (!r.response.request_id.empty()) e.message += fmt::format(" request_id={}", r.response.request_id);
-            return e;
-        }
-        return page;
-    }
-
-    asio::awaitable<result<groups_page>> fetch(http_connection& conn, body_parser& parser, int page_no) {
-        auto res = co_await request(conn, page_no);
+        auto res = co_await get_ok(ctx_, conn, ep_, std::move(req), where);
         if (!res) co_return res.error();
-        co_return parse(parser, received{page_no, std::move(*res)});
-    }
-
-    // Parses and stages a received page; a failure stops every worker.
-    void digest(body_parser& parser, std::optional<received>& held) {
-        if (!held || stopped()) return;
-        auto page = parse(parser, *held);
-        const int page_no = held->page_no;
-        held.reset();
+        auto page = parser.groups(res->body);
         if (!page) {
-            if (!failure_) failure_ = page.error();
-            return;
+            auto e = located(page.error(), where);
+            if (!res->request_id.empty()) e.message += fmt::format(" request_id={}", res->request_id);
+            co_return e;
         }
-        try {
-            place(page_no, *page);
-        } catch (...) {
-            // The store failed (temporary storage full): the other workers stop too, and
-            // run() rethrows once they have.
-            store_error_ = std::current_exception();
-        }
+        co_return page;
     }
 
-    asio::awaitable<void> receive(http_connection& conn, int page_no, std::optional<result<http_response>>& out) {
-        out = co_await request(conn, page_no);
-    }
-
-    asio::awaitable<void> digest_while_receiving(body_parser& parser, std::optional<received>& held) {
-        digest(parser, held);
-        co_return;
-    }
-
-    // Each worker keeps its connection busy: the next page's request goes out first, then the
-    // page received last is parsed and staged while the server answers (on one thread, parsing
-    // and staging would otherwise hold back every request of the round).
     asio::awaitable<void> worker(http_connection& conn) {
         body_parser parser;
-        std::optional<received> held;
         while (!stopped() && next_ <= page_count_) {
             const int page_no = next_++;
-            std::optional<result<http_response>> got;
-            co_await detail::run_all(ctx_.request.net->ex, 2, [&](std::size_t i) {
-                return i == 0 ? receive(conn, page_no, got) : digest_while_receiving(parser, held);
-            });
-            if (!*got) {
-                if (!failure_) failure_ = got->error();
+            auto page = co_await fetch(conn, parser, page_no);
+            if (!page) {
+                if (!failure_) failure_ = page.error();
                 co_return;
             }
-            held = received{page_no, std::move(**got)};
+            if (stopped()) co_return;  // another page failed meanwhile: the listing is lost anyway
+            try {
+                place(page_no, *page);
+            } catch (...) {
+                // The store failed (temporary storage full): the other workers stop too, and
+                // run() rethrows once they have.
+                store_error_ = std::current_exception();
+                co_return;
+            }
         }
-        digest(parser, held);
     }
 
     asio::awaitable<void> fetch_first(http_connection& conn, std::optional<result<groups_page>>& out) {
