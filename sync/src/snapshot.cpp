@@ -68,6 +68,13 @@ std::int64_t bind_cells(SQLite::Statement& stmt, int first, std::span<const colu
     return absent;
 }
 
+// Binds *v, or NULL when v is empty (an optional or a pointer).
+template <class Maybe>
+void bind_or_null(SQLite::Statement& st, int index, const Maybe& v) {
+    if (v) st.bind(index, *v);
+    else st.bind(index);
+}
+
 std::string json_or_null(const cell& c, column_type t) {
     std::string s;
     append_json_literal(s, c, t);
@@ -360,10 +367,8 @@ void listing_stage::stage_quota(std::int64_t position, const std::string& key, s
     auto& q = *insert_quota_;
     q.bind(1, position);
     q.bind(2, key);
-    if (used) q.bind(3, *used);
-    else q.bind(3);
-    if (left) q.bind(4, *left);
-    else q.bind(4);
+    bind_or_null(q, 3, used);
+    bind_or_null(q, 4, left);
     q.exec();
     q.reset();
 }
@@ -452,10 +457,8 @@ run_record snapshot_store::apply(listing_stage& stage, epoch_ms started, epoch_m
         ins_change.bind(6, kind);
         if (field_name) ins_change.bind(7, field_name);
         else ins_change.bind(7);
-        if (old_v) ins_change.bind(8, *old_v);
-        else ins_change.bind(8);
-        if (new_v) ins_change.bind(9, *new_v);
-        else ins_change.bind(9);
+        bind_or_null(ins_change, 8, old_v);
+        bind_or_null(ins_change, 9, new_v);
         ins_change.exec();
         ins_change.reset();
         ins_change.clearBindings();
