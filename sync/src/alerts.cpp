@@ -272,11 +272,7 @@ private:
                                 "AND kind = ? AND threshold = ?");
         SQLite::Statement& q = *texts_;
         q.reset();
-        q.bind(1, account_);
-        q.bind(2, source_);
-        q.bind(3, st.item_key);
-        q.bind(4, st.kind);
-        q.bind(5, st.threshold);
+        bind_key(q, st);
         alert_state s;
         if (q.executeStep()) {
             s.summary = q.getColumn(0).getString();
@@ -357,6 +353,15 @@ private:
         ++queued_;
     }
 
+    // Binds an alert's primary key (account, source, item_key, kind, threshold) to parameters 1..5.
+    void bind_key(SQLite::Statement& q, const alert_core& a) {
+        q.bind(1, account_);
+        q.bind(2, source_);
+        q.bind(3, a.item_key);
+        q.bind(4, a.kind);
+        q.bind(5, a.threshold);
+    }
+
     void write(const alert_state& s, std::optional<epoch_ms> resolved_at, std::string_view reason) {
         if (!upsert_)
             upsert_.emplace(db_,
@@ -365,11 +370,7 @@ private:
                             "measure, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
         SQLite::Statement& up = *upsert_;
         up.reset();
-        up.bind(1, account_);
-        up.bind(2, source_);
-        up.bind(3, s.item_key);
-        up.bind(4, s.kind);
-        up.bind(5, s.threshold);
+        bind_key(up, s);
         up.bind(6, s.state);
         up.bind(7, s.severity);
         up.bind(8, static_cast<std::int64_t>(s.since));

@@ -108,18 +108,18 @@ private:
 
         // The store failing (disk full, temporary storage full, database locked) ends the whole
         // sync: say where and what to check. The snapshot itself is as before.
-        auto store_failed = [&](const char* doing, const std::exception& e) {
+        auto store_failed = [&](std::string_view what) {
             return std::runtime_error(fmt::format(
-                "account={} source={}: cannot {} {}: {} (the previous snapshot is intact; check free disk space "
-                "there and in the temporary directory (SQLITE_TMPDIR, TMPDIR or /var/tmp), file size limits, and "
-                "whether another process holds the database)",
-                account.name, source, doing, cfg_.storage.database.string(), e.what()));
+                "account={} source={}: cannot write the snapshot {}: {} (the previous snapshot is intact; check "
+                "free disk space there and in the temporary directory (SQLITE_TMPDIR, TMPDIR or /var/tmp), file "
+                "size limits, and whether another process holds the database)",
+                account.name, source, cfg_.storage.database.string(), what));
         };
         auto apply = [&](auto&& write) {
             try {
                 out = write();
             } catch (const std::exception& e) {
-                throw store_failed("write the snapshot", e);  // the transaction rolled back
+                throw store_failed(e.what());  // the transaction rolled back
             }
             if (out.status == "incomplete")
                 spdlog::warn("incomplete listing account={} source={} error=\"{}\": nothing is marked removed",
@@ -145,7 +145,7 @@ private:
             ctx.expected_pages = stage->previous_pages();
             fetched = co_await fetch_purchased_groups(ctx, *stage);
         } catch (const SQLite::Exception& e) {
-            throw store_failed("write the snapshot", std::runtime_error(fmt::format("staging the listing: {}", e.what())));
+            throw store_failed(fmt::format("staging the listing: {}", e.what()));
         }
         if (!fetched) co_return fail(fetched.error());
         apply([&] { return store_.apply(*stage, started, now_(), opts_.dry_run); });

@@ -170,10 +170,11 @@ listing_stage::listing_stage(snapshot_store& store, std::string account, source_
       table_(fmt::format("stage_{}", ++store.stages_)) {
     auto& db = store_.db_;
     const auto cols = columns(source_);
-    for (std::size_t i = 0; i < cols.size(); ++i) {
-        if (source_ != source_kind::purchased_groups) break;
-        if (cols[i].name == "quota_used") quota_used_ = i;
-        if (cols[i].name == "quota_left") quota_left_ = i;
+    if (source_ == source_kind::purchased_groups) {
+        for (std::size_t i = 0; i < cols.size(); ++i) {
+            if (cols[i].name == "quota_used") quota_used_ = i;
+            if (cols[i].name == "quota_left") quota_left_ = i;
+        }
     }
     try {
         // Untyped columns: a cell is bound with the type it has, as in the snapshot table.
@@ -194,7 +195,6 @@ listing_stage::listing_stage(snapshot_store& store, std::string account, source_
         runs.bind(1, account_);
         runs.bind(2, std::string(to_string(source_)));
         if (runs.executeStep()) previous_pages_ = runs.getColumn(0).getInt();
-
     } catch (...) {
         drop();  // the destructor will not run
         throw;
@@ -235,7 +235,6 @@ void listing_stage::load() {
     }
     loaded_ = true;
 }
-
 
 void listing_stage::drop() noexcept {
     // Finalized first: a prepared statement on a table keeps DROP from running.
