@@ -1,0 +1,229 @@
+// The config's building blocks: endpoint URLs, durations, secrets and the environment.
+
+#include "support/config_fixtures.hpp"
+
+#include <subsync/config/load.hpp>
+#include <subsync/config/secret_source.hpp>
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace {
+
+namespace fs = std::filesystem;
+namespace cfg = subsync::config;
+using namespace std::chrono_literals;
+using subsync::test::TempDirTest;
+using subsync::test::fake_environment;
+
+struct endpoint_case {
+    std::string name;
+    std::string url;
+    std::string scheme, host;
+    std::uint16_t port;
+    std::string base_path;
+};
+
+TEST(ParseEndpoint, AcceptsHttpsAndHttpForms) {
+    const std::vector<endpoint_case> cases = {
+        {"DefaultHttpsPort", "https://apig.example.com", "https", "apig.example.com", 443, ""},
+        {"DefaultHttpPort", "http://localhost", "http", "localhost", 80, ""},
+        {"ExplicitPort", "https://a.example:8443", "https", "a.example", 8443, ""},
+        {"BasePathTrailingSlash", "https://a.example/api/v1/", "https", "a.example", 443, "/api/v1"},
+        {"RootSlash", "https://a.example/", "https", "a.example", 443, ""},
+        {"Ipv4", "https://192.168.1.10:9000/x", "https", "192.168.1.10", 9000, "/x"},
+        {"Ipv6", "https://[::1]:8443", "https", "::1", 8443, ""},
+        {"UpperCase", "HTTPS://APIG.Example.COM", "https", "apig.example.com", 443, ""},
+        {"PercentEncodedPath", "https://a.example/a%20b", "https", "a.example", 443, "/a%20b"},
+    };
+    for (const endpoint_case& c : cases) {
+        SCOPED_TRACE(c.name);
+        auto ep = cfg::parse_endpoint(c.url);
+        ASSERT_TRUE(ep) << ep.error();
+        EXPECT_EQ(ep->scheme, c.scheme);
+        EXPECT_EQ(ep->host, c.host);
+        EXPECT_EQ(ep->port, c.port);
+        EXPECT_EQ(ep->base_path, c.base_path);
+        EXPECT_EQ(ep->text, c.url);
+    }
+    EXPECT_TRUE(cfg::parse_endpoint("https://a.example:443")->explicit_port);
+    EXPECT_FALSE(cfg::parse_endpoint("https://a.example")->explicit_port);
+}
+
+TEST(ParseEndpoint, RejectsWithAReason) {
+    const std::vector<std::pair<std::string, std::string>> cases = {
+        {"apig.example.com", "missing scheme"},
+        {"ftp://a.example", "scheme \"ftp\" is not supported"},
+        {"https://", "empty host"},
+        {"https://:8443", "empty host"},
+        {"https:///path", "empty host"},
+        {"https://a.example:", "empty port"},
+        {"https://a.example:0", "invalid port \"0\""},
+        {"https://a.example:65536", "invalid port \"65536\""},
+        {"https://a.example:x1", "invalid port \"x1\""},
+        {"https://a.example/?q=1", "a query (?...) is not allowed"},
+        {"https://a.example/#top", "a fragment (#...) is not allowed"},
+        {"https://user@a.example", "user info (user@) is not allowed"},
+        {"https://[::1", "missing ']'"},
+        {"https://[zz::1]", "not a valid IPv6 address"},
+        {"https://::1", "must be in brackets"},
+        {"https://999.1.1.1", "not a valid IPv4 address"},
+        {"https://a..example", "invalid host"},
+        {"https://-a.example", "invalid host"},
+        {"https://a_b.example", "invalid host"},
+        {"https://a.example/a b", "character ' ' is not allowed in the path"},
+        {"https://a.example/%zz", "'%' in the path must be followed by two hex digits"},
+    };
+    for (const auto& [url, why] : cases) {
+        SCOPED_TRACE(url);
+        auto ep = cfg::parse_endpoint(url);
+        ASSERT_FALSE(ep);
+        EXPECT_NE(ep.error().find(fmt::format("invalid endpoint \"{}\": ", url)), std::string::npos) << ep.error();
+        EXPECT_NE(ep.error().find(why), std::string::npos) << ep.error();
+    }
+}
+
+TEST(ParseDuration, AcceptsUnitsAndCombinations) {
+    const std::vector<std::pair<std::string, std::chrono::milliseconds>> cases = {
+        {"500ms", 500ms}, {"30s", 30s},   {"15m", 15min},        {"1h", 1h},
+        {"2d", 48h},      {"1h30m", 90min}, {"1m30s500ms", 90500ms}, {"0s", 0ms},
+    };
+    for (const auto& [text, expected] : cases) {
+        SCOPED_TRACE(text);
+        auto d = cfg::parse_duration(text);
+        ASSERT_TRUE(d) << d.error();
+        EXPECT_EQ(*d, expected);
+        EXPECT_EQ(*cfg::parse_duration(cfg::format_duration(expected)), expected);
+    }
+    EXPECT_EQ(cfg::format_duration(90min), "1h30m");
+    EXPECT_EQ(cfg::format_duration(100ms), "100ms");
+}
+
+TEST(ParseDuration, RejectsWithAReason) {
+    const std::vector<std::pair<std::string, std::string>> cases = {
+        {"", "empty"},
+        {"30", "missing unit after 30"},
+        {"15x", "unknown unit \"x\""},
+        {"1.5h", "fractions are not supported"},
+        {"-5s", "expected a number"},
+        {" 5s", "expected a number"},
+        {"30m1h", "largest first"},
+        {"1s1s", "largest first"},
+        {"99999999999999999999s", "too large"},
+        {"9999999999999999d", "too large"},
+    };
+    for (const auto& [text, why] : cases) {
+        SCOPED_TRACE(text);
+        auto d = cfg::parse_duration(text);
+        ASSERT_FALSE(d);
+        EXPECT_NE(d.error().find(fmt::format("invalid duration \"{}\": ", text)), std::string::npos) << d.error();
+        EXPECT_NE(d.error().find(why), std::string::npos) << d.error();
+    }
+}
+
+constexpr std::string_view token_value = "tok-9f8e7d6c5b4a";
+
+using ResolveSecret = TempDirTest;
+
+TEST_F(ResolveSecret, ReadsEachSource) {
+    write("plain", std::string(token_value));
+    write("lf", std::string(token_value) + "\n");
+    write("crlf", std::string(token_value) + "\r\n");
+    write("creds/api-token", std::string(token_value) + "\n");
+    const cfg::environment env = fake_environment({{"SUBSYNC_TOKEN", std::string(token_value)}}, dir_ / "creds");
+
+    const std::vector<std::pair<std::string, cfg::secret_ref>> cases = {
+        {"Env", {"SUBSYNC_TOKEN", "", ""}},
+        {"FileWithoutNewline", {"", (dir_ / "plain").string(), ""}},
+        {"FileWithLf", {"", (dir_ / "lf").string(), ""}},
+        {"FileWithCrLf", {"", (dir_ / "crlf").string(), ""}},
+        {"Credential", {"", "", "api-token"}},
+    };
+    for (const auto& [name, ref] : cases) {
+        SCOPED_TRACE(name);
+        auto s = cfg::resolve_secret(ref, "account[0].auth.token", env);
+        ASSERT_TRUE(s) << s.error();
+        EXPECT_EQ(s->reveal(), token_value);
+    }
+}
+
+TEST_F(ResolveSecret, StripsOnlyOneNewline) {
+    write("two", std::string(token_value) + "\n\n");
+    auto s = cfg::resolve_secret({"", (dir_ / "two").string(), ""}, "k", fake_environment({}));
+    ASSERT_TRUE(s) << s.error();
+    EXPECT_EQ(s->reveal(), std::string(token_value) + "\n");
+}
+
+TEST_F(ResolveSecret, FailuresNameTheSourceNeverTheValue) {
+    write("empty", "");
+    write("newline-only", "\n");
+    write("creds/other", std::string(token_value));
+    const fs::path missing = dir_ / "x" / "y";
+    // The value sits in other variables and files, so a message that leaked a neighbour would show.
+    const cfg::environment env =
+        fake_environment({{"EMPTY", ""}, {"OTHER", std::string(token_value)}}, dir_ / "creds");
+    const cfg::environment no_creds = fake_environment({{"OTHER", std::string(token_value)}});
+
+    struct failure {
+        std::string name;
+        cfg::secret_ref ref;
+        const cfg::environment* env;
+        std::string expected;
+    };
+    const std::string k = "account[0].auth.token";
+    const std::vector<failure> cases = {
+        {"EnvUnset", {"SUBSYNC_TOKEN", "", ""}, &env,
+         "account[0].auth.token_env: environment variable SUBSYNC_TOKEN is not set"},
+        {"EnvEmpty", {"EMPTY", "", ""}, &env, "account[0].auth.token_env: environment variable EMPTY is empty"},
+        {"FileMissing", {"", missing.string(), ""}, &env,
+         fmt::format("account[0].auth.token_file: cannot read {}: No such file or directory", missing.string())},
+        {"FileIsDirectory", {"", dir_.string(), ""}, &env,
+         fmt::format("account[0].auth.token_file: cannot read {}: Is a directory", dir_.string())},
+        {"FileEmpty", {"", (dir_ / "empty").string(), ""}, &env,
+         fmt::format("account[0].auth.token_file: {} is empty", (dir_ / "empty").string())},
+        {"FileOnlyNewline", {"", (dir_ / "newline-only").string(), ""}, &env,
+         fmt::format("account[0].auth.token_file: {} is empty", (dir_ / "newline-only").string())},
+        {"NoCredentialsDirectory", {"", "", "other"}, &no_creds,
+         "account[0].auth.token_credential: $CREDENTIALS_DIRECTORY is not set (is the unit missing "
+         "LoadCredential=?)"},
+        {"CredentialMissing", {"", "", "api-token"}, &env,
+         fmt::format("account[0].auth.token_credential: cannot read {}: No such file or directory",
+                     (dir_ / "creds" / "api-token").string())},
+        {"CredentialEscapes", {"", "", "../empty"}, &env,
+         "account[0].auth.token_credential: \"../empty\" is not a credential name (no '/')"},
+        {"NoSource", {}, &env,
+         "account[0].auth.token: none of account[0].auth.token_env, account[0].auth.token_file, "
+         "account[0].auth.token_credential is set"},
+        {"TwoSources", {"OTHER", (dir_ / "creds/other").string(), ""}, &env,
+         "account[0].auth.token: more than one of account[0].auth.token_env, account[0].auth.token_file, "
+         "account[0].auth.token_credential is set"},
+    };
+    for (const failure& c : cases) {
+        SCOPED_TRACE(c.name);
+        auto s = cfg::resolve_secret(c.ref, k, *c.env);
+        ASSERT_FALSE(s);
+        EXPECT_EQ(s.error(), c.expected);
+        EXPECT_EQ(s.error().find(token_value), std::string::npos);
+    }
+}
+
+TEST(Environment, ProcessReadsTheRealEnvironment) {
+    const std::string name = fmt::format("SUBSYNC_CONFIG_TEST_{}", ::getpid());
+    ASSERT_EQ(::setenv(name.c_str(), "v", 1), 0);
+    const cfg::environment env = cfg::environment::process();
+    EXPECT_EQ(env.lookup(name), std::optional<std::string>("v"));
+    ASSERT_EQ(::unsetenv(name.c_str()), 0);
+    EXPECT_EQ(env.lookup(name), std::nullopt);
+}
+
+TEST(Secret, FormatsAsRedacted) {
+    EXPECT_EQ(fmt::format("{}", cfg::secret{"x"}), "<redacted>");
+    EXPECT_EQ(fmt::format("token={}", cfg::secret{std::string(token_value)}), "token=<redacted>");
+}
+
+}  // namespace
