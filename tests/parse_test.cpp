@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include <chrono>
 #include <cstdint>
 #include <random>
@@ -84,8 +86,8 @@ TEST(Parse, SeedOrdersEveryField) {
     body_parser p;
     auto rs = p.orders(seed_orders);
     ASSERT_TRUE(rs) << rs.error().message;
-    ASSERT_EQ(rs->size(), 1u);
-    const auto& r = (*rs)[0];
+    ASSERT_EQ(rs->items.size(), 1u);
+    const auto& r = rs->items[0];
     EXPECT_EQ(*r.region_id, "demo-region");
     EXPECT_EQ(*r.project_id, "15645222e8744afa985c93dab6341da6");
     EXPECT_EQ(r.resource_id, "c9528aa2-d593-11f0-a34e-fa163e798915");
@@ -116,9 +118,9 @@ TEST(Parse, NullAbsentAndValueStayDistinct) {
 
     auto orders = p.orders(R"({"resources":[{"region_id":null,"project_id":"p","resources":[{"resource_id":"r"}]}]})");
     ASSERT_TRUE(orders) << orders.error().message;
-    EXPECT_TRUE((*orders)[0].region_id.is_null());
-    EXPECT_TRUE((*orders)[0].expire_time.is_absent());
-    EXPECT_EQ(item_key((*orders)[0]), "/p/r");
+    EXPECT_TRUE(orders->items[0].region_id.is_null());
+    EXPECT_TRUE(orders->items[0].expire_time.is_absent());
+    EXPECT_EQ(item_key(orders->items[0]), "/p/r");
 }
 
 TEST(Parse, LargeIntegersAreExact) {
@@ -151,25 +153,24 @@ TEST(Parse, ErrorsNameTheField) {
         {"no total", false, R"({"purchases":[]})", "total: missing"},
         {"negative total", false, R"({"total":-1,"purchases":[]})", "total: expected a non-negative integer"},
         {"purchases not array", false, R"({"total":1,"purchases":{}})", "purchases: expected array, got object"},
-        {"quota as string", false, R"({"total":2,"purchases":[{"id":"a"},{"id":"b","quota_left":"7"}]})",
-         "purchases[1].quota_left: expected integer, got string"},
-        {"quota as float", false, R"({"total":1,"purchases":[{"id":"a","quota_used":1.5}]})",
-         "purchases[0].quota_used: expected integer, got number"},
-        {"quota above int64", false, R"({"total":1,"purchases":[{"id":"a","quota_left":18446744073709551615}]})",
-         "purchases[0].quota_left: integer out of range"},
-        {"bad time", false, R"({"total":1,"purchases":[{"id":"a","expire_time":"tomorrow"}]})",
-         "purchases[0].expire_time: not an ISO-8601 time: \"tomorrow\""},
-        {"missing id", false, R"({"total":1,"purchases":[{"group_id":"g"}]})", "purchases[0].id: missing"},
-        {"id not string", false, R"({"total":1,"purchases":[{"id":5}]})", "purchases[0].id: expected string, got integer"},
-        {"domains of numbers", false, R"({"total":1,"purchases":[{"id":"a","group_domains":[1]}]})",
-         "purchases[0].group_domains: [0]: expected string, got integer"},
+        {"purchases null with a total", false, R"({"total":3,"purchases":null})", "purchases: null while total is 3"},
+        {"purchases missing with a total", false, R"({"total":3})", "purchases: missing while total is 3"},
+        {"error body with 200", false, R"({"error_code":"APIG.0201","error_msg":"Backend unavailable"})",
+         "HTTP 200 with an error body instead of a listing: APIG.0201: Backend unavailable"},
+        {"total twice", false, R"({"total":1,"total":0,"purchases":[]})", "total: key appears twice"},
+        {"purchases twice", false, R"({"total":0,"purchases":[],"purchases":[{"id":"a"}]})", "purchases: key appears twice"},
         {"orders without resources", true, R"({})", "resources: missing"},
-        {"resource time as bool", true,
-         R"({"resources":[{"project_id":"p","resources":[{"resource_id":"a"},{"resource_id":"b","create_time":true}]}]})",
-         "resources[0].resources[1].create_time: expected time (ISO-8601 string or epoch ms), got boolean"},
-        {"resource without id", true, R"({"resources":[{"resources":[{}]}]})", "resources[0].resources[0].resource_id: missing"},
-        {"tag not object", true, R"({"resources":[{"resources":[{"resource_id":"a","tag_list":["x"]}]}]})",
-         "resources[0].resources[0].tag_list: [0]: expected object, got string"},
+        {"resources null", true, R"({"resources":null})", "resources: expected array, got null"},
+        {"entry resources null", true, R"({"resources":[{"region_id":"r","project_id":"p","resources":null}]})",
+         "resources[0].resources: expected array, got null"},
+        {"entry resources missing", true, R"({"resources":[{"region_id":"r","project_id":"p"}]})",
+         "resources[0].resources: missing"},
+        {"orders error body with 200", true, R"({"error_code":"SecMaster.1","error_msg":"busy"})",
+         "HTTP 200 with an error body instead of a listing: SecMaster.1: busy"},
+        {"resources twice", true, R"({"resources":[],"resources":[{"resources":[{"resource_id":"a"}]}]})",
+         "resources: key appears twice"},
+        {"region twice", true, R"({"resources":[{"region_id":"a","region_id":"b","resources":[]}]})",
+         "resources[0].region_id: key appears twice"},
     };
     for (const auto& c : cases) {
         SCOPED_TRACE(c.name);
@@ -190,6 +191,112 @@ TEST(Parse, ErrorsNameTheField) {
     }
 }
 
+// One unreadable item never blinds the rest of its page (issue 14 §2).
+TEST(Parse, UnreadableItemsAreListedAndTheRestKept) {
+    struct item_case {
+        const char* name;
+        bool orders;
+        std::string body;
+        std::string id, field, message;
+    };
+    const item_case cases[] = {
+        {"quota as string", false, R"({"total":2,"purchases":[{"id":"a"},{"id":"b","quota_left":"7"}]})", "b",
+         "quota_left", "purchases[1].quota_left: expected integer, got string"},
+        {"quota as float", false, R"({"total":2,"purchases":[{"id":"a","quota_used":1.5},{"id":"c"}]})", "a",
+         "quota_used", "purchases[0].quota_used: expected integer, got number"},
+        {"quota above int64", false,
+         R"({"total":2,"purchases":[{"id":"a","quota_left":18446744073709551615},{"id":"c"}]})", "a", "quota_left",
+         "purchases[0].quota_left: integer out of range"},
+        {"bad time", false, R"({"total":2,"purchases":[{"id":"a","expire_time":"tomorrow"},{"id":"c"}]})", "a",
+         "expire_time", "purchases[0].expire_time: not an ISO-8601 time: \"tomorrow\""},
+        {"missing id", false, R"({"total":2,"purchases":[{"group_id":"g"},{"id":"c"}]})", "", "id",
+         "purchases[0].id: missing"},
+        {"id not string", false, R"({"total":2,"purchases":[{"id":5},{"id":"c"}]})", "", "id",
+         "purchases[0].id: expected string, got integer"},
+        {"domains of numbers", false, R"({"total":2,"purchases":[{"id":"a","group_domains":[1]},{"id":"c"}]})", "a",
+         "group_domains", "purchases[0].group_domains: [0]: expected string, got integer"},
+        {"field twice", false, R"({"total":2,"purchases":[{"id":"a","quota_left":1,"quota_left":2},{"id":"c"}]})", "a",
+         "quota_left", "purchases[0].quota_left: key appears twice"},
+        {"not an object", false, R"({"total":2,"purchases":[7,{"id":"c"}]})", "", "",
+         "purchases[0]: expected object, got integer"},
+        {"resource time as bool", true,
+         R"({"resources":[{"project_id":"p","resources":[{"resource_id":"a"},{"resource_id":"b","create_time":true}]}]})",
+         "b", "create_time", "resources[0].resources[1].create_time: expected time (ISO-8601 string or epoch ms), got boolean"},
+        {"resource without id", true, R"({"resources":[{"resources":[{},{"resource_id":"a"}]}]})", "", "resource_id",
+         "resources[0].resources[0].resource_id: missing"},
+        {"tag not object", true,
+         R"({"resources":[{"resources":[{"resource_id":"b","tag_list":["x"]},{"resource_id":"a"}]}]})", "b",
+         "tag_list", "resources[0].resources[0].tag_list: [0]: expected object, got string"},
+    };
+    for (const auto& c : cases) {
+        SCOPED_TRACE(c.name);
+        body_parser p;
+        std::vector<unreadable_item> bad;
+        std::size_t good = 0;
+        if (c.orders) {
+            auto r = p.orders(c.body);
+            ASSERT_TRUE(r) << r.error().message;
+            bad = r->unreadable;
+            good = r->items.size();
+        } else {
+            auto r = p.groups(c.body);
+            ASSERT_TRUE(r) << r.error().message;
+            bad = r->unreadable;
+            good = r->purchases.size();
+            EXPECT_EQ(r->served, 2);
+        }
+        EXPECT_EQ(good, 1u) << "the readable item is kept";
+        ASSERT_EQ(bad.size(), 1u);
+        EXPECT_EQ(bad[0].id, c.id);
+        EXPECT_EQ(bad[0].field, c.field);
+        EXPECT_NE(bad[0].message.find(c.message), std::string::npos) << "message: " << bad[0].message;
+    }
+}
+
+// Times as the real APIs send them (issue 14 §1): zone-less and spaced times are UTC,
+// "" is unset, epoch values outside years 1..9999 are clamped, by the one rule of time.hpp.
+TEST(Parse, TimesAsTheRealApisSendThem) {
+    body_parser p;
+    auto page = p.groups(R"({"total":4,"purchases":[)"
+                         R"({"id":"a","order_time":"2020-08-03T13:09:13","start_time":"2020-08-03 13:09:13","expire_time":""},)"
+                         R"({"id":"b","expire_time":9223372036854775807},)"
+                         R"({"id":"c","expire_time":-9223372036854775808},)"
+                         R"({"id":"d","expire_time":"0000-01-01T00:00:00Z"}]})");
+    ASSERT_TRUE(page) << page.error().message;
+    ASSERT_TRUE(page->unreadable.empty()) << page->unreadable[0].message;
+    const auto& a = page->purchases[0];
+    EXPECT_EQ(*a.order_time, 1596460153000);
+    EXPECT_EQ(*a.start_time, 1596460153000);
+    EXPECT_TRUE(a.expire_time.is_null()) << "an empty time is unset";
+    EXPECT_EQ(*page->purchases[1].expire_time, max_time);
+    EXPECT_EQ(*page->purchases[2].expire_time, min_time);
+    EXPECT_EQ(*page->purchases[3].expire_time, min_time);
+    EXPECT_EQ(format_iso8601(*page->purchases[1].expire_time), "9999-12-31T23:59:59.999Z");
+    EXPECT_EQ(format_iso8601(std::numeric_limits<epoch_ms>::min()), "0001-01-01T00:00:00Z");
+
+    auto orders = p.orders(R"({"resources":[{"project_id":"p","resources":[{"resource_id":"r","create_time":"2020-08-03 13:09:13","expire_time":""}]}]})");
+    ASSERT_TRUE(orders) << orders.error().message;
+    ASSERT_EQ(orders->items.size(), 1u);
+    EXPECT_EQ(*orders->items[0].create_time, 1596460153000);
+    EXPECT_TRUE(orders->items[0].expire_time.is_null());
+}
+
+// Resource keys never collide (issue 14 §3).
+TEST(Parse, ResourceKeysAreUnambiguous) {
+    auto key = [](field<std::string> region, field<std::string> project) {
+        subscription_resource r;
+        r.region_id = std::move(region);
+        r.project_id = std::move(project);
+        r.resource_id = "x";
+        return item_key(r);
+    };
+    EXPECT_NE(key(std::string("a/b"), std::string("c")), key(std::string("a"), std::string("b/c")));
+    EXPECT_NE(key(field<std::string>::null(), std::string("p")), key(std::string(""), std::string("p")));
+    EXPECT_NE(key(std::string("a%2Fb"), std::string("c")), key(std::string("a/b"), std::string("c")));
+    EXPECT_EQ(key(std::string("cn-north-4"), std::string("0b1c")), "cn-north-4/0b1c/x");
+    EXPECT_EQ(key(field<std::string>::null(), std::string("p")), "/p/x");
+}
+
 TEST(Time, ParsesAndFormatsIso8601) {
     struct time_case {
         const char* text;
@@ -202,7 +309,10 @@ TEST(Time, ParsesAndFormatsIso8601) {
         {"2020-01-04T17:05:22+08:00", 1578128722000},
         {"2024-02-29T00:00:00Z", 1709164800000},
         {"2023-02-29T00:00:00Z", std::nullopt},
-        {"2017-12-29T06:22:46", std::nullopt},
+        {"2017-12-29T06:22:46", 1514528566000},
+        {"2017-12-29 06:22:46", 1514528566000},
+        {"2017-12-29 06:22:46.5", 1514528566500},
+        {"2017-12-29T06:22", std::nullopt},
         {"2017-12-29", std::nullopt},
         {"2017-12-29T06:22:46Zjunk", std::nullopt},
         {"", std::nullopt},
@@ -248,10 +358,10 @@ TEST(Time, AppendIso8601MatchesTheFmtReference) {
     std::string out = "prefix:";
     for (const epoch_ms t : edges) {
         SCOPED_TRACE(t);
-        EXPECT_EQ(format_iso8601(t), fmt_iso8601(t));
+        EXPECT_EQ(format_iso8601(t), fmt_iso8601(clamp_time(t)));
         out.resize(7);
         append_iso8601(out, t);
-        EXPECT_EQ(out, "prefix:" + fmt_iso8601(t));
+        EXPECT_EQ(out, "prefix:" + fmt_iso8601(clamp_time(t)));
     }
     std::mt19937_64 rng(20261125);
     // Years 0001..9999, and all of year -2000..12000 less often; a third with whole seconds.
@@ -261,7 +371,7 @@ TEST(Time, AppendIso8601MatchesTheFmtReference) {
         epoch_ms t = i % 4 == 0 ? wide(rng) : common(rng);
         if (i % 3 == 0) t -= t % 1000;
         const auto got = format_iso8601(t);
-        const auto want = fmt_iso8601(t);
+        const auto want = fmt_iso8601(clamp_time(t));
         if (got != want) {
             ADD_FAILURE() << "t=" << t << " got " << got << " want " << want;
             break;
@@ -405,12 +515,19 @@ TEST(Parse, DescribesEveryErrorBodyShape) {
         {"iam nested", R"({"error":{"code":401,"message":"The request you have made requires authentication.","title":"Unauthorized"}})",
          "401: The request you have made requires authentication."},
         {"html", "<html>\n502 Bad Gateway</html>", "body: \"<html> 502 Bad Gateway</html>\""},
+        {"nested pair", R"({"result":{"error":{"error_code":"SecMaster.7","error_msg":"deep"}}})", "SecMaster.7: deep"},
+        {"details", R"({"error_code":"APIG.0201","error_msg":"bad","details":[{"error_code":"D1","error_msg":"one"},"two"]})",
+         "APIG.0201: bad; D1: one; two"},
+        {"encoded authorization message",
+         R"({"error_code":"IAM.0003","error_msg":"denied","encoded_authorization_message":"abcd"})",
+         "IAM.0003: denied (encoded_authorization_message: 4 characters; decode it with IAM to see which policy refused)"},
         {"empty", "", "(empty body)"},
     };
     for (const auto& c : cases) {
         SCOPED_TRACE(c.name);
         EXPECT_EQ(describe_error_body(c.body), c.expected);
     }
+    EXPECT_EQ(read_error_body(R"({"error_code":"APIG.0308","error_msg":"t","request_id":"req-9"})").request_id, "req-9");
 }
 
 }  // namespace

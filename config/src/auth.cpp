@@ -31,7 +31,7 @@ const std::vector<type_keys>& types() {
     static const std::vector<type_keys> t = [] {
         std::vector<type_keys> v{
             {"token", auth_type::token, secret_keys("token")},
-            {"password", auth_type::password, {"iam_endpoint", "user", "domain", "project", "refresh_margin"}},
+            {"password", auth_type::password, {"user", "domain", "refresh_margin"}},
             {"aksk", auth_type::aksk,
              {"security_token_env", "security_token_file", "security_token_credential"}},
         };
@@ -93,7 +93,7 @@ void read_auth(const table_reader& account, auth_config& out) {
             account.report().error(account.line(), account.key("auth"), "required table [account.auth] is missing");
         return;
     }
-    std::vector<std::string_view> known{"type", "project_id"};
+    std::vector<std::string_view> known{"type", "project_id", "project", "iam_endpoint"};
     for (const auto& tk : types()) known.insert(known.end(), tk.keys.begin(), tk.keys.end());
     const table_reader r(*t, account.key("auth"), known, account.report());
 
@@ -118,7 +118,8 @@ void read_auth(const table_reader& account, auth_config& out) {
     if (auto id = r.string("project_id")) out.project_id = std::move(*id);
     switch (out.type) {
         case auth_type::token:
-            if (r.node("project_id") != nullptr) r.invalid("project_id", "only used with type = \"password\" or \"aksk\"");
+            for (std::string_view k : {"project_id", "project", "iam_endpoint"})
+                if (r.node(k) != nullptr) r.invalid(k, "only used with type = \"password\" or \"aksk\"");
             read_secret_ref(r, "token", true, out.token);
             break;
         case auth_type::password: {
@@ -134,6 +135,16 @@ void read_auth(const table_reader& account, auth_config& out) {
             break;
         }
         case auth_type::aksk:
+            // X-Project-Id as the SDKs send it: project_id, or looked up by the region's
+            // project name at IAM (GET /v3/projects?name=...) when only `project` is given.
+            if (auto project = r.string("project")) out.project = std::move(*project);
+            if (!out.project.empty() && !out.project_id.empty())
+                r.invalid("project", "give project (a name to look up) or project_id, not both");
+            if (r.node("iam_endpoint") != nullptr) read_endpoint(r, "iam_endpoint", out.iam_endpoint);
+            else if (!out.project.empty())
+                r.report().error(r.line(), r.key("iam_endpoint"),
+                                 "required with project: where to look the project id up, e.g. "
+                                 "\"https://iam.cn-north-4.myhuaweicloud.com\"");
             read_secret_ref(r, "ak", true, out.ak);
             read_secret_ref(r, "sk", true, out.sk);
             read_secret_ref(r, "security_token", false, out.security_token);

@@ -61,6 +61,19 @@ int cmd_check_config(const std::string& path) {
         }
     }
     if (missing > 0) return exit_usage;
+    // An AK/SK account that names its project but not its id: ask IAM now, as a sync would.
+    for (std::size_t i = 0; i < cfg->accounts.size(); ++i) {
+        const auto& a = cfg->accounts[i];
+        if (a.auth.type != config::auth_type::aksk || !a.auth.project_id.empty() || a.auth.project.empty()) continue;
+        auto id = sync::resolve_project_id(*cfg, i, env, wall_clock_now);
+        if (!id) {
+            fmt::print(stderr, "{}: account[{}] ({}): {}\n", path, i, a.name, id.error().message);
+            ++missing;
+        } else {
+            fmt::print("account[{}] ({}): project \"{}\" is project_id {}\n", i, a.name, a.auth.project, *id);
+        }
+    }
+    if (missing > 0) return exit_usage;
     fmt::print("{}: ok ({} account{}, database {}, exports in {})\n", path, cfg->accounts.size(),
                cfg->accounts.size() == 1 ? "" : "s", cfg->storage.database.string(), cfg->storage.export_dir.string());
     return exit_ok;

@@ -33,6 +33,9 @@ daemon_metrics::daemon_metrics(std::string_view version, std::int64_t start_time
       retries_(registry_.add("subsync_retries_total",
                              "Requests sent again after a retryable failure or a rejected token.", metric_type::counter,
                              {"account", "source"})),
+      throttled_(registry_.add("subsync_throttled_total",
+                               "Requests the gateway throttled (HTTP 429); the sync slowed down and retried them.",
+                               metric_type::counter, {"account", "source"})),
       errors_(
           registry_.add("subsync_errors_total",
                         "Failed or incomplete syncs by error class (network, timeout, tls, http_status, auth, parse, "
@@ -75,6 +78,7 @@ void daemon_metrics::record_run(const sync::run_record& r) {
     pages_.inc(labels, r.status == "failed" ? 0 : r.pages);
     items_fetched_.inc(labels, r.status == "failed" ? 0 : static_cast<double>(r.items));
     retries_.inc(labels, 0);
+    throttled_.inc(labels, r.throttled);
     if (r.status == "incomplete") errors_.inc({r.account, source, "incomplete"});
     remember(r.account, source, r.status, r.finished, r.error);
 }

@@ -18,7 +18,6 @@ namespace subsync::sync::alerts {
 namespace {
 
 using config::alert_kind;
-using detail::iso;
 using detail::json_str;
 constexpr epoch_ms ms_per_day = 86'400'000;
 
@@ -131,13 +130,13 @@ std::vector<active_alert> evaluate_item(const item_facts& item, std::span<const 
     if (item.expire_time) {
         const epoch_ms expire = *item.expire_time;
         auto values = [&] {
-            return fmt::format(R"({{"expire_time":"{}","days_left":{}}})", iso(expire),
+            return fmt::format(R"({{"expire_time":"{}","days_left":{}}})", format_iso8601(expire),
                                number(std::trunc(static_cast<double>(minus(expire, now)) / ms_per_day)));
         };
         if (now >= expire) {
             if (rules.on(alert_kind::expired))
                 out.push_back({alert_kind::expired, item.key, "",
-                               fmt::format("{} expired on {} and is still listed", subject(), iso(expire)), values(),
+                               fmt::format("{} expired on {} and is still listed", subject(), format_iso8601(expire)), values(),
                                expire});
         } else if (rules.on(alert_kind::expiring)) {
             // The tightest threshold crossed: thresholds are sorted descending.
@@ -148,7 +147,7 @@ std::vector<active_alert> evaluate_item(const item_facts& item, std::span<const 
                 const double left = static_cast<double>(minus(expire, now)) / ms_per_day;
                 out.push_back({alert_kind::expiring, item.key, fmt::format("{}d", *crossed),
                                fmt::format("{} expires in {}, on {} (threshold {} days)", subject(), days_text(left),
-                                           iso(expire), *crossed),
+                                           format_iso8601(expire), *crossed),
                                values(), expire});
             }
         }
@@ -187,9 +186,9 @@ std::vector<active_alert> evaluate_item(const item_facts& item, std::span<const 
                     out.push_back(
                         {alert_kind::quota_forecast, item.key, fmt::format("{}d", rules.forecast_days),
                          fmt::format("{} will run out of quota around {} at about {} per day ({} left)", subject(),
-                                     iso(when), number(std::round(f->burn_per_day)), left),
+                                     format_iso8601(when), number(std::round(f->burn_per_day)), left),
                          fmt::format(R"({{"quota_left":{},"exhaustion":"{}","burn_per_day":{},"samples":{},"r2":{}}})",
-                                     left, iso(when), number(f->burn_per_day), f->samples,
+                                     left, format_iso8601(when), number(f->burn_per_day), f->samples,
                                      number(std::round(f->r2 * 1000) / 1000)),
                          left});
                 }
@@ -217,11 +216,11 @@ std::vector<active_alert> evaluate_health(const source_health& h, epoch_ms now, 
         const auto age = std::chrono::milliseconds((now - *reference) / 60'000 * 60'000);
         out.push_back({alert_kind::source_stale, "", config::format_duration(rules.stale_after),
                        h.last_ok ? fmt::format("no successful sync for {} (last on {})", config::format_duration(age),
-                                               iso(*h.last_ok))
+                                               format_iso8601(*h.last_ok))
                                  : fmt::format("no successful sync since the first attempt {} ago",
                                                config::format_duration(age)),
                        fmt::format(R"({{"last_ok":{},"age_seconds":{}}})",
-                                   h.last_ok ? json_str(iso(*h.last_ok)) : std::string("null"), (now - *reference) / 1000),
+                                   h.last_ok ? json_str(format_iso8601(*h.last_ok)) : std::string("null"), (now - *reference) / 1000),
                        *reference});
     }
     if (rules.on(alert_kind::auth_failing) && h.auth_rejected)

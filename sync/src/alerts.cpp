@@ -19,7 +19,6 @@ namespace subsync::sync::alerts {
 namespace {
 
 using config::alert_kind;
-using detail::iso;
 using detail::json_str;
 
 /// Rank of an alert within its family (expiry: expiring, expired; quota: forecast, low,
@@ -302,13 +301,13 @@ private:
         p += ",\"source\":" + json_str(source_);
         p += ",\"id\":" + json_str(s.item_key);
         p += ",\"threshold\":" + json_str(s.threshold);
-        p += ",\"since\":" + json_str(iso(s.since));
-        p += ",\"resolved_at\":" + (resolved_at ? json_str(iso(*resolved_at)) : std::string("null"));
+        p += ",\"since\":" + json_str(format_iso8601(s.since));
+        p += ",\"resolved_at\":" + (resolved_at ? json_str(format_iso8601(*resolved_at)) : std::string("null"));
         p += ",\"reason\":" + (reason.empty() ? std::string("null") : json_str(reason));
         p += ",\"summary\":" + json_str(s.summary);
         p += ",\"values\":" + (s.detail.empty() ? std::string("{}") : s.detail);
         p += fmt::format(",\"notification\":{}", number);
-        p += ",\"created_at\":" + json_str(iso(now_)) + "}";
+        p += ",\"created_at\":" + json_str(format_iso8601(now_)) + "}";
 
         if (!outbox_)
             outbox_.emplace(db_,

@@ -54,6 +54,7 @@ public:
                        (a.auth.type == config::auth_type::password && a.auth.iam_endpoint.tls());
             }))
             net_.tls = make_tls_context(cfg_.tls);
+        for (auto& [name, auth] : auth_) auth->new_round();
         std::vector<job> jobs;
         for (const auto& a : cfg_.accounts) {
             jobs.push_back({&a, source_kind::purchased_groups});
@@ -72,6 +73,8 @@ public:
     }
 
 private:
+    retry_policy retries() const { return {cfg_.sync.max_attempts, cfg_.sync.backoff_base, cfg_.sync.backoff_max}; }
+
     asio::awaitable<void> run_job(job j, run_record& out) {
         const epoch_ms started = now_();
         const auto t0 = std::chrono::steady_clock::now();
@@ -90,18 +93,30 @@ private:
             fail(auth.error());
             co_return;
         }
+        request_stats stats;
+        // Whatever the outcome, the run record says how hard the source was to get.
+        struct stats_into_run {
+            const request_stats& s;
+            run_record& r;
+            ~stats_into_run() {
+                r.retries = s.retries;
+                r.throttled = s.throttled;
+            }
+        } copy_stats{stats, out};
         fetch_context ctx;
+        ctx.request.stats = &stats;
         ctx.request.net = &net_;
         ctx.request.account = account.name;
         ctx.request.source = std::string(source);
         ctx.request.auth = *auth;
-        ctx.request.retry = {cfg_.sync.max_attempts, cfg_.sync.backoff_base, cfg_.sync.backoff_max};
+        ctx.request.retry = retries();
         ctx.request.limits = &limits_;
         ctx.request.deadline = t0 + cfg_.sync.source_timeout;
         ctx.request.random = [this] { return std::uniform_real_distribution<double>(0.0, 1.0)(rng_); };
         ctx.account = &account;
         ctx.page_size = cfg_.sync.page_size;
         ctx.concurrency = cfg_.sync.concurrency;
+        ctx.max_pages = cfg_.sync.max_pages;
         ctx.on_page = [&](int done, int total) {
             spdlog::debug("page fetched account={} source={} pages={}/{}", account.name, source, done, total);
         };
@@ -126,9 +141,9 @@ private:
                              account.name, source, out.error);
             const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
             spdlog::info("sync done account={} source={} status={} pages={} items={} added={} changed={} removed={} "
-                         "notifications={} ms={}",
+                         "notifications={} retries={} throttled={} ms={}",
                          account.name, source, out.status, out.pages, out.items, out.added, out.changed, out.removed,
-                         out.notifications, ms.count());
+                         out.notifications, stats.retries, stats.throttled, ms.count());
         };
         if (j.source == source_kind::subscriptions) {
             auto fetched = co_await fetch_subscriptions(ctx);
@@ -154,7 +169,7 @@ private:
     result<std::shared_ptr<authenticator>> authenticator_for(const config::account_config& account) {
         if (auto it = auth_.find(account.name); it != auth_.end()) return it->second;
         const auto index = static_cast<std::size_t>(&account - cfg_.accounts.data());
-        auto a = make_authenticator(account, index, env_, net_, now_);
+        auto a = make_authenticator(account, index, env_, net_, retries(), now_);
         if (!a) return a.error();
         auth_.emplace(account.name, *a);
         return a;

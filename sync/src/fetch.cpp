@@ -49,7 +49,7 @@ public:
 
     asio::awaitable<void> worker(http_connection& conn) {
         body_parser parser;
-        while (!stopped() && next_ <= page_count_) {
+        while (!stopped() && next_ <= page_count_ && !ended_early_) {
             const int page_no = next_++;
             auto page = co_await fetch(conn, parser, page_no);
             if (!page) {
@@ -96,8 +96,7 @@ public:
         if (!*first) co_return first->error();
 
         total_ = (*first)->total;
-        const std::int64_t per_page = ctx_.page_size;
-        page_count_ = static_cast<int>(std::max<std::int64_t>(1, (total_ + per_page - 1) / per_page));
+        page_count_ = count_pages(**first);
         place(1, **first);
         first.reset();  // frees page 1 before the others arrive
 
@@ -110,18 +109,66 @@ public:
         if (store_error_) std::rethrow_exception(store_error_);
         if (failure_) co_return *failure_;
         if (stage_.distinct_items() != total_)
-            stage_.mark_incomplete(
-                fmt::format("listed {} distinct items but total is {}", stage_.distinct_items(), total_));
+            incomplete(fmt::format("listed {} distinct items but total is {}", stage_.distinct_items(), total_), true);
         co_return result<void>{};
     }
+
+    /// True when fetching the listing again may make it add up (the data moved while
+    /// paging); false when the server itself is at fault (an unreadable item, a
+    /// `total` no pages back up), which a second pass would only repeat.
+    [[nodiscard]] bool worth_another_pass() const noexcept { return worth_another_pass_; }
 
 private:
     bool stopped() const noexcept { return failure_ || store_error_; }
 
+    // The first reason is the one reported; a listing is worth a second pass only
+    // when every reason is one the data moving would explain.
+    void incomplete(std::string reason, bool data_moved) {
+        if (stage_.complete()) worth_another_pass_ = data_moved;
+        else worth_another_pass_ = worth_another_pass_ && data_moved;
+        stage_.mark_incomplete(fmt::format("account={} source=purchased_groups {}", ctx_.account->name, reason));
+    }
+
+    // Pages from page 1's answer. A gateway may serve fewer items per page than
+    // `page_size` asks (a lower maximum): then pages are as long as page 1 was.
+    // At most sync.max_pages, whatever `total` claims.
+    int count_pages(const groups_page& first) {
+        std::int64_t per_page = ctx_.page_size;
+        const std::int64_t served = first.served > 0 ? first.served : first.size;
+        if (served > 0 && served < per_page && total_ > served) {
+            per_page = served;
+            spdlog::info("short pages account={} source=purchased_groups page_size={} served={}: the gateway's "
+                         "maximum is lower, numbering pages by {}",
+                         ctx_.account->name, ctx_.page_size, served, served);
+        }
+        const std::int64_t pages = std::max<std::int64_t>(1, total_ / per_page + (total_ % per_page != 0 ? 1 : 0));
+        if (pages > ctx_.max_pages) {
+            incomplete(fmt::format("total {} needs {} pages of {}, more than sync.max_pages = {}: fetched the first {}",
+                                   total_, pages, per_page, ctx_.max_pages, ctx_.max_pages),
+                       false);
+            return ctx_.max_pages;
+        }
+        return static_cast<int>(pages);
+    }
+
     void place(int page_no, const groups_page& page) {
         if (page.total != total_)
-            stage_.mark_incomplete(
-                fmt::format("total changed from {} to {} while paging (page={})", total_, page.total, page_no));
+            incomplete(fmt::format("total changed from {} to {} while paging (page={})", total_, page.total, page_no),
+                       true);
+        for (const auto& bad : page.unreadable) {
+            const auto text = fmt::format("page={} {}", page_no, describe(bad));
+            spdlog::warn("unreadable item account={} source=purchased_groups {}: its last good row is kept",
+                         ctx_.account->name, text);
+            incomplete(text, false);
+        }
+        // An empty page before the last one: `total` promised more than the pages hold.
+        // Stop here rather than asking for every page it claims.
+        if (page.served == 0 && page_no < page_count_ && !ended_early_) {
+            ended_early_ = true;
+            incomplete(fmt::format("page={} came back empty but total {} promised {} pages: stopped there", page_no,
+                                   total_, page_count_),
+                       false);
+        }
         stage_.add(listing_stage::position(page_no, 0), page.purchases);
         stage_.pages = ++done_;
         if (ctx_.on_page) ctx_.on_page(done_, page_count_);
@@ -134,6 +181,8 @@ private:
     int page_count_ = 1;
     int next_ = 2;
     int done_ = 0;
+    bool ended_early_ = false;
+    bool worth_another_pass_ = true;
     std::optional<error> failure_;
     std::exception_ptr store_error_;
 };
@@ -141,8 +190,9 @@ private:
 }  // namespace
 
 asio::awaitable<result<void>> fetch_purchased_groups(const fetch_context& ctx, listing_stage& stage) {
-    auto first = co_await group_pager(ctx, stage).run();
-    if (!first || stage.complete()) co_return first;
+    group_pager pager(ctx, stage);
+    auto first = co_await pager.run();
+    if (!first || stage.complete() || !pager.worth_another_pass()) co_return first;
     // The tenant's data may have moved while we paged (a purchase added or expired):
     // one fresh pass usually settles it. A second inconsistent pass is reported.
     spdlog::warn("inconsistent listing account={} source=purchased_groups reason=\"{}\": fetching again from page 1",
@@ -163,13 +213,23 @@ asio::awaitable<result<listing<subscription_resource>>> fetch_subscriptions(cons
     auto res = co_await get_ok(ctx, *conn, ep, std::move(req), "page=1");
     if (!res) co_return res.error();
     auto parsed = body_parser{}.orders(res->body);
-    if (!parsed) co_return located(parsed.error(), "page=1");
+    if (!parsed) {
+        auto e = located(parsed.error(), "page=1");
+        if (!res->request_id.empty()) e.message += fmt::format(" request_id={}", res->request_id);
+        co_return e;
+    }
     if (ctx.on_page) ctx.on_page(1, 1);
 
     listing<subscription_resource> out;
     out.pages = 1;
-    out.items = std::move(*parsed);
+    out.items = std::move(parsed->items);
     out.total = static_cast<std::int64_t>(out.items.size());
+    for (const auto& bad : parsed->unreadable) {
+        const auto text = fmt::format("account={} source=subscription_resources page=1 {}", ctx.account->name, describe(bad));
+        spdlog::warn("unreadable item {}: its last good row is kept", text);
+        if (out.complete) out.incomplete_reason = text;
+        out.complete = false;
+    }
     co_return out;
 }
 

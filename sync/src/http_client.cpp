@@ -60,11 +60,33 @@ error map_error(const boost::system::error_code& ec, std::string_view step, cons
     error_kind kind = error_kind::network;
     if (ec == beast::error::timeout || ec == asio::error::timed_out) kind = error_kind::timeout;
     else if (ec == asio::error::operation_aborted) kind = error_kind::cancelled;
-    else if (ec.category() == asio::error::get_ssl_category() || ec == ssl::error::stream_truncated) kind = error_kind::tls;
+    // A peer that closes without TLS close_notify has closed the connection, as a plain EOF
+    // does (many load balancers do it to idle keep-alive connections): not a TLS failure.
+    else if (ec == ssl::error::stream_truncated)
+        return error{error_kind::network, fmt::format("{} {}:{}: connection closed (without TLS close_notify)", step,
+                                                      ep.host, ep.port)};
+    else if (ec.category() == asio::error::get_ssl_category()) kind = error_kind::tls;
     std::string hint;
     if (kind == error_kind::tls && step == "TLS handshake")
         hint = " (if the server uses a private CA, set tls.ca_file to its certificate)";
     return error{kind, fmt::format("{} {}:{}: {}{}", step, ep.host, ep.port, ec.message(), hint)};
+}
+
+// RFC 9110 §5.1 token characters, for header names.
+bool is_token(std::string_view s) {
+    static constexpr std::string_view specials = "!#$%&'*+-.^_`|~";
+    return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) != 0 || specials.find(c) != std::string_view::npos;
+    });
+}
+
+// A header value may not hold control characters (CR or LF would start a new header:
+// a secret read from a file must never inject one). Tab is allowed (RFC 9110 §5.5).
+bool is_field_value(std::string_view s) {
+    return std::none_of(s.begin(), s.end(), [](char c) {
+        const auto u = static_cast<unsigned char>(c);
+        return (u < 0x20 && c != '\t') || u == 0x7f;
+    });
 }
 
 bool is_ip_literal(const std::string& host) {
@@ -86,6 +108,10 @@ std::string env_or(const char* upper, const char* lower) {
 }
 
 }  // namespace
+
+bool http_request::has_header(std::string_view name) const {
+    return std::any_of(headers.begin(), headers.end(), [&](const header& h) { return iequals(h.name, name); });
+}
 
 std::string_view http_response::header_value(std::string_view name) const {
     for (const auto& h : headers)
@@ -236,7 +262,16 @@ struct http_connection::impl {
         msg.set(http::field::host, host_value);
         msg.set(http::field::user_agent, "subsyncd/" SUBSYNC_VERSION);
         msg.set(http::field::accept, "application/json");
-        for (const auto& h : req.headers) msg.set(h.name, h.value);
+        for (const auto& h : req.headers) {
+            // The name is ours; the value may come from a config file or secret: never say it.
+            if (!is_token(h.name) || !is_field_value(h.value))
+                co_return error{error_kind::network,
+                                fmt::format("refused to send header \"{}\" to {}:{}: its {} holds a character not "
+                                            "allowed in HTTP headers (a control character such as CR or LF)",
+                                            is_token(h.name) ? h.name : "(invalid name)", ep.host, ep.port,
+                                            is_token(h.name) ? "value" : "name")};
+            msg.set(h.name, h.value);
+        }
         if (req.method != "GET") {
             msg.body() = req.body;
             msg.prepare_payload();
@@ -246,17 +281,27 @@ struct http_connection::impl {
         auto [wec, wn] = co_await http::async_write(stream, msg, tuple_awaitable);
         if (wec) co_return map_error(wec, "send request to", ep);
 
-        http::response_parser<http::string_body> parser;
-        parser.body_limit(body_limit);
-        parser.header_limit(64 * 1024);
-        auto [rec, rn] = co_await http::async_read(stream, buffer, parser, tuple_awaitable);
-        nothing_received = rn == 0;
-        if (rec == http::error::body_limit)
-            co_return error{error_kind::network, fmt::format("response from {}:{} exceeds the {} MiB body limit", ep.host,
-                                                             ep.port, body_limit >> 20)};
-        if (rec) co_return map_error(rec, "read response from", ep);
+        // Interim 1xx answers (100 Continue, 103 Early Hints) precede the real one: read past them.
+        std::optional<http::response_parser<http::string_body>> parser;
+        nothing_received = true;
+        for (int interim = 0;; ++interim) {
+            parser.emplace();
+            parser->body_limit(body_limit);
+            parser->header_limit(64 * 1024);
+            auto [rec, rn] = co_await http::async_read(stream, buffer, *parser, tuple_awaitable);
+            nothing_received = nothing_received && rn == 0;
+            if (rec == http::error::body_limit)
+                co_return error{error_kind::network, fmt::format("response from {}:{} exceeds the {} MiB body limit",
+                                                                 ep.host, ep.port, body_limit >> 20)};
+            if (rec) co_return map_error(rec, "read response from", ep);
+            const unsigned status = parser->get().result_int();
+            if (status / 100 != 1 || status == 101) break;
+            if (interim == 16)
+                co_return error{error_kind::network,
+                                fmt::format("read response from {}:{}: more than 16 interim 1xx answers", ep.host, ep.port)};
+        }
 
-        auto res = parser.release();
+        auto res = parser->release();
         http_response out;
         out.status = res.result_int();
         if (auto it = res.find("X-Request-Id"); it != res.end()) out.request_id = std::string(it->value());

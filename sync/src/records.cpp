@@ -15,14 +15,35 @@ std::string_view to_string(source_kind k) noexcept {
 
 std::string item_key(const purchased_group& g) { return g.id; }
 
+namespace {
+
+// A key component that can never be mistaken for another: `%` and `/` are
+// percent-encoded, a null (or absent) value is empty and an empty string is
+// `%00`, which no encoded text can produce. Real region and project ids contain
+// neither character, so their keys read as plain `region/project/resource`.
+void append_component(std::string& key, const field<std::string>& v) {
+    if (!v.has_value()) return;
+    if (v->empty()) {
+        key += "%00";
+        return;
+    }
+    for (char c : *v) {
+        if (c == '%') key += "%25";
+        else if (c == '/') key += "%2F";
+        else key += c;
+    }
+}
+
+}  // namespace
+
 std::string item_key(const subscription_resource& r) {
     std::string key;
     key.reserve(r.resource_id.size() + 48);
-    if (r.region_id.has_value()) key += *r.region_id;
+    append_component(key, r.region_id);
     key += '/';
-    if (r.project_id.has_value()) key += *r.project_id;
+    append_component(key, r.project_id);
     key += '/';
-    key += r.resource_id;
+    key += r.resource_id;  // the last component: any `/` in it is unambiguous
     return key;
 }
 

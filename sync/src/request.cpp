@@ -7,6 +7,8 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <fmt/format.h>
+
+#include <algorithm>
 #include <spdlog/spdlog.h>
 
 namespace subsync::sync {
@@ -18,20 +20,47 @@ std::unique_ptr<http_connection> transport::connect(const config::endpoint& ep) 
     return std::make_unique<http_connection>(ex, ep, tls, timeout, body_limit, proxy.for_host(ep.host));
 }
 
+rate_limits::state& rate_limits::at(const config::endpoint& ep) {
+    return endpoints_.try_emplace(host_header(ep), state{adaptive_rate(rate_), token_bucket(rate_, burst_)})
+        .first->second;
+}
+
 asio::awaitable<void> rate_limits::acquire(const config::endpoint& ep) {
-    if (rate_ <= 0) co_return;
-    auto [it, inserted] = buckets_.try_emplace(host_header(ep), rate_, burst_);
-    const auto wait = it->second.reserve(clock::now());
+    auto& s = at(ep);
+    const auto now = clock::now();
+    s.rate.sent(now);
+    if (s.rate.rate() <= 0) co_return;
+    const auto wait = s.bucket.reserve(now);
     if (wait.count() <= 0) co_return;
     asio::steady_timer timer(co_await asio::this_coro::executor, wait);
     co_await timer.async_wait(asio::use_awaitable);
 }
 
+void rate_limits::throttled(const config::endpoint& ep) {
+    auto& s = at(ep);
+    s.rate.throttle(clock::now());
+    s.bucket.set_rate(s.rate.rate());
+    s.bucket.drain();
+}
+
+void rate_limits::succeeded(const config::endpoint& ep) {
+    auto& s = at(ep);
+    s.rate.success();
+    s.bucket.set_rate(s.rate.rate());
+}
+
+double rate_limits::current_rate(const config::endpoint& ep) const {
+    const auto it = endpoints_.find(host_header(ep));
+    return it == endpoints_.end() ? rate_ : it->second.rate.rate();
+}
+
 error status_error(const http_response& res, std::string_view where) {
     const auto kind = res.status == 401 || res.status == 403 ? error_kind::auth : error_kind::http_status;
-    std::string msg = fmt::format("{}: HTTP {}: {}", where, res.status, describe_error_body(res.body));
-    if (!res.request_id.empty()) msg += fmt::format(" request_id={}", res.request_id);
-    return error{kind, std::move(msg), res.status, res.request_id};
+    auto body = read_error_body(res.body);
+    const std::string& request_id = res.request_id.empty() ? body.request_id : res.request_id;
+    std::string msg = fmt::format("{}: HTTP {}: {}", where, res.status, body.message);
+    if (!request_id.empty()) msg += fmt::format(" request_id={}", request_id);
+    return error{kind, std::move(msg), res.status, request_id};
 }
 
 error located(error e, std::string_view where) {
@@ -50,12 +79,16 @@ asio::awaitable<result<http_response>> send_with_retries(const request_context& 
                                                          std::string_view where) {
     bool reauthorized = false;
     const int max_attempts = std::max(1, ctx.retry.max_attempts);
+    int throttled = 0;  // 429s in a row: retried while the deadline allows, not counted as attempts
     for (int attempt = 1;; ++attempt) {
         if (clock::now() >= ctx.deadline)
-            co_return error{error_kind::timeout, fmt::format("{}: the source deadline (sync.source_timeout) passed", where)};
+            co_return error{error_kind::timeout,
+                            fmt::format("{}: the source deadline (sync.source_timeout) passed{}", where,
+                                        throttled > 0 ? fmt::format(" while throttled ({} answers 429)", throttled) : "")};
         if (ctx.limits != nullptr) co_await ctx.limits->acquire(ep);
 
         http_request req = base;  // credentials are added afresh: a signature carries its date
+        if (!req.has_header("Content-Type")) req.headers.push_back({"Content-Type", "application/json"});
         if (ctx.auth) {
             if (auto a = co_await ctx.auth->authorize(req, ep); !a) co_return located(a.error(), where);
         }
@@ -65,6 +98,7 @@ asio::awaitable<result<http_response>> send_with_retries(const request_context& 
                       res ? res->request_id : std::string());
 
         std::optional<std::chrono::milliseconds> server_wait;
+        bool was_throttled = false;
         std::string reason;
         std::string request_id;
         if (!res) {
@@ -77,14 +111,28 @@ asio::awaitable<result<http_response>> send_with_retries(const request_context& 
             }
             reason = res.error().message;
         } else if (res->status / 100 == 2) {
+            if (ctx.limits != nullptr) ctx.limits->succeeded(ep);
             co_return res;
         } else if (res->status == 401 && ctx.auth && !reauthorized && ctx.auth->rejected(req)) {
             // A token can expire between two requests: one refresh, one more try, never a loop.
             reauthorized = true;
+            if (ctx.stats != nullptr) ++ctx.stats->retries;
             spdlog::warn("token rejected account={} source={} {} request_id={}: re-authenticating once", ctx.account,
                          ctx.source, where, res->request_id);
             --attempt;
             continue;
+        } else if (res->status == 429) {
+            // The gateway throttles per API and per minute (APIG.0308), usually without
+            // Retry-After: slow down and keep going while the source deadline allows.
+            ++throttled;
+            --attempt;
+            was_throttled = true;
+            if (ctx.stats != nullptr) ++ctx.stats->throttled;
+            if (ctx.limits != nullptr) ctx.limits->throttled(ep);
+            reason = status_error(*res, "").message.substr(2);
+            request_id = res->request_id;
+            if (!res->retry_after.empty())
+                server_wait = parse_retry_after(res->retry_after, std::chrono::system_clock::now());
         } else if (!retryable_status(res->status) || attempt >= max_attempts) {
             auto e = status_error(*res, where);
             if (retryable_status(res->status)) e.message += fmt::format(" (after {} attempts)", attempt);
@@ -96,14 +144,21 @@ asio::awaitable<result<http_response>> send_with_retries(const request_context& 
                 server_wait = parse_retry_after(res->retry_after, std::chrono::system_clock::now());
         }
 
-        // The server's Retry-After wins over our backoff, up to the backoff cap.
+        // The server's Retry-After wins over our backoff, up to the backoff cap. A throttled
+        // request backs off as if on its 1st..4th retry: the adapted rate does the rest.
+        const int step = throttled > 0 ? std::min(throttled, 4) : attempt;
         const auto wait = server_wait ? std::min(*server_wait, ctx.retry.cap)
-                                      : backoff_delay(ctx.retry, attempt, ctx.random ? ctx.random() : 0.5);
+                                      : backoff_delay(ctx.retry, step, ctx.random ? ctx.random() : 0.5);
         if (clock::now() + wait >= ctx.deadline)
             co_return error{error_kind::timeout,
                             fmt::format("{}: {}; no time left to retry before sync.source_timeout", where, reason)};
-        spdlog::warn("retrying account={} source={} {} attempt={}/{} wait={} request_id={} reason=\"{}\"", ctx.account,
-                     ctx.source, where, attempt + 1, max_attempts, format_ms(wait), request_id, reason);
+        if (ctx.stats != nullptr) ++ctx.stats->retries;
+        spdlog::warn("retrying account={} source={} {} {} wait={} request_id={} reason=\"{}\"", ctx.account, ctx.source,
+                     where,
+                     was_throttled ? fmt::format("throttled={} rate={:.2g}/s", throttled,
+                                                 ctx.limits != nullptr ? ctx.limits->current_rate(ep) : 0.0)
+                                   : fmt::format("attempt={}/{}", attempt + 1, max_attempts),
+                     format_ms(wait), request_id, reason);
         asio::steady_timer timer(co_await asio::this_coro::executor, wait);
         co_await timer.async_wait(asio::use_awaitable);
     }

@@ -53,6 +53,34 @@ bool retryable_status(unsigned status) noexcept {
     return status == 429 || status == 500 || status == 502 || status == 503 || status == 504;
 }
 
+void adaptive_rate::sent(clock::time_point now) noexcept {
+    if (now - window_start_ >= std::chrono::seconds(1)) {
+        const double span = std::chrono::duration<double>(now - window_start_).count();
+        last_window_rate_ = span < 2.0 ? sent_in_window_ / span : 0.0;
+        window_start_ = now;
+        sent_in_window_ = 0;
+    }
+    ++sent_in_window_;
+}
+
+void adaptive_rate::throttle(clock::time_point now) noexcept {
+    double from = rate_;
+    if (from <= 0) {
+        const double span = std::chrono::duration<double>(now - window_start_).count();
+        from = std::max(last_window_rate_, span > 0 ? sent_in_window_ / std::max(span, 1.0) : 0.0);
+        if (from <= 0) from = 2 * floor;
+    }
+    rate_ = std::max(floor, from / 2);
+    throttled_at_ = from;
+}
+
+void adaptive_rate::success() noexcept {
+    if (rate_ <= 0) return;
+    rate_ += 0.1;
+    if (ceiling_ > 0) rate_ = std::min(rate_, ceiling_);
+    else if (rate_ > 4 * throttled_at_) rate_ = 0;  // long past the throttle: unlimited again
+}
+
 token_bucket::token_bucket(double rate, int burst) noexcept
     : rate_(rate), burst_(std::max(1, burst)), tokens_(std::max(1, burst)) {}
 

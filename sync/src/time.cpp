@@ -50,13 +50,13 @@ std::optional<epoch_ms> parse_iso8601(std::string_view s) noexcept {
             return std::nullopt;
         offset_min = (s[pos] == '+' ? 1 : -1) * (oh * 60 + om);
         pos += 6;
-    } else {
-        return std::nullopt;  // a time without a zone is ambiguous: refuse it
     }
+    // No zone: UTC, as the official SDKs read it (core/sdktime); the APIG documents print
+    // times this way ("2020-08-03T13:09:13").
     if (pos != s.size()) return std::nullopt;
 
     auto t = sys_days{ymd} + hours{h} + minutes{mi} + seconds{sec} - minutes{offset_min};
-    return duration_cast<milliseconds>(t.time_since_epoch()).count() + millis;
+    return clamp_time(duration_cast<milliseconds>(t.time_since_epoch()).count() + millis);
 }
 
 namespace {
@@ -75,29 +75,17 @@ char* put_digits(char* p, unsigned v, int width) {
 // The calendar comes from <chrono>; only the text is done by hand. fmt::format
 // with a run-time format string was 27 % of a CSV export's CPU (bench/README.md,
 // finding 3). The output is what `{:04}-{:02}-{:02}T{:02}:{:02}:{:02}[.{:03}]Z`
-// gave, including fmt's sign-aware padding of years outside 0..9999.
+// gave; the time is first clamped to years 1..9999 (clamp_time), so a year has four digits.
 void append_iso8601(std::string& out, epoch_ms t) {
     using namespace std::chrono;
-    const sys_time<milliseconds> tp{milliseconds{t}};
+    const sys_time<milliseconds> tp{milliseconds{clamp_time(t)}};
     const auto day = floor<days>(tp);
     const year_month_day ymd{day};
     const auto ms_of_day = static_cast<unsigned>((tp - day).count());  // 0 .. 86'399'999
 
     char buf[40];
     char* p = buf;
-    const int y = static_cast<int>(ymd.year());
-    if (y >= 0 && y <= 9999) {
-        p = put_digits(p, static_cast<unsigned>(y), 4);
-    } else {
-        unsigned a = y < 0 ? 0u - static_cast<unsigned>(y) : static_cast<unsigned>(y);
-        int width = 1;
-        for (unsigned v = a; v >= 10; v /= 10) ++width;
-        if (y < 0) {
-            *p++ = '-';
-            if (width < 3) width = 3;  // "{:04}" counts the sign in the width
-        }
-        p = put_digits(p, a, width);
-    }
+    p = put_digits(p, static_cast<unsigned>(static_cast<int>(ymd.year())), 4);  // 1..9999: clamped above
     *p++ = '-';
     p = put_digits(p, static_cast<unsigned>(ymd.month()), 2);
     *p++ = '-';

@@ -44,13 +44,13 @@ struct auth_config {
     auth_type type = auth_type::token;
     secret_ref token;  ///< token: token_env | token_file | token_credential
 
-    // password
+    // password, and aksk's project lookup
     endpoint iam_endpoint;
     std::string user;
     std::string domain;      ///< the account (domain) name the user belongs to
     secret_ref password;     ///< password_env | password_file | password_credential
     std::string project;     ///< scope by project name (e.g. "cn-north-4") ...
-    std::string project_id;  ///< ... or by id; also X-Project-Id for aksk
+    std::string project_id;  ///< ... or by id; also X-Project-Id for aksk (looked up by `project` when empty)
     /// A token is renewed this long before its expires_at (the official SDKs use 40 minutes).
     std::chrono::milliseconds refresh_margin{std::chrono::minutes(40)};
 
@@ -96,6 +96,9 @@ struct sync_config {
     std::chrono::milliseconds jitter{std::chrono::seconds(90)};
     int page_size = 100;   ///< 1..500
     int concurrency = 8;   ///< pages in flight per source, 1..64
+    /// Pages one listing may fetch, whatever its `total` says: a listing that needs more is
+    /// fetched this far and left incomplete (a `total` of 10^9 is not 10^7 requests).
+    int max_pages = 10'000;
     std::chrono::milliseconds timeout{std::chrono::seconds(30)};  ///< per request, every step included
     std::chrono::milliseconds source_timeout{std::chrono::minutes(15)};  ///< a whole source, retries included
     int max_attempts = 5;  ///< per request, the first included; 1 = no retries

@@ -55,6 +55,7 @@ private:
     metric_family& pages_;
     metric_family& items_fetched_;
     metric_family& retries_;
+    metric_family& throttled_;
     metric_family& errors_;
     metric_family& last_success_;
     metric_family& items_;

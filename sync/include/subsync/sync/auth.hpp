@@ -6,6 +6,7 @@
 #include <subsync/sync/error.hpp>
 #include <subsync/sync/http_client.hpp>
 #include <subsync/sync/records.hpp>
+#include <subsync/sync/retry.hpp>
 
 #include <boost/asio/awaitable.hpp>
 
@@ -31,6 +32,14 @@ public:
     /// failure (a fixed token, a bad signature: an AK locks after 5 failures).
     virtual bool rejected(const http_request& sent);
 
+    /// A new sync round begins: a failure remembered from the last one (an IAM
+    /// outage, a refused password) may be tried again.
+    virtual void new_round() {}
+
+    /// The X-Project-Id requests carry (AK/SK), looked up at IAM when the config names
+    /// only the project; empty when none is sent.
+    virtual boost::asio::awaitable<result<std::string>> project_id();
+
     /// Token requests made so far (IAM password auth), for logs and tests.
     [[nodiscard]] virtual int token_requests() const noexcept { return 0; }
 };
@@ -44,6 +53,11 @@ using clock_fn = std::function<epoch_ms()>;
 [[nodiscard]] result<std::shared_ptr<authenticator>> make_authenticator(const config::account_config& account,
                                                                          std::size_t index,
                                                                          const config::environment& env,
-                                                                         const transport& net, clock_fn now);
+                                                                         const transport& net, retry_policy retry,
+                                                                         clock_fn now);
+
+/// Resolves account `index`'s X-Project-Id now, on its own event loop (for check-config).
+[[nodiscard]] result<std::string> resolve_project_id(const config::config& cfg, std::size_t index,
+                                                     const config::environment& env, clock_fn now);
 
 }  // namespace subsync::sync

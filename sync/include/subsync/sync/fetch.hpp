@@ -26,6 +26,7 @@ struct fetch_context {
     const config::account_config* account = nullptr;
     int page_size = 100;
     int concurrency = 8;
+    int max_pages = 10'000;  ///< sync.max_pages
     /// Pages the previous listing had (0 = unknown): that many connections, up to
     /// `concurrency`, are opened while page 1 is in flight, so the workers do not
     /// wait for their TLS handshakes once page 1 tells the total.

@@ -26,6 +26,9 @@ struct http_request {
     std::vector<header> headers;
     std::string method = "GET";
     std::string body;  ///< sent with Content-Length when the method is not GET
+
+    /// Whether a header of that name (case-insensitive) is set.
+    [[nodiscard]] bool has_header(std::string_view name) const;
 };
 
 struct http_response {

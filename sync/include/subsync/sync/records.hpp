@@ -65,7 +65,8 @@ struct subscription_resource {
 };
 
 /// The snapshot key of an item within its (account, source):
-/// the purchase `id`, or `region_id/project_id/resource_id` (a null region is empty).
+/// the purchase `id`, or `region_id/project_id/resource_id` where the region and
+/// project have `%` and `/` percent-encoded, null is empty and "" is `%00`.
 [[nodiscard]] std::string item_key(const purchased_group& g);
 [[nodiscard]] std::string item_key(const subscription_resource& r);
 

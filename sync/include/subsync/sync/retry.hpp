@@ -1,5 +1,6 @@
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <optional>
 #include <string_view>
@@ -28,6 +29,38 @@ struct retry_policy {
 /// Statuses worth another try: 429 (throttled) and 500/502/503/504.
 [[nodiscard]] bool retryable_status(unsigned status) noexcept;
 
+/// A request rate that adapts to throttling: `ceiling` requests per second at
+/// most (0 = no ceiling), halved on each throttle() and raised by a tenth of a
+/// request per second on each success(). Pure; time is a parameter.
+class adaptive_rate {
+public:
+    using clock = std::chrono::steady_clock;
+
+    explicit adaptive_rate(double ceiling) noexcept : ceiling_(ceiling), rate_(ceiling) {}
+
+    /// A throttled answer: halves the rate in force, never below `floor`. With no
+    /// rate in force yet (unlimited), starts from what was sent over the last second.
+    void throttle(clock::time_point now) noexcept;
+    /// A successful answer: one additive step up, up to the ceiling (or unlimited again
+    /// once far above the rate that was throttled, when there is no ceiling).
+    void success() noexcept;
+    /// Notes a send, for the rate observed when unlimited.
+    void sent(clock::time_point now) noexcept;
+
+    /// Requests per second in force; 0 = unlimited.
+    [[nodiscard]] double rate() const noexcept { return rate_; }
+
+    static constexpr double floor = 0.2;  ///< one request per 5 s at the slowest
+
+private:
+    double ceiling_;
+    double rate_;
+    double throttled_at_ = 0;  ///< the rate when last throttled (0 = never)
+    clock::time_point window_start_{};
+    int sent_in_window_ = 0;
+    double last_window_rate_ = 0;
+};
+
 /// A token bucket: `rate` requests per second with bursts of `burst`. Pure:
 /// reserve() says how long the caller must wait before sending, given now.
 class token_bucket {
@@ -39,6 +72,11 @@ public:
     /// Takes one token and returns how long to wait for it (zero when one was
     /// available). Waiters queue: each reservation moves the next slot on.
     [[nodiscard]] std::chrono::nanoseconds reserve(clock::time_point now) noexcept;
+
+    /// Changes the rate from now on (0 = unlimited); tokens already earned are kept.
+    void set_rate(double rate) noexcept { rate_ = rate; }
+    /// Forgets the burst saved up: after a throttle, the next request waits its turn.
+    void drain() noexcept { tokens_ = std::min(tokens_, 0.0); }
 
 private:
     double rate_;

@@ -35,6 +35,8 @@ struct run_record {
     epoch_ms started = 0;
     epoch_ms finished = 0;
     int notifications = 0;  ///< alert notifications queued in the same transaction
+    int retries = 0;        ///< requests sent again (not stored: this run's process only)
+    int throttled = 0;      ///< 429 answers from the gateway (not stored, likewise)
 };
 
 /// Reads a row's cells back from a statement whose first columns are the
