@@ -227,3 +227,16 @@ TEST(Secret, FormatsAsRedacted) {
 }
 
 }  // namespace
+
+// Issue 15 §1: every value a secret held is hidden in text from outside, whole, wherever it
+// appears, longest first; short values (which would hide ordinary words) are not registered.
+TEST(Secret, RedactHidesEveryHeldValueWhole) {
+    const subsync::config::secret token("tok-0123456789-abcdef");
+    const subsync::config::secret longer("tok-0123456789-abcdef-and-more");
+    subsync::config::remember_secret("abc");  // too short: never registered
+    std::string text = R"({"error_msg":"Incorrect token tok-0123456789-abcdef-and-more and tok-0123456789-abcdef","x":"abc"})";
+    subsync::config::redact(text);
+    EXPECT_EQ(text, R"({"error_msg":"Incorrect token <redacted> and <redacted>","x":"abc"})");
+    EXPECT_EQ(subsync::config::redacted("no secret here"), "no secret here");
+    EXPECT_EQ(subsync::config::redacted("tok-0123456789-abcdeftok-0123456789-abcdef"), "<redacted><redacted>");
+}

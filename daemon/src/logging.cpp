@@ -1,3 +1,4 @@
+#include <subsync/config/secret.hpp>
 #include <subsync/daemon/json.hpp>
 #include <subsync/daemon/logging.hpp>
 
@@ -79,7 +80,9 @@ public:
     }
 
     void log(const spdlog::details::log_msg& msg) override {
-        const std::string_view text(msg.payload.data(), msg.payload.size());
+        // Every line passes the one secret filter: a message may quote what a server sent.
+        const std::string redacted = config::redacted(std::string_view(msg.payload.data(), msg.payload.size()));
+        const std::string_view text(redacted);
         const auto event = parse_sync_event(text);
         if (event) {
             std::function<void(const sync_event&)> listener;

@@ -1,3 +1,4 @@
+#include <subsync/config/secret.hpp>
 #include <subsync/exporters/alert_dispatch.hpp>
 
 #include <subsync/sync/alerts.hpp>
@@ -144,7 +145,7 @@ asio::awaitable<sink_dispatch> alert_dispatcher::drain(sink_slot& s, steady::tim
             else out = co_await s.sink->deliver(*parsed, deadline);
             const auto latency = std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - t0).count();
             const std::int64_t at = clock_.now();
-            result r{&row, "delivered", out.error, at, static_cast<std::int64_t>(latency), row.attempts + 1, 0};
+            result r{&row, "delivered", config::redacted(out.error), at, static_cast<std::int64_t>(latency), row.attempts + 1, 0};
             if (!out.delivered && (poison || r.attempts >= cfg_.max_attempts)) {
                 r.outcome = "dead";
             } else if (!out.delivered) {
@@ -165,7 +166,7 @@ asio::awaitable<sink_dispatch> alert_dispatcher::drain(sink_slot& s, steady::tim
             for (result& r : done) {
                 if (r.outcome != "delivered") continue;
                 r.outcome = "failed";
-                r.error = flushed.error;
+                r.error = config::redacted(flushed.error);
                 r.next_attempt_at = r.at + sync::backoff_delay(policy, static_cast<int>(r.attempts), draw()).count();
                 if (!blocked) d.next_due = r.next_attempt_at;
                 blocked = true;

@@ -1,3 +1,4 @@
+#include <subsync/config/secret.hpp>
 #include <subsync/sync/parse.hpp>
 #include <subsync/sync/time.hpp>
 
@@ -475,7 +476,10 @@ bool find_error_pair(dom::object o, int depth, std::string& code, std::string& m
 
 }  // namespace
 
-error_body read_error_body(const std::string& body) {
+error_body read_error_body(const std::string& raw) {
+    // A gateway may echo what it was sent (the token, the AK): hidden before any of it
+    // is kept, and before the first-bytes fallback could cut a secret in half.
+    const std::string body = config::redacted(raw);
     error_body out;
     dom::parser parser;
     dom::element doc;

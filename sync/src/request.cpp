@@ -57,7 +57,7 @@ double rate_limits::current_rate(const config::endpoint& ep) const {
 error status_error(const http_response& res, std::string_view where) {
     const auto kind = res.status == 401 || res.status == 403 ? error_kind::auth : error_kind::http_status;
     auto body = read_error_body(res.body);
-    const std::string& request_id = res.request_id.empty() ? body.request_id : res.request_id;
+    const std::string request_id = res.request_id.empty() ? body.request_id : config::redacted(res.request_id);
     std::string msg = fmt::format("{}: HTTP {}: {}", where, res.status, body.message);
     if (!request_id.empty()) msg += fmt::format(" request_id={}", request_id);
     return error{kind, std::move(msg), res.status, request_id};

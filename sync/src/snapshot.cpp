@@ -1,5 +1,6 @@
 #include "schema.hpp"
 
+#include <subsync/config/secret.hpp>
 #include <subsync/sync/alerts.hpp>
 #include <subsync/sync/snapshot.hpp>
 
@@ -139,7 +140,7 @@ run_record snapshot_store::record_failure(std::string_view account, source_kind 
     r.account = std::string(account);
     r.source = source;
     r.status = "failed";
-    r.error = error;
+    r.error = config::redacted(error);  // the database is an edge: no echoed secret passes it
     r.started = started;
     r.finished = finished;
     if (dry_run) return r;
@@ -418,7 +419,7 @@ run_record snapshot_store::apply(listing_stage& stage, epoch_ms started, epoch_m
     run.items = stage.distinct_items();
     run.started = started;
     run.finished = finished;
-    if (!stage.complete()) run.error = "incomplete listing: " + stage.incomplete_reason();
+    if (!stage.complete()) run.error = config::redacted("incomplete listing: " + stage.incomplete_reason());
 
     SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
 
