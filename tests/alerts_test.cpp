@@ -114,6 +114,23 @@ TEST(AlertRules, ResourceStatusFiresWhenNotRunning) {
     EXPECT_EQ(a.at(0).values, R"({"resource_status":2})");
 }
 
+// Issue 14 §7: a resource that leaves the orders listing before its expire_time was
+// unsubscribed or frozen. Off by default; once on, it fires until the expire_time.
+TEST(AlertRules, RemovedEarlyFiresOnlyWhenOnAndBeforeExpiry) {
+    alerts::item_facts r;
+    r.key = "cn-north-4/p/res-1";
+    r.expire_time = T0 + 10 * day;
+    r.removed_at = T0 - hour;
+    EXPECT_EQ(describe(alerts::evaluate_item(r, {}, T0, {}, "subscription_resources")), "-") << "off by default";
+    config::alert_rules rules;
+    rules.enabled[static_cast<std::size_t>(alert_kind::removed_early)] = true;
+    const auto a = alerts::evaluate_item(r, {}, T0, rules, "subscription_resources");
+    EXPECT_EQ(describe(a), "removed_early:");
+    EXPECT_NE(a.at(0).summary.find("before its expire_time"), std::string::npos) << a.at(0).summary;
+    EXPECT_EQ(describe(alerts::evaluate_item(r, {}, T0 + 11 * day, rules, "subscription_resources")), "-")
+        << "past its expire_time it is simply gone";
+}
+
 TEST(AlertRules, DisabledKindsNeverFire) {
     config::alert_rules rules;
     rules.enabled[static_cast<std::size_t>(alert_kind::expired)] = false;
@@ -349,6 +366,32 @@ TEST_F(AlertState, RemovalResolvesWithItsReason) {
     drain();
     apply({group("b", T0 + 100 * day)}, T0 + hour);
     EXPECT_EQ(brief(drain()), "a expiring:7d resolved (removed)");
+}
+
+TEST_F(AlertState, ResourceRemovedBeforeExpiryFiresUntilItsExpiryWhenEnabled) {
+    cfg_.rules.enabled[static_cast<std::size_t>(alert_kind::removed_early)] = true;
+    cfg_.rules.expiring_days.clear();
+    auto resource = [](std::string id, epoch_ms expire) {
+        subscription_resource r;
+        r.region_id = std::string("cn-north-4");
+        r.project_id = std::string("p");
+        r.resource_id = std::move(id);
+        r.expire_time = expire;
+        return r;
+    };
+    auto apply_resources = [&](std::vector<subscription_resource> items, epoch_ms now) {
+        listing<subscription_resource> l;
+        l.items = std::move(items);
+        l.pages = 1;
+        l.total = static_cast<std::int64_t>(l.items.size());
+        return store_.apply("prod", l, now - 1000, now).notifications;
+    };
+    apply_resources({resource("r1", T0 + 10 * day), resource("r2", T0 + 100 * day)}, T0);
+    EXPECT_EQ(brief(drain()), "-");
+    apply_resources({resource("r2", T0 + 100 * day)}, T0 + hour);
+    EXPECT_EQ(brief(drain()), "cn-north-4/p/r1 removed_early: firing");
+    apply_resources({resource("r2", T0 + 100 * day)}, T0 + 11 * day);
+    EXPECT_EQ(brief(drain()), "cn-north-4/p/r1 removed_early: resolved (expired)");
 }
 
 TEST_F(AlertState, QuotaTopUpResolves) {

@@ -16,7 +16,7 @@ const std::vector<std::string_view>& rule_keys() {
     static const std::vector<std::string_view> keys{
         "expiring_days",        "quota_low_absolute", "quota_low_percent", "forecast_days",   "forecast_window",
         "forecast_min_samples", "forecast_min_r2",    "failing_after",     "stale_after",     "severity",
-        "disabled_kinds"};
+        "disabled_kinds",       "enabled_kinds"};
     return keys;
 }
 
@@ -140,8 +140,14 @@ void apply_rule_keys(const table_reader& r, alert_rules& out) {
                           fmt::format("unknown severity \"{}\"; expected \"info\", \"warning\" or \"critical\"", *value));
         }
     }
+    // Each list is whole where it is set (an account's list replaces the global one);
+    // kinds that are off by default (removed_early) are turned on by enabled_kinds.
+    if (auto on = kinds(r, "enabled_kinds")) {
+        out.enabled = alert_rules{}.enabled;
+        for (alert_kind k : *on) out.enabled[static_cast<std::size_t>(k)] = true;
+    }
     if (auto off = kinds(r, "disabled_kinds")) {
-        out.enabled.fill(true);
+        if (!r.node("enabled_kinds")) out.enabled = alert_rules{}.enabled;
         for (alert_kind k : *off) out.enabled[static_cast<std::size_t>(k)] = false;
     }
 }

@@ -127,6 +127,18 @@ std::vector<active_alert> evaluate_item(const item_facts& item, std::span<const 
     std::vector<active_alert> out;
     // Most items raise nothing: messages are only built for those that do.
     auto subject = [&] { return what(source, item); };
+    // A resource that left the listing before it expired was unsubscribed or frozen (the orders
+    // API lists running resources only). It fires until its expire_time, or until it is back.
+    if (item.removed_at) {
+        if (item.expire_time && *item.expire_time > now && rules.on(alert_kind::removed_early))
+            out.push_back({alert_kind::removed_early, item.key, "",
+                           fmt::format("{} left the listing on {}, before its expire_time {}: unsubscribed or frozen?",
+                                       subject(), format_iso8601(*item.removed_at), format_iso8601(*item.expire_time)),
+                           fmt::format(R"({{"removed_at":"{}","expire_time":"{}"}})", format_iso8601(*item.removed_at),
+                                       format_iso8601(*item.expire_time)),
+                           *item.expire_time});
+        return out;
+    }
     if (item.expire_time) {
         const epoch_ms expire = *item.expire_time;
         auto values = [&] {

@@ -245,7 +245,7 @@ private:
             reason = "superseded";
             announce = false;  // the tighter alert's own notification says it all
         } else if (m == nullptr) {
-            reason = st.item_key.empty() ? "cleared" : "removed";
+            reason = st.item_key.empty() ? "cleared" : *kind == alert_kind::removed_early ? "expired" : "removed";
         } else {
             const std::optional<std::int64_t> now_measure = m->of(*kind);
             switch (*kind) {
@@ -262,6 +262,7 @@ private:
                     break;
                 case alert_kind::resource_status: reason = "running"; break;
                 case alert_kind::delivery_failed: reason = "redelivered"; break;
+                case alert_kind::removed_early: reason = "relisted"; break;
                 default: reason = "recovered"; break;
             }
         }
@@ -456,12 +457,17 @@ int update_source(SQLite::Database& db, const config::alerts_config& cfg, std::s
     }
     std::vector<quota_point> series;
 
-    SQLite::Statement q(db, groups ? "SELECT item_key, group_name, expire_time, quota_left, quota_used, NULL, NULL "
-                                     "FROM purchased_groups WHERE account = ? AND removed_at IS NULL ORDER BY item_key"
+    // Removed resources are read too while removed_early is on and they have not expired yet.
+    SQLite::Statement q(db, groups ? "SELECT item_key, group_name, expire_time, quota_left, quota_used, NULL, NULL, NULL "
+                                     "FROM purchased_groups WHERE account = ?1 AND removed_at IS NULL ORDER BY item_key"
                                    : "SELECT item_key, resource_type, expire_time, NULL, NULL, resource_status, "
-                                     "resource_spec_code FROM subscription_resources WHERE account = ? AND "
-                                     "removed_at IS NULL ORDER BY item_key");
+                                     "resource_spec_code, removed_at FROM subscription_resources WHERE account = ?1 AND "
+                                     "(removed_at IS NULL OR (?2 AND expire_time > ?3)) ORDER BY item_key");
     q.bind(1, std::string(account));
+    if (!groups) {
+        q.bind(2, rules.on(alert_kind::removed_early) ? 1 : 0);
+        q.bind(3, static_cast<std::int64_t>(now));
+    }
     item_facts item;
     while (q.executeStep()) {
         item.key = q.getColumn(0).getString();
@@ -471,6 +477,7 @@ int update_source(SQLite::Database& db, const config::alerts_config& cfg, std::s
         item.quota_left = opt_int(q.getColumn(3));
         item.quota_used = opt_int(q.getColumn(4));
         item.resource_status = opt_int(q.getColumn(5));
+        item.removed_at = opt_int(q.getColumn(7));
         series.clear();
         while (samples_left && std::string_view(samples->getColumn(0).getText()) < std::string_view(item.key))
             samples_left = samples->executeStep();

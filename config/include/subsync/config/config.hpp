@@ -152,11 +152,13 @@ enum class alert_kind {
     source_stale,     ///< no successful sync of a source for longer than stale_after
     auth_failing,     ///< the last sync of a source was refused authentication
     delivery_failed,  ///< a notification was dead-lettered by a sink
+    removed_early,    ///< a resource left the (complete) orders listing before its expire_time; off by default
 };
-inline constexpr std::size_t alert_kind_count = 10;
+inline constexpr std::size_t alert_kind_count = 11;
 inline constexpr std::array<std::string_view, alert_kind_count> alert_kind_names{
     "expiring",       "expired",        "quota_low",    "quota_exhausted", "quota_forecast",
-    "resource_status", "source_failing", "source_stale", "auth_failing",    "delivery_failed"};
+    "resource_status", "source_failing", "source_stale", "auth_failing",    "delivery_failed",
+    "removed_early"};
 [[nodiscard]] constexpr std::string_view to_string(alert_kind k) noexcept {
     return alert_kind_names[static_cast<std::size_t>(k)];
 }
@@ -189,8 +191,10 @@ struct alert_rules {
         severity::critical,  // source_stale
         severity::critical,  // auth_failing
         severity::critical,  // delivery_failed
+        severity::warning,   // removed_early
     };
-    std::array<bool, alert_kind_count> enabled{true, true, true, true, true, true, true, true, true, true};
+    /// removed_early is off unless `enabled_kinds` names it.
+    std::array<bool, alert_kind_count> enabled{true, true, true, true, true, true, true, true, true, true, false};
 
     [[nodiscard]] severity severity_of(alert_kind k) const { return severities[static_cast<std::size_t>(k)]; }
     [[nodiscard]] bool on(alert_kind k) const { return enabled[static_cast<std::size_t>(k)]; }

@@ -40,6 +40,7 @@ struct item_facts {
     std::optional<std::int64_t> quota_left;
     std::optional<std::int64_t> quota_used;
     std::optional<std::int64_t> resource_status;
+    std::optional<epoch_ms> removed_at;  ///< set for a resource no longer listed (removed_early only)
 };
 
 struct quota_point {
