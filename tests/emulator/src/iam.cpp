@@ -5,7 +5,7 @@
 
 #include "json_writer.hpp"
 
-#include <subsync/sync/signer.hpp>
+#include "aksk.hpp"
 
 #include <simdjson.h>
 
@@ -34,7 +34,7 @@ reply bad_request(std::string_view message) { return iam_error(400, "Bad Request
 constexpr std::string_view wrong_password = "The username or password is wrong.";
 
 std::string derived_id(std::string_view kind, std::string_view name) {
-    return sync::sha256_hex(std::string(kind) + ":" + std::string(name)).substr(0, 32);
+    return aksk::sha256_hex(std::string(kind) + ":" + std::string(name)).substr(0, 32);
 }
 
 enum class scope_kind { project, domain };

@@ -3,9 +3,9 @@
 // (GET /v1.0/apigw/purchases/groups), the SecMaster "purchased resources" listing
 // (GET /v1/subscriptions/orders) and IAM token issuing (POST /v3/auth/tokens) over HTTPS or HTTP
 // on 127.0.0.1, with X-Auth-Token and AK/SK (SDK-HMAC-SHA256) authentication, a rate limit and
-// switchable faults. It shares no request-building code with the client: AK/SK verification
-// rebuilds the canonical request from the headers as received, and borrows only the signer's
-// primitives (encoding, SHA-256, HMAC), which are pinned by the official vectors.
+// switchable faults. It shares no code with the client: AK/SK verification rebuilds the canonical
+// request from the headers as received with its own canonicalisation (src/aksk.cpp), pinned by
+// the official vectors in emulator_signing_test.
 // Asio/Beast stay out of this header (pimpl).
 
 #include <chrono>
