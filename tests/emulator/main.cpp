@@ -122,6 +122,104 @@ std::optional<std::chrono::sys_seconds> parse_base_date(const std::string& text)
     return sys_seconds{sys_days{date}};
 }
 
+struct mode_flags {
+    std::string time_style;
+    std::optional<std::size_t> time_item;
+    std::size_t max_page_size = 0;
+    std::optional<std::uint64_t> lying_total;
+    std::optional<std::size_t> unreadable_purchase, unreadable_resource;
+    std::vector<std::string> malform_pages;
+    std::string malform_orders, throttle, iam_outage;
+    std::vector<std::string> projects;
+    std::optional<std::string> required_project_id;
+    bool require_content_type = false;
+    unsigned close_without_notify = 0;
+    std::string interim;
+    std::vector<int> echo_pages;
+    bool echo_orders = false, echo_iam = false;
+};
+
+unsigned to_unsigned(const std::string& text, const std::string& where) {
+    std::size_t used = 0;
+    unsigned long v = 0;
+    try {
+        v = std::stoul(text, &used);
+    } catch (const std::exception&) {
+        used = 0;
+    }
+    if (used == 0 || used != text.size() || v > 0xffffffffUL || text[0] == '-') {
+        throw std::runtime_error(where + ": expected a non-negative integer, got \"" + text + "\"");
+    }
+    return static_cast<unsigned>(v);
+}
+
+emu::malformation to_malformation(const std::string& kind, const std::string& where) {
+    static const std::pair<const char*, emu::malformation> kinds[] = {
+        {"truncated-json", emu::malformation::truncated_json}, {"not-json", emu::malformation::not_json},
+        {"wrong-type", emu::malformation::wrong_type},         {"null-list", emu::malformation::null_list},
+        {"null-entry", emu::malformation::null_entry},         {"error-body", emu::malformation::error_body},
+        {"duplicate-key", emu::malformation::duplicate_key},
+    };
+    for (const auto& [name, value] : kinds) {
+        if (kind == name) return value;
+    }
+    throw std::runtime_error(where + ": unknown kind \"" + kind + "\"");
+}
+
+void apply_modes(emu::server& server, const mode_flags& f) {
+    if (!f.time_style.empty()) {
+        const auto style = f.time_style == "zone-less" ? emu::time_style::zone_less
+                           : f.time_style == "spaced"  ? emu::time_style::spaced
+                           : f.time_style == "blank"   ? emu::time_style::blank
+                                                       : emu::time_style::as_is;
+        server.set_time_style(style, f.time_item);
+    }
+    server.max_page_size(f.max_page_size);
+    server.lying_total(f.lying_total);
+    server.unreadable_purchase(f.unreadable_purchase);
+    server.unreadable_resource(f.unreadable_resource);
+    for (const auto& text : f.malform_pages) {
+        const auto colon = text.find(':');
+        if (colon == std::string::npos) throw std::runtime_error("--malform-page: expected P:KIND");
+        server.malform_page(static_cast<int>(to_unsigned(text.substr(0, colon), "--malform-page")),
+                            to_malformation(text.substr(colon + 1), "--malform-page"));
+    }
+    if (!f.malform_orders.empty()) server.malform_orders(to_malformation(f.malform_orders, "--malform-orders"));
+    if (!f.throttle.empty()) {
+        const auto slash = f.throttle.find('/');
+        if (slash == std::string::npos) throw std::runtime_error("--throttle-window: expected N/MS");
+        server.throttle_window(to_unsigned(f.throttle.substr(0, slash), "--throttle-window"),
+                               std::chrono::milliseconds(to_unsigned(f.throttle.substr(slash + 1), "--throttle-window")));
+    }
+    if (!f.iam_outage.empty()) {
+        const auto colon = f.iam_outage.find(':');
+        const std::string kind = colon == std::string::npos ? "" : f.iam_outage.substr(colon + 1);
+        if (!kind.empty() && kind != "close") throw std::runtime_error("--iam-outage: expected N[:close]");
+        server.iam_outage(to_unsigned(f.iam_outage.substr(0, colon), "--iam-outage"),
+                          kind.empty() ? emu::outage_kind::status_503 : emu::outage_kind::close_connection);
+    }
+    std::vector<emu::project> projects;
+    for (const auto& text : f.projects) {
+        const auto colon = text.find(':');
+        if (colon == std::string::npos || colon == 0 || colon + 1 == text.size()) {
+            throw std::runtime_error("--project: expected NAME:ID");
+        }
+        projects.push_back({text.substr(0, colon), text.substr(colon + 1)});
+    }
+    server.set_projects(std::move(projects));
+    server.require_project_id(f.required_project_id);
+    server.require_content_type(f.require_content_type);
+    server.close_without_notify(f.close_without_notify);
+    if (f.interim == "always") {
+        server.interim_continue(std::nullopt);
+    } else if (!f.interim.empty()) {
+        server.interim_continue(to_unsigned(f.interim, "--interim-continue"));
+    }
+    for (const int page : f.echo_pages) server.echo_secrets_page(page);
+    if (f.echo_orders) server.echo_secrets_orders();
+    if (f.echo_iam) server.echo_secrets_iam();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -196,6 +294,43 @@ int main(int argc, char** argv) {
                    "answer 429 APIG.0308 above N requests/s on the listings (token bucket of N);\n"
                    "0 = no limit (default 0)")
         ->check(CLI::NonNegativeNumber);
+    // Modes (docs/emulator.md, "Modes"): how real Huawei Cloud and broken gateways answer.
+    std::string time_style_name, throttle_text, iam_outage_text, interim_text, malform_orders_text;
+    std::optional<std::size_t> time_item, unreadable_purchase, unreadable_resource;
+    std::size_t max_page = 0;
+    std::optional<std::uint64_t> lying_total;
+    std::vector<std::string> projects, malform_pages;
+    std::optional<std::string> required_project_id;
+    bool require_content_type = false, echo_orders = false, echo_iam = false;
+    unsigned close_without_notify = 0;
+    std::vector<int> echo_pages;
+    app.add_option("--time-style", time_style_name,
+                   "serve the time fields zone-less ('zone-less': 2020-08-03T13:09:13), 'spaced'\n"
+                   "(2020-08-03 13:09:13) or 'blank' (\"\"); orders' epoch ms become such strings too")
+        ->check(CLI::IsMember({"as-is", "zone-less", "spaced", "blank"}));
+    app.add_option("--time-style-item", time_item, "with --time-style: only the item of this index (from 0)");
+    app.add_option("--max-page-size", max_page, "serve at most N purchases a page whatever page_size asks");
+    app.add_option("--lying-total", lying_total, "every purchases page says total N; pages past the data are empty");
+    app.add_option("--unreadable-purchase", unreadable_purchase, "purchase of index N served with quota_left \"12\"");
+    app.add_option("--unreadable-resource", unreadable_resource, "orders resource of index N served with resource_size \"x\"");
+    app.add_option("--malform-page", malform_pages,
+                   "P:KIND, purchases page P answers 200 broken as KIND: truncated-json, not-json, wrong-type,\n"
+                   "null-list, null-entry, error-body, duplicate-key; repeatable");
+    app.add_option("--malform-orders", malform_orders_text, "the orders listing answers 200 broken as KIND (as --malform-page)");
+    app.add_option("--throttle-window", throttle_text,
+                   "N/MS: at most N requests per MS milliseconds on each listing, then 429 APIG.0308, no Retry-After");
+    app.add_option("--iam-outage", iam_outage_text, "N[:close]: the next N token requests get 503 (or a closed connection)");
+    app.add_option("--project", projects, "NAME:ID, a project GET /v3/projects?name=NAME lists; repeatable");
+    app.add_option("--require-project-id", required_project_id,
+                   "AK/SK-signed listing requests must send X-Project-Id ID (missing 401, other 403)");
+    app.add_flag("--require-content-type", require_content_type,
+                 "strict: listing requests without Content-Type: application/json get 400 APIG.0201");
+    app.add_option("--close-without-notify", close_without_notify,
+                   "the next N listing answers are followed by closing the connection without TLS close_notify");
+    app.add_option("--interim-continue", interim_text, "N or 'always': answers preceded by HTTP/1.1 100 Continue");
+    app.add_option("--echo-secrets-page", echo_pages, "purchases page P answers 401 echoing the credentials sent; repeatable");
+    app.add_flag("--echo-secrets-orders", echo_orders, "the orders listing answers 401 echoing the credentials sent");
+    app.add_flag("--echo-secrets-iam", echo_iam, "token requests answer 401 echoing the request body (the password)");
     app.add_option("--port-file", port_file,
                    "write the bound port to this file once listening (atomically, via rename)");
     app.add_option("--connect-proxy-port-file", proxy_port_file,
@@ -240,6 +375,10 @@ int main(int argc, char** argv) {
         opts.lockout = std::chrono::milliseconds(lockout_ms);
         opts.max_rps = max_rps;
         emu::server server(opts, std::move(data));
+        apply_modes(server, {time_style_name, time_item, max_page, lying_total, unreadable_purchase,
+                             unreadable_resource, malform_pages, malform_orders_text, throttle_text, iam_outage_text,
+                             projects, required_project_id, require_content_type, close_without_notify, interim_text,
+                             echo_pages, echo_orders, echo_iam});
         server.start();
 
         std::optional<emu::connect_proxy> proxy;

@@ -133,12 +133,12 @@ name               = "prod"
 apig_endpoint      = "{}"
 secmaster_endpoint = "{}"
 language           = "en-us"
-[account.auth]
+{}[account.auth]
 {}
 )",
                                    (dir / "snapshot.db").string(), (dir / "exports").string(), spec.extra_storage, spec.page_size,
                                    spec.concurrency, spec.timeout, sync_lines, spec.ca_file, spec.base_url,
-                                   spec.secmaster_url.empty() ? spec.base_url : spec.secmaster_url,
+                                   spec.secmaster_url.empty() ? spec.base_url : spec.secmaster_url, spec.extra_account,
                                    spec.auth.empty() ? "token_env = \"" + spec.token_env + "\"" : spec.auth);
     text += spec.extra_tables;
     write_file(file, text);

@@ -78,6 +78,7 @@ struct config_spec {
     std::string extra_storage;  ///< more [storage] lines
     std::string auth;        ///< the [account.auth] body; empty: token_env = token_env
     std::string secmaster_url;  ///< empty: base_url
+    std::string extra_account;  ///< more [[account]] lines before [account.auth], e.g. "region = \"cn-north-4\"\n"
     std::string extra_tables;   ///< appended after the account, e.g. "[exports]\nkeep_generations = 9\n"
 };
 std::filesystem::path write_config(const temp_dir& dir, const config_spec& spec);

@@ -1,5 +1,8 @@
 #include "faults.hpp"
 
+#include "json_writer.hpp"
+#include "reshape.hpp"
+
 namespace subsync::emulator::detail {
 
 namespace {
@@ -43,6 +46,16 @@ std::string malformed_body(std::string_view body, malformation kind, endpoint wh
     case malformation::not_json: return std::string(html_page);
     case malformation::wrong_type:
         return quote_values(body, where == endpoint::orders ? "create_time" : "quota_left");
+    case malformation::null_entry:
+        if (where == endpoint::orders) return null_first_entry(body);
+        [[fallthrough]];
+    case malformation::null_list:
+        return replace_member(body, where == endpoint::orders ? "resources" : "purchases", "null");
+    case malformation::error_body:
+        return where == endpoint::orders ? error_body("SecMaster.20050001", "Internal error", {})
+                                         : error_body("APIG.0201", "Bad request", {});
+    case malformation::duplicate_key:
+        return insert_before_member(body, where == endpoint::orders ? "resources" : "purchases", "[]");
     }
     return std::string(body);
 }

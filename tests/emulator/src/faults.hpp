@@ -17,6 +17,7 @@ enum class delivery {
     reset_mid_body,  ///< status line, headers and half the body, then RST
     stall,           ///< nothing, until idle timeout or stop
     drip,            ///< status line and headers at once, then the body a few bytes per tick
+    drop,            ///< nothing: the connection is closed at once (no TLS close_notify)
 };
 
 /// How fast a dripped body goes out: `bytes` every `tick`.
@@ -29,6 +30,8 @@ struct decision {
     reply answer;
     delivery how = delivery::respond;
     drip_pace pace{};  ///< with delivery::drip
+    bool interim_continue = false;  ///< "HTTP/1.1 100 Continue" first
+    bool close_after = false;       ///< close the connection abruptly after answering
 };
 
 struct fault {

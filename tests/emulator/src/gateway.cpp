@@ -1,11 +1,12 @@
 // X-Auth-Token and AK/SK verification. The canonical request is rebuilt here from the request as
-// received (method, target, the headers SignedHeaders names, the body), not by calling the
-// client's sign(): only the encoding and hashing primitives are shared, and those are pinned by
-// the official SDK vectors (tests/signer_test.cpp). See shared/refs/huawei-cloud.md, "AK/SK signing".
+// received (method, target, the headers SignedHeaders names, the body) with the emulator's own
+// canonicalisation (aksk.hpp), written from the published algorithm and pinned by the official
+// vectors in emulator_signing_test: nothing is shared with the client's signer.
+// See shared/refs/huawei-cloud.md, "AK/SK signing".
 
 #include "gateway.hpp"
 
-#include <subsync/sync/signer.hpp>
+#include "aksk.hpp"
 
 #include <openssl/crypto.h>
 
@@ -146,24 +147,23 @@ std::optional<std::string> verify(const incoming& request, const authorization& 
         return "X-Security-Token sent with a permanent access key";
     }
 
-    std::string header_block;
-    bool unsigned_body = false;
+    aksk::signing_parts parts;
+    parts.method = request.method;
+    parts.target = request.target;
+    parts.body = request.body;
     for (const auto& name : names) {
         const auto value = request.header(name);
         if (!value) {
             return "signed header " + name + " is not in the request";
         }
-        header_block += name + ':' + std::string(trim(*value)) + '\n';
-        unsigned_body |= name == "x-sdk-content-sha256" && trim(*value) == unsigned_payload;
+        parts.signed_headers.emplace_back(name, std::string(*value));
+        parts.unsigned_payload |= name == "x-sdk-content-sha256" && trim(*value) == unsigned_payload;
     }
-    const auto target = sync::split_target(request.target);
-    const std::string canonical_request =
-        std::string(request.method) + '\n' + sync::canonical_uri(target.path) + '\n' +
-        sync::canonical_query(target.query) + '\n' + header_block + '\n' + std::string(auth.signed_headers) + '\n' +
-        (unsigned_body ? std::string(unsigned_payload) : sync::sha256_hex(request.body));
-    const std::string string_to_sign =
-        std::string(algorithm) + '\n' + std::string(*date_text) + '\n' + sync::sha256_hex(canonical_request);
-    const std::string expected = sync::hmac_sha256_hex(key.sk, string_to_sign);
+    const auto canonical = aksk::canonical_request(parts);
+    if (!canonical) {
+        return "the request target holds a malformed percent-escape";
+    }
+    const std::string expected = aksk::hmac_sha256_hex(key.sk, aksk::string_to_sign(*date_text, *canonical));
     if (auth.signature.size() != expected.size() ||
         CRYPTO_memcmp(auth.signature.data(), expected.data(), expected.size()) != 0) {
         return "verify aksk signature fail";

@@ -5,7 +5,7 @@
 
 #include "json_writer.hpp"
 
-#include <subsync/sync/signer.hpp>
+#include "aksk.hpp"
 
 #include <simdjson.h>
 
@@ -15,8 +15,6 @@
 #include <optional>
 
 namespace subsync::emulator::detail {
-
-namespace {
 
 reply iam_error(unsigned status, std::string_view title, std::string_view message) {
     std::string body = R"({"error":{"code":)" + std::to_string(status) + ",";
@@ -29,12 +27,14 @@ reply iam_error(unsigned status, std::string_view title, std::string_view messag
     return {status, std::move(body), endpoint::iam};
 }
 
+namespace {
+
 reply bad_request(std::string_view message) { return iam_error(400, "Bad Request", message); }
 
 constexpr std::string_view wrong_password = "The username or password is wrong.";
 
 std::string derived_id(std::string_view kind, std::string_view name) {
-    return sync::sha256_hex(std::string(kind) + ":" + std::string(name)).substr(0, 32);
+    return aksk::sha256_hex(std::string(kind) + ":" + std::string(name)).substr(0, 32);
 }
 
 enum class scope_kind { project, domain };
@@ -196,6 +196,70 @@ reply issue_token(const incoming& request, std::span<const iam_user> users, std:
     reply out{201, token_body(r, catalog, wall, wall + ttl), endpoint::iam};
     out.headers.emplace_back("X-Subject-Token", tokens.issue_token(now, ttl));
     return out;
+}
+
+reply list_projects(const incoming& request, bool authenticated, std::span<const project> projects) {
+    if (request.method != "GET") {
+        auto out = iam_error(405, "Method Not Allowed", "The method is not allowed for the requested URL.");
+        out.headers.emplace_back("Allow", "GET");
+        return out;
+    }
+    if (!authenticated) {
+        return iam_error(401, "Unauthorized", "The request you have made requires authentication.");
+    }
+    // ?name=REGION filters by exact name; other parameters are ignored.
+    std::optional<std::string> name;
+    const auto question = request.target.find('?');
+    for (std::string_view rest = question == std::string_view::npos ? std::string_view{}
+                                                                      : request.target.substr(question + 1);
+         !rest.empty();) {
+        const auto amp = rest.find('&');
+        const std::string_view pair = rest.substr(0, amp);
+        rest = amp == std::string_view::npos ? std::string_view{} : rest.substr(amp + 1);
+        if (pair.starts_with("name=")) {
+            name = url_decode(pair.substr(5));
+            if (!name) {
+                return bad_request("name: malformed percent-encoding");
+            }
+        }
+    }
+    constexpr std::string_view iam_base = "https://iam.myhuaweicloud.com/v3/projects";
+    std::string out = R"({"projects":[)";
+    bool first = true;
+    for (const auto& p : projects) {
+        if (name && p.name != *name) {
+            continue;
+        }
+        if (!first) {
+            out += ",";
+        }
+        first = false;
+        out += "{";
+        append_key(out, "domain_id");
+        append_string(out, derived_id("domain", "emulator"));
+        out += R"(,"is_domain":false,)";
+        append_key(out, "parent_id");
+        append_string(out, derived_id("domain", "emulator"));
+        out += ",";
+        append_key(out, "name");
+        append_string(out, p.name);
+        out += R"(,"description":"",)";
+        out += R"("links":{"next":null,"previous":null,"self":)";
+        append_string(out, std::string(iam_base) + "/" + p.id);
+        out += "},";
+        append_key(out, "id");
+        append_string(out, p.id);
+        out += R"(,"enabled":true})";
+    }
+    out += R"(],"links":{"next":null,"previous":null,"self":)";
+    append_string(out, iam_base);
+    out += "}}";
+    return {200, std::move(out), endpoint::iam_projects};
+}
+
+reply echo_iam_request(const incoming& request) {
+    // What a broken IAM front does: the whole request body, password included, in the message.
+    return iam_error(401, "Unauthorized", "The username or password is wrong: " + std::string(request.body));
 }
 
 }  // namespace subsync::emulator::detail

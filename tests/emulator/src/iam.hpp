@@ -18,6 +18,16 @@ namespace subsync::emulator::detail {
 reply issue_token(const incoming& request, std::span<const iam_user> users, std::chrono::seconds ttl,
                   gateway& tokens, wall_time wall, steady_time now);
 
+/// IAM's error body {"error":{"code":status,"message":…,"title":…}}.
+reply iam_error(unsigned status, std::string_view title, std::string_view message);
+
+/// GET /v3/projects[?name=…]: the projects named so (all without `name`), in IAM's shape; 401 when
+/// not authenticated.
+reply list_projects(const incoming& request, bool authenticated, std::span<const project> projects);
+
+/// echo_secrets_iam(): 401 whose message copies the request body.
+reply echo_iam_request(const incoming& request);
+
 /// `YYYY-MM-DDTHH:MM:SS.ffffffZ`, IAM's timestamp format (microseconds, UTC).
 std::string iam_time(wall_time t);
 

@@ -105,7 +105,8 @@ bool matches(const std::optional<std::string>& filter, const std::string& value)
     return !filter || *filter == value;
 }
 
-reply purchases(const request_info& request, std::string_view query_text, const dataset& data) {
+reply purchases(const request_info& request, std::string_view query_text, const dataset& data,
+                const listing_modes& modes) {
     // The gateway authenticates before it looks at parameters.
     if (!request.authenticated) {
         return apig_error(401, "APIG.0301", token_message, request, endpoint::purchases);
@@ -143,33 +144,43 @@ reply purchases(const request_info& request, std::string_view query_text, const 
         }
     }
     const auto total = static_cast<std::uint64_t>(filtered ? hits.size() : data.purchases.size());
+    // A gateway with a lower cap serves at most that many, whatever was asked.
+    if (modes.max_page_size > 0) {
+        page_size = std::min(page_size, static_cast<std::int64_t>(modes.max_page_size));
+    }
     const auto size = static_cast<std::uint64_t>(page_size);
     const auto page = static_cast<std::uint64_t>(page_no) - 1U;
     // page * size may overflow for absurd page numbers: compare by division first.
     const std::uint64_t first = page > total / size ? total : std::min(total, page * size);
     const std::uint64_t last = std::min(total, first + size);
 
-    std::string body = R"({"total":)" + std::to_string(total) + R"(,"size":)" + std::to_string(last - first) +
+    std::string body = R"({"total":)" + std::to_string(modes.lying_total.value_or(total)) + R"(,"size":)" +
+                       std::to_string(last - first) +
                        R"(,"purchases":[)";
     body.reserve(body.size() + (last - first) * 512);
     for (std::uint64_t i = first; i < last; ++i) {
         if (i != first) {
             body.push_back(',');
         }
-        body += filtered ? hits[static_cast<std::size_t>(i)]->json : data.purchases[static_cast<std::size_t>(i)].json;
+        const purchase& p = filtered ? *hits[static_cast<std::size_t>(i)] : data.purchases[static_cast<std::size_t>(i)];
+        if (modes.items.touches_purchases()) {
+            body += reshape_purchase(p.json, static_cast<std::size_t>(&p - data.purchases.data()), modes.items);
+        } else {
+            body += p.json;
+        }
     }
     body += "]}";
     return {200, std::move(body), endpoint::purchases};
 }
 
-reply orders(const request_info& request, const dataset& data) {
+reply orders(const request_info& request, const dataset& data, const item_modes& modes) {
     if (!request.authenticated) {
         return secmaster_error(401, "The token is missing or invalid");
     }
     if (!request.language || (*request.language != "zh-cn" && *request.language != "en-us")) {
         return secmaster_error(400, "X-Language is mandatory: zh-cn or en-us");
     }
-    return {200, data.orders_json, endpoint::orders};
+    return {200, modes.touches_orders() ? reshape_orders(data.orders_json, modes) : data.orders_json, endpoint::orders};
 }
 
 int hex_value(char c) {
@@ -216,6 +227,9 @@ endpoint endpoint_of(std::string_view target) {
     if (path == iam_tokens_path) {
         return endpoint::iam;
     }
+    if (path == iam_projects_path) {
+        return endpoint::iam_projects;
+    }
     return endpoint::other;
 }
 
@@ -259,7 +273,7 @@ std::optional<std::string> url_decode(std::string_view s) {
     return out;
 }
 
-reply route(const request_info& request, const dataset& data) {
+reply route(const request_info& request, const dataset& data, const listing_modes& modes) {
     const auto question = request.target.find('?');
     const std::string_view query_text =
         question == std::string_view::npos ? std::string_view{} : request.target.substr(question + 1);
@@ -270,9 +284,10 @@ reply route(const request_info& request, const dataset& data) {
         return out;
     }
     switch (where) {
-    case endpoint::purchases: return purchases(request, query_text, data);
-    case endpoint::orders: return orders(request, data);
+    case endpoint::purchases: return purchases(request, query_text, data, modes);
+    case endpoint::orders: return orders(request, data, modes.items);
     case endpoint::iam:  // answered by the service before routing
+    case endpoint::iam_projects:
     case endpoint::other: break;
     }
     return apig_error(404, "APIG.0101", "The API does not exist or has not been published in the environment", request,

@@ -3,7 +3,10 @@
 // Beast, so the server TU only moves bytes. Authentication is decided before (gateway.hpp) and
 // faults after (faults.hpp); this file knows the listings.
 
+#include "reshape.hpp"
 #include "subsync/emulator/server.hpp"
+
+#include <cstdint>
 
 #include <optional>
 #include <string>
@@ -22,7 +25,7 @@ struct request_info {
     std::string_view request_id;               ///< echoed in APIG error bodies
 };
 
-enum class endpoint { purchases, orders, iam, other };
+enum class endpoint { purchases, orders, iam, iam_projects, other };
 
 /// An answer: status, body and what goes with it.
 struct reply {
@@ -36,6 +39,7 @@ struct reply {
 inline constexpr std::string_view purchases_path = "/v1.0/apigw/purchases/groups";
 inline constexpr std::string_view orders_path = "/v1/subscriptions/orders";
 inline constexpr std::string_view iam_tokens_path = "/v3/auth/tokens";
+inline constexpr std::string_view iam_projects_path = "/v3/projects";
 
 /// Which endpoint `target`'s path names.
 endpoint endpoint_of(std::string_view target);
@@ -44,9 +48,16 @@ endpoint endpoint_of(std::string_view target);
 /// int range or below 1.
 std::optional<int> page_of(std::string_view target);
 
+/// The listing modes: paging lies and item rewrites.
+struct listing_modes {
+    std::size_t max_page_size = 0;  ///< 0: page_size as asked
+    std::optional<std::uint64_t> lying_total;
+    item_modes items;
+};
+
 /// Routes a listing request: 405 for non-GET, 404 for unknown paths, 401 when not authenticated,
-/// else the endpoint's answer.
-reply route(const request_info& request, const dataset& data);
+/// else the endpoint's answer, shaped by `modes`.
+reply route(const request_info& request, const dataset& data, const listing_modes& modes = {});
 
 /// APIG error body for `status` with the code a real gateway uses for it (429: APIG.0308).
 reply apig_fault(unsigned status, std::string_view request_id, endpoint where);

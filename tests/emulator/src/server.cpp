@@ -152,6 +152,8 @@ struct server::impl {
         http::response<http::string_body> response;
         detail::delivery how = detail::delivery::respond;
         detail::drip_pace pace{};
+        bool interim_continue = false;
+        bool close_after = false;
     };
 
     prepared answer(const http::request<http::string_body>& req) {
@@ -167,7 +169,7 @@ struct server::impl {
         auto decision = service.handle(in, std::chrono::system_clock::now(), std::chrono::steady_clock::now());
         auto res = make_response(std::move(decision.answer), request_id, req.version());
         res.keep_alive(req.keep_alive());
-        return {std::move(res), decision.how, decision.pace};
+        return {std::move(res), decision.how, decision.pace, decision.interim_continue, decision.close_after};
     }
 
     // The status line and headers (with the full Content-Length) and half the body, then an RST:
@@ -274,7 +276,7 @@ struct server::impl {
 
             ++requests;
             const in_flight_scope scope(*this);
-            auto [res, how, pace] = answer(parser.get());
+            auto [res, how, pace, interim, close_after] = answer(parser.get());
             if (opts.latency.count() > 0) {
                 asio::steady_timer delay(co_await asio::this_coro::executor, opts.latency);
                 if (const auto [timer_ec] = co_await delay.async_wait(use_tuple); timer_ec) {
@@ -288,6 +290,19 @@ struct server::impl {
                     [[maybe_unused]] const auto [hold_ec] = co_await hold.async_wait(use_tuple);
                 }
                 co_return false;
+            }
+            if (how == detail::delivery::drop) {
+                co_return false;  // closed unanswered, without close_notify
+            }
+            if (interim) {
+                // An interim answer a client must read past (RFC 9110 section 15.2).
+                static constexpr std::string_view continue_line = "HTTP/1.1 100 Continue\r\n\r\n";
+                beast::get_lowest_layer(stream).expires_after(opts.idle_timeout);
+                if (const auto [ec, n] = co_await asio::async_write(
+                        stream, asio::buffer(continue_line.data(), continue_line.size()), use_tuple);
+                    ec) {
+                    co_return false;
+                }
             }
             if (how == detail::delivery::reset_mid_body) {
                 co_await reset_mid_body(stream, res);
@@ -303,6 +318,9 @@ struct server::impl {
                 if (write_ec) {
                     co_return false;
                 }
+            }
+            if (close_after) {
+                co_return false;  // the TCP socket is closed with no TLS close_notify
             }
             if (!res.keep_alive()) {
                 co_return true;
@@ -455,6 +473,8 @@ stats server::get_stats() const {
     out.token_requests = c.token_requests;
     out.signature_failures = c.signature_failures;
     out.rate_limited = c.rate_limited;
+    out.throttled = c.throttled;
+    out.project_requests = c.project_requests;
     return out;
 }
 

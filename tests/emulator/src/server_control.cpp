@@ -95,6 +95,75 @@ void server::drip_orders(std::size_t bytes_per_tick, std::chrono::milliseconds t
 
 void server::clear_faults() { service_->clear_faults(); }
 
+void server::set_time_style(time_style style, std::optional<std::size_t> item) {
+    service_->update_modes([&](detail::modes& m) {
+        m.listing.items.times = style;
+        m.listing.items.time_item = item;
+    });
+}
+
+void server::max_page_size(std::size_t n) {
+    service_->update_modes([&](detail::modes& m) { m.listing.max_page_size = n; });
+}
+
+void server::lying_total(std::optional<std::uint64_t> t) {
+    service_->update_modes([&](detail::modes& m) { m.listing.lying_total = t; });
+}
+
+void server::unreadable_purchase(std::optional<std::size_t> index) {
+    service_->update_modes([&](detail::modes& m) { m.listing.items.unreadable_purchase = index; });
+}
+
+void server::unreadable_resource(std::optional<std::size_t> index) {
+    service_->update_modes([&](detail::modes& m) { m.listing.items.unreadable_resource = index; });
+}
+
+void server::throttle_window(unsigned max_requests, std::chrono::milliseconds window) {
+    if (max_requests > 0 && window.count() <= 0) {
+        throw std::invalid_argument("emulator: a throttle window must be positive");
+    }
+    service_->update_modes([&](detail::modes& m) {
+        m.throttle_max = max_requests;
+        m.throttle_window = window;
+    });
+}
+
+void server::iam_outage(unsigned n, outage_kind kind) {
+    service_->update_modes([&](detail::modes& m) {
+        m.iam_outage_left = n;
+        m.iam_outage = kind;
+    });
+}
+
+void server::set_projects(std::vector<project> projects) {
+    service_->update_modes([&](detail::modes& m) { m.projects = std::move(projects); });
+}
+
+void server::require_project_id(std::optional<std::string> id) {
+    service_->update_modes([&](detail::modes& m) { m.required_project_id = std::move(id); });
+}
+
+void server::require_content_type(bool on) {
+    service_->update_modes([&](detail::modes& m) { m.require_content_type = on; });
+}
+
+void server::close_without_notify(unsigned n) {
+    service_->update_modes([&](detail::modes& m) { m.close_left = n; });
+}
+
+void server::interim_continue(std::optional<unsigned> n) {
+    service_->update_modes([&](detail::modes& m) {
+        m.continue_always = !n.has_value();
+        m.continue_left = n.value_or(0);
+    });
+}
+
+void server::echo_secrets_page(int page_no) { service_->echo_secrets(detail::endpoint::purchases, page_no); }
+
+void server::echo_secrets_orders() { service_->echo_secrets(detail::endpoint::orders, 0); }
+
+void server::echo_secrets_iam() { service_->echo_secrets(detail::endpoint::iam, 0); }
+
 void server::expire_all_tokens() { service_->expire_all_tokens(); }
 
 unsigned server::consecutive_signature_failures(const std::string& ak) const {

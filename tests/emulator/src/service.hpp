@@ -13,13 +13,29 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <vector>
 
 namespace subsync::emulator::detail {
 
 /// Counters kept by the service (the server keeps the connection ones).
 struct service_counters {
     std::uint64_t purchases_requests = 0, orders_requests = 0, token_requests = 0, signature_failures = 0,
-                  rate_limited = 0;
+                  rate_limited = 0, throttled = 0, project_requests = 0;
+};
+
+/// The switchable modes of server.hpp, as one value the service copies per request.
+struct modes {
+    listing_modes listing;
+    unsigned throttle_max = 0;  ///< 0: no windowed throttle
+    std::chrono::milliseconds throttle_window{0};
+    unsigned iam_outage_left = 0;
+    outage_kind iam_outage = outage_kind::status_503;
+    std::vector<project> projects;
+    std::optional<std::string> required_project_id;
+    bool require_content_type = false;
+    unsigned close_left = 0;
+    unsigned continue_left = 0;  ///< answers still to be preceded by 100 Continue
+    bool continue_always = false;
 };
 
 class service {
@@ -40,6 +56,14 @@ public:
     void change_dataset_after_page(int page_no, dataset data);
     void clear_faults();
 
+    /// Runs `change` on the modes under the lock.
+    template <class F>
+    void update_modes(F change) {
+        const std::lock_guard lock(mutex_);
+        change(modes_);
+    }
+    void echo_secrets(endpoint where, int page_no);
+
     void expire_all_tokens();
     unsigned consecutive_signature_failures(const std::string& ak, steady_time now) const;
 
@@ -54,6 +78,10 @@ private:
     };
 
     bool admit(steady_time now);  // the max_rps token bucket
+    std::optional<reply> throttle(endpoint where, steady_time now, std::string_view request_id);
+    std::optional<reply> iam(const incoming& request, endpoint where, wall_time wall, steady_time now);
+    std::optional<reply> gateway_checks(const incoming& request, endpoint where, std::optional<int> page);
+    void finish(decision& d);  // interim 100 Continue and the abrupt close
     std::optional<fault> take_fault(endpoint where, std::optional<int> page);
     std::shared_ptr<const dataset> dataset_for(endpoint where, std::optional<int> page);
 
@@ -66,11 +94,19 @@ private:
     std::optional<fault> orders_fault_;
     std::optional<dataset_change> change_;
     std::map<int, std::uint64_t> page_requests_;
+    modes modes_;
+    std::map<int, bool> echo_pages_;
+    bool echo_orders_ = false, echo_iam_ = false;
+    struct window {
+        std::optional<steady_time> start;
+        unsigned used = 0;
+    };
+    std::map<endpoint, window> windows_;
     double bucket_ = 0;  // requests the rate limit still admits
     std::optional<steady_time> bucket_filled_;
 
     std::atomic<std::uint64_t> purchases_requests_{0}, orders_requests_{0}, token_requests_{0},
-        signature_failures_{0}, rate_limited_{0};
+        signature_failures_{0}, rate_limited_{0}, throttled_{0}, project_requests_{0};
 };
 
 }  // namespace subsync::emulator::detail

@@ -3,9 +3,9 @@
 // (GET /v1.0/apigw/purchases/groups), the SecMaster "purchased resources" listing
 // (GET /v1/subscriptions/orders) and IAM token issuing (POST /v3/auth/tokens) over HTTPS or HTTP
 // on 127.0.0.1, with X-Auth-Token and AK/SK (SDK-HMAC-SHA256) authentication, a rate limit and
-// switchable faults. It shares no request-building code with the client: AK/SK verification
-// rebuilds the canonical request from the headers as received, and borrows only the signer's
-// primitives (encoding, SHA-256, HMAC), which are pinned by the official vectors.
+// switchable faults. It shares no code with the client: AK/SK verification rebuilds the canonical
+// request from the headers as received with its own canonicalisation (src/aksk.cpp), pinned by
+// the official vectors in emulator_signing_test.
 // Asio/Beast stay out of this header (pimpl).
 
 #include <chrono>
@@ -87,6 +87,31 @@ enum class malformation {
     truncated_json,  ///< the JSON cut in half, Content-Length matching what is sent
     not_json,        ///< an HTML error page (text/html), still status 200
     wrong_type,      ///< purchases: every "quota_left" a string; orders: every "create_time" a string
+    null_list,       ///< purchases: "purchases":null (total kept); orders: {"resources":null}
+    null_entry,      ///< orders: the first region/project entry's "resources" is null; purchases: as null_list
+    error_body,      ///< status 200 whose body is an error: {"error_code":"APIG.0201"|"SecMaster.20050001",...}
+    duplicate_key,   ///< the list key twice, empty first: {"resources":[],"resources":[...real...]}
+};
+
+/// How the purchases' order_time/start_time/expire_time (and the orders' create_time/expire_time,
+/// normally epoch ms) are served; set_time_style().
+enum class time_style {
+    as_is,      ///< the dataset's values, unchanged
+    zone_less,  ///< "2020-08-03T13:09:13" (meaning UTC)
+    spaced,     ///< "2020-08-03 13:09:13" (meaning UTC)
+    blank,      ///< ""
+};
+
+/// What an IAM outage does to POST /v3/auth/tokens; iam_outage().
+enum class outage_kind {
+    status_503,        ///< 503 with IAM's error body
+    close_connection,  ///< the request is read and the connection closed unanswered
+};
+
+/// An IAM project, for GET /v3/projects?name=...; set_projects().
+struct project {
+    std::string name;  ///< the region name, e.g. "cn-north-4"
+    std::string id;
 };
 
 /// How a server listens and behaves.
@@ -121,6 +146,8 @@ struct stats {
     std::uint64_t token_requests = 0;      ///< requests on /v3/auth/tokens (any method, any outcome)
     std::uint64_t signature_failures = 0;  ///< AK/SK requests refused by verification (not those refused by a lock)
     std::uint64_t rate_limited = 0;        ///< requests refused by options::max_rps
+    std::uint64_t throttled = 0;           ///< requests refused by throttle_window()
+    std::uint64_t project_requests = 0;    ///< requests on /v3/projects (any outcome)
 };
 
 /// The fake cloud: one io_context on its own thread, bound to 127.0.0.1. What the gateway itself
@@ -192,7 +219,59 @@ public:
     void malform_orders(malformation kind);
 
     /// Removes every fault and a pending change_dataset_after_page(); requests already stalled stay so.
+    /// Also removes the echo_secrets_*() faults; the modes below stay as set.
     void clear_faults();
+
+    // Modes: how real Huawei Cloud and broken gateways differ from the documents. Thread-safe; each
+    // stays until set again (a count of 0 or an empty optional turns it off).
+
+    /// Serves the time fields in `style`: every item when `item` is empty, else only the purchase of
+    /// dataset index `item` and the orders resource of index `item` (counted across all entries).
+    /// Orders' epoch-ms create_time/expire_time become strings in that style (blank: "").
+    void set_time_style(time_style style, std::optional<std::size_t> item = std::nullopt);
+    /// The gateway serves at most `n` purchases per page whatever page_size asks (0 = no cap): `size`
+    /// is what was served and `total` stays true, pages counted in units of `n`.
+    void max_page_size(std::size_t n);
+    /// `total` says `t` on every purchases page; pages past the real data come back with
+    /// "purchases":[] (size 0). Empty: the true total.
+    void lying_total(std::optional<std::uint64_t> t);
+    /// Purchase of dataset index `index` is served with "quota_left":"12" (a string); the rest intact.
+    void unreadable_purchase(std::optional<std::size_t> index);
+    /// Orders resource of index `index` (counted across all entries) is served with
+    /// "resource_size":"x"; the rest intact.
+    void unreadable_resource(std::optional<std::size_t> index);
+    /// APIG-style throttling: at most `max_requests` per fixed `window` on each listing path (the
+    /// window starts with its first request); above it 429 APIG.0308 "...policy user over
+    /// ratelimit,limit:N,time:1 minute" with no Retry-After, counted in stats::throttled.
+    /// max_requests 0 turns it off.
+    void throttle_window(unsigned max_requests, std::chrono::milliseconds window);
+    /// The next `n` POST /v3/auth/tokens fail as `kind`, then IAM works again.
+    void iam_outage(unsigned n, outage_kind kind = outage_kind::status_503);
+    /// The projects GET /v3/projects?name=REGION lists (IAM; token or AK/SK, verified as the gateway).
+    /// Default: none, so every lookup answers an empty list.
+    void set_projects(std::vector<project> projects);
+    /// AK/SK-signed listing requests must carry X-Project-Id equal to `id`: missing → 401 APIG.0301,
+    /// another id → 403 APIG.0302. Empty: not required. Token requests are not affected.
+    void require_project_id(std::optional<std::string> id);
+    /// Strict mode: listing requests without `Content-Type: application/json` (parameters after ';'
+    /// allowed) get 400 APIG.0201. The real gateway is lenient; this proves the client sends it.
+    void require_content_type(bool on);
+    /// The next `n` answers on the listings are followed by an abrupt close of their connection (TCP
+    /// FIN without TLS close_notify, whatever keep-alive said): the client's next request on that
+    /// connection meets EOF / stream_truncated.
+    void close_without_notify(unsigned n);
+    /// Every answer (empty `n`) or the next `n` answers are preceded by an interim
+    /// "HTTP/1.1 100 Continue" response. 0 turns it off.
+    void interim_continue(std::optional<unsigned> n);
+    /// Purchases page `page_no` answers 401 APIG.1002 whose error_msg copies the credentials the
+    /// request carried (the X-Auth-Token value, or the whole Authorization header), as broken
+    /// gateways do; until clear_faults().
+    void echo_secrets_page(int page_no);
+    /// echo_secrets_page() for the orders listing.
+    void echo_secrets_orders();
+    /// POST /v3/auth/tokens answers 401 with IAM's error body whose message copies the request body
+    /// (user name and password included); until clear_faults().
+    void echo_secrets_iam();
 
     /// Makes every token issued so far expired: its next use gets 401 APIG.0301 "The token expires.".
     /// Tokens issued afterwards are fresh. The fixed options::token is not affected.
