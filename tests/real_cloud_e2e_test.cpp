@@ -136,29 +136,22 @@ std::vector<std::pair<fs::path, std::string>> files_under(const fs::path& root) 
 
 // §1 Times ------------------------------------------------------------------------------------
 
-TEST_F(RealCloud, ZoneLessTimesAreReadAsUtc) {
-    start(emulator::dataset::seeds());
-    emu_->set_time_style(emulator::time_style::zone_less);
-    auto r = sync(config());
-    ASSERT_EQ(r.exit_code, 0) << r.err;
-    EXPECT_EQ(count(std::string("SELECT expire_time FROM purchased_groups WHERE id = '") + seed_purchase + "'"),
-              seed_expire_ms);
-    // The orders' epoch ms came as "2025-12-10T06:50:00": the same instant.
-    EXPECT_EQ(count("SELECT COUNT(*) FROM subscription_resources WHERE create_time = 1765349400000"), 2);
-    const auto json = test::read_file(dir_ / "exports" / "latest" / "purchased_groups.json");
-    EXPECT_NE(json.find("\"2019-01-01T00:00:00Z\""), std::string::npos) << json.substr(0, 600);
-}
-
-TEST_F(RealCloud, SpacedTimesAreReadAsUtc) {
-    start(emulator::dataset::seeds());
-    emu_->set_time_style(emulator::time_style::spaced);
-    auto r = sync(config());
-    ASSERT_EQ(r.exit_code, 0) << r.err;
-    EXPECT_EQ(count(std::string("SELECT expire_time FROM purchased_groups WHERE id = '") + seed_purchase + "'"),
-              seed_expire_ms);
-    EXPECT_EQ(count("SELECT COUNT(*) FROM subscription_resources WHERE create_time = 1765349400000"), 2);
-    const auto json = test::read_file(dir_ / "exports" / "latest" / "purchased_groups.json");
-    EXPECT_NE(json.find("\"2019-01-01T00:00:00Z\""), std::string::npos) << json.substr(0, 600);
+// Zone-less ("2019-01-01T00:00:00") and spaced ("2019-01-01 00:00:00") times are UTC, as the
+// official SDKs read them: stored as the same instant, exported with `Z`.
+TEST_F(RealCloud, ZoneLessAndSpacedTimesAreReadAsUtc) {
+    for (const auto style : {emulator::time_style::zone_less, emulator::time_style::spaced}) {
+        SCOPED_TRACE(style == emulator::time_style::zone_less ? "zone-less" : "spaced");
+        start(emulator::dataset::seeds());
+        emu_->set_time_style(style);
+        auto r = sync(config());
+        ASSERT_EQ(r.exit_code, 0) << r.err;
+        EXPECT_EQ(count(std::string("SELECT expire_time FROM purchased_groups WHERE id = '") + seed_purchase + "'"),
+                  seed_expire_ms);
+        // The orders' epoch ms came as "2025-12-10T06:50:00": the same instant.
+        EXPECT_EQ(count("SELECT COUNT(*) FROM subscription_resources WHERE create_time = 1765349400000"), 2);
+        const auto json = test::read_file(dir_ / "exports" / "latest" / "purchased_groups.json");
+        EXPECT_NE(json.find("\"2019-01-01T00:00:00Z\""), std::string::npos) << json.substr(0, 600);
+    }
 }
 
 TEST_F(RealCloud, BlankTimesAreStoredAsNull) {

@@ -70,6 +70,36 @@ TEST(TokenBucket, ZeroRateIsUnlimited) {
     for (int i = 0; i < 100; ++i) EXPECT_EQ(b.reserve({}), 0ns);
 }
 
+// Issue 14 §5: a 429 halves the rate (once per burst), successes raise it back to the ceiling.
+TEST(AdaptiveRate, HalvesOncePerBurstAndRecoversToTheCeiling) {
+    using clock = std::chrono::steady_clock;
+    const clock::time_point t0{};
+    adaptive_rate r(20);
+    EXPECT_EQ(r.rate(), 20);
+    r.throttle(t0 + std::chrono::seconds(10));
+    EXPECT_EQ(r.rate(), 10);
+    r.throttle(t0 + std::chrono::seconds(10) + std::chrono::milliseconds(300));
+    EXPECT_EQ(r.rate(), 10) << "the 429s of one burst are one signal";
+    r.throttle(t0 + std::chrono::seconds(12));
+    EXPECT_EQ(r.rate(), 5);
+    for (int i = 0; i < 100; ++i) r.success();
+    EXPECT_EQ(r.rate(), 20) << "never above the configured rate";
+    for (int i = 0; i < 20; ++i) r.throttle(t0 + std::chrono::seconds(20 + 2 * i));
+    EXPECT_EQ(r.rate(), adaptive_rate::floor);
+}
+
+TEST(AdaptiveRate, UnlimitedStartsFromTheObservedRateAndReturnsToUnlimited) {
+    using clock = std::chrono::steady_clock;
+    const clock::time_point t0{};
+    adaptive_rate r(0);
+    for (int i = 0; i < 40; ++i) r.sent(t0 + std::chrono::milliseconds(25 * i));  // 40/s for a second
+    r.sent(t0 + std::chrono::milliseconds(1000));
+    r.throttle(t0 + std::chrono::milliseconds(1001));
+    EXPECT_NEAR(r.rate(), 20, 1) << "half of what was sent over the last second";
+    for (int i = 0; i < 200 && r.rate() > 0; ++i) r.success();
+    EXPECT_EQ(r.rate(), 0) << "far past the throttled rate: unlimited again";
+}
+
 TEST(Proxy, NoProxyMatchesHostsAndDomains) {
     proxy_settings p{"http://proxy.corp:3128", "localhost, .internal.example.com,10.0.0.1"};
     struct proxy_case {

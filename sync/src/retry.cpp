@@ -64,6 +64,10 @@ void adaptive_rate::sent(clock::time_point now) noexcept {
 }
 
 void adaptive_rate::throttle(clock::time_point now) noexcept {
+    // The 429s of one burst (every worker hitting the same exhausted window) are one signal:
+    // halve once per second at most, or the rate would fall to the floor in one window.
+    if (throttled_at_ > 0 && now - last_throttle_ < std::chrono::seconds(1)) return;
+    last_throttle_ = now;
     double from = rate_;
     if (from <= 0) {
         const double span = std::chrono::duration<double>(now - window_start_).count();
@@ -76,7 +80,7 @@ void adaptive_rate::throttle(clock::time_point now) noexcept {
 
 void adaptive_rate::success() noexcept {
     if (rate_ <= 0) return;
-    rate_ += 0.1;
+    rate_ += std::max(0.1, rate_ / 20);  // +5 %: back to twice the rate in ~14 answers
     if (ceiling_ > 0) rate_ = std::min(rate_, ceiling_);
     else if (rate_ > 4 * throttled_at_) rate_ = 0;  // long past the throttle: unlimited again
 }

@@ -30,8 +30,9 @@ struct retry_policy {
 [[nodiscard]] bool retryable_status(unsigned status) noexcept;
 
 /// A request rate that adapts to throttling: `ceiling` requests per second at
-/// most (0 = no ceiling), halved on each throttle() and raised by a tenth of a
-/// request per second on each success(). Pure; time is a parameter.
+/// most (0 = no ceiling), halved by throttle() (once per second at most: the 429s
+/// of one burst are one signal) and raised 5 % (at least 0.1/s) by each
+/// success(). Pure; time is a parameter.
 class adaptive_rate {
 public:
     using clock = std::chrono::steady_clock;
@@ -56,6 +57,7 @@ private:
     double ceiling_;
     double rate_;
     double throttled_at_ = 0;  ///< the rate when last throttled (0 = never)
+    clock::time_point last_throttle_{};
     clock::time_point window_start_{};
     int sent_in_window_ = 0;
     double last_window_rate_ = 0;
