@@ -6,7 +6,12 @@
 #include "support/emulated_cloud.hpp"
 #include "support/test_support.hpp"
 
+#include <subsync/config/load.hpp>
 #include <subsync/emulator/server.hpp>
+#include <subsync/sync/engine.hpp>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
 
 #include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Statement.h>
@@ -456,6 +461,65 @@ TEST_F(RealCloud, EchoedIamPasswordReachesNoOutputNorFile) {
     auto r = sync(cfg);
     EXPECT_EQ(r.exit_code, 1) << r.err;
     expect_nowhere(dir_.path(), r, password);
+}
+
+}  // namespace
+}  // namespace subsync
+
+namespace subsync {
+namespace {
+
+// Issue 14 §6: an IAM outage longer than one round's retries fails that round, and the next
+// round of the same long-lived engine (as `subsyncd run` keeps it) asks IAM again and succeeds.
+TEST(RealCloudRounds, IamFailureIsForgottenByTheNextRound) {
+    test::temp_dir dir;
+    emulator::options opts;
+    opts.users = {{"ops", "rounds-password-1", "tenant"}};
+    auto emu = test::start_emulator(std::move(opts), emulator::dataset::generated(30, 3, 5), "rounds-token",
+                                    dir / "ca.pem");
+    config_spec spec;
+    spec.base_url = emu->base_url();
+    spec.ca_file = (dir / "ca.pem").string();
+    spec.extra_sync = "max_attempts = 2\nbackoff_base = \"10ms\"\nbackoff_max = \"20ms\"\n";
+    spec.auth = "type = \"password\"\niam_endpoint = \"" + emu->base_url() +
+                "\"\nuser = \"ops\"\ndomain = \"tenant\"\npassword_env = \"ROUNDS_PASSWORD\"\nproject = \"cn-north-4\"\n";
+    auto cfg = config::load_config(test::write_config(dir, spec));
+    ASSERT_TRUE(cfg) << cfg.error().message;
+    config::environment env;
+    env.lookup = [](const std::string& name) -> std::optional<std::string> {
+        if (name == "ROUNDS_PASSWORD") return "rounds-password-1";
+        return std::nullopt;
+    };
+    env.credentials_dir = [] { return std::optional<std::filesystem::path>(); };
+    sync::snapshot_store store(cfg->storage.database);
+    boost::asio::io_context io;
+    // The real wall clock: IAM's token expiry is in real time.
+    sync::sync_engine engine(io.get_executor(), *cfg, store, env, [] {
+        return std::chrono::duration_cast<std::chrono::milliseconds>(
+                   std::chrono::system_clock::now().time_since_epoch())
+            .count();
+    });
+    auto round = [&] {
+        std::optional<sync::sync_report> report;
+        boost::asio::co_spawn(io, engine.run(), [&](std::exception_ptr e, sync::sync_report r) {
+            if (e) std::rethrow_exception(e);
+            report = std::move(r);
+        });
+        io.restart();
+        io.run();
+        return std::move(*report);
+    };
+
+    emu->iam_outage(4);  // more than one round's two attempts, shared by both sources
+    const auto first = round();
+    EXPECT_FALSE(first.all_ok());
+    const auto during = emu->get_stats().token_requests;
+    EXPECT_LE(during, 4u) << "one round never retries authentication in a loop";
+
+    emu->iam_outage(0);
+    const auto second = round();
+    EXPECT_TRUE(second.all_ok()) << (second.runs.empty() ? "" : second.runs[0].error);
+    EXPECT_GT(emu->get_stats().token_requests, during) << "the next round asked IAM again";
 }
 
 }  // namespace
