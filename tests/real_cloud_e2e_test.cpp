@@ -392,6 +392,33 @@ TEST_F(RealCloud, TlsClosedWithoutCloseNotifyOnKeptAliveConnectionsIsRetried) {
     EXPECT_EQ(count("SELECT COUNT(*) FROM purchased_groups WHERE removed_at IS NULL"), 200);
 }
 
+// §7 A resource that disappears before its expire_time ---------------------------------------
+
+TEST_F(RealCloud, ResourceGoneBeforeItsExpiryAlertsWhenEnabled) {
+    const auto orders = [](bool both) {
+        std::string r = R"({"resources":[{"region_id":"cn-north-4","project_id":"p1","resources":[)";
+        if (both) r += R"({"resource_id":"gone-early","resource_type":"hss","expire_time":4102444800000},)";
+        return r + R"({"resource_id":"stays","resource_type":"hss","expire_time":4102444800000}]}]})";
+    };
+    auto data = emulator::dataset::generated(5, 0, 5);
+    data.orders_json = orders(true);
+    start(data);
+    config_spec spec;
+    spec.extra_tables = "[alerts]\nenabled_kinds = [\"removed_early\"]\n";
+    const auto cfg = config(spec);
+    ASSERT_EQ(sync(cfg).exit_code, 0);
+    EXPECT_EQ(count("SELECT COUNT(*) FROM alerts WHERE kind = 'removed_early'"), 0);
+
+    data.orders_json = orders(false);
+    emu_->set_dataset(data);
+    auto r = sync(cfg);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(count("SELECT COUNT(*) FROM alerts WHERE kind = 'removed_early' AND state = 'firing' AND "
+                    "item_key = 'cn-north-4/p1/gone-early'"),
+              1);
+    EXPECT_EQ(count("SELECT COUNT(*) FROM alerts WHERE kind = 'removed_early'"), 1) << "only the one that left";
+}
+
 // Echoed secrets (issue 15, acceptance 1) -----------------------------------------------------
 
 // Every text a run leaves: stdout, stderr, the database and its WAL, every exported file.
