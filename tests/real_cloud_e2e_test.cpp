@@ -314,6 +314,14 @@ TEST_F(RealCloud, WindowedThrottlingWithoutRetryAfterFinishes) {
     EXPECT_EQ(r.exit_code, 0) << r.err;
     EXPECT_GT(emu_->get_stats().throttled, 0u) << "the window was reached";
     EXPECT_EQ(count("SELECT COUNT(*) FROM purchased_groups WHERE removed_at IS NULL"), 1010);
+    // The summary says how throttled each source was.
+    simdjson::dom::parser parser;
+    simdjson::dom::element summary;
+    ASSERT_FALSE(parser.parse(r.out).get(summary)) << r.out;
+    std::int64_t throttled = 0;
+    for (simdjson::dom::element run : summary["runs"].get_array()) throttled += run["throttled"].get_int64().value();
+    EXPECT_GT(throttled, 0) << r.out;
+    EXPECT_LE(static_cast<std::uint64_t>(throttled), emu_->get_stats().throttled) << r.out;
 }
 
 // §6 Authentication ---------------------------------------------------------------------------
