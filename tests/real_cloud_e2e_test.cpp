@@ -9,6 +9,7 @@
 #include <subsync/config/load.hpp>
 #include <subsync/emulator/server.hpp>
 #include <subsync/sync/engine.hpp>
+#include <subsync/sync/http_client.hpp>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
@@ -555,6 +556,44 @@ TEST(RealCloudRounds, IamFailureIsForgottenByTheNextRound) {
     const auto second = round();
     EXPECT_TRUE(second.all_ok()) << (second.runs.empty() ? "" : second.runs[0].error);
     EXPECT_GT(emu->get_stats().token_requests, during) << "the next round asked IAM again";
+}
+
+}  // namespace
+}  // namespace subsync
+
+namespace subsync {
+namespace {
+
+// Issue 15 §3: a header value with CR or LF (a secret file holding "tok\r\nX-Injected: evil")
+// is refused before anything is written, naming the header and never its value.
+TEST(HeaderInjection, ControlCharactersInAHeaderAreNeverWritten) {
+    test::temp_dir dir;
+    auto emu = test::start_emulator({}, emulator::dataset::generated(3, 1, 5), "injection-token", dir / "ca.pem");
+    config::tls_config tls;
+    tls.ca_file = dir / "ca.pem";
+    auto ep = config::parse_endpoint(emu->base_url());
+    ASSERT_TRUE(ep);
+    boost::asio::io_context io;
+    sync::http_connection conn(io.get_executor(), *ep, sync::make_tls_context(tls), std::chrono::seconds(5));
+    const std::string bad_values[] = {"injection-token\r\nX-Injected: evil", std::string("tok\0en", 6), "tok\nen"};
+    for (const auto& bad : bad_values) {
+        sync::http_request req;
+        req.target = "/v1.0/apigw/purchases/groups";
+        req.headers.push_back({"X-Auth-Token", bad});
+        std::optional<sync::result<sync::http_response>> out;
+        boost::asio::co_spawn(io, conn.send(req), [&](std::exception_ptr e, sync::result<sync::http_response> r) {
+            if (e) std::rethrow_exception(e);
+            out = std::move(r);
+        });
+        io.restart();
+        io.run();
+        ASSERT_TRUE(out);
+        ASSERT_FALSE(*out) << "status " << (*out)->status;
+        EXPECT_NE(out->error().message.find("refused to send header \"X-Auth-Token\""), std::string::npos)
+            << out->error().message;
+        EXPECT_EQ(out->error().message.find("evil"), std::string::npos) << "never the value";
+    }
+    EXPECT_EQ(emu->get_stats().requests, 0u) << "nothing reached the server";
 }
 
 }  // namespace
