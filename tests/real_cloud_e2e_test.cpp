@@ -16,6 +16,7 @@
 
 #include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Statement.h>
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <regex>
@@ -426,6 +427,23 @@ TEST_F(RealCloud, ResourceGoneBeforeItsExpiryAlertsWhenEnabled) {
                     "item_key = 'cn-north-4/p1/gone-early'"),
               1);
     EXPECT_EQ(count("SELECT COUNT(*) FROM alerts WHERE kind = 'removed_early'"), 1) << "only the one that left";
+}
+
+// Many accounts: sync.source_concurrency bounds the sources in flight (issue 19 §1).
+TEST_F(RealCloud, SourcesInFlightAreBoundedBySourceConcurrency) {
+    start(emulator::dataset::generated(60, 4, 5));
+    config_spec spec;
+    spec.page_size = 20;
+    spec.concurrency = 1;
+    spec.extra_sync = "source_concurrency = 1\n";
+    for (const char* name : {"second", "third"})
+        spec.extra_tables += fmt::format("\n[[account]]\nname = \"{}\"\napig_endpoint = \"{}\"\nsecmaster_endpoint = "
+                                         "\"{}\"\n[account.auth]\ntoken_env = \"SUBSYNC_TEST_TOKEN\"\n",
+                                         name, emu_->base_url(), emu_->base_url());
+    auto r = sync(config(spec));
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(count("SELECT COUNT(*) FROM sync_runs WHERE status = 'ok'"), 6) << "three accounts, two sources each";
+    EXPECT_EQ(emu_->get_stats().max_in_flight, 1u) << "one source at a time, one page at a time";
 }
 
 // Echoed secrets (issue 15, acceptance 1) -----------------------------------------------------

@@ -84,7 +84,7 @@ void read_sync(const table_reader& root, sync_config& out) {
     const table_reader r(*t, "sync",
                          {"interval", "page_size", "concurrency", "timeout", "source_timeout", "max_attempts",
                           "backoff_base", "backoff_max", "rate_limit", "rate_burst", "body_limit_mib", "proxy",
-                          "no_proxy", "jitter", "max_pages"},
+                          "no_proxy", "jitter", "max_pages", "source_concurrency"},
                          root.report());
     r.duration("interval", std::chrono::seconds(10), std::nullopt, out.interval);
     // Half the interval at most, so two syncs are always at least interval / 2 apart.
@@ -93,6 +93,7 @@ void read_sync(const table_reader& root, sync_config& out) {
     r.integer("page_size", 1, 500, out.page_size);  // 500: the API's maximum page size
     r.integer("concurrency", 1, 64, out.concurrency);
     r.integer("max_pages", 1, 1'000'000, out.max_pages);
+    r.integer("source_concurrency", 1, 1024, out.source_concurrency);
     r.duration("timeout", milliseconds(100), std::chrono::minutes(10), out.timeout);
     r.duration("source_timeout", milliseconds(100), std::chrono::hours(24), out.source_timeout);
     r.integer("max_attempts", 1, 20, out.max_attempts);

@@ -61,7 +61,11 @@ public:
             jobs.push_back({&a, source_kind::subscriptions});
         }
         report_.runs.resize(jobs.size());
-        co_await detail::run_all(net_.ex, jobs.size(), [&](std::size_t i) { return run_job(jobs[i], report_.runs[i]); });
+        // At most sync.source_concurrency sources in flight, so memory and connections do not grow
+        // with the number of accounts; each worker takes the next job when its own is done.
+        std::size_t next = 0;
+        const auto workers = std::min(jobs.size(), static_cast<std::size_t>(cfg_.sync.source_concurrency));
+        co_await detail::run_all(net_.ex, workers, [&](std::size_t) { return drain(jobs, next); });
         if (cfg_.storage.history_days > 0 && !opts_.dry_run) {
             const auto p = store_.prune(now_() - std::int64_t{cfg_.storage.history_days} * 86'400'000);
             if (p.changes + p.runs + p.samples + p.removed_items + p.alerts > 0)
@@ -73,6 +77,13 @@ public:
     }
 
 private:
+    asio::awaitable<void> drain(const std::vector<job>& jobs, std::size_t& next) {
+        while (next < jobs.size()) {
+            const std::size_t i = next++;
+            co_await run_job(jobs[i], report_.runs[i]);
+        }
+    }
+
     retry_policy retries() const { return {cfg_.sync.max_attempts, cfg_.sync.backoff_base, cfg_.sync.backoff_max}; }
 
     asio::awaitable<void> run_job(job j, run_record& out) {

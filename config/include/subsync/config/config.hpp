@@ -99,6 +99,9 @@ struct sync_config {
     /// Pages one listing may fetch, whatever its `total` says: a listing that needs more is
     /// fetched this far and left incomplete (a `total` of 10^9 is not 10^7 requests).
     int max_pages = 10'000;
+    /// (account, source) pairs synced at once; the rest wait their turn, so memory and
+    /// connections stay bounded however many accounts the file lists.
+    int source_concurrency = 16;
     std::chrono::milliseconds timeout{std::chrono::seconds(30)};  ///< per request, every step included
     std::chrono::milliseconds source_timeout{std::chrono::minutes(15)};  ///< a whole source, retries included
     int max_attempts = 5;  ///< per request, the first included; 1 = no retries
