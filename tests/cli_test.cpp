@@ -121,6 +121,14 @@ TEST(Cli, CheckConfigSaysWhereItLookedForAMissingCredential) {
         << r.err;
 }
 
+TEST(Cli, HelpListsEveryExitCode) {
+    auto help = run_subsyncd({"--help"});
+    EXPECT_EQ(help.exit_code, 0);
+    for (const char* code : {"0 ok", "1 a source failed", "2 bad config or usage", "3 every source answered",
+                             "4 another subsyncd\nholds the database"})
+        EXPECT_NE(help.out.find(code), std::string::npos) << code << " in " << help.out;
+}
+
 TEST(Cli, HelpAndVersionExitZero) {
     auto help = run_subsyncd({"--help"});
     EXPECT_EQ(help.exit_code, 0);

@@ -40,9 +40,9 @@ int run_cli(int argc, char** argv) {
     CLI::App app{
         "subsyncd keeps a local SQLite record of what a Huawei Cloud tenant has bought (purchased API groups\n"
         "and subscription resources), with change history and CSV/JSON exports.\n\n"
-        "Exit codes: 0 ok; 1 a source failed (the snapshot keeps its last good state); 2 bad config or usage,\n"
-        "or another subsyncd holds the database; 3 every source answered but a listing did not add up\n"
-        "(applied without removals).\n"
+        "Exit codes: 0 ok; 1 a source failed (the snapshot keeps its last good state); 2 bad config or usage;\n"
+        "3 every source answered but a listing did not add up (applied without removals); 4 another subsyncd\n"
+        "holds the database (run: still, after waiting daemon.lock_wait).\n"
         "The config file is --config, else $SUBSYNC_CONFIG, else /etc/subsync/subsync.toml (docs/configuration.md).",
         "subsyncd"};
     app.set_version_flag("--version", "subsyncd " SUBSYNC_VERSION);
@@ -62,6 +62,7 @@ int run_cli(int argc, char** argv) {
     auto* run_cmd =
         app.add_subcommand("run",
                            "the daemon: sync at start, then every sync.interval (with jitter) until SIGTERM;\n"
+                           "waits up to daemon.lock_wait (60s) for a one-shot sync's database lock;\n"
                            "SIGUSR1 syncs now, SIGHUP reloads the config (docs/operations.md)");
     add_config(run_cmd);
 
@@ -75,7 +76,7 @@ int run_cli(int argc, char** argv) {
     sync_cmd->add_option("--summary", summary, "text (default) | json: one JSON object on stdout, for scripts")
         ->check(CLI::IsMember({"text", "json"}));
     sync_cmd->add_flag("--wait", once_opts.wait,
-                       "if the daemon (or another sync) holds the database, wait for it instead of exiting 2");
+                       "if the daemon (or another sync) holds the database, wait for it instead of exiting 4");
     add_config(sync_cmd);
 
     auto* check_cmd = app.add_subcommand(
