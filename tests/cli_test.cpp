@@ -2,7 +2,10 @@
 
 #include "support/test_support.hpp"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
+
+#include <filesystem>
 
 namespace subsync {
 namespace {
@@ -66,6 +69,64 @@ TEST(Cli, MissingConfigFileSaysWhich) {
     auto r = run_subsyncd({"check-config", "--config", (dir / "nope.toml").string()});
     EXPECT_EQ(r.exit_code, 2);
     EXPECT_NE(r.err.find((dir / "nope.toml").string()), std::string::npos) << r.err;
+}
+
+// The shipped config names token_credential = "subsync_prod-token". The documented
+// `subsyncd check-config` runs outside the unit (no $CREDENTIALS_DIRECTORY): it reads the
+// credential where LoadCredential= would, or from --credentials-dir, and says which.
+TEST(Cli, CheckConfigOfTheShippedConfigReadsCredentialsDir) {
+    const std::string secret_value = "tok-shipped-5e1d";
+    temp_dir creds;
+    test::write_file(creds / "subsync_prod-token", secret_value + "\n");
+    auto r = run_subsyncd({"check-config", "--config", SUBSYNC_SHIPPED_CONFIG, "--credentials-dir", creds.path().string()});
+    EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+    EXPECT_NE(r.out.find(fmt::format("account[0].auth.token: credential \"subsync_prod-token\" from {} (--credentials-dir {})",
+                                     (creds / "subsync_prod-token").string(), creds.path().string())),
+              std::string::npos)
+        << r.out;
+    EXPECT_NE(r.out.find(": ok (1 account"), std::string::npos) << r.out;
+    EXPECT_EQ((r.out + r.err).find(secret_value), std::string::npos) << "the value is never printed";
+
+    // --credentials-dir wins over $CREDENTIALS_DIRECTORY; an empty file is still an error.
+    temp_dir empty;
+    test::write_file(empty / "subsync_prod-token", "\n");
+    r = run_subsyncd({"check-config", "--config", SUBSYNC_SHIPPED_CONFIG, "--credentials-dir", empty.path().string()},
+                     {{"CREDENTIALS_DIRECTORY", creds.path().string()}});
+    EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+    EXPECT_NE(r.err.find(fmt::format("account[0].auth.token_credential: {} is empty",
+                                     (empty / "subsync_prod-token").string())),
+              std::string::npos)
+        << r.err;
+
+    // Under the unit: $CREDENTIALS_DIRECTORY, named as such.
+    r = run_subsyncd({"check-config", "--config", SUBSYNC_SHIPPED_CONFIG}, {{"CREDENTIALS_DIRECTORY", creds.path().string()}});
+    EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+    EXPECT_NE(r.out.find("account[0].auth.token: credential \"subsync_prod-token\" in $CREDENTIALS_DIRECTORY"),
+              std::string::npos)
+        << r.out;
+}
+
+TEST(Cli, CheckConfigSaysWhereItLookedForAMissingCredential) {
+    for (const char* p : {"/etc/subsync/credentials/prod-token", "/etc/credstore/subsync_prod-token",
+                          "/run/credstore/subsync_prod-token"}) {
+        std::error_code ec;
+        if (std::filesystem::exists(p, ec) || ec) GTEST_SKIP() << p << " exists or is hidden on this host";
+    }
+    auto r = run_subsyncd({"check-config", "--config", SUBSYNC_SHIPPED_CONFIG});
+    EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+    EXPECT_NE(r.err.find("account[0].auth.token_credential: no file for credential \"subsync_prod-token\"; looked in "
+                         "/etc/subsync/credentials/prod-token, /etc/credstore/subsync_prod-token, "
+                         "/run/credstore/subsync_prod-token (give the directory with --credentials-dir DIR)"),
+              std::string::npos)
+        << r.err;
+}
+
+TEST(Cli, HelpListsEveryExitCode) {
+    auto help = run_subsyncd({"--help"});
+    EXPECT_EQ(help.exit_code, 0);
+    for (const char* code : {"0 ok", "1 a source failed", "2 bad config or usage", "3 every source answered",
+                             "4 another subsyncd\nholds the database"})
+        EXPECT_NE(help.out.find(code), std::string::npos) << code << " in " << help.out;
 }
 
 TEST(Cli, HelpAndVersionExitZero) {

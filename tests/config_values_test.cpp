@@ -2,11 +2,15 @@
 
 #include "support/config_fixtures.hpp"
 
+#include <subsync/config/credential_search.hpp>
 #include <subsync/config/load.hpp>
 #include <subsync/config/secret_source.hpp>
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
+
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdint>
 #include <string>
@@ -210,6 +214,91 @@ TEST_F(ResolveSecret, FailuresNameTheSourceNeverTheValue) {
         EXPECT_EQ(s.error(), c.expected);
         EXPECT_EQ(s.error().find(token_value), std::string::npos);
     }
+}
+
+// check-config outside the unit: where LoadCredential= would read a credential. The search list is
+// a value, so these cases stand in for /etc/subsync/credentials and /etc/credstore with temp dirs.
+class CredentialSearch : public TempDirTest {};
+
+TEST_F(CredentialSearch, FindsTheFirstLocationServingTheName) {
+    const fs::path unit_dir = dir_ / "etc-subsync-credentials";  // LoadCredential=subsync:DIR
+    const fs::path etc_store = dir_ / "etc-credstore";
+    const fs::path run_store = dir_ / "run-credstore";
+    for (const auto& d : {unit_dir, etc_store, run_store}) fs::create_directories(d);
+    write(fs::relative(unit_dir / "prod-token", dir_), "a\n");
+    write(fs::relative(etc_store / "subsync_prod-token", dir_), "shadowed\n");
+    write(fs::relative(etc_store / "subsync_both", dir_), "etc\n");
+    write(fs::relative(run_store / "subsync_both", dir_), "run\n");
+    write(fs::relative(run_store / "plain", dir_), "p\n");
+    write(fs::relative(unit_dir / "x", dir_), "named subsync_x only\n");
+    const std::vector<cfg::credential_location> search = {
+        {"subsync_", unit_dir, "unit"}, {"", etc_store, "etc"}, {"", run_store, "run"}};
+
+    struct located_case {
+        std::string name;
+        std::string credential;
+        std::optional<fs::path> file;  ///< nullopt: not found
+        std::string origin;
+    };
+    const std::vector<located_case> cases = {
+        {"UnitDirectoryDropsThePrefix", "subsync_prod-token", unit_dir / "prod-token", "unit"},
+        {"StoreWhenTheUnitDirectoryHasNone", "subsync_both", etc_store / "subsync_both", "etc"},
+        {"RunStoreLast", "plain", run_store / "plain", "run"},
+        {"PrefixAloneIsNoName", "subsync_", std::nullopt, ""},
+        {"FileNameWithoutPrefixIsNotTheUnitsName", "x", std::nullopt, ""},
+        {"Nowhere", "subsync_missing", std::nullopt, ""},
+    };
+    for (const auto& c : cases) {
+        SCOPED_TRACE(c.name);
+        const auto found = cfg::locate_credential(c.credential, search);
+        ASSERT_EQ(found.has_value(), c.file.has_value());
+        if (!found) continue;
+        EXPECT_EQ(found->file, *c.file);
+        EXPECT_EQ(found->origin, c.origin);
+        EXPECT_TRUE(found->accessible);
+    }
+}
+
+TEST_F(CredentialSearch, ARootOnlyDirectoryIsReportedNotSkipped) {
+    if (::geteuid() == 0) GTEST_SKIP() << "root may look into any directory";
+    const fs::path locked = dir_ / "credentials";
+    fs::create_directories(locked);
+    write("store/subsync_t", "t\n");
+    ASSERT_EQ(::chmod(locked.c_str(), 0), 0);  // as /etc/subsync/credentials (0700 root) is to the subsync user
+    const auto found = cfg::locate_credential(
+        "subsync_t", {{"subsync_", locked, "unit"}, {"", dir_ / "store", "store"}});
+    ::chmod(locked.c_str(), 0700);
+    ASSERT_TRUE(found);
+    EXPECT_EQ(found->file, locked / "t") << "systemd would read the unit's directory first";
+    EXPECT_FALSE(found->accessible);
+}
+
+TEST(CredentialSearchDefaults, AreTheUnitsDirectoryThenTheStores) {
+    const auto search = cfg::default_credential_search();
+    ASSERT_EQ(search.size(), 3u);
+    EXPECT_EQ(search[0].prefix, "subsync_");
+    EXPECT_EQ(search[0].dir, "/etc/subsync/credentials");
+    EXPECT_EQ(search[1].dir, "/etc/credstore");
+    EXPECT_EQ(search[2].dir, "/run/credstore");
+    EXPECT_EQ(cfg::credentials_dir_location("/tmp/c").dir, "/tmp/c");
+    EXPECT_EQ(cfg::credentials_dir_location("/tmp/c").prefix, "");
+}
+
+TEST_F(CredentialSearch, ResolveSecretReadsTheFoundFileWithoutCredentialsDirectory) {
+    write("found", std::string(token_value) + "\n");
+    cfg::environment env = fake_environment({});
+    env.credential_file = [&](const std::string& name) -> std::optional<fs::path> {
+        if (name == "subsync_prod-token") return dir_ / "found";
+        return std::nullopt;
+    };
+    auto s = cfg::resolve_secret({"", "", "subsync_prod-token"}, "account[0].auth.token", env);
+    ASSERT_TRUE(s) << s.error();
+    EXPECT_EQ(s->reveal(), token_value);
+    auto missing = cfg::resolve_secret({"", "", "subsync_other"}, "account[0].auth.token", env);
+    ASSERT_FALSE(missing);
+    EXPECT_EQ(missing.error(),
+              "account[0].auth.token_credential: $CREDENTIALS_DIRECTORY is not set and no file for credential "
+              "\"subsync_other\" was found where LoadCredential= would read it");
 }
 
 TEST(Environment, ProcessReadsTheRealEnvironment) {

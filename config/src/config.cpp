@@ -188,8 +188,9 @@ bool loopback(const std::string& host) { return host.rfind("127.", 0) == 0 || ho
 void detail::read_daemon(const table_reader& root, daemon_config& out) {
     const toml::table* t = root.table("daemon");
     if (t == nullptr) return;
-    const table_reader r(*t, "daemon", {"grace", "log_level", "log_format"}, root.report());
+    const table_reader r(*t, "daemon", {"grace", "lock_wait", "log_level", "log_format"}, root.report());
     r.duration("grace", milliseconds(100), std::chrono::hours(1), out.grace);
+    r.duration("lock_wait", milliseconds(0), std::chrono::hours(1), out.lock_wait);
     if (auto level = r.string("log_level")) {
         if (*level == "debug") out.level = log_level::debug;
         else if (*level == "info") out.level = log_level::info;

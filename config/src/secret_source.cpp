@@ -51,6 +51,7 @@ environment environment::process() {
             if (v == nullptr || *v == '\0') return std::nullopt;
             return std::filesystem::path(v);
         },
+        {},
     };
 }
 
@@ -72,13 +73,19 @@ secret_result resolve_secret(const secret_ref& ref, std::string_view key, const 
 
     const std::string k = fmt::format("{}_credential", key);
     const std::optional<std::filesystem::path> dir = env.credentials_dir();
-    if (!dir)
+    if (!dir && !env.credential_file)
         return failure(fmt::format("{}: $CREDENTIALS_DIRECTORY is not set (is the unit missing LoadCredential=?)", k));
     // A credential is a plain name inside the directory; parse_config() enforces it, a
     // hand-built secret_ref might not.
     if (ref.credential.find('/') != std::string::npos || ref.credential == "." || ref.credential == "..")
         return failure(fmt::format("{}: \"{}\" is not a credential name (no '/')", k, ref.credential));
-    return from_file(*dir / ref.credential, k);
+    if (dir) return from_file(*dir / ref.credential, k);
+    const std::optional<std::filesystem::path> file = env.credential_file(ref.credential);
+    if (!file)
+        return failure(fmt::format("{}: $CREDENTIALS_DIRECTORY is not set and no file for credential \"{}\" was found "
+                                   "where LoadCredential= would read it",
+                                   k, ref.credential));
+    return from_file(*file, k);
 }
 
 }  // namespace subsync::config

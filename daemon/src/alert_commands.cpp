@@ -60,12 +60,12 @@ int list_alerts(SQLite::Database& db, const alerts_options& opts) {
                 sync::append_json_string(line, *v);
             }
             line += fmt::format(",\"since\":\"{}\",\"resolved_at\":", sync::format_iso8601(r.since));
-            line += r.resolved_at ? "\"" + sync::format_iso8601(*r.resolved_at) + "\"" : "null";
+            line += r.resolved_at ? fmt::format("\"{}\"", sync::format_iso8601(*r.resolved_at)) : "null";
             line += ",\"reason\":";
             if (r.reason.empty()) line += "null";
             else sync::append_json_string(line, r.reason);
             line += ",\"last_notified\":";
-            line += r.last_notified ? "\"" + sync::format_iso8601(*r.last_notified) + "\"" : "null";
+            line += r.last_notified ? fmt::format("\"{}\"", sync::format_iso8601(*r.last_notified)) : "null";
             line += fmt::format(",\"notifications\":{},\"summary\":", r.notifications);
             sync::append_json_string(line, r.summary);
             line += ",\"values\":" + (r.detail.empty() ? std::string("{}") : r.detail) + "}\n";

@@ -34,60 +34,15 @@ std::string config_path(const std::string& flag) {
     return default_config;
 }
 
-int cmd_check_config(const std::string& path) {
-    auto cfg = load_or_report(path);
-    if (!cfg) return exit_usage;
-    for (const auto& w : cfg->warnings) spdlog::warn("{}", w);
-    const auto env = config::environment::process();
-    int missing = 0;
-    for (std::size_t i = 0; i < cfg->accounts.size(); ++i) {
-        const auto& auth = cfg->accounts[i].auth;
-        // The secrets this account's auth type reads; an optional one only when configured.
-        std::vector<std::pair<const char*, const config::secret_ref*>> secrets;
-        switch (auth.type) {
-            case config::auth_type::token: secrets = {{"token", &auth.token}}; break;
-            case config::auth_type::password: secrets = {{"password", &auth.password}}; break;
-            case config::auth_type::aksk:
-                secrets = {{"ak", &auth.ak}, {"sk", &auth.sk}};
-                if (!auth.security_token.empty()) secrets.emplace_back("security_token", &auth.security_token);
-                break;
-        }
-        for (const auto& [name, ref] : secrets) {
-            auto s = config::resolve_secret(*ref, fmt::format("account[{}].auth.{}", i, name), env);
-            if (!s) {
-                fmt::print(stderr, "{}: {}\n", path, s.error());
-                ++missing;
-            }
-        }
-    }
-    if (missing > 0) return exit_usage;
-    // An AK/SK account that names its project but not its id: ask IAM now, as a sync would.
-    for (std::size_t i = 0; i < cfg->accounts.size(); ++i) {
-        const auto& a = cfg->accounts[i];
-        if (a.auth.type != config::auth_type::aksk || !a.auth.project_id.empty() || a.auth.project.empty()) continue;
-        auto id = sync::resolve_project_id(*cfg, i, env, wall_clock_now);
-        if (!id) {
-            fmt::print(stderr, "{}: account[{}] ({}): {}\n", path, i, a.name, id.error().message);
-            ++missing;
-        } else {
-            fmt::print("account[{}] ({}): project \"{}\" is project_id {}\n", i, a.name, a.auth.project, *id);
-        }
-    }
-    if (missing > 0) return exit_usage;
-    fmt::print("{}: ok ({} account{}, database {}, exports in {})\n", path, cfg->accounts.size(),
-               cfg->accounts.size() == 1 ? "" : "s", cfg->storage.database.string(), cfg->storage.export_dir.string());
-    return exit_ok;
-}
-
 }  // namespace
 
 int run_cli(int argc, char** argv) {
     CLI::App app{
         "subsyncd keeps a local SQLite record of what a Huawei Cloud tenant has bought (purchased API groups\n"
         "and subscription resources), with change history and CSV/JSON exports.\n\n"
-        "Exit codes: 0 ok; 1 a source failed (the snapshot keeps its last good state); 2 bad config or usage,\n"
-        "or another subsyncd holds the database; 3 every source answered but a listing did not add up\n"
-        "(applied without removals).\n"
+        "Exit codes: 0 ok; 1 a source failed (the snapshot keeps its last good state); 2 bad config or usage;\n"
+        "3 every source answered but a listing did not add up (applied without removals); 4 another subsyncd\n"
+        "holds the database (run: still, after waiting daemon.lock_wait).\n"
         "The config file is --config, else $SUBSYNC_CONFIG, else /etc/subsync/subsync.toml (docs/configuration.md).",
         "subsyncd"};
     app.set_version_flag("--version", "subsyncd " SUBSYNC_VERSION);
@@ -107,6 +62,7 @@ int run_cli(int argc, char** argv) {
     auto* run_cmd =
         app.add_subcommand("run",
                            "the daemon: sync at start, then every sync.interval (with jitter) until SIGTERM;\n"
+                           "waits up to daemon.lock_wait (60s) for a one-shot sync's database lock;\n"
                            "SIGUSR1 syncs now, SIGHUP reloads the config (docs/operations.md)");
     add_config(run_cmd);
 
@@ -120,10 +76,17 @@ int run_cli(int argc, char** argv) {
     sync_cmd->add_option("--summary", summary, "text (default) | json: one JSON object on stdout, for scripts")
         ->check(CLI::IsMember({"text", "json"}));
     sync_cmd->add_flag("--wait", once_opts.wait,
-                       "if the daemon (or another sync) holds the database, wait for it instead of exiting 2");
+                       "if the daemon (or another sync) holds the database, wait for it instead of exiting 4");
     add_config(sync_cmd);
 
-    auto* check_cmd = app.add_subcommand("check-config", "validate the config file and that every secret resolves");
+    auto* check_cmd = app.add_subcommand(
+        "check-config",
+        "validate the config file and that every secret resolves, saying where each comes from (never its\n"
+        "value). Outside the unit, X_credential names are read where LoadCredential= would:\n"
+        "/etc/subsync/credentials/<name without subsync_>, /etc/credstore, /run/credstore");
+    check_options check_opts;
+    check_cmd->add_option("--credentials-dir", check_opts.credentials_dir,
+                          "X_credential names are files in DIR (instead of the places above)");
     add_config(check_cmd);
 
     auto* export_cmd = app.add_subcommand("export", "write one table of the snapshot to a file or stdout");
@@ -183,7 +146,7 @@ int run_cli(int argc, char** argv) {
     try {
         if (*run_cmd) return run_daemon(path, verbosity);
         if (*sync_cmd) return run_sync_once(path, once_opts, verbosity);
-        if (*check_cmd) return cmd_check_config(path);
+        if (*check_cmd) return run_check_config(path, check_opts);
         if (*export_cmd) return run_export(path, export_opts);
         if (*history_cmd) return run_history(path, history_opts);
         if (*alerts_cmd) return run_alerts(path, alerts_opts);

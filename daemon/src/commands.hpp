@@ -17,6 +17,16 @@ struct once_options {
     bool wait = false;     ///< wait for a running daemon's lock instead of exiting 2
 };
 
+/// `check-config` flags.
+struct check_options {
+    /// --credentials-dir: `X_credential` names are files in it (instead of $CREDENTIALS_DIRECTORY
+    /// or the places LoadCredential= reads).
+    std::optional<std::filesystem::path> credentials_dir;
+};
+
+/// `subsyncd check-config`: the file, every secret (saying where each comes from), project lookups.
+int run_check_config(const std::filesystem::path& config_path, const check_options& opts);
+
 /// Loads and validates `path`; on failure prints every problem to stderr and returns nullopt.
 std::optional<config::config> load_or_report(const std::filesystem::path& path);
 

@@ -56,6 +56,10 @@ void notifier::stopping(std::string_view status) const { send(fmt::format("STOPP
 
 void notifier::watchdog() const { send("WATCHDOG=1"); }
 
+void notifier::extend_startup(std::chrono::microseconds by, std::string_view status) const {
+    send(fmt::format("EXTEND_TIMEOUT_USEC={}\nSTATUS={}", by.count(), one_line(status)));
+}
+
 asio::awaitable<void> notifier::pet_watchdog() const {
     if (watchdog_pace_.count() <= 0) co_return;
     asio::steady_timer timer(co_await asio::this_coro::executor);

@@ -70,7 +70,7 @@ int run_sync_once(const std::filesystem::path& config_path, const once_options& 
     if (!lock) {
         if (!opts.wait) {
             spdlog::error("{}; a sync is running (try again later, or pass --wait to wait for it)", holder);
-            return exit_usage;
+            return exit_locked;
         }
         spdlog::info("waiting for the database lock: {}", holder);
         lock = instance_lock::acquire(database);

@@ -10,9 +10,11 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 
 namespace subsync::daemon {
 
@@ -71,12 +73,68 @@ int service::run() {
     std::string holder;
     lock_ = instance_lock::try_acquire(cfg_.storage.database, holder);
     if (!lock_) {
-        spdlog::error("{}; not starting a second daemon on the same database", holder);
-        return exit_usage;
+        const auto waited = wait_for_lock(holder);
+        if (waited == lock_wait_result::stopped) return exit_ok;
+        if (waited == lock_wait_result::timed_out) {
+            spdlog::error("{}; still held after daemon.lock_wait={}, not starting a second daemon on the same database",
+                          holder, config::format_duration(cfg_.daemon.lock_wait));
+            return exit_locked;
+        }
     }
     start();
     io_.run();
     return exit_code_;
+}
+
+service::lock_wait_result service::wait_for_lock(std::string& holder) {
+    using namespace std::chrono_literals;
+    const auto wait = cfg_.daemon.lock_wait;
+    if (wait <= 0ms) return lock_wait_result::timed_out;
+    // A one-shot sync (timer, cron, by hand) is the usual holder: it ends within minutes, so wait
+    // rather than exit and have systemd restart us. Polled: flock(2) has no timeout, and a
+    // poll keeps SIGTERM and the watchdog on this one thread.
+    constexpr auto poll = 250ms;
+    spdlog::warn("waiting for the database lock: {} (up to daemon.lock_wait={})", holder,
+                 config::format_duration(wait));
+    // Start-up now takes up to the wait plus the unit's own TimeoutStartSec= budget for the rest.
+    notify_.extend_startup(std::chrono::duration_cast<std::chrono::microseconds>(wait + 60s),
+                           fmt::format("waiting for the database lock: {}", holder));
+    const auto deadline = std::chrono::steady_clock::now() + wait;
+    auto result = lock_wait_result::timed_out;
+    asio::steady_timer timer(io_);
+    std::function<void(boost::system::error_code, int)> on_signal = [&](boost::system::error_code ec, int signal_number) {
+        if (ec) return;
+        if (signal_number == SIGTERM || signal_number == SIGINT) {
+            spdlog::info("stopping signal={} while waiting for the database lock", signal_name(signal_number));
+            result = lock_wait_result::stopped;
+            timer.cancel();
+            return;
+        }
+        signals_.async_wait(on_signal);  // SIGHUP, SIGUSR1: nothing to reload or sync yet
+    };
+    std::function<void()> try_once = [&] {
+        if (auto l = instance_lock::try_acquire(cfg_.storage.database, holder)) {
+            lock_ = std::move(l);
+            result = lock_wait_result::acquired;
+            signals_.cancel();
+            return;
+        }
+        const auto now = std::chrono::steady_clock::now();
+        if (now >= deadline) {
+            signals_.cancel();
+            return;
+        }
+        if (notify_.watchdog_pace().count() > 0) notify_.watchdog();
+        timer.expires_after(std::min<std::chrono::steady_clock::duration>(poll, deadline - now));
+        timer.async_wait([&](boost::system::error_code ec) {
+            if (!ec) try_once();
+        });
+    };
+    signals_.async_wait(on_signal);
+    try_once();
+    io_.run();
+    io_.restart();  // start() runs the loop again
+    return result;
 }
 
 void service::start() {

@@ -46,6 +46,10 @@ public:
 
 private:
     // service.cpp
+    enum class lock_wait_result { acquired, timed_out, stopped };
+    /// Another subsyncd holds the database: polls its lock for up to daemon.lock_wait (telling
+    /// systemd start-up takes longer). stopped = SIGTERM/SIGINT came first.
+    lock_wait_result wait_for_lock(std::string& holder);
     void start();
     void begin_stop(int signal_number);
     void finish();

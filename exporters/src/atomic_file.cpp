@@ -36,7 +36,7 @@ atomic_file::atomic_file(std::filesystem::path target, unsigned mode)
     : target_(std::move(target)), hash_(std::make_unique<hasher>()) {
     auto dir = target_.parent_path();
     if (dir.empty()) dir = ".";
-    std::string pattern = (dir / ("." + target_.filename().string() + ".XXXXXX")).string();
+    std::string pattern = (dir / fmt::format(".{}.XXXXXX", target_.filename().string())).string();
     fd_ = ::mkostemp(pattern.data(), O_CLOEXEC);
     if (fd_ < 0) fail("cannot create a temporary file for", target_);
     temp_ = pattern;

@@ -76,7 +76,7 @@ void write_manifest(const fs::path& dir, sync::epoch_ms now, const std::vector<s
 
 // Points `link` at `target` with one rename(2): readers see the old or the new link.
 void swap_symlink(const fs::path& link, const fs::path& target) {
-    const fs::path temp = link.parent_path() / ("." + link.filename().string() + ".new");
+    const fs::path temp = link.parent_path() / fmt::format(".{}.new", link.filename().string());
     ::unlink(temp.c_str());
     if (::symlink(target.c_str(), temp.c_str()) != 0) fail("cannot create symlink", temp);
     if (::rename(temp.c_str(), link.c_str()) != 0) fail("cannot replace", link);

@@ -226,6 +226,7 @@ backoff_max  = "50ms"
 grace = "{}"
 )",
                     (dir / "snapshot.db").string(), (dir / "exports").string(), c.interval, c.page_size, c.grace);
+    if (!c.lock_wait.empty()) text += fmt::format("lock_wait = \"{}\"\n", c.lock_wait);
     if (!c.metrics_listen.empty()) text += fmt::format("\n[metrics]\nlisten = \"{}\"\n", c.metrics_listen);
     text += fmt::format("\n[tls]\nca_file = \"{}\"\n", c.ca_file);
     text += c.extra;

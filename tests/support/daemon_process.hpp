@@ -105,6 +105,7 @@ struct daemon_config {
     int page_size = 100;
     std::string interval = "1h";
     std::string grace = "5s";
+    std::string lock_wait;       ///< [daemon] lock_wait; empty: the default
     std::string metrics_listen;  ///< empty: [metrics] off
     std::string extra;           ///< appended verbatim before [[account]]
 };

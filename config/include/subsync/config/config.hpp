@@ -127,6 +127,9 @@ enum class log_format {
 struct daemon_config {
     /// After SIGTERM: how long the in-flight sync may take to stop before the process exits anyway.
     std::chrono::milliseconds grace{std::chrono::seconds(10)};
+    /// At start, how long `run` waits for another subsyncd (a one-shot sync) to release the
+    /// database lock before exiting 4; 0 = do not wait.
+    std::chrono::milliseconds lock_wait{std::chrono::seconds(60)};
     log_level level = log_level::info;
     log_format format = log_format::text;
 };

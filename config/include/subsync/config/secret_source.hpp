@@ -19,6 +19,10 @@ struct environment {
     std::function<std::optional<std::string>(const std::string& name)> lookup;
     /// systemd's $CREDENTIALS_DIRECTORY, or nullopt when it is not set (or empty).
     std::function<std::optional<std::filesystem::path>()> credentials_dir;
+    /// Without $CREDENTIALS_DIRECTORY: the file a credential name is read from, or nullopt when
+    /// none is found (check-config's search, credential_search.hpp). Unset (empty) in the daemon
+    /// and sync --once, where only the unit's credentials count.
+    std::function<std::optional<std::filesystem::path>(const std::string& name)> credential_file;
 
     /// The real process environment (::getenv, $CREDENTIALS_DIRECTORY).
     static environment process();

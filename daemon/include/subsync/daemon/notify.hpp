@@ -25,6 +25,9 @@ public:
     void ready(std::string_view status) const;
     /// STATUS= alone (shown by `systemctl status`).
     void status(std::string_view status) const;
+    /// EXTEND_TIMEOUT_USEC with a STATUS line: startup takes up to `by` more (systemd 236+), so a
+    /// wait longer than the unit's TimeoutStartSec= is not killed.
+    void extend_startup(std::chrono::microseconds by, std::string_view status) const;
     /// RELOADING=1 with MONOTONIC_USEC (systemd 253+ checks it; older ones ignore it).
     void reloading() const;
     /// STOPPING=1 with a STATUS line.
