@@ -38,29 +38,7 @@ int cmd_check_config(const std::string& path) {
     auto cfg = load_or_report(path);
     if (!cfg) return exit_usage;
     for (const auto& w : cfg->warnings) spdlog::warn("{}", w);
-    const auto env = config::environment::process();
-    int missing = 0;
-    for (std::size_t i = 0; i < cfg->accounts.size(); ++i) {
-        const auto& auth = cfg->accounts[i].auth;
-        // The secrets this account's auth type reads; an optional one only when configured.
-        std::vector<std::pair<const char*, const config::secret_ref*>> secrets;
-        switch (auth.type) {
-            case config::auth_type::token: secrets = {{"token", &auth.token}}; break;
-            case config::auth_type::password: secrets = {{"password", &auth.password}}; break;
-            case config::auth_type::aksk:
-                secrets = {{"ak", &auth.ak}, {"sk", &auth.sk}};
-                if (!auth.security_token.empty()) secrets.emplace_back("security_token", &auth.security_token);
-                break;
-        }
-        for (const auto& [name, ref] : secrets) {
-            auto s = config::resolve_secret(*ref, fmt::format("account[{}].auth.{}", i, name), env);
-            if (!s) {
-                fmt::print(stderr, "{}: {}\n", path, s.error());
-                ++missing;
-            }
-        }
-    }
-    if (missing > 0) return exit_usage;
+    if (!account_secrets_resolve(*cfg, path, process_environment_with_warnings())) return exit_usage;
     fmt::print("{}: ok ({} account{}, database {}, exports in {})\n", path, cfg->accounts.size(),
                cfg->accounts.size() == 1 ? "" : "s", cfg->storage.database.string(), cfg->storage.export_dir.string());
     return exit_ok;

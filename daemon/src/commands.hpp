@@ -2,6 +2,7 @@
 // The subcommands behind the command line (cli.cpp parses, these run).
 
 #include <subsync/config/config.hpp>
+#include <subsync/config/secret_source.hpp>
 
 #include <cstdint>
 #include <filesystem>
@@ -19,6 +20,15 @@ struct once_options {
 
 /// Loads and validates `path`; on failure prints every problem to stderr and returns nullopt.
 std::optional<config::config> load_or_report(const std::filesystem::path& path);
+
+/// Reads every secret the accounts of `cfg` use, as a sync would. Each failure is printed to
+/// stderr as `PATH: KEY: what` (never the value); a file others may read is warned about through
+/// `env.warn`. True when all resolved. `check-config` and `sync --once` both exit 2 on false.
+bool account_secrets_resolve(const config::config& cfg, const std::filesystem::path& path,
+                             const config::environment& env);
+
+/// The process environment with secret-source warnings going to the log (spdlog::warn).
+[[nodiscard]] config::environment process_environment_with_warnings();
 
 /// `subsyncd sync --once`: one sync of every account under the database lock.
 int run_sync_once(const std::filesystem::path& config_path, const once_options& opts, int verbosity);

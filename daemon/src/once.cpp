@@ -18,6 +18,8 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <utility>
+#include <vector>
 
 namespace subsync::daemon {
 
@@ -34,6 +36,39 @@ std::optional<config::config> load_or_report(const std::filesystem::path& path) 
         return std::nullopt;
     }
     return std::move(*cfg);
+}
+
+bool account_secrets_resolve(const config::config& cfg, const std::filesystem::path& path,
+                             const config::environment& env) {
+    bool ok = true;
+    for (std::size_t i = 0; i < cfg.accounts.size(); ++i) {
+        const auto& auth = cfg.accounts[i].auth;
+        // The secrets this account's auth type reads; an optional one only when configured.
+        std::vector<std::pair<const char*, const config::secret_ref*>> secrets;
+        switch (auth.type) {
+            case config::auth_type::token: secrets = {{"token", &auth.token}}; break;
+            case config::auth_type::password: secrets = {{"password", &auth.password}}; break;
+            case config::auth_type::aksk:
+                secrets = {{"ak", &auth.ak}, {"sk", &auth.sk}};
+                if (!auth.security_token.empty()) secrets.emplace_back("security_token", &auth.security_token);
+                break;
+        }
+        for (const auto& [name, ref] : secrets) {
+            auto s = config::resolve_secret(*ref, fmt::format("account[{}].auth.{}", i, name), env);
+            if (!s) {
+                fmt::print(stderr, "{}: {}\n", path.string(), s.error());
+                ok = false;
+            }
+        }
+    }
+    if (!ok) fmt::print(stderr, "subsyncd: a secret could not be read; see docs/configuration.md#secrets\n");
+    return ok;
+}
+
+config::environment process_environment_with_warnings() {
+    auto env = config::environment::process();
+    env.warn = [](const std::string& message) { spdlog::warn("{}", message); };
+    return env;
 }
 
 namespace {
@@ -65,6 +100,9 @@ int run_sync_once(const std::filesystem::path& config_path, const once_options& 
     const auto& database = cfg->storage.database;
     std::error_code ec;
     std::filesystem::create_directories(database.parent_path(), ec);  // the lock's open() reports what fails
+    // A secret that cannot be read is a config problem (exit 2, as in check-config), found before
+    // the lock is taken or anything is fetched.
+    if (!account_secrets_resolve(*cfg, config_path, process_environment_with_warnings())) return exit_usage;
     std::string holder;
     auto lock = instance_lock::try_acquire(database, holder);
     if (!lock) {

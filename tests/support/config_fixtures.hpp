@@ -26,6 +26,7 @@ inline config::environment fake_environment(std::map<std::string, std::string> v
             return it->second;
         },
         [credentials_dir] { return credentials_dir; },
+        {},
     };
 }
 

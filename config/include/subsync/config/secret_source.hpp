@@ -19,13 +19,17 @@ struct environment {
     std::function<std::optional<std::string>(const std::string& name)> lookup;
     /// systemd's $CREDENTIALS_DIRECTORY, or nullopt when it is not set (or empty).
     std::function<std::optional<std::filesystem::path>()> credentials_dir;
+    /// Where a warning about a secret's source goes (a file readable by group or others); unset: nowhere.
+    std::function<void(const std::string& message)> warn;
 
-    /// The real process environment (::getenv, $CREDENTIALS_DIRECTORY).
+    /// The real process environment (::getenv, $CREDENTIALS_DIRECTORY); `warn` is left unset.
     static environment process();
 };
 
 /// Reads the value `ref` points to: `_env` as is; `_file` and `_credential` with ONE trailing
-/// "\n" or "\r\n" stripped. An empty value is an error. `key` names the secret in messages
+/// "\n" or "\r\n" stripped. An empty value is an error, and so is a control character left in it
+/// (CR, LF, NUL...: it would split an HTTP header). A `_file` or `_credential` file that group or
+/// others may access is reported through `env.warn`. `key` names the secret in messages
 /// (e.g. "account[0].auth.token" gives "account[0].auth.token_env: ..."); messages name the
 /// variable or file and never contain the value.
 /// Note: read the value with `*r` after checking; Boost 1.81 cannot `.value()`-throw a std::string.
