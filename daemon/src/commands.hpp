@@ -30,6 +30,11 @@ bool account_secrets_resolve(const config::config& cfg, const std::filesystem::p
 /// The process environment with secret-source warnings going to the log (spdlog::warn).
 [[nodiscard]] config::environment process_environment_with_warnings();
 
+/// Makes the process non-dumpable (prctl PR_SET_DUMPABLE 0): no core file holding a token, and
+/// other processes of the same user cannot ptrace it or read its /proc/PID/environ and mem.
+/// SUBSYNC_ALLOW_COREDUMP=1 in the environment leaves it dumpable, for debugging.
+void protect_secrets_in_memory();
+
 /// `subsyncd sync --once`: one sync of every account under the database lock.
 int run_sync_once(const std::filesystem::path& config_path, const once_options& opts, int verbosity);
 

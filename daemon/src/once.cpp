@@ -16,8 +16,14 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <sys/prctl.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -71,6 +77,16 @@ config::environment process_environment_with_warnings() {
     return env;
 }
 
+void protect_secrets_in_memory() {
+    if (const char* allow = std::getenv("SUBSYNC_ALLOW_COREDUMP"); allow != nullptr && std::string_view(allow) == "1") {
+        spdlog::warn("SUBSYNC_ALLOW_COREDUMP=1: the process stays dumpable; a core file may hold secrets");
+        return;
+    }
+    if (::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+        spdlog::warn("prctl(PR_SET_DUMPABLE, 0) failed error=\"{}\"; a core file may hold secrets",
+                     std::strerror(errno));
+}
+
 namespace {
 
 // What this sync queued (and what earlier runs left pending) goes out now, for at most
@@ -102,6 +118,7 @@ int run_sync_once(const std::filesystem::path& config_path, const once_options& 
     std::filesystem::create_directories(database.parent_path(), ec);  // the lock's open() reports what fails
     // A secret that cannot be read is a config problem (exit 2, as in check-config), found before
     // the lock is taken or anything is fetched.
+    protect_secrets_in_memory();
     if (!account_secrets_resolve(*cfg, config_path, process_environment_with_warnings())) return exit_usage;
     std::string holder;
     auto lock = instance_lock::try_acquire(database, holder);
