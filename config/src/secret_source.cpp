@@ -113,4 +113,25 @@ secret_result resolve_secret(const secret_ref& ref, std::string_view key, const 
     return from_file(*dir / ref.credential, k, env);
 }
 
+std::vector<std::string> secret_env_names(const config& cfg) {
+    std::vector<std::string> names;
+    const auto add = [&](const secret_ref& ref) {
+        if (!ref.env.empty()) names.push_back(ref.env);
+    };
+    for (const auto& a : cfg.accounts) {
+        add(a.auth.token);
+        add(a.auth.password);
+        add(a.auth.ak);
+        add(a.auth.sk);
+        add(a.auth.security_token);
+    }
+    for (const auto& s : cfg.alerts.sinks) {
+        add(s.hmac_secret);
+        add(s.url_secret);
+    }
+    std::sort(names.begin(), names.end());
+    names.erase(std::unique(names.begin(), names.end()), names.end());
+    return names;
+}
+
 }  // namespace subsync::config

@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace subsync::config {
 
@@ -35,5 +36,9 @@ struct environment {
 /// Note: read the value with `*r` after checking; Boost 1.81 cannot `.value()`-throw a std::string.
 boost::system::result<secret, std::string> resolve_secret(const secret_ref& ref, std::string_view key,
                                                           const environment& env);
+
+/// Every environment variable a secret of `cfg` is read from (the values of its `*_env` keys),
+/// sorted and without repeats: what must never reach a hook's environment.
+[[nodiscard]] std::vector<std::string> secret_env_names(const config& cfg);
 
 }  // namespace subsync::config
