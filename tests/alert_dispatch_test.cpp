@@ -3,6 +3,7 @@
 
 #include <subsync/emulator/webhook_receiver.hpp>
 #include <subsync/exporters/alert_dispatch.hpp>
+#include <subsync/exporters/generations.hpp>
 #include <subsync/config/load.hpp>
 #include <subsync/sync/snapshot.hpp>
 #include <subsync/sync/time.hpp>
@@ -20,6 +21,9 @@
 #include <simdjson.h>
 
 #include <sys/stat.h>
+
+#include <algorithm>
+#include <cstdlib>
 
 namespace subsync {
 namespace {
@@ -150,6 +154,7 @@ protected:
     std::int64_t now = t0;
     config::alerts_config cfg = base_config();
     std::map<std::string, std::string> env_vars;
+    std::vector<std::string> secret_env_names;
 
     static config::alerts_config base_config() {
         config::alerts_config c;
@@ -174,6 +179,7 @@ protected:
             return it->second;
         };
         ctx.env.credentials_dir = [] { return std::optional<std::filesystem::path>{}; };
+        ctx.secret_env_names = secret_env_names;
         return ctx;
     }
 
@@ -377,6 +383,122 @@ TEST_F(Dispatch, ExecPassesArgvVerbatimWithoutAShellAndPayloadOnStdin) {
     EXPECT_EQ(test::read_file(out), payload_of(1, {}));
     EXPECT_EQ(test::read_file(arg), "x; rm -rf / $(touch pwned)");
     EXPECT_FALSE(std::filesystem::exists("pwned"));
+}
+
+/// The variables of a NUL-separated environ block, sorted.
+std::vector<std::string> environ_entries(const std::string& block) {
+    std::vector<std::string> out;
+    std::size_t begin = 0;
+    for (std::size_t end; (end = block.find('\0', begin)) != std::string::npos; begin = end + 1)
+        out.push_back(block.substr(begin, end - begin));
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+/// Sets a variable of this process for one test.
+class scoped_setenv {
+public:
+    scoped_setenv(std::string name, const std::string& value) : name_(std::move(name)) {
+        ::setenv(name_.c_str(), value.c_str(), 1);
+    }
+    ~scoped_setenv() { ::unsetenv(name_.c_str()); }
+    scoped_setenv(const scoped_setenv&) = delete;
+    scoped_setenv& operator=(const scoped_setenv&) = delete;
+
+private:
+    std::string name_;
+};
+
+TEST_F(Dispatch, ExecGetsOnlyTheDocumentedEnvironmentNeverASecret) {
+    // The daemon's own environment holds the token (EnvironmentFile=); a hook must not inherit it.
+    const std::string token = "planted-token-7f3a91";
+    const scoped_setenv planted("SUBSYNC_TEST_PLANTED_TOKEN", token);
+    env_vars = {{"PATH", "/usr/bin:/bin"},
+                {"LANG", "C.UTF-8"},
+                {"HOME", "/var/lib/subsync"},
+                {"SUBSYNC_TEST_PLANTED_TOKEN", token},
+                {"HOOK_ROUTE", "pager-7"},
+                {"NOT_NAMED", "x"}};
+    secret_env_names = {"SUBSYNC_TEST_PLANTED_TOKEN"};
+    const auto out = dir / "environ";
+    // /proc/$$/environ is the block the shell was started with, before it adds PWD and the like.
+    auto sink = exec_sink({"/bin/sh", "-c", R"(cat /proc/$$/environ > "$0")", out.string()});
+    sink.pass_env = {"HOOK_ROUTE", "SUBSYNC_TEST_PLANTED_TOKEN", "UNSET_ONE"};
+    sink.env = {{"HOOK_TEAM", "platform"}, {"LANG", "en_US.UTF-8"}};
+    cfg.sinks = {sink};
+    enqueue(db, {"hook"});
+    EXPECT_EQ(dispatch().delivered, 1);
+    const std::string block = test::read_file(out);
+    EXPECT_EQ(block.find(token), std::string::npos);
+    EXPECT_EQ(environ_entries(block),
+              (std::vector<std::string>{"HOME=/var/lib/subsync", "HOOK_ROUTE=pager-7", "HOOK_TEAM=platform",
+                                        "LANG=en_US.UTF-8", "PATH=/usr/bin:/bin"}));
+}
+
+TEST(ExecEnvironment, DefaultPathWhenTheDaemonHasNone) {
+    config::environment env;
+    env.lookup = [](const std::string&) -> std::optional<std::string> { return std::nullopt; };
+    EXPECT_EQ(exporters::exec_environment({}, env, {}), std::vector<std::string>{"PATH=/usr/local/bin:/usr/bin:/bin"});
+}
+
+TEST_F(Dispatch, WebhookUrlFromASecretIsUsedButNeverShownOrStored) {
+    webhook_receiver rcv;
+    // Slack-style: the path is the secret, and a query string is part of it.
+    const std::string secret_part = "/services/T0SECRETPATH/hook?token=Q5SECRETQUERY&x=%2F";
+    env_vars["HOOK_URL"] = rcv.base_url() + secret_part;
+    config::sink_config sink;
+    sink.name = "hook";
+    sink.type = config::sink_type::webhook;
+    sink.url_secret.env = "HOOK_URL";
+    sink.timeout = 2s;
+    cfg.sinks = {sink};
+    enqueue(db, {"hook"});
+    rcv.set_status(500);
+    for (int i = 0; i < 3; ++i) {
+        dispatch(&rcv);
+        now += 60'000;
+    }
+    const auto reqs = rcv.requests();
+    ASSERT_EQ(reqs.size(), 3u);
+    EXPECT_EQ(reqs[0].target, secret_part) << "path and query reach the receiver verbatim";
+    const auto d = delivery(db, "hook", 1);
+    EXPECT_EQ(d.status, "dead");
+    auto shown = *config::parse_endpoint(rcv.base_url());
+    EXPECT_NE(d.last_error.find("HTTP 500 from " + config::display_url(shown) + "/…"), std::string::npos)
+        << d.last_error;
+    // Everything the daemon wrote: the database (errors, the delivery_failed alert and its
+    // notification payload) and an export generation with report.html.
+    {
+        auto ro = sync::open_snapshot_readonly(dir / "snapshot.db");
+        exporters::write_generation(ro, dir / "exports", now, {1});
+    }
+    std::size_t files = 0;
+    for (const auto& e : std::filesystem::recursive_directory_iterator(dir.path())) {
+        if (!e.is_regular_file()) continue;
+        ++files;
+        const std::string bytes = test::read_file(e.path());
+        EXPECT_EQ(bytes.find("SECRET"), std::string::npos) << e.path();
+    }
+    EXPECT_GE(files, 8u);
+    const auto failed = db.execAndGet("SELECT count(*) FROM alerts WHERE kind = 'delivery_failed'").getInt64();
+    EXPECT_EQ(failed, 1) << "the dead letter raised delivery_failed, whose reason carries the error";
+}
+
+TEST_F(Dispatch, WebhookUrlSecretThatDoesNotResolveFailsNamingTheKey) {
+    config::sink_config sink;
+    sink.name = "hook";
+    sink.type = config::sink_type::webhook;
+    sink.url_secret.env = "HOOK_URL";
+    cfg.sinks = {sink};
+    enqueue(db, {"hook"});
+    env_vars["HOOK_URL"] = "https://hooks.example.com/T0SECRET x";
+    EXPECT_EQ(dispatch().failed, 1);
+    EXPECT_EQ(delivery(db, "hook", 1).last_error,
+              "alerts.sink hook.url: invalid URL: a character in the path is not allowed (percent-encode it)");
+    env_vars.erase("HOOK_URL");
+    now += 60'000;
+    EXPECT_EQ(dispatch().failed, 1);
+    EXPECT_EQ(delivery(db, "hook", 1).last_error, "alerts.sink hook.url_env: environment variable HOOK_URL is not set");
 }
 
 TEST_F(Dispatch, ExecNonZeroExitRetriesLaterWithItsOutput) {

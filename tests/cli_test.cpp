@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 
 namespace subsync {
@@ -50,6 +51,88 @@ TEST(Cli, BadConfigExitsTwoNamingFileLineAndKey) {
             EXPECT_NE(r.err.find(file.string() + ":" + c.expected), std::string::npos) << cmd << ": " << r.err;
         }
     }
+}
+
+std::string token_file_account(const std::string& file) {
+    return "[[account]]\nname = \"prod\"\napig_endpoint = \"https://127.0.0.1:1\"\n"
+           "secmaster_endpoint = \"https://127.0.0.1:1\"\n[account.auth]\ntoken_file = \"" +
+           file + "\"\n";
+}
+
+/// The lines of `text` that mention `needle`.
+std::string lines_with(const std::string& text, const std::string& needle) {
+    std::string out;
+    std::size_t begin = 0;
+    while (begin < text.size()) {
+        const std::size_t end = std::min(text.find('\n', begin), text.size());
+        const std::string line = text.substr(begin, end - begin);
+        if (line.find(needle) != std::string::npos) out += line + "\n";
+        begin = end + 1;
+    }
+    return out;
+}
+
+TEST(Cli, UnreadableOrInjectedSecretExitsTwoWithOneMessageInCheckConfigAndSync) {
+    struct secret_case {
+        const char* name;
+        std::string content;  ///< of the token file; nullopt-like "" = no file
+        std::string expected;  ///< after "<config>: account[0].auth.token_file: <token file> "
+    };
+    const secret_case cases[] = {
+        {"missing file", "", ""},
+        {"header injection", "tok\r\nX-Injected: evil",
+         "contains a control character (CR, LF, TAB, NUL...); a secret is one line of printable text"},
+        {"header injection and a final newline", "tok\nX-Injected: evil\n", "contains a control character"},
+    };
+    for (const auto& c : cases) {
+        SCOPED_TRACE(c.name);
+        temp_dir dir;
+        const auto token = dir / "prod.token";
+        if (!c.content.empty()) {
+            test::write_file(token, c.content);
+            std::filesystem::permissions(token, std::filesystem::perms::owner_read);
+        }
+        const auto file = dir / "subsync.toml";
+        test::write_file(file, "[storage]\ndatabase = \"" + (dir / "snap.db").string() + "\"\n" +
+                                   token_file_account(token.string()));
+        const std::string expected =
+            file.string() + ": account[0].auth.token_file: " +
+            (c.content.empty() ? "cannot read " + token.string() + ": No such file or directory"
+                               : token.string() + " " + c.expected);
+        std::string first;
+        for (const auto* cmd : {"check-config", "sync"}) {
+            std::vector<std::string> args{cmd, "--config", file.string()};
+            if (std::string(cmd) == "sync") args.push_back("--once");
+            auto r = run_subsyncd(args);
+            EXPECT_EQ(r.exit_code, 2) << cmd << ": " << r.err;
+            EXPECT_NE(r.err.find(expected), std::string::npos) << cmd << ": " << r.err;
+            EXPECT_EQ(r.err.find("evil"), std::string::npos) << cmd << ": " << r.err;
+            const std::string said = lines_with(r.err, "account[0]") + lines_with(r.err, "secret could not");
+            if (first.empty()) first = said;
+            else EXPECT_EQ(said, first) << "the same message from both commands";
+        }
+        EXPECT_FALSE(std::filesystem::exists(dir / "snap.db")) << "sync --once stops before the database";
+    }
+}
+
+TEST(Cli, TokenFileOthersCanReadIsWarnedAboutByName) {
+    temp_dir dir;
+    const auto token = dir / "prod.token";
+    test::write_file(token, "tok-cli-warn\n");
+    std::filesystem::permissions(token, std::filesystem::perms(0644));
+    const auto file = dir / "subsync.toml";
+    test::write_file(file, token_file_account(token.string()));
+    auto r = run_subsyncd({"check-config", "--config", file.string()});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.err.find("account[0].auth.token_file: " + token.string() +
+                         " is accessible by group or others (mode 0644); chmod 600 it"),
+              std::string::npos)
+        << r.err;
+
+    std::filesystem::permissions(token, std::filesystem::perms(0600));
+    r = run_subsyncd({"check-config", "--config", file.string()});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.err.find("accessible by group or others"), std::string::npos) << r.err;
 }
 
 TEST(Cli, UsageErrorsExitTwo) {

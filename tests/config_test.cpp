@@ -333,6 +333,27 @@ std::vector<bad_case> bad_cases() {
          "alerts.sink[0].path", "required key is missing"},
         {"SinkExecEmptyArgv", account() + "[[alerts.sink]]\ntype = \"exec\"\nargv = []\n", "argv",
          "alerts.sink[0].argv", "must name a program"},
+        {"SinkPassEnvOfASecret",
+         account() + "[[alerts.sink]]\ntype = \"exec\"\nargv = [\"x\"]\npass_env = [\"TZ\", \"SUBSYNC_TOKEN\"]\n",
+         "pass_env", "alerts.sink[0].pass_env",
+         "SUBSYNC_TOKEN holds a secret (account[0].auth.token_env); a hook never gets it"},
+        {"SinkPassEnvOfAHookSecret",
+         account() + "[[alerts.sink]]\ntype = \"webhook\"\nurl_env = \"HOOK_URL\"\n[[alerts.sink]]\ntype = \"exec\"\n"
+                     "argv = [\"x\"]\npass_env = [\"HOOK_URL\"]\n",
+         "pass_env", "alerts.sink[1].pass_env", "HOOK_URL holds a secret (alerts.sink[0].url_env)"},
+        {"SinkPassEnvBadName", account() + "[[alerts.sink]]\ntype = \"exec\"\nargv = [\"x\"]\npass_env = [\"A=B\"]\n",
+         "pass_env", "alerts.sink[0].pass_env", "\"A=B\" is not a variable name"},
+        {"SinkEnvNotAString", account() + "[[alerts.sink]]\ntype = \"exec\"\nargv = [\"x\"]\n[alerts.sink.env]\nN = 1\n",
+         "N = 1", "alerts.sink[0].env.N", "expected string, got integer"},
+        {"SinkEnvOnWebhook", account() + "[[alerts.sink]]\ntype = \"webhook\"\nurl = \"https://h/x\"\npass_env = []\n",
+         "pass_env", "alerts.sink[0].pass_env", "not used by a sink of type \"webhook\""},
+        {"SinkUrlAndUrlEnv",
+         account() + "[[alerts.sink]]\ntype = \"webhook\"\nurl = \"https://h/x\"\nurl_env = \"HOOK_URL\"\n", "url = ",
+         "alerts.sink[0].url", "conflicts with url_env/url_file/url_credential"},
+        {"SinkWithoutUrl", account() + "\n[[alerts.sink]]\ntype = \"alertmanager\"\n", "[[alerts.sink]]",
+         "alerts.sink[0].url", "required key is missing; give url, or url_env, url_file or url_credential"},
+        {"SinkUrlFragment", account() + "[[alerts.sink]]\ntype = \"webhook\"\nurl = \"https://h/T0PSECRET#x\"\n",
+         "url = ", "alerts.sink[0].url", "invalid URL: a fragment (#...) is not allowed"},
         {"SinkDuplicateName", account() + "[[alerts.sink]]\ntype = \"log\"\n[[alerts.sink]]  # again\ntype = \"log\"\n",
          "# again", "alerts.sink[1].name",
          "duplicate sink name \"log\""},
@@ -382,6 +403,17 @@ accounts = ["prod"]
 type = "exec"
 argv = ["/usr/local/bin/page", "--quiet"]
 timeout = "5s"
+pass_env = ["PAGER_ROUTE"]
+[alerts.sink.env]
+PAGER_TEAM = "platform"
+[[alerts.sink]]
+name = "slack"
+type = "webhook"
+url = "https://hooks.example.com:8443/services/T0/B0/XyZ?thread=1&x=%2F"
+[[alerts.sink]]
+name = "am"
+type = "alertmanager"
+url_file = "am.url"
 )";
     const fs::path file = write("alerts.toml", text);
     auto c = cfg::load_config(file);
@@ -408,7 +440,7 @@ timeout = "5s"
 
     ASSERT_EQ(a.silences.size(), 1u);
     EXPECT_EQ(a.silences[0].until, 1'796'097'600'000);  // 2026-12-01T04:00:00Z
-    ASSERT_EQ(a.sinks.size(), 3u);
+    ASSERT_EQ(a.sinks.size(), 5u);
     EXPECT_EQ(a.sinks[0].name, "jsonl");
     EXPECT_EQ(a.sinks[0].path, dir_ / "alerts.jsonl");
     EXPECT_EQ(a.sinks[0].filter.min_severity, cfg::severity::warning);
@@ -420,6 +452,24 @@ timeout = "5s"
     EXPECT_EQ(a.sinks[1].filter.accounts, std::vector<std::string>{"prod"});
     EXPECT_EQ(a.sinks[2].argv, (std::vector<std::string>{"/usr/local/bin/page", "--quiet"}));
     EXPECT_EQ(a.sinks[2].timeout, 5s);
+    EXPECT_EQ(a.sinks[2].pass_env, std::vector<std::string>{"PAGER_ROUTE"});
+    EXPECT_EQ(a.sinks[2].env, (std::vector<std::pair<std::string, std::string>>{{"PAGER_TEAM", "platform"}}));
+    EXPECT_EQ(a.sinks[3].url.base_path, "/services/T0/B0/XyZ");
+    EXPECT_EQ(a.sinks[3].url.query, "thread=1&x=%2F");
+    EXPECT_EQ(a.sinks[3].url.text, "https://hooks.example.com:8443/…") << "what messages show";
+    EXPECT_EQ(a.sinks[4].url_secret.file, (dir_ / "am.url").string());
+}
+
+TEST_F(ConfigFile, SinkUrlErrorsNeverRepeatTheUrl) {
+    // A Slack-style URL carries its secret in the path: a typo must not print it to the journal.
+    const fs::path file = write("hook.toml", account() + "[[alerts.sink]]\ntype = \"webhook\"\n"
+                                                          "url = \"https://hooks.example.com/T0PSECRET/x y\"\n");
+    auto c = cfg::load_config(file);
+    ASSERT_FALSE(c);
+    EXPECT_NE(c.error().message.find("alerts.sink[0].url: invalid URL: a character in the path is not allowed"),
+              std::string::npos)
+        << c.error().message;
+    EXPECT_EQ(c.error().message.find("T0PSECRET"), std::string::npos) << c.error().message;
 }
 
 TEST_F(ConfigFile, RejectsBadValuesNamingFileLineAndKey) {

@@ -16,6 +16,7 @@
 #include <string>
 #include <string_view>
 #include <vector>
+#include <tuple>
 
 namespace {
 
@@ -156,11 +157,73 @@ TEST_F(ResolveSecret, ReadsEachSource) {
     }
 }
 
-TEST_F(ResolveSecret, StripsOnlyOneNewline) {
-    write("two", std::string(token_value) + "\n\n");
-    auto s = cfg::resolve_secret({"", (dir_ / "two").string(), ""}, "k", fake_environment({}));
-    ASSERT_TRUE(s) << s.error();
-    EXPECT_EQ(s->reveal(), std::string(token_value) + "\n");
+TEST_F(ResolveSecret, StripsOnlyOneNewlineAndRefusesControlCharacters) {
+    // A CR or LF inside a secret would end the HTTP header it is sent in and start another.
+    write("two-newlines", std::string(token_value) + "\n\n");
+    write("header-injection", std::string(token_value) + "\r\nX-Injected: evil");
+    write("header-injection-lf", std::string(token_value) + "\r\nX-Injected: evil\n");
+    write("tab", std::string(token_value) + "\tx");
+    write("nul", std::string(token_value) + std::string(1, '\0') + "x");
+    write("del", std::string(token_value) + "\x7f");
+    write("creds/injected", std::string(token_value) + "\nX-Injected: evil\n");
+    const cfg::environment env = fake_environment(
+        {{"INJECTED", std::string(token_value) + "\r\nX-Injected: evil"}, {"TRAILING_LF", std::string(token_value) + "\n"}},
+        dir_ / "creds");
+    const auto file_message = [&](const std::string& name) {
+        return fmt::format("account[0].auth.token_file: {} contains a control character (CR, LF, TAB, NUL...); a "
+                           "secret is one line of printable text",
+                           (dir_ / name).string());
+    };
+    const std::vector<std::tuple<std::string, cfg::secret_ref, std::string>> cases = {
+        {"TwoNewlines", {"", (dir_ / "two-newlines").string(), ""}, file_message("two-newlines")},
+        {"HeaderInjection", {"", (dir_ / "header-injection").string(), ""}, file_message("header-injection")},
+        {"HeaderInjectionWithNewline", {"", (dir_ / "header-injection-lf").string(), ""},
+         file_message("header-injection-lf")},
+        {"Tab", {"", (dir_ / "tab").string(), ""}, file_message("tab")},
+        {"Nul", {"", (dir_ / "nul").string(), ""}, file_message("nul")},
+        {"Del", {"", (dir_ / "del").string(), ""}, file_message("del")},
+        {"Credential", {"", "", "injected"},
+         fmt::format("account[0].auth.token_credential: {} contains a control character (CR, LF, TAB, NUL...); a "
+                     "secret is one line of printable text",
+                     (dir_ / "creds" / "injected").string())},
+        {"Env", {"INJECTED", "", ""},
+         "account[0].auth.token_env: environment variable INJECTED contains a control character (CR, LF, TAB, "
+         "NUL...); a secret is one line of printable text"},
+        {"EnvNewlineIsNotStripped", {"TRAILING_LF", "", ""},
+         "account[0].auth.token_env: environment variable TRAILING_LF contains a control character (CR, LF, TAB, "
+         "NUL...); a secret is one line of printable text"},
+    };
+    for (const auto& [name, ref, expected] : cases) {
+        SCOPED_TRACE(name);
+        auto s = cfg::resolve_secret(ref, "account[0].auth.token", env);
+        ASSERT_FALSE(s);
+        EXPECT_EQ(s.error(), expected);
+        EXPECT_EQ(s.error().find("evil"), std::string::npos);
+    }
+}
+
+TEST_F(ResolveSecret, FileOthersCanReadIsWarnedAboutByName) {
+    write("open", std::string(token_value));
+    write("group", std::string(token_value));
+    write("private", std::string(token_value));
+    fs::permissions(dir_ / "open", fs::perms(0644));
+    fs::permissions(dir_ / "group", fs::perms(0640));
+    fs::permissions(dir_ / "private", fs::perms(0600));
+    std::vector<std::string> warnings;
+    cfg::environment env = fake_environment({});
+    env.warn = [&](const std::string& w) { warnings.push_back(w); };
+    for (const char* name : {"open", "group", "private"}) {
+        auto s = cfg::resolve_secret({"", (dir_ / name).string(), ""}, "account[0].auth.token", env);
+        ASSERT_TRUE(s) << s.error();
+    }
+    EXPECT_EQ(warnings,
+              (std::vector<std::string>{
+                  fmt::format("account[0].auth.token_file: {} is accessible by group or others (mode 0644); chmod "
+                              "600 it, or use a systemd credential",
+                              (dir_ / "open").string()),
+                  fmt::format("account[0].auth.token_file: {} is accessible by group or others (mode 0640); chmod "
+                              "600 it, or use a systemd credential",
+                              (dir_ / "group").string())}));
 }
 
 TEST_F(ResolveSecret, FailuresNameTheSourceNeverTheValue) {

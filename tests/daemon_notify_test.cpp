@@ -8,7 +8,11 @@
 #include <gtest/gtest.h>
 
 #include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <filesystem>
+#include <map>
 #include <numeric>
 
 namespace subsync {
@@ -86,6 +90,41 @@ TEST_F(DaemonNotify, ReadyStatusWatchdogReloadingStopping) {
     auto stopping = systemd.wait_for("STOPPING=1");
     ASSERT_TRUE(stopping) << systemd.transcript();
     EXPECT_EQ(d.wait(10s), 0) << d.err();
+}
+
+/// Who owns /proc/PID/status: the process's own user while it is dumpable, root once it is not
+/// (proc(5), "/proc/[pid]": ownership follows the dumpable attribute).
+uid_t proc_owner(pid_t pid) {
+    struct ::stat st {};
+    if (::stat(("/proc/" + std::to_string(pid) + "/status").c_str(), &st) != 0) return static_cast<uid_t>(-1);
+    return st.st_uid;
+}
+
+TEST_F(DaemonNotify, RunIsNotDumpableUnlessCoreDumpsAreAllowed) {
+    // As root, the daemon runs as nobody, so "owned by root" tells non-dumpable apart.
+    std::vector<std::string> wrapper;
+    uid_t self = ::geteuid();
+    if (self == 0) {
+        if (!std::filesystem::exists("/usr/bin/setpriv")) GTEST_SKIP() << "needs setpriv (util-linux) to drop root";
+        wrapper = {"/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"};
+        self = 65534;
+        std::filesystem::permissions(dir_.path(), std::filesystem::perms::all);
+    }
+    const auto cfg = test::write_daemon_config(dir_.path(), config());
+    test::notify_socket systemd(dir_ / "notify");
+    std::filesystem::permissions(systemd.path(), std::filesystem::perms::all);
+    for (const bool allow : {false, true}) {
+        SCOPED_TRACE(allow ? "SUBSYNC_ALLOW_COREDUMP=1" : "default");
+        std::map<std::string, std::string> env{{"SUBSYNC_TEST_TOKEN", token},
+                                               {"NOTIFY_SOCKET", systemd.path().string()}};
+        if (allow) env["SUBSYNC_ALLOW_COREDUMP"] = "1";
+        test::daemon_process d({"run", "--config", cfg.string()}, env, dir_.path(), allow ? "allowed" : "default",
+                               wrapper);
+        ASSERT_TRUE(systemd.wait_for("READY=1")) << systemd.transcript() << d.err();
+        EXPECT_EQ(proc_owner(d.pid()), allow ? self : 0u) << d.err();
+        d.signal(SIGTERM);
+        ASSERT_EQ(d.wait(), 0) << d.err();
+    }
 }
 
 }  // namespace

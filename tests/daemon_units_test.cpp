@@ -85,5 +85,13 @@ TEST(SystemdUnits, TimerRunsTheOneShotPersistentlyWithRandomDelay) {
         EXPECT_NE(service.find(key), std::string::npos) << key;
 }
 
+TEST(SystemdUnits, ServicesNeverWriteCoreFiles) {
+    // A core file of subsyncd holds its API token.
+    for (const char* name : {"subsyncd.service", "subsyncd-sync.service"}) {
+        SCOPED_TRACE(name);
+        EXPECT_NE(test::read_file(units_dir / name).find("\nLimitCORE=0\n"), std::string::npos);
+    }
+}
+
 }  // namespace
 }  // namespace subsync

@@ -11,6 +11,11 @@
 #include <cstdint>
 #include <random>
 
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 namespace subsync::exporters {
 namespace {
 
@@ -206,6 +211,128 @@ TEST_F(ExportTest, OldGenerationsArePruned) {
         names.push_back(e.path().filename().string());
     std::sort(names.begin(), names.end());
     EXPECT_EQ(names, (std::vector<std::string>{"19700101T001642Z-3", "19700101T001643Z-4"}));
+}
+
+std::vector<std::string> folder_names(const std::filesystem::path& dir) {
+    std::vector<std::string> names;
+    for (const auto& e : std::filesystem::directory_iterator(dir)) names.push_back(e.path().filename().string());
+    std::sort(names.begin(), names.end());
+    return names;
+}
+
+TEST_F(ExportTest, PruningOrdersGenerationsByRunIdNotByText) {
+    // Twelve syncs finishing in the same second: "-10" < "-12" < "-2" as text, and a text sort
+    // once deleted the previous latest while keeping -6 and -8.
+    auto db = sync::open_snapshot_readonly(dir_ / "snapshot.db");
+    generation_options opts;
+    opts.keep = 2;
+    const auto exports = dir_ / "exports";
+    for (std::int64_t run = 1; run <= 12; ++run) {
+        write_generation(db, exports, 1000000, {run}, opts);
+        if (run >= 2) {
+            SCOPED_TRACE(run);
+            std::vector<std::string> expected{"19700101T001640Z-" + std::to_string(run - 1),
+                                              "19700101T001640Z-" + std::to_string(run)};
+            std::sort(expected.begin(), expected.end());
+            EXPECT_EQ(folder_names(exports / "generations"), expected);
+        }
+    }
+    EXPECT_EQ(std::filesystem::read_symlink(exports / "latest"), "generations/19700101T001640Z-12");
+}
+
+TEST_F(ExportTest, KeepOneStillKeepsTheGenerationLatestJustLeft) {
+    auto db = sync::open_snapshot_readonly(dir_ / "snapshot.db");
+    generation_options opts;
+    opts.keep = 1;
+    for (std::int64_t run = 1; run <= 3; ++run) write_generation(db, dir_ / "exports", 1000000, {run}, opts);
+    EXPECT_EQ(folder_names(dir_ / "exports" / "generations"),
+              (std::vector<std::string>{"19700101T001640Z-2", "19700101T001640Z-3"}));
+}
+
+TEST_F(ExportTest, ForeignFoldersInGenerationsAreNeverPruned) {
+    auto db = sync::open_snapshot_readonly(dir_ / "snapshot.db");
+    std::filesystem::create_directories(dir_ / "exports" / "generations" / "keep-me");
+    generation_options opts;
+    opts.keep = 1;
+    for (std::int64_t run = 1; run <= 3; ++run) write_generation(db, dir_ / "exports", 1000000, {run}, opts);
+    EXPECT_TRUE(std::filesystem::is_directory(dir_ / "exports" / "generations" / "keep-me"));
+}
+
+TEST(GenerationName, ParsesOnlyWhatSubsyncMakes) {
+    struct name_case {
+        const char* name;
+        std::optional<generation_key> expected;
+    };
+    const name_case cases[] = {
+        {"20261125T184133Z-42", generation_key{42, "20261125T184133Z"}},
+        {"20261125T184133Z-0", generation_key{0, "20261125T184133Z"}},
+        {"20261125T184133Z-", std::nullopt},
+        {"20261125T184133Z-4x", std::nullopt},
+        {"20261125T184133Z--4", std::nullopt},
+        {".20261125T184133Z-42", std::nullopt},
+        {"2026112xT184133Z-42", std::nullopt},
+        {"keep-me", std::nullopt},
+    };
+    for (const auto& c : cases) {
+        SCOPED_TRACE(c.name);
+        EXPECT_EQ(parse_generation_name(c.name), c.expected);
+    }
+}
+
+TEST_F(ExportTest, RegularFileAtLatestIsRefusedNotOverwritten) {
+    auto db = sync::open_snapshot_readonly(dir_ / "snapshot.db");
+    const auto exports = dir_ / "exports";
+    std::filesystem::create_directories(exports);
+    test::write_file(exports / "latest", "someone's notes");
+    try {
+        write_generation(db, exports, 1000000, {1});
+        FAIL() << "expected an error";
+    } catch (const std::exception& e) {
+        const std::string what = e.what();
+        EXPECT_NE(what.find((exports / "latest").string() + " is a regular file"), std::string::npos) << what;
+        EXPECT_NE(what.find("move it away"), std::string::npos) << what;
+    }
+    EXPECT_EQ(test::read_file(exports / "latest"), "someone's notes");
+    EXPECT_EQ(folder_names(exports / "generations"), std::vector<std::string>{}) << "nothing written";
+}
+
+TEST_F(ExportTest, FailedExportLeavesNoHiddenLeftovers) {
+    const auto exports = dir_ / "exports";
+    const auto generations = exports / "generations";
+    // What earlier failed exports left: an empty hidden folder, a partial one, a temporary link.
+    std::filesystem::create_directories(generations / ".19700101T000000Z-7");
+    std::filesystem::create_directories(generations / ".19700101T000001Z-8");
+    test::write_file(generations / ".19700101T000001Z-8" / "purchased_groups.csv", "id,gr");
+    std::filesystem::create_symlink("generations/nowhere", exports / ".latest.new");
+
+    // Disk full, simulated: a child whose files may not grow past 256 bytes.
+    const pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        ::signal(SIGXFSZ, SIG_IGN);  // a write error (EFBIG), as the daemon's main() arranges
+        int code = 3;
+        try {
+            // Opened and read before the limit: SQLite's shared-memory file is larger than it.
+            auto db = sync::open_snapshot_readonly(dir_ / "snapshot.db");
+            db.execAndGet("SELECT count(*) FROM sqlite_master");
+            const ::rlimit limit{256, 256};
+            ::setrlimit(RLIMIT_FSIZE, &limit);
+            write_generation(db, exports, 1000000, {9});
+            code = 0;
+        } catch (const std::system_error& e) {
+            code = e.code() == std::errc::file_too_large ? 1 : 2;
+            if (code != 1) std::fprintf(stderr, "child: %s\n", e.what());
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "child: %s\n", e.what());
+        }
+        ::_exit(code);
+    }
+    int status = 0;
+    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(WIFEXITED(status));
+    ASSERT_EQ(WEXITSTATUS(status), 1) << "the export must fail with EFBIG";
+    EXPECT_EQ(folder_names(generations), std::vector<std::string>{}) << "no hidden generation stays behind";
+    EXPECT_EQ(folder_names(exports), (std::vector<std::string>{"generations"}));
 }
 
 TEST_F(ExportTest, TornChangeFeedLineIsCutBeforeAppending) {

@@ -283,7 +283,7 @@ TEST_F(SyncE2E, TokenNeverLeavesTheProcess) {
 TEST_F(SyncE2E, MissingTokenNamesTheVariable) {
     start(emulator::dataset::seeds());
     auto r = run_subsyncd({"sync", "--once", "--config", config().string()}, {{"SUBSYNC_TEST_TOKEN", ""}});
-    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_EQ(r.exit_code, 2) << "a secret that cannot be read is a config problem, as in check-config";
     EXPECT_NE(r.err.find("SUBSYNC_TEST_TOKEN"), std::string::npos) << r.err;
     auto check = run_subsyncd({"check-config", "--config", (dir_ / "subsync.toml").string()},
                               {{"SUBSYNC_TEST_TOKEN", ""}});

@@ -214,8 +214,99 @@ void read_silences(const table_reader& alerts, const std::set<std::string, std::
     }
 }
 
-void read_sinks(const table_reader& alerts, const std::set<std::string, std::less<>>& accounts,
-                std::vector<sink_config>& out) {
+/// `url`, or `url_env` / `url_file` / `url_credential` when the URL itself is a secret.
+void read_sink_url(const table_reader& r, sink_config& s) {
+    read_secret_ref(r, "url", false, s.url_secret);
+    const toml::node* n = r.node("url");
+    if (n == nullptr) {
+        if (s.url_secret.empty())
+            r.report().error(r.line(), r.key("url"),
+                             "required key is missing; give url, or url_env, url_file or url_credential");
+        return;
+    }
+    if (!s.url_secret.empty())
+        return r.invalid("url", "conflicts with url_env/url_file/url_credential; give exactly one of them");
+    std::optional<std::string> text = r.string("url", true);
+    if (!text) return;
+    auto ep = parse_sink_url(*text);
+    if (!ep) return r.invalid("url", ep.error());
+    s.url = std::move(*ep);
+    if (!s.url.tls())
+        r.report().warning(line_of(n->source()), r.key("url"), "plain http:// — notifications are not encrypted");
+}
+
+bool valid_env_name(std::string_view name) {
+    const auto letter = [](char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_'; };
+    return !name.empty() && letter(name.front()) &&
+           std::all_of(name.begin(), name.end(), [&](char c) { return letter(c) || (c >= '0' && c <= '9'); });
+}
+
+/// exec: `pass_env = ["NAME", …]` and `[alerts.sink.env] NAME = "value"`.
+void read_exec_environment(const table_reader& r, sink_config& s) {
+    if (auto names = strings(r, "pass_env", [&](const std::string& name) {
+            if (valid_env_name(name)) return true;
+            r.invalid("pass_env", fmt::format("\"{}\" is not a variable name (letters, digits, _)", name));
+            return false;
+        }))
+        s.pass_env = std::move(*names);
+    const toml::table* t = r.table("env");
+    if (t == nullptr) return;
+    for (auto&& [k, v] : *t) {
+        const std::string key = r.key(fmt::format("env.{}", k.str()));
+        const auto* str = v.as_string();
+        if (str == nullptr) {
+            r.report().error(line_of(v.source()), key, fmt::format("expected string, got {}", type_name(v.type())));
+            continue;
+        }
+        if (!valid_env_name(k.str())) {
+            r.report().error(line_of(v.source()), key, "not a variable name (letters, digits, _)");
+            continue;
+        }
+        if (str->get().find('\0') != std::string::npos) {
+            r.report().error(line_of(v.source()), key, "must not contain NUL");
+            continue;
+        }
+        s.env.emplace_back(std::string(k.str()), str->get());
+    }
+}
+
+/// Where an exec sink's pass_env was written: its index in the parsed sinks, line and key.
+struct pass_env_at {
+    std::size_t index;
+    line_t line;
+    std::string key;
+};
+
+/// A hook never sees a variable a secret is read from, even when pass_env names it.
+void refuse_secret_pass_env(const table_reader& alerts, const std::vector<account_config>& accounts,
+                            const std::vector<sink_config>& sinks,
+                            const std::vector<pass_env_at>& pass_env_lines) {
+    std::map<std::string, std::string, std::less<>> secret_vars;  // name -> the key that reads it
+    const auto add = [&](const secret_ref& ref, std::string key) {
+        if (!ref.env.empty()) secret_vars.try_emplace(ref.env, std::move(key));
+    };
+    for (std::size_t i = 0; i < accounts.size(); ++i) {
+        const auto& a = accounts[i].auth;
+        add(a.token, fmt::format("account[{}].auth.token_env", i));
+        add(a.password, fmt::format("account[{}].auth.password_env", i));
+        add(a.ak, fmt::format("account[{}].auth.ak_env", i));
+        add(a.sk, fmt::format("account[{}].auth.sk_env", i));
+        add(a.security_token, fmt::format("account[{}].auth.security_token_env", i));
+    }
+    for (std::size_t i = 0; i < sinks.size(); ++i) {
+        add(sinks[i].hmac_secret, fmt::format("alerts.sink[{}].hmac_secret_env", i));
+        add(sinks[i].url_secret, fmt::format("alerts.sink[{}].url_env", i));
+    }
+    for (const auto& at : pass_env_lines)
+        for (const auto& name : sinks[at.index].pass_env)
+            if (auto it = secret_vars.find(name); it != secret_vars.end())
+                alerts.report().error(at.line, at.key,
+                                      fmt::format("{} holds a secret ({}); a hook never gets it", name, it->second));
+}
+
+void read_sinks(const table_reader& alerts, const std::vector<account_config>& account_list,
+                const std::set<std::string, std::less<>>& accounts, std::vector<sink_config>& out) {
+    std::vector<pass_env_at> pass_env_lines;
     const toml::node* n = alerts.node("sink");
     if (n == nullptr) return;
     const toml::array* a = n->as_array();
@@ -227,12 +318,17 @@ void read_sinks(const table_reader& alerts, const std::set<std::string, std::les
     static const std::vector<only_for> specific{
         {"path", {sink_type::jsonl}},
         {"url", {sink_type::webhook, sink_type::alertmanager}},
+        {"url_env", {sink_type::webhook, sink_type::alertmanager}},
+        {"url_file", {sink_type::webhook, sink_type::alertmanager}},
+        {"url_credential", {sink_type::webhook, sink_type::alertmanager}},
         {"headers", {sink_type::webhook, sink_type::alertmanager}},
         {"hmac_secret_env", {sink_type::webhook}},
         {"hmac_secret_file", {sink_type::webhook}},
         {"hmac_secret_credential", {sink_type::webhook}},
         {"signature_header", {sink_type::webhook}},
         {"argv", {sink_type::exec}},
+        {"pass_env", {sink_type::exec}},
+        {"env", {sink_type::exec}},
     };
     std::map<std::string, line_t, std::less<>> names;
     for (std::size_t i = 0; i < a->size(); ++i) {
@@ -293,7 +389,7 @@ void read_sinks(const table_reader& alerts, const std::set<std::string, std::les
                 break;
             case sink_type::webhook:
             case sink_type::alertmanager:
-                read_endpoint(r, "url", s.url);
+                read_sink_url(r, s);
                 if (const toml::table* h = r.table("headers")) {
                     for (auto&& [k, v] : *h) {
                         const auto* str = v.as_string();
@@ -322,10 +418,14 @@ void read_sinks(const table_reader& alerts, const std::set<std::string, std::les
                 } else if (r.node("argv") == nullptr) {
                     r.missing("argv");
                 }
+                read_exec_environment(r, s);
+                if (const toml::node* pe = r.node("pass_env"))
+                    pass_env_lines.push_back({out.size(), line_of(pe->source()), r.key("pass_env")});
                 break;
         }
         out.push_back(std::move(s));
     }
+    refuse_secret_pass_env(alerts, account_list, out, pass_env_lines);
 }
 
 }  // namespace
@@ -388,7 +488,7 @@ void read_alerts(const table_reader& root, const std::vector<account_config>& ac
         }
     }
     read_silences(r, accounts, out.silences);
-    read_sinks(r, accounts, out.sinks);
+    read_sinks(r, account_list, accounts, out.sinks);
 }
 
 }  // namespace subsync::config::detail

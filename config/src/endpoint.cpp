@@ -49,12 +49,35 @@ std::string check_host(const std::string& host) {
     }
 }
 
+/// RFC 3986 query characters: pchar, '/' and '?' ('%' checked separately).
+bool is_query_char(char c) { return is_path_char(c) || c == '?'; }
+
+/// '%' must start a percent-encoding: empty when `s` is well formed, else why not.
+std::string check_percent(std::string_view s, std::string_view where, bool (*allowed)(char)) {
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        if (s[i] == '%') {
+            if (i + 2 >= s.size() || !is_hex(s[i + 1]) || !is_hex(s[i + 2]))
+                return fmt::format("'%' in the {} must be followed by two hex digits", where);
+        } else if (!allowed(s[i])) {
+            return fmt::format("a character in the {} is not allowed (percent-encode it)", where);
+        }
+    }
+    return {};
+}
+
 }  // namespace
 
-boost::system::result<endpoint, std::string> parse_endpoint(std::string_view url) {
+namespace {
+
+enum class url_kind { endpoint, sink };
+
+boost::system::result<endpoint, std::string> parse_url(std::string_view url, url_kind kind) {
+    const bool sink = kind == url_kind::sink;
     // endpoint is an aggregate, so (C++20) it is constructible from a std::string and result's
     // implicit error constructor is disabled: name the error side explicitly.
     const auto fail = [&](std::string_view why) -> boost::system::result<endpoint, std::string> {
+        // A sink URL's path may be its secret: say what is wrong, never what was written.
+        if (sink) return {boost::system::in_place_error, fmt::format("invalid URL: {}", why)};
         return {boost::system::in_place_error, fmt::format("invalid endpoint \"{}\": {}", url, why)};
     };
     constexpr std::string_view form = "https://host[:port][/path]";
@@ -68,9 +91,15 @@ boost::system::result<endpoint, std::string> parse_endpoint(std::string_view url
         return fail(fmt::format("scheme \"{}\" is not supported; use https:// or http://",
                                 url.substr(0, sep)));
 
-    const std::string_view rest = url.substr(sep + 3);
-    if (rest.find('?') != std::string_view::npos) return fail("a query (?...) is not allowed");
+    std::string_view rest = url.substr(sep + 3);
     if (rest.find('#') != std::string_view::npos) return fail("a fragment (#...) is not allowed");
+    if (const std::size_t q = rest.find('?'); q != std::string_view::npos) {
+        if (!sink) return fail("a query (?...) is not allowed");
+        const std::string_view query = rest.substr(q + 1);
+        if (std::string why = check_percent(query, "query", is_query_char); !why.empty()) return fail(why);
+        ep.query = std::string(query);
+        rest = rest.substr(0, q);
+    }
 
     const std::size_t slash = std::min(rest.find('/'), rest.size());
     const std::string_view authority = rest.substr(0, slash);
@@ -117,18 +146,41 @@ boost::system::result<endpoint, std::string> parse_endpoint(std::string_view url
         ep.explicit_port = true;
     }
 
-    for (std::size_t i = 0; i < path.size(); ++i) {
-        if (path[i] == '%') {
-            if (i + 2 >= path.size() || !is_hex(path[i + 1]) || !is_hex(path[i + 2]))
-                return fail("'%' in the path must be followed by two hex digits");
-        } else if (!is_path_char(path[i])) {
-            return fail(fmt::format("character '{}' is not allowed in the path", path[i]));
+    if (!sink) {
+        for (std::size_t i = 0; i < path.size(); ++i) {
+            if (path[i] == '%') {
+                if (i + 2 >= path.size() || !is_hex(path[i + 1]) || !is_hex(path[i + 2]))
+                    return fail("'%' in the path must be followed by two hex digits");
+            } else if (!is_path_char(path[i])) {
+                return fail(fmt::format("character '{}' is not allowed in the path", path[i]));
+            }
         }
+    } else if (std::string why = check_percent(path, "path", is_path_char); !why.empty()) {
+        return fail(why);
     }
     std::string_view base = path;
     while (!base.empty() && base.back() == '/') base.remove_suffix(1);
     ep.base_path = std::string(base);
+    if (sink) ep.text = display_url(ep);
     return ep;
+}
+
+}  // namespace
+
+boost::system::result<endpoint, std::string> parse_endpoint(std::string_view url) {
+    return parse_url(url, url_kind::endpoint);
+}
+
+boost::system::result<endpoint, std::string> parse_sink_url(std::string_view url) {
+    return parse_url(url, url_kind::sink);
+}
+
+std::string display_url(const endpoint& ep) {
+    const bool v6 = ep.host.find(':') != std::string::npos;
+    std::string out = ep.scheme + "://" + (v6 ? "[" + ep.host + "]" : ep.host);
+    if (ep.explicit_port) out += ":" + std::to_string(ep.port);
+    if (!ep.base_path.empty() || !ep.query.empty()) out += "/…";
+    return out;
 }
 
 }  // namespace subsync::config

@@ -4,7 +4,10 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstdlib>
+
+#include <sys/stat.h>
 #include <utility>
 
 namespace subsync::config {
@@ -27,12 +30,38 @@ void strip_one_newline(std::string& s) {
         s.pop_back();
 }
 
-secret_result from_file(const std::filesystem::path& file, const std::string& key) {
+/// A secret goes into an HTTP header or a signature: a CR or LF would end the header and start
+/// another (`tok\r\nX-Injected: evil`), other control bytes are never part of a real one.
+bool has_control_character(std::string_view value) {
+    return std::any_of(value.begin(), value.end(), [](char c) {
+        const auto u = static_cast<unsigned char>(c);
+        return u < 0x20 || u == 0x7f;
+    });
+}
+
+std::string control_character_message(const std::string& key, std::string_view where) {
+    return fmt::format("{}: {} contains a control character (CR, LF, TAB, NUL...); a secret is one line of "
+                       "printable text",
+                       key, where);
+}
+
+/// Like ssh with a private key: a secret others can read is worth a word, not a refusal.
+void warn_if_readable_by_others(const std::filesystem::path& file, const std::string& key, const environment& env) {
+    struct ::stat st {};
+    if (!env.warn || ::stat(file.c_str(), &st) != 0 || (st.st_mode & 077) == 0) return;
+    env.warn(fmt::format("{}: {} is accessible by group or others (mode {:04o}); chmod 600 it, or use a systemd "
+                         "credential",
+                         key, file.string(), st.st_mode & 07777));
+}
+
+secret_result from_file(const std::filesystem::path& file, const std::string& key, const environment& env) {
     auto content = detail::read_file(file, max_secret_bytes);
     if (!content) return failure(fmt::format("{}: {}", key, content.error()));
+    warn_if_readable_by_others(file, key, env);
     std::string value = std::move(*content);
     strip_one_newline(value);
     if (value.empty()) return failure(fmt::format("{}: {} is empty", key, file.string()));
+    if (has_control_character(value)) return failure(control_character_message(key, file.string()));
     return secret(std::move(value));
 }
 
@@ -67,9 +96,11 @@ secret_result resolve_secret(const secret_ref& ref, std::string_view key, const 
         std::optional<std::string> value = env.lookup(ref.env);
         if (!value) return failure(fmt::format("{}: environment variable {} is not set", k, ref.env));
         if (value->empty()) return failure(fmt::format("{}: environment variable {} is empty", k, ref.env));
+        if (has_control_character(*value))
+            return failure(control_character_message(k, fmt::format("environment variable {}", ref.env)));
         return secret(std::move(*value));
     }
-    if (!ref.file.empty()) return from_file(ref.file, fmt::format("{}_file", key));
+    if (!ref.file.empty()) return from_file(ref.file, fmt::format("{}_file", key), env);
 
     const std::string k = fmt::format("{}_credential", key);
     const std::optional<std::filesystem::path> dir = env.credentials_dir();
@@ -79,13 +110,34 @@ secret_result resolve_secret(const secret_ref& ref, std::string_view key, const 
     // hand-built secret_ref might not.
     if (ref.credential.find('/') != std::string::npos || ref.credential == "." || ref.credential == "..")
         return failure(fmt::format("{}: \"{}\" is not a credential name (no '/')", k, ref.credential));
-    if (dir) return from_file(*dir / ref.credential, k);
+    if (dir) return from_file(*dir / ref.credential, k, env);
     const std::optional<std::filesystem::path> file = env.credential_file(ref.credential);
     if (!file)
         return failure(fmt::format("{}: $CREDENTIALS_DIRECTORY is not set and no file for credential \"{}\" was found "
                                    "where LoadCredential= would read it",
                                    k, ref.credential));
-    return from_file(*file, k);
+    return from_file(*file, k, env);
+}
+
+std::vector<std::string> secret_env_names(const config& cfg) {
+    std::vector<std::string> names;
+    const auto add = [&](const secret_ref& ref) {
+        if (!ref.env.empty()) names.push_back(ref.env);
+    };
+    for (const auto& a : cfg.accounts) {
+        add(a.auth.token);
+        add(a.auth.password);
+        add(a.auth.ak);
+        add(a.auth.sk);
+        add(a.auth.security_token);
+    }
+    for (const auto& s : cfg.alerts.sinks) {
+        add(s.hmac_secret);
+        add(s.url_secret);
+    }
+    std::sort(names.begin(), names.end());
+    names.erase(std::unique(names.begin(), names.end()), names.end());
+    return names;
 }
 
 }  // namespace subsync::config

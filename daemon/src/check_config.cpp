@@ -22,22 +22,6 @@
 namespace subsync::daemon {
 namespace {
 
-using named_secret = std::pair<const char*, const config::secret_ref*>;
-
-/// The secrets an account's auth type reads; an optional one only when configured.
-std::vector<named_secret> secrets_of(const config::auth_config& auth) {
-    switch (auth.type) {
-        case config::auth_type::token: return {{"token", &auth.token}};
-        case config::auth_type::password: return {{"password", &auth.password}};
-        case config::auth_type::aksk: {
-            std::vector<named_secret> s{{"ak", &auth.ak}, {"sk", &auth.sk}};
-            if (!auth.security_token.empty()) s.emplace_back("security_token", &auth.security_token);
-            return s;
-        }
-    }
-    return {};
-}
-
 /// Where `ref`'s value comes from, for the operator (never the value).
 std::string describe_source(const config::secret_ref& ref, const std::optional<std::filesystem::path>& unit_dir,
                             const std::optional<config::located_credential>& found) {
@@ -66,7 +50,7 @@ int run_check_config(const std::filesystem::path& path, const check_options& opt
     for (const auto& w : cfg->warnings) spdlog::warn("{}", w);
 
     // Credentials: --credentials-dir, else the unit's $CREDENTIALS_DIRECTORY, else the search.
-    auto env = config::environment::process();
+    auto env = process_environment_with_warnings();  // a secret file others may read is named
     std::optional<std::filesystem::path> unit_dir = opts.credentials_dir ? std::nullopt : env.credentials_dir();
     std::vector<config::credential_location> search =
         opts.credentials_dir ? std::vector{config::credentials_dir_location(*opts.credentials_dir)}
@@ -113,7 +97,10 @@ int run_check_config(const std::filesystem::path& path, const check_options& opt
             fmt::print("{}: {}\n", key, describe_source(*ref, unit_dir, found));
         }
     }
-    if (missing > 0) return exit_usage;
+    if (missing > 0) {
+        fmt::print(stderr, "{}\n", secret_failure_trailer);
+        return exit_usage;
+    }
     // An AK/SK account that names its project but not its id: ask IAM now, as a sync would.
     for (std::size_t i = 0; i < cfg->accounts.size(); ++i) {
         const auto& a = cfg->accounts[i];

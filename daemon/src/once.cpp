@@ -16,8 +16,16 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <sys/prctl.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 namespace subsync::daemon {
 
@@ -34,6 +42,51 @@ std::optional<config::config> load_or_report(const std::filesystem::path& path) 
         return std::nullopt;
     }
     return std::move(*cfg);
+}
+
+std::vector<named_secret> secrets_of(const config::auth_config& auth) {
+    switch (auth.type) {
+        case config::auth_type::token: return {{"token", &auth.token}};
+        case config::auth_type::password: return {{"password", &auth.password}};
+        case config::auth_type::aksk: {
+            std::vector<named_secret> s{{"ak", &auth.ak}, {"sk", &auth.sk}};
+            if (!auth.security_token.empty()) s.emplace_back("security_token", &auth.security_token);
+            return s;
+        }
+    }
+    return {};
+}
+
+bool account_secrets_resolve(const config::config& cfg, const std::filesystem::path& path,
+                             const config::environment& env) {
+    bool ok = true;
+    for (std::size_t i = 0; i < cfg.accounts.size(); ++i) {
+        for (const auto& [name, ref] : secrets_of(cfg.accounts[i].auth)) {
+            auto s = config::resolve_secret(*ref, fmt::format("account[{}].auth.{}", i, name), env);
+            if (!s) {
+                fmt::print(stderr, "{}: {}\n", path.string(), s.error());
+                ok = false;
+            }
+        }
+    }
+    if (!ok) fmt::print(stderr, "{}\n", secret_failure_trailer);
+    return ok;
+}
+
+config::environment process_environment_with_warnings() {
+    auto env = config::environment::process();
+    env.warn = [](const std::string& message) { spdlog::warn("{}", message); };
+    return env;
+}
+
+void protect_secrets_in_memory() {
+    if (const char* allow = std::getenv("SUBSYNC_ALLOW_COREDUMP"); allow != nullptr && std::string_view(allow) == "1") {
+        spdlog::warn("SUBSYNC_ALLOW_COREDUMP=1: the process stays dumpable; a core file may hold secrets");
+        return;
+    }
+    if (::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+        spdlog::warn("prctl(PR_SET_DUMPABLE, 0) failed error=\"{}\"; a core file may hold secrets",
+                     std::strerror(errno));
 }
 
 namespace {
@@ -65,6 +118,10 @@ int run_sync_once(const std::filesystem::path& config_path, const once_options& 
     const auto& database = cfg->storage.database;
     std::error_code ec;
     std::filesystem::create_directories(database.parent_path(), ec);  // the lock's open() reports what fails
+    // A secret that cannot be read is a config problem (exit 2, as in check-config), found before
+    // the lock is taken or anything is fetched.
+    protect_secrets_in_memory();
+    if (!account_secrets_resolve(*cfg, config_path, process_environment_with_warnings())) return exit_usage;
     std::string holder;
     auto lock = instance_lock::try_acquire(database, holder);
     if (!lock) {

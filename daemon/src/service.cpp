@@ -245,6 +245,8 @@ int run_daemon(const std::filesystem::path& config_path, int verbosity) {
     auto cfg = load_or_report(config_path);
     if (!cfg) return exit_usage;
     setup_logging({cfg->daemon.level, cfg->daemon.format, verbosity});
+    // Before the first sync reads a token: the daemon holds secrets from then on.
+    protect_secrets_in_memory();
     service s(config_path, std::move(*cfg), verbosity);
     return s.run();
 }

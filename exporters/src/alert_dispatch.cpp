@@ -289,10 +289,13 @@ sink_context make_sink_context(asio::any_io_executor ex, const config::config& c
     sink_context ctx;
     ctx.ex = std::move(ex);
     ctx.env = std::move(env);
+    ctx.secret_env_names = config::secret_env_names(cfg);
     ctx.proxy = sync::proxy_settings::resolve(cfg.sync.proxy, cfg.sync.no_proxy);
     ctx.repeat_interval = cfg.alerts.repeat_interval;
     for (const auto& s : cfg.alerts.sinks)
-        if ((s.type == config::sink_type::webhook || s.type == config::sink_type::alertmanager) && s.url.tls()) {
+        // A URL from url_env/_file/_credential is read later: it may well be https.
+        if ((s.type == config::sink_type::webhook || s.type == config::sink_type::alertmanager) &&
+            (s.url.tls() || !s.url_secret.empty())) {
             ctx.tls = sync::make_tls_context(cfg.tls);
             break;
         }

@@ -21,12 +21,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
 #include <system_error>
-
-extern char** environ;
 
 namespace subsync::exporters {
 
@@ -84,8 +83,32 @@ void describe_status(int status, exec_result& r) {
 
 }  // namespace
 
+std::vector<std::string> exec_environment(const config::sink_config& cfg, const config::environment& env,
+                                          const std::vector<std::string>& never) {
+    // Nothing is inherited: the daemon's environment holds secrets (SUBSYNC_TOKEN=… from an
+    // EnvironmentFile=, $CREDENTIALS_DIRECTORY), and a hook is often someone else's script.
+    std::vector<std::pair<std::string, std::string>> vars;
+    const auto set = [&](const std::string& name, std::string value) {
+        if (std::find(never.begin(), never.end(), name) != never.end()) return;
+        auto it = std::find_if(vars.begin(), vars.end(), [&](const auto& v) { return v.first == name; });
+        if (it != vars.end()) it->second = std::move(value);
+        else vars.emplace_back(name, std::move(value));
+    };
+    const auto pass = [&](const std::string& name) {
+        if (auto v = env.lookup(name)) set(name, std::move(*v));
+    };
+    set("PATH", env.lookup("PATH").value_or("/usr/local/bin:/usr/bin:/bin"));
+    for (const char* name : {"LANG", "LC_ALL", "TZ", "HOME"}) pass(name);
+    for (const auto& name : cfg.pass_env) pass(name);
+    for (const auto& [name, value] : cfg.env) set(name, value);
+    std::vector<std::string> out;
+    out.reserve(vars.size());
+    for (auto& [name, value] : vars) out.push_back(name + "=" + value);
+    return out;
+}
+
 asio::awaitable<exec_result> run_exec(const std::vector<std::string>& argv, std::string input,
-                                      steady::time_point deadline) {
+                                      steady::time_point deadline, const std::vector<std::string>& envp) {
     using namespace asio::experimental::awaitable_operators;
     exec_result r;
     if (argv.empty()) {
@@ -132,8 +155,13 @@ asio::awaitable<exec_result> run_exec(const std::vector<std::string>& argv, std:
     std::vector<char*> args;
     for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
+    std::vector<char*> env;
+    for (const auto& e : envp) env.push_back(const_cast<char*>(e.c_str()));
+    env.push_back(nullptr);
     pid_t pid = -1;
-    const int rc = ::posix_spawnp(&pid, argv[0].c_str(), &fa, &attr, args.data(), environ);
+    // posix_spawnp looks the program up in the daemon's PATH, not in `envp`'s: the same PATH
+    // unless a sink's env sets another.
+    const int rc = ::posix_spawnp(&pid, argv[0].c_str(), &fa, &attr, args.data(), env.data());
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&attr);
     if (rc != 0) {

@@ -148,6 +148,7 @@ public:
         req.method = "POST";
         req.target = cfg_.url.base_path + (am ? "/api/v2/alerts" : "");
         if (req.target.empty()) req.target = "/";
+        if (!cfg_.url.query.empty()) req.target += "?" + cfg_.url.query;
         req.body = am ? alertmanager_body(n, ctx_.repeat_interval) : n.payload;
         req.headers.push_back({"Content-Type", "application/json"});
         req.headers.push_back({"Idempotency-Key", n.idempotency_key});
@@ -162,7 +163,9 @@ public:
         auto r = co_await conn_.send(req, cap);
         if (!r) co_return delivery_outcome{false, r.error().message};
         if (r->status / 100 == 2) co_return delivery_outcome{true, {}};
-        co_return delivery_outcome{false, fmt::format("HTTP {} from {}: {}", r->status, cfg_.url.text,
+        // display_url: the path or query may be the secret (Slack-style), and this text is stored,
+        // exported and sent on in delivery_failed.
+        co_return delivery_outcome{false, fmt::format("HTTP {} from {}: {}", r->status, config::display_url(cfg_.url),
                                                       truncated(r->body))};
     }
 
@@ -172,17 +175,41 @@ private:
     sync::http_connection conn_;
 };
 
+/// A webhook or Alertmanager sink whose url_env/url_file/url_credential did not resolve: every
+/// attempt fails with why, so the notification is retried and dead-lettered like any other.
+class unresolved_sink final : public alert_sink {
+public:
+    explicit unresolved_sink(std::string why) : why_(std::move(why)) {}
+    asio::awaitable<delivery_outcome> deliver(const notification&, steady::time_point) override {
+        co_return delivery_outcome{false, why_};
+    }
+
+private:
+    std::string why_;
+};
+
+/// The sink's URL from its secret source, parsed like `url`; errors name the key, never the value.
+boost::system::result<config::endpoint, std::string> resolve_sink_url(const config::sink_config& cfg,
+                                                                      const config::environment& env) {
+    using boost::system::in_place_error;
+    auto s = config::resolve_secret(cfg.url_secret, fmt::format("alerts.sink {}.url", cfg.name), env);
+    if (!s) return {in_place_error, s.error()};
+    auto url = config::parse_sink_url(s->reveal());
+    if (!url) return {in_place_error, fmt::format("alerts.sink {}.url: {}", cfg.name, url.error())};
+    return std::move(*url);
+}
+
 // ---- exec ---------------------------------------------------------------------------------
 
 class exec_sink final : public alert_sink {
 public:
-    exec_sink(std::vector<std::string> argv, std::chrono::milliseconds timeout)
-        : argv_(std::move(argv)), timeout_(timeout) {}
+    exec_sink(std::vector<std::string> argv, std::vector<std::string> envp, std::chrono::milliseconds timeout)
+        : argv_(std::move(argv)), envp_(std::move(envp)), timeout_(timeout) {}
 
     asio::awaitable<delivery_outcome> deliver(const notification& n, steady::time_point cap) override {
         const auto start = steady::now();
         const auto deadline = std::min(cap, start + timeout_);
-        auto r = co_await run_exec(argv_, n.payload, deadline);
+        auto r = co_await run_exec(argv_, n.payload, deadline, envp_);
         if (!r.started) co_return delivery_outcome{false, r.error};
         if (!r.timed_out && r.term_signal == 0 && r.exit_code == 0) co_return delivery_outcome{true, {}};
         std::string what = r.timed_out ? fmt::format("timed out after {} ms (timeout {})",
@@ -197,6 +224,7 @@ public:
 
 private:
     std::vector<std::string> argv_;
+    std::vector<std::string> envp_;
     std::chrono::milliseconds timeout_;
 };
 
@@ -299,10 +327,21 @@ std::unique_ptr<alert_sink> make_sink(const config::sink_config& cfg, const sink
         case config::sink_type::log: return std::make_unique<log_sink>(cfg.name);
         case config::sink_type::jsonl: return std::make_unique<jsonl_sink>(cfg.path);
         case config::sink_type::webhook:
-        case config::sink_type::alertmanager: return std::make_unique<http_sink>(cfg, ctx);
+        case config::sink_type::alertmanager: {
+            if (cfg.url_secret.empty()) return std::make_unique<http_sink>(cfg, ctx);
+            auto url = resolve_sink_url(cfg, ctx.env);
+            if (!url) return std::make_unique<unresolved_sink>(url.error());
+            config::sink_config resolved = cfg;
+            resolved.url = std::move(*url);
+            if (resolved.url.tls() && !ctx.tls)
+                return std::make_unique<unresolved_sink>(
+                    fmt::format("alerts.sink {}.url: https URL without a TLS context", cfg.name));
+            return std::make_unique<http_sink>(resolved, ctx);
+        }
         case config::sink_type::exec:
             if (cfg.argv.empty()) throw std::invalid_argument("sink " + cfg.name + ": exec needs argv");
-            return std::make_unique<exec_sink>(cfg.argv, cfg.timeout);
+            return std::make_unique<exec_sink>(cfg.argv, exec_environment(cfg, ctx.env, ctx.secret_env_names),
+                                               cfg.timeout);
     }
     throw std::invalid_argument("sink " + cfg.name + ": unknown type");
 }

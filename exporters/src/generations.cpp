@@ -9,9 +9,12 @@
 #include <fmt/format.h>
 
 #include <fcntl.h>
+#include <stdio.h>  // renameat2
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
+#include <stdexcept>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -79,21 +82,93 @@ void swap_symlink(const fs::path& link, const fs::path& target) {
     const fs::path temp = link.parent_path() / fmt::format(".{}.new", link.filename().string());
     ::unlink(temp.c_str());
     if (::symlink(target.c_str(), temp.c_str()) != 0) fail("cannot create symlink", temp);
-    if (::rename(temp.c_str(), link.c_str()) != 0) fail("cannot replace", link);
+    if (::rename(temp.c_str(), link.c_str()) != 0) {
+        const int e = errno;
+        ::unlink(temp.c_str());
+        errno = e;
+        fail("cannot replace", link);
+    }
     fsync_dir(link.parent_path());
 }
 
-void remove_old_generations(const fs::path& generations, const fs::path& current, int keep) {
-    std::vector<fs::path> dirs;
-    for (const auto& e : fs::directory_iterator(generations))
-        if (e.is_directory() && e.path().filename().string().front() != '.') dirs.push_back(e.path());
-    std::sort(dirs.begin(), dirs.end());
-    const auto excess = static_cast<std::ptrdiff_t>(dirs.size()) - std::max(1, keep);
-    for (std::ptrdiff_t i = 0; i < excess; ++i)
-        if (dirs[static_cast<std::size_t>(i)] != current) fs::remove_all(dirs[static_cast<std::size_t>(i)]);
-    // A hidden folder is a generation a crash interrupted: never pointed to, safe to drop.
-    for (const auto& e : fs::directory_iterator(generations))
-        if (e.is_directory() && e.path().filename().string().front() == '.') fs::remove_all(e.path());
+/// The folder `latest` points to (a name under generations/), or empty when there is no
+/// `latest` yet. Anything but a symlink is refused before a byte is written: rename(2) would
+/// silently replace a regular file someone put there (and fail late on a folder).
+fs::path current_latest(const fs::path& link) {
+    std::error_code ec;
+    const auto st = fs::symlink_status(link, ec);
+    if (ec || st.type() == fs::file_type::not_found) return {};
+    if (st.type() != fs::file_type::symlink)
+        throw std::runtime_error(fmt::format(
+            "{} is {}, not the symlink subsyncd maintains; move it away (or delete it) and export again",
+            link.string(),
+            st.type() == fs::file_type::directory ? "a folder"
+            : st.type() == fs::file_type::regular ? "a regular file"
+                                                  : "not a symlink"));
+    return fs::read_symlink(link).filename();
+}
+
+/// Drops what an interrupted or failed export left: hidden generations (never pointed to) and
+/// the temporary `.latest.new` link. Safe because one process exports at a time (the lock).
+void remove_leftovers(const fs::path& export_dir) {
+    std::error_code ec;
+    fs::remove(export_dir / ".latest.new", ec);
+    const fs::path generations = export_dir / "generations";
+    if (!fs::is_directory(generations, ec)) return;
+    std::vector<fs::path> hidden;  // collected first: removing while iterating skips entries
+    for (const auto& e : fs::directory_iterator(generations, ec))
+        if (e.path().filename().string().front() == '.') hidden.push_back(e.path());
+    for (const auto& p : hidden) fs::remove_all(p, ec);
+}
+
+void remove_old_generations(const fs::path& generations, const std::string& current, const fs::path& previous,
+                            int keep) {
+    std::vector<std::pair<generation_key, fs::path>> dirs;
+    for (const auto& e : fs::directory_iterator(generations)) {
+        if (!e.is_directory()) continue;
+        // Folders whose name is not ours (hidden ones included) are never pruned here.
+        if (auto key = parse_generation_name(e.path().filename().string())) dirs.emplace_back(*key, e.path());
+    }
+    std::sort(dirs.begin(), dirs.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    // Oldest first, by run id: never by text, where "-10" sorts before "-9".
+    std::size_t left = dirs.size();
+    const auto wanted = static_cast<std::size_t>(std::max(1, keep));
+    for (const auto& [key, dir] : dirs) {
+        if (left <= wanted) break;
+        const std::string name = dir.filename().string();
+        // The new latest, and the one it replaced: a reader may have resolved latest a moment ago.
+        if (name == current || (!previous.empty() && name == previous.string())) continue;
+        fs::remove_all(dir);
+        --left;
+    }
+}
+
+/// Builds the generation in `building` (files, report, manifest), every file fsynced.
+std::vector<written_file> build_generation(SQLite::Database& db, const fs::path& building, sync::epoch_ms now,
+                                           const std::vector<std::int64_t>& run_ids, const generation_options& opts) {
+    std::vector<written_file> files;
+    for (auto table : {export_table::purchased_groups, export_table::subscription_resources, export_table::sync_runs,
+                       export_table::alerts})
+        for (auto format : opts.formats) files.push_back(write_one(db, building, table, format, opts));
+    if (opts.report) {
+        atomic_file file(building / "report.html");
+        const auto expiring = write_report(db, now, [&](std::string_view b) { file.write(b); }, *opts.report);
+        file.commit();
+        files.push_back({file.target(), expiring, file.bytes_written(), file.sha256_hex()});
+    }
+    write_manifest(building, now, run_ids, files);
+    fsync_dir(building);
+    return files;
+}
+
+/// Moves the finished `building` folder to `target`. A folder already there (the same runs
+/// exported again) is exchanged atomically, never removed first: `latest` may point at it.
+void publish(const fs::path& building, const fs::path& target) {
+    if (::renameat2(AT_FDCWD, building.c_str(), AT_FDCWD, target.c_str(), RENAME_NOREPLACE) == 0) return;
+    if (errno != EEXIST) fail("cannot publish generation", target);
+    if (::renameat2(AT_FDCWD, building.c_str(), AT_FDCWD, target.c_str(), RENAME_EXCHANGE) != 0)
+        fail("cannot publish generation", target);
+    fs::remove_all(building);  // now the old content
 }
 
 }  // namespace
@@ -145,39 +220,50 @@ std::int64_t append_change_feed(SQLite::Database& db, const fs::path& feed) {
     return rows;
 }
 
+std::optional<generation_key> parse_generation_name(std::string_view name) {
+    // 20261125T184133Z-42: a 16-character UTC time, '-', the newest run id.
+    constexpr std::size_t time_len = 16;
+    if (name.size() < time_len + 2 || name[time_len] != '-') return std::nullopt;
+    const std::string_view time = name.substr(0, time_len);
+    if (time[8] != 'T' || time[15] != 'Z') return std::nullopt;
+    for (std::size_t i = 0; i < time_len; ++i)
+        if (i != 8 && i != 15 && (time[i] < '0' || time[i] > '9')) return std::nullopt;
+    const std::string_view digits = name.substr(time_len + 1);
+    generation_key key{0, std::string(time)};
+    const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), key.run_id);
+    if (ec != std::errc() || end != digits.data() + digits.size() || key.run_id < 0) return std::nullopt;
+    return key;
+}
+
 generation write_generation(SQLite::Database& db, const fs::path& export_dir, sync::epoch_ms now,
                             const std::vector<std::int64_t>& run_ids, const generation_options& opts) {
     const fs::path generations = export_dir / "generations";
     fs::create_directories(generations);
+    const fs::path previous = current_latest(export_dir / "latest");
+    remove_leftovers(export_dir);
     const std::string name =
         fmt::format("{}-{}", compact_time(now), run_ids.empty() ? 0 : *std::max_element(run_ids.begin(), run_ids.end()));
     const fs::path building = generations / ("." + name);
-    fs::remove_all(building);
-    fs::create_directory(building);
 
     generation g;
-    SQLite::Transaction read_tx(db);  // every file shows the same snapshot
-    for (auto table : {export_table::purchased_groups, export_table::subscription_resources, export_table::sync_runs,
-                       export_table::alerts})
-        for (auto format : opts.formats) g.files.push_back(write_one(db, building, table, format, opts));
-    if (opts.report) {
-        atomic_file file(building / "report.html");
-        const auto expiring = write_report(db, now, [&](std::string_view b) { file.write(b); }, *opts.report);
-        file.commit();
-        g.files.push_back({file.target(), expiring, file.bytes_written(), file.sha256_hex()});
-    }
-    write_manifest(building, now, run_ids, g.files);
-    fsync_dir(building);
     g.dir = generations / name;
-    fs::remove_all(g.dir);
-    if (::rename(building.c_str(), g.dir.c_str()) != 0) fail("cannot publish generation", g.dir);
-    fsync_dir(generations);
-    for (auto& f : g.files) f.path = g.dir / f.path.filename();
-
-    swap_symlink(export_dir / "latest", fs::path("generations") / name);
-    g.changes_appended = append_change_feed(db, export_dir / "changes.jsonl");
-    read_tx.commit();
-    remove_old_generations(generations, g.dir, opts.keep);
+    try {
+        fs::create_directory(building);
+        SQLite::Transaction read_tx(db);  // every file shows the same snapshot
+        g.files = build_generation(db, building, now, run_ids, opts);
+        publish(building, g.dir);
+        fsync_dir(generations);
+        for (auto& f : g.files) f.path = g.dir / f.path.filename();
+        swap_symlink(export_dir / "latest", fs::path("generations") / name);
+        g.changes_appended = append_change_feed(db, export_dir / "changes.jsonl");
+        read_tx.commit();
+    } catch (...) {
+        // Disk full, quota, a write error: a partial hidden generation would stay until a later
+        // export succeeds, and one per failed sync adds up.
+        remove_leftovers(export_dir);
+        throw;
+    }
+    remove_old_generations(generations, name, previous, opts.keep);
     return g;
 }
 

@@ -99,12 +99,14 @@ bool has_line(std::string_view datagram, std::string_view prefix) {
 }
 
 daemon_process::daemon_process(const std::vector<std::string>& args, const std::map<std::string, std::string>& env,
-                               const std::filesystem::path& dir, const std::string& name)
+                               const std::filesystem::path& dir, const std::string& name,
+                               const std::vector<std::string>& wrapper)
     : out_path_(dir / (name + ".out")), err_path_(dir / (name + ".err")) {
     // Created before the child opens them, so a test can learn their device:inode first.
     write_file(out_path_, "");
     if (!std::filesystem::exists(err_path_)) write_file(err_path_, "");
-    std::vector<std::string> argv{SUBSYNCD_PATH};
+    std::vector<std::string> argv = wrapper;
+    argv.emplace_back(SUBSYNCD_PATH);
     argv.insert(argv.end(), args.begin(), args.end());
     pid_ = spawn_process(argv, env, out_path_, err_path_);
     pidfd_ = static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0));

@@ -60,8 +60,10 @@ bool has_line(std::string_view datagram, std::string_view prefix);
 /// Killed with SIGKILL at destruction if still running.
 class daemon_process {
 public:
+    /// `wrapper` (e.g. setpriv and its arguments) is run with subsyncd and `args` as its command.
     daemon_process(const std::vector<std::string>& args, const std::map<std::string, std::string>& env,
-                   const std::filesystem::path& dir, const std::string& name = "subsyncd");
+                   const std::filesystem::path& dir, const std::string& name = "subsyncd",
+                   const std::vector<std::string>& wrapper = {});
     ~daemon_process();
     daemon_process(const daemon_process&) = delete;
     daemon_process& operator=(const daemon_process&) = delete;

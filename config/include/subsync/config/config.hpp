@@ -28,7 +28,8 @@ struct endpoint {
     std::uint16_t port = 0;  ///< explicit or the scheme's default
     bool explicit_port = false;
     std::string base_path;  ///< without a trailing '/'; empty for the root
-    std::string text;       ///< as written in the file, for messages
+    std::string query;      ///< sink URLs only: what follows '?', verbatim; empty otherwise
+    std::string text;       ///< for messages: as written, or display_url() for a sink URL
 
     [[nodiscard]] bool tls() const { return scheme == "https"; }
 };
@@ -243,10 +244,18 @@ struct sink_config {
     sink_filter filter;
     std::filesystem::path path;  ///< jsonl: the file appended to
     endpoint url;                ///< webhook: the POST target; alertmanager: its base URL (…/api/v2/alerts is appended)
+    /// webhook/alertmanager: url_env|url_file|url_credential instead of `url`, for a URL whose path
+    /// or query is the secret; resolved when the sink is made, then parsed like `url`.
+    secret_ref url_secret;
     std::vector<std::pair<std::string, std::string>> headers;  ///< webhook/alertmanager: extra request headers
     secret_ref hmac_secret;  ///< webhook: hmac_secret_env|_file|_credential; signs the body when set
     std::string signature_header = "X-Subsync-Signature";  ///< carries "sha256=<hex>"
     std::vector<std::string> argv;  ///< exec: program and arguments, no shell
+    /// exec: variables copied from the daemon's environment when set (systemd's PassEnvironment=).
+    /// Never one a secret is read from (any `*_env` key): the config check refuses that.
+    std::vector<std::string> pass_env;
+    /// exec: variables set to these values (systemd's Environment=); they win over pass_env.
+    std::vector<std::pair<std::string, std::string>> env;
     std::chrono::milliseconds timeout{std::chrono::seconds(10)};  ///< one delivery attempt
 };
 

@@ -35,6 +35,15 @@ boost::system::result<config, config_error> parse_config(std::string_view toml_t
 /// Note: read the value with `*r` after checking; Boost 1.81 cannot `.value()`-throw a std::string.
 boost::system::result<endpoint, std::string> parse_endpoint(std::string_view url);
 
+/// parse_endpoint() for an alert sink's URL: a query (`?a=b`) is accepted and kept in
+/// endpoint::query, endpoint::text is display_url(), and the error never repeats the input,
+/// whose path or query may be a secret (a Slack-style webhook).
+boost::system::result<endpoint, std::string> parse_sink_url(std::string_view url);
+
+/// How a sink URL is shown anywhere (logs, database, exports, payloads): scheme, host and
+/// port, and "/…" in place of any path or query: `https://hooks.example.com/…`.
+[[nodiscard]] std::string display_url(const endpoint& ep);
+
 /// Parses "500ms", "30s", "15m", "1h", "2d" and descending combinations such as "1h30m".
 /// The error is a sentence naming the input.
 boost::system::result<std::chrono::milliseconds, std::string> parse_duration(std::string_view text);

@@ -52,6 +52,8 @@ struct sink_context {
     std::shared_ptr<sync::tls_context> tls;  ///< for https URLs; may be null when none is configured
     sync::proxy_settings proxy;
     config::environment env = config::environment::process();
+    /// Variables secrets are read from (config::secret_env_names): never in a hook's environment.
+    std::vector<std::string> secret_env_names;
     std::chrono::milliseconds repeat_interval{std::chrono::hours(24)};  ///< alertmanager endsAt of firing alerts
 };
 
@@ -92,6 +94,15 @@ struct exec_result {
     std::string error;     ///< why it could not be started or waited for
 };
 [[nodiscard]] boost::asio::awaitable<exec_result> run_exec(const std::vector<std::string>& argv, std::string input,
-                                                           std::chrono::steady_clock::time_point deadline);
+                                                           std::chrono::steady_clock::time_point deadline,
+                                                           const std::vector<std::string>& envp);
+
+/// The whole environment ("NAME=value") an exec sink's program gets, nothing inherited:
+/// PATH (default /usr/local/bin:/usr/bin:/bin), LANG, LC_ALL, TZ and HOME as the daemon has them,
+/// then `cfg.pass_env` from the daemon, then `cfg.env`. A name in `never` is left out, wherever
+/// it comes from.
+[[nodiscard]] std::vector<std::string> exec_environment(const config::sink_config& cfg,
+                                                        const config::environment& env,
+                                                        const std::vector<std::string>& never);
 
 }  // namespace subsync::exporters

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace subsync::exporters {
@@ -41,12 +42,24 @@ struct generation {
     std::int64_t changes_appended = 0;  ///< new lines in export_dir/changes.jsonl
 };
 
+/// What orders generations: the newest run id, then the time (a folder is "<time>-<run id>").
+struct generation_key {
+    std::int64_t run_id = 0;
+    std::string time;  ///< 20261125T184133Z
+    friend auto operator<=>(const generation_key&, const generation_key&) = default;
+};
+
+/// The key of a generation folder name, or nullopt for a name subsyncd does not make.
+[[nodiscard]] std::optional<generation_key> parse_generation_name(std::string_view name);
+
 /// Writes every table in every format and report.html, then manifest.json, into a new
 /// generation folder (built under a hidden name, fsynced, renamed), then
 /// swaps `export_dir/latest` to it with one rename, so a reader of latest/
 /// never sees files of two syncs. Appends new changes to the append-only feed
-/// export_dir/changes.jsonl. Removes generations beyond `keep`. All tables
-/// are read in one transaction.
+/// export_dir/changes.jsonl. Removes the oldest generations (by run id) beyond `keep`,
+/// never the new one nor the one `latest` pointed to before. A `latest` that is not a symlink
+/// is refused before anything is written. Hidden leftovers of an interrupted or failed export
+/// are removed at the start and when this one fails. All tables are read in one transaction.
 generation write_generation(SQLite::Database& db, const std::filesystem::path& export_dir, sync::epoch_ms now,
                             const std::vector<std::int64_t>& run_ids, const generation_options& opts = {});
 
