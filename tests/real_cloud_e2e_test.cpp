@@ -361,29 +361,23 @@ TEST_F(RealCloud, AkSkWithoutProjectIdLooksItUpByRegion) {
     EXPECT_EQ(count("SELECT COUNT(*) FROM purchased_groups WHERE removed_at IS NULL"), 45);
 }
 
-TEST_F(RealCloud, AkSkRegionWithoutAProjectFailsNamingTheRegion) {
-    start();
-    emu_->set_projects({{"ap-southeast-1", "ffff"}});
-    emu_->require_project_id("a1b2c3d4e5f60718293a4b5c6d7e8f90");
-    const auto cfg = config(aksk_by_region());
-    auto r = sync(cfg);
-    EXPECT_EQ(r.exit_code, 1) << r.err;
-    EXPECT_NE((r.out + r.err).find("cn-north-4"), std::string::npos) << r.err;
-    auto check = run_subsyncd({"check-config", "--config", cfg.string()}, {{"HW_AK", ak}, {"HW_SK", sk}});
-    EXPECT_EQ(check.exit_code, 2) << check.out << check.err;
-    EXPECT_NE((check.out + check.err).find("cn-north-4"), std::string::npos) << check.err;
-}
-
-TEST_F(RealCloud, AkSkRegionWithTwoProjectsFailsNamingTheRegion) {
-    start();
-    emu_->set_projects({{"cn-north-4", "a1b2c3d4e5f60718293a4b5c6d7e8f90"}, {"cn-north-4", "0000"}});
-    const auto cfg = config(aksk_by_region());
-    auto r = sync(cfg);
-    EXPECT_EQ(r.exit_code, 1) << r.err;
-    EXPECT_NE((r.out + r.err).find("cn-north-4"), std::string::npos) << r.err;
-    auto check = run_subsyncd({"check-config", "--config", cfg.string()}, {{"HW_AK", ak}, {"HW_SK", sk}});
-    EXPECT_EQ(check.exit_code, 2) << check.out << check.err;
-    EXPECT_NE((check.out + check.err).find("cn-north-4"), std::string::npos) << check.err;
+// No project of that name, or two: the sync fails (exit 1) and check-config says so (exit 2),
+// both naming the project to fix.
+TEST_F(RealCloud, AkSkProjectLookupWithNoneOrTwoMatchesFailsNamingTheRegion) {
+    const std::vector<emulator::project> none{{"ap-southeast-1", "ffff"}};
+    const std::vector<emulator::project> two{{"cn-north-4", "a1b2c3d4e5f60718293a4b5c6d7e8f90"}, {"cn-north-4", "0000"}};
+    for (const auto* projects : {&none, &two}) {
+        SCOPED_TRACE(projects == &none ? "none" : "two");
+        start();
+        emu_->set_projects(*projects);
+        const auto cfg = config(aksk_by_region());
+        auto r = sync(cfg);
+        EXPECT_EQ(r.exit_code, 1) << r.err;
+        EXPECT_NE((r.out + r.err).find("cn-north-4"), std::string::npos) << r.err;
+        auto check = run_subsyncd({"check-config", "--config", cfg.string()}, {{"HW_AK", ak}, {"HW_SK", sk}});
+        EXPECT_EQ(check.exit_code, 2) << check.out << check.err;
+        EXPECT_NE((check.out + check.err).find("cn-north-4"), std::string::npos) << check.err;
+    }
 }
 
 TEST_F(RealCloud, ContentTypeIsSentOnListings) {
