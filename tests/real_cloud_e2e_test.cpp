@@ -472,9 +472,18 @@ void expect_no_signature(const fs::path& dir, const test::run_result& r) {
     }
 }
 
+// Issue 15, acceptance 1: with a jsonl sink and an exec sink (which records its stdin and its
+// environment), the auth_failing alert the echoed 401 raises carries no token either.
 TEST_F(RealCloud, EchoedTokenReachesNoOutputNorFile) {
     start();
-    const auto cfg = config();
+    const auto hook = dir_ / "hook.sh";
+    test::write_file(hook, "#!/bin/sh\ncat >> \"$0.stdin\"\nenv >> \"$0.env\"\n");
+    fs::permissions(hook, fs::perms::owner_all);
+    config_spec spec;
+    spec.extra_tables = fmt::format("[[alerts.sink]]\ntype = \"jsonl\"\npath = \"{}\"\n\n"
+                                    "[[alerts.sink]]\ntype = \"exec\"\nargv = [\"{}\"]\n",
+                                    (dir_ / "exports" / "alerts.jsonl").string(), hook.string());
+    const auto cfg = config(spec);
     good_sync(cfg);
     emu_->echo_secrets_page(2);
     emu_->echo_secrets_orders();
@@ -482,6 +491,12 @@ TEST_F(RealCloud, EchoedTokenReachesNoOutputNorFile) {
     EXPECT_EQ(r.exit_code, 1) << r.err;
     EXPECT_NE(last_run("purchased_groups", "error").find("APIG.1002"), std::string::npos)
         << "the error is reported, only the secret is not";
+    const auto jsonl = test::read_file(dir_ / "exports" / "alerts.jsonl");
+    EXPECT_NE(jsonl.find("auth_failing"), std::string::npos) << "the alert was sent: " << jsonl;
+    ASSERT_TRUE(fs::exists(dir_ / "hook.sh.stdin")) << r.err;
+    ASSERT_TRUE(fs::exists(dir_ / "hook.sh.env")) << r.err;
+    fs::rename(dir_ / "hook.sh.stdin", dir_ / "exports" / "hook.stdin");  // searched with the exports
+    fs::rename(dir_ / "hook.sh.env", dir_ / "exports" / "hook.env");
     expect_nowhere(dir_.path(), r, token);
 }
 

@@ -80,7 +80,8 @@ environment environment::process() {
             if (v == nullptr || *v == '\0') return std::nullopt;
             return std::filesystem::path(v);
         },
-        {},
+        {},  // credential_file: only check-config searches outside the unit
+        {},  // warn: set by the commands that print warnings
     };
 }
 

@@ -27,6 +27,7 @@ inline config::environment fake_environment(std::map<std::string, std::string> v
         },
         [credentials_dir] { return credentials_dir; },
         {},
+        {},
     };
 }
 
