@@ -176,9 +176,17 @@ boost::system::result<endpoint, std::string> parse_sink_url(std::string_view url
 }
 
 std::string display_url(const endpoint& ep) {
+    // Appended piece by piece: `"[" + host` trips GCC 12's -O3 -Wrestrict false positive (PR105651).
     const bool v6 = ep.host.find(':') != std::string::npos;
-    std::string out = ep.scheme + "://" + (v6 ? "[" + ep.host + "]" : ep.host);
-    if (ep.explicit_port) out += ":" + std::to_string(ep.port);
+    std::string out = ep.scheme;
+    out += "://";
+    if (v6) out += '[';
+    out += ep.host;
+    if (v6) out += ']';
+    if (ep.explicit_port) {
+        out += ':';
+        out += std::to_string(ep.port);
+    }
     if (!ep.base_path.empty() || !ep.query.empty()) out += "/…";
     return out;
 }
