@@ -9,7 +9,8 @@
 #include <subsync/daemon/lock.hpp>
 #include <subsync/daemon/logging.hpp>
 #include <subsync/daemon/summary.hpp>
-#include <subsync/exporters/alert_dispatch.hpp>
+#include <subsync/alerting/alerts.hpp>
+#include <subsync/alerting/dispatch.hpp>
 #include <subsync/exporters/generations.hpp>
 #include <subsync/sync/engine.hpp>
 
@@ -95,7 +96,7 @@ namespace {
 // alerts.flush_timeout; the rest waits in the outbox for the next run. Never changes the exit code.
 void deliver_alerts(const config::config& cfg, SQLite::Database& db, const config::environment& env) {
     try {
-        const auto r = exporters::deliver_for(cfg, db, env, wall_clock_now, cfg.alerts.flush_timeout);
+        const auto r = alerting::deliver_for(cfg, db, env, wall_clock_now, cfg.alerts.flush_timeout);
         if (r.pending > 0)
             spdlog::warn("alert delivery incomplete delivered={} failed={} dead={} pending={}: the pending ones wait "
                          "for the next run (flush_timeout={})",
@@ -134,6 +135,8 @@ int run_sync_once(const std::filesystem::path& config_path, const once_options& 
     }
 
     sync::snapshot_store store(cfg->storage);
+    alerting::rules_hook alert_hook(cfg->alerts);
+    store.set_run_hook(&alert_hook);
     const auto env = config::environment::process();
     once_summary s;
     s.dry_run = opts.dry_run;
