@@ -117,9 +117,17 @@ group_interval = "0s"
                 R"("resolved_at":null,"reason":null,"summary":"expires soon","values":{{}},"notification":1,)"
                 R"("created_at":"2027-01-15T08:00:00Z"}})",
                 key, seq);
-            const alerting::queued_notification q{key,      wall_now(), std::nullopt, "prod",   "purchased_groups",
-                                                  fmt::format("sub-{}", seq),    "expiring",   "7d",     "firing",
-                                                  "warning", payload};
+            const alerting::queued_notification q{key,
+                                                  wall_now(),
+                                                  std::nullopt,
+                                                  "prod",
+                                                  "purchased_groups",
+                                                  fmt::format("sub-{}", seq),
+                                                  config::alert_kind::expiring,
+                                                  "7d",
+                                                  alerting::alert_state::firing,
+                                                  config::severity::warning,
+                                                  payload};
             const std::vector<std::string> sinks{"hook", "file"};
             EXPECT_TRUE(alerting::outbox(db).enqueue(q, sinks));
             keys.push_back(key);

@@ -84,7 +84,9 @@ std::string payload_of(std::int64_t seq, const outbox_entry& e) {
 std::int64_t enqueue(SQLite::Database& db, const std::vector<std::string>& sinks, const outbox_entry& e = {}) {
     const std::int64_t seq = db.execAndGet("SELECT coalesce(max(seq), 0) + 1 FROM alert_outbox").getInt64();
     alerting::queued_notification n{"key-" + std::to_string(seq), e.created_at, std::nullopt, e.account,
-                                    "purchased_groups", id_of(seq, e), e.kind, "7d", e.state, e.severity,
+                                    "purchased_groups", id_of(seq, e), *config::alert_kind_named(e.kind), "7d",
+                                    e.state == "firing" ? alerting::alert_state::firing : alerting::alert_state::resolved,
+                                    *config::severity_named(e.severity),
                                     payload_of(seq, e)};
     EXPECT_TRUE(alerting::outbox(db).enqueue(n, sinks));
     return seq;
@@ -576,9 +578,9 @@ alerting::pending_delivery row(std::int64_t seq, std::string account, std::strin
     d.account = std::move(account);
     d.source = std::move(source);
     d.kind = std::move(kind);
-    d.severity = std::move(severity);
+    d.severity = *config::severity_named(severity);
     d.item_key = std::move(item);
-    d.state = std::move(state);
+    d.state = state == "firing" ? alerting::alert_state::firing : alerting::alert_state::resolved;
     return d;
 }
 
@@ -632,8 +634,8 @@ TEST(Grouping, ByEachLabelOneNotificationPerDistinctValueInQueueOrder) {
 TEST(Grouping, MaxAlertsSplitsAGroupMostUrgentFirstAndResolvedLast) {
     std::vector<alerting::pending_delivery> rows;
     for (int i = 1; i <= 5; ++i) rows.push_back(row(i, "prod", "p", "expiring", "warning", "i" + std::to_string(i)));
-    rows[3].severity = "critical";
-    rows[0].state = "resolved";
+    rows[3].severity = config::severity::critical;
+    rows[0].state = alerting::alert_state::resolved;
     config::grouping g;
     g.max_alerts = 2;
     EXPECT_EQ(planned(rows, g), (std::vector<std::string>{"account=prod,kind=expiring [4,2]",

@@ -4,7 +4,6 @@
 #include "support/daemon_process.hpp"
 
 #include <subsync/daemon/json.hpp>
-#include <subsync/daemon/log_events.hpp>
 #include <subsync/daemon/logging.hpp>
 #include <subsync/daemon/schedule.hpp>
 #include <subsync/emulator/server.hpp>
@@ -13,7 +12,13 @@
 #include <gtest/gtest.h>
 #include <simdjson.h>
 
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <map>
 
 #include <algorithm>
 
@@ -163,7 +168,9 @@ TEST_F(SyncOnce, JsonLogLinesParse) {
         if (msg.rfind("sync done ", 0) == 0) {
             ++done;
             EXPECT_EQ(std::string_view(doc["level"]), "info");
-            EXPECT_EQ(std::string_view(doc["account"]), "prod") << "key=value fields become members: " << line;
+            EXPECT_EQ(std::string_view(doc["account"]), "prod") << "typed fields become members: " << line;
+            EXPECT_TRUE(doc["pages"].is_int64()) << "numbers as numbers: " << line;
+            EXPECT_TRUE(doc["run_id"].is_int64()) << line;
         }
     }
     EXPECT_EQ(done, 2u) << r.err;
@@ -187,6 +194,89 @@ TEST_F(SyncOnce, JournalStreamGetsPriorityPrefixesWithoutTimestamps) {
     EXPECT_EQ(err.find("Z info "), std::string::npos) << "no timestamps: journald adds its own\n" << err;
 }
 
+/// The native journal protocol (systemd's JOURNAL_NATIVE_PROTOCOL): "KEY=value\n", or "KEY\n",
+/// a little-endian 64-bit length, the value and "\n" for a value with a newline.
+std::map<std::string, std::string> journal_entry(std::string_view d) {
+    std::map<std::string, std::string> out;
+    while (!d.empty()) {
+        const auto nl = d.find('\n');
+        const auto eq = d.find('=');
+        if (eq != std::string_view::npos && eq < nl) {
+            out[std::string(d.substr(0, eq))] = std::string(d.substr(eq + 1, nl - eq - 1));
+            d.remove_prefix(nl == std::string_view::npos ? d.size() : nl + 1);
+            continue;
+        }
+        const std::string key(d.substr(0, nl));
+        std::uint64_t size = 0;
+        std::memcpy(&size, d.data() + nl + 1, 8);
+        out[key] = std::string(d.substr(nl + 9, size));
+        d.remove_prefix(std::min(d.size(), nl + 9 + size + 1));
+    }
+    return out;
+}
+
+// journald's own socket is /run/systemd/journal/socket; the test binds one in a directory that a
+// private mount namespace puts over /run for subsyncd alone, and reads what sd_journal_send sent.
+TEST_F(SyncOnce, JournaldGetsEntriesWithMessageIdsAndFields) {
+    if (::geteuid() != 0 || std::system("unshare -m true 2>/dev/null") != 0)
+        GTEST_SKIP() << "needs root and mount namespaces (CI runs as root)";
+    const auto run = dir_ / "run";
+    std::filesystem::create_directories(run / "systemd" / "journal");
+    const int sock = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    ASSERT_GE(sock, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    const std::string path = (run / "systemd" / "journal" / "socket").string();
+    ASSERT_LT(path.size(), sizeof(addr.sun_path));
+    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+    ASSERT_EQ(::bind(sock, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)), 0);
+    const int big = 8 << 20;
+    ::setsockopt(sock, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
+
+    emu_->fail_orders(404);
+    const auto err = dir_ / "journal.err";
+    const std::string script =
+        R"(mount --bind "$1" /run && : > "$2" && JOURNAL_STREAM=$(stat -c %d:%i "$2") exec "$3" sync --once --config "$4" 2>"$2")";
+    auto r = test::spawn({"/usr/bin/unshare", "-m", "/bin/sh", "-c", script, "sh", run.string(), err.string(), test::subsyncd_path(),
+                          cfg_.string()},
+                         {{"SUBSYNC_TEST_TOKEN", token}});
+    const auto done = test::finish(r);
+    EXPECT_EQ(done.exit_code, 1) << done.err << test::read_file(err);
+
+    std::vector<std::map<std::string, std::string>> entries;
+    std::vector<char> buf(1 << 20);
+    for (;;) {
+        const auto n = ::recv(sock, buf.data(), buf.size(), MSG_DONTWAIT);
+        if (n <= 0) break;
+        entries.push_back(journal_entry(std::string_view(buf.data(), static_cast<std::size_t>(n))));
+    }
+    ::close(sock);
+    ASSERT_FALSE(entries.empty()) << "nothing reached the journal socket; stderr:\n" << test::read_file(err);
+    auto find = [&](std::string_view id, std::string_view source) -> const std::map<std::string, std::string>* {
+        for (const auto& e : entries)
+            if (e.count("MESSAGE_ID") && e.at("MESSAGE_ID") == id && (source.empty() || e.at("SOURCE") == source))
+                return &e;
+        return nullptr;
+    };
+    const auto* ok = find(daemon::message_ids::sync_done, "purchased_groups");
+    ASSERT_NE(ok, nullptr);
+    EXPECT_EQ(ok->at("ACCOUNT"), "prod");
+    EXPECT_EQ(ok->at("PRIORITY"), "6");
+    EXPECT_EQ(ok->at("SYSLOG_IDENTIFIER"), "subsyncd");
+    EXPECT_EQ(ok->at("STATUS"), "ok");
+    EXPECT_GT(std::stoll(ok->at("RUN_ID")), 0);
+    EXPECT_EQ(ok->at("MESSAGE").rfind("sync done account=prod source=purchased_groups", 0), 0u);
+    const auto* failed = find(daemon::message_ids::sync_failed, "subscription_resources");
+    ASSERT_NE(failed, nullptr);
+    EXPECT_EQ(failed->at("PRIORITY"), "3");
+    EXPECT_EQ(failed->at("KIND"), "http_status");
+    const auto* firing = find(daemon::message_ids::alert_firing, "");
+    ASSERT_NE(firing, nullptr) << "the default log sink's groups";
+    EXPECT_EQ(firing->at("ACCOUNT"), "prod");
+    EXPECT_FALSE(firing->at("KIND").empty());
+    EXPECT_EQ(test::read_file(err).find("sync done"), std::string::npos) << "nothing doubled on stderr";
+}
+
 // The pure parts the daemon is built from.
 
 TEST(Schedule, IntervalMovedByAtMostJitter) {
@@ -197,42 +287,6 @@ TEST(Schedule, IntervalMovedByAtMostJitter) {
     EXPECT_EQ(daemon::next_sync_delay(milliseconds(60000), milliseconds(0), 0.9), milliseconds(60000));
 }
 
-TEST(SyncEvents, ReadsTheEngineLogLines) {
-    struct event_case {
-        std::string line;
-        daemon::sync_event::kind what;
-        std::string account, source;
-        int done, total;
-        std::string error_kind;
-    };
-    using k = daemon::sync_event::kind;
-    const std::vector<event_case> cases = {
-        {"page fetched account=prod source=purchased_groups pages=3/20", k::page, "prod", "purchased_groups", 3, 20,
-         ""},
-        {"retrying account=a.b source=subscription_resources page=1 attempt=2/5 wait=10ms request_id= reason=\"HTTP "
-         "503\"",
-         k::retry, "a.b", "subscription_resources", 0, 0, ""},
-        {"token rejected account=x source=purchased_groups page=2 request_id=r: re-authenticating once", k::retry, "x",
-         "purchased_groups", 0, 0, ""},
-        {"sync failed account=prod source=purchased_groups page=7: HTTP 500 kind=http_status", k::failed, "prod",
-         "purchased_groups", 0, 0, "http_status"},
-        {"sync done account=prod source=purchased_groups status=ok pages=1 items=3 added=3 changed=0 removed=0 "
-         "notifications=0 ms=5",
-         k::done, "prod", "purchased_groups", 0, 0, ""},
-    };
-    for (const auto& c : cases) {
-        SCOPED_TRACE(c.line);
-        const auto e = daemon::parse_sync_event(c.line);
-        ASSERT_TRUE(e);
-        EXPECT_EQ(e->what, c.what);
-        EXPECT_EQ(e->account, c.account);
-        EXPECT_EQ(e->source, c.source);
-        EXPECT_EQ(e->done, c.done);
-        EXPECT_EQ(e->total, c.total);
-        EXPECT_EQ(e->error_kind, c.error_kind);
-    }
-    EXPECT_FALSE(daemon::parse_sync_event("subsyncd started version=0.1.0"));
-}
 
 TEST(JsonLog, EscapesAndLiftsFields) {
     const auto t = std::chrono::system_clock::time_point(std::chrono::milliseconds(1'750'000'000'123));

@@ -40,7 +40,7 @@ protected:
 
 TEST_F(SnapshotTest, FirstApplyAddsEveryItem) {
     auto run = store_.apply("prod", complete({group("a"), group("b"), group("c")}), 1000, 2000);
-    EXPECT_EQ(run.status, "ok");
+    EXPECT_EQ(run.status, run_status::ok);
     EXPECT_EQ(run.added, 3);
     EXPECT_EQ(run.changed, 0);
     EXPECT_EQ(run.removed, 0);
@@ -91,13 +91,13 @@ TEST_F(SnapshotTest, RemovesOnlyWhenListingComplete) {
     partial.total = 2;
     partial.incomplete_reason = "listed 1 distinct items but total is 2";
     auto run = store_.apply("prod", partial, 3000, 4000);
-    EXPECT_EQ(run.status, "incomplete");
+    EXPECT_EQ(run.status, run_status::incomplete);
     EXPECT_EQ(run.removed, 0);
     EXPECT_NE(run.error.find("total is 2"), std::string::npos);
     EXPECT_EQ(count(store_.database(), "SELECT count(*) FROM purchased_groups WHERE removed_at IS NULL"), 2);
 
     run = store_.apply("prod", complete({group("a")}), 5000, 6000);
-    EXPECT_EQ(run.status, "ok");
+    EXPECT_EQ(run.status, run_status::ok);
     EXPECT_EQ(run.removed, 1);
     EXPECT_EQ(count(store_.database(), "SELECT removed_at FROM purchased_groups WHERE item_key = 'b'"), 6000);
     auto old = store_.database().execAndGet("SELECT old_value FROM changes WHERE kind = 'removed'").getString();
@@ -123,7 +123,7 @@ TEST_F(SnapshotTest, AccountsDoNotTouchEachOther) {
 TEST_F(SnapshotTest, FailedRunChangesNoItem) {
     store_.apply("prod", complete({group("a")}), 1000, 2000);
     auto run = store_.record_failure("prod", source_kind::purchased_groups, "page=7: HTTP 500", 3000, 4000);
-    EXPECT_EQ(run.status, "failed");
+    EXPECT_EQ(run.status, run_status::failed);
     EXPECT_EQ(store_.database().execAndGet("SELECT error FROM sync_runs WHERE id = " + std::to_string(run.id)).getString(),
               "page=7: HTTP 500");
     EXPECT_EQ(count(store_.database(), "SELECT count(*) FROM purchased_groups WHERE removed_at IS NULL"), 1);
@@ -158,7 +158,7 @@ TEST_F(SnapshotTest, ChangesKeepListingOrder) {
 // contradicted itself, so nothing may be marked removed on its word.
 TEST_F(SnapshotTest, KeyListedTwiceKeepsItsFirstListingAndRemovesNothing) {
     auto run = store_.apply("prod", complete({group("b"), group("a", 100), group("c"), group("a", 40)}), 1000, 2000);
-    EXPECT_EQ(run.status, "incomplete");
+    EXPECT_EQ(run.status, run_status::incomplete);
     EXPECT_NE(run.error.find("id a listed twice"), std::string::npos) << run.error;
     EXPECT_EQ(run.items, 3);
     EXPECT_EQ(run.added, 3);
@@ -171,7 +171,7 @@ TEST_F(SnapshotTest, KeyListedTwiceKeepsItsFirstListingAndRemovesNothing) {
 
     // c is missing and a repeats: incomplete again, so c stays; a's first listing equals its row.
     run = store_.apply("prod", complete({group("a", 100), group("b"), group("a", 40)}), 3000, 4000);
-    EXPECT_EQ(run.status, "incomplete");
+    EXPECT_EQ(run.status, run_status::incomplete);
     EXPECT_EQ(run.added + run.changed + run.removed, 0);
     EXPECT_EQ(count(db, "SELECT count(*) FROM purchased_groups WHERE removed_at IS NULL"), 3);
 }
@@ -191,7 +191,7 @@ TEST_F(SnapshotTest, StagedPagesApplyInListingOrderWhateverOrderTheyArrive) {
     stage.pages = 3;
     EXPECT_EQ(stage.distinct_items(), 5);
     const auto run = store_.apply(stage, 1000, 2000);
-    EXPECT_EQ(run.status, "incomplete");
+    EXPECT_EQ(run.status, run_status::incomplete);
     EXPECT_NE(run.error.find("id a listed twice (pages 1 and 2)"), std::string::npos) << run.error;
     EXPECT_EQ(run.pages, 3);
     EXPECT_EQ(run.items, 5);

@@ -2,6 +2,7 @@
 #include <subsync/alerting/dispatch.hpp>
 
 #include <subsync/alerting/alerts.hpp>
+#include <subsync/alerting/events.hpp>
 #include <subsync/alerting/outbox.hpp>
 #include <subsync/sync/retry.hpp>
 
@@ -96,22 +97,7 @@ asio::awaitable<batch_outcome> alert_dispatcher::attempt(sink_slot& s, const pla
         o.next_attempt_at = o.at + sync::backoff_delay(policy, static_cast<int>(o.attempts), draw()).count();
     }
     outbox_.record(name, std::span(&o, 1));
-    const std::size_t alerts = members.size();
-    switch (o.outcome) {
-        case attempt_outcome::delivered:
-            spdlog::debug("alerts delivered sink={} group=\"{}\" batch={} alerts={} attempt={} ms={}", name, p.key,
-                          p.batch, alerts, o.attempts, o.latency_ms);
-            break;
-        case attempt_outcome::dead:
-            spdlog::error("alerts dead-lettered sink={} group=\"{}\" batch={} alerts={} attempts={} error=\"{}\"",
-                          name, p.key, p.batch, alerts, o.attempts, o.error);
-            break;
-        case attempt_outcome::failed:
-            spdlog::warn("alert delivery failed sink={} group=\"{}\" batch={} alerts={} attempt={} ms={} error=\"{}\"",
-                         name, p.key, p.batch, alerts, o.attempts, o.latency_ms, o.error);
-            break;
-    }
-    if (on_attempt) on_attempt(name, o.outcome, alerts);
+    observer().on(delivery_attempt{name, p.key, p.batch, members.size(), o.outcome, o.attempts, o.latency_ms, o.error});
     co_return o;
 }
 
@@ -221,9 +207,12 @@ sink_context make_sink_context(asio::any_io_executor ex, const config::config& c
 }
 
 dispatch_report deliver_for(const config::config& cfg, SQLite::Database& db, config::environment env,
-                            std::function<std::int64_t()> now, std::chrono::milliseconds budget) {
+                            std::function<std::int64_t()> now, std::chrono::milliseconds budget,
+                            alerting_observer* observer) {
     asio::io_context io;
-    alert_dispatcher d(cfg.alerts, make_sink_context(io.get_executor(), cfg, std::move(env)), db, {now, {}});
+    auto ctx = make_sink_context(io.get_executor(), cfg, std::move(env));
+    ctx.observer = observer;
+    alert_dispatcher d(cfg.alerts, ctx, db, {now, {}});
     const auto deadline = steady::now() + budget;
     auto loop = [&]() -> asio::awaitable<dispatch_report> {
         asio::steady_timer timer(io);

@@ -18,14 +18,12 @@ std::string_view str_or_empty(simdjson::dom::element e) {
     return v;
 }
 
-int severity_rank(std::string_view s) noexcept { return s == "critical" ? 3 : s == "warning" ? 2 : 1; }
-
 std::string_view label_value(const pending_delivery& d, config::group_label l) noexcept {
     switch (l) {
         case config::group_label::account: return d.account;
         case config::group_label::source: return d.source;
         case config::group_label::kind: return d.kind;
-        case config::group_label::severity: return d.severity;
+        case config::group_label::severity: return config::to_string(d.severity);
         case config::group_label::item: return d.item_key;
     }
     return {};
@@ -36,7 +34,7 @@ std::string_view label_value(const notification& n, config::group_label l) noexc
         case config::group_label::account: return n.account;
         case config::group_label::source: return n.source;
         case config::group_label::kind: return n.kind;
-        case config::group_label::severity: return n.severity;
+        case config::group_label::severity: return config::to_string(n.severity);
         case config::group_label::item: return n.id;
     }
     return {};
@@ -67,8 +65,9 @@ boost::system::result<notification, std::string> parse_notification(std::int64_t
         std::string* out;
         bool required;
     };
+    std::string severity, state;
     for (const auto& f : {text_field{"idempotency_key", &n.idempotency_key, true}, {"kind", &n.kind, true},
-                          {"severity", &n.severity, true}, {"state", &n.state, true}, {"account", &n.account, false},
+                          {"severity", &severity, true}, {"state", &state, true}, {"account", &n.account, false},
                           {"source", &n.source, false}, {"id", &n.id, false}, {"threshold", &n.threshold, false},
                           {"summary", &n.summary, false}, {"reason", &n.reason, false}}) {
         simdjson::dom::element e;
@@ -78,6 +77,12 @@ boost::system::result<notification, std::string> parse_notification(std::int64_t
         }
         *f.out = std::string(str_or_empty(e));
     }
+    const auto sev = config::severity_named(severity);
+    if (!sev) return fmt::format("outbox seq={}: payload field=severity: unknown severity \"{}\"", seq, severity);
+    n.severity = *sev;
+    if (state != "firing" && state != "resolved")
+        return fmt::format("outbox seq={}: payload field=state: expected \"firing\" or \"resolved\"", seq);
+    n.state = state == "firing" ? alert_state::firing : alert_state::resolved;
     auto time_field = [&](const char* name) -> std::optional<std::int64_t> {
         std::string_view t;
         if (obj[name].get(t)) return std::nullopt;
@@ -107,12 +112,10 @@ std::string group_key(const pending_delivery& d, std::span<const config::group_l
     return key;
 }
 
-bool more_urgent(std::string_view severity_a, std::string_view state_a, std::int64_t seq_a,
-                 std::string_view severity_b, std::string_view state_b, std::int64_t seq_b) noexcept {
-    const int ra = severity_rank(severity_a), rb = severity_rank(severity_b);
-    if (ra != rb) return ra > rb;
-    const bool fa = state_a == "firing", fb = state_b == "firing";
-    if (fa != fb) return fa;
+bool more_urgent(config::severity severity_a, alert_state state_a, std::int64_t seq_a, config::severity severity_b,
+                 alert_state state_b, std::int64_t seq_b) noexcept {
+    if (severity_a != severity_b) return severity_a > severity_b;  // the enum is in order of urgency
+    if (state_a != state_b) return state_a == alert_state::firing;
     return seq_a < seq_b;
 }
 
@@ -193,14 +196,15 @@ boost::system::result<group_notification, std::string> make_group_notification(
     }
     if (g.alerts.empty()) return fmt::format("group {} of sink {}: no pending member", p.batch, sink);
     std::stable_sort(g.alerts.begin(), g.alerts.end(), [](const notification& a, const notification& b) {
-        if (a.state == "firing" && b.state == "firing" && a.severity == b.severity && (a.number == 1) != (b.number == 1))
+        if (a.state == alert_state::firing && b.state == alert_state::firing && a.severity == b.severity &&
+            (a.number == 1) != (b.number == 1))
             return a.number == 1;  // new before repeated
         return more_urgent(a.severity, a.state, a.seq, b.severity, b.state, b.seq);
     });
     for (const auto l : by) g.labels.emplace_back(config::to_string(l), label_value(g.alerts.front(), l));
     g.idempotency_key = "group:" + first_key;
     for (const auto& a : g.alerts) {
-        if (a.state == "resolved") ++g.resolved;
+        if (a.state == alert_state::resolved) ++g.resolved;
         else if (a.number > 1) ++g.repeated;
         else ++g.fresh;
     }
@@ -223,7 +227,7 @@ boost::system::result<group_notification, std::string> make_group_notification(
     out += ",\"idempotency_key\":";
     sync::append_json_string(out, g.idempotency_key);
     out += fmt::format(R"(,"severity":"{}","alerts":{},"new":{},"repeated":{},"resolved":{}}},"alerts":[)",
-                       g.alerts.front().severity, g.alerts.size(), g.fresh, g.repeated, g.resolved);
+                       config::to_string(g.alerts.front().severity), g.alerts.size(), g.fresh, g.repeated, g.resolved);
     for (std::size_t i = 0; i < g.alerts.size(); ++i) {
         if (i) out += ',';
         out += g.alerts[i].payload;

@@ -39,10 +39,10 @@ bool outbox::enqueue(const queued_notification& n, std::span<const std::string> 
     ins.bind(4, n.account);
     ins.bind(5, n.source);
     ins.bind(6, n.item_key);
-    ins.bind(7, n.kind);
+    ins.bind(7, std::string(config::to_string(n.kind)));
     ins.bind(8, n.threshold);
-    ins.bind(9, n.state);
-    ins.bind(10, n.severity);
+    ins.bind(9, std::string(to_string(n.state)));
+    ins.bind(10, std::string(config::to_string(n.severity)));
     ins.bind(11, n.payload);
     if (ins.exec() == 0) return false;  // this very notification is already queued
     const std::int64_t seq = db_.getLastInsertRowid();
@@ -81,8 +81,8 @@ std::vector<pending_delivery> outbox::pending(std::string_view sink, std::int64_
         p.source = q.getColumn(6).getString();
         p.item_key = q.getColumn(7).getString();
         p.kind = q.getColumn(8).getString();
-        p.severity = q.getColumn(9).getString();
-        p.state = q.getColumn(10).getString();
+        p.severity = config::severity_named(q.getColumn(9).getText()).value_or(config::severity::critical);
+        p.state = std::string_view(q.getColumn(10).getText()) == "resolved" ? alert_state::resolved : alert_state::firing;
         out.push_back(std::move(p));
     }
     return out;

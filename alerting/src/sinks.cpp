@@ -39,20 +39,18 @@ std::string errno_text(int e) { return std::error_code(e, std::generic_category(
 
 class log_sink final : public alert_sink {
 public:
-    explicit log_sink(std::string name) : name_(std::move(name)) {}
+    log_sink(std::string name, alerting_observer* observer)
+        : name_(std::move(name)), observer_(observer != nullptr ? *observer : default_alerting_log()) {}
 
-    // One line per group notification: its labels, counts, and the most urgent alert.
+    // One record per group notification: its labels, counts, and the most urgent alert.
     asio::awaitable<delivery_outcome> deliver(const group_notification& g, steady::time_point) override {
-        const notification& top = g.alerts.front();
-        const auto level = g.fresh + g.repeated == 0 ? spdlog::level::info : spdlog::level::warn;
-        spdlog::log(level, "alerts sink={} group=\"{}\" alerts={} new={} repeated={} resolved={} top=\"{} {} {}/{}: {}\"",
-                    name_, g.key, g.alerts.size(), g.fresh, g.repeated, g.resolved, top.severity, top.state,
-                    top.account, top.id, top.summary);
+        observer_.on(name_, g);
         co_return delivery_outcome{true, {}};
     }
 
 private:
     std::string name_;
+    alerting_observer& observer_;
 };
 
 // ---- jsonl --------------------------------------------------------------------------------
@@ -234,7 +232,7 @@ void append_postable_alert(std::string& out, const notification& n, std::chrono:
         sync::append_json_string(out, v);
     };
     pair("alertname", n.kind);
-    pair("severity", n.severity);
+    pair("severity", config::to_string(n.severity));
     pair("account", n.account);
     pair("source", n.source);
     pair("id", n.id);
@@ -272,7 +270,7 @@ std::string alertmanager_body(const group_notification& g, std::chrono::millisec
 
 std::unique_ptr<alert_sink> make_sink(const config::sink_config& cfg, const sink_context& ctx) {
     switch (cfg.type) {
-        case config::sink_type::log: return std::make_unique<log_sink>(cfg.name);
+        case config::sink_type::log: return std::make_unique<log_sink>(cfg.name, ctx.observer);
         case config::sink_type::jsonl: return std::make_unique<jsonl_sink>(cfg.path);
         case config::sink_type::webhook:
         case config::sink_type::alertmanager: {

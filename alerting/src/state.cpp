@@ -48,13 +48,7 @@ family_rank rank_of(alert_kind k, std::string_view threshold) {
     }
 }
 
-std::optional<alert_kind> kind_named(std::string_view name) {
-    for (std::size_t i = 0; i < config::alert_kind_count; ++i)
-        if (config::alert_kind_names[i] == name) return static_cast<alert_kind>(i);
-    return std::nullopt;
-}
 
-int severity_rank(std::string_view s) { return s == "critical" ? 3 : s == "warning" ? 2 : 1; }
 
 }  // namespace
 
@@ -65,7 +59,10 @@ namespace {
 /// What identifies an alert and counts its notifications: shared by the stored form and the
 /// form with texts.
 struct alert_core {
-    std::string item_key, kind, threshold, severity;
+    std::string item_key;
+    std::string kind;  ///< as stored: a kind this binary no longer knows resolves as rule_off
+    std::string threshold;
+    config::severity severity = config::severity::warning;
     epoch_ms since = 0;
     std::optional<epoch_ms> last_notified;
     std::int64_t notifications = 0;
@@ -82,8 +79,8 @@ struct stored_alert : alert_core {
 };
 
 /// An alert with its texts, as notify() and write() need it.
-struct alert_state : alert_core {
-    std::string state;  ///< "firing" | "resolved"
+struct alert_with_texts : alert_core {
+    alert_state state = alert_state::firing;
     std::string summary, detail;
 };
 
@@ -150,8 +147,8 @@ public:
             s.kind = q.getColumn(1).getString();
             if (!in_scope(s.item_key, s.kind)) continue;
             s.threshold = q.getColumn(2).getString();
-            s.firing = std::string_view(q.getColumn(3).getText()) == "firing";
-            s.severity = q.getColumn(4).getString();
+            s.firing = std::string_view(q.getColumn(3).getText()) == to_string(alert_state::firing);
+            s.severity = config::severity_named(q.getColumn(4).getText()).value_or(config::severity::critical);
             s.since = q.getColumn(5).getInt64();
             s.last_notified = opt_int(q.getColumn(6));
             s.notifications = q.getColumn(7).getInt64();
@@ -172,16 +169,16 @@ public:
         std::vector<family_rank> rising;  // alerts of this item that start firing now
         for (auto& a : active) {
             const std::string_view kind = config::to_string(a.kind);
-            const std::string severity(config::to_string(rules_.severity_of(a.kind)));
+            const config::severity severity = rules_.severity_of(a.kind);
             auto it = std::find_if(first, last, [&](const stored_alert& s) {
                 return s.kind == kind && s.threshold == a.threshold;
             });
             const bool quiet = silenced(cfg_, account_, source_, key, kind, now_);
-            alert_state s;
+            alert_with_texts s;
             s.item_key = std::string(key);
             s.kind = std::string(kind);
             s.threshold = a.threshold;
-            s.state = "firing";
+            s.state = alert_state::firing;
             s.severity = severity;
             s.summary = std::move(a.summary);
             s.detail = std::move(a.values);
@@ -233,7 +230,7 @@ private:
 
     /// `rising`/`m` are null when the item is no longer listed.
     void resolve(const stored_alert& st, const std::vector<family_rank>* rising, const measures* m) {
-        const auto kind = kind_named(st.kind);
+        const auto kind = config::alert_kind_named(st.kind);
         std::string reason;
         bool announce = st.last_notified.has_value();  // never notified (silenced): nothing to take back
         const family_rank mine = kind ? rank_of(*kind, st.threshold) : family_rank{};
@@ -275,31 +272,31 @@ private:
         SQLite::Statement& q = *texts_;
         q.reset();
         bind_key(q, st);
-        alert_state s;
+        alert_with_texts s;
         if (q.executeStep()) {
             s.summary = q.getColumn(0).getString();
             s.detail = q.getColumn(1).getString();
         }
         q.reset();
         static_cast<alert_core&>(s) = st;
-        s.state = "resolved";
+        s.state = alert_state::resolved;
         if (announce && kind) notify(s, *kind, now_, reason);
         write(s, now_, reason);
     }
 
-    void notify(alert_state& s, alert_kind kind, std::optional<epoch_ms> resolved_at, std::string_view reason) {
-        const bool firing = s.state == "firing";
+    void notify(alert_with_texts& s, alert_kind kind, std::optional<epoch_ms> resolved_at, std::string_view reason) {
+        const bool firing = s.state == alert_state::firing;
         const std::int64_t number = firing ? s.notifications + 1 : s.notifications;
         const std::string key =
             sha256_hex(fmt::format("{}\x1f{}\x1f{}\x1f{}\x1f{}\x1f{}\x1f{}\x1f{}", account_, source_, s.item_key, s.kind,
-                                   s.threshold, s.episode, s.state, number))
+                                   s.threshold, s.episode, to_string(s.state), number))
                 .substr(0, 32);
         std::string p;
         p.reserve(512 + s.summary.size() + s.detail.size());
         p += "{\"idempotency_key\":\"" + key + "\"";
         p += ",\"kind\":" + json_str(s.kind);
-        p += ",\"severity\":" + json_str(s.severity);
-        p += ",\"state\":" + json_str(s.state);
+        p += ",\"severity\":" + json_str(config::to_string(s.severity));
+        p += ",\"state\":" + json_str(to_string(s.state));
         p += ",\"account\":" + json_str(account_);
         p += ",\"source\":" + json_str(source_);
         p += ",\"id\":" + json_str(s.item_key);
@@ -312,14 +309,12 @@ private:
         p += fmt::format(",\"notification\":{}", number);
         p += ",\"created_at\":" + json_str(format_iso8601(now_)) + "}";
 
-        const auto sev = s.severity == "critical"  ? config::severity::critical
-                         : s.severity == "warning" ? config::severity::warning
-                                                   : config::severity::info;
         sink_names_.clear();
         for (const auto& sink : sinks_)
-            if (sink.name != exclude_sink_ && accepts(sink.filter, kind, sev, account_)) sink_names_.push_back(sink.name);
-        const queued_notification n{key,       now_,        run_id_,  account_, source_, s.item_key,
-                                    s.kind,    s.threshold, s.state,  s.severity, std::move(p)};
+            if (sink.name != exclude_sink_ && accepts(sink.filter, kind, s.severity, account_))
+                sink_names_.push_back(sink.name);
+        const queued_notification n{key,         now_,    run_id_,    account_, source_,        s.item_key,
+                                    kind,        s.threshold, s.state, s.severity, std::move(p)};
         if (!outbox_.enqueue(n, sink_names_)) return;  // this very notification is already queued
         if (firing) {
             s.notifications = number;
@@ -337,7 +332,7 @@ private:
         q.bind(5, a.threshold);
     }
 
-    void write(const alert_state& s, std::optional<epoch_ms> resolved_at, std::string_view reason) {
+    void write(const alert_with_texts& s, std::optional<epoch_ms> resolved_at, std::string_view reason) {
         if (!upsert_)
             upsert_.emplace(db_,
                             "INSERT OR REPLACE INTO alerts (account, source, item_key, kind, threshold, state, severity, "
@@ -346,8 +341,8 @@ private:
         SQLite::Statement& up = *upsert_;
         up.reset();
         bind_key(up, s);
-        up.bind(6, s.state);
-        up.bind(7, s.severity);
+        up.bind(6, std::string(to_string(s.state)));
+        up.bind(7, std::string(config::to_string(s.severity)));
         up.bind(8, static_cast<std::int64_t>(s.since));
         if (resolved_at) up.bind(9, static_cast<std::int64_t>(*resolved_at));
         else up.bind(9);
@@ -417,7 +412,7 @@ int update_source(SQLite::Database& db, const config::alerts_config& cfg, std::s
     const bool groups = source == "purchased_groups";
     const config::alert_rules& rules = cfg.rules_for(account, source);
     reconciler r(db, cfg, rules, account, source, now, run_id);
-    r.load([](const std::string&, const std::string& kind) { return kind != "delivery_failed"; });
+    r.load([](const std::string&, const std::string& kind) { return kind != to_string(alert_kind::delivery_failed); });
 
     // Items and their quota series are both read in key order and merged, so neither is held
     // whole in memory.
@@ -486,7 +481,9 @@ int update_delivery_failed(SQLite::Database& db, const config::alerts_config& cf
                           dead});
     reconciler r(db, cfg, rules, "", alerts_source, now, std::nullopt, sink);
     const std::string name(sink);
-    r.load([&](const std::string& item, const std::string& kind) { return kind == "delivery_failed" && item == name; });
+    r.load([&](const std::string& item, const std::string& kind) {
+        return kind == to_string(alert_kind::delivery_failed) && item == name;
+    });
     r.item(sink, active, measures{});
     r.finish();
     tx.commit();
@@ -518,10 +515,13 @@ std::vector<alert_row> read_alerts(SQLite::Database& db, bool all) {
         r.updated_at = q.getColumn(14).getInt64();
         out.push_back(std::move(r));
     }
-    std::sort(out.begin(), out.end(), [](const alert_row& a, const alert_row& b) {
-        const int sa = (a.state == "firing" ? 10 : 0) + severity_rank(a.severity);
-        const int sb = (b.state == "firing" ? 10 : 0) + severity_rank(b.severity);
-        if (sa != sb) return sa > sb;
+    // Firing first, the most severe first (severity's enum order), then by key.
+    auto urgency = [](const alert_row& r) {
+        const auto sev = config::severity_named(r.severity).value_or(config::severity::critical);
+        return std::pair(r.state == to_string(alert_state::firing), static_cast<int>(sev));
+    };
+    std::sort(out.begin(), out.end(), [&](const alert_row& a, const alert_row& b) {
+        if (urgency(a) != urgency(b)) return urgency(a) > urgency(b);
         return std::tie(a.account, a.source, a.item_key, a.kind, a.threshold) <
                std::tie(b.account, b.source, b.item_key, b.kind, b.threshold);
     });

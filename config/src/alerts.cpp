@@ -20,24 +20,12 @@ const std::vector<std::string_view>& rule_keys() {
     return keys;
 }
 
-std::optional<alert_kind> kind_named(std::string_view name) {
-    for (std::size_t i = 0; i < alert_kind_count; ++i)
-        if (alert_kind_names[i] == name) return static_cast<alert_kind>(i);
-    return std::nullopt;
-}
-
 std::string kind_list() {
     std::string s;
     for (auto n : alert_kind_names) s += fmt::format("{}\"{}\"", s.empty() ? "" : ", ", n);
     return s;
 }
 
-std::optional<severity> severity_named(std::string_view s) {
-    if (s == "info") return severity::info;
-    if (s == "warning") return severity::warning;
-    if (s == "critical") return severity::critical;
-    return std::nullopt;
-}
 
 /// An array of strings at `k`, each checked by `accept` (which reports and returns false).
 template <class Accept>
@@ -66,12 +54,12 @@ std::optional<std::vector<std::string>> strings(const table_reader& r, std::stri
 std::optional<std::vector<alert_kind>> kinds(const table_reader& r, std::string_view k) {
     std::vector<alert_kind> out;
     auto names = strings(r, k, [&](const std::string& s) {
-        if (kind_named(s)) return true;
+        if (alert_kind_named(s)) return true;
         r.invalid(k, fmt::format("unknown alert kind \"{}\"; expected one of {}", s, kind_list()));
         return false;
     });
     if (!names) return std::nullopt;
-    for (const auto& s : *names) out.push_back(*kind_named(s));
+    for (const auto& s : *names) out.push_back(*alert_kind_named(s));
     return out;
 }
 
@@ -195,7 +183,7 @@ void read_silences(const table_reader& alerts, const std::set<std::string, std::
         }
         if (auto v = r.string("item")) s.item = std::move(*v);
         if (auto v = r.string("kind")) {
-            if (!kind_named(*v))
+            if (!alert_kind_named(*v))
                 r.invalid("kind", fmt::format("unknown alert kind \"{}\"; expected one of {}", *v, kind_list()));
             s.kind = std::move(*v);
         }

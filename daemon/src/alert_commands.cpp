@@ -8,6 +8,7 @@
 #include <subsync/config/secret_source.hpp>
 #include <subsync/daemon/cli.hpp>
 #include <subsync/daemon/lock.hpp>
+#include <subsync/daemon/logging.hpp>
 #include <subsync/alerting/dispatch.hpp>
 #include <subsync/exporters/table_export.hpp>
 #include <subsync/alerting/alerts.hpp>
@@ -179,8 +180,9 @@ int redeliver(const config::config& cfg, const alerts_options& opts) {
         fmt::print("the running subsyncd delivers them at its next dispatch (SIGUSR1 makes it sync and deliver now)\n");
         return exit_ok;
     }
+    alert_records records;
     const auto r = alerting::deliver_for(cfg, db, config::environment::process(), wall_clock_now,
-                                          cfg.alerts.flush_timeout);
+                                         cfg.alerts.flush_timeout, &records);
     for (const auto& s : r.sinks)
         if (opts.sink.empty() || s.sink == opts.sink)
             fmt::print("sink {}: {} delivered, {} failed (will retry), {} dead, {} pending\n", s.sink, s.delivered,

@@ -75,19 +75,24 @@ void daemon_metrics::record_run(const sync::run_record& r) {
     const std::string source(sync::to_string(r.source));
     const label_values labels{r.account, source};
     duration_.observe(labels, static_cast<double>(std::max<std::int64_t>(0, r.finished - r.started)) / 1000.0);
-    runs_.inc({r.account, source, r.status});
+    const std::string status(sync::to_string(r.status));
+    runs_.inc({r.account, source, status});
     // Zero-valued series exist from the first run on, so rate() sees the counter start at 0.
-    pages_.inc(labels, r.status == "failed" ? 0 : r.pages);
-    items_fetched_.inc(labels, r.status == "failed" ? 0 : static_cast<double>(r.items));
+    pages_.inc(labels, r.status == sync::run_status::failed ? 0 : r.pages);
+    items_fetched_.inc(labels, r.status == sync::run_status::failed ? 0 : static_cast<double>(r.items));
     retries_.inc(labels, 0);
     throttled_.inc(labels, r.throttled);
-    if (r.status == "incomplete") errors_.inc({r.account, source, "incomplete"});
-    remember(r.account, source, r.status, r.finished, r.error);
+    if (r.status == sync::run_status::incomplete) errors_.inc({r.account, source, "incomplete"});
+    remember(r.account, source, status, r.finished, r.error);
 }
 
-void daemon_metrics::on_event(const sync_event& e) {
-    if (e.what == sync_event::kind::retry) retries_.inc({e.account, e.source});
-    else if (e.what == sync_event::kind::failed) errors_.inc({e.account, e.source, e.error_kind});
+void daemon_metrics::on(const sync::request_retried& e) {
+    retries_.inc({std::string(e.account), std::string(e.source)});
+}
+
+void daemon_metrics::on(const sync::source_finished& e) {
+    if (e.error)
+        errors_.inc({e.run.account, std::string(sync::to_string(e.run.source)), std::string(sync::to_string(*e.error))});
 }
 
 void daemon_metrics::set_sync_in_progress(bool running) { in_progress_.set({}, running ? 1 : 0); }

@@ -38,11 +38,10 @@ asio::awaitable<void> service::delivery_loop() {
             if (!dispatcher_ || rebuild_dispatcher_) {
                 rebuild_dispatcher_ = false;
                 dispatcher_.reset();
+                auto ctx = alerting::make_sink_context(io_.get_executor(), cfg_, env_);
+                ctx.observer = &alert_events_;
                 dispatcher_ = std::make_unique<alerting::alert_dispatcher>(
-                    cfg_.alerts, alerting::make_sink_context(io_.get_executor(), cfg_, env_), store_->database(),
-                    alerting::dispatch_clock{wall_clock_now, {}});
-                dispatcher_->on_attempt = [this](const std::string& sink, alerting::attempt_outcome outcome,
-                                                 std::size_t) { metrics_.record_delivery(sink, outcome); };
+                    cfg_.alerts, ctx, store_->database(), alerting::dispatch_clock{wall_clock_now, {}});
                 std::vector<std::string> names;
                 for (const auto& s : alerting::effective_sinks(cfg_.alerts)) names.push_back(s.name);
                 metrics_.declare_sinks(names);

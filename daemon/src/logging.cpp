@@ -6,11 +6,15 @@
 #include <spdlog/sinks/sink.h>
 #include <spdlog/spdlog.h>
 
+#include <systemd/sd-journal.h>
 #include <sys/ioctl.h>
+#include <sys/uio.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <optional>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
@@ -21,6 +25,16 @@
 
 namespace subsync::daemon {
 namespace {
+
+spdlog::level::level_enum to_spdlog(severity s) noexcept {
+    switch (s) {
+        case severity::debug: return spdlog::level::debug;
+        case severity::info: return spdlog::level::info;
+        case severity::warn: return spdlog::level::warn;
+        case severity::error: return spdlog::level::err;
+    }
+    return spdlog::level::info;
+}
 
 severity from_spdlog(spdlog::level::level_enum l) {
     switch (l) {
@@ -54,9 +68,19 @@ std::string utc_time(std::chrono::system_clock::time_point t) {
 
 bool is_key_char(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'; }
 
-// Writes to stderr in the configured format, feeds the sync event listener, and keeps the
-// progress line at the bottom of a terminal. A plain spdlog::sinks::sink rather than base_sink,
-// so the listener runs outside the sink's lock and may itself log.
+int priority_of(severity s) noexcept {
+    switch (s) {
+        case severity::debug: return 7;
+        case severity::info: return 6;
+        case severity::warn: return 4;
+        case severity::error: return 3;
+    }
+    return 3;
+}
+
+// Writes to stderr (or journald) in the configured format and keeps the progress line at the
+// bottom of a terminal. A plain spdlog::sinks::sink rather than base_sink: write_record() shares
+// its lock.
 class console_sink final : public spdlog::sinks::sink {
 public:
     void configure(severity out_level, config::log_format format, bool journal, bool tty) {
@@ -64,14 +88,14 @@ public:
         out_level_ = out_level;
         format_ = format;
         journal_ = journal;
+        // sd_journal_send drops entries silently when journald is not listening: only then is
+        // stderr (with priority prefixes) the fallback.
+        journal_native_ = journal && ::access("/run/systemd/journal/socket", W_OK) == 0;
         progress_enabled_ = tty && !journal && format == config::log_format::text;
         if (!progress_enabled_) erase_progress();
     }
 
-    void set_listener(std::function<void(const sync_event&)> f) {
-        std::lock_guard lock(mutex_);
-        listener_ = std::move(f);
-    }
+    [[nodiscard]] bool enabled(severity s) const noexcept { return s >= out_level_.load(); }
 
     void clear() {
         std::lock_guard lock(mutex_);
@@ -80,32 +104,45 @@ public:
     }
 
     void log(const spdlog::details::log_msg& msg) override {
-        // Every line passes the one secret filter: a message may quote what a server sent.
-        const std::string redacted = config::redacted(std::string_view(msg.payload.data(), msg.payload.size()));
-        const std::string_view text(redacted);
-        const auto event = parse_sync_event(text);
-        if (event) {
-            std::function<void(const sync_event&)> listener;
-            {
-                std::lock_guard lock(mutex_);
-                listener = listener_;
-            }
-            if (listener) listener(*event);
-        }
-        const severity s = from_spdlog(msg.level);
+        log_record r;
+        r.level = from_spdlog(msg.level);
+        r.message.assign(msg.payload.data(), msg.payload.size());
+        emit(r, msg.time, false);
+    }
+
+    void record(const log_record& r) { emit(r, std::chrono::system_clock::now(), true); }
+
+    void progress(const std::string& key, std::optional<std::pair<int, int>> pages) {
         std::lock_guard lock(mutex_);
-        if (event && progress_enabled_) track(*event);
-        if (s < out_level_) {
-            if (event && progress_enabled_) draw_progress();
-            return;
-        }
+        if (!progress_enabled_) return;
+        if (pages) progress_[key] = *pages;
+        else progress_.erase(key);
+        draw_progress();
+    }
+
+    void flush() override { std::fflush(stderr); }
+    void set_pattern(const std::string&) override {}
+    void set_formatter(std::unique_ptr<spdlog::formatter>) override {}
+
+private:
+    // Every line passes the one secret filter: a message may quote what a server sent.
+    void emit(const log_record& raw, std::chrono::system_clock::time_point time, bool typed) {
+        if (!enabled(raw.level)) return;
+        log_record r = raw;
+        r.message = config::redacted(r.message);
+        std::vector<std::string> redacted_values;
+        redacted_values.reserve(r.fields.size());
+        for (auto& f : r.fields)  // reserved: the views into redacted_values stay valid
+            if (auto* v = std::get_if<std::string_view>(&f.value)) *v = redacted_values.emplace_back(config::redacted(*v));
+        std::lock_guard lock(mutex_);
+        if (journal_native_ && send_to_journal(r)) return;
         std::string line;
-        if (journal_) line = journal_prefix(s);
+        if (journal_) line = journal_prefix(r.level);
         if (format_ == config::log_format::json) {
-            line += json_log_line(msg.time, s, text);
+            line += typed ? json_record_line(time, r) : json_log_line(time, r.level, r.message);
         } else {
-            if (!journal_) line += fmt::format("{} {} ", utc_time(msg.time), name(s));
-            line += text;
+            if (!journal_) line += fmt::format("{} {} ", utc_time(time), name(r.level));
+            line += r.message;
         }
         line += '\n';
         erase_progress();
@@ -114,15 +151,14 @@ public:
         std::fflush(stderr);
     }
 
-    void flush() override { std::fflush(stderr); }
-    void set_pattern(const std::string&) override {}
-    void set_formatter(std::unique_ptr<spdlog::formatter>) override {}
-
-private:
-    void track(const sync_event& e) {
-        const std::string key = e.account + "/" + e.source;
-        if (e.what == sync_event::kind::page) progress_[key] = {e.done, e.total};
-        else if (e.what != sync_event::kind::retry) progress_.erase(key);
+    // sd_journal_sendv: journald keeps the fields (journalctl MESSAGE_ID=… ACCOUNT=…). False
+    // when the journal cannot be reached: the line goes to stderr instead.
+    static bool send_to_journal(const log_record& r) {
+        const auto fields = journal_fields(r);
+        std::vector<iovec> iov;
+        iov.reserve(fields.size());
+        for (const auto& f : fields) iov.push_back({const_cast<char*>(f.data()), f.size()});  // NOLINT: C API
+        return ::sd_journal_sendv(iov.data(), static_cast<int>(iov.size())) >= 0;
     }
 
     void erase_progress() {
@@ -144,13 +180,13 @@ private:
     }
 
     std::mutex mutex_;
-    severity out_level_ = severity::info;
+    std::atomic<severity> out_level_ = severity::info;
     config::log_format format_ = config::log_format::text;
     bool journal_ = false;
+    bool journal_native_ = false;
     bool progress_enabled_ = false;
     bool progress_shown_ = false;
     std::map<std::string, std::pair<int, int>> progress_;
-    std::function<void(const sync_event&)> listener_;
 };
 
 std::shared_ptr<console_sink>& the_sink() {
@@ -227,16 +263,187 @@ void setup_logging(const log_settings& s) {
         logger = std::make_shared<spdlog::logger>("subsyncd", sink);
         spdlog::set_default_logger(logger);
     }
-    // Debug always reaches the sink: sync events (page progress) are debug lines; the sink
-    // itself drops what is below the configured level.
-    logger->set_level(spdlog::level::debug);
+    // Lines below the configured level are neither formatted nor written: spdlog checks the
+    // logger's level before it formats.
+    logger->set_level(to_spdlog(effective_level(s)));
     logger->flush_on(spdlog::level::debug);
 }
 
-void set_sync_event_listener(std::function<void(const sync_event&)> listener) {
-    the_sink()->set_listener(std::move(listener));
+bool log_enabled(severity s) noexcept { return the_sink()->enabled(s); }
+
+void write_record(const log_record& r) { the_sink()->record(r); }
+
+std::string json_record_line(std::chrono::system_clock::time_point t, const log_record& r) {
+    std::string out = "{\"time\":";
+    append_json_string(out, utc_time(t));
+    out += ",\"level\":";
+    append_json_string(out, name(r.level));
+    out += ",\"msg\":";
+    append_json_string(out, r.message);
+    for (const auto& f : r.fields) {
+        if (f.key == "time" || f.key == "level" || f.key == "msg") continue;
+        out += ',';
+        append_json_string(out, f.key);
+        out += ':';
+        if (const auto* v = std::get_if<std::int64_t>(&f.value)) out += std::to_string(*v);
+        else append_json_string(out, std::get<std::string_view>(f.value));
+    }
+    out += '}';
+    return out;
+}
+
+std::vector<std::string> journal_fields(const log_record& r) {
+    std::vector<std::string> out;
+    out.push_back("MESSAGE=" + r.message);
+    out.push_back(fmt::format("PRIORITY={}", priority_of(r.level)));
+    out.emplace_back("SYSLOG_IDENTIFIER=subsyncd");
+    if (!r.message_id.empty()) out.push_back(fmt::format("MESSAGE_ID={}", r.message_id));
+    for (const auto& f : r.fields) {
+        std::string field;
+        for (const char c : f.key) field += static_cast<char>(c >= 'a' && c <= 'z' ? c - 'a' + 'A' : c);
+        field += '=';
+        if (const auto* v = std::get_if<std::int64_t>(&f.value)) field += std::to_string(*v);
+        else field += std::get<std::string_view>(f.value);
+        out.push_back(std::move(field));
+    }
+    return out;
+}
+
+namespace {
+
+// The sync's events as records, and the progress line.
+class sync_log_observer final : public sync::sync_observer {
+public:
+    void on(const sync::page_fetched& e) override {
+        the_sink()->progress(fmt::format("{}/{}", e.account, e.source), std::pair{e.done, e.total});
+        if (!log_enabled(severity::debug)) return;
+        write_record({severity::debug,
+                      {},
+                      sync::message_of(e),
+                      {{"account", e.account}, {"source", e.source}, {"pages_done", e.done}, {"pages_total", e.total}}});
+    }
+
+    void on(const sync::request_retried& e) override {
+        if (!log_enabled(severity::warn)) return;
+        write_record({severity::warn,
+                      {},
+                      sync::message_of(e),
+                      {{"account", e.account},
+                       {"source", e.source},
+                       {"where", e.where},
+                       {"reason", sync::to_string(e.reason)},
+                       {"attempt", e.attempt},
+                       {"wait_ms", static_cast<std::int64_t>(e.wait.count())},
+                       {"request_id", e.request_id},
+                       {"detail", e.detail}}});
+    }
+
+    void on(const sync::source_finished& e) override {
+        const sync::run_record& r = e.run;
+        const std::string source(sync::to_string(r.source));
+        the_sink()->progress(r.account + "/" + source, std::nullopt);
+        if (e.error) {
+            write_record({severity::error,
+                          message_ids::sync_failed,
+                          sync::message_of(e),
+                          {{"account", r.account},
+                           {"source", source},
+                           {"run_id", r.id},
+                           {"status", sync::to_string(r.status)},
+                           {"kind", sync::to_string(*e.error)},
+                           {"error", r.error}}});
+            return;
+        }
+        if (r.status == sync::run_status::incomplete)
+            spdlog::warn("incomplete listing account={} source={} error=\"{}\": nothing is marked removed", r.account,
+                         source, r.error);
+        write_record({severity::info,
+                      message_ids::sync_done,
+                      sync::message_of(e),
+                      {{"account", r.account},
+                       {"source", source},
+                       {"run_id", r.id},
+                       {"status", sync::to_string(r.status)},
+                       {"pages", r.pages},
+                       {"items", r.items},
+                       {"added", r.added},
+                       {"changed", r.changed},
+                       {"removed", r.removed},
+                       {"notifications", r.notifications},
+                       {"retries", r.retries},
+                       {"throttled", r.throttled},
+                       {"ms", static_cast<std::int64_t>(e.elapsed.count())}}});
+    }
+};
+
+}  // namespace
+
+sync::sync_observer& sync_log() {
+    static sync_log_observer observer;
+    return observer;
 }
 
 void clear_progress() { the_sink()->clear(); }
+
+void alert_records::on(const alerting::delivery_attempt& a) {
+    if (counted_) counted_(a);
+    const severity level = a.outcome == alerting::attempt_outcome::delivered ? severity::debug
+                           : a.outcome == alerting::attempt_outcome::failed  ? severity::warn
+                                                                             : severity::error;
+    if (!log_enabled(level)) return;
+    std::string message;
+    switch (a.outcome) {
+        case alerting::attempt_outcome::delivered:
+            message = fmt::format("alerts delivered sink={} group=\"{}\" batch={} alerts={} attempt={} ms={}", a.sink,
+                                  a.group, a.batch, a.alerts, a.attempts, a.latency_ms);
+            break;
+        case alerting::attempt_outcome::dead:
+            message = fmt::format("alerts dead-lettered sink={} group=\"{}\" batch={} alerts={} attempts={} error=\"{}\"",
+                                  a.sink, a.group, a.batch, a.alerts, a.attempts, a.error);
+            break;
+        case alerting::attempt_outcome::failed:
+            message = fmt::format(
+                "alert delivery failed sink={} group=\"{}\" batch={} alerts={} attempt={} ms={} error=\"{}\"", a.sink,
+                a.group, a.batch, a.alerts, a.attempts, a.latency_ms, a.error);
+            break;
+    }
+    write_record({level,
+                  a.outcome == alerting::attempt_outcome::dead ? message_ids::delivery_dead : std::string_view{},
+                  std::move(message),
+                  {{"sink", a.sink},
+                   {"group", a.group},
+                   {"batch", a.batch},
+                   {"alerts", static_cast<std::int64_t>(a.alerts)},
+                   {"outcome", alerting::to_string(a.outcome)},
+                   {"attempts", a.attempts},
+                   {"latency_ms", a.latency_ms},
+                   {"error", a.error}}});
+}
+
+void alert_records::on(std::string_view sink, const alerting::group_notification& g) {
+    const bool firing = g.fresh + g.repeated > 0;
+    const severity level = firing ? severity::warn : severity::info;
+    if (!log_enabled(level)) return;
+    const auto& top = g.alerts.front();
+    // KIND and ACCOUNT are the group's when it is grouped by them, else its most urgent alert's.
+    auto label = [&](std::string_view name, std::string_view fallback) -> std::string_view {
+        for (const auto& [k, v] : g.labels)
+            if (k == name) return v;
+        return fallback;
+    };
+    write_record({level,
+                  firing ? message_ids::alert_firing : message_ids::alert_resolved,
+                  alerting::alerting_log::message_of(sink, g),
+                  {{"sink", sink},
+                   {"group", g.key},
+                   {"kind", label("kind", top.kind)},
+                   {"account", label("account", top.account)},
+                   {"source", label("source", top.source)},
+                   {"severity", config::to_string(top.severity)},
+                   {"alerts", static_cast<std::int64_t>(g.alerts.size())},
+                   {"new", g.fresh},
+                   {"repeated", g.repeated},
+                   {"resolved", g.resolved}}});
+}
 
 }  // namespace subsync::daemon

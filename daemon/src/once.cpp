@@ -96,7 +96,8 @@ namespace {
 // alerts.flush_timeout; the rest waits in the outbox for the next run. Never changes the exit code.
 void deliver_alerts(const config::config& cfg, SQLite::Database& db, const config::environment& env) {
     try {
-        const auto r = alerting::deliver_for(cfg, db, env, wall_clock_now, cfg.alerts.flush_timeout);
+        alert_records records;
+        const auto r = alerting::deliver_for(cfg, db, env, wall_clock_now, cfg.alerts.flush_timeout, &records);
         if (r.pending > 0)
             spdlog::warn("alert delivery incomplete delivered={} failed={} dead={} pending={}: the pending ones wait "
                          "for the next run (flush_timeout={})",
@@ -142,12 +143,12 @@ int run_sync_once(const std::filesystem::path& config_path, const once_options& 
     s.dry_run = opts.dry_run;
     s.database = database.string();
     s.started = wall_clock_now();
-    s.report = sync::sync_once(*cfg, store, env, wall_clock_now, {opts.dry_run});
+    s.report = sync::sync_once(*cfg, store, env, wall_clock_now, {opts.dry_run, &sync_log()});
     s.finished = wall_clock_now();
     clear_progress();
 
     const bool applied =
-        std::any_of(s.report.runs.begin(), s.report.runs.end(), [](const auto& r) { return r.status != "failed"; });
+        std::any_of(s.report.runs.begin(), s.report.runs.end(), [](const auto& r) { return r.status != sync::run_status::failed; });
     if (applied && !opts.dry_run) {
         auto db = sync::open_snapshot_readonly(database);
         s.exports = exporters::write_exports(db, cfg->storage.export_dir, exporters::generation_options_from(*cfg));
@@ -155,7 +156,7 @@ int run_sync_once(const std::filesystem::path& config_path, const once_options& 
     if (!opts.dry_run) deliver_alerts(*cfg, store.database(), env);
     s.exit_code = exit_code_for(s.report);
     for (const auto& r : s.report.runs)
-        if (!r.error.empty()) fmt::print(stderr, "{}: {}\n", r.status, r.error);
+        if (!r.error.empty()) fmt::print(stderr, "{}: {}\n", sync::to_string(r.status), r.error);
     const std::string out = opts.json ? summary_json(s) + "\n" : summary_text(s);
     std::fwrite(out.data(), 1, out.size(), stdout);
     std::fflush(stdout);

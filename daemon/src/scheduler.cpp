@@ -87,7 +87,7 @@ asio::awaitable<std::string> service::sync_round() {
     std::optional<sync::sync_report> report;
     std::string failure;
     try {
-        report = co_await engine_->run();
+        report = co_await engine_->run({false, &events_});
     } catch (const boost::system::system_error& e) {
         failure = e.code() == asio::error::operation_aborted ? "cancelled" : e.what();
     } catch (const std::exception& e) {
@@ -115,8 +115,8 @@ std::string service::after_round(const sync::sync_report& report, steady_clock::
     std::string failed_sources;
     for (const auto& r : report.runs) {
         metrics_.record_run(r);
-        if (r.status == "ok") ++ok;
-        else if (r.status == "incomplete") ++incomplete;
+        if (r.status == sync::run_status::ok) ++ok;
+        else if (r.status == sync::run_status::incomplete) ++incomplete;
         else {
             ++failed;
             failed_sources +=

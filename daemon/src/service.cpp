@@ -64,7 +64,7 @@ service::service(std::filesystem::path config_path, config::config cfg, int verb
     signals_.add(SIGUSR1);
 }
 
-service::~service() { set_sync_event_listener({}); }
+service::~service() = default;
 
 int service::run() {
     for (const auto& w : cfg_.warnings) spdlog::warn("{}", w);
@@ -143,7 +143,6 @@ void service::start() {
     metrics_.load_history(store_->database());
     metrics_.refresh_from_db(store_->database());
     engine_ = std::make_unique<sync::sync_engine>(io_.get_executor(), cfg_, *store_, env_, wall_clock_now);
-    set_sync_event_listener([this](const sync_event& e) { metrics_.on_event(e); });
     std::string metrics_at = "off";
     if (cfg_.metrics.enabled()) {
         http_ = std::make_unique<http_server>(io_.get_executor(), cfg_.metrics.host, cfg_.metrics.port,

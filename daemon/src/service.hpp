@@ -100,6 +100,10 @@ private:
     alerting::rules_hook alert_hook_{cfg_.alerts};  ///< the store runs it in every apply
     std::unique_ptr<sync::sync_engine> engine_;  ///< borrows cfg_, store_ and env_
     daemon_metrics metrics_;
+    sync::observer_list events_{{&metrics_, &sync_log()}};  ///< the sync's events: metrics, log, progress
+    alert_records alert_events_{[this](const alerting::delivery_attempt& a) {
+        metrics_.record_delivery(std::string(a.sink), a.outcome);
+    }};  ///< delivery attempts and log-sink groups: metrics and log
     std::unique_ptr<http_server> http_;
     std::unique_ptr<alerting::alert_dispatcher> dispatcher_;  ///< built and used by delivery_loop only
     boost::asio::steady_timer alert_wake_;  ///< the next retry time of a sink's head, or a wake-up

@@ -10,21 +10,28 @@
 namespace subsync::daemon {
 namespace {
 
-bool has(const sync::sync_report& report, std::string_view status) {
+bool has(const sync::sync_report& report, sync::run_status status) {
     return std::any_of(report.runs.begin(), report.runs.end(), [&](const auto& r) { return r.status == status; });
+}
+
+/// The worst status of the runs: failed, then incomplete, then ok.
+sync::run_status worst(const sync::sync_report& report) {
+    if (has(report, sync::run_status::failed)) return sync::run_status::failed;
+    return has(report, sync::run_status::incomplete) ? sync::run_status::incomplete : sync::run_status::ok;
 }
 
 }  // namespace
 
 int exit_code_for(const sync::sync_report& report) {
-    if (has(report, "failed")) return exit_source_failed;
-    return has(report, "incomplete") ? exit_incomplete : exit_ok;
+    switch (worst(report)) {
+        case sync::run_status::failed: return exit_source_failed;
+        case sync::run_status::incomplete: return exit_incomplete;
+        case sync::run_status::ok: return exit_ok;
+    }
+    return exit_ok;
 }
 
-std::string overall_status(const sync::sync_report& report) {
-    if (has(report, "failed")) return "failed";
-    return has(report, "incomplete") ? "incomplete" : "ok";
-}
+std::string overall_status(const sync::sync_report& report) { return std::string(sync::to_string(worst(report))); }
 
 std::string summary_json(const once_summary& s) {
     std::string out = fmt::format(
@@ -38,7 +45,7 @@ std::string summary_json(const once_summary& s) {
             "{}{{\"account\":{},\"source\":{},\"status\":{},\"pages\":{},\"items\":{},\"added\":{},"
             "\"changed\":{},\"removed\":{},\"notifications\":{},\"retries\":{},\"throttled\":{},"
             "\"duration_ms\":{},\"error\":{}}}",
-            i == 0 ? "" : ",", json_string(r.account), json_string(sync::to_string(r.source)), json_string(r.status),
+            i == 0 ? "" : ",", json_string(r.account), json_string(sync::to_string(r.source)), json_string(sync::to_string(r.status)),
             r.pages, r.items, r.added, r.changed, r.removed, r.notifications, r.retries, r.throttled,
             std::max<std::int64_t>(0, r.finished - r.started),
             r.error.empty() ? "null" : json_string(r.error));
@@ -59,7 +66,7 @@ std::string summary_text(const once_summary& s) {
                        s.dry_run ? "-remove" : "removed", "alerts");
     for (const auto& r : s.report.runs)
         out += fmt::format("{:<16} {:<24} {:<10} {:>6} {:>8} {:>7} {:>7} {:>7} {:>7}\n", r.account,
-                           sync::to_string(r.source), r.status, r.pages, r.items, r.added, r.changed, r.removed,
+                           sync::to_string(r.source), sync::to_string(r.status), r.pages, r.items, r.added, r.changed, r.removed,
                            r.notifications);
     if (s.dry_run) {
         std::int64_t added = 0, changed = 0, removed = 0;

@@ -1,5 +1,6 @@
 #include <subsync/sync/detail/run_all.hpp>
 #include <subsync/sync/engine.hpp>
+#include <subsync/sync/events.hpp>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
@@ -21,7 +22,7 @@ namespace subsync::sync {
 namespace asio = boost::asio;
 
 bool sync_report::all_ok() const {
-    return std::all_of(runs.begin(), runs.end(), [](const run_record& r) { return r.status == "ok"; });
+    return std::all_of(runs.begin(), runs.end(), [](const run_record& r) { return r.status == run_status::ok; });
 }
 
 namespace {
@@ -91,11 +92,20 @@ private:
         const auto& account = *j.account;
         const auto source = to_string(j.source);
 
+        request_stats stats;
+        // Whatever the outcome, the run record says how hard the source was to get, and the
+        // observer hears of it once.
+        auto finished = [&](std::optional<error_kind> kind) {
+            out.retries = stats.retries;
+            out.throttled = stats.throttled;
+            const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+            observer().on(source_finished{out, kind, ms});
+        };
         auto fail = [&](const error& e) {
             const auto text = fmt::format("account={} source={} {}", account.name, source, e.message);
-            spdlog::error("sync failed {} kind={}", text, to_string(e.kind));
             out = store_.record_failure(account.name, j.source, text, started, now_(), opts_.dry_run,
                                         to_string(e.kind));
+            finished(e.kind);
         };
 
         auto auth = authenticator_for(account);
@@ -103,18 +113,9 @@ private:
             fail(auth.error());
             co_return;
         }
-        request_stats stats;
-        // Whatever the outcome, the run record says how hard the source was to get.
-        struct stats_into_run {
-            const request_stats& s;
-            run_record& r;
-            ~stats_into_run() {
-                r.retries = s.retries;
-                r.throttled = s.throttled;
-            }
-        } copy_stats{stats, out};
         fetch_context ctx;
         ctx.request.stats = &stats;
+        ctx.request.observer = &observer();
         ctx.request.net = &net_;
         ctx.request.account = account.name;
         ctx.request.source = std::string(source);
@@ -127,9 +128,7 @@ private:
         ctx.page_size = cfg_.sync.page_size;
         ctx.concurrency = cfg_.sync.concurrency;
         ctx.max_pages = cfg_.sync.max_pages;
-        ctx.on_page = [&](int done, int total) {
-            spdlog::debug("page fetched account={} source={} pages={}/{}", account.name, source, done, total);
-        };
+        ctx.on_page = [&](int done, int total) { observer().on(page_fetched{account.name, source, done, total}); };
 
         // The store failing (disk full, temporary storage full, database locked) ends the whole
         // sync: say where and what to check. The snapshot itself is as before.
@@ -146,14 +145,7 @@ private:
             } catch (const std::exception& e) {
                 throw store_failed(e.what());  // the transaction rolled back
             }
-            if (out.status == "incomplete")
-                spdlog::warn("incomplete listing account={} source={} error=\"{}\": nothing is marked removed",
-                             account.name, source, out.error);
-            const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
-            spdlog::info("sync done account={} source={} status={} pages={} items={} added={} changed={} removed={} "
-                         "notifications={} retries={} throttled={} ms={}",
-                         account.name, source, out.status, out.pages, out.items, out.added, out.changed, out.removed,
-                         out.notifications, stats.retries, stats.throttled, ms.count());
+            finished(std::nullopt);
         };
         if (j.source == source_kind::subscriptions) {
             auto fetched = co_await fetch_subscriptions(ctx);
@@ -185,8 +177,11 @@ private:
         return a;
     }
 
+    sync_observer& observer() { return opts_.observer != nullptr ? *opts_.observer : log_; }
+
     const config::config& cfg_;
     snapshot_store& store_;
+    log_observer log_;
     const config::environment& env_;
     clock_fn now_;
     sync_options opts_;

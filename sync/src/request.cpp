@@ -1,4 +1,5 @@
 #include <subsync/sync/parse.hpp>
+#include <subsync/sync/events.hpp>
 #include <subsync/sync/request.hpp>
 
 #include <boost/asio/as_tuple.hpp>
@@ -70,7 +71,11 @@ error located(error e, std::string_view where) {
 
 namespace {
 
-std::string format_ms(std::chrono::milliseconds d) { return fmt::format("{}ms", d.count()); }
+/// Tells the context's observer, or the log.
+void report(const request_context& ctx, const request_retried& e) {
+    if (ctx.observer != nullptr) ctx.observer->on(e);
+    else log_observer().on(e);
+}
 
 }  // namespace
 
@@ -117,8 +122,13 @@ asio::awaitable<result<http_response>> send_with_retries(const request_context& 
             // A token can expire between two requests: one refresh, one more try, never a loop.
             reauthorized = true;
             if (ctx.stats != nullptr) ++ctx.stats->retries;
-            spdlog::warn("token rejected account={} source={} {} request_id={}: re-authenticating once", ctx.account,
-                         ctx.source, where, res->request_id);
+            request_retried e;
+            e.account = ctx.account;
+            e.source = ctx.source;
+            e.where = where;
+            e.reason = retry_reason::token_rejected;
+            e.request_id = res->request_id;
+            report(ctx, e);
             --attempt;
             continue;
         } else if (res->status == 429) {
@@ -153,12 +163,19 @@ asio::awaitable<result<http_response>> send_with_retries(const request_context& 
             co_return error{error_kind::timeout,
                             fmt::format("{}: {}; no time left to retry before sync.source_timeout", where, reason)};
         if (ctx.stats != nullptr) ++ctx.stats->retries;
-        spdlog::warn("retrying account={} source={} {} {} wait={} request_id={} reason=\"{}\"", ctx.account, ctx.source,
-                     where,
-                     was_throttled ? fmt::format("throttled={} rate={:.2g}/s", throttled,
-                                                 ctx.limits != nullptr ? ctx.limits->current_rate(ep) : 0.0)
-                                   : fmt::format("attempt={}/{}", attempt + 1, max_attempts),
-                     format_ms(wait), request_id, reason);
+        request_retried e;
+        e.account = ctx.account;
+        e.source = ctx.source;
+        e.where = where;
+        e.reason = was_throttled ? retry_reason::throttled : res ? retry_reason::server_status : retry_reason::transport;
+        e.attempt = attempt + 1;
+        e.max_attempts = max_attempts;
+        e.throttled = throttled;
+        e.rate = ctx.limits != nullptr ? ctx.limits->current_rate(ep) : 0.0;
+        e.wait = wait;
+        e.request_id = request_id;
+        e.detail = reason;
+        report(ctx, e);
         asio::steady_timer timer(co_await asio::this_coro::executor, wait);
         co_await timer.async_wait(asio::use_awaitable);
     }

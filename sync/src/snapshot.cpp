@@ -138,7 +138,7 @@ run_record snapshot_store::record_failure(std::string_view account, source_kind 
     run_record r;
     r.account = std::string(account);
     r.source = source;
-    r.status = "failed";
+    r.status = run_status::failed;
     r.error = config::redacted(error);  // the database is an edge: no echoed secret passes it
     r.started = started;
     r.finished = finished;
@@ -413,7 +413,7 @@ run_record snapshot_store::apply(listing_stage& stage, epoch_ms started, epoch_m
     run_record run;
     run.account = account;
     run.source = source;
-    run.status = stage.complete() ? "ok" : "incomplete";
+    run.status = stage.complete() ? run_status::ok : run_status::incomplete;
     run.pages = stage.pages;
     run.items = stage.distinct_items();
     run.started = started;
@@ -429,7 +429,7 @@ run_record snapshot_store::apply(listing_stage& stage, epoch_ms started, epoch_m
     ins_run.bind(2, table);
     ins_run.bind(3, static_cast<std::int64_t>(started));
     ins_run.bind(4, static_cast<std::int64_t>(finished));
-    ins_run.bind(5, run.status);
+    ins_run.bind(5, std::string(to_string(run.status)));
     ins_run.bind(6, run.pages);
     ins_run.bind(7, static_cast<std::int64_t>(run.items));
     if (run.error.empty()) ins_run.bind(8);

@@ -5,6 +5,7 @@
 // At-least-once: a group is marked delivered only after the sink confirmed.
 // docs/alert-delivery.md.
 
+#include <subsync/alerting/events.hpp>
 #include <subsync/alerting/grouping.hpp>
 #include <subsync/alerting/outbox.hpp>
 #include <subsync/alerting/sinks.hpp>
@@ -64,8 +65,6 @@ public:
     /// Alerts owed to configured sinks, and the earliest time one of their notifications is due.
     [[nodiscard]] std::pair<std::int64_t, std::optional<std::int64_t>> pending() const;
 
-    /// Called after every attempt with the sink, its outcome and the number of alerts in it.
-    std::function<void(const std::string&, attempt_outcome, std::size_t)> on_attempt;
 
     /// Pending deliveries read per sink and plan: a larger backlog goes out over later passes.
     static constexpr std::int64_t plan_window = 100'000;
@@ -77,6 +76,9 @@ private:
     boost::asio::awaitable<batch_outcome> attempt(sink_slot& s, const planned_notification& p,
                                                   std::chrono::steady_clock::time_point deadline);
     double draw();
+    [[nodiscard]] alerting_observer& observer() const {
+        return ctx_.observer != nullptr ? *ctx_.observer : default_alerting_log();
+    }
 
     config::alerts_config cfg_;
     sink_context ctx_;
@@ -95,7 +97,8 @@ private:
 /// Delivers on a private event loop for at most `budget`, waiting out retry backoffs that end
 /// inside it (`sync --once`, `alerts --redeliver`). Returns the last dispatch's report.
 dispatch_report deliver_for(const config::config& cfg, SQLite::Database& db, config::environment env,
-                            std::function<std::int64_t()> now, std::chrono::milliseconds budget);
+                            std::function<std::int64_t()> now, std::chrono::milliseconds budget,
+                            alerting_observer* observer = nullptr);
 
 
 }  // namespace subsync::alerting

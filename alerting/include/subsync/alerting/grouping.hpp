@@ -23,7 +23,9 @@ namespace subsync::alerting {
 struct notification {
     std::int64_t seq = 0;  ///< alert_outbox.seq
     std::string payload;   ///< the JSON object exactly as queued
-    std::string idempotency_key, kind, severity, state, account, source, id, threshold, summary;
+    std::string idempotency_key, kind, account, source, id, threshold, summary;
+    config::severity severity = config::severity::warning;
+    alert_state state = alert_state::firing;
     std::string reason;  ///< empty when null
     std::int64_t since = 0;
     std::optional<std::int64_t> resolved_at;
@@ -54,8 +56,8 @@ struct group_notification {
 
 /// Whether `a` goes before `b` inside a notification: critical first, firing before resolved,
 /// then queue order.
-[[nodiscard]] bool more_urgent(std::string_view severity_a, std::string_view state_a, std::int64_t seq_a,
-                               std::string_view severity_b, std::string_view state_b, std::int64_t seq_b) noexcept;
+[[nodiscard]] bool more_urgent(config::severity severity_a, alert_state state_a, std::int64_t seq_a,
+                               config::severity severity_b, alert_state state_b, std::int64_t seq_b) noexcept;
 
 /// One group notification a sink owes.
 struct planned_notification {

@@ -3,6 +3,7 @@
 // (what each sink still owes, has delivered, or gave up on) and alert_attempts (every try).
 // No other code runs SQL on those tables. docs/alert-delivery.md, docs/schema.md.
 
+#include <subsync/config/config.hpp>
 #include <subsync/sync/records.hpp>
 
 #include <SQLiteCpp/Database.h>
@@ -19,6 +20,12 @@ namespace subsync::alerting {
 
 using sync::epoch_ms;
 
+/// Whether a notification says an alert fires or resolved.
+enum class alert_state { firing, resolved };
+[[nodiscard]] constexpr std::string_view to_string(alert_state s) noexcept {
+    return s == alert_state::firing ? "firing" : "resolved";
+}
+
 enum class delivery_status { pending, delivered, dead };
 /// What one attempt at one group notification came to.
 enum class attempt_outcome { delivered, failed, dead };
@@ -31,7 +38,11 @@ struct queued_notification {
     std::string idempotency_key;
     epoch_ms created_at = 0;
     std::optional<std::int64_t> run_id;
-    std::string account, source, item_key, kind, threshold, state, severity;
+    std::string account, source, item_key;
+    config::alert_kind kind = config::alert_kind::expiring;
+    std::string threshold;
+    alert_state state = alert_state::firing;
+    config::severity severity = config::severity::warning;
     std::string payload;  ///< the JSON object of docs/alerts.md "Notification format"
 };
 
@@ -42,7 +53,10 @@ struct pending_delivery {
     epoch_ms next_attempt_at = 0;
     epoch_ms created_at = 0;
     std::optional<std::int64_t> batch;  ///< the group notification it was put in; none before it was grouped
-    std::string account, source, item_key, kind, severity, state;
+    std::string account, source, item_key;
+    std::string kind;  ///< as stored: a kind this binary may not know still groups
+    config::severity severity = config::severity::warning;
+    alert_state state = alert_state::firing;
 };
 
 /// One notification of a group, with its payload, in the group's order.

@@ -3,6 +3,7 @@
 // Each deliver() is one attempt within the sink's timeout; the dispatcher (dispatch.hpp)
 // decides grouping, order, retries and dead-lettering.
 
+#include <subsync/alerting/events.hpp>
 #include <subsync/alerting/grouping.hpp>
 #include <subsync/config/config.hpp>
 #include <subsync/config/secret_source.hpp>
@@ -38,6 +39,8 @@ struct sink_context {
     /// Variables secrets are read from (config::secret_env_names): never in a hook's environment.
     std::vector<std::string> secret_env_names;
     std::chrono::milliseconds repeat_interval{std::chrono::hours(24)};  ///< alertmanager endsAt of firing alerts
+    /// Hears every delivery attempt and the log sink's groups; borrowed. None: they are logged as text.
+    alerting_observer* observer = nullptr;
 };
 
 /// One configured sink. deliver() never throws for expected failures (down, timeout, non-2xx,

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -169,10 +170,22 @@ inline constexpr std::array<std::string_view, alert_kind_count> alert_kind_names
 [[nodiscard]] constexpr std::string_view to_string(alert_kind k) noexcept {
     return alert_kind_names[static_cast<std::size_t>(k)];
 }
+[[nodiscard]] constexpr std::optional<alert_kind> alert_kind_named(std::string_view name) noexcept {
+    for (std::size_t i = 0; i < alert_kind_count; ++i)
+        if (alert_kind_names[i] == name) return static_cast<alert_kind>(i);
+    return std::nullopt;
+}
 
+/// In increasing order of urgency.
 enum class severity { info, warning, critical };
 [[nodiscard]] constexpr std::string_view to_string(severity s) noexcept {
     return s == severity::info ? "info" : s == severity::warning ? "warning" : "critical";
+}
+[[nodiscard]] constexpr std::optional<severity> severity_named(std::string_view s) noexcept {
+    if (s == "info") return severity::info;
+    if (s == "warning") return severity::warning;
+    if (s == "critical") return severity::critical;
+    return std::nullopt;
 }
 
 /// The rule settings; `[alerts]` sets them for everything, `[alerts.source.<source>]` for one

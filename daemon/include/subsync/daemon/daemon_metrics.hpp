@@ -5,8 +5,8 @@
 #include <subsync/alerting/outbox.hpp>
 #include <subsync/config/config.hpp>
 #include <subsync/daemon/health.hpp>
-#include <subsync/daemon/log_events.hpp>
 #include <subsync/daemon/metrics.hpp>
+#include <subsync/sync/events.hpp>
 #include <subsync/sync/snapshot.hpp>
 
 #include <SQLiteCpp/Database.h>
@@ -19,15 +19,18 @@
 
 namespace subsync::daemon {
 
-class daemon_metrics {
+/// What /metrics shows. Hears the sync's events (retries, failures by error class) typed.
+class daemon_metrics final : public sync::sync_observer {
 public:
     /// `start_time`: when the process started, epoch ms.
     daemon_metrics(std::string_view version, std::int64_t start_time);
 
     /// Counts one finished (account, source) run: duration, status, pages, items, last success.
     void record_run(const sync::run_record& r);
-    /// Counts retries and failures by error class, as the engine logs them.
-    void on_event(const sync_event& e);
+    /// Counts a retry.
+    void on(const sync::request_retried& e) override;
+    /// Counts a failed source by its error class.
+    void on(const sync::source_finished& e) override;
     void set_sync_in_progress(bool running);
     void count_reload(bool accepted);
     /// Counts one alert delivery attempt (outcome: delivered, failed, dead).

@@ -23,8 +23,12 @@ struct sync_report {
 };
 
 /// What a sync does besides fetching.
+class sync_observer;
+
 struct sync_options {
     bool dry_run = false;  ///< fetch and diff, report what would change, commit nothing
+    /// Hears every page, retry and finished source (events.hpp); borrowed. None: each is logged.
+    sync_observer* observer = nullptr;
 };
 
 /// Syncs the accounts of one config on an event loop, as often as asked.

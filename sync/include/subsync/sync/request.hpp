@@ -68,6 +68,8 @@ struct request_stats {
     int throttled = 0;  ///< 429 answers
 };
 
+class sync_observer;
+
 /// Everything a request of one (account, source) needs to be sent, retried and logged.
 struct request_context {
     const transport* net = nullptr;
@@ -79,6 +81,7 @@ struct request_context {
     std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
     std::function<double()> random;  ///< uniform in [0, 1), for backoff jitter
     request_stats* stats = nullptr;  ///< counts retries and throttling; may be null
+    sync_observer* observer = nullptr;  ///< hears each retry; none: it is logged
 };
 
 /// `where: HTTP 500: APIG.0201: message request_id=...`, kind auth for 401/403.

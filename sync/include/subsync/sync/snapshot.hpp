@@ -20,12 +20,22 @@
 
 namespace subsync::sync {
 
+/// How one (account, source) sync ended; a string only in `sync_runs.status`, logs and exports.
+enum class run_status {
+    ok,          ///< listed completely and applied
+    failed,      ///< nothing applied
+    incomplete,  ///< applied, but nothing marked removed (the listing did not add up)
+};
+[[nodiscard]] constexpr std::string_view to_string(run_status s) noexcept {
+    return s == run_status::ok ? "ok" : s == run_status::failed ? "failed" : "incomplete";
+}
+
 /// What one (account, source) sync did; one row of `sync_runs`.
 struct run_record {
     std::int64_t id = 0;
     std::string account;
     source_kind source = source_kind::purchased_groups;
-    std::string status;  ///< "ok" | "failed" | "incomplete"
+    run_status status = run_status::ok;
     int pages = 0;
     std::int64_t items = 0;
     std::int64_t added = 0;

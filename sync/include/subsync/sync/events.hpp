@@ -1,0 +1,92 @@
+#pragma once
+// What a sync reports as it goes, as typed events: metrics, the progress line, the JSON log and
+// journald subscribe to a sync_observer; nothing reads log text. log_observer writes each event
+// as the log line it has always been, formatted only when its level is on.
+
+#include <subsync/sync/error.hpp>
+#include <subsync/sync/snapshot.hpp>
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace subsync::sync {
+
+/// Why a request is sent again.
+enum class retry_reason {
+    transport,       ///< the connection failed or timed out
+    server_status,   ///< a retryable HTTP status (5xx, 408, …)
+    throttled,       ///< HTTP 429: the rate adapts
+    token_rejected,  ///< a 401 with a token that may have expired: re-authenticated once
+};
+[[nodiscard]] std::string_view to_string(retry_reason r) noexcept;
+
+/// A page of a listing arrived: `done` of `total` known so far.
+struct page_fetched {
+    std::string_view account;
+    std::string_view source;
+    int done = 0;
+    int total = 0;
+};
+
+/// A request is sent again after `wait`.
+struct request_retried {
+    std::string_view account;
+    std::string_view source;
+    std::string_view where;       ///< "page=7", "token", …
+    retry_reason reason = retry_reason::transport;
+    int attempt = 0;              ///< the attempt about to be made (not for throttled / token_rejected)
+    int max_attempts = 0;
+    int throttled = 0;            ///< 429s of this request so far
+    double rate = 0;              ///< requests per second the endpoint is held to now (throttled)
+    std::chrono::milliseconds wait{0};
+    std::string_view request_id;
+    std::string_view detail;      ///< what failed, for a human
+};
+
+/// One (account, source) finished: applied (ok or incomplete) or failed (`error` set).
+struct source_finished {
+    const run_record& run;
+    std::optional<error_kind> error;  ///< why it failed; none when it applied
+    std::chrono::milliseconds elapsed{0};
+};
+
+/// Receives a sync's events on the sync's thread. Every member has a do-nothing default.
+class sync_observer {
+public:
+    virtual ~sync_observer() = default;
+    virtual void on(const page_fetched&) {}
+    virtual void on(const request_retried&) {}
+    virtual void on(const source_finished&) {}
+};
+
+/// The text of each event's log line (also what the daemon's JSON log and journald carry as
+/// the message).
+[[nodiscard]] std::string message_of(const page_fetched& e);
+[[nodiscard]] std::string message_of(const request_retried& e);
+[[nodiscard]] std::string message_of(const source_finished& e);
+
+/// Writes each event as one spdlog line: page fetched at debug, a retry at warn, sync done at
+/// info (an incomplete one warns first), sync failed at error. The engine's default.
+class log_observer : public sync_observer {
+public:
+    void on(const page_fetched& e) override;
+    void on(const request_retried& e) override;
+    void on(const source_finished& e) override;
+};
+
+/// Hands each event to every observer in turn.
+class observer_list final : public sync_observer {
+public:
+    explicit observer_list(std::vector<sync_observer*> observers) : observers_(std::move(observers)) {}
+    void on(const page_fetched& e) override;
+    void on(const request_retried& e) override;
+    void on(const source_finished& e) override;
+
+private:
+    std::vector<sync_observer*> observers_;
+};
+
+}  // namespace subsync::sync
