@@ -401,158 +401,181 @@ run_record snapshot_store::apply(std::string_view account, const listing<subscri
     return apply_listing(account, source_kind::subscriptions, l, started, finished, dry_run);
 }
 
-run_record snapshot_store::apply(listing_stage& stage, epoch_ms started, epoch_ms finished, bool dry_run) {
-    stage.load();  // an empty listing must still see what it removes
-    const std::string& account = stage.account();
-    const source_kind source = stage.source();
-    const std::string table(to_string(source));
-    const auto cols = columns(source);
-    const auto n = cols.size();
-    const std::string names = column_list(cols);
+// One apply of a staged listing, in named phases; every phase runs inside apply()'s transaction.
+class snapshot_store::apply_pass {
+public:
+    apply_pass(SQLite::Database& db, listing_stage& stage, epoch_ms started, epoch_ms finished)
+        : db_(db), stage_(stage), finished_(finished), table_(to_string(stage.source())),
+          cols_(columns(stage.source())), names_(column_list(cols_)),
+          old_row_(db, fmt::format("SELECT {}, absent_mask FROM {} WHERE account = ? AND item_key = ?", names_, table_)),
+          ins_change_(db, "INSERT INTO changes (run_id, time, account, source, item_key, kind, field, old_value, "
+                          "new_value) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)") {
+        run_.account = stage.account();
+        run_.source = stage.source();
+        run_.status = stage.complete() ? run_status::ok : run_status::incomplete;
+        run_.pages = stage.pages;
+        run_.items = stage.distinct_items();
+        run_.started = started;
+        run_.finished = finished;
+        if (!stage.complete()) run_.error = config::redacted("incomplete listing: " + stage.incomplete_reason());
+    }
 
-    run_record run;
-    run.account = account;
-    run.source = source;
-    run.status = stage.complete() ? run_status::ok : run_status::incomplete;
-    run.pages = stage.pages;
-    run.items = stage.distinct_items();
-    run.started = started;
-    run.finished = finished;
-    if (!stage.complete()) run.error = config::redacted("incomplete listing: " + stage.incomplete_reason());
-
-    SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
-
-    SQLite::Statement ins_run(db_,
+    /// The sync_runs row; its id goes on every change.
+    void insert_run() {
+        SQLite::Statement ins(db_,
                               "INSERT INTO sync_runs (account, source, started_at, finished_at, status, pages, items, "
                               "error) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
-    ins_run.bind(1, account);
-    ins_run.bind(2, table);
-    ins_run.bind(3, static_cast<std::int64_t>(started));
-    ins_run.bind(4, static_cast<std::int64_t>(finished));
-    ins_run.bind(5, std::string(to_string(run.status)));
-    ins_run.bind(6, run.pages);
-    ins_run.bind(7, static_cast<std::int64_t>(run.items));
-    if (run.error.empty()) ins_run.bind(8);
-    else ins_run.bind(8, run.error);
-    ins_run.exec();
-    run.id = db_.getLastInsertRowid();
+        ins.bind(1, run_.account);
+        ins.bind(2, table_);
+        ins.bind(3, static_cast<std::int64_t>(run_.started));
+        ins.bind(4, static_cast<std::int64_t>(finished_));
+        ins.bind(5, std::string(to_string(run_.status)));
+        ins.bind(6, run_.pages);
+        ins.bind(7, static_cast<std::int64_t>(run_.items));
+        if (run_.error.empty()) ins.bind(8);
+        else ins.bind(8, run_.error);
+        ins.exec();
+        run_.id = db_.getLastInsertRowid();
+    }
 
-    SQLite::Statement old_row(db_, fmt::format("SELECT {}, absent_mask FROM {} WHERE account = ? AND item_key = ?",
-                                               names, table));
-    SQLite::Statement mark_removed(db_, fmt::format("UPDATE {} SET removed_at = ?, updated_at = ? "
-                                                    "WHERE account = ? AND item_key = ?",
-                                                    table));
-    SQLite::Statement ins_change(db_,
-                                 "INSERT INTO changes (run_id, time, account, source, item_key, kind, field, "
-                                 "old_value, new_value) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
-
-    auto add_change = [&](const std::string& key, const char* kind, const char* field_name, const std::string* old_v,
-                          const std::string* new_v) {
-        ins_change.bind(1, static_cast<std::int64_t>(run.id));
-        ins_change.bind(2, static_cast<std::int64_t>(finished));
-        ins_change.bind(3, account);
-        ins_change.bind(4, table);
-        ins_change.bind(5, key);
-        ins_change.bind(6, kind);
-        if (field_name) ins_change.bind(7, field_name);
-        else ins_change.bind(7);
-        bind_or_null(ins_change, 8, old_v);
-        bind_or_null(ins_change, 9, new_v);
-        ins_change.exec();
-        ins_change.reset();
-        ins_change.clearBindings();
-    };
-    auto load_old = [&](const std::string& key, std::vector<cell>& out) {
-        old_row.bind(1, account);
-        old_row.bind(2, key);
-        if (!old_row.executeStep())
-            throw std::logic_error("snapshot row " + key + " vanished between staging and apply: something "
-                                   "else wrote this (account, source) meanwhile");
-        read_cells(old_row, cols, 0, out);
-        old_row.reset();
-    };
-
-    std::vector<cell> cells;
-    std::vector<cell> before;
-    std::string object;
-    std::string key;
-
-    // Changes in the API's order, so `seq` follows the listing whatever order the pages came in.
-    {
-        SQLite::Statement staged(db_, fmt::format("SELECT item_key, {}, absent_mask FROM temp.{} ORDER BY ord", names,
-                                                  stage.table_));
+    /// `added` and field-level `changed` rows in the API's order, so `seq` follows the listing
+    /// whatever order the pages came in.
+    void record_changes() {
+        SQLite::Statement staged(db_, fmt::format("SELECT item_key, {}, absent_mask FROM temp.{} ORDER BY ord",
+                                                  names_, stage_.table_));
         while (staged.executeStep()) {
             {
                 const auto k = staged.getColumn(0);
-                key.assign(k.getText(), static_cast<std::size_t>(k.getBytes()));
+                key_.assign(k.getText(), static_cast<std::size_t>(k.getBytes()));
             }
-            read_cells(staged, cols, 1, cells);
-            const auto& e = stage.items_.at(key);
+            read_cells(staged, cols_, 1, cells_);
+            const auto& e = stage_.items_.at(key_);
             if (e.stored && !e.removed) {
-                load_old(key, before);
-                for (std::size_t i = 0; i < n; ++i) {
-                    if (before[i] == cells[i]) continue;
-                    const std::string ov = json_or_null(before[i], cols[i].type);
-                    const std::string nv = json_or_null(cells[i], cols[i].type);
-                    add_change(key, "changed", cols[i].name.data(),
-                               before[i].state == field_state::absent ? nullptr : &ov,
-                               cells[i].state == field_state::absent ? nullptr : &nv);
+                load_old(key_);
+                for (std::size_t i = 0; i < cols_.size(); ++i) {
+                    if (before_[i] == cells_[i]) continue;
+                    const std::string ov = json_or_null(before_[i], cols_[i].type);
+                    const std::string nv = json_or_null(cells_[i], cols_[i].type);
+                    add_change(key_, "changed", cols_[i].name.data(),
+                               before_[i].state == field_state::absent ? nullptr : &ov,
+                               cells_[i].state == field_state::absent ? nullptr : &nv);
                 }
-                ++run.changed;
+                ++run_.changed;
             } else {
-                object.clear();
-                append_json_object(object, cols, cells, time_style::epoch_millis);
-                add_change(key, "added", nullptr, nullptr, &object);
-                ++run.added;
+                object_.clear();
+                append_json_object(object_, cols_, cells_, time_style::epoch_millis);
+                add_change(key_, "added", nullptr, nullptr, &object_);
+                ++run_.added;
             }
         }
     }
 
-    // Rows in primary-key order: the keys are random UUIDs, and API order put every write on a
-    // random leaf, so SQLite's 2 MB cache spilled and re-read pages (bench/README.md finding 2).
-    // SQLite sorts the staged rows itself, in bounded memory. A row listed again keeps first_seen.
-    {
+    /// Rows in primary-key order: the keys are random UUIDs, and API order put every write on a
+    /// random leaf, so SQLite's 2 MB cache spilled and re-read pages (bench/README.md finding 2).
+    /// SQLite sorts the staged rows itself, in bounded memory. A row listed again keeps first_seen.
+    void upsert_rows() {
         std::string assignments;
-        for (const auto& c : cols) assignments += fmt::format("{0} = excluded.{0}, ", c.name);
+        for (const auto& c : cols_) assignments += fmt::format("{0} = excluded.{0}, ", c.name);
         SQLite::Statement upsert(
             db_, fmt::format("INSERT INTO {0} (account, item_key, {1}, absent_mask, content_hash, first_seen, "
                              "updated_at) SELECT ?1, item_key, {1}, absent_mask, content_hash, ?2, ?2 FROM temp.{2} "
                              "WHERE true ORDER BY item_key ON CONFLICT (account, item_key) DO UPDATE SET {3}"
                              "absent_mask = excluded.absent_mask, content_hash = excluded.content_hash, "
                              "updated_at = excluded.updated_at, removed_at = NULL",
-                             table, names, stage.table_, assignments));
-        upsert.bind(1, account);
-        upsert.bind(2, static_cast<std::int64_t>(finished));
+                             table_, names_, stage_.table_, assignments));
+        upsert.bind(1, run_.account);
+        upsert.bind(2, static_cast<std::int64_t>(finished_));
         upsert.exec();
     }
 
-    // Only a listing known to be whole may say an item is gone.
-    if (stage.complete()) {
-        for (const auto& [k, e] : stage.items_) {
+    /// Stored items this listing did not list: marked removed, with a `removed` change. Only a
+    /// listing known to be whole may say an item is gone.
+    void mark_removed() {
+        if (!stage_.complete()) return;
+        SQLite::Statement mark(db_, fmt::format("UPDATE {} SET removed_at = ?, updated_at = ? "
+                                                "WHERE account = ? AND item_key = ?",
+                                                table_));
+        for (const auto& [k, e] : stage_.items_) {
             if (!e.stored || e.removed || e.position >= 0) continue;
-            load_old(k, before);
-            object.clear();
-            append_json_object(object, cols, before, time_style::epoch_millis);
-            add_change(k, "removed", nullptr, &object, nullptr);
-            mark_removed.bind(1, static_cast<std::int64_t>(finished));
-            mark_removed.bind(2, static_cast<std::int64_t>(finished));
-            mark_removed.bind(3, account);
-            mark_removed.bind(4, k);
-            mark_removed.exec();
-            mark_removed.reset();
-            ++run.removed;
+            load_old(k);
+            object_.clear();
+            append_json_object(object_, cols_, before_, time_style::epoch_millis);
+            add_change(k, "removed", nullptr, &object_, nullptr);
+            mark.bind(1, static_cast<std::int64_t>(finished_));
+            mark.bind(2, static_cast<std::int64_t>(finished_));
+            mark.bind(3, run_.account);
+            mark.bind(4, k);
+            mark.exec();
+            mark.reset();
+            ++run_.removed;
         }
     }
 
-    if (source == source_kind::purchased_groups) sample_quotas(stage, run.id, finished);
+    /// The run's counts, now that they are known.
+    void write_counts() {
+        SQLite::Statement counts(db_, "UPDATE sync_runs SET added = ?, changed = ?, removed = ? WHERE id = ?");
+        counts.bind(1, static_cast<std::int64_t>(run_.added));
+        counts.bind(2, static_cast<std::int64_t>(run_.changed));
+        counts.bind(3, static_cast<std::int64_t>(run_.removed));
+        counts.bind(4, static_cast<std::int64_t>(run_.id));
+        counts.exec();
+    }
 
-    SQLite::Statement counts(db_, "UPDATE sync_runs SET added = ?, changed = ?, removed = ? WHERE id = ?");
-    counts.bind(1, static_cast<std::int64_t>(run.added));
-    counts.bind(2, static_cast<std::int64_t>(run.changed));
-    counts.bind(3, static_cast<std::int64_t>(run.removed));
-    counts.bind(4, static_cast<std::int64_t>(run.id));
-    counts.exec();
-    if (hook_) run.notifications = hook_->on_run(db_, account, source, finished, run.id);
+    run_record& run() noexcept { return run_; }
+
+private:
+    void add_change(const std::string& key, const char* kind, const char* field_name, const std::string* old_v,
+                    const std::string* new_v) {
+        ins_change_.bind(1, static_cast<std::int64_t>(run_.id));
+        ins_change_.bind(2, static_cast<std::int64_t>(finished_));
+        ins_change_.bind(3, run_.account);
+        ins_change_.bind(4, table_);
+        ins_change_.bind(5, key);
+        ins_change_.bind(6, kind);
+        if (field_name) ins_change_.bind(7, field_name);
+        else ins_change_.bind(7);
+        bind_or_null(ins_change_, 8, old_v);
+        bind_or_null(ins_change_, 9, new_v);
+        ins_change_.exec();
+        ins_change_.reset();
+        ins_change_.clearBindings();
+    }
+
+    /// The stored cells of `key` into before_.
+    void load_old(const std::string& key) {
+        old_row_.bind(1, run_.account);
+        old_row_.bind(2, key);
+        if (!old_row_.executeStep())
+            throw std::logic_error("snapshot row " + key + " vanished between staging and apply: something "
+                                   "else wrote this (account, source) meanwhile");
+        read_cells(old_row_, cols_, 0, before_);
+        old_row_.reset();
+    }
+
+    SQLite::Database& db_;
+    listing_stage& stage_;
+    epoch_ms finished_;
+    const std::string table_;
+    const std::span<const column> cols_;
+    const std::string names_;
+    SQLite::Statement old_row_, ins_change_;
+    run_record run_;
+    std::vector<cell> cells_, before_;
+    std::string object_, key_;
+};
+
+run_record snapshot_store::apply(listing_stage& stage, epoch_ms started, epoch_ms finished, bool dry_run) {
+    stage.load();  // an empty listing must still see what it removes
+    SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
+    apply_pass pass(db_, stage, started, finished);
+    pass.insert_run();
+    pass.record_changes();
+    pass.upsert_rows();
+    pass.mark_removed();
+    run_record& run = pass.run();
+    if (stage.source() == source_kind::purchased_groups) sample_quotas(stage, run.id, finished);
+    pass.write_counts();
+    if (hook_) run.notifications = hook_->on_run(db_, run.account, run.source, finished, run.id);
     if (!dry_run) tx.commit();  // otherwise the transaction's destructor rolls everything back
     return run;
 }

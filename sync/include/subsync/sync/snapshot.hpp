@@ -231,6 +231,7 @@ public:
 
 private:
     friend class listing_stage;
+    class apply_pass;
 
     template <class Record>
     run_record apply_listing(std::string_view account, source_kind source, const listing<Record>& l,
