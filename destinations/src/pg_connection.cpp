@@ -15,10 +15,30 @@
 namespace subsync::destinations::detail {
 namespace {
 
-std::string trimmed(const char* message) {
-    std::string s = message == nullptr ? "" : message;
-    while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+/// libpq's messages span lines ("...failed: ...\n\tIs the server running...?\n"): one log line.
+std::string one_line(std::string_view message) {
+    std::string s;
+    for (char c : message) {
+        if (c == '\n' || c == '\t' || c == '\r') {
+            if (!s.empty() && s.back() != ' ') s += ' ';
+        } else {
+            s += c;
+        }
+    }
+    while (!s.empty() && s.back() == ' ') s.pop_back();
     return s;
+}
+
+/// The DSN is a secret as a whole (config::secret); its password is one on its own too, in
+/// case a message quotes it alone.
+void remember_password(const std::string& dsn) {
+    char* error = nullptr;
+    PQconninfoOption* options = PQconninfoParse(dsn.c_str(), &error);
+    if (error != nullptr) PQfreemem(error);
+    if (options == nullptr) return;
+    for (PQconninfoOption* o = options; o->keyword != nullptr; ++o)
+        if (o->val != nullptr && std::string_view(o->keyword) == "password") config::remember_secret(o->val);
+    PQconninfoFree(options);
 }
 
 struct result_deleter {
@@ -30,6 +50,7 @@ using result_ptr = std::unique_ptr<PGresult, result_deleter>;
 
 pg_connection::pg_connection(const std::string& dsn, const pg_settings& extra, std::chrono::milliseconds timeout) {
     const auto deadline = clock::now() + timeout;
+    remember_password(dsn);
     // expand_dbname: the DSN (a URI or key=value string) goes in as "dbname" and is expanded;
     // the keywords after it override what it says.
     std::vector<const char*> keys{"dbname"};
@@ -59,14 +80,14 @@ pg_connection::~pg_connection() {
 }
 
 void pg_connection::fail(std::string_view step, std::string_view why) {
-    std::string message = fmt::format("{}: {}", step, trimmed(std::string(why).c_str()));
+    std::string message = fmt::format("{}: {}", step, one_line(why));
     config::redact(message);
     throw pg_error(message);
 }
 
 void pg_connection::wait(wait_for what, clock::time_point deadline, std::string_view step) {
     const int fd = PQsocket(conn_);
-    if (fd < 0) fail(step, "no connection");
+    if (fd < 0) fail(step, PQerrorMessage(conn_));
     while (true) {
         const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
         if (left.count() <= 0) fail(step, "timed out (no answer from PostgreSQL within the deadline)");
