@@ -9,6 +9,8 @@
 #include "support/test_support.hpp"
 
 #include <subsync/emulator/server.hpp>
+#include <subsync/config/load.hpp>
+#include <subsync/destinations/postgresql.hpp>
 #include <subsync/exporters/table_export.hpp>
 
 #include <SQLiteCpp/Database.h>
@@ -211,9 +213,29 @@ TEST_F(Destinations, DownForThreeRoundsThenCatchesUpWithoutGapOrDuplicate) {
         EXPECT_NE(r.err.find("destination unavailable"), std::string::npos) << r.err;
         EXPECT_EQ(r.err.find(password), std::string::npos) << "the DSN's password leaked: " << r.err;
     }
+    // What `subsyncd status` shows: the destination cannot be reached, and says why.
+    auto cfg = config::load_config(d.config);
+    ASSERT_TRUE(cfg) << cfg.error().message;
+    const auto down = destinations::query_lag(*cfg, config::environment::process());
+    ASSERT_EQ(down.size(), 1u);
+    EXPECT_FALSE(down[0].known);
+    EXPECT_NE(down[0].error.find("connect"), std::string::npos) << down[0].error;
+    EXPECT_EQ(down[0].error.find(password), std::string::npos) << down[0].error;
+
     pg_.start();
-    // Nothing new happened meanwhile on the PostgreSQL side: the lag is exactly what SQLite holds past the cursor.
+    const auto cursor_before = std::stoll(pg_.psql(
+        database_, "SELECT last_seq FROM subsync.replication_cursor WHERE instance = 'solo'"));
+    SQLite::Database local(d.db().string(), SQLite::OPEN_READONLY);
+    const auto local_seq = local.execAndGet("SELECT max(seq) FROM changes").getInt64();
+    const auto back = destinations::query_lag(*cfg, config::environment::process());
+    ASSERT_TRUE(back.at(0).known) << back.at(0).error;
+    EXPECT_EQ(back.at(0).cursor_seq, cursor_before);
+    EXPECT_EQ(back.at(0).lag_changes, local_seq - cursor_before);
+    EXPECT_GT(back.at(0).lag_changes, 0);
+
+    // The next run ships the backlog in one pass.
     ASSERT_EQ(sync_once(d).exit_code, 0);
+    EXPECT_EQ(destinations::query_lag(*cfg, config::environment::process()).at(0).lag_changes, 0);
     EXPECT_EQ(pg_seqs(pg_, database_, d), sqlite_seqs(d)) << "a gap or a duplicate in changes";
     expect_equal_everywhere(pg_, database_, d);
 }
