@@ -17,6 +17,7 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <csignal>
 #include <random>
 #include <thread>
@@ -313,6 +314,27 @@ TEST_F(Destinations, ReplicateFullReloadsADamagedDestination) {
     EXPECT_NE(r.out.find("(full load)"), std::string::npos) << r.out;
     expect_equal_everywhere(pg_, database_, d);
     EXPECT_EQ(pg_seqs(pg_, database_, d), sqlite_seqs(d));
+}
+
+// The queries docs/destinations.md offers run as written against a replicated database, and
+// check-config says where the DSN comes from without printing it.
+TEST_F(Destinations, DocumentedQueriesRunAndCheckConfigNamesTheDsnSource) {
+    const auto d = make("docs", "prod");
+    ASSERT_EQ(sync_once(d).exit_code, 0);
+    const std::string doc = test::read_file(SUBSYNC_DOCS_DIR "/destinations.md");
+    const auto section = doc.find("## Queries");
+    ASSERT_NE(section, std::string::npos);
+    const auto begin = doc.find("```sql\n", section);
+    const auto end = doc.find("```", begin + 7);
+    ASSERT_NE(begin, std::string::npos);
+    const std::string queries = doc.substr(begin + 7, end - begin - 7);
+    ASSERT_GT(std::count(queries.begin(), queries.end(), ';'), 5);
+    EXPECT_NO_THROW(pg_.psql(database_, queries));
+
+    const auto check = run_subsyncd({"check-config", "--config", d.config.string()}, env());
+    EXPECT_EQ(check.exit_code, 0) << check.err;
+    EXPECT_NE(check.out.find("destination[0].dsn: "), std::string::npos) << check.out;
+    EXPECT_EQ((check.out + check.err).find(password), std::string::npos) << "the DSN's password leaked";
 }
 
 /// The value of `subsync_destination_lag_changes{destination="postgresql"}` and of
