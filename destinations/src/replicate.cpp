@@ -269,20 +269,24 @@ replication_outcome replicate_once(const config::destination_config& d, const co
     std::int64_t max_seq = 0;
     try {
         auto db = sync::open_snapshot_readonly(database);
-        read_transaction snapshot(db);
-        max_seq = sqlite_max(db, "SELECT coalesce(max(seq), 0) FROM changes");
-        const std::int64_t max_run = sqlite_max(db, "SELECT coalesce(max(id), 0) FROM sync_runs");
-        out.local_seq = max_seq;
-        out.lag_changes = max_seq;  // until the cursor is read
+        // For the lag while the destination is down; the pass itself reads its own snapshot below.
+        out.local_seq = sqlite_max(db, "SELECT coalesce(max(seq), 0) FROM changes");
+        out.lag_changes = out.local_seq;  // until the cursor is read
 
         auto c = connect(d, dsn);
         detail::migrate(*c, d);
         c->exec("BEGIN", d.statement_timeout);
-        // Serialises two passes of the same instance (a daemon and `export --to postgresql`).
+        // Serialises two passes of the same instance (a daemon and `subsyncd replicate`). The
+        // SQLite snapshot is taken after the lock, so a pass never sees a cursor newer than
+        // what it read (which would look like a replaced database).
         c->exec("SELECT pg_advisory_xact_lock(hashtext($1))", {"subsync.replicate." + d.instance},
                 d.statement_timeout);
         const auto from = read_cursor(*c, d, true);
-        if (from) out.lag_changes = max_seq - from->seq;
+        read_transaction snapshot(db);
+        max_seq = sqlite_max(db, "SELECT coalesce(max(seq), 0) FROM changes");
+        const std::int64_t max_run = sqlite_max(db, "SELECT coalesce(max(id), 0) FROM sync_runs");
+        out.local_seq = max_seq;
+        out.lag_changes = from ? max_seq - from->seq : max_seq;
         const bool behind_us = from && (from->seq > max_seq || from->run > max_run);
         if (behind_us)
             spdlog::warn("destination={} instance={}: its cursor (seq {}) is ahead of this database (seq {}); the "
