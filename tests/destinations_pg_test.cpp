@@ -19,6 +19,11 @@
 
 #include <algorithm>
 #include <csignal>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <random>
 #include <thread>
 
@@ -335,6 +340,63 @@ TEST_F(Destinations, DocumentedQueriesRunAndCheckConfigNamesTheDsnSource) {
     EXPECT_EQ(check.exit_code, 0) << check.err;
     EXPECT_NE(check.out.find("destination[0].dsn: "), std::string::npos) << check.out;
     EXPECT_EQ((check.out + check.err).find(password), std::string::npos) << "the DSN's password leaked";
+}
+
+/// A TCP port on 127.0.0.1 that accepts connections (the kernel's backlog) and never answers:
+/// a PostgreSQL that hangs.
+class silent_server {
+public:
+    silent_server() {
+        fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        socklen_t len = sizeof a;
+        if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&a), len) != 0 || ::listen(fd_, 16) != 0 ||
+            ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0)
+            throw std::runtime_error("silent_server: cannot listen");
+        port_ = ntohs(a.sin_port);
+    }
+    ~silent_server() { ::close(fd_); }
+    silent_server(const silent_server&) = delete;
+    silent_server& operator=(const silent_server&) = delete;
+    [[nodiscard]] std::string dsn() const { return fmt::format("host=127.0.0.1 port={} user=subsync dbname=x", port_); }
+
+private:
+    int fd_ = -1;
+    std::uint16_t port_ = 0;
+};
+
+// A PostgreSQL that never answers costs `sync --once` its connect deadline (connect_timeout =
+// 5s in make_instance) and nothing else; a stopping daemon gives up the pass at once instead
+// of waiting out a 10-minute deadline.
+TEST_F(Destinations, SilentServerCostsTheDeadlineAndNeverTheStop) {
+    silent_server silent;
+    const auto once = make_instance("silent", "prod", emu_->base_url(), dir_ / "ca.pem", silent.dsn());
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto r = sync_once(once);
+    const auto took = std::chrono::steady_clock::now() - t0;
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.err.find("timed out"), std::string::npos) << r.err;
+    EXPECT_LT(took, std::chrono::seconds(60)) << "the connect deadline did not hold";
+
+    instance inst;
+    test::write_file(*inst.dir / "dsn", silent.dsn() + "\n");
+    auto c = test::cloud_config(emu_->base_url(), (dir_ / "ca.pem").string());
+    c.interval = "1h";
+    c.extra = fmt::format("[[destination]]\ntype = \"postgresql\"\ninstance = \"stopping\"\ndsn_file = \"{}\"\n"
+                          "connect_timeout = \"10m\"\n",
+                          (*inst.dir / "dsn").string());
+    const auto cfg = test::write_daemon_config(inst.dir->path(), c);
+    test::notify_socket systemd(*inst.dir / "notify");
+    test::daemon_process d({"run", "--config", cfg.string()},
+                           {{"SUBSYNC_TEST_TOKEN", token}, {"NOTIFY_SOCKET", systemd.path().string()}},
+                           inst.dir->path());
+    ASSERT_TRUE(systemd.wait_for("STATUS=sync 1 ok")) << systemd.transcript() << d.err();
+    d.signal(SIGTERM);
+    const auto code = d.wait(std::chrono::seconds(20));
+    ASSERT_TRUE(code) << "subsyncd waited on the hanging destination instead of stopping\n" << d.err();
+    EXPECT_EQ(*code, 0) << d.err();
 }
 
 /// The value of `subsync_destination_lag_changes{destination="postgresql"}` and of

@@ -48,7 +48,21 @@ using result_ptr = std::unique_ptr<PGresult, result_deleter>;
 
 }  // namespace
 
-pg_connection::pg_connection(const std::string& dsn, const pg_settings& extra, std::chrono::milliseconds timeout) {
+pg_connection::pg_connection(const std::string& dsn, const pg_settings& extra, std::chrono::milliseconds timeout,
+                             const std::atomic<bool>* cancel)
+    : cancel_(cancel) {
+    try {
+        open(dsn, extra, timeout);
+    } catch (...) {
+        // The destructor does not run for a constructor that throws: a failed connect (a
+        // destination that is down, retried every retry_interval) must not leak its socket.
+        if (conn_ != nullptr) PQfinish(conn_);
+        conn_ = nullptr;
+        throw;
+    }
+}
+
+void pg_connection::open(const std::string& dsn, const pg_settings& extra, std::chrono::milliseconds timeout) {
     const auto deadline = clock::now() + timeout;
     remember_password(dsn);
     // expand_dbname: the DSN (a URI or key=value string) goes in as "dbname" and is expanded;
@@ -91,10 +105,11 @@ void pg_connection::wait(wait_for what, clock::time_point deadline, std::string_
     while (true) {
         const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
         if (left.count() <= 0) fail(step, "timed out (no answer from PostgreSQL within the deadline)");
+        if (cancel_ != nullptr && cancel_->load()) fail(step, "cancelled: subsyncd is stopping");
         pollfd p{fd, static_cast<short>(what == wait_for::read ? POLLIN : what == wait_for::write ? POLLOUT
                                                                                                    : POLLIN | POLLOUT),
                  0};
-        const int n = ::poll(&p, 1, static_cast<int>(std::min<std::int64_t>(left.count(), 1000)));
+        const int n = ::poll(&p, 1, static_cast<int>(std::min<std::int64_t>(left.count(), 100)));
         if (n > 0) return;
         if (n < 0 && errno != EINTR) fail(step, std::strerror(errno));
     }

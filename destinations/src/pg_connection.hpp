@@ -4,6 +4,7 @@
 // PostgreSQL that stops answering (a partition, a stopped VM) costs at most the deadline,
 // never a hung thread. Used from the replication thread only.
 
+#include <atomic>
 #include <chrono>
 #include <optional>
 #include <stdexcept>
@@ -36,8 +37,10 @@ struct pg_settings {
 
 class pg_connection {
 public:
-    /// Connects within `timeout`; throws pg_error.
-    pg_connection(const std::string& dsn, const pg_settings& extra, std::chrono::milliseconds timeout);
+    /// Connects within `timeout`; throws pg_error. Every wait also ends (with pg_error) soon
+    /// after `*cancel` turns true, so a stopping daemon never waits out a deadline.
+    pg_connection(const std::string& dsn, const pg_settings& extra, std::chrono::milliseconds timeout,
+                  const std::atomic<bool>* cancel = nullptr);
     ~pg_connection();
     pg_connection(const pg_connection&) = delete;
     pg_connection& operator=(const pg_connection&) = delete;
@@ -55,6 +58,7 @@ public:
     void copy_end(clock::time_point deadline);
 
 private:
+    void open(const std::string& dsn, const pg_settings& extra, std::chrono::milliseconds timeout);
     enum class wait_for { read, write, both };
     void wait(wait_for what, clock::time_point deadline, std::string_view step);
     void flush(clock::time_point deadline, std::string_view step);
@@ -62,6 +66,7 @@ private:
     [[noreturn]] void fail(std::string_view step, std::string_view why);
 
     pg_conn* conn_ = nullptr;
+    const std::atomic<bool>* cancel_ = nullptr;
 };
 
 /// `"name"`: a quoted PostgreSQL identifier (names come validated from the config).

@@ -244,8 +244,9 @@ detail::pg_settings settings_of(const config::destination_config& d) {
     return s;
 }
 
-std::unique_ptr<pg_connection> connect(const config::destination_config& d, const config::secret& dsn) {
-    auto c = std::make_unique<pg_connection>(dsn.reveal(), settings_of(d), d.connect_timeout);
+std::unique_ptr<pg_connection> connect(const config::destination_config& d, const config::secret& dsn,
+                                       const std::atomic<bool>* cancel = nullptr) {
+    auto c = std::make_unique<pg_connection>(dsn.reveal(), settings_of(d), d.connect_timeout, cancel);
     // The server-side twin of our client deadline: a statement PostgreSQL cannot finish in
     // time is cancelled there too, releasing its locks.
     c->exec(fmt::format("SET statement_timeout = {}", d.statement_timeout.count()), d.statement_timeout);
@@ -263,7 +264,8 @@ std::optional<cursor> read_cursor(pg_connection& c, const config::destination_co
 }  // namespace
 
 replication_outcome replicate_once(const config::destination_config& d, const config::secret& dsn,
-                                   const std::filesystem::path& database, bool full) {
+                                   const std::filesystem::path& database, bool full,
+                                   const std::atomic<bool>* cancel) {
     replication_outcome out;
     out.destination = d.name;
     std::int64_t max_seq = 0;
@@ -273,7 +275,7 @@ replication_outcome replicate_once(const config::destination_config& d, const co
         out.local_seq = sqlite_max(db, "SELECT coalesce(max(seq), 0) FROM changes");
         out.lag_changes = out.local_seq;  // until the cursor is read
 
-        auto c = connect(d, dsn);
+        auto c = connect(d, dsn, cancel);
         detail::migrate(*c, d);
         c->exec("BEGIN", d.statement_timeout);
         // Serialises two passes of the same instance (a daemon and `subsyncd replicate`). The

@@ -29,6 +29,7 @@ replicator::replicator(const config::config& cfg, const config::environment& env
 }
 
 replicator::~replicator() {
+    cancel_ = true;
     {
         std::lock_guard lock(mutex_);
         stop_ = true;
@@ -91,7 +92,7 @@ void replicator::run() {
             if (!t.resolve_error.empty()) {
                 l.error = t.resolve_error;
             } else {
-                const auto o = replicate_once(t.cfg, t.dsn, database_);
+                const auto o = replicate_once(t.cfg, t.dsn, database_, false, &cancel_);
                 if (o.local_seq > 0) last_local_seq_ = o.local_seq;
                 l.known = o.ok;
                 l.cursor_seq = o.cursor_seq;

@@ -8,6 +8,7 @@
 #include <subsync/config/secret.hpp>
 #include <subsync/config/secret_source.hpp>
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <filesystem>
@@ -36,9 +37,11 @@ struct replication_outcome {
 
 /// One pass: connect (connect_timeout), migrate, ship what changed since the cursor, or
 /// everything when `full` or when the destination has no cursor for this instance. Never
-/// throws; a destination that is down is an outcome, not an error of the sync.
+/// throws; a destination that is down is an outcome, not an error of the sync. When `*cancel`
+/// turns true the pass ends within about 100 ms (rolled back, the cursor unmoved).
 replication_outcome replicate_once(const config::destination_config& d, const config::secret& dsn,
-                                   const std::filesystem::path& database, bool full = false);
+                                   const std::filesystem::path& database, bool full = false,
+                                   const std::atomic<bool>* cancel = nullptr);
 
 /// Resolves each destination's DSN and runs replicate_once for it, one after the other.
 std::vector<replication_outcome> replicate_all(const config::config& cfg, const config::environment& env,
@@ -90,6 +93,7 @@ private:
     std::condition_variable wake_;
     bool pending_ = true;  // a pass at start
     bool stop_ = false;
+    std::atomic<bool> cancel_{false};  // set by the destructor: a pass in flight gives up
     std::uint64_t passes_ = 0;
     std::vector<destination_lag> lag_;
     std::int64_t last_local_seq_ = 0;  // the thread's own
