@@ -588,4 +588,78 @@ TEST_F(ConfigFile, RejectsBadExportsKeysNamingFileLineAndKey) {
     }
 }
 
+TEST_F(ConfigFile, ReadsDestinationKeys) {
+    const std::string dest = "[[destination]]\ntype = \"postgresql\"\ninstance = \"site-1\"\n"
+                             "dsn_credential = \"subsync-pg\"\n";
+    auto defaults = cfg::load_config(write("dest-defaults.toml", account() + dest));
+    ASSERT_TRUE(defaults) << defaults.error().message;
+    ASSERT_EQ(defaults->destinations.size(), 1u);
+    const auto& d = defaults->destinations[0];
+    EXPECT_EQ(d.name, "postgresql");
+    EXPECT_EQ(d.instance, "site-1");
+    EXPECT_EQ(d.dsn.credential, "subsync-pg");
+    EXPECT_EQ(d.schema, "subsync");
+    EXPECT_EQ(d.tables, (std::vector<std::string>{"purchased_groups", "subscription_resources", "changes",
+                                                  "sync_runs", "alerts"}));
+    EXPECT_EQ(d.sslmode, "");
+    EXPECT_EQ(d.connect_timeout, 10s);
+    EXPECT_EQ(d.statement_timeout, 60s);
+
+    auto c = cfg::load_config(write("dest.toml", account() +
+                                                     "[[destination]]\ntype = \"postgresql\"\nname = \"cmdb\"\n"
+                                                     "instance = \"site-2\"\ndsn_env = \"PG_DSN\"\nschema = \"inv\"\n"
+                                                     "tables = [\"changes\", \"alerts\"]\nsslmode = \"verify-full\"\n"
+                                                     "connect_timeout = \"3s\"\nstatement_timeout = \"20s\"\n"
+                                                     "retry_interval = \"1m\"\nbatch_rows = 50\n"));
+    ASSERT_TRUE(c) << c.error().message;
+    const auto& e = c->destinations.at(0);
+    EXPECT_EQ(e.name, "cmdb");
+    EXPECT_EQ(e.dsn.env, "PG_DSN");
+    EXPECT_EQ(e.schema, "inv");
+    EXPECT_EQ(e.tables, (std::vector<std::string>{"changes", "alerts"}));
+    EXPECT_EQ(e.sslmode, "verify-full");
+    EXPECT_EQ(e.connect_timeout, 3s);
+    EXPECT_EQ(e.statement_timeout, 20s);
+    EXPECT_EQ(e.retry_interval, 60s);
+    EXPECT_EQ(e.batch_rows, 50);
+    // The DSN's variable is a secret's: never passed to an exec hook.
+    EXPECT_EQ(cfg::secret_env_names(*c), (std::vector<std::string>{"PG_DSN", "SUBSYNC_TOKEN"}));
+}
+
+TEST_F(ConfigFile, RejectsBadDestinationKeysNamingFileLineAndKey) {
+    const std::string head = account() + "[[destination]]\ntype = \"postgresql\"\n";
+    const std::vector<bad_case> cases = {
+        {"NoInstance", head + "dsn_env = \"X\"\n", "[[destination]]", "destination[0].instance",
+         "required key is missing"},
+        {"BadInstance", head + "instance = \"a b\"\ndsn_env = \"X\"\n", "instance", "destination[0].instance",
+         "not a valid instance name"},
+        {"NoDsn", head + "instance = \"i\"\n", "[[destination]]", "destination[0].dsn",
+         "give exactly one of dsn_env, dsn_file, dsn_credential"},
+        {"TwoDsns", head + "instance = \"i\"\ndsn_env = \"X\"\ndsn_credential = \"c\"\n", "dsn_credential",
+         "destination[0].dsn_credential", "conflicts with dsn_env"},
+        {"UnknownType", account() + "[[destination]]\ntype = \"mysql\"\ninstance = \"i\"\ndsn_env = \"X\"\n",
+         "mysql", "destination[0].type", "unknown type \"mysql\""},
+        {"UnknownTable", head + "instance = \"i\"\ndsn_env = \"X\"\ntables = [\"quota_samples\"]\n", "tables",
+         "destination[0].tables", "unknown table \"quota_samples\""},
+        {"BadSchema", head + "instance = \"i\"\ndsn_env = \"X\"\nschema = \"Bad-Name\"\n", "schema",
+         "destination[0].schema", "not a valid schema name"},
+        {"BadSslmode", head + "instance = \"i\"\ndsn_env = \"X\"\nsslmode = \"on\"\n", "sslmode",
+         "destination[0].sslmode", "unknown sslmode \"on\""},
+        {"UnknownKey", head + "instance = \"i\"\ndsn_env = \"X\"\ndsn = \"host=x\"\n", "dsn =",
+         "destination[0].dsn", "unknown key"},
+        {"DuplicateName", head + "instance = \"i\"\ndsn_env = \"X\"\n[[destination]]\ntype = \"postgresql\"\n"
+                                 "instance = \"j\"\ndsn_env = \"Y\"\n",
+         "instance = \"j\"", "destination[1].name", "duplicate destination name \"postgresql\""},
+    };
+    for (const bad_case& c : cases) {
+        SCOPED_TRACE(c.name);
+        const fs::path file = write(c.name + ".toml", c.toml);
+        auto result = cfg::load_config(file);
+        ASSERT_FALSE(result) << c.toml;
+        const std::string& message = result.error().message;
+        EXPECT_NE(message.find(c.key), std::string::npos) << message << "\nexpected key: " << c.key;
+        EXPECT_NE(message.find(c.what), std::string::npos) << message << "\nexpected: " << c.what;
+    }
+}
+
 }  // namespace

@@ -307,7 +307,8 @@ boost::system::result<config, config_error> parse_config(std::string_view toml_t
     std::error_code ec;
     const std::filesystem::path absolute = std::filesystem::absolute(source_name, ec);
     validation v(file, (ec ? source_name : absolute).parent_path());
-    const table_reader r(root, "", {"storage", "sync", "tls", "account", "daemon", "metrics", "alerts", "exports"},
+    const table_reader r(root, "", {"storage", "sync", "tls", "account", "daemon", "metrics", "alerts", "exports",
+                                             "destination"},
                          v);
 
     config c;
@@ -320,6 +321,7 @@ boost::system::result<config, config_error> parse_config(std::string_view toml_t
     read_tls(r, c.tls);
     read_accounts(r, c.accounts);
     read_alerts(r, c.accounts, c.alerts);
+    read_destinations(r, c.destinations);
     if (v.failed()) return config_error{v.errors()};
     c.warnings = v.warnings();
     return c;

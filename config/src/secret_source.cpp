@@ -136,6 +136,7 @@ std::vector<std::string> secret_env_names(const config& cfg) {
         add(s.hmac_secret);
         add(s.url_secret);
     }
+    for (const auto& d : cfg.destinations) add(d.dsn);
     std::sort(names.begin(), names.end());
     names.erase(std::unique(names.begin(), names.end()), names.end());
     return names;

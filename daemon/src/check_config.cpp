@@ -65,37 +65,41 @@ int run_check_config(const std::filesystem::path& path, const check_options& opt
     }
 
     int missing = 0;
-    for (std::size_t i = 0; i < cfg->accounts.size(); ++i) {
-        for (const auto& [name, ref] : secrets_of(cfg->accounts[i].auth)) {
-            const std::string key = fmt::format("account[{}].auth.{}", i, name);
-            std::optional<config::located_credential> found;
-            if (!ref->credential.empty() && !unit_dir) {
-                found = config::locate_credential(ref->credential, search);
-                if (!found) {
-                    fmt::print(stderr, "{}: {}_credential: no file for credential \"{}\"; looked in {} "
-                               "(give the directory with --credentials-dir DIR)\n",
-                               path.string(), key, ref->credential, searched_places(ref->credential, search));
-                    ++missing;
-                    continue;
-                }
-                if (!found->accessible) {
-                    // /etc/subsync/credentials is root-only: systemd reads it as root for the unit.
-                    fmt::print("{}_credential: credential \"{}\" would come from {} ({}); not checked: uid {} "
-                               "may not look into {} (systemd reads it as root); run check-config as root to "
-                               "check the file too\n",
-                               key, ref->credential, found->file.string(), found->origin, ::getuid(),
-                               found->file.parent_path().string());
-                    continue;
-                }
-            }
-            auto s = config::resolve_secret(*ref, key, env);
-            if (!s) {
-                fmt::print(stderr, "{}: {}\n", path.string(), s.error());
+    // Every secret: the accounts' credentials, then each destination's connection string.
+    std::vector<std::pair<std::string, const config::secret_ref*>> secrets;
+    for (std::size_t i = 0; i < cfg->accounts.size(); ++i)
+        for (const auto& [name, ref] : secrets_of(cfg->accounts[i].auth))
+            secrets.emplace_back(fmt::format("account[{}].auth.{}", i, name), ref);
+    for (std::size_t i = 0; i < cfg->destinations.size(); ++i)
+        secrets.emplace_back(fmt::format("destination[{}].dsn", i), &cfg->destinations[i].dsn);
+    for (const auto& [key, ref] : secrets) {
+        std::optional<config::located_credential> found;
+        if (!ref->credential.empty() && !unit_dir) {
+            found = config::locate_credential(ref->credential, search);
+            if (!found) {
+                fmt::print(stderr, "{}: {}_credential: no file for credential \"{}\"; looked in {} "
+                           "(give the directory with --credentials-dir DIR)\n",
+                           path.string(), key, ref->credential, searched_places(ref->credential, search));
                 ++missing;
                 continue;
             }
-            fmt::print("{}: {}\n", key, describe_source(*ref, unit_dir, found));
+            if (!found->accessible) {
+                // /etc/subsync/credentials is root-only: systemd reads it as root for the unit.
+                fmt::print("{}_credential: credential \"{}\" would come from {} ({}); not checked: uid {} "
+                           "may not look into {} (systemd reads it as root); run check-config as root to "
+                           "check the file too\n",
+                           key, ref->credential, found->file.string(), found->origin, ::getuid(),
+                           found->file.parent_path().string());
+                continue;
+            }
         }
+        auto s = config::resolve_secret(*ref, key, env);
+        if (!s) {
+            fmt::print(stderr, "{}: {}\n", path.string(), s.error());
+            ++missing;
+            continue;
+        }
+        fmt::print("{}: {}\n", key, describe_source(*ref, unit_dir, found));
     }
     if (missing > 0) {
         fmt::print(stderr, "{}\n", secret_failure_trailer);

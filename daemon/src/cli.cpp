@@ -102,6 +102,14 @@ int run_cli(int argc, char** argv) {
     export_cmd->add_option("--since", export_opts.since, "changes after this seq (table changes): resume a feed");
     add_config(export_cmd);
 
+    auto* replicate_cmd = app.add_subcommand(
+        "replicate", "replicate the snapshot into the configured [[destination]]s now (PostgreSQL)");
+    bool replicate_full = false;
+    std::string replicate_destination;
+    replicate_cmd->add_flag("--full", replicate_full, "reload everything with COPY instead of what changed");
+    replicate_cmd->add_option("--destination", replicate_destination, "only this destination (its name)");
+    add_config(replicate_cmd);
+
     auto* history_cmd = app.add_subcommand("history", "list the change history (added, removed, changed fields)");
     history_options history_opts;
     history_cmd->add_option("--account", history_opts.account, "only this account");
@@ -149,6 +157,7 @@ int run_cli(int argc, char** argv) {
         if (*check_cmd) return run_check_config(path, check_opts);
         if (*export_cmd) return run_export(path, export_opts);
         if (*history_cmd) return run_history(path, history_opts);
+        if (*replicate_cmd) return run_replicate(path, replicate_full, replicate_destination);
         if (*alerts_cmd) return run_alerts(path, alerts_opts);
     } catch (const std::exception& e) {
         // Failures that end the whole operation: the database cannot be opened

@@ -64,6 +64,11 @@ int run_sync_once(const std::filesystem::path& config_path, const once_options& 
 /// `subsyncd run`: the daemon, until SIGTERM.
 int run_daemon(const std::filesystem::path& config_path, int verbosity);
 
+/// `subsyncd replicate [--full] [--destination NAME]`: one replication pass of the configured
+/// destinations (docs/destinations.md), for cron users and first loads. 0 when every pass
+/// succeeded, 1 otherwise.
+int run_replicate(const std::filesystem::path& config_path, bool full, const std::string& destination);
+
 /// The wall clock as epoch milliseconds: the only place the daemon reads it.
 [[nodiscard]] std::int64_t wall_clock_now();
 

@@ -60,6 +60,8 @@ asio::awaitable<void> service::delivery_loop() {
             spdlog::info("alert delivery done delivered={} failed={} dead={} pending={}{}", report->delivered,
                          report->failed, report->dead, report->pending,
                          last && report->pending > 0 ? ": the pending ones are delivered after the next start" : "");
+        // Deliveries change alert rows (last_notified, notifications): the destinations follow.
+        if (replicator_ && report && report->delivered + report->failed + report->dead > 0) replicator_->notify();
         if (last) break;
         shed_memory();
         if (!report) {

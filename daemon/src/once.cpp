@@ -11,6 +11,7 @@
 #include <subsync/daemon/summary.hpp>
 #include <subsync/alerting/alerts.hpp>
 #include <subsync/alerting/dispatch.hpp>
+#include <subsync/destinations/postgresql.hpp>
 #include <subsync/exporters/generations.hpp>
 #include <subsync/sync/engine.hpp>
 
@@ -109,6 +110,20 @@ void deliver_alerts(const config::config& cfg, SQLite::Database& db, const confi
     }
 }
 
+// Each destination gets one pass, bounded by its connect and statement timeouts. A destination
+// that is down is a warning: its cursor waits and the next run catches up. Never changes the exit code.
+void replicate_destinations(const config::config& cfg, const config::environment& env) {
+    for (const auto& o : destinations::replicate_all(cfg, env)) {
+        if (o.ok)
+            spdlog::info("destination replicated destination={} changes={} full_load={} seq={}", o.destination,
+                         o.shipped_changes, o.full_load, o.cursor_seq);
+        else
+            spdlog::warn("destination unavailable destination={} lag_changes={} error=\"{}\"; it catches up at the "
+                         "next run",
+                         o.destination, o.lag_changes, o.error);
+    }
+}
+
 }  // namespace
 
 int run_sync_once(const std::filesystem::path& config_path, const once_options& opts, int verbosity) {
@@ -154,6 +169,7 @@ int run_sync_once(const std::filesystem::path& config_path, const once_options& 
         s.exports = exporters::write_exports(db, cfg->storage.export_dir, exporters::generation_options_from(*cfg));
     }
     if (!opts.dry_run) deliver_alerts(*cfg, store.database(), env);
+    if (!opts.dry_run && !cfg->destinations.empty()) replicate_destinations(*cfg, env);
     s.exit_code = exit_code_for(s.report);
     for (const auto& r : s.report.runs)
         if (!r.error.empty()) fmt::print(stderr, "{}: {}\n", sync::to_string(r.status), r.error);

@@ -139,6 +139,7 @@ std::string service::after_round(const sync::sync_report& report, steady_clock::
         }
     }
     wake_delivery();  // what this round queued goes out now
+    if (replicator_ && ok + incomplete > 0) replicator_->notify();  // ships what this round applied
     try {
         metrics_.refresh_from_db(store_->database());
     } catch (const std::exception& e) {

@@ -143,6 +143,8 @@ void service::start() {
     metrics_.load_history(store_->database());
     metrics_.refresh_from_db(store_->database());
     engine_ = std::make_unique<sync::sync_engine>(io_.get_executor(), cfg_, *store_, env_, wall_clock_now);
+    // Its first pass (what changed while we were stopped) starts now, beside the first sync.
+    if (!cfg_.destinations.empty()) replicator_ = std::make_unique<destinations::replicator>(cfg_, env_);
     std::string metrics_at = "off";
     if (cfg_.metrics.enabled()) {
         http_ = std::make_unique<http_server>(io_.get_executor(), cfg_.metrics.host, cfg_.metrics.port,
@@ -232,7 +234,9 @@ void service::complete_stop() {
 }
 
 http_response service::serve(std::string_view path) {
-    if (path == "/metrics") return {200, "text/plain; version=0.0.4; charset=utf-8", metrics_.render()};
+    if (path == "/metrics")
+        return {200, "text/plain; version=0.0.4; charset=utf-8",
+                metrics_.render() + (replicator_ ? replicator_->render_metrics() : std::string())};
     if (path == "/healthz") {
         const auto h = evaluate_health(metrics_.sources_for(cfg_), wall_clock_now(), 2 * cfg_.sync.interval);
         return {h.healthy ? 200u : 503u, "application/json", h.json + "\n"};

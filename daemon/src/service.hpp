@@ -17,6 +17,7 @@
 #include <subsync/daemon/notify.hpp>
 #include <subsync/alerting/alerts.hpp>
 #include <subsync/alerting/dispatch.hpp>
+#include <subsync/destinations/postgresql.hpp>
 #include <subsync/sync/engine.hpp>
 #include <subsync/sync/snapshot.hpp>
 
@@ -105,6 +106,8 @@ private:
         metrics_.record_delivery(std::string(a.sink), a.outcome);
     }};  ///< delivery attempts and log-sink groups: metrics and log
     std::unique_ptr<http_server> http_;
+    /// PostgreSQL destinations: its own thread, woken after each round and delivery pass.
+    std::unique_ptr<destinations::replicator> replicator_;
     std::unique_ptr<alerting::alert_dispatcher> dispatcher_;  ///< built and used by delivery_loop only
     boost::asio::steady_timer alert_wake_;  ///< the next retry time of a sink's head, or a wake-up
     bool alerts_due_ = true;                ///< dispatch at the next chance (true: pending rows from before a restart)

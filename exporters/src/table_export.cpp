@@ -203,36 +203,47 @@ void append_csv_cell(std::string& out, const cell& c, column_type t, bool neutra
     }
 }
 
-std::int64_t write_table(SQLite::Database& db, export_table table, export_format format, const byte_sink& sink,
-                         const export_options& opts) {
+std::vector<column> export_columns(export_table table) {
+    if (auto source = source_of(table)) return item_columns(*source);
+    switch (table) {
+        case export_table::sync_runs: return run_columns;
+        case export_table::alerts: return alert_columns;
+        default: return change_columns;
+    }
+}
+
+std::int64_t for_each_row(SQLite::Database& db, export_table table, const row_visitor& visit,
+                          const export_options& opts) {
     const std::string account_filter = opts.account ? " AND account = :account" : "";
     std::vector<cell> cells;
+    std::int64_t rows = 0;
     if (auto source = source_of(table)) {
         const auto api = sync::columns(*source);
-        const auto cols = item_columns(*source);
         std::string names;
         for (const auto& c : api) names += fmt::format(", {}", c.name);
-        SQLite::Statement q(db, fmt::format("SELECT account{}, absent_mask FROM {} WHERE removed_at IS NULL{} "
+        const std::string key_filter = opts.item_key ? " AND item_key = :key" : "";
+        SQLite::Statement q(db, fmt::format("SELECT account{}, absent_mask, item_key FROM {} WHERE removed_at IS NULL{}{} "
                                             "ORDER BY account, item_key",
-                                            names, sync::to_string(*source), account_filter));
+                                            names, sync::to_string(*source), account_filter, key_filter));
         if (opts.account) q.bind(":account", *opts.account);
-        row_writer out(cols, format, sink, opts.csv);
+        if (opts.item_key) q.bind(":key", *opts.item_key);
         std::vector<cell> api_cells;
         while (q.executeStep()) {
             sync::read_cells(q, api, 1, api_cells);
             cells.clear();
             cells.push_back(text_cell(q.getColumn(0).getString()));
             cells.insert(cells.end(), api_cells.begin(), api_cells.end());
-            out.row(cells);
+            visit(cells, q.getColumn(static_cast<int>(api.size()) + 2).getText());
+            ++rows;
         }
-        return out.finish();
+        return rows;
     }
     const bool runs = table == export_table::sync_runs;
     const bool alerts = table == export_table::alerts;
     const auto& cols = runs ? run_columns : alerts ? alert_columns : change_columns;
     const std::string sql =
         runs ? "SELECT id, account, source, started_at, finished_at, status, pages, items, added, changed, removed, "
-               "error FROM sync_runs WHERE 1 = 1" + account_filter + " ORDER BY id"
+               "error FROM sync_runs WHERE id > :after" + account_filter + " ORDER BY id"
         : alerts
             ? "SELECT account, source, item_key, kind, threshold, state, severity, since, resolved_at, reason, "
               "last_notified, notifications, summary, detail, updated_at FROM alerts WHERE 1 = 1" + account_filter +
@@ -242,11 +253,20 @@ std::int64_t write_table(SQLite::Database& db, export_table table, export_format
     SQLite::Statement q(db, sql);
     if (opts.account) q.bind(":account", *opts.account);
     if (table == export_table::changes) q.bind(":since", static_cast<std::int64_t>(opts.since_seq.value_or(0)));
-    row_writer out(cols, format, sink, opts.csv);
+    if (runs) q.bind(":after", static_cast<std::int64_t>(opts.after_run.value_or(0)));
     while (q.executeStep()) {
         read_plain(q, cols, table == export_table::changes, cells);
-        out.row(cells);
+        visit(cells, {});
+        ++rows;
     }
+    return rows;
+}
+
+std::int64_t write_table(SQLite::Database& db, export_table table, export_format format, const byte_sink& sink,
+                         const export_options& opts) {
+    const auto cols = export_columns(table);
+    row_writer out(cols, format, sink, opts.csv);
+    for_each_row(db, table, [&](const std::vector<cell>& cells, std::string_view) { out.row(cells); }, opts);
     return out.finish();
 }
 

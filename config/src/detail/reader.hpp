@@ -240,6 +240,9 @@ void read_metrics(const table_reader& root, metrics_config& out);
 /// Reads `[alerts]`; account names are checked against `accounts`.
 void read_alerts(const table_reader& root, const std::vector<account_config>& accounts, alerts_config& out);
 
+/// Reads every `[[destination]]`.
+void read_destinations(const table_reader& root, std::vector<destination_config>& out);
+
 /// Reads an endpoint URL key; http:// is accepted with a warning.
 void read_endpoint(const table_reader& r, std::string_view k, endpoint& out);
 

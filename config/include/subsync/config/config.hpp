@@ -334,6 +334,36 @@ struct tls_config {
     std::filesystem::path ca_file;  ///< empty: the system trust store
 };
 
+/// `[[destination]]`: a database the local record is replicated into (docs/destinations.md).
+enum class destination_type { postgresql };
+
+/// The tables a destination can receive, in replication order.
+inline constexpr std::array<std::string_view, 5> destination_table_names{
+    "purchased_groups", "subscription_resources", "changes", "sync_runs", "alerts"};
+
+struct destination_config {
+    std::string name;  ///< unique; the metric label (default: the type)
+    destination_type type = destination_type::postgresql;
+    /// This daemon's name in the shared database: every row is keyed by it, so several daemons
+    /// (each with its own SQLite file) never collide. Required.
+    std::string instance;
+    secret_ref dsn;                         ///< dsn_env | dsn_file | dsn_credential: a libpq connection string
+    std::string schema = "subsync";         ///< the PostgreSQL schema the tables live in
+    std::vector<std::string> tables{destination_table_names.begin(), destination_table_names.end()};
+    std::string sslmode;                    ///< libpq sslmode; empty: what the DSN (or libpq) says
+    std::filesystem::path sslrootcert;      ///< libpq sslrootcert; empty: what the DSN says
+    std::chrono::milliseconds connect_timeout{std::chrono::seconds(10)};
+    std::chrono::milliseconds statement_timeout{std::chrono::seconds(60)};  ///< every statement, COPY included
+    std::chrono::milliseconds retry_interval{std::chrono::seconds(30)};    ///< a destination that is down
+    int batch_rows = 500;  ///< rows per INSERT of an incremental replication
+
+    [[nodiscard]] bool wants(std::string_view table) const {
+        for (const auto& t : tables)
+            if (t == table) return true;
+        return false;
+    }
+};
+
 struct config {
     std::filesystem::path source;  ///< the file it was loaded from, for messages
     storage_config storage;
@@ -344,6 +374,7 @@ struct config {
     tls_config tls;
     alerts_config alerts;
     std::vector<account_config> accounts;
+    std::vector<destination_config> destinations;
     /// Accepted but worth logging at startup (e.g. a plain http:// endpoint), as
     /// `FILE:LINE: KEY: what`.
     std::vector<std::string> warnings;

@@ -41,8 +41,23 @@ struct csv_style {
 struct export_options {
     std::optional<std::string> account;     ///< only this account's rows
     std::optional<std::int64_t> since_seq;  ///< changes: only seq > since_seq
+    std::optional<std::int64_t> after_run;  ///< sync_runs: only id > after_run
+    std::optional<std::string> item_key;    ///< item tables: only this item (with `account`)
     csv_style csv;
 };
+
+/// The columns of `table` as exported, in the documented order (docs/exports.md): what every
+/// format writes and what a destination (destinations/) stores.
+[[nodiscard]] std::vector<sync::column> export_columns(export_table table);
+
+/// Receives one exported row's cells, in export_columns() order, and for the item tables the
+/// row's item key (docs/schema.md; empty for the other tables).
+using row_visitor = std::function<void(const std::vector<sync::cell>& cells, std::string_view item_key)>;
+
+/// Reads the rows write_table() would write (same order, same filters, same null/absent
+/// cells) and hands each to `visit`; returns the row count.
+std::int64_t for_each_row(SQLite::Database& db, export_table table, const row_visitor& visit,
+                          const export_options& opts = {});
 
 /// Receives the export bytes in chunks (a file, stdout, a test buffer).
 using byte_sink = std::function<void(std::string_view)>;
