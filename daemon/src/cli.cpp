@@ -79,6 +79,12 @@ int run_cli(int argc, char** argv) {
         ->check(CLI::IsMember({"text", "json"}));
     sync_cmd->add_flag("--wait", once_opts.wait,
                        "if the daemon (or another sync) holds the database, wait for it instead of exiting 4");
+    sync_cmd
+        ->add_option("--metrics-textfile", once_opts.metrics_textfile,
+                     "write this run's subsync_* metrics to FILE (atomically: a temporary file in the same folder,\n"
+                     "then rename) for node_exporter's textfile collector, e.g.\n"
+                     "/var/lib/prometheus/node-exporter/subsync.prom")
+        ->excludes("--dry-run");
     add_config(sync_cmd);
 
     auto* check_cmd = app.add_subcommand(
