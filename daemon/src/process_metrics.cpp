@@ -4,6 +4,9 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <ctime>
+#include <utility>
+
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -15,16 +18,14 @@
 namespace subsync::daemon {
 namespace {
 
-/// /proc/stat's `btime`: the boot time in Unix seconds.
-std::optional<std::uint64_t> boot_time() {
-    std::ifstream in("/proc/stat");
-    std::string key;
-    std::uint64_t value = 0;
-    while (in >> key) {
-        if (key == "btime" && in >> value) return value;
-        in.ignore(std::numeric_limits<std::streamsize>::max(), '\n');
-    }
-    return std::nullopt;
+/// Seconds since boot now (CLOCK_BOOTTIME, the clock /proc/self/stat's starttime counts on), and
+/// the Unix time now. Not /proc/stat's btime: the unit's ProcSubset=pid hides /proc/stat.
+std::pair<double, double> boot_and_unix_now() {
+    timespec boot{}, real{};
+    ::clock_gettime(CLOCK_BOOTTIME, &boot);
+    ::clock_gettime(CLOCK_REALTIME, &real);
+    auto seconds = [](const timespec& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_nsec) / 1e9; };
+    return {seconds(boot), seconds(real)};
 }
 
 /// The fields of /proc/self/stat after `comm`, which is in parentheses and may hold spaces:
@@ -44,14 +45,14 @@ std::optional<std::vector<std::string>> stat_fields() {
 
 std::optional<process_stats> read_process_stats() {
     const auto fields = stat_fields();
-    const auto btime = boot_time();
-    if (!fields || !btime) return std::nullopt;
+    if (!fields) return std::nullopt;
     const auto ticks = static_cast<double>(::sysconf(_SC_CLK_TCK));
     const auto page = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
     auto field = [&](int n) { return std::stoull((*fields)[static_cast<std::size_t>(n - 3)]); };  // proc(5) numbering
     process_stats s;
     s.cpu_seconds = static_cast<double>(field(14) + field(15)) / ticks;  // utime + stime
-    s.start_time_seconds = static_cast<double>(*btime) + static_cast<double>(field(22)) / ticks;
+    const auto [since_boot, unix_now] = boot_and_unix_now();
+    s.start_time_seconds = unix_now - since_boot + static_cast<double>(field(22)) / ticks;
     s.virtual_bytes = field(23);
     s.resident_bytes = field(24) * page;
     std::error_code ec;

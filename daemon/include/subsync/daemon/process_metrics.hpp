@@ -18,8 +18,8 @@ struct process_stats {
     std::optional<std::uint64_t> max_fds;  ///< RLIMIT_NOFILE's soft limit; nullopt when unlimited
 };
 
-/// This process's stats from /proc/self/stat, /proc/stat (boot time) and /proc/self/fd; nullopt
-/// when /proc cannot be read.
+/// This process's stats from /proc/self/stat and /proc/self/fd (both visible under the unit's
+/// ProcSubset=pid); nullopt when /proc/self cannot be read.
 [[nodiscard]] std::optional<process_stats> read_process_stats();
 
 /// The exposition of `s`: process_cpu_seconds_total, process_start_time_seconds,
