@@ -20,6 +20,7 @@
 
 #include <cstdio>
 #include <map>
+#include <stdexcept>
 #include <system_error>
 #include <vector>
 
@@ -163,9 +164,16 @@ status_report gather(const config::config& cfg, std::chrono::milliseconds max_ag
     r.database_exists = std::filesystem::exists(cfg.storage.database);
     std::map<std::pair<std::string, std::string>, source_line> runs;
     if (r.database_exists) {
-        auto db = sync::open_snapshot_readonly(cfg.storage.database);
-        runs = last_runs(db);
-        read_alert_state(db, cfg, r);
+        try {
+            auto db = sync::open_snapshot_readonly(cfg.storage.database);
+            runs = last_runs(db);
+            read_alert_state(db, cfg, r);
+        } catch (const std::exception& e) {
+            // Mode 0600, owned by the service user: the usual reason is who runs status.
+            throw std::runtime_error(fmt::format("cannot read {}: {} (run status as root or as the service user: "
+                                                 "sudo -u subsync subsyncd status)",
+                                                 cfg.storage.database.string(), e.what()));
+        }
     } else {
         for (auto s : {config::severity::critical, config::severity::warning, config::severity::info})
             r.firing[std::string(config::to_string(s))] = 0;
