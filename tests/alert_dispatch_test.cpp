@@ -1,8 +1,11 @@
 // The dispatcher and the sinks against real SQLite files, a real HTTPS receiver on loopback and
-// real child processes. Outbox rows are inserted directly, as alerts::update_source queues them.
+// real child processes. Notifications are queued through the outbox, as the state machine
+// queues them. Most tests here give every alert its own group (group_by = ["item"]) to check one
+// notification's path; the Grouping tests check how alerts go out together.
 
 #include <subsync/emulator/webhook_receiver.hpp>
-#include <subsync/exporters/alert_dispatch.hpp>
+#include <subsync/alerting/dispatch.hpp>
+#include <subsync/alerting/outbox.hpp>
 #include <subsync/exporters/generations.hpp>
 #include <subsync/config/load.hpp>
 #include <subsync/sync/snapshot.hpp>
@@ -11,6 +14,7 @@
 #include "support/test_support.hpp"
 
 #include <SQLiteCpp/Statement.h>
+#include <SQLiteCpp/Transaction.h>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_future.hpp>
@@ -23,6 +27,8 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <set>
+#include <span>
 #include <cstdlib>
 
 namespace subsync {
@@ -37,7 +43,9 @@ constexpr std::int64_t t0 = 1'800'000'000'000;  // 2027-01-15T08:00:00Z
 struct outbox_entry {
     std::string kind = "expiring";
     std::string state = "firing";
-    std::string id = "sub-0001";
+    std::string severity = "warning";
+    std::string account = "prod";
+    std::string id;  ///< empty: "sub-<seq>", so every notification is its own item
     std::int64_t created_at = t0;
     std::optional<std::int64_t> resolved_at;
 };
@@ -56,13 +64,17 @@ outbox_entry resolved_at(std::int64_t t) {
     return e;
 }
 
+std::string id_of(std::int64_t seq, const outbox_entry& e) {
+    return e.id.empty() ? fmt::format("sub-{:04}", seq) : e.id;
+}
+
 std::string payload_of(std::int64_t seq, const outbox_entry& e) {
     return fmt::format(
-        R"({{"idempotency_key":"key-{seq}","kind":"{kind}","severity":"warning","state":"{state}","account":"prod",)"
+        R"({{"idempotency_key":"key-{seq}","kind":"{kind}","severity":"{severity}","state":"{state}","account":"{account}",)"
         R"("source":"purchased_groups","id":"{id}","threshold":"7d","since":"{since}","resolved_at":{resolved},)"
         R"("reason":{reason},"summary":"purchased group \"payments\" expires in 6 days","values":{{"expire_time":)"
         R"("2027-01-21T08:00:00Z","days_left":6.0}},"notification":1,"created_at":"{created}"}})",
-        fmt::arg("seq", seq), fmt::arg("kind", e.kind), fmt::arg("state", e.state), fmt::arg("id", e.id),
+        fmt::arg("seq", seq), fmt::arg("kind", e.kind), fmt::arg("severity", e.severity), fmt::arg("account", e.account), fmt::arg("state", e.state), fmt::arg("id", id_of(seq, e)),
         fmt::arg("since", sync::format_iso8601(t0 - 3'600'000)),
         fmt::arg("resolved", e.resolved_at ? "\"" + sync::format_iso8601(*e.resolved_at) + "\"" : "null"),
         fmt::arg("reason", e.resolved_at ? "\"renewed\"" : "null"), fmt::arg("created", sync::format_iso8601(e.created_at)));
@@ -71,26 +83,34 @@ std::string payload_of(std::int64_t seq, const outbox_entry& e) {
 /// Queues a notification for `sinks` as the outbox writer does; returns its seq.
 std::int64_t enqueue(SQLite::Database& db, const std::vector<std::string>& sinks, const outbox_entry& e = {}) {
     const std::int64_t seq = db.execAndGet("SELECT coalesce(max(seq), 0) + 1 FROM alert_outbox").getInt64();
-    SQLite::Statement o(db,
-                        "INSERT INTO alert_outbox (seq, idempotency_key, created_at, account, source, item_key, kind, "
-                        "threshold, state, severity, payload) VALUES (?, ?, ?, 'prod', 'purchased_groups', ?, ?, '7d', "
-                        "?, 'warning', ?)");
-    o.bind(1, seq);
-    o.bind(2, "key-" + std::to_string(seq));
-    o.bind(3, e.created_at);
-    o.bind(4, e.id);
-    o.bind(5, e.kind);
-    o.bind(6, e.state);
-    o.bind(7, payload_of(seq, e));
-    o.exec();
-    for (const auto& s : sinks) {
-        SQLite::Statement d(db, "INSERT INTO alert_deliveries (sink, seq, status, next_attempt_at) VALUES (?, ?, 'pending', ?)");
-        d.bind(1, s);
-        d.bind(2, seq);
-        d.bind(3, e.created_at);
-        d.exec();
-    }
+    alerting::queued_notification n{"key-" + std::to_string(seq), e.created_at, std::nullopt, e.account,
+                                    "purchased_groups", id_of(seq, e), e.kind, "7d", e.state, e.severity,
+                                    payload_of(seq, e)};
+    EXPECT_TRUE(alerting::outbox(db).enqueue(n, sinks));
     return seq;
+}
+
+/// The alerts array of a group notification's payload, as one JSON text per alert.
+std::vector<std::string> alerts_of(std::string_view body) {
+    simdjson::dom::parser p;
+    simdjson::dom::element doc = p.parse(body);
+    std::vector<std::string> out;
+    for (auto a : doc["alerts"].get_array()) out.push_back(simdjson::minify(a));
+    return out;
+}
+
+/// The one alert of a notification of a group of one.
+std::string only_alert(std::string_view body) {
+    auto v = alerts_of(body);
+    EXPECT_EQ(v.size(), 1u) << body;
+    return v.empty() ? std::string() : v.front();
+}
+
+/// A sink that sends every alert on its own, at once.
+config::sink_config one_by_one(config::sink_config s) {
+    s.group.by = {config::group_label::item};
+    s.group.interval = 0ms;
+    return s;
 }
 
 struct delivery_state {
@@ -124,7 +144,7 @@ config::sink_config jsonl_sink(const std::filesystem::path& path, std::string na
     s.name = std::move(name);
     s.type = config::sink_type::jsonl;
     s.path = path;
-    return s;
+    return one_by_one(std::move(s));
 }
 
 config::sink_config http_sink(const webhook_receiver& r, config::sink_type type, std::string name = "hook") {
@@ -133,7 +153,7 @@ config::sink_config http_sink(const webhook_receiver& r, config::sink_type type,
     s.type = type;
     s.url = *config::parse_endpoint(type == config::sink_type::webhook ? r.base_url() + "/hook" : r.base_url());
     s.timeout = 2s;
-    return s;
+    return type == config::sink_type::alertmanager ? s : one_by_one(std::move(s));
 }
 
 config::sink_config exec_sink(std::vector<std::string> argv, std::chrono::milliseconds timeout = 5s) {
@@ -142,7 +162,7 @@ config::sink_config exec_sink(std::vector<std::string> argv, std::chrono::millis
     s.type = config::sink_type::exec;
     s.argv = std::move(argv);
     s.timeout = timeout;
-    return s;
+    return one_by_one(std::move(s));
 }
 
 /// Owns a database, a CA file, a fake clock, and runs dispatches on a private io_context.
@@ -165,8 +185,8 @@ protected:
         return c;
     }
 
-    exporters::sink_context context(const webhook_receiver* r) {
-        exporters::sink_context ctx;
+    alerting::sink_context context(const webhook_receiver* r) {
+        alerting::sink_context ctx;
         if (r) {
             test::write_file(dir / "ca.pem", r->cert_pem());
             config::tls_config tls;
@@ -183,12 +203,12 @@ protected:
         return ctx;
     }
 
-    exporters::dispatch_report dispatch(const webhook_receiver* r = nullptr,
+    alerting::dispatch_report dispatch(const webhook_receiver* r = nullptr,
                                         std::chrono::milliseconds budget = 10s) {
         asio::io_context io;
         auto ctx = context(r);
         ctx.ex = io.get_executor();
-        exporters::alert_dispatcher d(cfg, ctx, db, {[this] { return now; }, [] { return 0.5; }});
+        alerting::alert_dispatcher d(cfg, ctx, db, {[this] { return now; }, [] { return 0.5; }});
         auto f = asio::co_spawn(io, d.run(std::chrono::steady_clock::now() + budget), asio::use_future);
         io.run();
         return f.get();
@@ -202,8 +222,10 @@ TEST_F(Dispatch, JsonlAppendsInSeqOrderFsyncedAndRecordsAttempts) {
     const auto r = dispatch();
     EXPECT_EQ(r.delivered, 3);
     EXPECT_EQ(r.pending, 0);
-    EXPECT_EQ(test::read_file(file), payload_of(1, item("sub-0")) + "\n" + payload_of(2, item("sub-1")) + "\n" +
-                                         payload_of(3, item("sub-2")) + "\n");
+    const auto lines = test::split_lines(test::read_file(file));
+    ASSERT_EQ(lines.size(), 3u);
+    for (std::size_t i = 0; i < 3; ++i)
+        EXPECT_EQ(only_alert(lines[i]), payload_of(static_cast<std::int64_t>(i + 1), item("sub-" + std::to_string(i))));
     struct stat st {};
     ASSERT_EQ(::stat(file.c_str(), &st), 0);
     EXPECT_EQ(st.st_mode & 0777, 0640u);
@@ -241,12 +263,13 @@ TEST_F(Dispatch, WebhookDownBlocksItsSinkHeadOfLineThenDeliversInOrder) {
     EXPECT_EQ(r.delivered, 3);
     const auto bodies = rcv.accepted_bodies();
     ASSERT_EQ(bodies.size(), 3u);
-    for (std::size_t i = 0; i < 3; ++i) EXPECT_EQ(bodies[i], payload_of(static_cast<std::int64_t>(i + 1), item("sub-" + std::to_string(i))));
+    for (std::size_t i = 0; i < 3; ++i)
+        EXPECT_EQ(only_alert(bodies[i]), payload_of(static_cast<std::int64_t>(i + 1), item("sub-" + std::to_string(i))));
     const auto reqs = rcv.requests();
     EXPECT_EQ(reqs.back().target, "/hook");
     EXPECT_EQ(reqs.back().method, "POST");
     EXPECT_EQ(reqs.back().header("Content-Type"), "application/json");
-    EXPECT_EQ(reqs.back().header("Idempotency-Key"), "key-3");
+    EXPECT_EQ(reqs.back().header("Idempotency-Key"), "group:key-3");
     EXPECT_EQ(attempt_outcomes(db, "hook"),
               (std::vector<std::string>{"1:failed", "1:delivered", "2:delivered", "3:delivered"}));
 }
@@ -304,8 +327,8 @@ TEST_F(Dispatch, DeadLettersAfterMaxAttemptsMovesOnAndRequeueRedelivers) {
     EXPECT_EQ(attempt_outcomes(db, "hook"),
               (std::vector<std::string>{"1:failed", "1:failed", "1:dead", "2:failed"}));
 
-    EXPECT_EQ(exporters::requeue_dead(db, "other", now), 0);
-    EXPECT_EQ(exporters::requeue_dead(db, "hook", now), 1);
+    EXPECT_EQ(alerting::outbox(db).requeue_dead("other", now), 0);
+    EXPECT_EQ(alerting::outbox(db).requeue_dead("hook", now), 1);
     EXPECT_EQ(delivery(db, "hook", 1).status, "pending");
     EXPECT_EQ(delivery(db, "hook", 1).attempts, 0);
     rcv.set_status(202);
@@ -328,9 +351,9 @@ TEST_F(Dispatch, AlertmanagerPayloadValidatesAndResolvedCarriesEndsAt) {
     enqueue(db, {"am"});
     enqueue(db, {"am"}, resolved_at(t0 + 1000));
     now = t0 + 1000;
-    EXPECT_EQ(dispatch(&rcv).delivered, 2);
+    EXPECT_EQ(dispatch(&rcv).delivered, 1) << "one batched POST";
     const auto reqs = rcv.requests();
-    ASSERT_EQ(reqs.size(), 2u);
+    ASSERT_EQ(reqs.size(), 1u);
     for (const auto& q : reqs) {
         EXPECT_EQ(q.target, "/api/v2/alerts");
         EXPECT_EQ(q.validation_error, "") << q.body;
@@ -344,7 +367,7 @@ TEST_F(Dispatch, AlertmanagerPayloadValidatesAndResolvedCarriesEndsAt) {
     EXPECT_EQ(std::string_view(firing["startsAt"]), sync::format_iso8601(t0 - 3'600'000));
     EXPECT_EQ(std::string_view(firing["endsAt"]), sync::format_iso8601(t0 + 2 * 86'400'000));
     simdjson::dom::parser p2;
-    auto resolved = p2.parse(reqs[1].body).at(0);
+    auto resolved = p2.parse(reqs[0].body).at(1);
     EXPECT_EQ(std::string_view(resolved["endsAt"]), sync::format_iso8601(t0 + 1000));
     EXPECT_EQ(std::string_view(resolved["annotations"]["reason"]), "renewed");
 }
@@ -380,7 +403,7 @@ TEST_F(Dispatch, ExecPassesArgvVerbatimWithoutAShellAndPayloadOnStdin) {
                             "x; rm -rf / $(touch pwned)", arg.string()})};
     enqueue(db, {"hook"});
     EXPECT_EQ(dispatch().delivered, 1);
-    EXPECT_EQ(test::read_file(out), payload_of(1, {}));
+    EXPECT_EQ(only_alert(test::read_file(out)), payload_of(1, {}));
     EXPECT_EQ(test::read_file(arg), "x; rm -rf / $(touch pwned)");
     EXPECT_FALSE(std::filesystem::exists("pwned"));
 }
@@ -438,7 +461,7 @@ TEST_F(Dispatch, ExecGetsOnlyTheDocumentedEnvironmentNeverASecret) {
 TEST(ExecEnvironment, DefaultPathWhenTheDaemonHasNone) {
     config::environment env;
     env.lookup = [](const std::string&) -> std::optional<std::string> { return std::nullopt; };
-    EXPECT_EQ(exporters::exec_environment({}, env, {}), std::vector<std::string>{"PATH=/usr/local/bin:/usr/bin:/bin"});
+    EXPECT_EQ(alerting::exec_environment({}, env, {}), std::vector<std::string>{"PATH=/usr/local/bin:/usr/bin:/bin"});
 }
 
 TEST_F(Dispatch, WebhookUrlFromASecretIsUsedButNeverShownOrStored) {
@@ -540,6 +563,203 @@ TEST_F(Dispatch, DeadlineStopsStartingAttempts) {
     EXPECT_EQ(r.delivered, 0);
     EXPECT_EQ(delivery(db, "hook", 2).attempts, 0);
     EXPECT_EQ(r.pending, 2);
+}
+
+
+// ---- grouping -------------------------------------------------------------------------------
+
+alerting::pending_delivery row(std::int64_t seq, std::string account, std::string source, std::string kind,
+                               std::string severity, std::string item, std::string state = "firing") {
+    alerting::pending_delivery d;
+    d.seq = seq;
+    d.created_at = t0;
+    d.account = std::move(account);
+    d.source = std::move(source);
+    d.kind = std::move(kind);
+    d.severity = std::move(severity);
+    d.item_key = std::move(item);
+    d.state = std::move(state);
+    return d;
+}
+
+std::vector<std::string> planned(std::span<const alerting::pending_delivery> rows, const config::grouping& g,
+                                 std::optional<std::int64_t> last = std::nullopt) {
+    std::vector<std::string> out;
+    for (const auto& p : alerting::plan_notifications(rows, g, [&](const std::string&) { return last; })) {
+        std::string seqs;
+        for (auto s : p.seqs) seqs += (seqs.empty() ? "" : ",") + std::to_string(s);
+        out.push_back(p.key + " [" + seqs + "]");
+    }
+    return out;
+}
+
+TEST(Grouping, ByEachLabelOneNotificationPerDistinctValueInQueueOrder) {
+    const std::vector<alerting::pending_delivery> rows{
+        row(1, "prod", "purchased_groups", "expiring", "warning", "a"),
+        row(2, "dev", "purchased_groups", "expiring", "warning", "b"),
+        row(3, "prod", "subscription_resources", "expired", "critical", "c"),
+        row(4, "prod", "purchased_groups", "quota_low", "warning", "a"),
+        row(5, "dev", "subscription_resources", "expired", "critical", "d"),
+    };
+    using L = config::group_label;
+    auto by = [](std::vector<L> labels) {
+        config::grouping g;
+        g.by = std::move(labels);
+        return g;
+    };
+    EXPECT_EQ(planned(rows, by({L::account})),
+              (std::vector<std::string>{"account=prod [3,1,4]", "account=dev [5,2]"}))
+        << "critical first inside a group; groups in the order of their first alert";
+    EXPECT_EQ(planned(rows, by({L::source})), (std::vector<std::string>{"source=purchased_groups [1,2,4]",
+                                                                        "source=subscription_resources [3,5]"}));
+    EXPECT_EQ(planned(rows, by({L::kind})),
+              (std::vector<std::string>{"kind=expiring [1,2]", "kind=expired [3,5]", "kind=quota_low [4]"}));
+    EXPECT_EQ(planned(rows, by({L::severity})),
+              (std::vector<std::string>{"severity=warning [1,2,4]", "severity=critical [3,5]"}));
+    EXPECT_EQ(planned(rows, by({L::item})),
+              (std::vector<std::string>{"item=a [1,4]", "item=b [2]", "item=c [3]", "item=d [5]"}));
+    EXPECT_EQ(planned(rows, config::grouping{}),
+              (std::vector<std::string>{"account=prod,kind=expiring [1]", "account=dev,kind=expiring [2]",
+                                        "account=prod,kind=expired [3]", "account=prod,kind=quota_low [4]",
+                                        "account=dev,kind=expired [5]"}))
+        << "the default: account and kind";
+    EXPECT_EQ(planned(rows, by({})), (std::vector<std::string>{" [3,5,1,2,4]"})) << "group_by = []: one group";
+    EXPECT_EQ(planned(std::vector{row(1, "a,b=c%", "s", "k", "info", "i")}, by({L::account})),
+              (std::vector<std::string>{"account=a%2Cb%3Dc%25 [1]"}))
+        << "label values cannot forge another group's key";
+}
+
+TEST(Grouping, MaxAlertsSplitsAGroupMostUrgentFirstAndResolvedLast) {
+    std::vector<alerting::pending_delivery> rows;
+    for (int i = 1; i <= 5; ++i) rows.push_back(row(i, "prod", "p", "expiring", "warning", "i" + std::to_string(i)));
+    rows[3].severity = "critical";
+    rows[0].state = "resolved";
+    config::grouping g;
+    g.max_alerts = 2;
+    EXPECT_EQ(planned(rows, g), (std::vector<std::string>{"account=prod,kind=expiring [4,2]",
+                                                          "account=prod,kind=expiring [3,5]",
+                                                          "account=prod,kind=expiring [1]"}));
+}
+
+TEST(Grouping, WaitAndIntervalSetWhenAGroupIsDue) {
+    const std::vector<alerting::pending_delivery> rows{row(1, "prod", "p", "expiring", "warning", "a")};
+    config::grouping g;
+    g.wait = 30s;
+    g.interval = 5min;
+    auto due = [&](std::optional<std::int64_t> last) {
+        return alerting::plan_notifications(rows, g, [&](const std::string&) { return last; }).at(0).due;
+    };
+    EXPECT_EQ(due(std::nullopt), t0 + 30'000) << "a new group waits group_wait after its oldest alert";
+    EXPECT_EQ(due(t0 - 60'000), t0 - 60'000 + 300'000) << "a group sent a minute ago waits out group_interval";
+    EXPECT_EQ(due(t0 - 3'600'000), t0) << "long after the last one: as soon as its alert is queued";
+}
+
+TEST_F(Dispatch, DefaultGroupingSendsOneNotificationPerAccountAndKindWithCountsAndResolved) {
+    const auto file = dir / "out.jsonl";
+    auto sink = jsonl_sink(file);
+    sink.group = {};  // the defaults: by account and kind
+    cfg.sinks = {sink};
+    for (int i = 0; i < 3; ++i) enqueue(db, {"file"});
+    enqueue(db, {"file"}, resolved_at(t0));
+    outbox_entry dev;
+    dev.account = "dev";
+    enqueue(db, {"file"}, dev);
+    outbox_entry expired;
+    expired.kind = "expired";
+    expired.severity = "critical";
+    enqueue(db, {"file"}, expired);
+    const auto r = dispatch();
+    EXPECT_EQ(r.delivered, 3);
+    EXPECT_EQ(r.pending, 0);
+    const auto lines = test::split_lines(test::read_file(file));
+    ASSERT_EQ(lines.size(), 3u);
+    simdjson::dom::parser p;
+    simdjson::dom::element first = p.parse(lines[0]);
+    EXPECT_EQ(std::string_view(first["group"]["key"]), "account=prod,kind=expiring");
+    EXPECT_EQ(std::string_view(first["group"]["labels"]["account"]), "prod");
+    EXPECT_EQ(std::string_view(first["group"]["labels"]["kind"]), "expiring");
+    EXPECT_EQ(std::string_view(first["group"]["idempotency_key"]), "group:key-1");
+    EXPECT_EQ(int64_t(first["group"]["alerts"]), 4);
+    EXPECT_EQ(int64_t(first["group"]["new"]), 3);
+    EXPECT_EQ(int64_t(first["group"]["resolved"]), 1);
+    const auto alerts = alerts_of(lines[0]);
+    ASSERT_EQ(alerts.size(), 4u);
+    EXPECT_EQ(alerts[0], payload_of(1, {}));
+    EXPECT_EQ(alerts[3], payload_of(4, resolved_at(t0))) << "resolved after firing";
+    EXPECT_EQ(std::string_view(p.parse(lines[1])["group"]["key"]), "account=dev,kind=expiring");
+    EXPECT_EQ(std::string_view(p.parse(lines[2])["group"]["severity"]), "critical");
+    EXPECT_EQ(attempt_outcomes(db, "file"), (std::vector<std::string>{"1:delivered", "5:delivered", "6:delivered"}));
+}
+
+TEST_F(Dispatch, GroupIntervalHoldsNewAlertsOfAGroupJustSentAndLetsOthersGo) {
+    const auto file = dir / "out.jsonl";
+    auto sink = jsonl_sink(file);
+    sink.group = {};
+    sink.group.interval = 5min;
+    cfg.sinks = {sink};
+    enqueue(db, {"file"});
+    EXPECT_EQ(dispatch().delivered, 1);
+    now += 60'000;
+    enqueue(db, {"file"});  // the same group, a minute later
+    outbox_entry other;
+    other.kind = "expired";
+    enqueue(db, {"file"}, other);
+    auto r = dispatch();
+    EXPECT_EQ(r.delivered, 1) << "the other group is not held up";
+    ASSERT_TRUE(r.next_due.has_value());
+    EXPECT_EQ(*r.next_due, t0 + 300'000);
+    now = t0 + 299'999;
+    EXPECT_EQ(dispatch().delivered, 0);
+    now = t0 + 300'000;
+    EXPECT_EQ(dispatch().delivered, 1);
+    const auto lines = test::split_lines(test::read_file(file));
+    ASSERT_EQ(lines.size(), 3u);
+    EXPECT_EQ(alerts_of(lines[2]), std::vector<std::string>{payload_of(2, {})});
+}
+
+TEST_F(Dispatch, AFailedGroupIsResentWholeWithItsKeyWhileLaterAlertsWait) {
+    webhook_receiver rcv;
+    auto sink = http_sink(rcv, config::sink_type::webhook);
+    sink.group = {};
+    sink.group.interval = 0ms;
+    cfg.sinks = {sink};
+    enqueue(db, {"hook"});
+    enqueue(db, {"hook"});
+    rcv.set_down(true);
+    EXPECT_EQ(dispatch(&rcv).failed, 1);
+    enqueue(db, {"hook"});  // arrives while the group waits for its retry
+    rcv.set_down(false);
+    now += 60'000;
+    EXPECT_EQ(dispatch(&rcv).delivered, 2);
+    const auto reqs = rcv.requests();
+    ASSERT_GE(reqs.size(), 2u);
+    const auto& a = reqs[reqs.size() - 2];
+    const auto& b = reqs.back();
+    EXPECT_EQ(a.header("Idempotency-Key"), "group:key-1") << "the same notification as the failed attempt";
+    EXPECT_EQ(alerts_of(a.body), (std::vector<std::string>{payload_of(1, {}), payload_of(2, {})}));
+    EXPECT_EQ(b.header("Idempotency-Key"), "group:key-3");
+    EXPECT_EQ(alerts_of(b.body), std::vector<std::string>{payload_of(3, {})});
+}
+
+TEST_F(Dispatch, AlertmanagerGetsEveryAlertOfAStormInBatchedPosts) {
+    webhook_receiver rcv;
+    cfg.sinks = {http_sink(rcv, config::sink_type::alertmanager, "am")};
+    {
+        SQLite::Transaction tx(db);
+        for (int i = 0; i < 10'000; ++i) enqueue(db, {"am"});
+        tx.commit();
+    }
+    const auto r = dispatch(&rcv, 60s);
+    EXPECT_EQ(r.pending, 0);
+    const auto reqs = rcv.requests();
+    EXPECT_EQ(reqs.size(), 20u) << "10,000 alerts in POSTs of max_alerts_per_notification (500)";
+    std::set<std::string> ids;
+    simdjson::dom::parser p;
+    for (const auto& q : reqs) {
+        EXPECT_EQ(q.validation_error, "");
+        for (auto a : p.parse(q.body).get_array()) ids.insert(std::string(std::string_view(a["labels"]["id"])));
+    }
+    EXPECT_EQ(ids.size(), 10'000u);
 }
 
 }  // namespace

@@ -3,7 +3,7 @@
 
 #include "support/test_support.hpp"
 
-#include <subsync/sync/alerts.hpp>
+#include <subsync/alerting/alerts.hpp>
 #include <subsync/sync/snapshot.hpp>
 #include <subsync/sync/time.hpp>
 
@@ -17,6 +17,7 @@
 namespace subsync::sync {
 namespace {
 
+namespace alerts = alerting;
 using namespace std::chrono_literals;
 using config::alert_kind;
 using test::temp_dir;
@@ -256,7 +257,7 @@ protected:
         critical.name = "pager";
         critical.filter.min_severity = config::severity::critical;
         cfg_.sinks = {all, critical};
-        store_.set_alerts(&cfg_);
+        store_.set_run_hook(&hook_);
     }
 
     int apply(std::vector<purchased_group> items, epoch_ms now) {
@@ -304,6 +305,7 @@ protected:
     temp_dir dir_;
     config::alerts_config cfg_;
     snapshot_store store_{dir_ / "snapshot.db"};
+    alerts::rules_hook hook_{cfg_};
     std::int64_t last_seq_ = 0;
     std::set<std::string> keys_;
     std::size_t total_ = 0;

@@ -304,6 +304,32 @@ void refuse_secret_pass_env(const table_reader& alerts, const std::vector<accoun
                                       fmt::format("{} holds a secret ({}); a hook never gets it", name, it->second));
 }
 
+/// group_by, group_wait, group_interval, max_alerts_per_notification of one sink.
+void read_grouping(const table_reader& r, sink_config& s) {
+    if (s.type == sink_type::alertmanager) {
+        s.group.by.clear();
+        s.group.wait = s.group.interval = milliseconds(0);
+    }
+    if (auto labels = strings(r, "group_by", [&](const std::string& name) {
+            if (std::find(group_label_names.begin(), group_label_names.end(), name) != group_label_names.end())
+                return true;
+            r.invalid("group_by", fmt::format("unknown label \"{}\"; expected some of \"account\", \"source\", "
+                                              "\"kind\", \"severity\", \"item\"",
+                                              name));
+            return false;
+        })) {
+        s.group.by.clear();
+        for (const auto& name : *labels) {
+            const auto at = std::find(group_label_names.begin(), group_label_names.end(), name);
+            const auto label = static_cast<group_label>(at - group_label_names.begin());
+            if (std::find(s.group.by.begin(), s.group.by.end(), label) == s.group.by.end()) s.group.by.push_back(label);
+        }
+    }
+    r.duration("group_wait", milliseconds(0), std::chrono::hours(24), s.group.wait);
+    r.duration("group_interval", milliseconds(0), std::chrono::hours(24 * 7), s.group.interval);
+    r.integer("max_alerts_per_notification", 1, 100'000, s.group.max_alerts);
+}
+
 void read_sinks(const table_reader& alerts, const std::vector<account_config>& account_list,
                 const std::set<std::string, std::less<>>& accounts, std::vector<sink_config>& out) {
     std::vector<pass_env_at> pass_env_lines;
@@ -328,6 +354,10 @@ void read_sinks(const table_reader& alerts, const std::vector<account_config>& a
         {"signature_header", {sink_type::webhook}},
         {"argv", {sink_type::exec}},
         {"pass_env", {sink_type::exec}},
+        // Alertmanager groups the alerts it receives itself (its route's group_by).
+        {"group_by", {sink_type::log, sink_type::jsonl, sink_type::webhook, sink_type::exec}},
+        {"group_wait", {sink_type::log, sink_type::jsonl, sink_type::webhook, sink_type::exec}},
+        {"group_interval", {sink_type::log, sink_type::jsonl, sink_type::webhook, sink_type::exec}},
         {"env", {sink_type::exec}},
     };
     std::map<std::string, line_t, std::less<>> names;
@@ -338,7 +368,9 @@ void read_sinks(const table_reader& alerts, const std::vector<account_config>& a
             alerts.report().error(line_of(a->get(i)->source()), path, "expected table");
             continue;
         }
-        std::vector<std::string_view> known{"name", "type", "kinds", "min_severity", "accounts", "timeout"};
+        std::vector<std::string_view> known{"name",     "type",       "kinds",          "min_severity",
+                                            "accounts", "timeout",    "group_by",       "group_wait",
+                                            "group_interval", "max_alerts_per_notification"};
         for (const auto& s : specific) known.push_back(s.key);
         const table_reader r(*t, path, known, alerts.report());
         sink_config s;
@@ -380,6 +412,7 @@ void read_sinks(const table_reader& alerts, const std::vector<account_config>& a
             }))
             s.filter.accounts = std::move(*acc);
         r.duration("timeout", milliseconds(100), std::chrono::minutes(10), s.timeout);
+        read_grouping(r, s);
 
         switch (s.type) {
             case sink_type::log: break;

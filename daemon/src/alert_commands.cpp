@@ -8,9 +8,9 @@
 #include <subsync/config/secret_source.hpp>
 #include <subsync/daemon/cli.hpp>
 #include <subsync/daemon/lock.hpp>
-#include <subsync/exporters/alert_dispatch.hpp>
+#include <subsync/alerting/dispatch.hpp>
 #include <subsync/exporters/table_export.hpp>
-#include <subsync/sync/alerts.hpp>
+#include <subsync/alerting/alerts.hpp>
 #include <subsync/sync/columns.hpp>
 #include <subsync/sync/snapshot.hpp>
 #include <subsync/sync/time.hpp>
@@ -21,6 +21,7 @@
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
+#include <map>
 #include <set>
 
 namespace subsync::daemon {
@@ -38,7 +39,7 @@ void append_csv_row(std::string& line, const std::vector<std::string>& cells) {
 }
 
 int list_alerts(SQLite::Database& db, const alerts_options& opts) {
-    const auto rows = sync::alerts::read_alerts(db, opts.all);
+    const auto rows = alerting::read_alerts(db, opts.all);
     std::string text;
     if (opts.format == "table") {
         text += fmt::format("{:<8} {:<8} {:<16} {:<10} {:<22} {:<24} {:<9} {:<20} {}\n", "severity", "state", "kind",
@@ -95,11 +96,13 @@ struct attempt_row {
 
 int list_deliveries(SQLite::Database& db, const config::config& cfg, const alerts_options& opts) {
     std::set<std::string> configured;
-    for (const auto& s : sync::alerts::effective_sinks(cfg.alerts)) configured.insert(s.name);
+    for (const auto& s : alerting::effective_sinks(cfg.alerts)) configured.insert(s.name);
     std::set<std::string> sinks = configured;
-    {
-        SQLite::Statement q(db, "SELECT DISTINCT sink FROM alert_deliveries");
-        while (q.executeStep()) sinks.insert(q.getColumn(0).getString());
+    const alerting::outbox ob(db);
+    std::map<std::string, alerting::sink_counts> counts;
+    for (auto& c : ob.counts()) {
+        sinks.insert(c.sink);
+        counts[c.sink] = std::move(c);
     }
     std::string text;
     const bool json = opts.format == "json";
@@ -107,25 +110,13 @@ int list_deliveries(SQLite::Database& db, const config::config& cfg, const alert
     if (csv) append_csv_row(text, {"sink", "seq", "time", "outcome", "latency_ms", "notification", "error"});
     for (const auto& sink : sinks) {
         if (!opts.sink.empty() && sink != opts.sink) continue;
-        SQLite::Statement c(db,
-                            "SELECT coalesce(sum(status = 'pending'), 0), coalesce(sum(status = 'delivered'), 0), "
-                            "coalesce(sum(status = 'dead'), 0) FROM alert_deliveries WHERE sink = ?");
-        c.bind(1, sink);
-        c.executeStep();
-        const auto pending = c.getColumn(0).getInt64(), delivered = c.getColumn(1).getInt64(),
-                   dead = c.getColumn(2).getInt64();
+        const alerting::sink_counts c = counts.count(sink) ? counts[sink] : alerting::sink_counts{sink};
+        const auto pending = c.pending, delivered = c.delivered, dead = c.dead;
         const bool known = configured.count(sink) > 0;
         std::vector<attempt_row> attempts;
-        SQLite::Statement q(db,
-                            "SELECT a.seq, a.time, a.outcome, a.latency_ms, coalesce(a.error, ''), "
-                            "coalesce(o.kind || ' ' || o.state || ' ' || o.account || '/' || o.item_key, '?') "
-                            "FROM alert_attempts a LEFT JOIN alert_outbox o ON o.seq = a.seq WHERE a.sink = ? "
-                            "ORDER BY a.id DESC LIMIT ?");
-        q.bind(1, sink);
-        q.bind(2, static_cast<std::int64_t>(opts.limit));
-        while (q.executeStep())
-            attempts.push_back({sink, q.getColumn(0).getInt64(), q.getColumn(1).getInt64(), q.getColumn(2).getString(),
-                                q.getColumn(3).getInt64(), q.getColumn(4).getString(), q.getColumn(5).getString()});
+        for (auto& a : ob.attempts(sink, static_cast<std::int64_t>(opts.limit)))
+            attempts.push_back({sink, a.batch, a.time, std::move(a.outcome), a.latency_ms, std::move(a.error),
+                                std::move(a.what)});
         if (json) {
             std::string line = "{\"sink\":";
             sync::append_json_string(line, sink);
@@ -161,7 +152,7 @@ int list_deliveries(SQLite::Database& db, const config::config& cfg, const alert
 }
 
 int redeliver(const config::config& cfg, const alerts_options& opts) {
-    const auto sinks = sync::alerts::effective_sinks(cfg.alerts);
+    const auto sinks = alerting::effective_sinks(cfg.alerts);
     if (!opts.sink.empty() &&
         std::none_of(sinks.begin(), sinks.end(), [&](const auto& s) { return s.name == opts.sink; })) {
         fmt::print(stderr, "subsyncd alerts: --sink \"{}\" is not a configured sink\n", opts.sink);
@@ -175,12 +166,12 @@ int redeliver(const config::config& cfg, const alerts_options& opts) {
     std::int64_t requeued = 0;
     {
         SQLite::Transaction tx(db, SQLite::TransactionBehavior::IMMEDIATE);
-        requeued = exporters::requeue_dead(db, opts.sink, now);
+        requeued = alerting::outbox(db).requeue_dead(opts.sink, now);
         tx.commit();
     }
     for (const auto& s : sinks)
         if (opts.sink.empty() || s.name == opts.sink)
-            sync::alerts::update_delivery_failed(db, cfg.alerts, s.name, 0, "", now);
+            alerting::update_delivery_failed(db, cfg.alerts, s.name, 0, "", now);
     fmt::print("{} dead-lettered notification{} queued again{}\n", requeued, requeued == 1 ? "" : "s",
                opts.sink.empty() ? "" : " for sink " + opts.sink);
     if (!lock) {
@@ -188,7 +179,7 @@ int redeliver(const config::config& cfg, const alerts_options& opts) {
         fmt::print("the running subsyncd delivers them at its next dispatch (SIGUSR1 makes it sync and deliver now)\n");
         return exit_ok;
     }
-    const auto r = exporters::deliver_for(cfg, db, config::environment::process(), wall_clock_now,
+    const auto r = alerting::deliver_for(cfg, db, config::environment::process(), wall_clock_now,
                                           cfg.alerts.flush_timeout);
     for (const auto& s : r.sinks)
         if (opts.sink.empty() || s.sink == opts.sink)

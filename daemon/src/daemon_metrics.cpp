@@ -2,6 +2,8 @@
 #include <subsync/daemon/process_metrics.hpp>
 #include <subsync/sync/error.hpp>
 
+#include <subsync/alerting/outbox.hpp>
+
 #include <SQLiteCpp/Statement.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -149,12 +151,10 @@ void daemon_metrics::refresh_from_db(SQLite::Database& db) {
         if (table_exists(db, "alert_deliveries")) {
             outbox_depth_.clear();
             dead_letters_.clear();
-            SQLite::Statement q(db,
-                                "SELECT sink, sum(status = 'pending'), sum(status = 'dead') FROM alert_deliveries "
-                                "WHERE status IN ('pending', 'dead') GROUP BY sink");
-            while (q.executeStep()) {
-                outbox_depth_.set({q.getColumn(0).getString()}, q.getColumn(1).getDouble());
-                dead_letters_.set({q.getColumn(0).getString()}, q.getColumn(2).getDouble());
+            for (const auto& c : alerting::outbox(db).counts()) {
+                if (c.pending + c.dead == 0) continue;
+                outbox_depth_.set({c.sink}, static_cast<double>(c.pending));
+                dead_letters_.set({c.sink}, static_cast<double>(c.dead));
             }
         }
     } catch (const std::exception& e) {
@@ -162,8 +162,8 @@ void daemon_metrics::refresh_from_db(SQLite::Database& db) {
     }
 }
 
-void daemon_metrics::record_delivery(const std::string& sink, const std::string& outcome) {
-    deliveries_.inc({sink, outcome});
+void daemon_metrics::record_delivery(const std::string& sink, alerting::attempt_outcome outcome) {
+    deliveries_.inc({sink, std::string(alerting::to_string(outcome))});
 }
 
 void daemon_metrics::declare_sinks(const std::vector<std::string>& sinks) {

@@ -4,7 +4,7 @@
 #include "service.hpp"
 
 #include <subsync/config/load.hpp>
-#include <subsync/sync/alerts.hpp>
+#include <subsync/alerting/alerts.hpp>
 #include <subsync/sync/time.hpp>
 
 #include <boost/asio/as_tuple.hpp>
@@ -33,19 +33,18 @@ asio::awaitable<void> service::delivery_loop() {
         const bool last = stopping_;
         alerts_due_ = false;
         alert_wake_.expires_at(steady_clock::time_point::max());
-        std::optional<exporters::dispatch_report> report;
+        std::optional<alerting::dispatch_report> report;
         try {
             if (!dispatcher_ || rebuild_dispatcher_) {
                 rebuild_dispatcher_ = false;
                 dispatcher_.reset();
-                dispatcher_ = std::make_unique<exporters::alert_dispatcher>(
-                    cfg_.alerts, exporters::make_sink_context(io_.get_executor(), cfg_, env_), store_->database(),
-                    exporters::dispatch_clock{wall_clock_now, {}});
-                dispatcher_->on_attempt = [this](const std::string& sink, const std::string& outcome) {
-                    metrics_.record_delivery(sink, outcome);
-                };
+                dispatcher_ = std::make_unique<alerting::alert_dispatcher>(
+                    cfg_.alerts, alerting::make_sink_context(io_.get_executor(), cfg_, env_), store_->database(),
+                    alerting::dispatch_clock{wall_clock_now, {}});
+                dispatcher_->on_attempt = [this](const std::string& sink, alerting::attempt_outcome outcome,
+                                                 std::size_t) { metrics_.record_delivery(sink, outcome); };
                 std::vector<std::string> names;
-                for (const auto& s : sync::alerts::effective_sinks(cfg_.alerts)) names.push_back(s.name);
+                for (const auto& s : alerting::effective_sinks(cfg_.alerts)) names.push_back(s.name);
                 metrics_.declare_sinks(names);
             }
             report = co_await dispatcher_->run(last ? stop_deadline_ : steady_clock::time_point::max());

@@ -128,12 +128,6 @@ metric_family& metrics_registry::add(std::string name, std::string help, metric_
     return families_.emplace_back(std::move(name), std::move(help), type, std::move(label_names), std::move(buckets));
 }
 
-const metric_family* metrics_registry::find(std::string_view name) const {
-    for (const auto& f : families_)
-        if (f.name() == name) return &f;
-    return nullptr;
-}
-
 std::string metrics_registry::render() const {
     std::string out;
     for (const auto& f : families_) f.render(out);

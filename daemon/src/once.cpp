@@ -10,10 +10,10 @@
 #include <subsync/daemon/lock.hpp>
 #include <subsync/daemon/logging.hpp>
 #include <subsync/daemon/summary.hpp>
-#include <subsync/exporters/alert_dispatch.hpp>
+#include <subsync/alerting/alerts.hpp>
+#include <subsync/alerting/dispatch.hpp>
 #include <subsync/exporters/atomic_file.hpp>
 #include <subsync/exporters/generations.hpp>
-#include <subsync/sync/alerts.hpp>
 #include <subsync/sync/engine.hpp>
 
 #include <fmt/format.h>
@@ -96,10 +96,10 @@ namespace {
 
 // What this sync queued (and what earlier runs left pending) goes out now, for at most
 // alerts.flush_timeout; the rest waits in the outbox for the next run. Never changes the exit code.
-std::optional<exporters::dispatch_report> deliver_alerts(const config::config& cfg, SQLite::Database& db,
+std::optional<alerting::dispatch_report> deliver_alerts(const config::config& cfg, SQLite::Database& db,
                                                          const config::environment& env) {
     try {
-        auto r = exporters::deliver_for(cfg, db, env, wall_clock_now, cfg.alerts.flush_timeout);
+        auto r = alerting::deliver_for(cfg, db, env, wall_clock_now, cfg.alerts.flush_timeout);
         if (r.pending > 0)
             spdlog::warn("alert delivery incomplete delivered={} failed={} dead={} pending={}: the pending ones wait "
                          "for the next run (flush_timeout={})",
@@ -118,16 +118,18 @@ std::optional<exporters::dispatch_report> deliver_alerts(const config::config& c
 // reads half a file. A failure is logged and leaves the exit code alone: the sync happened, and
 // subsync_last_success_timestamp_seconds going stale is what alerts.
 void write_metrics_textfile(const std::filesystem::path& path, daemon_metrics& m, const config::config& cfg,
-                            const sync::sync_report& report, const std::optional<exporters::dispatch_report>& sent,
+                            const sync::sync_report& report, const std::optional<alerting::dispatch_report>& sent,
                             SQLite::Database& db) {
     try {
         for (const auto& r : report.runs) m.record_run(r);
         std::vector<std::string> sinks;
-        for (const auto& s : sync::alerts::effective_sinks(cfg.alerts)) sinks.push_back(s.name);
+        for (const auto& s : alerting::effective_sinks(cfg.alerts)) sinks.push_back(s.name);
         m.declare_sinks(sinks);
         if (sent)
             for (const auto& s : sent->sinks)
-                for (const auto& [outcome, n] : {std::pair{"delivered", s.delivered}, {"failed", s.failed}, {"dead", s.dead}})
+                for (const auto& [outcome, n] : {std::pair{alerting::attempt_outcome::delivered, s.delivered},
+                                                 {alerting::attempt_outcome::failed, s.failed},
+                                                 {alerting::attempt_outcome::dead, s.dead}})
                     for (int i = 0; i < n; ++i) m.record_delivery(s.sink, outcome);
         m.load_history(db);
         m.refresh_from_db(db);
@@ -167,6 +169,8 @@ int run_sync_once(const std::filesystem::path& config_path, const once_options& 
     }
 
     sync::snapshot_store store(cfg->storage);
+    alerting::rules_hook alert_hook(cfg->alerts);
+    store.set_run_hook(&alert_hook);
     const auto env = config::environment::process();
     daemon_metrics metrics(SUBSYNC_VERSION, wall_clock_now());
     metrics.declare_series(*cfg);
@@ -186,7 +190,7 @@ int run_sync_once(const std::filesystem::path& config_path, const once_options& 
         auto db = sync::open_snapshot_readonly(database);
         s.exports = exporters::write_exports(db, cfg->storage.export_dir, exporters::generation_options_from(*cfg));
     }
-    std::optional<exporters::dispatch_report> sent;
+    std::optional<alerting::dispatch_report> sent;
     if (!opts.dry_run) sent = deliver_alerts(*cfg, store.database(), env);
     if (opts.metrics_textfile && !opts.dry_run)
         write_metrics_textfile(*opts.metrics_textfile, metrics, *cfg, s.report, sent, store.database());

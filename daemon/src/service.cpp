@@ -139,6 +139,7 @@ service::lock_wait_result service::wait_for_lock(std::string& holder) {
 
 void service::start() {
     store_ = std::make_unique<sync::snapshot_store>(cfg_.storage);
+    store_->set_run_hook(&alert_hook_);
     metrics_.declare_series(cfg_);
     metrics_.load_history(store_->database());
     metrics_.refresh_from_db(store_->database());

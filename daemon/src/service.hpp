@@ -15,7 +15,8 @@
 #include <subsync/daemon/lock.hpp>
 #include <subsync/daemon/logging.hpp>
 #include <subsync/daemon/notify.hpp>
-#include <subsync/exporters/alert_dispatch.hpp>
+#include <subsync/alerting/alerts.hpp>
+#include <subsync/alerting/dispatch.hpp>
 #include <subsync/sync/engine.hpp>
 #include <subsync/sync/snapshot.hpp>
 
@@ -96,10 +97,11 @@ private:
 
     std::optional<instance_lock> lock_;
     std::unique_ptr<sync::snapshot_store> store_;
+    alerting::rules_hook alert_hook_{cfg_.alerts};  ///< the store runs it in every apply
     std::unique_ptr<sync::sync_engine> engine_;  ///< borrows cfg_, store_ and env_
     daemon_metrics metrics_;
     std::unique_ptr<http_server> http_;
-    std::unique_ptr<exporters::alert_dispatcher> dispatcher_;  ///< built and used by delivery_loop only
+    std::unique_ptr<alerting::alert_dispatcher> dispatcher_;  ///< built and used by delivery_loop only
     boost::asio::steady_timer alert_wake_;  ///< the next retry time of a sink's head, or a wake-up
     bool alerts_due_ = true;                ///< dispatch at the next chance (true: pending rows from before a restart)
     bool delivery_running_ = false;

@@ -8,9 +8,9 @@
 
 #include <subsync/config/load.hpp>
 #include <subsync/daemon/cli.hpp>
-#include <subsync/daemon/daemon_metrics.hpp>
 #include <subsync/daemon/lock.hpp>
-#include <subsync/sync/alerts.hpp>
+#include <subsync/alerting/alerts.hpp>
+#include <subsync/alerting/outbox.hpp>
 #include <subsync/sync/columns.hpp>
 #include <subsync/sync/snapshot.hpp>
 #include <subsync/sync/time.hpp>
@@ -135,24 +135,23 @@ void judge(source_line& l, std::int64_t now, std::chrono::milliseconds max_age) 
     }
 }
 
-/// Alerts firing by severity, and pending / dead notifications per configured sink, through the
-/// queries the daemon's metrics already run (daemon_metrics::refresh_from_db, read_alerts).
+/// Alerts firing by severity (alerting::read_alerts), and pending / dead notifications per
+/// configured sink (alerting::outbox, the owner of the delivery tables).
 void read_alert_state(SQLite::Database& db, const config::config& cfg, status_report& r) {
     for (auto s : {config::severity::critical, config::severity::warning, config::severity::info})
         r.firing[std::string(config::to_string(s))] = 0;
-    std::vector<std::string> sinks;
-    for (const auto& s : sync::alerts::effective_sinks(cfg.alerts)) sinks.push_back(s.name);
-    if (db.execAndGet("PRAGMA user_version").getInt() >= 3) {
-        for (const auto& a : sync::alerts::read_alerts(db, false)) ++r.firing[a.severity];
+    const bool has_alert_tables = db.execAndGet("PRAGMA user_version").getInt() >= 4;
+    if (has_alert_tables)
+        for (const auto& a : alerting::read_alerts(db, false)) ++r.firing[a.severity];
+    for (const auto& s : alerting::effective_sinks(cfg.alerts)) {
+        sink_line line{s.name, 0, 0};
+        if (has_alert_tables) {
+            const alerting::outbox box(db);
+            line.pending = box.count(s.name, alerting::delivery_status::pending);
+            line.dead = box.count(s.name, alerting::delivery_status::dead);
+        }
+        r.sinks.push_back(std::move(line));
     }
-    daemon_metrics m(SUBSYNC_VERSION, 0);
-    m.declare_sinks(sinks);
-    m.refresh_from_db(db);
-    const auto* depth = m.registry().find("subsync_alert_outbox_depth");
-    const auto* dead = m.registry().find("subsync_alert_dead_letters");
-    for (const auto& s : sinks)
-        r.sinks.push_back({s, static_cast<std::int64_t>(depth ? depth->value({s}) : 0),
-                           static_cast<std::int64_t>(dead ? dead->value({s}) : 0)});
 }
 
 status_report gather(const config::config& cfg, std::chrono::milliseconds max_age) {
@@ -177,7 +176,7 @@ status_report gather(const config::config& cfg, std::chrono::milliseconds max_ag
     } else {
         for (auto s : {config::severity::critical, config::severity::warning, config::severity::info})
             r.firing[std::string(config::to_string(s))] = 0;
-        for (const auto& s : sync::alerts::effective_sinks(cfg.alerts)) r.sinks.push_back({s.name, 0, 0});
+        for (const auto& s : alerting::effective_sinks(cfg.alerts)) r.sinks.push_back({s.name, 0, 0});
     }
     for (const auto& a : cfg.accounts)
         for (auto kind : {sync::source_kind::purchased_groups, sync::source_kind::subscriptions}) {

@@ -58,7 +58,7 @@ std::string short_number(double v) {
 
 std::string date_of(sync::epoch_ms t) { return sync::format_iso8601(t).substr(0, 10); }
 
-std::string quota_chart_svg(std::span<const quota_sample> samples, const std::optional<sync::alerts::forecast>& fit,
+std::string quota_chart_svg(std::span<const quota_sample> samples, const std::optional<alerting::forecast>& fit,
                             sync::epoch_ms now, sync::epoch_ms fit_from) {
     sync::epoch_ms t_min = samples.front().time;
     sync::epoch_ms t_max = std::max(now, samples.back().time);

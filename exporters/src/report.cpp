@@ -1,5 +1,5 @@
 #include <subsync/exporters/report.hpp>
-#include <subsync/sync/alerts.hpp>
+#include <subsync/alerting/alerts.hpp>
 #include <subsync/sync/time.hpp>
 
 #include "detail/html.hpp"
@@ -287,8 +287,8 @@ void alerts_section(page& p, SQLite::Database& db, std::int64_t firing, const re
 }
 
 // Where the forecast's fit starts: the fit used the last `samples` points up to now.
-epoch_ms fit_start(const std::vector<sync::alerts::quota_point>& series, epoch_ms now,
-                   const std::optional<sync::alerts::forecast>& fit) {
+epoch_ms fit_start(const std::vector<alerting::quota_point>& series, epoch_ms now,
+                   const std::optional<alerting::forecast>& fit) {
     std::size_t end = series.size();
     while (end > 0 && series[end - 1].time > now) --end;
     if (!fit || fit->samples == 0 || fit->samples > end) return now;
@@ -324,7 +324,7 @@ void quota_section(page& p, SQLite::Database& db, epoch_ms now, const report_opt
     SQLite::Statement samples(db, "SELECT time, quota_used, quota_left FROM quota_samples WHERE account = ? AND "
                                   "purchase_id = ? ORDER BY time DESC LIMIT ?");
     std::vector<detail::quota_sample> series;
-    std::vector<sync::alerts::quota_point> points;
+    std::vector<alerting::quota_point> points;
     while (top.executeStep()) {
         const std::string account = top.getColumn(0).getString(), id = top.getColumn(1).getString();
         samples.reset();
@@ -341,7 +341,7 @@ void quota_section(page& p, SQLite::Database& db, epoch_ms now, const report_opt
         std::reverse(series.begin(), series.end());
         for (const auto& s : series)
             if (s.left) points.push_back({s.time, *s.left});
-        const auto fit = sync::alerts::fit_forecast(points, now, opts.forecast);
+        const auto fit = alerting::fit_forecast(points, now, opts.forecast);
         p << "<figure>" << detail::quota_chart_svg(series, fit, now, fit_start(points, now, fit))
           << "<figcaption><b>";
         p.text(top.getColumn(2).isNull() ? id : top.getColumn(2).getString()) << "</b> <span class=\"muted\">";

@@ -43,7 +43,6 @@ public:
         net_.proxy = proxy_settings::resolve(cfg.sync.proxy, cfg.sync.no_proxy);
         net_.timeout = cfg.sync.timeout;
         net_.body_limit = cfg.sync.body_limit;
-        store_.set_alerts(&cfg.alerts);
     }
 
     asio::awaitable<sync_report> run(sync_options opts) {

@@ -13,7 +13,7 @@ namespace {
 // Ordered, append-only: migration N takes user_version N-1 to N. A released
 // migration is never edited; a schema change is a new entry.
 // docs/schema.md describes the resulting tables.
-constexpr std::array<std::string_view, 3> migrations{
+constexpr std::array<std::string_view, 4> migrations{
     R"sql(
 CREATE TABLE sync_runs (
   id          INTEGER PRIMARY KEY,
@@ -172,6 +172,15 @@ CREATE TABLE alert_attempts (
 );
 CREATE INDEX alert_attempts_by_delivery ON alert_attempts (sink, seq);
 CREATE INDEX alert_attempts_by_time ON alert_attempts (time);
+)sql",
+    // 4: grouped notifications — a delivery belongs to the group notification (batch = its first
+    // seq) it went out in; alert_attempts.seq is that batch (docs/alert-delivery.md).
+    R"sql(
+ALTER TABLE alert_deliveries ADD COLUMN batch INTEGER;
+ALTER TABLE alert_deliveries ADD COLUMN group_key TEXT;
+CREATE INDEX alert_deliveries_by_batch ON alert_deliveries (sink, batch) WHERE batch IS NOT NULL;
+CREATE INDEX alert_deliveries_by_group ON alert_deliveries (sink, group_key) WHERE group_key IS NOT NULL;
+UPDATE alert_deliveries SET batch = seq WHERE status <> 'pending';
 )sql",
 };
 

@@ -1,7 +1,6 @@
 #include "schema.hpp"
 
 #include <subsync/config/secret.hpp>
-#include <subsync/sync/alerts.hpp>
 #include <subsync/sync/snapshot.hpp>
 
 #include <SQLiteCpp/Statement.h>
@@ -159,7 +158,7 @@ run_record snapshot_store::record_failure(std::string_view account, source_kind 
     r.id = db_.getLastInsertRowid();
     // Time passes for a blind watcher too: expiry thresholds are crossed on the last good
     // snapshot, and the self-monitoring rules see this failure.
-    if (alerts_) r.notifications = alerts::update_source(db_, *alerts_, account, to_string(source), finished, r.id);
+    if (hook_) r.notifications = hook_->on_run(db_, account, source, finished, r.id);
     tx.commit();
     return r;
 }
@@ -553,7 +552,7 @@ run_record snapshot_store::apply(listing_stage& stage, epoch_ms started, epoch_m
     counts.bind(3, static_cast<std::int64_t>(run.removed));
     counts.bind(4, static_cast<std::int64_t>(run.id));
     counts.exec();
-    if (alerts_) run.notifications = alerts::update_source(db_, *alerts_, account, table, finished, run.id);
+    if (hook_) run.notifications = hook_->on_run(db_, account, source, finished, run.id);
     if (!dry_run) tx.commit();  // otherwise the transaction's destructor rolls everything back
     return run;
 }
@@ -586,12 +585,7 @@ prune_counts snapshot_store::prune(epoch_ms cutoff) {
     // A run still referenced by a kept change or sample stays (its finish time may precede a later change's).
     c.runs = run("DELETE FROM sync_runs WHERE finished_at < ? AND id NOT IN (SELECT run_id FROM changes) "
                  "AND id NOT IN (SELECT run_id FROM quota_samples)");
-    // Alerts: resolved episodes and finished notifications; what is firing or still waiting
-    // for a sink is kept whatever its age.
-    c.alerts = run("DELETE FROM alerts WHERE state = 'resolved' AND resolved_at < ?") +
-               run("DELETE FROM alert_outbox WHERE created_at < ? AND seq NOT IN "
-                   "(SELECT seq FROM alert_deliveries WHERE status = 'pending')") +
-               run("DELETE FROM alert_attempts WHERE time < ?");
+    if (hook_) c.alerts = hook_->on_prune(db_, cutoff);
     tx.commit();
     return c;
 }

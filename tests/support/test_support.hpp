@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace subsync::test {
@@ -28,6 +29,8 @@ private:
 /// Whole file as bytes; throws when it cannot be read.
 std::string read_file(const std::filesystem::path& p);
 void write_file(const std::filesystem::path& p, const std::string& bytes);
+/// The lines of `text`, without their "\n"; no empty last line.
+std::vector<std::string> split_lines(std::string_view text);
 
 /// What a finished subsyncd process left behind.
 struct run_result {

@@ -1,7 +1,7 @@
 #pragma once
 // Pieces of report.html that are pure functions: escaping and the quota chart.
 
-#include <subsync/sync/alerts.hpp>
+#include <subsync/alerting/alerts.hpp>
 #include <subsync/sync/records.hpp>
 
 #include <cstdint>
@@ -36,7 +36,7 @@ struct quota_sample {
 /// An inline <svg> of quota left and used over time, a "now" line and, with a
 /// forecast, its fitted line down to zero. `samples` are oldest first, not empty.
 [[nodiscard]] std::string quota_chart_svg(std::span<const quota_sample> samples,
-                                          const std::optional<sync::alerts::forecast>& fit, sync::epoch_ms now,
+                                          const std::optional<alerting::forecast>& fit, sync::epoch_ms now,
                                           sync::epoch_ms fit_from);
 
 }  // namespace subsync::exporters::detail

@@ -238,6 +238,25 @@ enum class sink_type { log, jsonl, webhook, alertmanager, exec };
 }
 
 /// `[[alerts.sink]]`: one place notifications go.
+/// A label notifications are grouped by (docs/alert-delivery.md "Grouping").
+enum class group_label { account, source, kind, severity, item };
+inline constexpr std::array<std::string_view, 5> group_label_names{"account", "source", "kind", "severity", "item"};
+[[nodiscard]] constexpr std::string_view to_string(group_label l) noexcept {
+    return group_label_names[static_cast<std::size_t>(l)];
+}
+
+/// How a sink groups notifications, as Alertmanager does: one notification per group and
+/// delivery pass, listing the group's new, repeated and resolved alerts.
+struct grouping {
+    std::vector<group_label> by{group_label::account, group_label::kind};  ///< empty = one group
+    /// A new group is first sent this long after its oldest alert was queued.
+    std::chrono::milliseconds wait{0};
+    /// A group that was sent is sent again (with what arrived since) no sooner than this.
+    std::chrono::milliseconds interval{std::chrono::minutes(5)};
+    /// A larger group goes out as several notifications, the most urgent alerts first.
+    int max_alerts = 500;
+};
+
 struct sink_config {
     std::string name;  ///< unique; deliveries are tracked per sink name (default: the type)
     sink_type type = sink_type::log;
@@ -257,6 +276,9 @@ struct sink_config {
     /// exec: variables set to these values (systemd's Environment=); they win over pass_env.
     std::vector<std::pair<std::string, std::string>> env;
     std::chrono::milliseconds timeout{std::chrono::seconds(10)};  ///< one delivery attempt
+    /// alertmanager: `by` is empty and the timers zero (Alertmanager groups alerts itself), and
+    /// max_alerts is the batch per POST.
+    grouping group;
 };
 
 struct alerts_config {

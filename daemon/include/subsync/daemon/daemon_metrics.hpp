@@ -2,6 +2,7 @@
 // subsyncd's metrics and per-source status: fed by sync runs and the engine's log events,
 // rendered at /metrics, and read by /healthz.
 
+#include <subsync/alerting/outbox.hpp>
 #include <subsync/config/config.hpp>
 #include <subsync/daemon/health.hpp>
 #include <subsync/daemon/log_events.hpp>
@@ -30,7 +31,7 @@ public:
     void set_sync_in_progress(bool running);
     void count_reload(bool accepted);
     /// Counts one alert delivery attempt (outcome: delivered, failed, dead).
-    void record_delivery(const std::string& sink, const std::string& outcome);
+    void record_delivery(const std::string& sink, alerting::attempt_outcome outcome);
     /// Shows every configured sink's series at 0 before its first attempt.
     void declare_sinks(const std::vector<std::string>& sinks);
     /// Shows every series with a known label set at 0 before anything happens, so rate() and

@@ -65,8 +65,6 @@ public:
                        std::vector<double> buckets = {});
     /// The whole exposition, ending in a newline.
     [[nodiscard]] std::string render() const;
-    /// The family named `name`, or nullptr.
-    [[nodiscard]] const metric_family* find(std::string_view name) const;
 
 private:
     std::deque<metric_family> families_;

@@ -60,10 +60,23 @@ struct prune_counts {
     std::int64_t changes = 0;
     std::int64_t samples = 0;
     std::int64_t removed_items = 0;
-    std::int64_t alerts = 0;  ///< resolved alerts, finished notifications and delivery attempts
+    std::int64_t alerts = 0;  ///< rows the run hook deleted (alerting: resolved alerts, finished notifications)
 };
 
 class snapshot_store;
+
+/// Work that must commit with a run (the alerting module's rules and outbox): called inside
+/// every apply and record_failure transaction after the run's rows are written, and inside
+/// prune()'s. An exception rolls the whole transaction back.
+class run_hook {
+public:
+    virtual ~run_hook() = default;
+    /// Returns the number of alert notifications it queued.
+    virtual int on_run(SQLite::Database& db, std::string_view account, source_kind source, epoch_ms now,
+                       std::int64_t run_id) = 0;
+    /// Deletes what it keeps that is older than `cutoff`; returns the rows deleted.
+    virtual std::int64_t on_prune(SQLite::Database& db, epoch_ms cutoff) = 0;
+};
 
 /// One (account, source) listing, staged as its pages arrive, in any order
 /// (bench/README.md finding 4). A new or changed item goes to a temporary table
@@ -168,7 +181,7 @@ private:
 class snapshot_store {
 public:
     /// The schema version this binary writes (`PRAGMA user_version`).
-    static constexpr int schema_version = 3;
+    static constexpr int schema_version = 4;
 
     /// Opens or creates the database (mode 0600, WAL, synchronous=FULL) and
     /// migrates it forward. Throws when it cannot, or when the file was written
@@ -195,9 +208,9 @@ public:
                               epoch_ms started, epoch_ms finished, bool dry_run = false,
                               std::string_view error_kind = {});
 
-    /// Evaluates the alert rules of `cfg` in every apply and record_failure transaction, so a
-    /// notification commits with the change that caused it. `cfg` is borrowed; nullptr = off.
-    void set_alerts(const config::alerts_config* cfg) noexcept { alerts_ = cfg; }
+    /// Runs `hook` in every apply, record_failure and prune transaction, so an alert
+    /// notification commits with the change that caused it. Borrowed; nullptr = none.
+    void set_run_hook(run_hook* hook) noexcept { hook_ = hook; }
 
     /// Deletes history older than `cutoff`: changes, sync runs, quota samples,
     /// items removed before it, resolved alerts and delivered notifications. Current items and everything after the
@@ -217,7 +230,7 @@ private:
 
     store_options opts_;
     SQLite::Database db_;
-    const config::alerts_config* alerts_ = nullptr;
+    run_hook* hook_ = nullptr;
     int stages_ = 0;  ///< names the next stage's temporary tables
 };
 

@@ -5,6 +5,7 @@
 
 #include <subsync/config/config.hpp>
 #include <subsync/sync/records.hpp>
+#include <subsync/sync/snapshot.hpp>
 
 #include <SQLiteCpp/Database.h>
 
@@ -14,7 +15,9 @@
 #include <string_view>
 #include <vector>
 
-namespace subsync::sync::alerts {
+namespace subsync::alerting {
+
+using sync::epoch_ms;
 
 /// Where alerts about the watcher itself live (`source` of delivery_failed).
 inline constexpr std::string_view alerts_source = "alerts";
@@ -91,6 +94,20 @@ struct source_health {
 int update_source(SQLite::Database& db, const config::alerts_config& cfg, std::string_view account,
                   std::string_view source, epoch_ms now, std::optional<std::int64_t> run_id);
 
+/// The alerting module's part of every snapshot transaction: the rules, the state machine and
+/// the outbox run inside the apply (or record_failure) that caused them, and retention prunes
+/// resolved alerts and finished notifications. `cfg` is borrowed.
+class rules_hook final : public sync::run_hook {
+public:
+    explicit rules_hook(const config::alerts_config& cfg) : cfg_(cfg) {}
+    int on_run(SQLite::Database& db, std::string_view account, sync::source_kind source, epoch_ms now,
+               std::int64_t run_id) override;
+    std::int64_t on_prune(SQLite::Database& db, epoch_ms cutoff) override;
+
+private:
+    const config::alerts_config& cfg_;
+};
+
 /// The dispatcher's own alert: `delivery_failed` for `sink` fires while `dead` is non-zero
 /// (notifications dead-lettered by it and not redelivered) and resolves when it is zero.
 /// Opens its own transaction. Returns the number of notifications queued.
@@ -120,4 +137,4 @@ struct alert_row {
 /// Firing alerts (or all with `all`), most severe first, then account, source, item, kind.
 [[nodiscard]] std::vector<alert_row> read_alerts(SQLite::Database& db, bool all);
 
-}  // namespace subsync::sync::alerts
+}  // namespace subsync::alerting

@@ -1,10 +1,13 @@
 #pragma once
-// The alert dispatcher: drains alert_deliveries to the configured sinks, in seq order per sink
-// (head-of-line: a failing head blocks its sink until its retry time), sinks concurrently,
-// recording every attempt. At-least-once: a row is marked delivered only after the sink
-// confirmed. docs/alert-delivery.md.
+// The alert dispatcher: groups each sink's pending notifications (grouping.hpp) and sends one
+// notification per group, in queue order per sink (head-of-line: a failing one blocks its sink
+// until its retry time), sinks concurrently, recording every attempt in the outbox.
+// At-least-once: a group is marked delivered only after the sink confirmed.
+// docs/alert-delivery.md.
 
-#include <subsync/exporters/alert_sinks.hpp>
+#include <subsync/alerting/grouping.hpp>
+#include <subsync/alerting/outbox.hpp>
+#include <subsync/alerting/sinks.hpp>
 
 #include <SQLiteCpp/Database.h>
 
@@ -19,15 +22,15 @@
 #include <utility>
 #include <vector>
 
-namespace subsync::exporters {
+namespace subsync::alerting {
 
 /// What one sink did in one dispatch.
 struct sink_dispatch {
     std::string sink;
-    int delivered = 0;
+    int delivered = 0;  ///< group notifications delivered
     int failed = 0;  ///< attempts that failed and will be retried
-    int dead = 0;    ///< notifications dead-lettered now
-    std::int64_t pending = 0;                ///< pending rows left afterwards
+    int dead = 0;    ///< group notifications dead-lettered now
+    std::int64_t pending = 0;                ///< alerts still owed afterwards
     std::optional<std::int64_t> next_due;    ///< when the head may be tried again (epoch ms)
 };
 
@@ -48,31 +51,37 @@ struct dispatch_clock {
 class alert_dispatcher {
 public:
     /// `db` (schema v3 or later) is borrowed and used only between awaits on the caller's loop;
-    /// `cfg` is copied. Builds one sink per effective sink (alerts::effective_sinks).
+    /// `cfg` is copied. Builds one sink per effective sink (effective_sinks).
     alert_dispatcher(const config::alerts_config& cfg, sink_context ctx, SQLite::Database& db, dispatch_clock clock);
     ~alert_dispatcher();
     alert_dispatcher(const alert_dispatcher&) = delete;
     alert_dispatcher& operator=(const alert_dispatcher&) = delete;
 
-    /// Delivers every due pending row of every configured sink until none is due, or until
-    /// `deadline` (no attempt starts after it; a running one is cut at it).
+    /// Delivers every due group notification of every configured sink until none is due, or
+    /// until `deadline` (no attempt starts after it; a running one is cut at it).
     boost::asio::awaitable<dispatch_report> run(std::chrono::steady_clock::time_point deadline);
 
-    /// Pending rows of configured sinks, and the earliest next_attempt_at among their heads.
+    /// Alerts owed to configured sinks, and the earliest time one of their notifications is due.
     [[nodiscard]] std::pair<std::int64_t, std::optional<std::int64_t>> pending() const;
 
-    /// Called after every attempt with (sink, outcome: "delivered" | "failed" | "dead").
-    std::function<void(const std::string&, const std::string&)> on_attempt;
+    /// Called after every attempt with the sink, its outcome and the number of alerts in it.
+    std::function<void(const std::string&, attempt_outcome, std::size_t)> on_attempt;
+
+    /// Pending deliveries read per sink and plan: a larger backlog goes out over later passes.
+    static constexpr std::int64_t plan_window = 100'000;
 
 private:
     struct sink_slot;
+    [[nodiscard]] std::vector<planned_notification> plan(const sink_slot& s) const;
     boost::asio::awaitable<sink_dispatch> drain(sink_slot& s, std::chrono::steady_clock::time_point deadline);
-    [[nodiscard]] std::int64_t dead_count(const std::string& sink) const;
+    boost::asio::awaitable<batch_outcome> attempt(sink_slot& s, const planned_notification& p,
+                                                  std::chrono::steady_clock::time_point deadline);
     double draw();
 
     config::alerts_config cfg_;
     sink_context ctx_;
     SQLite::Database& db_;
+    mutable outbox outbox_;
     dispatch_clock clock_;
     std::mt19937_64 rng_{std::random_device{}()};
     std::vector<std::unique_ptr<sink_slot>> sinks_;
@@ -88,8 +97,5 @@ private:
 dispatch_report deliver_for(const config::config& cfg, SQLite::Database& db, config::environment env,
                             std::function<std::int64_t()> now, std::chrono::milliseconds budget);
 
-/// `subsyncd alerts --redeliver`: dead rows (of `sink`, or of every sink when empty) become
-/// pending again with attempts 0, due now. Returns how many.
-std::int64_t requeue_dead(SQLite::Database& db, const std::string& sink, std::int64_t now);
 
-}  // namespace subsync::exporters
+}  // namespace subsync::alerting

@@ -1,6 +1,6 @@
 // The log, jsonl, webhook and alertmanager sinks (exec is in alert_exec.cpp).
 
-#include <subsync/exporters/alert_sinks.hpp>
+#include <subsync/alerting/sinks.hpp>
 #include <subsync/sync/signer.hpp>
 
 #include <subsync/config/load.hpp>
@@ -8,7 +8,6 @@
 #include <subsync/sync/time.hpp>
 
 #include <fmt/format.h>
-#include <simdjson.h>
 #include <spdlog/spdlog.h>
 
 #include <fcntl.h>
@@ -20,7 +19,7 @@
 #include <filesystem>
 #include <system_error>
 
-namespace subsync::exporters {
+namespace subsync::alerting {
 
 namespace asio = boost::asio;
 using steady = std::chrono::steady_clock;
@@ -42,21 +41,15 @@ class log_sink final : public alert_sink {
 public:
     explicit log_sink(std::string name) : name_(std::move(name)) {}
 
-    asio::awaitable<delivery_outcome> deliver(const notification& n, steady::time_point) override {
-        if (n.state == "resolved")
-            spdlog::info(
-                "alert resolved sink={} kind={} severity={} account={} source={} id={} threshold={} reason={} "
-                "summary=\"{}\"",
-                name_, n.kind, n.severity, n.account, n.source, n.id, n.threshold, n.reason, n.summary);
-        else
-            spdlog::warn(
-                "alert firing sink={} kind={} severity={} account={} source={} id={} threshold={} notification={} "
-                "summary=\"{}\"",
-                name_, n.kind, n.severity, n.account, n.source, n.id, n.threshold, n.number, n.summary);
+    // One line per group notification: its labels, counts, and the most urgent alert.
+    asio::awaitable<delivery_outcome> deliver(const group_notification& g, steady::time_point) override {
+        const notification& top = g.alerts.front();
+        const auto level = g.fresh + g.repeated == 0 ? spdlog::level::info : spdlog::level::warn;
+        spdlog::log(level, "alerts sink={} group=\"{}\" alerts={} new={} repeated={} resolved={} top=\"{} {} {}/{}: {}\"",
+                    name_, g.key, g.alerts.size(), g.fresh, g.repeated, g.resolved, top.severity, top.state,
+                    top.account, top.id, top.summary);
         co_return delivery_outcome{true, {}};
     }
-
-    [[nodiscard]] std::size_t batch_size() const override { return 1024; }
 
 private:
     std::string name_;
@@ -68,13 +61,11 @@ class jsonl_sink final : public alert_sink {
 public:
     explicit jsonl_sink(std::filesystem::path path) : path_(std::move(path)) {}
 
-    asio::awaitable<delivery_outcome> deliver(const notification& n, steady::time_point) override {
-        co_return append(n.payload);
+    asio::awaitable<delivery_outcome> deliver(const group_notification& g, steady::time_point) override {
+        co_return append(g.payload);
     }
 
-    [[nodiscard]] std::size_t batch_size() const override { return 1024; }
-
-    // One fsync per batch: the dispatcher commits a batch as delivered only after this.
+    // The dispatcher marks a notification delivered only after this.
     delivery_outcome flush() override {
         if (!dirty_) return {true, {}};
         dirty_ = false;
@@ -142,16 +133,16 @@ public:
         if (cfg.url.tls() && !ctx.tls) throw std::logic_error("sink " + cfg.name + ": https URL without a TLS context");
     }
 
-    asio::awaitable<delivery_outcome> deliver(const notification& n, steady::time_point cap) override {
+    asio::awaitable<delivery_outcome> deliver(const group_notification& g, steady::time_point cap) override {
         const bool am = cfg_.type == config::sink_type::alertmanager;
         sync::http_request req;
         req.method = "POST";
         req.target = cfg_.url.base_path + (am ? "/api/v2/alerts" : "");
         if (req.target.empty()) req.target = "/";
         if (!cfg_.url.query.empty()) req.target += "?" + cfg_.url.query;
-        req.body = am ? alertmanager_body(n, ctx_.repeat_interval) : n.payload;
+        req.body = am ? alertmanager_body(g, ctx_.repeat_interval) : g.payload;
         req.headers.push_back({"Content-Type", "application/json"});
-        req.headers.push_back({"Idempotency-Key", n.idempotency_key});
+        req.headers.push_back({"Idempotency-Key", g.idempotency_key});
         for (const auto& [name, value] : cfg_.headers) req.headers.push_back({name, value});
         if (!cfg_.hmac_secret.empty()) {
             // Resolved per attempt: a rotated secret file takes effect without a restart.
@@ -180,7 +171,7 @@ private:
 class unresolved_sink final : public alert_sink {
 public:
     explicit unresolved_sink(std::string why) : why_(std::move(why)) {}
-    asio::awaitable<delivery_outcome> deliver(const notification&, steady::time_point) override {
+    asio::awaitable<delivery_outcome> deliver(const group_notification&, steady::time_point) override {
         co_return delivery_outcome{false, why_};
     }
 
@@ -206,10 +197,10 @@ public:
     exec_sink(std::vector<std::string> argv, std::vector<std::string> envp, std::chrono::milliseconds timeout)
         : argv_(std::move(argv)), envp_(std::move(envp)), timeout_(timeout) {}
 
-    asio::awaitable<delivery_outcome> deliver(const notification& n, steady::time_point cap) override {
+    asio::awaitable<delivery_outcome> deliver(const group_notification& g, steady::time_point cap) override {
         const auto start = steady::now();
         const auto deadline = std::min(cap, start + timeout_);
-        auto r = co_await run_exec(argv_, n.payload, deadline, envp_);
+        auto r = co_await run_exec(argv_, g.payload, deadline, envp_);
         if (!r.started) co_return delivery_outcome{false, r.error};
         if (!r.timed_out && r.term_signal == 0 && r.exit_code == 0) co_return delivery_outcome{true, {}};
         std::string what = r.timed_out ? fmt::format("timed out after {} ms (timeout {})",
@@ -228,65 +219,11 @@ private:
     std::chrono::milliseconds timeout_;
 };
 
-// ---- payload parsing ----------------------------------------------------------------------
-
-std::string_view str_or_empty(simdjson::dom::element e) {
-    std::string_view v;
-    if (e.get(v) != simdjson::SUCCESS) return {};
-    return v;
-}
-
-}  // namespace
-
-boost::system::result<notification, std::string> parse_notification(std::int64_t seq, std::string_view payload) {
-    simdjson::dom::parser parser;
-    simdjson::padded_string padded(payload);
-    simdjson::dom::element root;
-    if (auto e = parser.parse(padded).get(root); e) return fmt::format("outbox seq={}: payload: {}", seq, simdjson::error_message(e));
-    simdjson::dom::object obj;
-    if (root.get(obj)) return fmt::format("outbox seq={}: payload is not a JSON object", seq);
-    notification n;
-    n.seq = seq;
-    n.payload = std::string(payload);
-    struct text_field {
-        const char* name;
-        std::string* out;
-        bool required;
-    };
-    for (const auto& f : {text_field{"idempotency_key", &n.idempotency_key, true}, {"kind", &n.kind, true},
-                          {"severity", &n.severity, true}, {"state", &n.state, true}, {"account", &n.account, false},
-                          {"source", &n.source, false}, {"id", &n.id, false}, {"threshold", &n.threshold, false},
-                          {"summary", &n.summary, false}, {"reason", &n.reason, false}}) {
-        simdjson::dom::element e;
-        if (obj[f.name].get(e) || !(e.is_string() || e.is_null())) {
-            if (f.required) return fmt::format("outbox seq={}: payload field={}: expected a string", seq, f.name);
-            continue;
-        }
-        *f.out = std::string(str_or_empty(e));
-    }
-    auto time_field = [&](const char* name) -> std::optional<std::int64_t> {
-        std::string_view t;
-        if (obj[name].get(t)) return std::nullopt;
-        return sync::parse_iso8601(t);
-    };
-    n.since = time_field("since").value_or(0);
-    n.created_at = time_field("created_at").value_or(n.since);
-    n.resolved_at = time_field("resolved_at");
-    if (std::int64_t num = 0; !obj["notification"].get(num)) n.number = num;
-    if (simdjson::dom::object values; !obj["values"].get(values)) {
-        for (auto [key, value] : values) {
-            if (value.is_string()) n.values.emplace_back(std::string(key), std::string(str_or_empty(value)));
-            else n.values.emplace_back(std::string(key), simdjson::minify(value));
-        }
-    }
-    return n;
-}
-
-std::string alertmanager_body(const notification& n, std::chrono::milliseconds repeat_interval) {
-    // Alertmanager v2 `postableAlerts` (prometheus/alertmanager api/v2/openapi.yaml): labels is a
-    // required string map and identifies the alert; annotations, startsAt, endsAt, generatorURL
-    // are optional. Empty label values mean "no label" there, so they are left out.
-    std::string out = "[{\"labels\":{";
+// One `postableAlert` (prometheus/alertmanager api/v2/openapi.yaml): labels is a required string
+// map and identifies the alert; annotations, startsAt, endsAt, generatorURL are optional. Empty
+// label values mean "no label" there, so they are left out.
+void append_postable_alert(std::string& out, const notification& n, std::chrono::milliseconds repeat_interval) {
+    out += "{\"labels\":{";
     bool first = true;
     auto pair = [&](std::string_view k, std::string_view v) {
         if (v.empty()) return;
@@ -318,7 +255,18 @@ std::string alertmanager_body(const notification& n, std::chrono::milliseconds r
     const std::int64_t ends = n.resolved_at ? *n.resolved_at : n.created_at + 2 * repeat_interval.count();
     out += ",\"endsAt\":";
     sync::append_json_string(out, sync::format_iso8601(std::max(ends, n.since)));
-    out += "}]";
+    out += '}';
+}
+
+}  // namespace
+
+std::string alertmanager_body(const group_notification& g, std::chrono::milliseconds repeat_interval) {
+    std::string out = "[";
+    for (std::size_t i = 0; i < g.alerts.size(); ++i) {
+        if (i) out += ',';
+        append_postable_alert(out, g.alerts[i], repeat_interval);
+    }
+    out += ']';
     return out;
 }
 
@@ -346,4 +294,4 @@ std::unique_ptr<alert_sink> make_sink(const config::sink_config& cfg, const sink
     throw std::invalid_argument("sink " + cfg.name + ": unknown type");
 }
 
-}  // namespace subsync::exporters
+}  // namespace subsync::alerting

@@ -1,8 +1,9 @@
 #pragma once
-// Alert sinks: where one notification (an alert_outbox row's payload, docs/alerts.md) goes.
-// Each deliver() is one attempt within the sink's timeout; the dispatcher
-// (alert_dispatch.hpp) decides order, retries and dead-lettering. docs/alert-delivery.md.
+// Alert sinks: where one group notification (grouping.hpp, docs/alert-delivery.md) goes.
+// Each deliver() is one attempt within the sink's timeout; the dispatcher (dispatch.hpp)
+// decides grouping, order, retries and dead-lettering.
 
+#include <subsync/alerting/grouping.hpp>
 #include <subsync/config/config.hpp>
 #include <subsync/config/secret_source.hpp>
 #include <subsync/sync/http_client.hpp>
@@ -20,25 +21,7 @@
 #include <utility>
 #include <vector>
 
-namespace subsync::exporters {
-
-/// The fields of a notification payload, parsed once (docs/alerts.md "Notification format").
-struct notification {
-    std::int64_t seq = 0;  ///< alert_outbox.seq
-    std::string payload;   ///< the JSON object exactly as queued: what webhook, jsonl and exec send
-    std::string idempotency_key, kind, severity, state, account, source, id, threshold, summary;
-    std::string reason;  ///< empty when null
-    std::int64_t since = 0;
-    std::optional<std::int64_t> resolved_at;
-    std::int64_t created_at = 0;
-    std::int64_t number = 1;  ///< "notification": 1, 2, … within one episode
-    /// "values" flattened: strings as they are, other JSON values as compact JSON text.
-    std::vector<std::pair<std::string, std::string>> values;
-};
-
-/// Parses an outbox payload; the error names the field.
-[[nodiscard]] boost::system::result<notification, std::string> parse_notification(std::int64_t seq,
-                                                                                   std::string_view payload);
+namespace subsync::alerting {
 
 /// The outcome of one delivery attempt. `error` never holds a secret.
 struct delivery_outcome {
@@ -63,24 +46,20 @@ class alert_sink {
 public:
     virtual ~alert_sink() = default;
     /// One attempt, finished by `cap` at the latest (and by the sink's own timeout).
-    virtual boost::asio::awaitable<delivery_outcome> deliver(const notification& n,
+    virtual boost::asio::awaitable<delivery_outcome> deliver(const group_notification& g,
                                                              std::chrono::steady_clock::time_point cap) = 0;
-    /// How many notifications the dispatcher delivers before it calls flush() and commits their
-    /// outcomes in one transaction. A crash inside a batch sends it again (at-least-once), so
-    /// local sinks take large batches and remote ones small.
-    [[nodiscard]] virtual std::size_t batch_size() const { return 64; }
-    /// Makes the deliveries of the batch durable (jsonl: one fsync). A failure turns them into
-    /// failed attempts, retried later.
+    /// Makes the last delivery durable (jsonl: fsync) before the dispatcher marks it delivered.
+    /// A failure turns it into a failed attempt, retried later.
     virtual delivery_outcome flush() { return {true, {}}; }
 };
 
 /// Builds the sink `cfg` describes.
 [[nodiscard]] std::unique_ptr<alert_sink> make_sink(const config::sink_config& cfg, const sink_context& ctx);
 
-/// The body posted to Alertmanager's /api/v2/alerts for `n`: a one-element `postableAlerts` array.
-/// A firing alert ends at created_at + 2 × repeat_interval, so it stays active until the next
-/// repeat refreshes it (or a resolved notification ends it at resolved_at).
-[[nodiscard]] std::string alertmanager_body(const notification& n, std::chrono::milliseconds repeat_interval);
+/// The body posted to Alertmanager's /api/v2/alerts for `g`: a `postableAlerts` array, one
+/// element per alert. A firing alert ends at created_at + 2 × repeat_interval, so it stays
+/// active until the next repeat refreshes it (or a resolved notification ends it at resolved_at).
+[[nodiscard]] std::string alertmanager_body(const group_notification& g, std::chrono::milliseconds repeat_interval);
 
 
 /// The exec sink's child process, on its own: argv without a shell, `input` on stdin, killed
@@ -105,4 +84,4 @@ struct exec_result {
                                                         const config::environment& env,
                                                         const std::vector<std::string>& never);
 
-}  // namespace subsync::exporters
+}  // namespace subsync::alerting

@@ -1,9 +1,9 @@
 // The alert rules: pure functions of an item's or a source's facts, the time and the config
 // (docs/alerts.md "Kinds"). The state machine that turns them into notifications is alerts.cpp.
 
-#include "alert_text.hpp"
+#include "text.hpp"
 
-#include <subsync/sync/alerts.hpp>
+#include <subsync/alerting/alerts.hpp>
 
 #include <subsync/config/load.hpp>
 
@@ -14,7 +14,7 @@
 #include <limits>
 #include <vector>
 
-namespace subsync::sync::alerts {
+namespace subsync::alerting {
 namespace {
 
 using config::alert_kind;
@@ -260,4 +260,4 @@ bool accepts(const config::sink_filter& f, alert_kind kind, config::severity sev
     return true;
 }
 
-}  // namespace subsync::sync::alerts
+}  // namespace subsync::alerting

@@ -1,7 +1,7 @@
 // The exec sink's child process: posix_spawnp (no shell), pipes for stdin/stdout/stderr and a
 // pidfd, all waited on by the event loop so a slow hook never blocks /metrics or other sinks.
 
-#include <subsync/exporters/alert_sinks.hpp>
+#include <subsync/alerting/sinks.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -27,7 +27,7 @@
 #include <cstring>
 #include <system_error>
 
-namespace subsync::exporters {
+namespace subsync::alerting {
 
 namespace asio = boost::asio;
 using steady = std::chrono::steady_clock;
@@ -215,4 +215,4 @@ asio::awaitable<exec_result> run_exec(const std::vector<std::string>& argv, std:
     co_return r;
 }
 
-}  // namespace subsync::exporters
+}  // namespace subsync::alerting

@@ -1,9 +1,10 @@
 // The alert state machine and its transactional outbox (docs/alerts.md "Firing, repeating,
 // resolving"); the rules it evaluates are in alert_rules.cpp.
 
-#include "alert_text.hpp"
+#include "text.hpp"
 
-#include <subsync/sync/alerts.hpp>
+#include <subsync/alerting/alerts.hpp>
+#include <subsync/alerting/outbox.hpp>
 #include <subsync/sync/signer.hpp>
 
 #include <SQLiteCpp/Statement.h>
@@ -15,11 +16,12 @@
 #include <tuple>
 #include <vector>
 
-namespace subsync::sync::alerts {
+namespace subsync::alerting {
 namespace {
 
 using config::alert_kind;
 using detail::json_str;
+using sync::sha256_hex;
 
 /// Rank of an alert within its family (expiry: expiring, expired; quota: forecast, low,
 /// exhausted); a newly active alert of higher rank supersedes a lower one silently.
@@ -310,42 +312,15 @@ private:
         p += fmt::format(",\"notification\":{}", number);
         p += ",\"created_at\":" + json_str(format_iso8601(now_)) + "}";
 
-        if (!outbox_)
-            outbox_.emplace(db_,
-                            "INSERT OR IGNORE INTO alert_outbox (idempotency_key, created_at, run_id, account, source, "
-                            "item_key, kind, threshold, state, severity, payload) VALUES (?,?,?,?,?,?,?,?,?,?,?)");
-        SQLite::Statement& ins = *outbox_;
-        ins.reset();
-        ins.bind(1, key);
-        ins.bind(2, static_cast<std::int64_t>(now_));
-        if (run_id_) ins.bind(3, *run_id_);
-        else ins.bind(3);
-        ins.bind(4, account_);
-        ins.bind(5, source_);
-        ins.bind(6, s.item_key);
-        ins.bind(7, s.kind);
-        ins.bind(8, s.threshold);
-        ins.bind(9, s.state);
-        ins.bind(10, s.severity);
-        ins.bind(11, p);
-        if (ins.exec() == 0) return;  // this very notification is already queued
-        const std::int64_t seq = db_.getLastInsertRowid();
         const auto sev = s.severity == "critical"  ? config::severity::critical
                          : s.severity == "warning" ? config::severity::warning
                                                    : config::severity::info;
-        if (!deliveries_)
-            deliveries_.emplace(db_,
-                                "INSERT INTO alert_deliveries (sink, seq, status, attempts, next_attempt_at) "
-                                "VALUES (?, ?, 'pending', 0, ?)");
-        SQLite::Statement& deliver = *deliveries_;
-        for (const auto& sink : sinks_) {
-            if (sink.name == exclude_sink_ || !accepts(sink.filter, kind, sev, account_)) continue;
-            deliver.bind(1, sink.name);
-            deliver.bind(2, seq);
-            deliver.bind(3, static_cast<std::int64_t>(now_));
-            deliver.exec();
-            deliver.reset();
-        }
+        sink_names_.clear();
+        for (const auto& sink : sinks_)
+            if (sink.name != exclude_sink_ && accepts(sink.filter, kind, sev, account_)) sink_names_.push_back(sink.name);
+        const queued_notification n{key,       now_,        run_id_,  account_, source_, s.item_key,
+                                    s.kind,    s.threshold, s.state,  s.severity, std::move(p)};
+        if (!outbox_.enqueue(n, sink_names_)) return;  // this very notification is already queued
         if (firing) {
             s.notifications = number;
             s.last_notified = now_;
@@ -402,7 +377,9 @@ private:
     std::vector<stored_alert> stored_;  ///< sorted by (item_key, kind, threshold)
     int queued_ = 0;
     // Prepared once per reconciliation: a first sync may queue a notification per item.
-    std::optional<SQLite::Statement> outbox_, deliveries_, upsert_, texts_;
+    outbox outbox_{db_};
+    std::vector<std::string> sink_names_;
+    std::optional<SQLite::Statement> upsert_, texts_;
 };
 
 source_health read_health(SQLite::Database& db, std::string_view account, std::string_view source) {
@@ -551,4 +528,17 @@ std::vector<alert_row> read_alerts(SQLite::Database& db, bool all) {
     return out;
 }
 
-}  // namespace subsync::sync::alerts
+int rules_hook::on_run(SQLite::Database& db, std::string_view account, sync::source_kind source, epoch_ms now,
+                       std::int64_t run_id) {
+    return update_source(db, cfg_, account, sync::to_string(source), now, run_id);
+}
+
+std::int64_t rules_hook::on_prune(SQLite::Database& db, epoch_ms cutoff) {
+    // Resolved episodes and finished notifications; what is firing or still owed to a sink is
+    // kept whatever its age.
+    SQLite::Statement resolved(db, "DELETE FROM alerts WHERE state = 'resolved' AND resolved_at < ?");
+    resolved.bind(1, static_cast<std::int64_t>(cutoff));
+    return resolved.exec() + outbox(db).prune(cutoff);
+}
+
+}  // namespace subsync::alerting

@@ -1,0 +1,85 @@
+#pragma once
+// Grouping: which pending notifications of a sink go out together, and when (Alertmanager's
+// group_by / group_wait / group_interval), and the group notification's payload.
+// docs/alert-delivery.md "Grouping".
+
+#include <subsync/alerting/outbox.hpp>
+#include <subsync/config/config.hpp>
+
+#include <boost/system/result.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace subsync::alerting {
+
+/// The fields of one alert notification's payload, parsed once (docs/alerts.md "Notification format").
+struct notification {
+    std::int64_t seq = 0;  ///< alert_outbox.seq
+    std::string payload;   ///< the JSON object exactly as queued
+    std::string idempotency_key, kind, severity, state, account, source, id, threshold, summary;
+    std::string reason;  ///< empty when null
+    std::int64_t since = 0;
+    std::optional<std::int64_t> resolved_at;
+    std::int64_t created_at = 0;
+    std::int64_t number = 1;  ///< "notification": 1, 2, … within one episode
+    /// "values" flattened: strings as they are, other JSON values as compact JSON text.
+    std::vector<std::pair<std::string, std::string>> values;
+};
+
+/// Parses an outbox payload; the error names the field.
+[[nodiscard]] boost::system::result<notification, std::string> parse_notification(std::int64_t seq,
+                                                                                   std::string_view payload);
+
+/// One notification to a sink: a group's alerts that go out together.
+struct group_notification {
+    std::int64_t batch = 0;  ///< its first seq: names it in alert_deliveries and alert_attempts
+    std::string key;         ///< "account=prod,kind=expiring"; "" for the single group of group_by = []
+    std::vector<std::pair<std::string, std::string>> labels;  ///< group_by's labels and their values
+    std::string idempotency_key;  ///< the same on every attempt, across restarts
+    std::vector<notification> alerts;  ///< most urgent first
+    int fresh = 0, repeated = 0, resolved = 0;  ///< new firing, repeated firing, resolved alerts
+    std::string payload;  ///< {"group": {…}, "alerts": [payloads]}: what webhook, jsonl and exec send
+};
+
+/// The group key of a pending delivery under `by`: "label=value" pairs joined by ",", in
+/// `by`'s order (values percent-encode "%", "," and "=").
+[[nodiscard]] std::string group_key(const pending_delivery& d, std::span<const config::group_label> by);
+
+/// Whether `a` goes before `b` inside a notification: critical first, firing before resolved,
+/// then queue order.
+[[nodiscard]] bool more_urgent(std::string_view severity_a, std::string_view state_a, std::int64_t seq_a,
+                               std::string_view severity_b, std::string_view state_b, std::int64_t seq_b) noexcept;
+
+/// One group notification a sink owes.
+struct planned_notification {
+    std::int64_t batch = 0;
+    std::string key;
+    std::vector<std::int64_t> seqs;  ///< its members, most urgent first
+    bool assigned = false;           ///< grouped in an earlier pass (alert_deliveries.batch is set)
+    std::int64_t attempts = 0;
+    epoch_ms due = 0;  ///< when it may go: grouping timers, or the retry backoff of an earlier attempt
+    bool retrying = false;  ///< an attempt failed: the sink's head of line waits for it
+};
+
+/// Plans a sink's notifications from its pending deliveries (seq order). Deliveries already
+/// grouped keep their group; the others are grouped by `g.by`, each group split by
+/// `g.max_alerts` (most urgent first). A group is due `g.wait` after its oldest alert, or
+/// `g.interval` after `last_delivered(key)`. In queue order of each group's first alert.
+[[nodiscard]] std::vector<planned_notification> plan_notifications(
+    std::span<const pending_delivery> rows, const config::grouping& g,
+    const std::function<std::optional<epoch_ms>(const std::string&)>& last_delivered);
+
+/// The group notification of `members` (as queued; any order). The error names the member
+/// whose payload cannot be read.
+[[nodiscard]] boost::system::result<group_notification, std::string> make_group_notification(
+    const planned_notification& p, std::string_view sink, std::span<const config::group_label> by,
+    std::span<const batch_member> members);
+
+}  // namespace subsync::alerting

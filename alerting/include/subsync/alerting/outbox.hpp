@@ -1,0 +1,130 @@
+#pragma once
+// The transactional outbox: the one owner of alert_outbox (what was queued), alert_deliveries
+// (what each sink still owes, has delivered, or gave up on) and alert_attempts (every try).
+// No other code runs SQL on those tables. docs/alert-delivery.md, docs/schema.md.
+
+#include <subsync/sync/records.hpp>
+
+#include <SQLiteCpp/Database.h>
+#include <SQLiteCpp/Statement.h>
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace subsync::alerting {
+
+using sync::epoch_ms;
+
+enum class delivery_status { pending, delivered, dead };
+/// What one attempt at one group notification came to.
+enum class attempt_outcome { delivered, failed, dead };
+
+[[nodiscard]] std::string_view to_string(delivery_status s) noexcept;
+[[nodiscard]] std::string_view to_string(attempt_outcome o) noexcept;
+
+/// One alert notification as the state machine queues it: one alert_outbox row.
+struct queued_notification {
+    std::string idempotency_key;
+    epoch_ms created_at = 0;
+    std::optional<std::int64_t> run_id;
+    std::string account, source, item_key, kind, threshold, state, severity;
+    std::string payload;  ///< the JSON object of docs/alerts.md "Notification format"
+};
+
+/// A sink's pending delivery, without its payload: what grouping decides on.
+struct pending_delivery {
+    std::int64_t seq = 0;
+    std::int64_t attempts = 0;
+    epoch_ms next_attempt_at = 0;
+    epoch_ms created_at = 0;
+    std::optional<std::int64_t> batch;  ///< the group notification it was put in; none before it was grouped
+    std::string account, source, item_key, kind, severity, state;
+};
+
+/// One notification of a group, with its payload, in the group's order.
+struct batch_member {
+    std::int64_t seq = 0;
+    std::string idempotency_key;
+    std::string payload;
+};
+
+/// One attempt at one group notification (`batch`), recorded for every member.
+struct batch_outcome {
+    std::int64_t batch = 0;
+    attempt_outcome outcome = attempt_outcome::delivered;
+    std::int64_t attempts = 0;          ///< the group's attempts so far, this one included
+    epoch_ms at = 0;
+    std::int64_t latency_ms = 0;
+    epoch_ms next_attempt_at = 0;       ///< failed only
+    std::string error;                  ///< empty when delivered; never a secret
+};
+
+/// Deliveries of one sink, by status.
+struct sink_counts {
+    std::string sink;
+    std::int64_t pending = 0, delivered = 0, dead = 0;
+};
+
+/// One recorded attempt, newest first, for `subsyncd alerts --deliveries`.
+struct attempt_record {
+    std::int64_t batch = 0;  ///< the group notification's first seq
+    epoch_ms time = 0;
+    std::string outcome;
+    std::int64_t latency_ms = 0;
+    std::string error;
+    std::string what;  ///< "kind state account/item" of that notification, or "?" once pruned
+};
+
+class outbox {
+public:
+    /// `db` is borrowed (schema v4 or later). Statements are prepared on first use and kept.
+    explicit outbox(SQLite::Database& db);
+    ~outbox();
+    outbox(const outbox&) = delete;
+    outbox& operator=(const outbox&) = delete;
+
+    // ---- inside the apply's transaction (the state machine) --------------------------------
+
+    /// Queues `n` for every sink in `sinks`, due at once. Returns false, queuing nothing, when
+    /// a notification with the same idempotency key is queued already.
+    bool enqueue(const queued_notification& n, std::span<const std::string> sinks);
+
+    // ---- the dispatcher ------------------------------------------------------------------
+
+    /// Pending deliveries of `sink` in seq order, at most `limit`.
+    [[nodiscard]] std::vector<pending_delivery> pending(std::string_view sink, std::int64_t limit) const;
+    /// Puts `seqs` of `sink` into group notification `batch` (its first member's seq) under
+    /// `group_key`, in one transaction: a restart sends that same group again.
+    void assign(std::string_view sink, std::int64_t batch, std::string_view group_key,
+                std::span<const std::int64_t> seqs);
+    /// The members of one group notification in the order they were assigned (seq order).
+    [[nodiscard]] std::vector<batch_member> members(std::string_view sink, std::int64_t batch) const;
+    /// When a group notification of `group_key` was last delivered to `sink`.
+    [[nodiscard]] std::optional<epoch_ms> last_delivered(std::string_view sink, std::string_view group_key) const;
+    /// Records the outcomes of group notifications for every member, in one transaction.
+    void record(std::string_view sink, std::span<const batch_outcome> outcomes);
+
+    // ---- the CLI, the metrics, retention --------------------------------------------------
+
+    [[nodiscard]] std::int64_t count(std::string_view sink, delivery_status status) const;
+    /// Every sink that has deliveries on record, with its counts, by name.
+    [[nodiscard]] std::vector<sink_counts> counts() const;
+    /// The latest `limit` attempts of `sink`, newest first.
+    [[nodiscard]] std::vector<attempt_record> attempts(std::string_view sink, std::int64_t limit) const;
+    /// Dead deliveries of `sink` (every sink when empty) become pending again, ungrouped, with
+    /// no attempts, due at `now`. Returns how many.
+    std::int64_t requeue_dead(std::string_view sink, epoch_ms now);
+    /// Deletes notifications created before `cutoff` that no sink still owes, and attempts
+    /// older than it (inside the caller's transaction). Returns the rows deleted.
+    std::int64_t prune(epoch_ms cutoff);
+
+private:
+    SQLite::Database& db_;
+    std::optional<SQLite::Statement> insert_, deliver_;
+};
+
+}  // namespace subsync::alerting

@@ -1,0 +1,245 @@
+#include <subsync/config/secret.hpp>
+#include <subsync/alerting/dispatch.hpp>
+
+#include <subsync/alerting/alerts.hpp>
+#include <subsync/alerting/outbox.hpp>
+#include <subsync/sync/retry.hpp>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/deferred.hpp>
+#include <boost/asio/experimental/parallel_group.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_future.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <vector>
+
+namespace subsync::alerting {
+
+namespace asio = boost::asio;
+using steady = std::chrono::steady_clock;
+
+struct alert_dispatcher::sink_slot {
+    config::sink_config cfg;
+    std::unique_ptr<alert_sink> sink;
+};
+
+alert_dispatcher::alert_dispatcher(const config::alerts_config& cfg, sink_context ctx, SQLite::Database& db,
+                                   dispatch_clock clock)
+    : cfg_(cfg), ctx_(std::move(ctx)), db_(db), outbox_(db), clock_(std::move(clock)) {
+    ctx_.repeat_interval = cfg_.repeat_interval;
+    for (auto& sc : effective_sinks(cfg_)) {
+        auto slot = std::make_unique<sink_slot>();
+        slot->sink = make_sink(sc, ctx_);
+        slot->cfg = std::move(sc);
+        sinks_.push_back(std::move(slot));
+    }
+}
+
+alert_dispatcher::~alert_dispatcher() = default;
+
+double alert_dispatcher::draw() {
+    if (clock_.unit_random) return clock_.unit_random();
+    return std::uniform_real_distribution<double>(0.0, 1.0)(rng_);
+}
+
+std::vector<planned_notification> alert_dispatcher::plan(const sink_slot& s) const {
+    const auto rows = outbox_.pending(s.cfg.name, plan_window);
+    return plan_notifications(rows, s.cfg.group, [&](const std::string& key) {
+        return outbox_.last_delivered(s.cfg.name, key);
+    });
+}
+
+std::pair<std::int64_t, std::optional<std::int64_t>> alert_dispatcher::pending() const {
+    std::int64_t total = 0;
+    std::optional<std::int64_t> next;
+    for (const auto& s : sinks_) {
+        total += outbox_.count(s->cfg.name, delivery_status::pending);
+        for (const auto& p : plan(*s)) {
+            next = next ? std::min(*next, p.due) : p.due;
+            if (p.retrying) break;  // head of line: nothing after it goes first
+        }
+    }
+    return {total, next};
+}
+
+asio::awaitable<batch_outcome> alert_dispatcher::attempt(sink_slot& s, const planned_notification& p,
+                                                         steady::time_point deadline) {
+    const std::string& name = s.cfg.name;
+    const sync::retry_policy policy{cfg_.max_attempts, cfg_.retry_base, cfg_.retry_max};
+    if (!p.assigned) outbox_.assign(name, p.batch, p.key, p.seqs);
+    const auto members = outbox_.members(name, p.batch);
+    const auto t0 = steady::now();
+    auto group = make_group_notification(p, name, s.cfg.group.by, members);
+    delivery_outcome out;
+    const bool poison = !group;  // a payload that cannot be read never will be: no retry
+    if (poison) out = {false, group.error()};
+    else out = co_await s.sink->deliver(*group, deadline);
+    // Durable first (jsonl: fsync), then marked: what is marked delivered was delivered.
+    if (out.delivered) out = s.sink->flush();
+    batch_outcome o;
+    o.batch = p.batch;
+    o.attempts = p.attempts + 1;
+    o.at = clock_.now();
+    o.latency_ms = std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - t0).count();
+    o.error = config::redacted(out.error);
+    if (out.delivered) o.outcome = attempt_outcome::delivered;
+    else if (poison || o.attempts >= cfg_.max_attempts) o.outcome = attempt_outcome::dead;
+    else {
+        o.outcome = attempt_outcome::failed;
+        o.next_attempt_at = o.at + sync::backoff_delay(policy, static_cast<int>(o.attempts), draw()).count();
+    }
+    outbox_.record(name, std::span(&o, 1));
+    const std::size_t alerts = members.size();
+    switch (o.outcome) {
+        case attempt_outcome::delivered:
+            spdlog::debug("alerts delivered sink={} group=\"{}\" batch={} alerts={} attempt={} ms={}", name, p.key,
+                          p.batch, alerts, o.attempts, o.latency_ms);
+            break;
+        case attempt_outcome::dead:
+            spdlog::error("alerts dead-lettered sink={} group=\"{}\" batch={} alerts={} attempts={} error=\"{}\"",
+                          name, p.key, p.batch, alerts, o.attempts, o.error);
+            break;
+        case attempt_outcome::failed:
+            spdlog::warn("alert delivery failed sink={} group=\"{}\" batch={} alerts={} attempt={} ms={} error=\"{}\"",
+                         name, p.key, p.batch, alerts, o.attempts, o.latency_ms, o.error);
+            break;
+    }
+    if (on_attempt) on_attempt(name, o.outcome, alerts);
+    co_return o;
+}
+
+asio::awaitable<sink_dispatch> alert_dispatcher::drain(sink_slot& s, steady::time_point deadline) {
+    sink_dispatch d;
+    d.sink = s.cfg.name;
+    const std::string& name = s.cfg.name;
+    const std::int64_t dead_before = outbox_.count(name, delivery_status::dead);
+    std::string last_dead_error;
+    auto due_at = [&](epoch_ms t) { d.next_due = d.next_due ? std::min(*d.next_due, t) : t; };
+
+    // Group notifications go out one at a time in the order of their groups' first alerts; a
+    // failed one blocks the sink until its retry time (head of line), while a group that waits
+    // for its group_wait / group_interval lets the ones after it go. Planned again after each
+    // pass: what went out is gone, and grouping timers may have come due. No transaction is
+    // open while a sink is awaited: the connection is shared with the sync.
+    for (bool blocked = false, sent = true; sent && !blocked;) {
+        sent = false;
+        for (const planned_notification& p : plan(s)) {
+            const epoch_ms now = clock_.now();
+            if (p.due > now) {
+                due_at(p.due);
+                if (p.retrying) blocked = true;
+                if (blocked) break;
+                continue;
+            }
+            if (steady::now() >= deadline) {
+                due_at(p.due);
+                blocked = true;
+                break;
+            }
+            const batch_outcome o = co_await attempt(s, p, deadline);
+            sent = true;
+            if (o.outcome == attempt_outcome::delivered) ++d.delivered;
+            else if (o.outcome == attempt_outcome::dead) {
+                ++d.dead;
+                last_dead_error = o.error;
+            } else {
+                ++d.failed;
+                due_at(o.next_attempt_at);
+                blocked = true;
+                break;
+            }
+        }
+    }
+    const std::int64_t dead_after = outbox_.count(name, delivery_status::dead);
+    if (dead_after != dead_before)
+        queued_ += update_delivery_failed(db_, cfg_, name, dead_after, last_dead_error, clock_.now());
+    d.pending = outbox_.count(name, delivery_status::pending);
+    co_return d;
+}
+
+asio::awaitable<dispatch_report> alert_dispatcher::run(steady::time_point deadline) {
+    dispatch_report report;
+    auto ex = co_await asio::this_coro::executor;
+    for (const auto& s : sinks_) report.sinks.push_back({s->cfg.name, 0, 0, 0, 0, std::nullopt});
+    // More than one pass only when a pass dead-lettered something: delivery_failed notifications
+    // were queued for the other sinks, which may have finished already.
+    for (int pass = 0; pass < 3 && !sinks_.empty(); ++pass) {
+        queued_ = 0;
+        using op_type = decltype(asio::co_spawn(ex, drain(*sinks_.front(), deadline), asio::deferred));
+        std::vector<op_type> ops;
+        for (auto& s : sinks_) ops.push_back(asio::co_spawn(ex, drain(*s, deadline), asio::deferred));
+        auto [order, errors, results] = co_await asio::experimental::make_parallel_group(std::move(ops))
+                                            .async_wait(asio::experimental::wait_for_all(), asio::use_awaitable);
+        for (auto& e : errors)
+            if (e) std::rethrow_exception(e);
+        for (std::size_t i = 0; i < results.size(); ++i) {
+            auto& r = report.sinks[i];
+            r.delivered += results[i].delivered;
+            r.failed += results[i].failed;
+            r.dead += results[i].dead;
+            r.pending = results[i].pending;
+            r.next_due = results[i].next_due;
+        }
+        if (queued_ == 0 || steady::now() >= deadline) break;
+    }
+    const std::int64_t now = clock_.now();
+    for (const auto& r : report.sinks) {
+        report.delivered += r.delivered;
+        report.failed += r.failed;
+        report.dead += r.dead;
+        report.pending += r.pending;
+        if (r.next_due) {
+            report.next_due = report.next_due ? std::min(*report.next_due, *r.next_due) : *r.next_due;
+            if (*r.next_due <= now) report.cut_short = true;
+        }
+    }
+    co_return report;
+}
+
+sink_context make_sink_context(asio::any_io_executor ex, const config::config& cfg, config::environment env) {
+    sink_context ctx;
+    ctx.ex = std::move(ex);
+    ctx.env = std::move(env);
+    ctx.secret_env_names = config::secret_env_names(cfg);
+    ctx.proxy = sync::proxy_settings::resolve(cfg.sync.proxy, cfg.sync.no_proxy);
+    ctx.repeat_interval = cfg.alerts.repeat_interval;
+    for (const auto& s : cfg.alerts.sinks)
+        // A URL from url_env/_file/_credential is read later: it may well be https.
+        if ((s.type == config::sink_type::webhook || s.type == config::sink_type::alertmanager) &&
+            (s.url.tls() || !s.url_secret.empty())) {
+            ctx.tls = sync::make_tls_context(cfg.tls);
+            break;
+        }
+    return ctx;
+}
+
+dispatch_report deliver_for(const config::config& cfg, SQLite::Database& db, config::environment env,
+                            std::function<std::int64_t()> now, std::chrono::milliseconds budget) {
+    asio::io_context io;
+    alert_dispatcher d(cfg.alerts, make_sink_context(io.get_executor(), cfg, std::move(env)), db, {now, {}});
+    const auto deadline = steady::now() + budget;
+    auto loop = [&]() -> asio::awaitable<dispatch_report> {
+        asio::steady_timer timer(io);
+        for (;;) {
+            auto r = co_await d.run(deadline);
+            if (r.pending == 0 || !r.next_due) co_return r;
+            const auto wait = std::chrono::milliseconds(std::max<std::int64_t>(0, *r.next_due - now()));
+            if (steady::now() + wait >= deadline) co_return r;
+            timer.expires_after(wait);
+            co_await timer.async_wait(asio::use_awaitable);
+        }
+    };
+    auto f = asio::co_spawn(io, loop(), asio::use_future);
+    io.run();
+    return f.get();
+}
+
+
+}  // namespace subsync::alerting

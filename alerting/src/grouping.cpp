@@ -1,0 +1,235 @@
+#include <subsync/alerting/grouping.hpp>
+
+#include <subsync/sync/columns.hpp>
+#include <subsync/sync/time.hpp>
+
+#include <fmt/format.h>
+#include <simdjson.h>
+
+#include <algorithm>
+#include <map>
+
+namespace subsync::alerting {
+namespace {
+
+std::string_view str_or_empty(simdjson::dom::element e) {
+    std::string_view v;
+    if (e.get(v) != simdjson::SUCCESS) return {};
+    return v;
+}
+
+int severity_rank(std::string_view s) noexcept { return s == "critical" ? 3 : s == "warning" ? 2 : 1; }
+
+std::string_view label_value(const pending_delivery& d, config::group_label l) noexcept {
+    switch (l) {
+        case config::group_label::account: return d.account;
+        case config::group_label::source: return d.source;
+        case config::group_label::kind: return d.kind;
+        case config::group_label::severity: return d.severity;
+        case config::group_label::item: return d.item_key;
+    }
+    return {};
+}
+
+std::string_view label_value(const notification& n, config::group_label l) noexcept {
+    switch (l) {
+        case config::group_label::account: return n.account;
+        case config::group_label::source: return n.source;
+        case config::group_label::kind: return n.kind;
+        case config::group_label::severity: return n.severity;
+        case config::group_label::item: return n.id;
+    }
+    return {};
+}
+
+void append_encoded(std::string& out, std::string_view v) {
+    for (const char c : v) {
+        if (c == '%' || c == ',' || c == '=') out += fmt::format("%{:02X}", static_cast<unsigned char>(c));
+        else out += c;
+    }
+}
+
+}  // namespace
+
+boost::system::result<notification, std::string> parse_notification(std::int64_t seq, std::string_view payload) {
+    simdjson::dom::parser parser;
+    simdjson::padded_string padded(payload);
+    simdjson::dom::element root;
+    if (auto e = parser.parse(padded).get(root); e)
+        return fmt::format("outbox seq={}: payload: {}", seq, simdjson::error_message(e));
+    simdjson::dom::object obj;
+    if (root.get(obj)) return fmt::format("outbox seq={}: payload is not a JSON object", seq);
+    notification n;
+    n.seq = seq;
+    n.payload = std::string(payload);
+    struct text_field {
+        const char* name;
+        std::string* out;
+        bool required;
+    };
+    for (const auto& f : {text_field{"idempotency_key", &n.idempotency_key, true}, {"kind", &n.kind, true},
+                          {"severity", &n.severity, true}, {"state", &n.state, true}, {"account", &n.account, false},
+                          {"source", &n.source, false}, {"id", &n.id, false}, {"threshold", &n.threshold, false},
+                          {"summary", &n.summary, false}, {"reason", &n.reason, false}}) {
+        simdjson::dom::element e;
+        if (obj[f.name].get(e) || !(e.is_string() || e.is_null())) {
+            if (f.required) return fmt::format("outbox seq={}: payload field={}: expected a string", seq, f.name);
+            continue;
+        }
+        *f.out = std::string(str_or_empty(e));
+    }
+    auto time_field = [&](const char* name) -> std::optional<std::int64_t> {
+        std::string_view t;
+        if (obj[name].get(t)) return std::nullopt;
+        return sync::parse_iso8601(t);
+    };
+    n.since = time_field("since").value_or(0);
+    n.created_at = time_field("created_at").value_or(n.since);
+    n.resolved_at = time_field("resolved_at");
+    if (std::int64_t num = 0; !obj["notification"].get(num)) n.number = num;
+    if (simdjson::dom::object values; !obj["values"].get(values)) {
+        for (auto [key, value] : values) {
+            if (value.is_string()) n.values.emplace_back(std::string(key), std::string(str_or_empty(value)));
+            else n.values.emplace_back(std::string(key), simdjson::minify(value));
+        }
+    }
+    return n;
+}
+
+std::string group_key(const pending_delivery& d, std::span<const config::group_label> by) {
+    std::string key;
+    for (const auto l : by) {
+        if (!key.empty()) key += ',';
+        key += config::to_string(l);
+        key += '=';
+        append_encoded(key, label_value(d, l));
+    }
+    return key;
+}
+
+bool more_urgent(std::string_view severity_a, std::string_view state_a, std::int64_t seq_a,
+                 std::string_view severity_b, std::string_view state_b, std::int64_t seq_b) noexcept {
+    const int ra = severity_rank(severity_a), rb = severity_rank(severity_b);
+    if (ra != rb) return ra > rb;
+    const bool fa = state_a == "firing", fb = state_b == "firing";
+    if (fa != fb) return fa;
+    return seq_a < seq_b;
+}
+
+std::vector<planned_notification> plan_notifications(
+    std::span<const pending_delivery> rows, const config::grouping& g,
+    const std::function<std::optional<epoch_ms>(const std::string&)>& last_delivered) {
+    struct group {
+        std::int64_t first_seq = 0;
+        epoch_ms oldest = 0;
+        std::vector<const pending_delivery*> rows;
+    };
+    // Grouped in an earlier pass: that notification goes again as it was (same idempotency key).
+    std::map<std::int64_t, planned_notification> assigned;
+    std::map<std::string, group> fresh;
+    for (const auto& r : rows) {
+        if (r.batch) {
+            auto& p = assigned[*r.batch];
+            if (p.seqs.empty()) {
+                p.batch = *r.batch;
+                p.key = group_key(r, g.by);
+                p.assigned = true;
+                p.attempts = r.attempts;
+                p.retrying = r.attempts > 0;
+                p.due = r.next_attempt_at;
+            }
+            p.seqs.push_back(r.seq);
+            continue;
+        }
+        auto [it, inserted] = fresh.try_emplace(group_key(r, g.by));
+        if (inserted) {
+            it->second.first_seq = r.seq;
+            it->second.oldest = r.created_at;
+        }
+        it->second.oldest = std::min(it->second.oldest, r.created_at);
+        it->second.rows.push_back(&r);
+    }
+
+    std::vector<std::pair<std::int64_t, planned_notification>> ordered;  // (first seq of its group, plan)
+    for (auto& [batch, p] : assigned) ordered.emplace_back(batch, std::move(p));
+    const std::size_t chunk = static_cast<std::size_t>(std::max(1, g.max_alerts));
+    for (auto& [key, grp] : fresh) {
+        std::stable_sort(grp.rows.begin(), grp.rows.end(), [](const pending_delivery* a, const pending_delivery* b) {
+            return more_urgent(a->severity, a->state, a->seq, b->severity, b->state, b->seq);
+        });
+        const auto last = last_delivered(key);
+        const epoch_ms due = last ? std::max<epoch_ms>(*last + g.interval.count(), grp.oldest)
+                                  : grp.oldest + g.wait.count();
+        for (std::size_t at = 0; at < grp.rows.size(); at += chunk) {
+            planned_notification p;
+            p.key = key;
+            p.due = due;
+            const std::size_t end = std::min(grp.rows.size(), at + chunk);
+            for (std::size_t i = at; i < end; ++i) p.seqs.push_back(grp.rows[i]->seq);
+            p.batch = *std::min_element(p.seqs.begin(), p.seqs.end());
+            ordered.emplace_back(grp.first_seq, std::move(p));
+        }
+    }
+    std::stable_sort(ordered.begin(), ordered.end(),
+                     [](const auto& a, const auto& b) { return a.first < b.first; });
+    std::vector<planned_notification> out;
+    out.reserve(ordered.size());
+    for (auto& [first, p] : ordered) out.push_back(std::move(p));
+    return out;
+}
+
+boost::system::result<group_notification, std::string> make_group_notification(
+    const planned_notification& p, std::string_view sink, std::span<const config::group_label> by,
+    std::span<const batch_member> members) {
+    group_notification g;
+    g.batch = p.batch;
+    g.key = p.key;
+    std::string first_key;
+    for (const auto& m : members) {
+        auto n = parse_notification(m.seq, m.payload);
+        if (!n) return n.error();
+        if (m.seq == p.batch || first_key.empty()) first_key = m.idempotency_key;
+        g.alerts.push_back(std::move(*n));
+    }
+    if (g.alerts.empty()) return fmt::format("group {} of sink {}: no pending member", p.batch, sink);
+    std::stable_sort(g.alerts.begin(), g.alerts.end(), [](const notification& a, const notification& b) {
+        if (a.state == "firing" && b.state == "firing" && a.severity == b.severity && (a.number == 1) != (b.number == 1))
+            return a.number == 1;  // new before repeated
+        return more_urgent(a.severity, a.state, a.seq, b.severity, b.state, b.seq);
+    });
+    for (const auto l : by) g.labels.emplace_back(config::to_string(l), label_value(g.alerts.front(), l));
+    g.idempotency_key = "group:" + first_key;
+    for (const auto& a : g.alerts) {
+        if (a.state == "resolved") ++g.resolved;
+        else if (a.number > 1) ++g.repeated;
+        else ++g.fresh;
+    }
+
+    std::string& out = g.payload;
+    std::size_t size = 256;
+    for (const auto& a : g.alerts) size += a.payload.size() + 1;
+    out.reserve(size);
+    out += "{\"group\":{\"key\":";
+    sync::append_json_string(out, g.key);
+    out += ",\"labels\":{";
+    for (std::size_t i = 0; i < g.labels.size(); ++i) {
+        if (i) out += ',';
+        sync::append_json_string(out, g.labels[i].first);
+        out += ':';
+        sync::append_json_string(out, g.labels[i].second);
+    }
+    out += "},\"sink\":";
+    sync::append_json_string(out, sink);
+    out += ",\"idempotency_key\":";
+    sync::append_json_string(out, g.idempotency_key);
+    out += fmt::format(R"(,"severity":"{}","alerts":{},"new":{},"repeated":{},"resolved":{}}},"alerts":[)",
+                       g.alerts.front().severity, g.alerts.size(), g.fresh, g.repeated, g.resolved);
+    for (std::size_t i = 0; i < g.alerts.size(); ++i) {
+        if (i) out += ',';
+        out += g.alerts[i].payload;
+    }
+    out += "]}";
+    return g;
+}
+
+}  // namespace subsync::alerting
