@@ -8,12 +8,18 @@
 #include <subsync/daemon/metrics.hpp>
 #include <subsync/emulator/server.hpp>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <simdjson.h>
 
 #include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmath>
+#include <fstream>
+#include <iterator>
+#include <sstream>
 #include <map>
 #include <set>
 #include <stdexcept>
@@ -394,6 +400,161 @@ TEST(DaemonMetrics, EndpointParsesAndCountersMove) {
 
     d.signal(SIGTERM);
     EXPECT_EQ(d.wait(10s), 0) << d.err();
+}
+
+/// Wall-clock seconds now.
+double unix_now() {
+    return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+/// Entries of /proc/PID/fd.
+std::size_t open_fds_of(pid_t pid) {
+    std::size_t n = 0;
+    for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(fmt::format("/proc/{}/fd", pid))) ++n;
+    return n;
+}
+
+/// VmRSS of /proc/PID/status, in bytes.
+double rss_of(pid_t pid) {
+    std::istringstream in(test::read_file(fmt::format("/proc/{}/status", pid)));
+    for (std::string line; std::getline(in, line);)
+        if (line.rfind("VmRSS:", 0) == 0) return std::stod(line.substr(6)) * 1024;
+    return -1;
+}
+
+const std::vector<std::string> error_classes{"network", "timeout", "tls",        "http_status",
+                                             "auth",    "parse",   "incomplete", "cancelled"};
+const std::vector<std::string> alert_kinds{"expiring",       "expired",        "quota_low",    "quota_exhausted",
+                                           "quota_forecast", "resource_status", "source_failing", "source_stale",
+                                           "auth_failing",   "delivery_failed", "removed_early"};
+
+// Issue 17: the process_* metrics every client library exports, and every series with a known
+// label set present at 0 from the first scrape, before anything failed.
+TEST(DaemonMetrics, ProcessMetricsAndEverySeriesFromStart) {
+    test::temp_dir dir;
+    emulator::options opts;
+    opts.token = token;
+    emulator::server emu(opts, emulator::dataset::generated(50, 4, 3));
+    emu.start();
+    test::write_file(dir / "ca.pem", emu.cert_pem());
+    auto c = test::cloud_config(emu.base_url(), (dir / "ca.pem").string());
+    c.metrics_listen = "127.0.0.1:0";
+    const auto cfg = test::write_daemon_config(dir.path(), c);
+    test::notify_socket systemd(dir / "notify");
+    const double spawned = unix_now();
+    test::daemon_process d({"run", "--config", cfg.string()},
+                           {{"SUBSYNC_TEST_TOKEN", token}, {"NOTIFY_SOCKET", systemd.path().string()}}, dir.path());
+    auto ready = systemd.wait_for("READY=1");
+    ASSERT_TRUE(ready) << systemd.transcript() << d.err();
+    const auto port = static_cast<std::uint16_t>(std::stoi(ready->substr(ready->find("metrics 127.0.0.1:") + 18)));
+    ASSERT_TRUE(systemd.wait_for("STATUS=sync 1 ok")) << systemd.transcript() << d.err();
+
+    auto r = test::http_get(port, "/metrics");
+    ASSERT_EQ(r.status, 200);
+    exposition m;
+    ASSERT_NO_THROW(m = parse_exposition(r.body)) << r.body;
+
+    EXPECT_EQ(m.families.at("process_cpu_seconds_total").type, "counter");
+    for (const char* g : {"process_start_time_seconds", "process_resident_memory_bytes", "process_virtual_memory_bytes",
+                          "process_open_fds", "process_max_fds"})
+        EXPECT_EQ(m.families.at(g).type, "gauge") << g;
+    // Clock ticks are 1/100 s: the start time is within a tick of when the test spawned it.
+    EXPECT_GE(m.at("process_start_time_seconds"), spawned - 1.0);
+    EXPECT_LE(m.at("process_start_time_seconds"), unix_now());
+    EXPECT_GE(m.at("process_cpu_seconds_total"), 0);
+    EXPECT_LT(m.at("process_cpu_seconds_total"), unix_now() - spawned + 1) << "one thread of CPU at most, roughly";
+    const double rss = rss_of(d.pid());
+    EXPECT_GT(m.at("process_resident_memory_bytes"), rss / 2) << "VmRSS " << rss;
+    EXPECT_LT(m.at("process_resident_memory_bytes"), rss * 2) << "VmRSS " << rss;
+    EXPECT_GT(m.at("process_virtual_memory_bytes"), m.at("process_resident_memory_bytes"));
+    const auto fds = static_cast<double>(open_fds_of(d.pid()));
+    EXPECT_NEAR(m.at("process_open_fds"), fds, 2) << "the scrape's own socket comes and goes";
+    EXPECT_GT(m.at("process_max_fds"), m.at("process_open_fds"));
+
+    for (const char* source : {"purchased_groups", "subscription_resources"}) {
+        SCOPED_TRACE(source);
+        EXPECT_EQ(m.at("subsync_sync_runs_total", {{"account", "prod"}, {"source", source}, {"status", "ok"}}), 1);
+        for (const char* status : {"failed", "incomplete"})
+            EXPECT_EQ(m.at("subsync_sync_runs_total", {{"account", "prod"}, {"source", source}, {"status", status}}), 0)
+                << status;
+        for (const auto& cls : error_classes)
+            EXPECT_EQ(m.at("subsync_errors_total", {{"account", "prod"}, {"source", source}, {"class", cls}}), 0) << cls;
+        EXPECT_EQ(m.at("subsync_retries_total", {{"account", "prod"}, {"source", source}}), 0);
+    }
+    // Alerts firing: every kind has a series, those with nothing firing at 0.
+    for (const auto& kind : alert_kinds) EXPECT_NO_THROW((void)m.at("subsync_alerts_firing", {{"kind", kind}})) << kind;
+    EXPECT_EQ(m.families.at("subsync_alerts_firing").samples.size(), alert_kinds.size());
+
+    d.signal(SIGTERM);
+    EXPECT_EQ(d.wait(10s), 0) << d.err();
+}
+
+// Issue 17: timer mode. `sync --once --metrics-textfile` writes the subsync_* metrics for
+// node_exporter's textfile collector: whole (renamed into place), without process_* (they would
+// clash with node_exporter's own), and with the failed run counted.
+TEST(DaemonMetrics, SyncOnceWritesATextfileAtomically) {
+    test::temp_dir dir;
+    emulator::options opts;
+    opts.token = token;
+    emulator::server emu(opts, emulator::dataset::generated(120, 5, 9));
+    emu.start();
+    test::write_file(dir / "ca.pem", emu.cert_pem());
+    const auto cfg = test::write_daemon_config(dir.path(), test::cloud_config(emu.base_url(), (dir / "ca.pem").string()));
+    std::filesystem::create_directories(dir / "textfile");
+    const auto prom = dir / "textfile" / "subsync.prom";
+
+    const double before = unix_now();
+    auto ok = test::run_subsyncd({"sync", "--once", "--config", cfg.string(), "--metrics-textfile", prom.string()},
+                                 {{"SUBSYNC_TEST_TOKEN", token}});
+    ASSERT_EQ(ok.exit_code, 0) << ok.err;
+    exposition m;
+    ASSERT_NO_THROW(m = parse_exposition(test::read_file(prom))) << test::read_file(prom);
+    const std::map<std::string, std::string> groups{{"account", "prod"}, {"source", "purchased_groups"}};
+    EXPECT_EQ(m.at("subsync_sync_runs_total", {{"account", "prod"}, {"source", "purchased_groups"}, {"status", "ok"}}),
+              1);
+    EXPECT_EQ(m.at("subsync_sync_runs_total",
+                   {{"account", "prod"}, {"source", "purchased_groups"}, {"status", "failed"}}),
+              0);
+    EXPECT_EQ(m.at("subsync_items", {{"account", "prod"}, {"table", "purchased_groups"}}), 120);
+    EXPECT_EQ(m.at("subsync_items_fetched_total", groups), 120);
+    EXPECT_GE(m.at("subsync_last_success_timestamp_seconds", groups), std::floor(before));
+    EXPECT_LE(m.at("subsync_last_success_timestamp_seconds", groups), unix_now());
+    for (const auto& [name, _] : m.families) EXPECT_NE(name.rfind("process_", 0), 0u) << name;
+    EXPECT_EQ(::access(prom.c_str(), R_OK), 0);
+    EXPECT_EQ(std::filesystem::status(prom).permissions() & std::filesystem::perms::others_read,
+              std::filesystem::perms::others_read)
+        << "node_exporter runs as another user";
+
+    // The second run replaces the file by rename: a reader holding the old one still reads it whole.
+    std::ifstream held(prom);
+    struct stat first{};
+    ASSERT_EQ(::stat(prom.c_str(), &first), 0);
+    auto failed = test::run_subsyncd({"sync", "--once", "--config", cfg.string(), "--metrics-textfile", prom.string()},
+                                     {{"SUBSYNC_TEST_TOKEN", "tok-wrong-e2e0"}});
+    ASSERT_EQ(failed.exit_code, 1) << failed.err;
+    struct stat second{};
+    ASSERT_EQ(::stat(prom.c_str(), &second), 0);
+    EXPECT_NE(first.st_ino, second.st_ino) << "rewritten in place instead of renamed";
+    const std::string old_text((std::istreambuf_iterator<char>(held)), std::istreambuf_iterator<char>());
+    EXPECT_NO_THROW(parse_exposition(old_text));
+    std::vector<std::string> names;
+    for (const auto& e : std::filesystem::directory_iterator(dir / "textfile")) names.push_back(e.path().filename());
+    EXPECT_EQ(names, std::vector<std::string>{"subsync.prom"}) << "a temporary file was left behind";
+
+    ASSERT_NO_THROW(m = parse_exposition(test::read_file(prom)));
+    EXPECT_EQ(m.at("subsync_sync_runs_total",
+                   {{"account", "prod"}, {"source", "purchased_groups"}, {"status", "failed"}}),
+              1);
+    EXPECT_EQ(m.at("subsync_errors_total", {{"account", "prod"}, {"source", "purchased_groups"}, {"class", "auth"}}), 1);
+    EXPECT_EQ(m.at("subsync_errors_total", {{"account", "prod"}, {"source", "purchased_groups"}, {"class", "network"}}),
+              0);
+    // The last success is still the first run's, read from the database.
+    EXPECT_LE(m.at("subsync_last_success_timestamp_seconds", groups), static_cast<double>(first.st_mtime) + 1);
+
+    auto dry = test::run_subsyncd(
+        {"sync", "--once", "--dry-run", "--config", cfg.string(), "--metrics-textfile", prom.string()},
+        {{"SUBSYNC_TEST_TOKEN", token}});
+    EXPECT_EQ(dry.exit_code, 2) << "a dry run has no metrics to publish: " << dry.err;
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 
 #include "alert_commands.hpp"
 #include "record_commands.hpp"
+#include "status.hpp"
 #include <subsync/daemon/logging.hpp>
 #include <subsync/exporters/atomic_file.hpp>
 #include <subsync/exporters/table_export.hpp>
@@ -42,7 +43,8 @@ int run_cli(int argc, char** argv) {
         "and subscription resources), with change history and CSV/JSON exports.\n\n"
         "Exit codes: 0 ok; 1 a source failed (the snapshot keeps its last good state); 2 bad config or usage;\n"
         "3 every source answered but a listing did not add up (applied without removals); 4 another subsyncd\n"
-        "holds the database (run: still, after waiting daemon.lock_wait).\n"
+        "holds the database (run: still, after waiting daemon.lock_wait); 5 (status) a source never synced or\n"
+        "its last run is older than 2 x sync.interval.\n"
         "The config file is --config, else $SUBSYNC_CONFIG, else /etc/subsync/subsync.toml (docs/configuration.md).",
         "subsyncd"};
     app.set_version_flag("--version", "subsyncd " SUBSYNC_VERSION);
@@ -77,6 +79,12 @@ int run_cli(int argc, char** argv) {
         ->check(CLI::IsMember({"text", "json"}));
     sync_cmd->add_flag("--wait", once_opts.wait,
                        "if the daemon (or another sync) holds the database, wait for it instead of exiting 4");
+    sync_cmd
+        ->add_option("--metrics-textfile", once_opts.metrics_textfile,
+                     "write this run's subsync_* metrics to FILE (atomically: a temporary file in the same folder,\n"
+                     "then rename) for node_exporter's textfile collector, e.g.\n"
+                     "/var/lib/prometheus/node-exporter/subsync.prom")
+        ->excludes("--dry-run");
     add_config(sync_cmd);
 
     auto* check_cmd = app.add_subcommand(
@@ -142,6 +150,19 @@ int run_cli(int argc, char** argv) {
         ->check(CLI::PositiveNumber);
     add_config(alerts_cmd);
 
+    auto* status_cmd = app.add_subcommand(
+        "status",
+        "per account and source the last run (status, age, items, error), alerts firing by severity, the\n"
+        "alert outbox per sink, database and export sizes, and the pid of the daemon holding the lock.\n"
+        "Read-only: works while the daemon or a timer's sync runs. Exit 0 when every source's last run is\n"
+        "ok and ended within --max-age; else 1 (a run failed), 5 (stale or never synced), 3 (incomplete)");
+    status_options status_opts;
+    status_cmd->add_option("--format", status_opts.format, "table (default) | json (one object)")
+        ->check(CLI::IsMember({"table", "json"}));
+    status_cmd->add_option("--max-age", status_opts.max_age,
+                           "a source whose last run ended longer ago is stale (default: 2 x sync.interval)");
+    add_config(status_cmd);
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -159,6 +180,7 @@ int run_cli(int argc, char** argv) {
         if (*history_cmd) return run_history(path, history_opts);
         if (*replicate_cmd) return run_replicate(path, replicate_full, replicate_destination);
         if (*alerts_cmd) return run_alerts(path, alerts_opts);
+        if (*status_cmd) return run_status(path, status_opts);
     } catch (const std::exception& e) {
         // Failures that end the whole operation: the database cannot be opened
         // or written, an export cannot be written. The snapshot is intact.

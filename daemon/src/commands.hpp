@@ -18,7 +18,9 @@ namespace subsync::daemon {
 struct once_options {
     bool dry_run = false;  ///< fetch and diff, commit nothing, print what would change
     bool json = false;     ///< --summary json: one JSON object on stdout
-    bool wait = false;     ///< wait for a running daemon's lock instead of exiting 2
+    bool wait = false;     ///< wait for a running daemon's lock instead of exiting 4
+    /// --metrics-textfile: write the run's subsync_* metrics there (node_exporter's textfile collector).
+    std::optional<std::filesystem::path> metrics_textfile;
 };
 
 /// `check-config` flags.

@@ -1,4 +1,6 @@
 #include <subsync/daemon/daemon_metrics.hpp>
+#include <subsync/daemon/process_metrics.hpp>
+#include <subsync/sync/error.hpp>
 
 #include <subsync/alerting/outbox.hpp>
 
@@ -7,12 +9,18 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <array>
 
 namespace subsync::daemon {
 namespace {
 
 // Seconds; a source of a small tenant takes well under a second, a large one minutes.
 const std::vector<double> duration_buckets{0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900};
+
+constexpr std::array<const char*, 3> run_statuses{"ok", "failed", "incomplete"};
+constexpr std::array<sync::error_kind, 8> error_classes{
+    sync::error_kind::network, sync::error_kind::timeout, sync::error_kind::tls,        sync::error_kind::http_status,
+    sync::error_kind::auth,    sync::error_kind::parse,   sync::error_kind::incomplete, sync::error_kind::cancelled};
 
 bool table_exists(SQLite::Database& db, const char* name) {
     SQLite::Statement q(db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?");
@@ -141,6 +149,7 @@ void daemon_metrics::refresh_from_db(SQLite::Database& db) {
     try {
         if (table_exists(db, "alerts")) {
             alerts_firing_.clear();
+            for (auto kind : config::alert_kind_names) alerts_firing_.set({std::string(kind)}, 0);
             SQLite::Statement q(db, "SELECT kind, COUNT(*) FROM alerts WHERE state = 'firing' GROUP BY kind");
             while (q.executeStep()) alerts_firing_.set({q.getColumn(0).getString()}, q.getColumn(1).getDouble());
         }
@@ -168,6 +177,24 @@ void daemon_metrics::declare_sinks(const std::vector<std::string>& sinks) {
         dead_letters_.inc({s}, 0);
         for (const char* o : {"delivered", "failed", "dead"}) deliveries_.inc({s, o}, 0);
     }
+}
+
+void daemon_metrics::declare_series(const config::config& cfg) {
+    for (const auto& a : cfg.accounts)
+        for (auto kind : {sync::source_kind::purchased_groups, sync::source_kind::subscriptions}) {
+            const label_values labels{a.name, std::string(sync::to_string(kind))};
+            for (const char* status : run_statuses) runs_.inc({labels[0], labels[1], status}, 0);
+            for (auto c : error_classes) errors_.inc({labels[0], labels[1], std::string(sync::to_string(c))}, 0);
+            for (auto* f : {&pages_, &items_fetched_, &retries_, &throttled_}) f->inc(labels, 0);
+        }
+    for (auto kind : config::alert_kind_names) alerts_firing_.inc({std::string(kind)}, 0);
+}
+
+std::string daemon_metrics::render(bool process) const {
+    std::string out = registry_.render();
+    if (process)
+        if (const auto stats = read_process_stats()) out += render_process_metrics(*stats);
+    return out;
 }
 
 std::vector<source_status> daemon_metrics::sources_for(const config::config& cfg) const {

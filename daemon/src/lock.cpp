@@ -4,9 +4,13 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <system_error>
 #include <utility>
@@ -30,7 +34,43 @@ std::string read_pid(int fd) {
     return pid;
 }
 
+/// The pid of a FLOCK lock on inode `ino` in /proc/locks ("1: FLOCK  ADVISORY  WRITE 1234
+/// 08:01:5678 0 EOF"): 0 when the lock is held but its pid is not visible here, nullopt when the
+/// inode is not locked.
+std::optional<long> flock_holder(ino_t ino) {
+    std::ifstream locks("/proc/locks");
+    std::string line;
+    while (std::getline(locks, line)) {
+        std::istringstream in(line);
+        std::string ordinal, type, mode, access, dev_ino;
+        long pid = 0;
+        if (!(in >> ordinal >> type)) continue;
+        if (type == "->") in >> type;  // a waiter: "1: -> FLOCK ..."
+        if (type != "FLOCK" || !(in >> mode >> access >> pid >> dev_ino)) continue;
+        if (line.find(" -> ") != std::string::npos) continue;
+        const auto colon = dev_ino.rfind(':');
+        if (colon == std::string::npos) continue;
+        if (std::strtoull(dev_ino.c_str() + colon + 1, nullptr, 10) == ino) return pid;
+    }
+    return std::nullopt;
+}
+
 }  // namespace
+
+std::optional<long> instance_lock::holder_pid(const std::filesystem::path& database) {
+    const auto path = path_for(database);
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) return std::nullopt;
+    struct stat st{};
+    std::optional<long> pid;
+    if (::fstat(fd, &st) == 0) pid = flock_holder(st.st_ino);
+    if (pid && *pid <= 0) {
+        const std::string written = read_pid(fd);
+        pid = written.empty() ? 0 : std::stol(written);
+    }
+    ::close(fd);
+    return pid;
+}
 
 std::filesystem::path instance_lock::path_for(const std::filesystem::path& database) {
     auto p = database;

@@ -6,12 +6,14 @@
 #include <subsync/config/load.hpp>
 #include <subsync/config/secret_source.hpp>
 #include <subsync/daemon/cli.hpp>
+#include <subsync/daemon/daemon_metrics.hpp>
 #include <subsync/daemon/lock.hpp>
 #include <subsync/daemon/logging.hpp>
 #include <subsync/daemon/summary.hpp>
 #include <subsync/alerting/alerts.hpp>
 #include <subsync/alerting/dispatch.hpp>
 #include <subsync/destinations/postgresql.hpp>
+#include <subsync/exporters/atomic_file.hpp>
 #include <subsync/exporters/generations.hpp>
 #include <subsync/sync/engine.hpp>
 
@@ -95,7 +97,8 @@ namespace {
 
 // What this sync queued (and what earlier runs left pending) goes out now, for at most
 // alerts.flush_timeout; the rest waits in the outbox for the next run. Never changes the exit code.
-void deliver_alerts(const config::config& cfg, SQLite::Database& db, const config::environment& env) {
+std::optional<alerting::dispatch_report> deliver_alerts(const config::config& cfg, SQLite::Database& db,
+                                                         const config::environment& env) {
     try {
         alert_records records;
         const auto r = alerting::deliver_for(cfg, db, env, wall_clock_now, cfg.alerts.flush_timeout, &records);
@@ -105,8 +108,39 @@ void deliver_alerts(const config::config& cfg, SQLite::Database& db, const confi
                          r.delivered, r.failed, r.dead, r.pending, config::format_duration(cfg.alerts.flush_timeout));
         else if (r.delivered + r.dead > 0)
             spdlog::info("alert delivery done delivered={} dead={}", r.delivered, r.dead);
+        return r;
     } catch (const std::exception& e) {
         spdlog::error("alert delivery failed error=\"{}\"; the notifications stay queued for the next run", e.what());
+        return std::nullopt;
+    }
+}
+
+// --metrics-textfile: the daemon's subsync_* metrics for this run, for node_exporter's textfile
+// collector. Written to a temporary file in the same folder and renamed, so the collector never
+// reads half a file. A failure is logged and leaves the exit code alone: the sync happened, and
+// subsync_last_success_timestamp_seconds going stale is what alerts.
+void write_metrics_textfile(const std::filesystem::path& path, daemon_metrics& m, const config::config& cfg,
+                            const sync::sync_report& report, const std::optional<alerting::dispatch_report>& sent,
+                            SQLite::Database& db) {
+    try {
+        for (const auto& r : report.runs) m.record_run(r);
+        std::vector<std::string> sinks;
+        for (const auto& s : alerting::effective_sinks(cfg.alerts)) sinks.push_back(s.name);
+        m.declare_sinks(sinks);
+        if (sent)
+            for (const auto& s : sent->sinks)
+                for (const auto& [outcome, n] : {std::pair{alerting::attempt_outcome::delivered, s.delivered},
+                                                 {alerting::attempt_outcome::failed, s.failed},
+                                                 {alerting::attempt_outcome::dead, s.dead}})
+                    for (int i = 0; i < n; ++i) m.record_delivery(s.sink, outcome);
+        m.load_history(db);
+        m.refresh_from_db(db);
+        exporters::atomic_file f(path, 0644);
+        f.write(m.render(false));
+        f.commit();
+        spdlog::debug("metrics written path={}", path.string());
+    } catch (const std::exception& e) {
+        spdlog::error("cannot write the metrics textfile path={} error=\"{}\"", path.string(), e.what());
     }
 }
 
@@ -154,11 +188,16 @@ int run_sync_once(const std::filesystem::path& config_path, const once_options& 
     alerting::rules_hook alert_hook(cfg->alerts);
     store.set_run_hook(&alert_hook);
     const auto env = config::environment::process();
+    daemon_metrics metrics(SUBSYNC_VERSION, wall_clock_now());
+    metrics.declare_series(*cfg);
+    // With --metrics-textfile the metrics hear the sync's events too, as the daemon's do.
+    sync::observer_list events{opts.metrics_textfile ? std::vector<sync::sync_observer*>{&metrics, &sync_log()}
+                                                     : std::vector<sync::sync_observer*>{&sync_log()}};
     once_summary s;
     s.dry_run = opts.dry_run;
     s.database = database.string();
     s.started = wall_clock_now();
-    s.report = sync::sync_once(*cfg, store, env, wall_clock_now, {opts.dry_run, &sync_log()});
+    s.report = sync::sync_once(*cfg, store, env, wall_clock_now, {opts.dry_run, &events});
     s.finished = wall_clock_now();
     clear_progress();
 
@@ -168,8 +207,11 @@ int run_sync_once(const std::filesystem::path& config_path, const once_options& 
         auto db = sync::open_snapshot_readonly(database);
         s.exports = exporters::write_exports(db, cfg->storage.export_dir, exporters::generation_options_from(*cfg));
     }
-    if (!opts.dry_run) deliver_alerts(*cfg, store.database(), env);
+    std::optional<alerting::dispatch_report> sent;
+    if (!opts.dry_run) sent = deliver_alerts(*cfg, store.database(), env);
     if (!opts.dry_run && !cfg->destinations.empty()) replicate_destinations(*cfg, env);
+    if (opts.metrics_textfile && !opts.dry_run)
+        write_metrics_textfile(*opts.metrics_textfile, metrics, *cfg, s.report, sent, store.database());
     s.exit_code = exit_code_for(s.report);
     for (const auto& r : s.report.runs)
         if (!r.error.empty()) fmt::print(stderr, "{}: {}\n", sync::to_string(r.status), r.error);

@@ -140,6 +140,7 @@ service::lock_wait_result service::wait_for_lock(std::string& holder) {
 void service::start() {
     store_ = std::make_unique<sync::snapshot_store>(cfg_.storage);
     store_->set_run_hook(&alert_hook_);
+    metrics_.declare_series(cfg_);
     metrics_.load_history(store_->database());
     metrics_.refresh_from_db(store_->database());
     engine_ = std::make_unique<sync::sync_engine>(io_.get_executor(), cfg_, *store_, env_, wall_clock_now);

@@ -92,6 +92,7 @@ void service::apply_config(config::config cfg) {
     engine_.reset();
     cfg_ = std::move(cfg);
     engine_ = std::make_unique<sync::sync_engine>(io_.get_executor(), cfg_, *store_, env_, wall_clock_now);
+    metrics_.declare_series(cfg_);  // a new account's series start at 0
     rebuild_dispatcher_ = true;  // sinks and retry settings take effect at the next dispatch
     setup_logging({cfg_.daemon.level, cfg_.daemon.format, verbosity_});
     if (timing_changed && !syncing_ && rounds_ > 0) {

@@ -12,6 +12,7 @@ enum exit_code : int {
     exit_usage = 2,
     exit_incomplete = 3,
     exit_locked = 4,  ///< another subsyncd holds the database lock
+    exit_stale = 5,   ///< status: a source never synced, or its last run ended longer ago than 2 × interval
 };
 
 /// Runs the `subsyncd` command line and returns the process exit code.

@@ -37,6 +37,11 @@ public:
     void record_delivery(const std::string& sink, alerting::attempt_outcome outcome);
     /// Shows every configured sink's series at 0 before its first attempt.
     void declare_sinks(const std::vector<std::string>& sinks);
+    /// Shows every series with a known label set at 0 before anything happens, so rate() and
+    /// alert rules see them from the start: per configured (account, source) the runs by each
+    /// status, the errors by each class, pages, items, retries and 429s; alerts firing by each kind.
+    /// Safe to call again after a reload (new accounts get their series; nothing is reset).
+    void declare_series(const config::config& cfg);
 
     /// Learns each source's last outcome from `sync_runs`, so /healthz is right after a restart.
     void load_history(SQLite::Database& db);
@@ -46,7 +51,10 @@ public:
 
     /// One entry per (account, source) of `cfg`, in config order.
     [[nodiscard]] std::vector<source_status> sources_for(const config::config& cfg) const;
-    [[nodiscard]] std::string render() const { return registry_.render(); }
+    /// The exposition: subsync_* and, with `process`, the standard process_* metrics of this
+    /// process (left out of `sync --once --metrics-textfile`, where they would describe a process
+    /// that has exited and clash with node_exporter's own process_* series).
+    [[nodiscard]] std::string render(bool process = true) const;
     [[nodiscard]] const metrics_registry& registry() const noexcept { return registry_; }
 
 private:

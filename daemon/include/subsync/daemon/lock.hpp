@@ -19,6 +19,12 @@ public:
     /// when the file cannot be created.
     static std::optional<instance_lock> try_acquire(const std::filesystem::path& database, std::string& holder);
 
+    /// The pid of the process holding the lock of `database`, read from /proc/locks without
+    /// touching the lock (a probe with flock would make a concurrent try_acquire fail); falls back
+    /// to the pid written in the file when the holder's pid is not visible (another pid namespace).
+    /// nullopt when nobody holds it or the file does not exist.
+    [[nodiscard]] static std::optional<long> holder_pid(const std::filesystem::path& database);
+
     /// Waits until the lock is free, then takes it. Throws std::system_error when the file
     /// cannot be created.
     static instance_lock acquire(const std::filesystem::path& database);
