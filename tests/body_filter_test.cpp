@@ -128,3 +128,59 @@ TEST(BodyBudget, LeasesShareOneBudgetAndGiveItBack) {
 
 }  // namespace
 }  // namespace subsync::sync
+
+namespace subsync::sync {
+namespace {
+
+std::string raw_response(std::string_view status_line, std::string_view body, std::string_view extra = "") {
+    return std::string(status_line) + "\r\nContent-Type: application/json\r\n" + std::string(extra) +
+           "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + std::string(body);
+}
+
+// Found by fuzz_http_response (input "\xf9": shape any, no bytes): Beast asserted in put_eof().
+TEST(ResponseReader, NoBytesAtAllIsAnErrorNotACrash) {
+    auto r = read_response("", body_shape::any);
+    ASSERT_FALSE(r);
+    EXPECT_NE(r.error().message.find("read response"), std::string::npos) << r.error().message;
+    auto partial = read_response("HTTP/1.1 200 OK\r\nContent-Le", body_shape::any);
+    EXPECT_FALSE(partial);
+    EXPECT_EQ(body_budget_in_use(), 0u);
+}
+
+TEST(ResponseReader, FiltersListingsSkipsInterimAnswersAndCapsErrorBodies) {
+    const std::string page = R"({"x_padding":")" + std::string(200000, 'x') + R"(","total":0,"purchases":[]})";
+    auto r = read_response("HTTP/1.1 100 Continue\r\n\r\n" + raw_response("HTTP/1.1 200 OK", page, "X-Request-Id: q-7\r\n"),
+                           body_shape::purchases_page);
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_EQ(r->status, 200u);
+    EXPECT_EQ(r->request_id, "q-7");
+    EXPECT_EQ(r->body, R"({"total":0,"purchases":[]})");
+    EXPECT_GT(r->lease.held(), 0u);
+
+    const std::string long_error = R"({"error_code":"APIG.0201","error_msg":")" + std::string(200000, 'e') + "\"}";
+    auto e = read_response(raw_response("HTTP/1.1 400 Bad Request", long_error), body_shape::purchases_page);
+    ASSERT_TRUE(e) << e.error().message;
+    EXPECT_EQ(e->body.size(), error_body_kept);
+
+    auto over = read_response(raw_response("HTTP/1.1 200 OK", page), body_shape::purchases_page, 1000);
+    ASSERT_FALSE(over);
+    EXPECT_NE(over.error().message.find("exceeds the 0 MiB body limit"), std::string::npos) << over.error().message;
+}
+
+TEST(ResponseReader, AnAnswerOverTheBudgetFailsNamingIt) {
+    const auto before = body_budget();
+    set_body_budget(body_budget_in_use() + 100000);
+    std::string items;
+    for (int i = 0; i < 2000; ++i) items += std::string(i ? "," : "") + R"({"id":"item-)" + std::to_string(i) + "\"}";
+    const std::string page = R"({"total":2000,"purchases":[)" + items + "]}";
+    auto r = read_response(raw_response("HTTP/1.1 200 OK", page), body_shape::purchases_page);
+    set_body_budget(before);
+    ASSERT_FALSE(r);
+    EXPECT_NE(r.error().message.find("needs more memory than the 0 MiB all answers in flight may hold "
+                                     "(sync.body_budget_mib)"),
+              std::string::npos)
+        << r.error().message;
+}
+
+}  // namespace
+}  // namespace subsync::sync

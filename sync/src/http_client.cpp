@@ -292,7 +292,12 @@ struct http_connection::impl {
             detail::set_limits(*parser, body_limit);
             auto [hec, hn] = co_await http::async_read_header(stream, buffer, *parser, tuple_awaitable);
             nothing_received = nothing_received && hn == 0;
-            if (hec) co_return map_error(hec, "read response from", ep);
+            if (hec) {
+                // A Content-Length over the limit is refused with the header.
+                if (auto e = detail::body_error(*parser, hec, fmt::format("{}:{}", ep.host, ep.port), body_limit))
+                    co_return *e;
+                co_return map_error(hec, "read response from", ep);
+            }
             if (!detail::is_interim(parser->get().result_int())) break;
             if (interim == 16)
                 co_return error{error_kind::network,

@@ -101,14 +101,17 @@ result<http_response> read_response(std::string_view bytes, body_shape shape, st
     auto feed = [&] {
         while (!parser->is_done()) {
             if (rest.size() == 0) {
-                parser->put_eof(ec);
+                // Beast's put_eof() wants a message begun; no byte at all is no response.
+                if (!parser->got_some()) ec = http::error::end_of_stream;
+                else parser->put_eof(ec);
                 return;
             }
             const std::size_t used = parser->put(rest, ec);
             rest += used;
             if (ec == http::error::need_more && used == 0) {
                 ec = {};
-                parser->put_eof(ec);
+                if (!parser->got_some()) ec = http::error::end_of_stream;
+                else parser->put_eof(ec);
                 return;
             }
             if (ec == http::error::need_more) ec = {};
@@ -123,6 +126,7 @@ result<http_response> read_response(std::string_view bytes, body_shape shape, st
         detail::set_limits(*parser, body_limit);
         parser->eager(false);  // stop after the header
         feed();
+        if (auto e = detail::body_error(*parser, ec, "the server", body_limit)) return *e;
         if (ec) return error{error_kind::network, fmt::format("read response: {}", ec.message())};
         if (!parser->is_header_done()) return error{error_kind::network, "read response: no complete header"};
         if (!detail::is_interim(parser->get().result_int())) break;
