@@ -41,12 +41,14 @@ BASE_DATE = "today"
 # Sizes of the full run (issue 9) and of --quick (CI: keeps the harness working, < 2 minutes).
 FULL = dict(latency_pages=200, latency_page_size=100, latency_ms=20, concurrency=16,
             items=100_000, big_page_size=500, big_concurrency=8, resources=10,
-            parse_bytes=100_000_000, idle_seconds=10.0, reps=5, seq_reps=3)
+            parse_bytes=100_000_000, idle_seconds=10.0, reps=5, seq_reps=3,
+            accounts=1000, account_items=1000, pad_mib=48, pad_items=450)
 QUICK = dict(latency_pages=20, latency_page_size=100, latency_ms=20, concurrency=16,
              items=5_000, big_page_size=500, big_concurrency=8, resources=10,
-             parse_bytes=5_000_000, idle_seconds=2.0, reps=1, seq_reps=1)
+             parse_bytes=5_000_000, idle_seconds=2.0, reps=1, seq_reps=1,
+             accounts=20, account_items=1000, pad_mib=8, pad_items=450)
 
-SCENARIOS = ["latency", "big", "export", "parse", "idle"]
+SCENARIOS = ["latency", "big", "export", "parse", "idle", "accounts", "padded"]
 
 
 class BenchError(RuntimeError):
@@ -146,9 +148,20 @@ class Emulator:
         self.stop()
 
 
-def write_config(path, emulator, db, export_dir, page_size, concurrency):
-    """A config against one emulator; rate_limit = 0 (the default 20/s would throttle the benchmark)."""
+def write_config(path, emulator, db, export_dir, page_size, concurrency, accounts=1):
+    """A config against one emulator; rate_limit = 0 (the default 20/s would throttle the benchmark).
+    With accounts > 1, that many accounts read the same emulator (bench-1, bench-2, ...)."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    names = [ACCOUNT] if accounts == 1 else [f"{ACCOUNT}-{i}" for i in range(1, accounts + 1)]
+    account_tables = "".join(f"""
+[[account]]
+name               = "{name}"
+apig_endpoint      = "https://127.0.0.1:{emulator.port}"
+secmaster_endpoint = "https://127.0.0.1:{emulator.port}"
+[account.auth]
+type      = "token"
+token_env = "SUBSYNC_TOKEN"
+""" for name in names)
     path.write_text(f"""# Written by bench/bench.py
 [storage]
 database   = "{db}"
@@ -167,15 +180,7 @@ log_level = "warn"
 
 [tls]
 ca_file = "{emulator.cert}"
-
-[[account]]
-name               = "{ACCOUNT}"
-apig_endpoint      = "https://127.0.0.1:{emulator.port}"
-secmaster_endpoint = "https://127.0.0.1:{emulator.port}"
-[account.auth]
-type      = "token"
-token_env = "SUBSYNC_TOKEN"
-""")
+{account_tables}""")
     return path
 
 
@@ -445,6 +450,44 @@ class Bench:
                              ratio=pm / cm, target="<= 50 %", holds=pm <= 0.5 * cm))
         self.rows.append(row(f"peak RSS, {label} purchases sync", "MiB", cold_rss, target="<= 64 MiB",
                              holds=statistics.median(cold_rss) <= 64, note="ru_maxrss of the cold sync process"))
+
+    # -- many accounts (issue 19): N accounts of M purchases each, one cold `sync --once` at the
+    #    defaults (sync.source_concurrency = 16 sources in flight, concurrency 8).
+    def accounts(self):
+        s = self.s
+        n, m = s["accounts"], s["account_items"]
+        log(f"accounts: {n} accounts x {m} purchases")
+        d = self.work / "accounts"
+        with self.emulator("accounts", ["--generate", m, "--resources", s["resources"], "--seed", 3,
+                                        "--base-date", BASE_DATE]) as emu:
+            cfg = write_config(d / "subsync.toml", emu, d / "db" / "snapshot.db", d / "exports",
+                               s["big_page_size"], s["big_concurrency"], accounts=n)
+            wall, rss, summary = self.subsyncd.sync(cfg)
+        items = sum(r["items"] for r in summary["runs"] if r["source"] == "purchased_groups")
+        if items != n * m:
+            raise BenchError(f"accounts: synced {items} purchases, expected {n * m}")
+        self.raw["accounts"] = dict(accounts=n, items_each=m, wall_s=wall, peak_rss_mib=rss / 1024)
+        self.rows.append(row(f"{n} accounts x {m} purchases: cold sync", "s", [wall],
+                             note=f"{n * m} purchases and {n} orders documents, one `subsyncd sync --once`"))
+        self.rows.append(row(f"{n} accounts x {m} purchases: peak RSS", "MiB", [rss / 1024], target="<= 64 MiB",
+                             holds=rss / 1024 <= 64, note="ru_maxrss of that process"))
+
+    # -- answers padded with a huge unknown member (issue 19): every listing answer carries
+    #    "x_padding" of pad_mib MiB; the bound at default settings is 128 MiB.
+    def padded(self):
+        s = self.s
+        n, pad = s["pad_items"], s["pad_mib"]
+        log(f"padded: {n} purchases, every answer padded with {pad} MiB")
+        d = self.work / "padded"
+        with self.emulator("padded", ["--generate", n, "--resources", s["resources"], "--seed", 4,
+                                      "--base-date", BASE_DATE, "--pad-listings", pad << 20]) as emu:
+            cfg = write_config(d / "subsync.toml", emu, d / "db" / "snapshot.db", d / "exports", 100, 8)
+            wall, rss, summary = self.subsyncd.sync(cfg, n)
+        self.raw["padded"] = dict(items=n, pad_mib=pad, wall_s=wall, peak_rss_mib=rss / 1024)
+        self.rows.append(row(f"answers padded with {pad} MiB: peak RSS", "MiB", [rss / 1024], target="<= 128 MiB",
+                             holds=rss / 1024 <= 128,
+                             note=f"{(n + 99) // 100} pages of 100 and the orders document, each with an unknown "
+                                  f"member of {pad} MiB; concurrency 8; {wall:.1f} s"))
 
     def harvest(self, emu, n):
         """Every page of the emulator's listing, as served (bytes), and the orders document."""

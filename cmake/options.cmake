@@ -28,3 +28,12 @@ if(SUBSYNC_SANITIZE)
   target_link_options(subsync_options INTERFACE
     -fsanitize=address,undefined -fno-sanitize-recover=all)
 endif()
+
+# The `fuzz` preset (clang): every target of ours is instrumented for libFuzzer's coverage and
+# checked by ASan and UBSan; the harnesses in fuzz/ link libFuzzer's main.
+option(SUBSYNC_FUZZ "Build the libFuzzer harnesses in fuzz/ (clang only)" OFF)
+if(SUBSYNC_FUZZ)
+  target_compile_options(subsync_options INTERFACE
+    -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all)
+  target_link_options(subsync_options INTERFACE -fsanitize=address,undefined -fno-sanitize-recover=all)
+endif()

@@ -83,7 +83,7 @@ void read_sync(const table_reader& root, sync_config& out) {
     if (t == nullptr) return;
     const table_reader r(*t, "sync",
                          {"interval", "page_size", "concurrency", "timeout", "source_timeout", "max_attempts",
-                          "backoff_base", "backoff_max", "rate_limit", "rate_burst", "body_limit_mib", "proxy",
+                          "backoff_base", "backoff_max", "rate_limit", "rate_burst", "body_limit_mib", "body_budget_mib", "proxy",
                           "no_proxy", "jitter", "max_pages", "source_concurrency"},
                          root.report());
     r.duration("interval", std::chrono::seconds(10), std::nullopt, out.interval);
@@ -106,6 +106,9 @@ void read_sync(const table_reader& root, sync_config& out) {
     int body_mib = static_cast<int>(out.body_limit >> 20);
     r.integer("body_limit_mib", 1, 4096, body_mib);
     out.body_limit = static_cast<std::size_t>(body_mib) << 20;
+    int budget_mib = static_cast<int>(out.body_budget >> 20);
+    r.integer("body_budget_mib", 1, 4096, budget_mib);
+    out.body_budget = static_cast<std::size_t>(budget_mib) << 20;
     if (auto proxy = r.string("proxy"); proxy && !proxy->empty()) {
         if (auto ep = parse_endpoint(*proxy); !ep || ep->tls())
             r.invalid("proxy", fmt::format("\"{}\" is not an http://host:port proxy address", *proxy));

@@ -44,6 +44,7 @@ public:
         net_.proxy = proxy_settings::resolve(cfg.sync.proxy, cfg.sync.no_proxy);
         net_.timeout = cfg.sync.timeout;
         net_.body_limit = cfg.sync.body_limit;
+        set_body_budget(cfg.sync.body_budget);
     }
 
     asio::awaitable<sync_report> run(sync_options opts) {

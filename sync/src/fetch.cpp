@@ -36,6 +36,7 @@ public:
         http_request req;
         req.target = fmt::format("{}/v1.0/apigw/purchases/groups?page_size={}&page_no={}", ep_.base_path,
                                  ctx_.page_size, page_no);
+        req.shape = body_shape::purchases_page;
         auto res = co_await get_ok(ctx_, conn, ep_, std::move(req), where);
         if (!res) co_return res.error();
         auto page = parser.groups(res->body);
@@ -210,9 +211,12 @@ asio::awaitable<result<listing<subscription_resource>>> fetch_subscriptions(cons
     http_request req;
     req.target = ep.base_path + "/v1/subscriptions/orders";
     req.headers.push_back({"X-Language", ctx.account->language});
+    req.shape = body_shape::orders_document;
     auto res = co_await get_ok(ctx, *conn, ep, std::move(req), "page=1");
     if (!res) co_return res.error();
     auto parsed = body_parser{}.orders(res->body);
+    res->body = std::string();  // the document is records now: its bytes go back to the budget
+    res->lease.release();
     if (!parsed) {
         auto e = located(parsed.error(), "page=1");
         if (!res->request_id.empty()) e.message += fmt::format(" request_id={}", res->request_id);

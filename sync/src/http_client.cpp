@@ -1,6 +1,8 @@
 #include <subsync/config/load.hpp>
 #include <subsync/sync/http_client.hpp>
 
+#include "response_reader.hpp"
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -19,6 +21,7 @@
 #include <cstdlib>
 #include <optional>
 #include <stdexcept>
+#include <utility>
 
 namespace subsync::sync {
 
@@ -282,33 +285,38 @@ struct http_connection::impl {
         if (wec) co_return map_error(wec, "send request to", ep);
 
         // Interim 1xx answers (100 Continue, 103 Early Hints) precede the real one: read past them.
-        std::optional<http::response_parser<http::string_body>> parser;
+        std::optional<detail::response_parser> parser;
         nothing_received = true;
         for (int interim = 0;; ++interim) {
             parser.emplace();
-            parser->body_limit(body_limit);
-            parser->header_limit(64 * 1024);
-            auto [rec, rn] = co_await http::async_read(stream, buffer, *parser, tuple_awaitable);
-            nothing_received = nothing_received && rn == 0;
-            if (rec == http::error::body_limit)
-                co_return error{error_kind::network, fmt::format("response from {}:{} exceeds the {} MiB body limit",
-                                                                 ep.host, ep.port, body_limit >> 20)};
-            if (rec) co_return map_error(rec, "read response from", ep);
-            const unsigned status = parser->get().result_int();
-            if (status / 100 != 1 || status == 101) break;
+            detail::set_limits(*parser, body_limit);
+            auto [hec, hn] = co_await http::async_read_header(stream, buffer, *parser, tuple_awaitable);
+            nothing_received = nothing_received && hn == 0;
+            if (hec) {
+                // A Content-Length over the limit is refused with the header.
+                if (auto e = detail::body_error(*parser, hec, fmt::format("{}:{}", ep.host, ep.port), body_limit))
+                    co_return *e;
+                co_return map_error(hec, "read response from", ep);
+            }
+            if (!detail::is_interim(parser->get().result_int())) break;
             if (interim == 16)
                 co_return error{error_kind::network,
                                 fmt::format("read response from {}:{}: more than 16 interim 1xx answers", ep.host, ep.port)};
         }
 
-        auto res = parser->release();
-        http_response out;
-        out.status = res.result_int();
-        if (auto it = res.find("X-Request-Id"); it != res.end()) out.request_id = std::string(it->value());
-        if (auto it = res.find(http::field::retry_after); it != res.end()) out.retry_after = std::string(it->value());
-        for (const auto& f : res) out.headers.push_back({std::string(f.name_string()), std::string(f.value())});
-        if (!res.keep_alive()) close();
-        out.body = std::move(res.body());
+        // The status decides what of the body is kept (budgeted_body).
+        detail::choose_body(*parser, req.shape);
+        if (!parser->is_done()) {
+            auto [rec, rn] = co_await http::async_read(stream, buffer, *parser, tuple_awaitable);
+            if (auto e = detail::body_error(*parser, rec, fmt::format("{}:{}", ep.host, ep.port), body_limit)) co_return *e;
+            if (rec) co_return map_error(rec, "read response from", ep);
+        }
+        // A large answer grew the read buffer: give it back before the next page.
+        if (buffer.capacity() > 64 * 1024) buffer.shrink_to_fit();
+
+        const bool keep_alive = parser->get().keep_alive();
+        auto out = detail::to_response(*parser);
+        if (!keep_alive) close();
         co_return out;
     }
 };

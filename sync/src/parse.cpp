@@ -2,6 +2,8 @@
 #include <subsync/sync/parse.hpp>
 #include <subsync/sync/time.hpp>
 
+#include "fields.hpp"
+
 #include <fmt/format.h>
 #include <simdjson.h>
 
@@ -147,10 +149,7 @@ void mask_secret(field<std::string>& s) {
         s = std::string("******");
 }
 
-// The fields of a purchase, in the order of the slots seen_keys tracks.
-constexpr std::array<std::string_view, 12> purchase_keys{"id",          "group_id",      "group_name", "group_remark",
-                                                         "order_time",  "start_time",    "expire_time", "group_domains",
-                                                         "quota_left",  "quota_used",    "app_key",    "app_secret"};
+using detail::purchase_keys;  // in the order of the slots seen_keys tracks
 
 // `failed_field`, when given, receives the key of the field that could not be read.
 result<purchased_group> parse_purchase(dom::element e, std::size_t index, std::string* failed_field = nullptr) {
@@ -195,9 +194,7 @@ result<purchased_group> parse_purchase(dom::element e, std::size_t index, std::s
     return g;
 }
 
-constexpr std::array<std::string_view, 11> resource_keys{
-    "resource_id", "resource_size", "resource_type", "resource_spec_code", "create_time", "expire_time",
-    "resource_status", "order_id", "charging_mode", "to_period", "tag_list"};
+using detail::resource_keys;
 
 result<subscription_resource> parse_resource(dom::element e, std::size_t group, std::size_t index,
                                              const subscription_resource& scope, std::string* failed_field = nullptr) {
@@ -272,6 +269,19 @@ error json_error(simdjson::error_code code) {
 
 struct body_parser::impl {
     dom::parser parser;
+
+    // A worker's parser keeps the capacity of the largest page it has read; past a typical page
+    // it is dropped, so that one large answer does not stay in memory for the rest of the sync.
+    void trim() {
+        constexpr std::size_t keep = std::size_t{2} << 20;
+        if (parser.capacity() > keep) parser = dom::parser{};
+    }
+
+    // Trims when the parse is over, whichever way it ended.
+    struct trim_after {
+        impl& owner;
+        ~trim_after() { owner.trim(); }
+    };
 };
 
 body_parser::body_parser() : impl_(std::make_unique<impl>()) {}
@@ -280,6 +290,7 @@ body_parser::body_parser(body_parser&&) noexcept = default;
 body_parser& body_parser::operator=(body_parser&&) noexcept = default;
 
 result<groups_page> body_parser::groups(const std::string& body) {
+    const impl::trim_after trim{*impl_};
     dom::element doc;
     if (auto code = impl_->parser.parse(body).get(doc)) return json_error(code);
     dom::object root;
@@ -330,6 +341,7 @@ result<groups_page> body_parser::groups(const std::string& body) {
 }
 
 result<orders_document> body_parser::orders(const std::string& body) {
+    const impl::trim_after trim{*impl_};
     dom::element doc;
     if (auto code = impl_->parser.parse(body).get(doc)) return json_error(code);
     dom::object root;

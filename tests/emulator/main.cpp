@@ -137,6 +137,8 @@ struct mode_flags {
     std::string interim;
     std::vector<int> echo_pages;
     bool echo_orders = false, echo_iam = false;
+    std::size_t pad_listings = 0;
+    bool endless_listings = false;
 };
 
 unsigned to_unsigned(const std::string& text, const std::string& where) {
@@ -175,6 +177,8 @@ void apply_modes(emu::server& server, const mode_flags& f) {
         server.set_time_style(style, f.time_item);
     }
     server.max_page_size(f.max_page_size);
+    server.pad_listings(f.pad_listings);
+    server.endless_listings(f.endless_listings);
     server.lying_total(f.lying_total);
     server.unreadable_purchase(f.unreadable_purchase);
     server.unreadable_resource(f.unreadable_resource);
@@ -304,6 +308,8 @@ int main(int argc, char** argv) {
     bool require_content_type = false, echo_orders = false, echo_iam = false;
     unsigned close_without_notify = 0;
     std::vector<int> echo_pages;
+    std::size_t pad_listings = 0;
+    bool endless_listings = false;
     app.add_option("--time-style", time_style_name,
                    "serve the time fields zone-less ('zone-less': 2020-08-03T13:09:13), 'spaced'\n"
                    "(2020-08-03 13:09:13) or 'blank' (\"\"); orders' epoch ms become such strings too")
@@ -327,6 +333,10 @@ int main(int argc, char** argv) {
                  "strict: listing requests without Content-Type: application/json get 400 APIG.0201");
     app.add_option("--close-without-notify", close_without_notify,
                    "the next N listing answers are followed by closing the connection without TLS close_notify");
+    app.add_option("--pad-listings", pad_listings,
+                   "listing answers carry an unknown member \"x_padding\" of N characters (memory tests)");
+    app.add_flag("--endless-listings", endless_listings,
+                 "listing answers are chunked and never end: {\"x_padding\":\"xxxx... until the client gives up");
     app.add_option("--interim-continue", interim_text, "N or 'always': answers preceded by HTTP/1.1 100 Continue");
     app.add_option("--echo-secrets-page", echo_pages, "purchases page P answers 401 echoing the credentials sent; repeatable");
     app.add_flag("--echo-secrets-orders", echo_orders, "the orders listing answers 401 echoing the credentials sent");
@@ -378,7 +388,7 @@ int main(int argc, char** argv) {
         apply_modes(server, {time_style_name, time_item, max_page, lying_total, unreadable_purchase,
                              unreadable_resource, malform_pages, malform_orders_text, throttle_text, iam_outage_text,
                              projects, required_project_id, require_content_type, close_without_notify, interim_text,
-                             echo_pages, echo_orders, echo_iam});
+                             echo_pages, echo_orders, echo_iam, pad_listings, endless_listings});
         server.start();
 
         std::optional<emu::connect_proxy> proxy;

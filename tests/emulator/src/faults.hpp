@@ -18,6 +18,7 @@ enum class delivery {
     stall,           ///< nothing, until idle timeout or stop
     drip,            ///< status line and headers at once, then the body a few bytes per tick
     drop,            ///< nothing: the connection is closed at once (no TLS close_notify)
+    endless,         ///< status line and chunked headers, then a body that never ends
 };
 
 /// How fast a dripped body goes out: `bytes` every `tick`.

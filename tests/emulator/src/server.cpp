@@ -26,6 +26,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <charconv>
 #include <cstdio>
 #include <fstream>
 #include <future>
@@ -226,6 +227,48 @@ struct server::impl {
         co_return true;
     }
 
+    // The status line and headers of `res` with Transfer-Encoding: chunked, then a body that never
+    // ends: `{"x_padding":"` and 64 KiB chunks of 'x' until a write fails (the client gave up) or
+    // stop(). Each chunk is written under its own deadline, so only a client-side limit ends it.
+    template <class Stream>
+    asio::awaitable<void> endless(Stream& stream, const http::response<http::string_body>& res) {
+        http::response<http::empty_body> head{res.result(), res.version()};
+        for (const auto& field : res) {
+            if (field.name() != http::field::content_length) {
+                head.insert(field.name_string(), field.value());
+            }
+        }
+        head.chunked(true);
+        http::response_serializer<http::empty_body> serializer(head);
+        beast::get_lowest_layer(stream).expires_after(opts.idle_timeout);
+        if (const auto [ec, n] = co_await http::async_write_header(stream, serializer, use_tuple); ec) {
+            co_return;
+        }
+        static constexpr std::string_view opening = R"({"x_padding":")";
+        const std::string first = chunk_frame(opening);
+        const std::string filler = chunk_frame(std::string(64 * 1024, 'x'));
+        for (const std::string* next = &first;; next = &filler) {
+            if (co_await stopped()) {
+                co_return;
+            }
+            beast::get_lowest_layer(stream).expires_after(opts.idle_timeout);
+            if (const auto [ec, n] = co_await asio::async_write(stream, asio::buffer(*next), use_tuple); ec) {
+                co_return;
+            }
+        }
+    }
+
+    // One chunk of a chunked body (RFC 9112 section 7.1): size in hex, CRLF, data, CRLF.
+    static std::string chunk_frame(std::string_view data) {
+        std::array<char, 20> size{};
+        const auto [end, ec] = std::to_chars(size.data(), size.data() + size.size(), data.size(), 16);
+        std::string out(size.data(), end);
+        out += "\r\n";
+        out += data;
+        out += "\r\n";
+        return out;
+    }
+
     // Counts a request from read to response written, latency included.
     struct in_flight_scope {
         impl& owner;
@@ -303,6 +346,10 @@ struct server::impl {
                     ec) {
                     co_return false;
                 }
+            }
+            if (how == detail::delivery::endless) {
+                co_await endless(stream, res);
+                co_return false;
             }
             if (how == detail::delivery::reset_mid_body) {
                 co_await reset_mid_body(stream, res);

@@ -151,6 +151,14 @@ void server::close_without_notify(unsigned n) {
     service_->update_modes([&](detail::modes& m) { m.close_left = n; });
 }
 
+void server::pad_listings(std::size_t bytes) {
+    service_->update_modes([&](detail::modes& m) { m.pad_bytes = bytes; });
+}
+
+void server::endless_listings(bool on) {
+    service_->update_modes([&](detail::modes& m) { m.endless = on; });
+}
+
 void server::interim_continue(std::optional<unsigned> n) {
     service_->update_modes([&](detail::modes& m) {
         m.continue_always = !n.has_value();

@@ -193,8 +193,22 @@ void service::finish(decision& d) {
         d.interim_continue = true;
         --modes_.continue_left;
     }
-    if (modes_.close_left > 0 && (d.answer.where == endpoint::purchases || d.answer.where == endpoint::orders) &&
-        d.how == delivery::respond) {
+    const bool listing = d.answer.where == endpoint::purchases || d.answer.where == endpoint::orders;
+    if (listing && d.answer.status == 200 && d.how == delivery::respond && !d.answer.body.empty() &&
+        d.answer.body.front() == '{') {
+        if (modes_.endless) {
+            d.how = delivery::endless;
+        } else if (modes_.pad_bytes > 0) {
+            std::string padded;
+            padded.reserve(d.answer.body.size() + modes_.pad_bytes + 16);
+            padded += R"({"x_padding":")";
+            padded.append(modes_.pad_bytes, 'x');
+            padded += d.answer.body.size() > 2 ? R"(",)" : R"(")";
+            padded.append(d.answer.body, 1);
+            d.answer.body = std::move(padded);
+        }
+    }
+    if (modes_.close_left > 0 && listing && d.how == delivery::respond) {
         d.close_after = true;
         --modes_.close_left;
     }

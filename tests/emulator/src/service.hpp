@@ -36,6 +36,8 @@ struct modes {
     unsigned close_left = 0;
     unsigned continue_left = 0;  ///< answers still to be preceded by 100 Continue
     bool continue_always = false;
+    std::size_t pad_bytes = 0;  ///< "x_padding" of this many characters in listing answers
+    bool endless = false;       ///< listing answers are chunked and never end
 };
 
 class service {
@@ -81,7 +83,7 @@ private:
     std::optional<reply> throttle(endpoint where, steady_time now, std::string_view request_id);
     std::optional<reply> iam(const incoming& request, endpoint where, wall_time wall, steady_time now);
     std::optional<reply> gateway_checks(const incoming& request, endpoint where, std::optional<int> page);
-    void finish(decision& d);  // interim 100 Continue and the abrupt close
+    void finish(decision& d);  // interim 100 Continue, the abrupt close, padding and endless bodies
     std::optional<fault> take_fault(endpoint where, std::optional<int> page);
     std::shared_ptr<const dataset> dataset_for(endpoint where, std::optional<int> page);
 

@@ -111,7 +111,10 @@ struct sync_config {
     std::chrono::milliseconds backoff_max{std::chrono::seconds(30)};  ///< cap of one backoff (and Retry-After)
     double rate_limit = 20;  ///< requests per second per endpoint; 0 = unlimited
     int rate_burst = 10;     ///< requests allowed at once before the rate applies
-    std::size_t body_limit = std::size_t{64} << 20;  ///< bytes of one response body
+    std::size_t body_limit = std::size_t{64} << 20;  ///< bytes of one response body, as received
+    /// Memory all response bodies in flight may hold at once (the members the parsers read, plus
+    /// what parsing them costs), shared by every connection of the process.
+    std::size_t body_budget = std::size_t{32} << 20;
     std::string proxy;     ///< http://host:port for CONNECT; empty = $HTTPS_PROXY/$https_proxy
     std::string no_proxy;  ///< hosts that bypass the proxy; empty = $NO_PROXY/$no_proxy
 };

@@ -20,16 +20,53 @@ struct header {
     std::string value;
 };
 
+/// What a 2xx answer's body is expected to be: for a listing, only the members its parser reads
+/// are kept as the bytes arrive (the others, however large, are dropped unread).
+enum class body_shape { any, purchases_page, orders_document };
+
 /// A request to one endpoint; `target` is the path and query as sent.
 struct http_request {
     std::string target;
     std::vector<header> headers;
     std::string method = "GET";
     std::string body;  ///< sent with Content-Length when the method is not GET
+    body_shape shape = body_shape::any;  ///< what the answer's body holds
 
     /// Whether a header of that name (case-insensitive) is set.
     [[nodiscard]] bool has_header(std::string_view name) const;
 };
+
+/// Memory that response bodies hold, counted against one budget shared by every connection of
+/// the process: the bytes kept plus an allowance per JSON token for what parsing them costs.
+/// Returned to the budget when the lease is destroyed (the response with it).
+class body_lease {
+public:
+    body_lease() = default;
+    ~body_lease();
+    body_lease(body_lease&& other) noexcept;
+    body_lease& operator=(body_lease&& other) noexcept;
+
+    /// Takes `n` more bytes of the budget; false (nothing taken) when the budget has not that much left.
+    [[nodiscard]] bool grow(std::size_t n) noexcept;
+    /// Gives back everything this lease holds.
+    void release() noexcept;
+    /// Bytes this lease holds.
+    [[nodiscard]] std::size_t held() const noexcept { return held_; }
+
+private:
+    std::size_t held_ = 0;
+};
+
+/// Sets the process-wide budget of body memory (sync.body_budget_mib; 32 MiB by default).
+void set_body_budget(std::size_t bytes) noexcept;
+/// The budget, and how much of it leases hold now.
+[[nodiscard]] std::size_t body_budget() noexcept;
+[[nodiscard]] std::size_t body_budget_in_use() noexcept;
+
+/// Allowance per kept JSON token for the parser's tape and index and for the records made of it.
+inline constexpr std::size_t body_token_cost = 64;
+/// An error answer (non-2xx) keeps this much of its body; the rest is read and dropped.
+inline constexpr std::size_t error_body_kept = 64 * 1024;
 
 struct http_response {
     unsigned status = 0;
@@ -37,10 +74,18 @@ struct http_response {
     std::string request_id;   ///< X-Request-Id, when present
     std::string retry_after;  ///< Retry-After, when present
     std::vector<header> headers;  ///< every response header, in order received
+    body_lease lease;             ///< the body's share of the body budget
 
     /// The first header of that name (case-insensitive), or empty.
     [[nodiscard]] std::string_view header_value(std::string_view name) const;
 };
+
+/// Reads one complete HTTP/1.1 response from `bytes` as http_connection::send() reads one from
+/// the network: interim 1xx answers skipped, the same header and body limits, the body filtered
+/// for `shape` (2xx) or capped (other statuses) and charged to the body budget. For the fuzzer
+/// and tests; an incomplete response is an error.
+[[nodiscard]] result<http_response> read_response(std::string_view bytes, body_shape shape,
+                                                  std::size_t body_limit = 64u << 20);
 
 /// The Host header for an endpoint: `host`, `host:port` when the URL named a
 /// port, with brackets around an IPv6 literal. Also what AK/SK signing signs.

@@ -260,6 +260,13 @@ public:
     /// FIN without TLS close_notify, whatever keep-alive said): the client's next request on that
     /// connection meets EOF / stream_truncated.
     void close_without_notify(unsigned n);
+    /// Every 200 answer of the listings carries, first in its top-level object, a member no client
+    /// knows, "x_padding", holding a string of `bytes` characters (0 turns it off): an answer tens of
+    /// megabytes long whose listing is small.
+    void pad_listings(std::size_t bytes);
+    /// The listings' 200 answers never end: status line and headers with Transfer-Encoding: chunked,
+    /// then `{"x_padding":"` and 64 KiB chunks of `x` until the client goes away or stop().
+    void endless_listings(bool on);
     /// Every answer (empty `n`) or the next `n` answers are preceded by an interim
     /// "HTTP/1.1 100 Continue" response. 0 turns it off.
     void interim_continue(std::optional<unsigned> n);

@@ -1,0 +1,144 @@
+#include "response_reader.hpp"
+
+#include <fmt/format.h>
+
+#include <atomic>
+#include <utility>
+
+namespace subsync::sync {
+
+namespace asio = boost::asio;
+namespace http = boost::beast::http;
+
+namespace {
+
+// One budget for the whole process: every connection of every source and account draws on it.
+std::atomic<std::size_t> budget_limit{std::size_t{32} << 20};
+std::atomic<std::size_t> budget_used{0};
+
+}  // namespace
+
+body_lease::~body_lease() { release(); }
+
+body_lease::body_lease(body_lease&& other) noexcept : held_(std::exchange(other.held_, 0)) {}
+
+body_lease& body_lease::operator=(body_lease&& other) noexcept {
+    if (this != &other) {
+        release();
+        held_ = std::exchange(other.held_, 0);
+    }
+    return *this;
+}
+
+bool body_lease::grow(std::size_t n) noexcept {
+    const std::size_t before = budget_used.fetch_add(n);
+    if (before + n > budget_limit.load()) {
+        budget_used.fetch_sub(n);
+        return false;
+    }
+    held_ += n;
+    return true;
+}
+
+void body_lease::release() noexcept {
+    budget_used.fetch_sub(std::exchange(held_, 0));
+}
+
+void set_body_budget(std::size_t bytes) noexcept { budget_limit.store(bytes); }
+std::size_t body_budget() noexcept { return budget_limit.load(); }
+std::size_t body_budget_in_use() noexcept { return budget_used.load(); }
+
+namespace detail {
+
+void set_limits(response_parser& parser, std::size_t body_limit) {
+    parser.body_limit(body_limit);
+    parser.header_limit(64 * 1024);
+}
+
+bool is_interim(unsigned status) noexcept { return status / 100 == 1 && status != 101; }
+
+void choose_body(response_parser& parser, body_shape shape) {
+    if (parser.get().result_int() / 100 == 2) parser.get().body().filter.emplace(shape);
+}
+
+std::optional<error> body_error(const response_parser& parser, const boost::system::error_code& ec,
+                                std::string_view from, std::size_t body_limit) {
+    const auto& body = parser.get().body();
+    if (body.over_budget)
+        return error{error_kind::network,
+                     fmt::format("response from {} needs more memory than the {} MiB all answers in flight may hold "
+                                 "(sync.body_budget_mib): {} KiB of its listing fields kept so far",
+                                 from, body_budget() >> 20, body.kept.size() >> 10)};
+    if (ec == http::error::body_limit)
+        return error{error_kind::network, fmt::format("response from {} exceeds the {} MiB body limit", from, body_limit >> 20)};
+    return std::nullopt;
+}
+
+http_response to_response(response_parser& parser) {
+    auto res = parser.release();
+    http_response out;
+    out.status = res.result_int();
+    if (auto it = res.find("X-Request-Id"); it != res.end()) out.request_id = std::string(it->value());
+    if (auto it = res.find(http::field::retry_after); it != res.end()) out.retry_after = std::string(it->value());
+    for (const auto& f : res) out.headers.push_back({std::string(f.name_string()), std::string(f.value())});
+    auto& kept = res.body().kept;
+    // simdjson reads past the end of its input: room for that avoids a copy of the body (parse.hpp).
+    constexpr std::size_t parser_padding = 64;
+    if (kept.capacity() - kept.size() < parser_padding) kept.reserve(kept.size() + parser_padding);
+    out.body = std::move(kept);
+    out.lease = std::move(res.body().lease);
+    return out;
+}
+
+
+}  // namespace detail
+
+result<http_response> read_response(std::string_view bytes, body_shape shape, std::size_t body_limit) {
+    asio::const_buffer rest(bytes.data(), bytes.size());
+    std::optional<detail::response_parser> parser;
+    boost::system::error_code ec;
+    // Feeds what is left to the parser until it is done, wants more than there is, or fails.
+    auto feed = [&] {
+        while (!parser->is_done()) {
+            if (rest.size() == 0) {
+                // Beast's put_eof() wants a message begun; no byte at all is no response.
+                if (!parser->got_some()) ec = http::error::end_of_stream;
+                else parser->put_eof(ec);
+                return;
+            }
+            const std::size_t used = parser->put(rest, ec);
+            rest += used;
+            if (ec == http::error::need_more && used == 0) {
+                ec = {};
+                if (!parser->got_some()) ec = http::error::end_of_stream;
+                else parser->put_eof(ec);
+                return;
+            }
+            if (ec == http::error::need_more) ec = {};
+            if (ec) return;
+            if (parser->is_header_done() && !parser->is_done() && !parser->get().body().filter &&
+                parser->get().result_int() / 100 == 2)
+                return;  // the header is in: the caller decides the body's filter
+        }
+    };
+    for (int interim = 0;; ++interim) {
+        parser.emplace();
+        detail::set_limits(*parser, body_limit);
+        parser->eager(false);  // stop after the header
+        feed();
+        if (auto e = detail::body_error(*parser, ec, "the server", body_limit)) return *e;
+        if (ec) return error{error_kind::network, fmt::format("read response: {}", ec.message())};
+        if (!parser->is_header_done()) return error{error_kind::network, "read response: no complete header"};
+        if (!detail::is_interim(parser->get().result_int())) break;
+        if (interim == 16) return error{error_kind::network, "read response: more than 16 interim 1xx answers"};
+    }
+    detail::choose_body(*parser, shape);
+    parser->eager(true);
+    feed();
+    if (auto e = detail::body_error(*parser, ec, "the server", body_limit)) return *e;
+    if (ec) return error{error_kind::network, fmt::format("read response: {}", ec.message())};
+    return detail::to_response(*parser);
+}
+
+
+}  // namespace subsync::sync
