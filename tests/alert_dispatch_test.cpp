@@ -237,6 +237,18 @@ TEST_F(Dispatch, JsonlAppendsInSeqOrderFsyncedAndRecordsAttempts) {
     EXPECT_EQ(dispatch().delivered, 0);
 }
 
+TEST_F(Dispatch, JsonlFollowsARotatedFileWithoutASignal) {
+    const auto file = dir / "alerts.jsonl";
+    cfg.sinks = {jsonl_sink(file)};
+    enqueue(db, {"file"});
+    ASSERT_EQ(dispatch().delivered, 1);
+    std::filesystem::rename(file, dir / "alerts.jsonl.1");  // what logrotate does
+    enqueue(db, {"file"});
+    ASSERT_EQ(dispatch().delivered, 1);
+    EXPECT_EQ(alerts_of(test::read_file(dir / "alerts.jsonl.1")), std::vector<std::string>{payload_of(1, {})});
+    EXPECT_EQ(alerts_of(test::read_file(file)), std::vector<std::string>{payload_of(2, {})});
+}
+
 TEST_F(Dispatch, WebhookDownBlocksItsSinkHeadOfLineThenDeliversInOrder) {
     webhook_receiver rcv;
     cfg.sinks = {http_sink(rcv, config::sink_type::webhook), jsonl_sink(dir / "out.jsonl")};
