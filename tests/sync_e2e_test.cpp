@@ -225,6 +225,22 @@ TEST_F(SyncE2E, PagesConcurrentlyRemovesExactlyAndSurvivesAFailedPage) {
     EXPECT_EQ(history.exit_code, 0) << history.err;
     EXPECT_EQ(std::count(history.out.begin(), history.out.end(), '\n'), 100);
     EXPECT_NE(history.out.find("\"kind\":\"removed\""), std::string::npos);
+    // The commands write through the export's row writer: the same rows, the same field names.
+    auto all_history = run_subsyncd({"history", "--format", "json", "--config", cfg_arg});
+    auto feed = run_subsyncd({"export", "--table", "changes", "--format", "jsonl", "--config", cfg_arg});
+    EXPECT_EQ(all_history.out, feed.out);
+    auto history_csv = run_subsyncd({"history", "--format", "csv", "--config", cfg_arg});
+    auto feed_csv = run_subsyncd({"export", "--table", "changes", "--format", "csv", "--config", cfg_arg});
+    EXPECT_EQ(history_csv.out, feed_csv.out);
+    auto alerts = run_subsyncd({"alerts", "--all", "--format", "json", "--config", cfg_arg});
+    auto alerts_export = run_subsyncd({"export", "--table", "alerts", "--format", "jsonl", "--config", cfg_arg});
+    auto sorted_lines = [](const std::string& text) {
+        auto v = test::split_lines(text);
+        std::sort(v.begin(), v.end());
+        return v;
+    };
+    EXPECT_FALSE(alerts.out.empty());
+    EXPECT_EQ(sorted_lines(alerts.out), sorted_lines(alerts_export.out)) << "the same rows, most urgent first";
 
     // Page 7 answers 500: exit 1, a failed run naming the page, nothing changed.
     const auto before = dump("purchased_groups");

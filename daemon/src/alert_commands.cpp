@@ -39,6 +39,24 @@ void append_csv_row(std::string& line, const std::vector<std::string>& cells) {
     line += '\n';
 }
 
+/// An alert as the alerts export writes it: its columns' cells, in order.
+std::vector<sync::cell> alert_cells(const alerting::alert_row& r) {
+    using sync::cell;
+    using sync::field_state;
+    auto text = [](const std::string& s) { return cell{field_state::present, 0, s}; };
+    auto text_or_null = [](const std::string& s) {
+        return s.empty() ? cell{field_state::null, 0, {}} : cell{field_state::present, 0, s};
+    };
+    auto time = [](std::optional<std::int64_t> t) {
+        return t ? cell{field_state::present, *t, {}} : cell{field_state::null, 0, {}};
+    };
+    return {text(r.account),          text(r.source),   text(r.item_key),       text(r.kind),
+            text(r.threshold),        text(r.state),    text(r.severity),       time(r.since),
+            time(r.resolved_at),      text_or_null(r.reason), time(r.last_notified),
+            cell{field_state::present, r.notifications, {}}, text(r.summary),
+            text(r.detail.empty() ? std::string("{}") : r.detail), time(r.updated_at)};
+}
+
 int list_alerts(SQLite::Database& db, const alerts_options& opts) {
     const auto rows = alerting::read_alerts(db, opts.all);
     std::string text;
@@ -50,36 +68,18 @@ int list_alerts(SQLite::Database& db, const alerts_options& opts) {
                                 r.kind, r.account, r.source, r.item_key.empty() ? "-" : r.item_key,
                                 r.threshold.empty() ? "-" : r.threshold, sync::format_iso8601(r.since), r.summary);
         if (rows.empty()) text += opts.all ? "(no alerts on record)\n" : "(no alerts firing)\n";
-    } else if (opts.format == "json") {
-        // One object per line, like `history --format json`.
-        for (const auto& r : rows) {
-            std::string line = "{\"account\":";
-            sync::append_json_string(line, r.account);
-            for (const auto& [k, v] : {std::pair<const char*, const std::string*>{"source", &r.source},
-                                       {"id", &r.item_key}, {"kind", &r.kind}, {"threshold", &r.threshold},
-                                       {"state", &r.state}, {"severity", &r.severity}}) {
-                line += fmt::format(",\"{}\":", k);
-                sync::append_json_string(line, *v);
-            }
-            line += fmt::format(",\"since\":\"{}\",\"resolved_at\":", sync::format_iso8601(r.since));
-            line += r.resolved_at ? fmt::format("\"{}\"", sync::format_iso8601(*r.resolved_at)) : "null";
-            line += ",\"reason\":";
-            if (r.reason.empty()) line += "null";
-            else sync::append_json_string(line, r.reason);
-            line += ",\"last_notified\":";
-            line += r.last_notified ? fmt::format("\"{}\"", sync::format_iso8601(*r.last_notified)) : "null";
-            line += fmt::format(",\"notifications\":{},\"summary\":", r.notifications);
-            sync::append_json_string(line, r.summary);
-            line += ",\"values\":" + (r.detail.empty() ? std::string("{}") : r.detail) + "}\n";
-            text += line;
-        }
     } else {
-        append_csv_row(text, {"severity", "state", "kind", "account", "source", "id", "threshold", "since",
-                              "resolved_at", "reason", "notifications", "summary"});
-        for (const auto& r : rows)
-            append_csv_row(text, {r.severity, r.state, r.kind, r.account, r.source, r.item_key, r.threshold,
-                                  sync::format_iso8601(r.since), r.resolved_at ? sync::format_iso8601(*r.resolved_at) : "",
-                                  r.reason, std::to_string(r.notifications), r.summary});
+        // The export's row writer and columns (docs/exports.md "alerts"): json is one object per
+        // line, like `history --format json`; the most urgent first.
+        out(text);
+        const auto cols = exporters::export_columns(exporters::export_table::alerts);
+        const exporters::byte_sink sink = [](std::string_view bytes) { out(std::string(bytes)); };
+        exporters::row_writer writer(cols, opts.format == "json" ? exporters::export_format::jsonl
+                                                                 : exporters::export_format::csv,
+                                     sink);
+        for (const auto& r : rows) writer.row(alert_cells(r));
+        writer.finish();
+        return exit_ok;
     }
     out(text);
     return exit_ok;

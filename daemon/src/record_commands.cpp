@@ -137,42 +137,37 @@ int run_history(const std::filesystem::path& config_path, const history_options&
     if (!cfg) return exit_usage;
     auto db = sync::open_snapshot_readonly(cfg->storage.database);
 
-    if (opts.format == "table")
-        fmt::print("{:<6} {:<20} {:<10} {:<22} {:<8} {:<16} {:<40} {}\n", "run", "time", "account", "source", "kind",
-                   "field", "id", "old -> new");
-    if (opts.format == "csv") fmt::print("run,time,account,source,id,kind,field,old,new\n");
-    std::string line;
+    if (opts.format != "table") {
+        // The change feed's row writer and columns (docs/exports.md "changes"): json is one
+        // object per line; a field, old or new the change has not is left out, as in the export.
+        const auto cols = exporters::export_columns(exporters::export_table::changes);
+        const exporters::byte_sink sink = [](std::string_view bytes) { std::fwrite(bytes.data(), 1, bytes.size(), stdout); };
+        exporters::row_writer writer(cols, opts.format == "json" ? exporters::export_format::jsonl
+                                                                 : exporters::export_format::csv,
+                                     sink);
+        using sync::cell;
+        using sync::field_state;
+        auto text = [](const std::string& s) { return cell{field_state::present, 0, s}; };
+        auto opt = [](const std::optional<std::string>& s, field_state none) {
+            return s ? cell{field_state::present, 0, *s} : cell{none, 0, {}};
+        };
+        sync::for_each_change(db, f, [&](const sync::change_row& c) {
+            writer.row({cell{field_state::present, c.seq, {}}, cell{field_state::present, c.run_id, {}},
+                        cell{field_state::present, c.time, {}}, text(c.account), text(c.source), text(c.item_key),
+                        text(c.kind), opt(c.field, field_state::absent), opt(c.old_value, field_state::absent),
+                        opt(c.new_value, field_state::absent)});
+        });
+        writer.finish();
+        std::fflush(stdout);
+        return exit_ok;
+    }
+    fmt::print("{:<6} {:<20} {:<10} {:<22} {:<8} {:<16} {:<40} {}\n", "run", "time", "account", "source", "kind",
+               "field", "id", "old -> new");
     sync::for_each_change(db, f, [&](const sync::change_row& c) {
-        line.clear();
-        const auto time = sync::format_iso8601(c.time);
-        if (opts.format == "table") {
-            line = fmt::format("{:<6} {:<20} {:<10} {:<22} {:<8} {:<16} {:<40} ", c.run_id, time, c.account, c.source,
-                               c.kind, c.field.value_or(""), c.item_key);
-            if (c.kind == "changed") line += fmt::format("{} -> {}", or_dash(c.old_value), or_dash(c.new_value));
-        } else if (opts.format == "json") {
-            // One object per line: the keys documented for scripts (run, time, account, source, id, kind, field, old, new).
-            line = fmt::format("{{\"run\":{},\"time\":\"{}\",\"account\":", c.run_id, time);
-            sync::append_json_string(line, c.account);
-            line += ",\"source\":";
-            sync::append_json_string(line, c.source);
-            line += ",\"id\":";
-            sync::append_json_string(line, c.item_key);
-            line += ",\"kind\":";
-            sync::append_json_string(line, c.kind);
-            line += ",\"field\":";
-            if (c.field) sync::append_json_string(line, *c.field);
-            else line += "null";
-            line += ",\"old\":" + c.old_value.value_or("null") + ",\"new\":" + c.new_value.value_or("null") + "}";
-        } else {
-            std::vector<std::string> cells{std::to_string(c.run_id), time, c.account, c.source, c.item_key, c.kind,
-                                           c.field.value_or(""), c.old_value.value_or(""), c.new_value.value_or("")};
-            for (std::size_t i = 0; i < cells.size(); ++i) {
-                if (i > 0) line += ',';
-                // old/new are JSON literals: never formula-prefixed (a "-5" stays a number).
-                exporters::append_csv_cell(line, sync::cell{sync::field_state::present, 0, cells[i]},
-                                           i >= 7 ? sync::column_type::json : sync::column_type::text, true);
-            }
-        }
+        std::string line = fmt::format("{:<6} {:<20} {:<10} {:<22} {:<8} {:<16} {:<40} ", c.run_id,
+                                       sync::format_iso8601(c.time), c.account, c.source, c.kind,
+                                       c.field.value_or(""), c.item_key);
+        if (c.kind == "changed") line += fmt::format("{} -> {}", or_dash(c.old_value), or_dash(c.new_value));
         line += '\n';
         std::fwrite(line.data(), 1, line.size(), stdout);
     });

@@ -92,62 +92,6 @@ void append_csv_text(std::string& out, std::string_view s, bool neutralise) {
     out += '"';
 }
 
-// Formats rows of one table for one format; every export path (live tables,
-// as-of rebuilds, runs, the change feed) goes through it, so they agree byte
-// for byte.
-class row_writer {
-public:
-    row_writer(std::span<const column> cols, export_format format, const byte_sink& sink, const csv_style& csv)
-        : cols_(cols), format_(format), sink_(sink), csv_(csv) {
-        if (format_ == export_format::csv) {
-            if (csv_.bom) buf_ += "\xEF\xBB\xBF";
-            for (std::size_t i = 0; i < cols_.size(); ++i) {
-                if (i > 0) buf_ += ',';
-                buf_ += cols_[i].name;
-            }
-            end_line();
-        } else if (format_ == export_format::json) {
-            buf_ += '[';
-        }
-    }
-
-    void row(const std::vector<cell>& cells) {
-        if (format_ == export_format::csv) {
-            for (std::size_t i = 0; i < cols_.size(); ++i) {
-                if (i > 0) buf_ += ',';
-                append_csv_cell(buf_, cells[i], cols_[i].type, csv_.neutralise_formulas);
-            }
-            end_line();
-        } else {
-            if (format_ == export_format::json) buf_ += rows_ == 0 ? "\n" : ",\n";
-            sync::append_json_object(buf_, cols_, cells, sync::time_style::iso8601);
-            if (format_ == export_format::jsonl) buf_ += '\n';
-        }
-        ++rows_;
-        if (buf_.size() >= (256u << 10)) {
-            sink_(buf_);
-            buf_.clear();
-        }
-    }
-
-    std::int64_t finish() {
-        if (format_ == export_format::json) buf_ += rows_ == 0 ? "]\n" : "\n]\n";
-        sink_(buf_);
-        buf_.clear();
-        return rows_;
-    }
-
-private:
-    void end_line() { buf_ += csv_.crlf ? "\r\n" : "\n"; }
-
-    std::span<const column> cols_;
-    export_format format_;
-    const byte_sink& sink_;
-    csv_style csv_;
-    std::string buf_;
-    std::int64_t rows_ = 0;
-};
-
 cell text_cell(std::string s) { return cell{field_state::present, 0, std::move(s)}; }
 
 // Columns of a plain table (runs, changes): SQL NULL is "absent" where the
@@ -202,6 +146,48 @@ void append_csv_cell(std::string& out, const cell& c, column_type t, bool neutra
         case column_type::boolean: out += c.number != 0 ? "true" : "false"; break;
     }
 }
+
+row_writer::row_writer(std::span<const column> cols, export_format format, const byte_sink& sink, const csv_style& csv)
+    : cols_(cols), format_(format), sink_(sink), csv_(csv) {
+    if (format_ == export_format::csv) {
+        if (csv_.bom) buf_ += "\xEF\xBB\xBF";
+        for (std::size_t i = 0; i < cols_.size(); ++i) {
+            if (i > 0) buf_ += ',';
+            buf_ += cols_[i].name;
+        }
+        end_line();
+    } else if (format_ == export_format::json) {
+        buf_ += '[';
+    }
+}
+
+void row_writer::row(const std::vector<cell>& cells) {
+    if (format_ == export_format::csv) {
+        for (std::size_t i = 0; i < cols_.size(); ++i) {
+            if (i > 0) buf_ += ',';
+            append_csv_cell(buf_, cells[i], cols_[i].type, csv_.neutralise_formulas);
+        }
+        end_line();
+    } else {
+        if (format_ == export_format::json) buf_ += rows_ == 0 ? "\n" : ",\n";
+        sync::append_json_object(buf_, cols_, cells, sync::time_style::iso8601);
+        if (format_ == export_format::jsonl) buf_ += '\n';
+    }
+    ++rows_;
+    if (buf_.size() >= (256u << 10)) {
+        sink_(buf_);
+        buf_.clear();
+    }
+}
+
+std::int64_t row_writer::finish() {
+    if (format_ == export_format::json) buf_ += rows_ == 0 ? "]\n" : "\n]\n";
+    sink_(buf_);
+    buf_.clear();
+    return rows_;
+}
+
+void row_writer::end_line() { buf_ += csv_.crlf ? "\r\n" : "\n"; }
 
 std::vector<column> export_columns(export_table table) {
     if (auto source = source_of(table)) return item_columns(*source);

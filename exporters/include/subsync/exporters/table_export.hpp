@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <functional>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -61,6 +62,30 @@ std::int64_t for_each_row(SQLite::Database& db, export_table table, const row_vi
 
 /// Receives the export bytes in chunks (a file, stdout, a test buffer).
 using byte_sink = std::function<void(std::string_view)>;
+
+/// Formats rows of one table for one format; every export path (live tables, as-of rebuilds,
+/// runs, the change feed) and the `alerts` and `history` commands go through it, so they agree
+/// byte for byte and name every field alike.
+class row_writer {
+public:
+    /// Writes the CSV header (or the JSON array's opening) at once. `sink` is borrowed.
+    row_writer(std::span<const sync::column> cols, export_format format, const byte_sink& sink,
+               const csv_style& csv = {});
+    /// One row, `cells` in `cols` order.
+    void row(const std::vector<sync::cell>& cells);
+    /// Closes a JSON array and hands over what is buffered; returns the rows written.
+    std::int64_t finish();
+
+private:
+    void end_line();
+
+    std::span<const sync::column> cols_;
+    export_format format_;
+    const byte_sink& sink_;
+    csv_style csv_;
+    std::string buf_;
+    std::int64_t rows_ = 0;
+};
 
 /// Streams a table to `sink`, ordered by (account, key), by run id for
 /// sync_runs, by seq for changes, by (account, source, id, kind, threshold)
