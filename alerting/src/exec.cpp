@@ -24,6 +24,7 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <optional>
 #include <cstring>
 #include <system_error>
 
@@ -39,8 +40,14 @@ constexpr auto term_grace = std::chrono::seconds(2);
 
 constexpr auto tuple_awaitable = asio::as_tuple(asio::use_awaitable);
 
+/// Owns one file descriptor; moves, never copies (a copy would close it twice).
 struct fd_closer {
     int fd = -1;
+    fd_closer() = default;
+    fd_closer(fd_closer&& other) noexcept : fd(other.release()) {}
+    fd_closer(const fd_closer&) = delete;
+    fd_closer& operator=(const fd_closer&) = delete;
+    fd_closer& operator=(fd_closer&&) = delete;
     ~fd_closer() {
         if (fd >= 0) ::close(fd);
     }
@@ -107,43 +114,40 @@ std::vector<std::string> exec_environment(const config::sink_config& cfg, const 
     return out;
 }
 
-asio::awaitable<exec_result> run_exec(const std::vector<std::string>& argv, std::string input,
-                                      steady::time_point deadline, const std::vector<std::string>& envp) {
-    using namespace asio::experimental::awaitable_operators;
-    exec_result r;
-    if (argv.empty()) {
-        r.error = "exec: empty argv";
-        co_return r;
-    }
-    // A hook that exits without reading stdin makes our write fail with EPIPE; the default
-    // SIGPIPE action would end the daemon instead. The child gets SIG_DFL back (setsigdefault).
-    ignore_sigpipe();
-    int in_pipe[2], out_pipe[2], err_pipe[2];
-    if (::pipe2(in_pipe, O_CLOEXEC) != 0) {
-        r.error = fmt::format("exec {}: pipe: {}", argv[0], std::strerror(errno));
-        co_return r;
-    }
-    fd_closer in_r{in_pipe[0]}, in_w{in_pipe[1]};
-    if (::pipe2(out_pipe, O_CLOEXEC) != 0) {
-        r.error = fmt::format("exec {}: pipe: {}", argv[0], std::strerror(errno));
-        co_return r;
-    }
-    fd_closer out_r{out_pipe[0]}, out_w{out_pipe[1]};
-    if (::pipe2(err_pipe, O_CLOEXEC) != 0) {
-        r.error = fmt::format("exec {}: pipe: {}", argv[0], std::strerror(errno));
-        co_return r;
-    }
-    fd_closer err_r{err_pipe[0]}, err_w{err_pipe[1]};
+namespace {
 
+/// The child's stdin, stdout and stderr: our ends and its ends, closed on every path.
+struct child_pipes {
+    fd_closer in_r, in_w, out_r, out_w, err_r, err_w;
+};
+
+/// Three CLOEXEC pipes, or why not.
+std::optional<child_pipes> open_pipes(const std::string& program, std::string& error) {
+    child_pipes p;
+    for (auto [r, w] : {std::pair{&p.in_r, &p.in_w}, {&p.out_r, &p.out_w}, {&p.err_r, &p.err_w}}) {
+        int fds[2];
+        if (::pipe2(fds, O_CLOEXEC) != 0) {
+            error = fmt::format("exec {}: pipe: {}", program, std::strerror(errno));
+            return std::nullopt;
+        }
+        r->fd = fds[0];
+        w->fd = fds[1];
+    }
+    return p;
+}
+
+/// Starts the program without a shell, in its own process group, with default signal
+/// dispositions and an empty mask (the daemon ignores SIGPIPE; a hook must not inherit that),
+/// the pipes on 0, 1, 2 and exactly `envp`. Returns its pid, or 0 with `error` set.
+pid_t spawn_child(const std::vector<std::string>& argv, const std::vector<std::string>& envp, const child_pipes& p,
+                  std::string& error) {
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, in_r.fd, 0);
-    posix_spawn_file_actions_adddup2(&fa, out_w.fd, 1);
-    posix_spawn_file_actions_adddup2(&fa, err_w.fd, 2);
+    posix_spawn_file_actions_adddup2(&fa, p.in_r.fd, 0);
+    posix_spawn_file_actions_adddup2(&fa, p.out_w.fd, 1);
+    posix_spawn_file_actions_adddup2(&fa, p.err_w.fd, 2);
     posix_spawnattr_t attr;
     posix_spawnattr_init(&attr);
-    // Own process group: the timeout kills the hook and whatever it started. Default signal
-    // dispositions and an empty mask: the child must not inherit the daemon's SIGPIPE = ignore.
     sigset_t all, none;
     sigfillset(&all);
     sigemptyset(&none);
@@ -158,20 +162,52 @@ asio::awaitable<exec_result> run_exec(const std::vector<std::string>& argv, std:
     std::vector<char*> env;
     for (const auto& e : envp) env.push_back(const_cast<char*>(e.c_str()));
     env.push_back(nullptr);
-    pid_t pid = -1;
+    pid_t pid = 0;
     // posix_spawnp looks the program up in the daemon's PATH, not in `envp`'s: the same PATH
     // unless a sink's env sets another.
     const int rc = ::posix_spawnp(&pid, argv[0].c_str(), &fa, &attr, args.data(), env.data());
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&attr);
-    if (rc != 0) {
-        r.error = fmt::format("exec {}: cannot start: {}", argv[0], std::strerror(rc));
+    if (rc == 0) return pid;
+    error = fmt::format("exec {}: cannot start: {}", argv[0], std::strerror(rc));
+    return 0;
+}
+
+/// "stdout: …; stderr: …" of what the hook printed, without trailing newlines.
+std::string output_of(std::string out, std::string err) {
+    auto trim = [](std::string& s) {
+        while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
+    };
+    trim(out);
+    trim(err);
+    std::string text;
+    if (!out.empty()) text += "stdout: " + out;
+    if (!err.empty()) text += (text.empty() ? "" : "; ") + std::string("stderr: ") + err;
+    return text;
+}
+
+}  // namespace
+
+asio::awaitable<exec_result> run_exec(const std::vector<std::string>& argv, std::string input,
+                                      steady::time_point deadline, const std::vector<std::string>& envp) {
+    using namespace asio::experimental::awaitable_operators;
+    exec_result r;
+    if (argv.empty()) {
+        r.error = "exec: empty argv";
         co_return r;
     }
+    // A hook that exits without reading stdin makes our write fail with EPIPE; the default
+    // SIGPIPE action would end the daemon instead. The child gets SIG_DFL back (spawn_child).
+    ignore_sigpipe();
+    auto pipes = open_pipes(argv[0], r.error);
+    if (!pipes) co_return r;
+    const pid_t pid = spawn_child(argv, envp, *pipes, r.error);
+    if (pid == 0) co_return r;
     r.started = true;
-    ::close(in_r.release());
-    ::close(out_w.release());
-    ::close(err_w.release());
+    // The child's ends are the child's now.
+    ::close(pipes->in_r.release());
+    ::close(pipes->out_w.release());
+    ::close(pipes->err_w.release());
 
     const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
     if (pidfd < 0) {
@@ -184,9 +220,11 @@ asio::awaitable<exec_result> run_exec(const std::vector<std::string>& argv, std:
         co_return r;
     }
 
+    // Feed stdin, drain stdout and stderr, wait for the exit: all by `deadline`, or the process
+    // group gets SIGTERM, then SIGKILL after term_grace.
     auto ex = co_await asio::this_coro::executor;
-    asio::posix::stream_descriptor stdin_d(ex, in_w.release()), stdout_d(ex, out_r.release()),
-        stderr_d(ex, err_r.release()), pid_d(ex, pidfd);
+    asio::posix::stream_descriptor stdin_d(ex, pipes->in_w.release()), stdout_d(ex, pipes->out_r.release()),
+        stderr_d(ex, pipes->err_r.release()), pid_d(ex, pidfd);
     std::string out, err;
     asio::steady_timer timer(ex, deadline);
     auto done = co_await ((write_all(stdin_d, input) && read_capped(stdout_d, out) && read_capped(stderr_d, err) &&
@@ -204,14 +242,7 @@ asio::awaitable<exec_result> run_exec(const std::vector<std::string>& argv, std:
     while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
     describe_status(status, r);
-    auto trim = [](std::string s) {
-        while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
-        return s;
-    };
-    out = trim(std::move(out));
-    err = trim(std::move(err));
-    if (!out.empty()) r.output += "stdout: " + out;
-    if (!err.empty()) r.output += (r.output.empty() ? "" : "; ") + std::string("stderr: ") + err;
+    r.output = output_of(std::move(out), std::move(err));
     co_return r;
 }
 
