@@ -122,20 +122,17 @@ struct measures {
     }
 };
 
-/// Turns the difference between the stored alerts of one scope (account, source) and what the
-/// rules hold true into alert rows, outbox rows and delivery rows, one item at a time, so
-/// memory stays bounded by the stored alerts' keys whatever the number of items.
-class reconciler {
+/// The `alerts` rows of one scope (account, source): what is stored, and the new state.
+class alert_table {
 public:
-    reconciler(SQLite::Database& db, const config::alerts_config& cfg, const config::alert_rules& rules,
-               std::string_view account, std::string_view source, epoch_ms now, std::optional<std::int64_t> run_id,
-               std::string_view exclude_sink = {})
-        : db_(db), cfg_(cfg), rules_(rules), account_(account), source_(source), now_(now), run_id_(run_id),
-          sinks_(effective_sinks(cfg)), exclude_sink_(exclude_sink) {}
+    alert_table(SQLite::Database& db, std::string_view account, std::string_view source, epoch_ms now)
+        : db_(db), account_(account), source_(source), now_(now) {}
 
-    /// Loads the stored alerts of this scope that `in_scope(item, kind)` accepts.
+    /// The stored alerts of this scope that `in_scope(item, kind)` accepts, sorted by
+    /// (item_key, kind, threshold).
     template <class InScope>
-    void load(InScope in_scope) {
+    std::vector<stored_alert> load(InScope in_scope) {
+        std::vector<stored_alert> stored;
         SQLite::Statement q(db_,
                             "SELECT item_key, kind, threshold, state, severity, since, last_notified, notifications, "
                             "episode, measure, summary, detail FROM alerts WHERE account = ? AND source = ?");
@@ -155,11 +152,154 @@ public:
             s.episode = q.getColumn(8).getInt64();
             s.measure = opt_int(q.getColumn(9));
             s.text_hash = text_hash(q.getColumn(10).getText(), q.getColumn(11).getText());
-            stored_.push_back(std::move(s));
+            stored.push_back(std::move(s));
         }
-        std::sort(stored_.begin(), stored_.end(), [](const stored_alert& a, const stored_alert& b) {
+        std::sort(stored.begin(), stored.end(), [](const stored_alert& a, const stored_alert& b) {
             return std::tie(a.item_key, a.kind, a.threshold) < std::tie(b.item_key, b.kind, b.threshold);
         });
+        return stored;
+    }
+
+    /// The summary and detail the stored alert was last written with.
+    std::pair<std::string, std::string> texts(const alert_core& a) {
+        if (!texts_)
+            texts_.emplace(db_, "SELECT summary, detail FROM alerts WHERE account = ? AND source = ? AND item_key = ? "
+                                "AND kind = ? AND threshold = ?");
+        SQLite::Statement& q = *texts_;
+        q.reset();
+        bind_key(q, a);
+        std::pair<std::string, std::string> out;
+        if (q.executeStep()) out = {q.getColumn(0).getString(), q.getColumn(1).getString()};
+        q.reset();
+        return out;
+    }
+
+    /// Writes an alert's state (inserted or replaced).
+    void write(const alert_with_texts& s, std::optional<epoch_ms> resolved_at, std::string_view reason) {
+        if (!upsert_)
+            upsert_.emplace(db_,
+                            "INSERT OR REPLACE INTO alerts (account, source, item_key, kind, threshold, state, severity, "
+                            "since, resolved_at, reason, last_notified, notifications, episode, summary, detail, "
+                            "measure, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+        SQLite::Statement& up = *upsert_;
+        up.reset();
+        bind_key(up, s);
+        up.bind(6, std::string(to_string(s.state)));
+        up.bind(7, std::string(config::to_string(s.severity)));
+        up.bind(8, static_cast<std::int64_t>(s.since));
+        if (resolved_at) up.bind(9, static_cast<std::int64_t>(*resolved_at));
+        else up.bind(9);
+        if (reason.empty()) up.bind(10);
+        else up.bind(10, std::string(reason));
+        if (s.last_notified) up.bind(11, static_cast<std::int64_t>(*s.last_notified));
+        else up.bind(11);
+        up.bind(12, s.notifications);
+        up.bind(13, s.episode);
+        up.bind(14, s.summary);
+        up.bind(15, s.detail.empty() ? std::string("{}") : s.detail);
+        if (s.measure) up.bind(16, *s.measure);
+        else up.bind(16);
+        up.bind(17, static_cast<std::int64_t>(now_));
+        up.exec();
+    }
+
+private:
+    // Binds an alert's primary key (account, source, item_key, kind, threshold) to parameters 1..5.
+    void bind_key(SQLite::Statement& q, const alert_core& a) {
+        q.bind(1, account_);
+        q.bind(2, source_);
+        q.bind(3, a.item_key);
+        q.bind(4, a.kind);
+        q.bind(5, a.threshold);
+    }
+
+    SQLite::Database& db_;
+    std::string account_;
+    std::string source_;
+    epoch_ms now_;
+    // Prepared once per reconciliation: a first sync may write an alert per item.
+    std::optional<SQLite::Statement> upsert_, texts_;
+};
+
+/// Builds an alert's notification (docs/alerts.md "Notification format") and queues it in the
+/// outbox for every sink whose filter takes it.
+class notifier {
+public:
+    notifier(SQLite::Database& db, const config::alerts_config& cfg, std::string_view account,
+             std::string_view source, epoch_ms now, std::optional<std::int64_t> run_id, std::string_view exclude_sink)
+        : account_(account), source_(source), now_(now), run_id_(run_id), sinks_(effective_sinks(cfg)),
+          exclude_sink_(exclude_sink), outbox_(db) {}
+
+    /// Queues `s`'s notification; a firing one counts as notified (number, last_notified).
+    void notify(alert_with_texts& s, alert_kind kind, std::optional<epoch_ms> resolved_at, std::string_view reason) {
+        const bool firing = s.state == alert_state::firing;
+        const std::int64_t number = firing ? s.notifications + 1 : s.notifications;
+        const std::string key =
+            sha256_hex(fmt::format("{}\x1f{}\x1f{}\x1f{}\x1f{}\x1f{}\x1f{}\x1f{}", account_, source_, s.item_key, s.kind,
+                                   s.threshold, s.episode, to_string(s.state), number))
+                .substr(0, 32);
+        std::string p;
+        p.reserve(512 + s.summary.size() + s.detail.size());
+        p += "{\"idempotency_key\":\"" + key + "\"";
+        p += ",\"kind\":" + json_str(s.kind);
+        p += ",\"severity\":" + json_str(config::to_string(s.severity));
+        p += ",\"state\":" + json_str(to_string(s.state));
+        p += ",\"account\":" + json_str(account_);
+        p += ",\"source\":" + json_str(source_);
+        p += ",\"id\":" + json_str(s.item_key);
+        p += ",\"threshold\":" + json_str(s.threshold);
+        p += ",\"since\":" + json_str(format_iso8601(s.since));
+        p += ",\"resolved_at\":" + (resolved_at ? json_str(format_iso8601(*resolved_at)) : std::string("null"));
+        p += ",\"reason\":" + (reason.empty() ? std::string("null") : json_str(reason));
+        p += ",\"summary\":" + json_str(s.summary);
+        p += ",\"values\":" + (s.detail.empty() ? std::string("{}") : s.detail);
+        p += fmt::format(",\"notification\":{}", number);
+        p += ",\"created_at\":" + json_str(format_iso8601(now_)) + "}";
+
+        sink_names_.clear();
+        for (const auto& sink : sinks_)
+            if (sink.name != exclude_sink_ && accepts(sink.filter, kind, s.severity, account_))
+                sink_names_.push_back(sink.name);
+        const queued_notification n{key,         now_,    run_id_,    account_, source_,        s.item_key,
+                                    kind,        s.threshold, s.state, s.severity, std::move(p)};
+        if (!outbox_.enqueue(n, sink_names_)) return;  // this very notification is already queued
+        if (firing) {
+            s.notifications = number;
+            s.last_notified = now_;
+        }
+        ++queued_;
+    }
+
+    [[nodiscard]] int queued() const { return queued_; }
+
+private:
+    std::string account_;
+    std::string source_;
+    epoch_ms now_;
+    std::optional<std::int64_t> run_id_;
+    std::vector<config::sink_config> sinks_;
+    std::string_view exclude_sink_;
+    outbox outbox_;
+    std::vector<std::string> sink_names_;
+    int queued_ = 0;
+};
+
+/// Turns the difference between the stored alerts of one scope (account, source) and what the
+/// rules hold true into alert rows and queued notifications, one item at a time, so memory stays
+/// bounded by the stored alerts' keys whatever the number of items. Which alert fires, repeats
+/// or resolves (and why) is decided here; alert_table stores it and notifier tells the sinks.
+class reconciler {
+public:
+    reconciler(SQLite::Database& db, const config::alerts_config& cfg, const config::alert_rules& rules,
+               std::string_view account, std::string_view source, epoch_ms now, std::optional<std::int64_t> run_id,
+               std::string_view exclude_sink = {})
+        : cfg_(cfg), rules_(rules), account_(account), source_(source), now_(now), table_(db, account, source, now),
+          notifier_(db, cfg, account, source, now, run_id, exclude_sink) {}
+
+    /// Loads the stored alerts of this scope that `in_scope(item, kind)` accepts.
+    template <class InScope>
+    void load(InScope in_scope) {
+        stored_ = table_.load(in_scope);
     }
 
     /// Reconciles one present item (or "" for the source itself) with the alerts the rules
@@ -187,8 +327,8 @@ public:
                 s.since = now_;
                 s.episode = it == last ? 1 : it->episode + 1;
                 if (it != last) it->seen = true;
-                if (!quiet) notify(s, a.kind, std::nullopt, "");
-                write(s, std::nullopt, "");
+                if (!quiet) notifier_.notify(s, a.kind, std::nullopt, "");
+                table_.write(s, std::nullopt, "");
                 rising.push_back(rank_of(a.kind, a.threshold));
                 continue;
             }
@@ -201,10 +341,10 @@ public:
                 it->severity != severity || it->text_hash != text_hash(s.summary, s.detail) || it->measure != s.measure;
             const bool due = !s.last_notified || now_ - *s.last_notified >= cfg_.repeat_interval.count();
             if (!quiet && due) {
-                notify(s, a.kind, std::nullopt, "");
+                notifier_.notify(s, a.kind, std::nullopt, "");
                 changed = true;
             }
-            if (changed) write(s, std::nullopt, "");
+            if (changed) table_.write(s, std::nullopt, "");
         }
         // What of this item fired before and is no longer held true: resolve it, saying why.
         for (auto it = first; it != last; ++it) {
@@ -220,7 +360,7 @@ public:
             if (!s.seen && s.firing) resolve(s, nullptr, nullptr);
     }
 
-    [[nodiscard]] int queued() const { return queued_; }
+    [[nodiscard]] int queued() const { return notifier_.queued(); }
 
 private:
     struct by_item {
@@ -266,115 +406,22 @@ private:
             }
         }
         // The texts of the last firing state go with the resolved notification.
-        if (!texts_)
-            texts_.emplace(db_, "SELECT summary, detail FROM alerts WHERE account = ? AND source = ? AND item_key = ? "
-                                "AND kind = ? AND threshold = ?");
-        SQLite::Statement& q = *texts_;
-        q.reset();
-        bind_key(q, st);
         alert_with_texts s;
-        if (q.executeStep()) {
-            s.summary = q.getColumn(0).getString();
-            s.detail = q.getColumn(1).getString();
-        }
-        q.reset();
+        std::tie(s.summary, s.detail) = table_.texts(st);
         static_cast<alert_core&>(s) = st;
         s.state = alert_state::resolved;
-        if (announce && kind) notify(s, *kind, now_, reason);
-        write(s, now_, reason);
+        if (announce && kind) notifier_.notify(s, *kind, now_, reason);
+        table_.write(s, now_, reason);
     }
 
-    void notify(alert_with_texts& s, alert_kind kind, std::optional<epoch_ms> resolved_at, std::string_view reason) {
-        const bool firing = s.state == alert_state::firing;
-        const std::int64_t number = firing ? s.notifications + 1 : s.notifications;
-        const std::string key =
-            sha256_hex(fmt::format("{}\x1f{}\x1f{}\x1f{}\x1f{}\x1f{}\x1f{}\x1f{}", account_, source_, s.item_key, s.kind,
-                                   s.threshold, s.episode, to_string(s.state), number))
-                .substr(0, 32);
-        std::string p;
-        p.reserve(512 + s.summary.size() + s.detail.size());
-        p += "{\"idempotency_key\":\"" + key + "\"";
-        p += ",\"kind\":" + json_str(s.kind);
-        p += ",\"severity\":" + json_str(config::to_string(s.severity));
-        p += ",\"state\":" + json_str(to_string(s.state));
-        p += ",\"account\":" + json_str(account_);
-        p += ",\"source\":" + json_str(source_);
-        p += ",\"id\":" + json_str(s.item_key);
-        p += ",\"threshold\":" + json_str(s.threshold);
-        p += ",\"since\":" + json_str(format_iso8601(s.since));
-        p += ",\"resolved_at\":" + (resolved_at ? json_str(format_iso8601(*resolved_at)) : std::string("null"));
-        p += ",\"reason\":" + (reason.empty() ? std::string("null") : json_str(reason));
-        p += ",\"summary\":" + json_str(s.summary);
-        p += ",\"values\":" + (s.detail.empty() ? std::string("{}") : s.detail);
-        p += fmt::format(",\"notification\":{}", number);
-        p += ",\"created_at\":" + json_str(format_iso8601(now_)) + "}";
-
-        sink_names_.clear();
-        for (const auto& sink : sinks_)
-            if (sink.name != exclude_sink_ && accepts(sink.filter, kind, s.severity, account_))
-                sink_names_.push_back(sink.name);
-        const queued_notification n{key,         now_,    run_id_,    account_, source_,        s.item_key,
-                                    kind,        s.threshold, s.state, s.severity, std::move(p)};
-        if (!outbox_.enqueue(n, sink_names_)) return;  // this very notification is already queued
-        if (firing) {
-            s.notifications = number;
-            s.last_notified = now_;
-        }
-        ++queued_;
-    }
-
-    // Binds an alert's primary key (account, source, item_key, kind, threshold) to parameters 1..5.
-    void bind_key(SQLite::Statement& q, const alert_core& a) {
-        q.bind(1, account_);
-        q.bind(2, source_);
-        q.bind(3, a.item_key);
-        q.bind(4, a.kind);
-        q.bind(5, a.threshold);
-    }
-
-    void write(const alert_with_texts& s, std::optional<epoch_ms> resolved_at, std::string_view reason) {
-        if (!upsert_)
-            upsert_.emplace(db_,
-                            "INSERT OR REPLACE INTO alerts (account, source, item_key, kind, threshold, state, severity, "
-                            "since, resolved_at, reason, last_notified, notifications, episode, summary, detail, "
-                            "measure, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
-        SQLite::Statement& up = *upsert_;
-        up.reset();
-        bind_key(up, s);
-        up.bind(6, std::string(to_string(s.state)));
-        up.bind(7, std::string(config::to_string(s.severity)));
-        up.bind(8, static_cast<std::int64_t>(s.since));
-        if (resolved_at) up.bind(9, static_cast<std::int64_t>(*resolved_at));
-        else up.bind(9);
-        if (reason.empty()) up.bind(10);
-        else up.bind(10, std::string(reason));
-        if (s.last_notified) up.bind(11, static_cast<std::int64_t>(*s.last_notified));
-        else up.bind(11);
-        up.bind(12, s.notifications);
-        up.bind(13, s.episode);
-        up.bind(14, s.summary);
-        up.bind(15, s.detail.empty() ? std::string("{}") : s.detail);
-        if (s.measure) up.bind(16, *s.measure);
-        else up.bind(16);
-        up.bind(17, static_cast<std::int64_t>(now_));
-        up.exec();
-    }
-
-    SQLite::Database& db_;
     const config::alerts_config& cfg_;
     const config::alert_rules& rules_;
     std::string account_;
     std::string source_;
     epoch_ms now_;
-    std::optional<std::int64_t> run_id_;
-    std::vector<config::sink_config> sinks_;
-    std::string_view exclude_sink_;
+    alert_table table_;
+    notifier notifier_;
     std::vector<stored_alert> stored_;  ///< sorted by (item_key, kind, threshold)
-    int queued_ = 0;
-    // Prepared once per reconciliation: a first sync may queue a notification per item.
-    outbox outbox_{db_};
-    std::vector<std::string> sink_names_;
-    std::optional<SQLite::Statement> upsert_, texts_;
 };
 
 source_health read_health(SQLite::Database& db, std::string_view account, std::string_view source) {
