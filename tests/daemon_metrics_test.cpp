@@ -292,15 +292,15 @@ TEST(Health, HealthyOnlyWhenEveryLastSyncSucceededRecently) {
         std::string reason;
     };
     const std::vector<health_case> cases = {
-        {"AllOk", {{"p", "purchased_groups", "ok", now - 1000, now - 1000, ""}}, true, ""},
-        {"NeverSynced", {{"p", "purchased_groups", "", 0, std::nullopt, ""}}, false, "no sync has finished yet"},
+        {"AllOk", {{"p", "purchased_groups", sync::run_status::ok, now - 1000, now - 1000, ""}}, true, ""},
+        {"NeverSynced", {{"p", "purchased_groups", std::nullopt, 0, std::nullopt, ""}}, false, "no sync has finished yet"},
         {"LastFailed",
-         {{"p", "purchased_groups", "ok", now, now, ""},
-          {"p", "subscription_resources", "failed", now, now - 5000, "page=1: HTTP 503"}},
+         {{"p", "purchased_groups", sync::run_status::ok, now, now, ""},
+          {"p", "subscription_resources", sync::run_status::failed, now, now - 5000, "page=1: HTTP 503"}},
          false,
          "account=p source=subscription_resources: last sync failed at"},
-        {"Stale", {{"p", "purchased_groups", "ok", now - 3'600'000, now - 3'600'000, ""}}, false, "is older than 30m"},
-        {"Incomplete", {{"p", "purchased_groups", "incomplete", now, now - 1000, ""}}, false, "last sync incomplete"},
+        {"Stale", {{"p", "purchased_groups", sync::run_status::ok, now - 3'600'000, now - 3'600'000, ""}}, false, "is older than 30m"},
+        {"Incomplete", {{"p", "purchased_groups", sync::run_status::incomplete, now, now - 1000, ""}}, false, "last sync incomplete"},
     };
     for (const auto& c : cases) {
         SCOPED_TRACE(c.name);

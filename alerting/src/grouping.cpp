@@ -80,9 +80,9 @@ boost::system::result<notification, std::string> parse_notification(std::int64_t
     const auto sev = config::severity_named(severity);
     if (!sev) return fmt::format("outbox seq={}: payload field=severity: unknown severity \"{}\"", seq, severity);
     n.severity = *sev;
-    if (state != "firing" && state != "resolved")
-        return fmt::format("outbox seq={}: payload field=state: expected \"firing\" or \"resolved\"", seq);
-    n.state = state == "firing" ? alert_state::firing : alert_state::resolved;
+    const auto st = alert_state_named(state);
+    if (!st) return fmt::format("outbox seq={}: payload field=state: expected \"firing\" or \"resolved\"", seq);
+    n.state = *st;
     auto time_field = [&](const char* name) -> std::optional<std::int64_t> {
         std::string_view t;
         if (obj[name].get(t)) return std::nullopt;

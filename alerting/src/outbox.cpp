@@ -82,7 +82,7 @@ std::vector<pending_delivery> outbox::pending(std::string_view sink, std::int64_
         p.item_key = q.getColumn(7).getString();
         p.kind = q.getColumn(8).getString();
         p.severity = config::severity_named(q.getColumn(9).getText()).value_or(config::severity::critical);
-        p.state = std::string_view(q.getColumn(10).getText()) == "resolved" ? alert_state::resolved : alert_state::firing;
+        p.state = alert_state_named(q.getColumn(10).getText()).value_or(alert_state::firing);
         out.push_back(std::move(p));
     }
     return out;

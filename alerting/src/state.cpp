@@ -434,13 +434,13 @@ source_health read_health(SQLite::Database& db, std::string_view account, std::s
     bool latest = true;
     while (q.executeStep()) {
         const std::string status = q.getColumn(0).getString();
-        if (status == "ok") {
+        if (sync::run_status_named(status) == sync::run_status::ok) {
             h.last_ok = q.getColumn(1).getInt64();
             break;
         }
         if (latest) {
             h.last_error = q.getColumn(2).getString();
-            h.auth_rejected = !q.getColumn(3).isNull() && q.getColumn(3).getString() == "auth";
+            h.auth_rejected = !q.getColumn(3).isNull() && q.getColumn(3).getString() == sync::to_string(sync::error_kind::auth);
         }
         latest = false;
         ++h.consecutive_failures;

@@ -91,7 +91,7 @@ void daemon_metrics::record_run(const sync::run_record& r) {
     retries_.inc(labels, 0);
     throttled_.inc(labels, r.throttled);
     if (r.status == sync::run_status::incomplete) errors_.inc({r.account, source, "incomplete"});
-    remember(r.account, source, status, r.finished, r.error);
+    remember(r.account, source, r.status, r.finished, r.error);
 }
 
 void daemon_metrics::on(const sync::request_retried& e) {
@@ -107,7 +107,7 @@ void daemon_metrics::set_sync_in_progress(bool running) { in_progress_.set({}, r
 
 void daemon_metrics::count_reload(bool accepted) { reloads_.inc({accepted ? "ok" : "rejected"}); }
 
-void daemon_metrics::remember(const std::string& account, const std::string& source, const std::string& status,
+void daemon_metrics::remember(const std::string& account, const std::string& source, sync::run_status status,
                               std::int64_t finished, const std::string& error) {
     auto& s = status_[{account, source}];
     s.account = account;
@@ -115,7 +115,7 @@ void daemon_metrics::remember(const std::string& account, const std::string& sou
     s.last_status = status;
     s.last_finished = finished;
     s.last_error = error;
-    if (status == "ok") {
+    if (status == sync::run_status::ok) {
         s.last_success = finished;
         last_success_.set({account, source}, static_cast<double>(finished) / 1000.0);
     }
@@ -126,7 +126,8 @@ void daemon_metrics::load_history(SQLite::Database& db) {
                            "SELECT account, source, status, finished_at, COALESCE(error, '') FROM sync_runs "
                            "WHERE id IN (SELECT MAX(id) FROM sync_runs GROUP BY account, source)");
     while (last.executeStep())
-        remember(last.getColumn(0).getString(), last.getColumn(1).getString(), last.getColumn(2).getString(),
+        remember(last.getColumn(0).getString(), last.getColumn(1).getString(),
+                 sync::run_status_named(last.getColumn(2).getText()).value_or(sync::run_status::failed),
                  last.getColumn(3).getInt64(), last.getColumn(4).getString());
     SQLite::Statement ok(db,
                          "SELECT account, source, MAX(finished_at) FROM sync_runs WHERE status = 'ok' "
@@ -203,7 +204,7 @@ std::vector<source_status> daemon_metrics::sources_for(const config::config& cfg
         for (auto kind : {sync::source_kind::purchased_groups, sync::source_kind::subscriptions}) {
             const std::string source(sync::to_string(kind));
             if (auto it = status_.find({a.name, source}); it != status_.end()) out.push_back(it->second);
-            else out.push_back({a.name, source, "", 0, std::nullopt, ""});
+            else out.push_back({a.name, source, std::nullopt, 0, std::nullopt, ""});
         }
     return out;
 }

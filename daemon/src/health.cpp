@@ -13,10 +13,10 @@ health_result evaluate_health(const std::vector<source_status>& sources, std::in
     std::string list;
     for (const auto& s : sources) {
         const std::string where = fmt::format("account={} source={}", s.account, s.source);
-        if (s.last_status.empty()) {
+        if (!s.last_status) {
             reasons.push_back(fmt::format("{}: no sync has finished yet", where));
-        } else if (s.last_status != "ok") {
-            reasons.push_back(fmt::format("{}: last sync {} at {}{}{}", where, s.last_status,
+        } else if (*s.last_status != sync::run_status::ok) {
+            reasons.push_back(fmt::format("{}: last sync {} at {}{}{}", where, sync::to_string(*s.last_status),
                                           sync::format_iso8601(s.last_finished), s.last_error.empty() ? "" : ": ",
                                           s.last_error));
         } else if (!s.last_success || now - *s.last_success > max_age.count()) {
@@ -27,7 +27,7 @@ health_result evaluate_health(const std::vector<source_status>& sources, std::in
         if (!list.empty()) list += ',';
         list += fmt::format(
             "{{\"account\":{},\"source\":{},\"last_status\":{},\"last_success\":{},\"age_seconds\":{}}}",
-            json_string(s.account), json_string(s.source), s.last_status.empty() ? "null" : json_string(s.last_status),
+            json_string(s.account), json_string(s.source), s.last_status ? json_string(sync::to_string(*s.last_status)) : "null",
             s.last_success ? json_string(sync::format_iso8601(*s.last_success)) : "null",
             s.last_success ? fmt::format("{}", (now - *s.last_success) / 1000) : "null");
     }

@@ -30,7 +30,7 @@ namespace {
 /// What one (account, source) looks like now.
 struct source_line {
     std::string account, source;
-    std::string status;  ///< the last run's: ok | failed | incomplete; empty: never ran
+    std::optional<sync::run_status> status;  ///< the last run's; none: never ran
     std::optional<std::int64_t> finished;
     std::int64_t items = 0;
     std::string error;
@@ -107,7 +107,7 @@ std::map<std::pair<std::string, std::string>, source_line> last_runs(SQLite::Dat
         source_line l;
         l.account = q.getColumn(0).getString();
         l.source = q.getColumn(1).getString();
-        l.status = q.getColumn(2).getString();
+        l.status = sync::run_status_named(q.getColumn(2).getText()).value_or(sync::run_status::failed);
         l.finished = q.getColumn(3).getInt64();
         l.items = q.getColumn(4).getInt64();
         l.error = q.getColumn(5).getString();
@@ -117,16 +117,16 @@ std::map<std::pair<std::string, std::string>, source_line> last_runs(SQLite::Dat
 }
 
 void judge(source_line& l, std::int64_t now, std::chrono::milliseconds max_age) {
-    if (l.status.empty()) {
+    if (!l.status) {
         l.verdict = "never";
         l.exit = exit_stale;
-    } else if (l.status == "failed") {
+    } else if (*l.status == sync::run_status::failed) {
         l.verdict = "failed";
         l.exit = exit_source_failed;
     } else if (now - l.finished.value_or(0) > max_age.count()) {
         l.verdict = "stale";
         l.exit = exit_stale;
-    } else if (l.status == "incomplete") {
+    } else if (*l.status == sync::run_status::incomplete) {
         l.verdict = "incomplete";
         l.exit = exit_incomplete;
     } else {
@@ -226,7 +226,8 @@ std::string render_table(const config::config& cfg, const status_report& r) {
     t += fmt::format("{:<12} {:<24} {:<10} {:<11} {:>8}  {}\n", "account", "source", "last run", "age", "items",
                      "error");
     for (const auto& l : r.sources) {
-        const std::string status = l.status.empty() ? "never" : l.verdict == "stale" ? l.status + "*" : l.status;
+        const std::string last = l.status ? std::string(sync::to_string(*l.status)) : std::string();
+        const std::string status = !l.status ? "never" : l.verdict == "stale" ? last + "*" : last;
         t += fmt::format("{:<12} {:<24} {:<10} {:<11} {:>8}  {}\n", l.account, l.source, status,
                          l.finished ? age_text(r.now - *l.finished) : "-", l.finished ? std::to_string(l.items) : "-",
                          l.error.empty() ? "-" : l.error);
@@ -266,7 +267,7 @@ std::string render_json(const config::config& cfg, const status_report& r) {
         j += i ? ",{\"account\":" : "{\"account\":";
         sync::append_json_string(j, l.account);
         j += fmt::format(",\"source\":\"{}\",\"last_status\":", l.source);
-        j += l.status.empty() ? "null" : "\"" + l.status + "\"";
+        j += l.status ? fmt::format("\"{}\"", sync::to_string(*l.status)) : std::string("null");
         j += fmt::format(",\"verdict\":\"{}\",\"finished_at\":", l.verdict);
         j += l.finished ? "\"" + sync::format_iso8601(*l.finished) + "\"" : "null";
         j += ",\"age_seconds\":";

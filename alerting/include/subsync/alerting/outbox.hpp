@@ -25,6 +25,11 @@ enum class alert_state { firing, resolved };
 [[nodiscard]] constexpr std::string_view to_string(alert_state s) noexcept {
     return s == alert_state::firing ? "firing" : "resolved";
 }
+[[nodiscard]] constexpr std::optional<alert_state> alert_state_named(std::string_view s) noexcept {
+    if (s == to_string(alert_state::firing)) return alert_state::firing;
+    if (s == to_string(alert_state::resolved)) return alert_state::resolved;
+    return std::nullopt;
+}
 
 enum class delivery_status { pending, delivered, dead };
 /// What one attempt at one group notification came to.

@@ -58,7 +58,7 @@ public:
     [[nodiscard]] const metrics_registry& registry() const noexcept { return registry_; }
 
 private:
-    void remember(const std::string& account, const std::string& source, const std::string& status,
+    void remember(const std::string& account, const std::string& source, sync::run_status status,
                   std::int64_t finished, const std::string& error);
 
     metrics_registry registry_;

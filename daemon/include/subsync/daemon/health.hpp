@@ -2,6 +2,8 @@
 // /healthz: healthy when the last sync of every configured (account, source) succeeded, and
 // succeeded recently enough (within 2 × interval). A pure function of what the daemon knows.
 
+#include <subsync/sync/snapshot.hpp>
+
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -14,7 +16,7 @@ namespace subsync::daemon {
 struct source_status {
     std::string account;
     std::string source;                        ///< "purchased_groups" | "subscription_resources"
-    std::string last_status;                   ///< "ok" | "failed" | "incomplete"; empty: never synced
+    std::optional<sync::run_status> last_status;  ///< none: never synced
     std::int64_t last_finished = 0;            ///< epoch ms of the last run's end
     std::optional<std::int64_t> last_success;  ///< epoch ms of the last "ok" run's end
     std::string last_error;

@@ -29,6 +29,12 @@ enum class run_status {
 [[nodiscard]] constexpr std::string_view to_string(run_status s) noexcept {
     return s == run_status::ok ? "ok" : s == run_status::failed ? "failed" : "incomplete";
 }
+/// `sync_runs.status` read back; none for anything else.
+[[nodiscard]] constexpr std::optional<run_status> run_status_named(std::string_view s) noexcept {
+    for (const auto r : {run_status::ok, run_status::failed, run_status::incomplete})
+        if (to_string(r) == s) return r;
+    return std::nullopt;
+}
 
 /// What one (account, source) sync did; one row of `sync_runs`.
 struct run_record {
