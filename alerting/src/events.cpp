@@ -5,21 +5,25 @@
 
 namespace subsync::alerting {
 
-void alerting_log::on(const delivery_attempt& a) {
+std::string alerting_log::message_of(const delivery_attempt& a) {
     switch (a.outcome) {
         case attempt_outcome::delivered:
-            spdlog::debug("alerts delivered sink={} group=\"{}\" batch={} alerts={} attempt={} ms={}", a.sink, a.group,
-                          a.batch, a.alerts, a.attempts, a.latency_ms);
-            break;
+            return fmt::format("alerts delivered sink={} group=\"{}\" batch={} alerts={} attempt={} ms={}", a.sink,
+                               a.group, a.batch, a.alerts, a.attempts, a.latency_ms);
         case attempt_outcome::dead:
-            spdlog::error("alerts dead-lettered sink={} group=\"{}\" batch={} alerts={} attempts={} error=\"{}\"",
-                          a.sink, a.group, a.batch, a.alerts, a.attempts, a.error);
-            break;
-        case attempt_outcome::failed:
-            spdlog::warn("alert delivery failed sink={} group=\"{}\" batch={} alerts={} attempt={} ms={} error=\"{}\"",
-                         a.sink, a.group, a.batch, a.alerts, a.attempts, a.latency_ms, a.error);
-            break;
+            return fmt::format("alerts dead-lettered sink={} group=\"{}\" batch={} alerts={} attempts={} error=\"{}\"",
+                               a.sink, a.group, a.batch, a.alerts, a.attempts, a.error);
+        case attempt_outcome::failed: break;
     }
+    return fmt::format("alert delivery failed sink={} group=\"{}\" batch={} alerts={} attempt={} ms={} error=\"{}\"",
+                       a.sink, a.group, a.batch, a.alerts, a.attempts, a.latency_ms, a.error);
+}
+
+void alerting_log::on(const delivery_attempt& a) {
+    const auto level = a.outcome == attempt_outcome::delivered ? spdlog::level::debug
+                       : a.outcome == attempt_outcome::dead    ? spdlog::level::err
+                                                               : spdlog::level::warn;
+    if (spdlog::should_log(level)) spdlog::log(level, "{}", message_of(a));
 }
 
 std::string alerting_log::message_of(std::string_view sink, const group_notification& g) {

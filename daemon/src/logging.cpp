@@ -354,9 +354,7 @@ public:
                            {"error", r.error}}});
             return;
         }
-        if (r.status == sync::run_status::incomplete)
-            spdlog::warn("incomplete listing account={} source={} error=\"{}\": nothing is marked removed", r.account,
-                         source, r.error);
+        if (r.status == sync::run_status::incomplete) spdlog::warn("{}", sync::incomplete_message_of(r));
         write_record({severity::info,
                       message_ids::sync_done,
                       sync::message_of(e),
@@ -391,25 +389,9 @@ void alert_records::on(const alerting::delivery_attempt& a) {
                            : a.outcome == alerting::attempt_outcome::failed  ? severity::warn
                                                                              : severity::error;
     if (!log_enabled(level)) return;
-    std::string message;
-    switch (a.outcome) {
-        case alerting::attempt_outcome::delivered:
-            message = fmt::format("alerts delivered sink={} group=\"{}\" batch={} alerts={} attempt={} ms={}", a.sink,
-                                  a.group, a.batch, a.alerts, a.attempts, a.latency_ms);
-            break;
-        case alerting::attempt_outcome::dead:
-            message = fmt::format("alerts dead-lettered sink={} group=\"{}\" batch={} alerts={} attempts={} error=\"{}\"",
-                                  a.sink, a.group, a.batch, a.alerts, a.attempts, a.error);
-            break;
-        case alerting::attempt_outcome::failed:
-            message = fmt::format(
-                "alert delivery failed sink={} group=\"{}\" batch={} alerts={} attempt={} ms={} error=\"{}\"", a.sink,
-                a.group, a.batch, a.alerts, a.attempts, a.latency_ms, a.error);
-            break;
-    }
     write_record({level,
                   a.outcome == alerting::attempt_outcome::dead ? message_ids::delivery_dead : std::string_view{},
-                  std::move(message),
+                  alerting::alerting_log::message_of(a),
                   {{"sink", a.sink},
                    {"group", a.group},
                    {"batch", a.batch},

@@ -40,6 +40,11 @@ std::string message_of(const source_finished& e) {
                        r.notifications, r.retries, r.throttled, e.elapsed.count());
 }
 
+std::string incomplete_message_of(const run_record& r) {
+    return fmt::format("incomplete listing account={} source={} error=\"{}\": nothing is marked removed", r.account,
+                       to_string(r.source), r.error);
+}
+
 void log_observer::on(const page_fetched& e) {
     if (spdlog::should_log(spdlog::level::debug)) spdlog::debug("{}", message_of(e));
 }
@@ -53,9 +58,7 @@ void log_observer::on(const source_finished& e) {
         spdlog::error("{}", message_of(e));
         return;
     }
-    if (e.run.status == run_status::incomplete)
-        spdlog::warn("incomplete listing account={} source={} error=\"{}\": nothing is marked removed", e.run.account,
-                     to_string(e.run.source), e.run.error);
+    if (e.run.status == run_status::incomplete) spdlog::warn("{}", incomplete_message_of(e.run));
     spdlog::info("{}", message_of(e));
 }
 

@@ -42,6 +42,8 @@ public:
 
     /// The log line of a group notification.
     [[nodiscard]] static std::string message_of(std::string_view sink, const group_notification& g);
+    /// The log line of a delivery attempt.
+    [[nodiscard]] static std::string message_of(const delivery_attempt& a);
 };
 
 /// The process-wide text logger, for when nothing else observes.

@@ -67,6 +67,8 @@ public:
 [[nodiscard]] std::string message_of(const page_fetched& e);
 [[nodiscard]] std::string message_of(const request_retried& e);
 [[nodiscard]] std::string message_of(const source_finished& e);
+/// The warning logged before an incomplete listing's `sync done` line.
+[[nodiscard]] std::string incomplete_message_of(const run_record& r);
 
 /// Writes each event as one spdlog line: page fetched at debug, a retry at warn, sync done at
 /// info (an incomplete one warns first), sync failed at error. The engine's default.
