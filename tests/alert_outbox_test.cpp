@@ -1,0 +1,118 @@
+// The outbox's lookups against a real SQLite file: what the dispatcher asks for one group or one
+// sink's pending work costs the same whatever the sink's history holds. Cost is counted in
+// SQLite virtual-machine steps (sqlite3_progress_handler), which is deterministic, not in time.
+
+#include <subsync/alerting/outbox.hpp>
+#include <subsync/sync/snapshot.hpp>
+
+#include "support/test_support.hpp"
+
+#include <SQLiteCpp/Transaction.h>
+#include <fmt/format.h>
+#include <sqlite3.h>
+
+#include <gtest/gtest.h>
+
+#include <functional>
+#include <numeric>
+#include <vector>
+
+namespace subsync {
+namespace {
+
+constexpr std::int64_t t0 = 1'800'000'000'000;  // 2027-01-15T08:00:00Z
+const std::vector<std::string> sinks{"hook"};
+
+std::vector<alerting::batch_outcome> delivered_now(std::int64_t batch) {
+    alerting::batch_outcome o;
+    o.batch = batch;
+    o.attempts = 1;
+    o.at = t0;
+    return {o};
+}
+
+/// A snapshot whose outbox holds `history` notifications already delivered to "hook" in groups
+/// of 100, then 100 more pending and pinned to one group notification, "current".
+class history {
+public:
+    history(const test::temp_dir& dir, int delivered) : store_(dir / fmt::format("h{}.db", delivered)) {
+        db().exec("PRAGMA synchronous = OFF");  // 400 small transactions; durability is not under test
+        alerting::outbox box(db());
+        SQLite::Transaction tx(db());
+        for (int i = 0; i < delivered + 100; ++i) {
+            alerting::queued_notification n;
+            n.idempotency_key = fmt::format("key-{}", i);
+            n.created_at = t0 + i;
+            n.account = "prod";
+            n.source = "purchased_groups";
+            n.item_key = fmt::format("sub-{:06}", i);
+            n.payload = fmt::format(R"({{"id":"sub-{:06}"}})", i);
+            EXPECT_TRUE(box.enqueue(n, sinks));
+        }
+        tx.commit();
+        for (int first = 1; first <= delivered; first += 100) {
+            pin(box, first, "old");
+            box.record("hook", delivered_now(first));
+        }
+        current = delivered + 1;
+        pin(box, current, "current");
+    }
+
+    SQLite::Database& db() { return store_.database(); }
+    std::int64_t current = 0;  ///< the pending group notification's batch
+
+    /// SQLite VM steps that `f` costs on this database.
+    std::int64_t steps(const std::function<void(alerting::outbox&)>& f) {
+        std::int64_t n = 0;
+        sqlite3_progress_handler(
+            db().getHandle(), 1,
+            [](void* p) {
+                ++*static_cast<std::int64_t*>(p);
+                return 0;
+            },
+            &n);
+        alerting::outbox box(db());
+        f(box);
+        sqlite3_progress_handler(db().getHandle(), 0, nullptr, nullptr);
+        return n;
+    }
+
+private:
+    static void pin(alerting::outbox& box, std::int64_t first, std::string_view group) {
+        std::vector<std::int64_t> seqs(100);
+        std::iota(seqs.begin(), seqs.end(), first);
+        box.assign("hook", first, group, seqs);
+    }
+
+    sync::snapshot_store store_;
+};
+
+// Without a named index, SQLite chose the primary key's `sink = ?` prefix for these lookups and
+// scanned every delivery the sink ever had: a first sync's 128 groups over 63,000 alerts cost 8
+// million row visits (bench/README.md, issue 16).
+TEST(Outbox, LookupsCostTheSameWhateverTheSinksHistory) {
+    test::temp_dir dir;
+    history fresh(dir, 0);
+    history busy(dir, 20'000);
+
+    auto compare = [&](const char* what, const std::function<void(alerting::outbox&, std::int64_t)>& f) {
+        const std::int64_t a = fresh.steps([&](alerting::outbox& b) { f(b, fresh.current); });
+        const std::int64_t b = busy.steps([&](alerting::outbox& o) { f(o, busy.current); });
+        EXPECT_GT(a, 0) << what;
+        EXPECT_LE(b, 2 * a) << what << ": " << a << " steps with no history, " << b << " with 20,000 delivered";
+    };
+    compare("members", [](alerting::outbox& b, std::int64_t batch) {
+        EXPECT_EQ(b.members("hook", batch).size(), 100u);
+    });
+    compare("pending", [](alerting::outbox& b, std::int64_t) { EXPECT_EQ(b.pending("hook", 10).size(), 10u); });
+    compare("last_delivered", [](alerting::outbox& b, std::int64_t) {
+        EXPECT_FALSE(b.last_delivered("hook", "current").has_value());
+    });
+    compare("record", [](alerting::outbox& b, std::int64_t batch) {
+        b.record("hook", delivered_now(batch));
+    });
+    EXPECT_EQ(alerting::outbox(busy.db()).count("hook", alerting::delivery_status::delivered), 20'100);
+}
+
+}  // namespace
+}  // namespace subsync
