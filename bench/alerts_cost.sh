@@ -18,6 +18,7 @@ export_dir = "$W/$v-exports"
 [sync]
 page_size   = 500
 concurrency = 8
+rate_limit  = 0
 [tls]
 ca_file = "$W/ca.pem"
 [[account]]
