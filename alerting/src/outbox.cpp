@@ -96,19 +96,22 @@ std::vector<pending_delivery> outbox::pending(std::string_view sink, std::int64_
 
 void outbox::assign(std::string_view sink, std::int64_t batch, std::string_view group_key,
                     std::span<const std::int64_t> seqs) {
-    SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
-    SQLite::Statement u(db_,
-                        "UPDATE alert_deliveries SET batch = ?, group_key = ? WHERE sink = ? AND seq = ? "
-                        "AND status = 'pending'");
+    // One statement for the whole group; the group's name goes on its first row only (what
+    // last_delivered reads), so a group of 500 adds one entry to alert_deliveries_by_group.
+    std::string members = "[";
     for (const std::int64_t seq : seqs) {
-        u.bind(1, batch);
-        u.bind(2, std::string(group_key));
-        u.bind(3, std::string(sink));
-        u.bind(4, seq);
-        u.exec();
-        u.reset();
+        if (members.size() > 1) members += ',';
+        members += std::to_string(seq);
     }
-    tx.commit();
+    members += ']';
+    SQLite::Statement u(db_,
+                        "UPDATE alert_deliveries SET batch = ?1, group_key = CASE seq WHEN ?1 THEN ?2 END "
+                        "WHERE sink = ?3 AND seq IN (SELECT value FROM json_each(?4)) AND status = 'pending'");
+    u.bind(1, batch);
+    u.bind(2, std::string(group_key));
+    u.bind(3, std::string(sink));
+    u.bind(4, members);
+    u.exec();
 }
 
 std::vector<batch_member> outbox::members(std::string_view sink, std::int64_t batch) const {
