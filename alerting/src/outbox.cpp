@@ -1,8 +1,12 @@
+#include "bind.hpp"
+
 #include <subsync/alerting/outbox.hpp>
 
 #include <SQLiteCpp/Transaction.h>
 
 namespace subsync::alerting {
+using detail::bind_name;
+using detail::bind_static;
 
 std::string_view to_string(delivery_status s) noexcept {
     switch (s) {
@@ -37,18 +41,18 @@ bool outbox::enqueue(const queued_notification& n, std::span<const std::string> 
                         "item_key, kind, threshold, state, severity, payload) VALUES (?,?,?,?,?,?,?,?,?,?,?)");
     SQLite::Statement& ins = *insert_;
     ins.reset();
-    ins.bind(1, n.idempotency_key);
+    bind_static(ins, 1, n.idempotency_key);
     ins.bind(2, static_cast<std::int64_t>(n.created_at));
     if (n.run_id) ins.bind(3, *n.run_id);
     else ins.bind(3);
-    ins.bind(4, n.account);
-    ins.bind(5, n.source);
-    ins.bind(6, n.item_key);
-    ins.bind(7, std::string(config::to_string(n.kind)));
-    ins.bind(8, n.threshold);
-    ins.bind(9, std::string(to_string(n.state)));
-    ins.bind(10, std::string(config::to_string(n.severity)));
-    ins.bind(11, n.payload);
+    bind_static(ins, 4, n.account);
+    bind_static(ins, 5, n.source);
+    bind_static(ins, 6, n.item_key);
+    bind_name(ins, 7, config::to_string(n.kind));
+    bind_static(ins, 8, n.threshold);
+    bind_name(ins, 9, to_string(n.state));
+    bind_name(ins, 10, config::to_string(n.severity));
+    bind_static(ins, 11, n.payload);
     if (ins.exec() == 0) return false;  // this very notification is already queued
     const std::int64_t seq = db_.getLastInsertRowid();
     if (!deliver_)
@@ -57,7 +61,7 @@ bool outbox::enqueue(const queued_notification& n, std::span<const std::string> 
                          "VALUES (?, ?, 'pending', 0, ?)");
     SQLite::Statement& deliver = *deliver_;
     for (const auto& sink : sinks) {
-        deliver.bind(1, sink);
+        bind_static(deliver, 1, sink);
         deliver.bind(2, seq);
         deliver.bind(3, static_cast<std::int64_t>(n.created_at));
         deliver.exec();

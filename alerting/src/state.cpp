@@ -1,6 +1,7 @@
 // The alert state machine and its transactional outbox (docs/alerts.md "Firing, repeating,
 // resolving"); the rules it evaluates are in alert_rules.cpp.
 
+#include "bind.hpp"
 #include "text.hpp"
 
 #include <subsync/alerting/alerts.hpp>
@@ -20,6 +21,8 @@ namespace subsync::alerting {
 namespace {
 
 using config::alert_kind;
+using detail::bind_name;
+using detail::bind_static;
 using detail::json_str;
 using sync::sha256_hex;
 
@@ -184,8 +187,8 @@ public:
         SQLite::Statement& up = *upsert_;
         up.reset();
         bind_key(up, s);
-        up.bind(6, std::string(to_string(s.state)));
-        up.bind(7, std::string(config::to_string(s.severity)));
+        bind_name(up, 6, to_string(s.state));
+        bind_name(up, 7, config::to_string(s.severity));
         up.bind(8, static_cast<std::int64_t>(s.since));
         if (resolved_at) up.bind(9, static_cast<std::int64_t>(*resolved_at));
         else up.bind(9);
@@ -195,8 +198,9 @@ public:
         else up.bind(11);
         up.bind(12, s.notifications);
         up.bind(13, s.episode);
-        up.bind(14, s.summary);
-        up.bind(15, s.detail.empty() ? std::string("{}") : s.detail);
+        bind_static(up, 14, s.summary);
+        if (s.detail.empty()) bind_name(up, 15, "{}");
+        else bind_static(up, 15, s.detail);
         if (s.measure) up.bind(16, *s.measure);
         else up.bind(16);
         up.bind(17, static_cast<std::int64_t>(now_));
@@ -206,11 +210,11 @@ public:
 private:
     // Binds an alert's primary key (account, source, item_key, kind, threshold) to parameters 1..5.
     void bind_key(SQLite::Statement& q, const alert_core& a) {
-        q.bind(1, account_);
-        q.bind(2, source_);
-        q.bind(3, a.item_key);
-        q.bind(4, a.kind);
-        q.bind(5, a.threshold);
+        bind_static(q, 1, account_);
+        bind_static(q, 2, source_);
+        bind_static(q, 3, a.item_key);
+        bind_static(q, 4, a.kind);
+        bind_static(q, 5, a.threshold);
     }
 
     SQLite::Database& db_;
@@ -240,21 +244,45 @@ public:
                 .substr(0, 32);
         std::string p;
         p.reserve(512 + s.summary.size() + s.detail.size());
-        p += "{\"idempotency_key\":\"" + key + "\"";
-        p += ",\"kind\":" + json_str(s.kind);
-        p += ",\"severity\":" + json_str(config::to_string(s.severity));
-        p += ",\"state\":" + json_str(to_string(s.state));
-        p += ",\"account\":" + json_str(account_);
-        p += ",\"source\":" + json_str(source_);
-        p += ",\"id\":" + json_str(s.item_key);
-        p += ",\"threshold\":" + json_str(s.threshold);
-        p += ",\"since\":" + json_str(format_iso8601(s.since));
-        p += ",\"resolved_at\":" + (resolved_at ? json_str(format_iso8601(*resolved_at)) : std::string("null"));
-        p += ",\"reason\":" + (reason.empty() ? std::string("null") : json_str(reason));
-        p += ",\"summary\":" + json_str(s.summary);
-        p += ",\"values\":" + (s.detail.empty() ? std::string("{}") : s.detail);
-        p += fmt::format(",\"notification\":{}", number);
-        p += ",\"created_at\":" + json_str(format_iso8601(now_)) + "}";
+        auto field = [&p](std::string_view name) {
+            p += p.empty() ? "{\"" : ",\"";
+            p += name;
+            p += "\":";
+        };
+        auto text = [&](std::string_view name, std::string_view value) {
+            field(name);
+            append_json_string(p, value);
+        };
+        auto time = [&](std::string_view name, std::optional<epoch_ms> t) {
+            field(name);
+            if (!t) {
+                p += "null";
+                return;
+            }
+            p += '"';
+            sync::append_iso8601(p, *t);
+            p += '"';
+        };
+        text("idempotency_key", key);
+        text("kind", s.kind);
+        text("severity", config::to_string(s.severity));
+        text("state", to_string(s.state));
+        text("account", account_);
+        text("source", source_);
+        text("id", s.item_key);
+        text("threshold", s.threshold);
+        time("since", s.since);
+        time("resolved_at", resolved_at);
+        field("reason");
+        if (reason.empty()) p += "null";
+        else append_json_string(p, reason);
+        text("summary", s.summary);
+        field("values");
+        p += s.detail.empty() ? std::string_view("{}") : std::string_view(s.detail);
+        field("notification");
+        p += std::to_string(number);
+        time("created_at", now_);
+        p += '}';
 
         sink_names_.clear();
         for (const auto& sink : sinks_)
