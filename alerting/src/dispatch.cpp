@@ -51,10 +51,9 @@ double alert_dispatcher::draw() {
 }
 
 std::vector<planned_notification> alert_dispatcher::plan(const sink_slot& s) const {
-    const auto rows = outbox_.pending(s.cfg.name, plan_window);
-    return plan_notifications(rows, s.cfg.group, [&](const std::string& key) {
-        return outbox_.last_delivered(s.cfg.name, key);
-    });
+    notification_planner planner(s.cfg.group);
+    outbox_.for_each_pending(s.cfg.name, plan_window, [&](const pending_delivery& r) { planner.add(r); });
+    return planner.finish([&](const std::string& key) { return outbox_.last_delivered(s.cfg.name, key); });
 }
 
 std::pair<std::int64_t, std::optional<std::int64_t>> alert_dispatcher::pending() const {

@@ -101,14 +101,19 @@ boost::system::result<notification, std::string> parse_notification(std::int64_t
     return n;
 }
 
-std::string group_key(const pending_delivery& d, std::span<const config::group_label> by) {
-    std::string key;
+void append_group_key(std::string& key, const pending_delivery& d, std::span<const config::group_label> by) {
+    const std::size_t start = key.size();
     for (const auto l : by) {
-        if (!key.empty()) key += ',';
+        if (key.size() > start) key += ',';
         key += config::to_string(l);
         key += '=';
         append_encoded(key, label_value(d, l));
     }
+}
+
+std::string group_key(const pending_delivery& d, std::span<const config::group_label> by) {
+    std::string key;
+    append_group_key(key, d, by);
     return key;
 }
 
@@ -119,66 +124,75 @@ bool more_urgent(config::severity severity_a, alert_state state_a, std::int64_t 
     return seq_a < seq_b;
 }
 
-std::vector<planned_notification> plan_notifications(
-    std::span<const pending_delivery> rows, const config::grouping& g,
-    const std::function<std::optional<epoch_ms>(const std::string&)>& last_delivered) {
-    struct group {
-        std::int64_t first_seq = 0;
-        epoch_ms oldest = 0;
-        std::vector<const pending_delivery*> rows;
-    };
-    // Grouped in an earlier pass: that notification goes again as it was (same idempotency key).
-    std::map<std::int64_t, planned_notification> assigned;
-    std::map<std::string, group> fresh;
-    for (const auto& r : rows) {
-        if (r.batch) {
-            auto& p = assigned[*r.batch];
-            if (p.seqs.empty()) {
-                p.batch = *r.batch;
-                p.key = group_key(r, g.by);
-                p.assigned = true;
-                p.attempts = r.attempts;
-                p.retrying = r.attempts > 0;
-                p.due = r.next_attempt_at;
-            }
-            p.seqs.push_back(r.seq);
-            continue;
-        }
-        auto [it, inserted] = fresh.try_emplace(group_key(r, g.by));
-        if (inserted) {
-            it->second.first_seq = r.seq;
-            it->second.oldest = r.created_at;
-        }
-        it->second.oldest = std::min(it->second.oldest, r.created_at);
-        it->second.rows.push_back(&r);
-    }
+notification_planner::notification_planner(const config::grouping& g) : g_(g) {}
 
+void notification_planner::add(const pending_delivery& r) {
+    if (r.batch) {
+        auto& p = assigned_[*r.batch];
+        if (p.seqs.empty()) {
+            p.batch = *r.batch;
+            p.key = group_key(r, g_.by);
+            p.assigned = true;
+            p.attempts = r.attempts;
+            p.retrying = r.attempts > 0;
+            p.due = r.next_attempt_at;
+        }
+        p.seqs.push_back(r.seq);
+        return;
+    }
+    key_.clear();
+    append_group_key(key_, r, g_.by);
+    auto it = fresh_.find(key_);
+    if (it == fresh_.end()) {
+        it = fresh_.try_emplace(key_).first;
+        it->second.first_seq = r.seq;
+        it->second.oldest = r.created_at;
+    }
+    it->second.oldest = std::min(it->second.oldest, r.created_at);
+    it->second.members.push_back({r.seq, r.severity, r.state});
+}
+
+std::vector<planned_notification> notification_planner::finish(
+    const std::function<std::optional<epoch_ms>(const std::string&)>& last_delivered) {
     std::vector<std::pair<std::int64_t, planned_notification>> ordered;  // (first seq of its group, plan)
-    for (auto& [batch, p] : assigned) ordered.emplace_back(batch, std::move(p));
-    const std::size_t chunk = static_cast<std::size_t>(std::max(1, g.max_alerts));
-    for (auto& [key, grp] : fresh) {
-        std::stable_sort(grp.rows.begin(), grp.rows.end(), [](const pending_delivery* a, const pending_delivery* b) {
-            return more_urgent(a->severity, a->state, a->seq, b->severity, b->state, b->seq);
+    for (auto& [batch, p] : assigned_) ordered.emplace_back(batch, std::move(p));
+    const std::size_t chunk = static_cast<std::size_t>(std::max(1, g_.max_alerts));
+    for (auto& [key, grp] : fresh_) {
+        auto& m = grp.members;
+        std::stable_sort(m.begin(), m.end(), [](const member& a, const member& b) {
+            return more_urgent(a.severity, a.state, a.seq, b.severity, b.state, b.seq);
         });
         const auto last = last_delivered(key);
-        const epoch_ms due = last ? std::max<epoch_ms>(*last + g.interval.count(), grp.oldest)
-                                  : grp.oldest + g.wait.count();
-        for (std::size_t at = 0; at < grp.rows.size(); at += chunk) {
+        const epoch_ms due = last ? std::max<epoch_ms>(*last + g_.interval.count(), grp.oldest)
+                                  : grp.oldest + g_.wait.count();
+        for (std::size_t at = 0; at < m.size(); at += chunk) {
             planned_notification p;
             p.key = key;
             p.due = due;
-            const std::size_t end = std::min(grp.rows.size(), at + chunk);
-            for (std::size_t i = at; i < end; ++i) p.seqs.push_back(grp.rows[i]->seq);
+            const std::size_t end = std::min(m.size(), at + chunk);
+            p.seqs.reserve(end - at);
+            for (std::size_t i = at; i < end; ++i) p.seqs.push_back(m[i].seq);
             p.batch = *std::min_element(p.seqs.begin(), p.seqs.end());
             ordered.emplace_back(grp.first_seq, std::move(p));
         }
+        m = {};
     }
+    assigned_.clear();
+    fresh_.clear();
     std::stable_sort(ordered.begin(), ordered.end(),
                      [](const auto& a, const auto& b) { return a.first < b.first; });
     std::vector<planned_notification> out;
     out.reserve(ordered.size());
     for (auto& [first, p] : ordered) out.push_back(std::move(p));
     return out;
+}
+
+std::vector<planned_notification> plan_notifications(
+    std::span<const pending_delivery> rows, const config::grouping& g,
+    const std::function<std::optional<epoch_ms>(const std::string&)>& last_delivered) {
+    notification_planner planner(g);
+    for (const auto& r : rows) planner.add(r);
+    return planner.finish(last_delivered);
 }
 
 boost::system::result<group_notification, std::string> make_group_notification(

@@ -70,7 +70,8 @@ bool outbox::enqueue(const queued_notification& n, std::span<const std::string> 
     return true;
 }
 
-std::vector<pending_delivery> outbox::pending(std::string_view sink, std::int64_t limit) const {
+void outbox::for_each_pending(std::string_view sink, std::int64_t limit,
+                              const std::function<void(const pending_delivery&)>& f) const {
     SQLite::Statement q(db_,
                         "SELECT d.seq, d.attempts, d.next_attempt_at, o.created_at, d.batch, o.account, o.source, "
                         "o.item_key, o.kind, o.severity, o.state FROM alert_deliveries d "
@@ -79,23 +80,25 @@ std::vector<pending_delivery> outbox::pending(std::string_view sink, std::int64_
                         "ORDER BY d.seq LIMIT ?");
     q.bind(1, std::string(sink));
     q.bind(2, limit);
-    std::vector<pending_delivery> out;
+    pending_delivery p;  // one row at a time: its strings keep their buffers from row to row
     while (q.executeStep()) {
-        pending_delivery p;
         p.seq = q.getColumn(0).getInt64();
         p.attempts = q.getColumn(1).getInt64();
         p.next_attempt_at = q.getColumn(2).getInt64();
         p.created_at = q.getColumn(3).getInt64();
-        if (!q.getColumn(4).isNull()) p.batch = q.getColumn(4).getInt64();
-        p.account = q.getColumn(5).getString();
-        p.source = q.getColumn(6).getString();
-        p.item_key = q.getColumn(7).getString();
-        p.kind = q.getColumn(8).getString();
+        p.batch = q.getColumn(4).isNull() ? std::nullopt : std::optional(q.getColumn(4).getInt64());
+        auto text = [&q](std::string& out, int i) {
+            const SQLite::Column c = q.getColumn(i);
+            out.assign(c.getText(), static_cast<std::size_t>(c.getBytes()));
+        };
+        text(p.account, 5);
+        text(p.source, 6);
+        text(p.item_key, 7);
+        text(p.kind, 8);
         p.severity = config::severity_named(q.getColumn(9).getText()).value_or(config::severity::critical);
         p.state = alert_state_named(q.getColumn(10).getText()).value_or(alert_state::firing);
-        out.push_back(std::move(p));
+        f(p);
     }
-    return out;
 }
 
 void outbox::assign(std::string_view sink, std::int64_t batch, std::string_view group_key,

@@ -10,6 +10,7 @@
 #include <SQLiteCpp/Statement.h>
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 #include <string>
@@ -114,8 +115,10 @@ public:
 
     // ---- the dispatcher ------------------------------------------------------------------
 
-    /// Pending deliveries of `sink` in seq order, at most `limit`.
-    [[nodiscard]] std::vector<pending_delivery> pending(std::string_view sink, std::int64_t limit) const;
+    /// Pending deliveries of `sink` in seq order, at most `limit`, one at a time into `f` (the
+    /// row is reused: copy what you keep; a sink may owe 100,000).
+    void for_each_pending(std::string_view sink, std::int64_t limit,
+                          const std::function<void(const pending_delivery&)>& f) const;
     /// Puts `seqs` of `sink` into group notification `batch` (its first member's seq) under
     /// `group_key`, in one transaction: a restart sends that same group again.
     void assign(std::string_view sink, std::int64_t batch, std::string_view group_key,
