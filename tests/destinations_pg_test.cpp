@@ -227,6 +227,16 @@ TEST_F(Destinations, DownForThreeRoundsThenCatchesUpWithoutGapOrDuplicate) {
     EXPECT_FALSE(down[0].known);
     EXPECT_NE(down[0].error.find("connect"), std::string::npos) << down[0].error;
     EXPECT_EQ(down[0].error.find(password), std::string::npos) << down[0].error;
+    // The real `subsyncd status`: the line says so, and the exit code stays the sources' own.
+    for (const char* format : {"table", "json"}) {
+        const auto st = run_subsyncd({"status", "--config", d.config.string(), "--format", format}, env());
+        EXPECT_EQ(st.exit_code, 0) << "a destination never changes status's exit code:\n" << st.out << st.err;
+        EXPECT_NE(st.out.find(std::string(format) == "json" ? R"("destination":"postgresql","reachable":false,)"
+                                                            : "destination postgresql    unreachable: "),
+                  std::string::npos)
+            << st.out;
+        EXPECT_EQ(st.out.find(password), std::string::npos) << "the DSN's password leaked: " << st.out;
+    }
 
     pg_.start();
     const auto cursor_before = std::stoll(pg_.psql(
@@ -238,10 +248,21 @@ TEST_F(Destinations, DownForThreeRoundsThenCatchesUpWithoutGapOrDuplicate) {
     EXPECT_EQ(back.at(0).cursor_seq, cursor_before);
     EXPECT_EQ(back.at(0).lag_changes, local_seq - cursor_before);
     EXPECT_GT(back.at(0).lag_changes, 0);
+    const auto behind = run_subsyncd({"status", "--config", d.config.string(), "--format", "json"}, env());
+    EXPECT_NE(behind.out.find(fmt::format(R"("destination":"postgresql","reachable":true,"cursor_seq":{},)"
+                                          R"("lag_changes":{},)",
+                                          cursor_before, local_seq - cursor_before)),
+              std::string::npos)
+        << behind.out;
 
     // The next run ships the backlog in one pass.
     ASSERT_EQ(sync_once(d).exit_code, 0);
     EXPECT_EQ(destinations::query_lag(*cfg, config::environment::process()).at(0).lag_changes, 0);
+    const auto caught_up = run_subsyncd({"status", "--config", d.config.string()}, env());
+    EXPECT_NE(caught_up.out.find(fmt::format("destination postgresql    cursor at change {}, 0 changes behind",
+                                             local.execAndGet("SELECT max(seq) FROM changes").getInt64())),
+              std::string::npos)
+        << caught_up.out;
     EXPECT_EQ(pg_seqs(pg_, database_, d), sqlite_seqs(d)) << "a gap or a duplicate in changes";
     expect_equal_everywhere(pg_, database_, d);
 }

@@ -11,6 +11,7 @@
 #include <subsync/daemon/lock.hpp>
 #include <subsync/alerting/alerts.hpp>
 #include <subsync/alerting/outbox.hpp>
+#include <subsync/destinations/postgresql.hpp>
 #include <subsync/sync/columns.hpp>
 #include <subsync/sync/snapshot.hpp>
 #include <subsync/sync/time.hpp>
@@ -54,6 +55,8 @@ struct status_report {
     std::vector<sink_line> sinks;
     storage_sizes storage;
     std::optional<long> daemon_pid;
+    /// Each [[destination]]'s cursor and lag; never part of the exit code (docs/destinations.md).
+    std::vector<destinations::destination_lag> destinations;
     bool database_exists = false;
     std::int64_t now = 0;
     std::chrono::milliseconds max_age{0};
@@ -154,7 +157,7 @@ void read_alert_state(SQLite::Database& db, const config::config& cfg, status_re
     }
 }
 
-status_report gather(const config::config& cfg, std::chrono::milliseconds max_age) {
+status_report gather(const config::config& cfg, const config::environment& env, std::chrono::milliseconds max_age) {
     status_report r;
     r.now = wall_clock_now();
     r.max_age = max_age;
@@ -189,6 +192,10 @@ status_report gather(const config::config& cfg, std::chrono::milliseconds max_ag
             if (rank(l.exit) > rank(r.exit)) r.exit = l.exit;
             r.sources.push_back(std::move(l));
         }
+    // Bounded by each destination's connect and statement timeouts; an unreachable one is a line.
+    if (r.database_exists) r.destinations = destinations::query_lag(cfg, env);
+    else
+        for (const auto& d : cfg.destinations) r.destinations.push_back({d.name, false, 0, 0, "no database yet"});
     return r;
 }
 
@@ -238,6 +245,10 @@ std::string render_table(const config::config& cfg, const status_report& r) {
     for (const auto& s : r.sinks)
         t += fmt::format("sink {:<14} {} pending, {} dead{}\n", s.sink, s.pending, s.dead,
                          s.dead > 0 ? " (subsyncd alerts --redeliver)" : "");
+    for (const auto& d : r.destinations)
+        t += d.known ? fmt::format("destination {:<13} cursor at change {}, {} change{} behind\n", d.destination,
+                                   d.cursor_seq, d.lag_changes, d.lag_changes == 1 ? "" : "s")
+                     : fmt::format("destination {:<13} unreachable: {}\n", d.destination, d.error);
     t += fmt::format("storage    database {} (+ {} WAL), exports {} in {} generation{}\n", bytes_text(r.storage.database),
                      bytes_text(r.storage.wal), bytes_text(r.storage.exports), r.storage.generations,
                      r.storage.generations == 1 ? "" : "s");
@@ -286,6 +297,19 @@ std::string render_json(const config::config& cfg, const status_report& r) {
         sync::append_json_string(j, r.sinks[i].sink);
         j += fmt::format(",\"pending\":{},\"dead\":{}}}", r.sinks[i].pending, r.sinks[i].dead);
     }
+    j += "],\"destinations\":[";
+    for (std::size_t i = 0; i < r.destinations.size(); ++i) {
+        const auto& d = r.destinations[i];
+        j += i ? ",{\"destination\":" : "{\"destination\":";
+        sync::append_json_string(j, d.destination);
+        j += fmt::format(",\"reachable\":{}", d.known);
+        j += d.known ? fmt::format(",\"cursor_seq\":{},\"lag_changes\":{},\"error\":null}}", d.cursor_seq, d.lag_changes)
+                     : std::string(",\"cursor_seq\":null,\"lag_changes\":null,\"error\":");
+        if (!d.known) {
+            sync::append_json_string(j, d.error);
+            j += '}';
+        }
+    }
     j += fmt::format("],\"storage\":{{\"database_bytes\":{},\"wal_bytes\":{},\"export_bytes\":{},"
                      "\"export_generations\":{}}}}}\n",
                      r.storage.database, r.storage.wal, r.storage.exports, r.storage.generations);
@@ -307,7 +331,7 @@ int run_status(const std::filesystem::path& config_path, const status_options& o
         }
         max_age = *parsed;
     }
-    const auto report = gather(*cfg, max_age);
+    const auto report = gather(*cfg, process_environment_with_warnings(), max_age);
     const std::string text = opts.format == "json" ? render_json(*cfg, report) : render_table(*cfg, report);
     std::fwrite(text.data(), 1, text.size(), stdout);
     return report.exit;
