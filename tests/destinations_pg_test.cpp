@@ -18,6 +18,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstring>
+#include <fstream>
 #include <csignal>
 
 #include <arpa/inet.h>
@@ -202,6 +204,52 @@ TEST_F(Destinations, ThreeInstancesReplicateIntoOneDatabaseEqualToTheirExports) 
     EXPECT_NE(pg_.psql(database_, "SELECT count(*) FROM subsync.alerts"), "0\n");
     EXPECT_NE(pg_.psql(database_, "SELECT count(*) FROM subsync.changes WHERE kind = 'removed'"), "0\n");
     EXPECT_EQ(pg_.psql(database_, "SELECT count(DISTINCT instance) FROM subsync.sync_runs"), "3\n");
+}
+
+/// The statements PostgreSQL logged for `database_` since `from` (log_statement = 'all').
+std::vector<std::string> statements_since(const pg_cluster& pg, std::uintmax_t from) {
+    std::ifstream log(pg.log_path());
+    log.seekg(static_cast<std::streamoff>(from));
+    std::vector<std::string> out;
+    for (std::string line; std::getline(log, line);) {
+        for (const char* mark : {"LOG:  statement: ", "LOG:  execute <unnamed>: ", "LOG:  execute "})
+            if (const auto at = line.find(mark); at != std::string::npos) {
+                out.push_back(line.substr(at + std::strlen(mark)));
+                break;
+            }
+    }
+    return out;
+}
+
+// Acceptance 4, the statements: a re-sync that changed nothing ships its own sync_runs row and
+// moves the cursor; no item, change or alert row is sent (the alerts table was replaced on every
+// pass before).
+TEST_F(Destinations, UnchangedReSyncShipsOnlyItsRunRowAndTheCursor) {
+    const auto d = make("quiet", "prod");
+    ASSERT_EQ(sync_once(d).exit_code, 0);
+    ASSERT_EQ(sync_once(d).exit_code, 0);  // the first re-sync may still move alert state
+    pg_.psql(database_, fmt::format("ALTER DATABASE {} SET log_statement = 'all'", database_));
+    const auto from = std::filesystem::file_size(pg_.log_path());
+    const auto r = sync_once(d);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    ASSERT_NE(r.err.find("added=0 changed=0 removed=0"), std::string::npos) << r.err;
+    pg_.psql(database_, fmt::format("ALTER DATABASE {} RESET log_statement", database_));
+
+    auto statements = statements_since(pg_, from);
+    std::erase_if(statements, [](const std::string& s) { return s.starts_with("ALTER DATABASE"); });  // ours
+    std::string all;
+    for (const auto& s : statements) all += s + "\n";
+    std::size_t run_rows = 0;
+    for (const auto& s : statements) {
+        for (const char* table : {"purchased_groups", "subscription_resources", "\"changes\"", "\"alerts\""})
+            EXPECT_EQ(s.find(table), std::string::npos) << "shipped " << table << ":\n" << all;
+        if (s.find("INSERT INTO \"subsync\".\"sync_runs\"") != std::string::npos) ++run_rows;
+    }
+    EXPECT_EQ(run_rows, 1u) << all;
+    // SET statement_timeout; the schema check (BEGIN, lock, CREATE … IF NOT EXISTS, version,
+    // COMMIT); the pass (BEGIN, lock, cursor, the run rows, cursor, COMMIT).
+    EXPECT_LE(statements.size(), 12u) << all;
+    expect_equal_everywhere(pg_, database_, d);
 }
 
 // Acceptance 2: PostgreSQL stopped for three rounds: the syncs exit 0 as before, and once it

@@ -55,6 +55,13 @@ std::string migration_1(const std::string& schema) {
     return sql;
 }
 
+// Migration 2: the cursor also remembers the alerts table as it shipped it (newest updated_at
+// and row count), so a pass after which no alert changed does not replace that table.
+std::string migration_2(const std::string& schema) {
+    return fmt::format("ALTER TABLE {} ADD COLUMN alerts_updated_at bigint, ADD COLUMN alerts_count bigint;\n",
+                       qualified(schema, "replication_cursor"));
+}
+
 }  // namespace
 
 std::vector<std::string> table_shape::pg_columns() const {
@@ -110,6 +117,7 @@ void migrate(pg_connection& c, const config::destination_config& d) {
         }
         // Ordered, append-only, like the SQLite migrations (sync/src/schema.cpp).
         if (version == 0) c.exec(migration_1(d.schema), t);
+        if (version == 1) c.exec(migration_2(d.schema), t);
         c.exec(fmt::format("DELETE FROM {0}; INSERT INTO {0} VALUES ({1})", version_table, version + 1), t);
         c.exec("COMMIT", t);
     }

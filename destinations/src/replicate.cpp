@@ -128,10 +128,25 @@ private:
     std::string buf_;
 };
 
+/// The alerts table as one pass shipped it: its newest updated_at and its row count. Every
+/// write of an alert sets updated_at; retention deletes rows, which the count sees.
+struct alerts_mark {
+    std::int64_t updated_at = 0;
+    std::int64_t count = 0;
+    bool operator==(const alerts_mark&) const = default;
+};
+
 struct cursor {
     std::int64_t seq = 0;
     std::int64_t run = 0;
+    std::optional<alerts_mark> alerts;  ///< none: written by a schema-1 pass, or never shipped
 };
+
+alerts_mark alerts_mark_of(SQLite::Database& db) {
+    SQLite::Statement q(db, "SELECT coalesce(max(updated_at), 0), count(*) FROM alerts");
+    q.executeStep();
+    return {q.getColumn(0).getInt64(), q.getColumn(1).getInt64()};
+}
 
 std::int64_t sqlite_max(SQLite::Database& db, const char* sql) { return db.execAndGet(sql).getInt64(); }
 
@@ -206,7 +221,8 @@ std::int64_t upsert_rows(pg_connection& c, SQLite::Database& db, const config::d
     return n;
 }
 
-std::int64_t incremental(pg_connection& c, SQLite::Database& db, const config::destination_config& d, cursor from) {
+std::int64_t incremental(pg_connection& c, SQLite::Database& db, const config::destination_config& d, cursor from,
+                         const alerts_mark& alerts_now) {
     std::int64_t shipped = 0;
     for (auto t : wanted(d)) {
         switch (t) {
@@ -226,7 +242,9 @@ std::int64_t incremental(pg_connection& c, SQLite::Database& db, const config::d
             }
             case export_table::alerts:
                 // Alert state changes without a change row (a notification sent, an alert
-                // resolved): the table is small, so it is replaced whole every pass.
+                // resolved): when anything in it moved, the table is replaced whole; when
+                // nothing did (an unchanged re-sync), it is not touched.
+                if (from.alerts == alerts_now) break;
                 c.exec(fmt::format("DELETE FROM {} WHERE instance = $1", qualified(d.schema, "alerts")), {d.instance},
                        d.statement_timeout);
                 upsert_rows(c, db, d, t, exporters::export_options{});
@@ -254,11 +272,15 @@ std::unique_ptr<pg_connection> connect(const config::destination_config& d, cons
 }
 
 std::optional<cursor> read_cursor(pg_connection& c, const config::destination_config& d, bool lock) {
-    const auto rows = c.exec(fmt::format("SELECT last_seq, last_run FROM {} WHERE instance = $1{}",
-                                         qualified(d.schema, "replication_cursor"), lock ? " FOR UPDATE" : ""),
-                             {d.instance}, d.statement_timeout);
+    const auto rows =
+        c.exec(fmt::format("SELECT last_seq, last_run, alerts_updated_at, alerts_count FROM {} WHERE instance = $1{}",
+                           qualified(d.schema, "replication_cursor"), lock ? " FOR UPDATE" : ""),
+               {d.instance}, d.statement_timeout);
     if (rows.rows.empty()) return std::nullopt;
-    return cursor{std::stoll(rows.rows[0].at(0).value_or("0")), std::stoll(rows.rows[0].at(1).value_or("0"))};
+    const auto& row = rows.rows[0];
+    cursor at{std::stoll(row.at(0).value_or("0")), std::stoll(row.at(1).value_or("0")), std::nullopt};
+    if (row.at(2) && row.at(3)) at.alerts = alerts_mark{std::stoll(*row.at(2)), std::stoll(*row.at(3))};
+    return at;
 }
 
 }  // namespace
@@ -287,6 +309,7 @@ replication_outcome replicate_once(const config::destination_config& d, const co
         read_transaction snapshot(db);
         max_seq = sqlite_max(db, "SELECT coalesce(max(seq), 0) FROM changes");
         const std::int64_t max_run = sqlite_max(db, "SELECT coalesce(max(id), 0) FROM sync_runs");
+        const alerts_mark alerts_now = alerts_mark_of(db);
         out.local_seq = max_seq;
         out.lag_changes = from ? max_seq - from->seq : max_seq;
         const bool behind_us = from && (from->seq > max_seq || from->run > max_run);
@@ -295,12 +318,16 @@ replication_outcome replicate_once(const config::destination_config& d, const co
                          "database was replaced or restored, reloading everything",
                          d.name, d.instance, from->seq, max_seq);
         out.full_load = full || !from || behind_us;
-        out.shipped_changes = out.full_load ? full_load(*c, db, d) : incremental(*c, db, d, *from);
-        c->exec(fmt::format("INSERT INTO {} (instance, last_seq, last_run, updated_at) VALUES ($1, $2, $3, now()) "
-                            "ON CONFLICT (instance) DO UPDATE SET last_seq = EXCLUDED.last_seq, "
-                            "last_run = EXCLUDED.last_run, updated_at = EXCLUDED.updated_at",
+        out.shipped_changes = out.full_load ? full_load(*c, db, d) : incremental(*c, db, d, *from, alerts_now);
+        c->exec(fmt::format("INSERT INTO {} (instance, last_seq, last_run, alerts_updated_at, alerts_count, updated_at) "
+                            "VALUES ($1, $2, $3, $4, $5, now()) ON CONFLICT (instance) DO UPDATE SET "
+                            "last_seq = EXCLUDED.last_seq, last_run = EXCLUDED.last_run, "
+                            "alerts_updated_at = EXCLUDED.alerts_updated_at, alerts_count = EXCLUDED.alerts_count, "
+                            "updated_at = EXCLUDED.updated_at",
                             qualified(d.schema, "replication_cursor")),
-                {d.instance, std::to_string(max_seq), std::to_string(max_run)}, d.statement_timeout);
+                {d.instance, std::to_string(max_seq), std::to_string(max_run), std::to_string(alerts_now.updated_at),
+                 std::to_string(alerts_now.count)},
+                d.statement_timeout);
         c->exec("COMMIT", d.statement_timeout);
         out.ok = true;
         out.cursor_seq = max_seq;

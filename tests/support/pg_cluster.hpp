@@ -27,6 +27,9 @@ public:
     /// output; throws with psql's stderr when it fails. psql, not our client, reads the results.
     std::string psql(const std::string& database, const std::string& sql) const;
 
+    /// The server's log (pg_ctl -l): what `log_statement` writes, for tests that count statements.
+    [[nodiscard]] std::filesystem::path log_path() const { return dir_ / "server.log"; }
+
     /// The shared cluster of this test binary, started on first use and stopped at exit.
     static pg_cluster& shared();
 

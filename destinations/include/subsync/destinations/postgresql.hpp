@@ -21,7 +21,7 @@
 namespace subsync::destinations {
 
 /// The PostgreSQL schema version this build writes; a newer one is refused.
-inline constexpr int pg_schema_version = 1;
+inline constexpr int pg_schema_version = 2;
 
 /// What one replication pass of one destination did.
 struct replication_outcome {
