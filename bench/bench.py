@@ -48,7 +48,7 @@ QUICK = dict(latency_pages=20, latency_page_size=100, latency_ms=20, concurrency
              parse_bytes=5_000_000, idle_seconds=2.0, reps=1, seq_reps=1,
              accounts=20, account_items=1000, pad_mib=8, pad_items=450)
 
-SCENARIOS = ["latency", "big", "export", "parse", "idle", "accounts", "padded"]
+SCENARIOS = ["latency", "big", "export", "parse", "destination", "idle", "accounts", "padded"]
 
 
 class BenchError(RuntimeError):
@@ -92,6 +92,67 @@ def run_child(argv, env=None, stdout_path=None, cwd=None):
         out.close()
         err.close()
         os.unlink(report)
+
+
+class PgCluster:
+    """A throwaway PostgreSQL 15 in a directory (initdb + pg_ctl, unix socket only), as `nobody`
+    when the bench runs as root; the same setup as tests/support/pg_cluster.cpp. Default
+    durability settings: what an operator's server does."""
+
+    def __init__(self, directory, work):
+        bins = [b for b in ("/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin") if Path(b, "initdb").exists()]
+        if not bins:
+            raise BenchError("PostgreSQL server binaries not found (install postgresql-15: scripts/deps)")
+        self.bin = Path(bins[0])
+        self.dir = Path(directory)
+        self.data, self.sock = self.dir / "data", self.dir / "sock"
+        self.sock.mkdir(parents=True, exist_ok=True)
+        self.data.mkdir(parents=True, exist_ok=True)
+        self.prefix = []
+        if os.geteuid() == 0:
+            self.prefix = ["runuser", "-u", "nobody", "--"]
+            # nobody must reach its directory through the bench's own (mode 0700 from mkdtemp).
+            for p in [self.dir, *self.dir.parents]:
+                os.chmod(p, p.stat().st_mode | 0o011)
+                if p == Path(work):
+                    break
+            for p in (self.dir, self.data, self.sock):
+                shutil.chown(p, user="nobody")
+        self.server(["initdb", "-D", self.data, "-U", "subsync", "-A", "trust", "-E", "UTF8", "--locale=C"])
+        self.server(["pg_ctl", "-D", self.data, "-l", self.dir / "server.log", "-w", "-t", "60", "-o",
+                     f"-k {self.sock} -c listen_addresses= -p 5432", "start"])
+        self.dsn = f"host={self.sock} port=5432 user=subsync dbname=postgres"
+
+    def server(self, argv):
+        r = subprocess.run(self.prefix + [str(self.bin / argv[0]), *[str(a) for a in argv[1:]]],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        if r.returncode != 0:
+            raise BenchError(f"PostgreSQL: {argv[0]} exited {r.returncode}: {r.stderr.decode()[-800:]}")
+
+    def psql_argv(self, sql):
+        return [str(self.bin / "psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", self.dsn, "-c", sql]
+
+    def psql(self, sql):
+        r = subprocess.run(self.psql_argv(sql), capture_output=True, text=True)
+        if r.returncode != 0:
+            raise BenchError(f"psql failed: {r.stderr.strip()[-800:]}")
+        return r.stdout
+
+    def statements_logged_since(self, offset):
+        with open(self.dir / "server.log", "rb") as f:
+            f.seek(offset)
+            text = f.read().decode(errors="replace")
+        marks = ("LOG:  statement: ", "LOG:  execute ")
+        return [line.split(m, 1)[1] for line in text.splitlines() for m in marks if m in line]
+
+    def log_size(self):
+        return (self.dir / "server.log").stat().st_size
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.server(["pg_ctl", "-D", self.data, "-m", "fast", "-w", "stop"])
 
 
 class Emulator:
@@ -560,6 +621,77 @@ class Bench:
                         break
 
     # -- CSV export of the cold snapshot against sqlite3 -csv on the same table.
+    # -- PostgreSQL destination (issue 18): the first load of the big snapshot's purchases with
+    #    `subsyncd replicate` (COPY) against `psql \\copy` of the same rows' CSV into a table of
+    #    the same shape; and how many statements a pass with nothing new runs.
+    def destination(self):
+        if not hasattr(self, "base_db"):
+            raise BenchError("destination needs the big scenario's snapshot (run it too)")
+        n = self.s["items"]
+        label = f"{n // 1000}k" if n >= 1000 else str(n)
+        d = self.work / "destination"
+        copy_db(self.base_db, d / "db")
+        cfg = d / "subsync.toml"
+        with PgCluster(d / "pg", self.work) as pg:
+            cfg.write_text(f'[storage]\ndatabase = "{d}/db/snapshot.db"\nexport_dir = "{d}/exports"\n\n'
+                           '[[account]]\nname = "x"\napig_endpoint = "https://127.0.0.1:1"\n'
+                           'secmaster_endpoint = "https://127.0.0.1:1"\n[account.auth]\ntoken_env = "SUBSYNC_TOKEN"\n\n'
+                           '[[destination]]\ntype = "postgresql"\ninstance = "bench"\ndsn_env = "SUBSYNC_PG_DSN"\n'
+                           'tables = ["purchased_groups"]\n')
+            env = {**self.subsyncd.env, "SUBSYNC_PG_DSN": pg.dsn}
+            csv = d / "pg" / "purchased_groups.csv"
+            ours, ref = [], []
+            for i in range(self.reps):
+                pair = ["ours", "psql"] if i % 2 == 0 else ["psql", "ours"]
+                for who in pair:
+                    if who == "ours":
+                        # A first load each time: no schema, no cursor.
+                        pg.psql("DROP SCHEMA IF EXISTS subsync CASCADE")
+                        wall, _, rc, _, err = run_child([self.subsyncd.binary, "replicate", "--config", cfg], env=env)
+                        if rc != 0:
+                            raise BenchError(f"subsyncd replicate exited {rc}: {err.strip()[-2000:]}")
+                        ours.append(wall)
+                        if not csv.exists():
+                            pg.psql(f"DROP TABLE IF EXISTS public.ref; CREATE TABLE public.ref "
+                                    f"(LIKE subsync.purchased_groups INCLUDING ALL); "
+                                    f"COPY subsync.purchased_groups TO '{csv}' (FORMAT csv)")
+                    else:
+                        if not csv.exists():
+                            continue  # the first round measures ours first; psql needs its CSV
+                        pg.psql("TRUNCATE public.ref")
+                        wall, _, rc, _, err = run_child(pg.psql_argv(f"\\copy public.ref FROM '{csv}' (FORMAT csv)"))
+                        if rc != 0:
+                            raise BenchError(f"psql \\copy exited {rc}: {err.strip()[-2000:]}")
+                        ref.append(wall)
+            rows = int(pg.psql("SELECT count(*) FROM subsync.purchased_groups").strip())
+            if rows != n:
+                raise BenchError(f"destination: {rows} purchases in PostgreSQL, expected {n}")
+            # A pass with nothing new: the statements PostgreSQL runs for it.
+            pg.psql("ALTER SYSTEM SET log_statement = 'all'")
+            pg.psql("SELECT pg_reload_conf()")
+            at = pg.log_size()
+            _, _, rc, _, err = run_child([self.subsyncd.binary, "replicate", "--config", cfg], env=env)
+            if rc != 0:
+                raise BenchError(f"subsyncd replicate exited {rc}: {err.strip()[-2000:]}")
+            statements = [t for t in pg.statements_logged_since(at) if "pg_reload_conf" not in t]
+            pg.psql("ALTER SYSTEM RESET log_statement")
+            pg.psql("SELECT pg_reload_conf()")
+        shipped = [t for t in statements if "INSERT INTO \"subsync\".\"purchased_groups\"" in t or "COPY" in t
+                   or "DELETE" in t]
+        om, rm = statistics.median(ours), statistics.median(ref)
+        self.raw["destination"] = dict(replicate_wall_s=ours, psql_copy_wall_s=ref, rows=n,
+                                       idle_pass_statements=statements)
+        self.rows.append(row(f"PostgreSQL first load, {label} purchases", "s", ours, reference=rm,
+                             ref_label=f"psql \\copy {rm * 1000:.0f} ms", ratio=om / rm, target="<= 2 x psql \\copy",
+                             holds=om <= 2 * rm,
+                             note="`subsyncd replicate` into an empty schema (migrations, COPY, cursor) vs `psql "
+                                  "-c \"\\copy … FROM csv\"` of the same rows into a table of the same shape "
+                                  "(`LIKE … INCLUDING ALL`), alternating; PostgreSQL 15 with its default settings"))
+        self.rows.append(row("PostgreSQL pass with nothing new: statements", "", [len(statements)],
+                             target="0 rows shipped", holds=not shipped,
+                             note="statements PostgreSQL logged (log_statement = all) for `subsyncd replicate` right "
+                                  "after the load: " + "; ".join(t.split(" FROM")[0][:40] for t in statements)))
+
     def export(self):
         if not hasattr(self, "base_db"):
             raise BenchError("export needs the big scenario's snapshot (run it too)")
@@ -773,7 +905,7 @@ def main():
     ap.add_argument("--subsyncd", default="", help="measure this subsyncd binary instead of the preset's "
                                                    "(e.g. a candidate fix built elsewhere)")
     ap.add_argument("--only", default="", help=f"comma-separated scenarios: {','.join(SCENARIOS)} "
-                                               "(export and parse need big)")
+                                               "(export, parse and destination need big)")
     ap.add_argument("--items", type=int, default=0, help="override the purchase count of the big scenarios")
     ap.add_argument("--work", default="", help="keep the working files (databases, exports, logs) here")
     ap.add_argument("--out", default="", help="results file (default bench/results/<date>[-quick].json)")
@@ -796,7 +928,7 @@ def main():
     for s in chosen:
         if s not in SCENARIOS:
             ap.error(f"unknown scenario {s!r}; choose from {', '.join(SCENARIOS)}")
-    if ("export" in chosen or "parse" in chosen) and "big" not in chosen:
+    if any(s in chosen for s in ("export", "parse", "destination")) and "big" not in chosen:
         chosen.insert(0, "big")
 
     if not args.no_build:
