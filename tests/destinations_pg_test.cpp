@@ -365,6 +365,88 @@ TEST_F(Destinations, KillNineDuringReplicationNeverPutsTheCursorAheadOfTheRows) 
     EXPECT_GE(killed_before_replicated, 3) << "some kills must land between the apply and the replication's commit";
 }
 
+// `tables` ships only the tables it lists; the others stay empty for this instance.
+TEST_F(Destinations, TablesShipsOnlyTheListedTables) {
+    auto d = make("partial", "prod");
+    test::write_file(d.config, test::read_file(d.config) + "tables = [\"purchased_groups\", \"sync_runs\"]\n");
+    ASSERT_EQ(sync_once(d).exit_code, 0);
+    emu_->set_dataset(emulator::dataset::generated(130, 9, 2));
+    ASSERT_EQ(sync_once(d).exit_code, 0);
+    for (const char* t : {"purchased_groups", "sync_runs"}) EXPECT_EQ(compare_table(pg_, database_, d, t), "") << t;
+    for (const char* t : {"subscription_resources", "changes", "alerts"})
+        EXPECT_EQ(pg_.psql(database_, fmt::format("SELECT count(*) FROM subsync.{} WHERE instance = 'partial'", t)),
+                  "0\n")
+            << t << " is not listed in tables";
+    EXPECT_NE(pg_.psql(database_, "SELECT count(*) FROM subsync.purchased_groups WHERE instance = 'partial'"), "0\n");
+}
+
+/// A CA and a server certificate for localhost / 127.0.0.1 signed by it, made by the openssl CLI.
+struct test_pki {
+    std::filesystem::path ca, cert, key, other_ca;
+};
+
+test_pki make_pki(const std::filesystem::path& dir) {
+    auto sh = [](const std::string& command) {
+        ASSERT_EQ(std::system((command + " >/dev/null 2>&1").c_str()), 0) << command;
+    };
+    const std::string d = dir.string();
+    test::write_file(dir / "san.ext", "subjectAltName = DNS:localhost, IP:127.0.0.1\n");
+    for (const char* ca : {"ca", "other-ca"})
+        sh(fmt::format("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=subsync-test-{1} -keyout {0}/{1}.key "
+                       "-out {0}/{1}.pem",
+                       d, ca));
+    sh(fmt::format("openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout {0}/server.key -out {0}/server.csr",
+                   d));
+    sh(fmt::format("openssl x509 -req -in {0}/server.csr -CA {0}/ca.pem -CAkey {0}/ca.key -CAcreateserial -days 2 "
+                   "-extfile {0}/san.ext -out {0}/server.pem",
+                   d));
+    return {dir / "ca.pem", dir / "server.pem", dir / "server.key", dir / "other-ca.pem"};
+}
+
+int free_tcp_port() {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0)
+        throw std::runtime_error("no free port");
+    ::close(fd);
+    return ntohs(a.sin_port);
+}
+
+// TLS as libpq takes it: sslmode = "verify-full" with the server's CA as sslrootcert
+// replicates; the wrong CA fails the pass with the reason, and the sync itself is unaffected.
+TEST_F(Destinations, VerifyFullWithTheServersCaReplicatesAndAWrongCaIsRefused) {
+    temp_dir keys;
+    const auto pki = make_pki(keys.path());
+    pg_cluster tls_pg(pg_cluster::tls_listener{free_tcp_port(), pki.cert, pki.key});
+    const std::string database = "t_tls";
+    tls_pg.create_database(database);
+    auto d = make_instance("secure", "prod", emu_->base_url(), dir_ / "ca.pem", tls_pg.tcp_dsn(database));
+    const std::string base = test::read_file(d.config);
+
+    test::write_file(d.config, base + fmt::format("sslmode = \"verify-full\"\nsslrootcert = \"{}\"\n", pki.other_ca.string()));
+    const auto refused = sync_once(d);
+    EXPECT_EQ(refused.exit_code, 0) << "a destination never fails the sync: " << refused.err;
+    EXPECT_NE(refused.err.find("destination unavailable"), std::string::npos) << refused.err;
+    EXPECT_NE(refused.err.find("certificate verify failed"), std::string::npos) << refused.err;
+    EXPECT_EQ(refused.err.find(password), std::string::npos) << "the DSN's password leaked: " << refused.err;
+
+    test::write_file(d.config, base + fmt::format("sslmode = \"verify-full\"\nsslrootcert = \"{}\"\n", pki.ca.string()));
+    const auto ok = sync_once(d);
+    ASSERT_EQ(ok.exit_code, 0) << ok.err;
+    EXPECT_NE(ok.err.find("destination replicated"), std::string::npos) << ok.err;
+    EXPECT_EQ(compare_table(tls_pg, database, d, "purchased_groups"), "");  // through TLS: the server takes nothing else
+
+    test::write_file(d.config, base + "sslmode = \"disable\"\n");
+    const auto plain = sync_once(d);
+    EXPECT_EQ(plain.exit_code, 0) << plain.err;
+    EXPECT_NE(plain.err.find("no encryption"), std::string::npos) << "the server refuses a session without TLS: "
+                                                                  << plain.err;
+}
+
 // A PostgreSQL schema written by a newer subsyncd is refused, not touched; the sync still succeeds.
 TEST_F(Destinations, NewerSchemaIsRefusedAndTheSyncStillSucceeds) {
     const auto d = make("future", "prod");

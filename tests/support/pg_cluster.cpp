@@ -11,8 +11,6 @@
 namespace subsync::test {
 namespace {
 
-constexpr int port = 5432;  // names the socket file in our own directory; nothing listens on TCP
-
 std::string shell_quote(const std::string& s) {
     std::string out = "'";
     for (char c : s) {
@@ -35,7 +33,8 @@ int run(const std::string& command) {
 
 }  // namespace
 
-pg_cluster::pg_cluster() : bin_(find_bin()) {
+pg_cluster::pg_cluster(std::optional<tls_listener> tls) : bin_(find_bin()), tls_(std::move(tls)) {
+    if (tls_) port_ = tls_->port;
     if (::geteuid() == 0) {
         user_prefix_ = "runuser -u nobody -- ";
         // nobody must reach the directory; only the cluster's own subfolders are its.
@@ -50,6 +49,18 @@ pg_cluster::pg_cluster() : bin_(find_bin()) {
     }
     as_server_user(fmt::format("{}/initdb -D {} -U subsync -A trust --no-sync -E UTF8 --locale=C >{} 2>&1", bin_,
                                shell_quote((dir_ / "data").string()), shell_quote((dir_ / "initdb.log").string())));
+    if (tls_) {
+        // PostgreSQL refuses a key that others can read or that another user owns.
+        for (const auto& [from, name] : {std::pair{tls_->cert, "server.crt"}, std::pair{tls_->key, "server.key"}}) {
+            const auto to = dir_ / "data" / name;
+            std::filesystem::copy_file(from, to, std::filesystem::copy_options::overwrite_existing);
+            ::chmod(to.c_str(), 0600);
+            if (!user_prefix_.empty() && run("chown nobody " + shell_quote(to.string())) != 0)
+                throw std::runtime_error("chown nobody failed");
+        }
+        // TCP only with TLS: a connection that gets in proves the session was encrypted.
+        write_file(dir_ / "data" / "pg_hba_tls.conf", "local all all trust\nhostssl all all 127.0.0.1/32 trust\n");
+    }
     start();
 }
 
@@ -72,9 +83,12 @@ void pg_cluster::start() {
     // fsync off: the tests kill subsyncd, never the server, and want speed.
     as_server_user(fmt::format("{}/pg_ctl -D {} -l {} -w -t 60 -o {} start >/dev/null", bin_,
                                shell_quote((dir_ / "data").string()), shell_quote((dir_ / "server.log").string()),
-                               shell_quote(fmt::format("-k {} -c listen_addresses= -p {} -c fsync=off "
-                                                       "-c full_page_writes=off -c max_connections=50",
-                                                       (dir_ / "sock").string(), port))));
+                               shell_quote(fmt::format("-k {} -p {} -c fsync=off -c full_page_writes=off "
+                                                       "-c max_connections=50 {}",
+                                                       (dir_ / "sock").string(), port_,
+                                                       tls_ ? "-c listen_addresses=127.0.0.1 -c ssl=on "
+                                                              "-c hba_file=" + (dir_ / "data" / "pg_hba_tls.conf").string()
+                                                            : "-c listen_addresses="))));
     running_ = true;
 }
 
@@ -84,7 +98,11 @@ void pg_cluster::stop() {
 }
 
 std::string pg_cluster::dsn(const std::string& database) const {
-    return fmt::format("host={} port={} user=subsync dbname={}", (dir_ / "sock").string(), port, database);
+    return fmt::format("host={} port={} user=subsync dbname={}", (dir_ / "sock").string(), port_, database);
+}
+
+std::string pg_cluster::tcp_dsn(const std::string& database) const {
+    return fmt::format("host=localhost hostaddr=127.0.0.1 port={} user=subsync dbname={}", port_, database);
 }
 
 std::string pg_cluster::create_database(const std::string& name) {
