@@ -3,16 +3,19 @@
 #include <subsync/exporters/atomic_file.hpp>
 #include <subsync/exporters/generations.hpp>
 #include <subsync/exporters/table_export.hpp>
+#include <subsync/sync/signer.hpp>
 #include <subsync/sync/snapshot.hpp>
 
 #include <gtest/gtest.h>
 #include <simdjson.h>
 
 #include <cstdint>
+#include <map>
 #include <random>
 
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -199,6 +202,100 @@ TEST_F(ExportTest, GenerationIsCompleteWithManifestAndLatestLink) {
     // The change feed got the two additions, once.
     EXPECT_EQ(g.changes_appended, 2);
     EXPECT_EQ(append_change_feed(db, dir_ / "exports" / "changes.jsonl"), 0);
+}
+
+/// name -> (inode, carried_from or "") of every file of a generation, from its manifest.
+std::map<std::string, std::pair<ino_t, std::string>> files_of(const std::filesystem::path& gen) {
+    simdjson::dom::parser parser;
+    simdjson::dom::element manifest = parser.load((gen / "manifest.json").string());
+    std::map<std::string, std::pair<ino_t, std::string>> out;
+    for (auto f : manifest["files"].get_array()) {
+        const std::string name{std::string_view(f["name"])};
+        struct stat st {};
+        EXPECT_EQ(::stat((gen / name).c_str(), &st), 0) << name;
+        std::string_view from;
+        if (f["carried_from"].get(from)) from = "";
+        // What the manifest says of a carried file is still true of it.
+        EXPECT_EQ(uint64_t(f["bytes"]), std::filesystem::file_size(gen / name)) << name;
+        EXPECT_EQ(std::string_view(f["sha256"]), sync::sha256_hex(test::read_file(gen / name))) << name;
+        out[name] = {st.st_ino, std::string(from)};
+    }
+    return out;
+}
+
+// Issue 19 §2: a sync that changed nothing writes no table again. Its generation hard-links the
+// previous one's files (same inode), its manifest says where from, and only the run record
+// (sync_runs) and the manifest are new.
+TEST_F(ExportTest, UnchangedFilesAreHardLinksOfThePreviousGeneration) {
+    auto db = sync::open_snapshot_readonly(dir_ / "snapshot.db");
+    const auto first = write_generation(db, dir_ / "exports", 1514528566000, {1});
+    const auto second = write_generation(db, dir_ / "exports", 1514528567000, {2});
+    const auto a = files_of(first.dir), b = files_of(second.dir);
+    ASSERT_EQ(a.size(), b.size());
+    for (const auto& [name, file] : b) {
+        SCOPED_TRACE(name);
+        if (name.starts_with("sync_runs.")) {
+            EXPECT_NE(file.first, a.at(name).first) << "the run record is written every time";
+            EXPECT_EQ(file.second, "");
+        } else {
+            EXPECT_EQ(file.first, a.at(name).first) << "not written again: the same file";
+            EXPECT_EQ(file.second, first.dir.filename().string());
+        }
+    }
+    EXPECT_EQ(second.carried_over, 7u) << "3 tables x 2 formats and report.html";
+}
+
+// Anything that shapes a file makes it written again: the data, the CSV style, the day (the
+// report counts days).
+TEST_F(ExportTest, AFileIsWrittenAgainWhenItsDataOptionsOrDayChange) {
+    auto exports = dir_ / "exports";
+    std::map<std::string, std::pair<ino_t, std::string>> before;
+    {
+        auto db = sync::open_snapshot_readonly(dir_ / "snapshot.db");
+        before = files_of(write_generation(db, exports, 1514528566000, {1}).dir);
+    }
+    {
+        sync::snapshot_store store(dir_ / "snapshot.db");
+        sync::purchased_group c;
+        c.id = "c";
+        sync::listing<sync::purchased_group> l;
+        l.items = {c};
+        l.total = 1;
+        store.apply("prod", l, 3000, 4000);  // a and b removed, c added
+    }
+    auto db = sync::open_snapshot_readonly(dir_ / "snapshot.db");
+    auto after = files_of(write_generation(db, exports, 1514528567000, {2}).dir);
+    for (const char* name : {"purchased_groups.csv", "purchased_groups.json", "report.html"})
+        EXPECT_NE(after.at(name).first, before.at(name).first) << name << " shows the change";
+    for (const char* name : {"subscription_resources.csv", "alerts.json"})
+        EXPECT_EQ(after.at(name).first, before.at(name).first) << name << " did not change";
+
+    generation_options crlf;
+    crlf.csv.crlf = true;
+    const auto styled = files_of(write_generation(db, exports, 1514528568000, {3}, crlf).dir);
+    EXPECT_NE(styled.at("alerts.csv").first, after.at("alerts.csv").first) << "the CSV style changed";
+    EXPECT_EQ(styled.at("alerts.json").first, after.at("alerts.json").first);
+
+    const auto next_day = files_of(write_generation(db, exports, 1514528568000 + 86'400'000, {4}, crlf).dir);
+    EXPECT_NE(next_day.at("report.html").first, styled.at("report.html").first) << "a new day: days left moved";
+    EXPECT_EQ(next_day.at("alerts.csv").first, styled.at("alerts.csv").first);
+}
+
+// Pruning a generation whose files later ones link to leaves every kept generation whole.
+TEST_F(ExportTest, PruningKeepsEveryGenerationWholeWhenTheyShareFiles) {
+    auto db = sync::open_snapshot_readonly(dir_ / "snapshot.db");
+    generation_options opts;
+    opts.keep = 2;
+    std::filesystem::path last;
+    for (std::int64_t run = 1; run <= 5; ++run) last = write_generation(db, dir_ / "exports", 1000000 + run, {run}, opts).dir;
+    std::size_t kept = 0;
+    for (const auto& e : std::filesystem::directory_iterator(dir_ / "exports" / "generations")) {
+        files_of(e.path());  // every file listed exists with the size and digest listed
+        ++kept;
+    }
+    EXPECT_EQ(kept, 2u);
+    EXPECT_EQ(test::read_file(dir_ / "exports" / "latest" / "purchased_groups.csv"),
+              test::read_file(last / "purchased_groups.csv"));
 }
 
 TEST_F(ExportTest, OldGenerationsArePruned) {

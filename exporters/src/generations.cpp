@@ -1,12 +1,14 @@
 #include <subsync/exporters/atomic_file.hpp>
 #include <subsync/exporters/generations.hpp>
 #include <subsync/sync/columns.hpp>
+#include <subsync/sync/signer.hpp>
 #include <subsync/sync/snapshot.hpp>
 #include <subsync/sync/time.hpp>
 
 #include <SQLiteCpp/Statement.h>
 #include <SQLiteCpp/Transaction.h>
 #include <fmt/format.h>
+#include <simdjson.h>
 
 #include <fcntl.h>
 #include <stdio.h>  // renameat2
@@ -18,6 +20,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <system_error>
 
 namespace subsync::exporters {
@@ -55,8 +58,105 @@ written_file write_one(SQLite::Database& db, const fs::path& dir, export_table t
     return {file.target(), rows, file.bytes_written(), file.sha256_hex()};
 }
 
+// ---- carrying unchanged files over -----------------------------------------------------------
+//
+// Each file's manifest entry names what it was rendered from (`inputs`: a digest of the data
+// marks and the options that shape it). When the next generation would render a file from the
+// same inputs, it hard-links the previous generation's file instead of writing it again
+// (docs/exports.md "Unchanged files"): an unchanged re-sync writes no table bytes.
+
+/// `newest key, row count` of what a table is rendered from; every write to an item table goes
+/// with a change row, every write of an alert sets its updated_at, and pruning lowers a count.
+std::string data_mark(SQLite::Database& db, export_table t) {
+    const char* sql = nullptr;
+    switch (t) {
+        case export_table::purchased_groups:
+            sql = "SELECT (SELECT coalesce(max(seq), 0) || ':' || count(*) FROM changes WHERE source = "
+                  "'purchased_groups') || '/' || (SELECT count(*) FROM purchased_groups)";
+            break;
+        case export_table::subscription_resources:
+            sql = "SELECT (SELECT coalesce(max(seq), 0) || ':' || count(*) FROM changes WHERE source = "
+                  "'subscription_resources') || '/' || (SELECT count(*) FROM subscription_resources)";
+            break;
+        case export_table::alerts: sql = "SELECT coalesce(max(updated_at), 0) || ':' || count(*) FROM alerts"; break;
+        default: return {};  // sync_runs and changes: new rows every sync, never carried over
+    }
+    return db.execAndGet(sql).getString();
+}
+
+std::string columns_mark(export_table t) {
+    std::string m;
+    for (const auto& c : export_columns(t)) {
+        m += c.name;
+        m += ',';
+    }
+    return m;
+}
+
+/// The inputs digest of every file a generation may carry over (by file name); empty for the
+/// ones always written.
+std::map<std::string, std::string> file_inputs(SQLite::Database& db, sync::epoch_ms now,
+                                               const generation_options& opts) {
+    std::map<std::string, std::string> out;
+    std::string all;
+    for (auto table : {export_table::purchased_groups, export_table::subscription_resources, export_table::alerts}) {
+        const std::string data = data_mark(db, table) + "|" + columns_mark(table);
+        all += data + "|";
+        for (auto format : opts.formats)
+            out[fmt::format("{}.{}", to_string(table), extension(format))] = sync::sha256_hex(fmt::format(
+                "v{}|{}|{}|{}", sync::snapshot_store::schema_version, data, extension(format),
+                format != export_format::csv ? std::string()
+                                             : fmt::format("bom={},crlf={},neutralise={}", opts.csv.bom, opts.csv.crlf,
+                                                           opts.csv.neutralise_formulas)));
+    }
+    if (opts.report) {
+        // The report also shows quota history and counts days from `now`: same UTC day only.
+        const auto& r = *opts.report;
+        const auto& f = r.forecast;
+        out["report.html"] = sync::sha256_hex(fmt::format(
+            "v{}|{}|samples={}|day={}|{},{},{},{},{}|{},{},{},{}", sync::snapshot_store::schema_version, all,
+            db.execAndGet("SELECT coalesce(max(time), 0) || ':' || count(*) FROM quota_samples").getString(),
+            now / 86'400'000, r.horizon_days, r.max_timeline_marks, r.max_alerts, r.max_charts, r.max_chart_samples,
+            f.forecast_days, f.forecast_window.count(), f.forecast_min_samples, f.forecast_min_r2));
+    }
+    return out;
+}
+
+/// A file of the previous generation, as its manifest describes it.
+struct manifest_entry {
+    written_file file;
+    std::string inputs;
+};
+
+/// The previous generation's files that say what they were rendered from; empty when it has no
+/// manifest or an older one.
+std::map<std::string, manifest_entry> previous_files(const fs::path& dir) {
+    std::map<std::string, manifest_entry> out;
+    std::error_code ec;
+    if (dir.empty() || !fs::exists(dir / "manifest.json", ec)) return out;
+    simdjson::dom::parser parser;
+    simdjson::dom::element doc;
+    if (parser.load((dir / "manifest.json").string()).get(doc)) return out;
+    simdjson::dom::array files;
+    if (doc["files"].get(files)) return out;
+    for (auto f : files) {
+        std::string_view name, sha, inputs;
+        std::int64_t rows = 0, bytes = 0;
+        if (f["name"].get(name) || f["sha256"].get(sha) || f["rows"].get(rows) || f["bytes"].get(bytes) ||
+            f["inputs"].get(inputs))
+            continue;
+        out[std::string(name)] = {{dir / name, rows, static_cast<std::size_t>(bytes), std::string(sha)},
+                                  std::string(inputs)};
+    }
+    return out;
+}
+
+/// Hard-links `from` as `to`; false when the file system cannot (the caller writes it instead).
+bool link_file(const fs::path& from, const fs::path& to) { return ::link(from.c_str(), to.c_str()) == 0; }
+
 void write_manifest(const fs::path& dir, sync::epoch_ms now, const std::vector<std::int64_t>& run_ids,
-                    const std::vector<written_file>& files) {
+                    const std::vector<written_file>& files, const std::map<std::string, std::string>& inputs,
+                    const std::map<std::string, std::string>& carried_from) {
     std::string m = "{\n  \"schema_version\": ";
     m += std::to_string(sync::snapshot_store::schema_version);
     m += ",\n  \"generated_at\": ";
@@ -68,8 +168,15 @@ void write_manifest(const fs::path& dir, sync::epoch_ms now, const std::vector<s
         m += i ? ",\n    {" : "\n    {";
         m += "\"name\": ";
         sync::append_json_string(m, files[i].path.filename().string());
-        m += fmt::format(", \"rows\": {}, \"bytes\": {}, \"sha256\": \"{}\"}}", files[i].rows, files[i].bytes,
+        m += fmt::format(", \"rows\": {}, \"bytes\": {}, \"sha256\": \"{}\"", files[i].rows, files[i].bytes,
                          files[i].sha256);
+        const std::string name = files[i].path.filename().string();
+        if (auto it = inputs.find(name); it != inputs.end()) m += fmt::format(", \"inputs\": \"{}\"", it->second);
+        if (auto it = carried_from.find(name); it != carried_from.end()) {
+            m += ", \"carried_from\": ";
+            sync::append_json_string(m, it->second);
+        }
+        m += '}';
     }
     m += "\n  ]\n}\n";
     atomic_file f(dir / "manifest.json");
@@ -143,20 +250,44 @@ void remove_old_generations(const fs::path& generations, const std::string& curr
     }
 }
 
-/// Builds the generation in `building` (files, report, manifest), every file fsynced.
-std::vector<written_file> build_generation(SQLite::Database& db, const fs::path& building, sync::epoch_ms now,
-                                           const std::vector<std::int64_t>& run_ids, const generation_options& opts) {
+/// Builds the generation in `building` (files, report, manifest), every file fsynced; a file
+/// whose inputs are those of the same file in `previous` is a hard link to it.
+std::vector<written_file> build_generation(SQLite::Database& db, const fs::path& building, const fs::path& previous,
+                                           sync::epoch_ms now, const std::vector<std::int64_t>& run_ids,
+                                           const generation_options& opts, std::size_t& carried) {
+    const auto inputs = file_inputs(db, now, opts);
+    const auto before = previous_files(previous);
+    std::map<std::string, std::string> carried_from;
+    // The previous file, when this one would be rendered from the same inputs and can be linked.
+    auto carry = [&](const std::string& name) -> std::optional<written_file> {
+        const auto in = inputs.find(name);
+        const auto old = before.find(name);
+        if (in == inputs.end() || old == before.end() || old->second.inputs != in->second) return std::nullopt;
+        if (!link_file(old->second.file.path, building / name)) return std::nullopt;
+        carried_from[name] = previous.filename().string();
+        ++carried;
+        written_file f = old->second.file;
+        f.path = building / name;
+        return f;
+    };
     std::vector<written_file> files;
     for (auto table : {export_table::purchased_groups, export_table::subscription_resources, export_table::sync_runs,
                        export_table::alerts})
-        for (auto format : opts.formats) files.push_back(write_one(db, building, table, format, opts));
+        for (auto format : opts.formats) {
+            auto linked = carry(fmt::format("{}.{}", to_string(table), extension(format)));
+            files.push_back(linked ? *linked : write_one(db, building, table, format, opts));
+        }
     if (opts.report) {
-        atomic_file file(building / "report.html");
-        const auto expiring = write_report(db, now, [&](std::string_view b) { file.write(b); }, *opts.report);
-        file.commit();
-        files.push_back({file.target(), expiring, file.bytes_written(), file.sha256_hex()});
+        if (auto linked = carry("report.html")) {
+            files.push_back(*linked);
+        } else {
+            atomic_file file(building / "report.html");
+            const auto expiring = write_report(db, now, [&](std::string_view b) { file.write(b); }, *opts.report);
+            file.commit();
+            files.push_back({file.target(), expiring, file.bytes_written(), file.sha256_hex()});
+        }
     }
-    write_manifest(building, now, run_ids, files);
+    write_manifest(building, now, run_ids, files, inputs, carried_from);
     fsync_dir(building);
     return files;
 }
@@ -250,7 +381,8 @@ generation write_generation(SQLite::Database& db, const fs::path& export_dir, sy
     try {
         fs::create_directory(building);
         SQLite::Transaction read_tx(db);  // every file shows the same snapshot
-        g.files = build_generation(db, building, now, run_ids, opts);
+        g.files = build_generation(db, building, previous.empty() ? fs::path() : generations / previous, now,
+                                   run_ids, opts, g.carried_over);
         publish(building, g.dir);
         fsync_dir(generations);
         for (auto& f : g.files) f.path = g.dir / f.path.filename();

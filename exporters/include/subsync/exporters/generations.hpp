@@ -39,6 +39,7 @@ struct generation_options {
 struct generation {
     std::filesystem::path dir;  ///< export_dir/generations/<UTC time>-<run id>
     std::vector<written_file> files;
+    std::size_t carried_over = 0;  ///< files hard-linked from the previous generation (unchanged inputs)
     std::int64_t changes_appended = 0;  ///< new lines in export_dir/changes.jsonl
 };
 
