@@ -495,8 +495,9 @@ class Bench:
                                cold_alert_notifications=alerts)
         label = f"{n // 1000}k" if n >= 1000 else str(n)
         cm = statistics.median(cold)
-        self.rows.append(row(f"cold first sync, {label} purchases", "s", cold, target="<= 1.0 s",
-                             holds=cm <= 1.0,
+        # Issue 19 raised this to about 2 x the 2.5 s end-to-end floor of finding 7 (issue 9 asked 1.0 s).
+        self.rows.append(row(f"cold first sync, {label} purchases", "s", cold, target="<= 5 s",
+                             holds=cm <= 5.0,
                              note="whole `subsyncd sync --once` process: fetch, apply, exports, and delivery of the "
                                   f"{alerts} alert notifications it queued to the default log sink"))
         rates = [n / w for w in cold]
@@ -524,8 +525,8 @@ class Bench:
         pm = statistics.median(pct)
         self.rows.append(row(f"1 % of {label} changed", "s", pct, reference=cm, ref_label=f"cold {cm * 1000:.0f} ms",
                              ratio=pm / cm, target="<= 50 %", holds=pm <= 0.5 * cm))
-        self.rows.append(row(f"peak RSS, {label} purchases sync", "MiB", cold_rss, target="<= 64 MiB",
-                             holds=statistics.median(cold_rss) <= 64, note="ru_maxrss of the cold sync process"))
+        self.rows.append(row(f"peak RSS, {label} purchases sync", "MiB", cold_rss, target="<= 32 MiB",
+                             holds=statistics.median(cold_rss) <= 32, note="ru_maxrss of the cold sync process"))
 
     # -- many accounts (issue 19): N accounts of M purchases each, one cold `sync --once` at the
     #    defaults (sync.source_concurrency = 16 sources in flight, concurrency 8).
@@ -750,8 +751,8 @@ class Bench:
                                       ours_bytes=(d / "ours.csv").stat().st_size,
                                       sqlite3_bytes=(d / "sqlite3.csv").stat().st_size, sqlite3_lines=lines)
         self.rows.append(row(f"CSV export of {label} purchases", "s", ours, reference=sm,
-                             ref_label=f"sqlite3 -csv {sm * 1000:.0f} ms", ratio=om / sm, target="<= 1.0 x",
-                             holds=om <= sm))
+                             ref_label=f"sqlite3 -csv {sm * 1000:.0f} ms", ratio=om / sm, target="<= 0.7 x",
+                             holds=om <= 0.7 * sm))
 
     # -- simdjson + records on ~100 MB of purchases pages, against reading the file.
     def parse(self):
@@ -769,9 +770,13 @@ class Bench:
         pm, rm = statistics.median(parse), statistics.median(read)
         ratio = statistics.median([x["parse_s"] for x in r["samples"]]) / statistics.median(
             [x["read_s"] for x in r["samples"]])
-        self.rows.append(row(f"parse only: {b / 1e6:.0f} MB of purchases JSON", "GB/s", parse, reference=rm,
-                             ref_label=f"file read {rm:.2f} GB/s", ratio=ratio, target=">= 1 GB/s", holds=pm >= 1.0,
-                             note=f"ratio = parse time / read time; simdjson DOM alone "
+        walk = statistics.median(gbps("walk_s"))
+        self.rows.append(row(f"parse only: {b / 1e6:.0f} MB of purchases JSON", "GB/s", parse, reference=walk,
+                             ref_label=f"On-Demand {walk:.2f} GB/s", ratio=pm / walk,
+                             target=">= 0.9 x On-Demand", holds=pm >= 0.9 * walk,
+                             note=f"ratio = parse speed / simdjson On-Demand visiting every value on the same "
+                                  f"pages (the least any parser into records must do); file read {rm:.2f} GB/s; "
+                                  f"simdjson DOM alone "
                                   f"{statistics.median(gbps('dom_only_s')):.2f} GB/s, On-Demand visiting every "
                                   f"value {statistics.median(gbps('walk_s')):.2f} GB/s, bodies without padding "
                                   f"{statistics.median(gbps('unpadded_s')):.2f} GB/s; {r['items']} records, "
