@@ -640,7 +640,9 @@ TEST_F(ConfigFile, RejectsBadDestinationKeysNamingFileLineAndKey) {
         {"UnknownType", account() + "[[destination]]\ntype = \"mysql\"\ninstance = \"i\"\ndsn_env = \"X\"\n",
          "mysql", "destination[0].type", "unknown type \"mysql\""},
         {"UnknownTable", head + "instance = \"i\"\ndsn_env = \"X\"\ntables = [\"quota_samples\"]\n", "tables",
-         "destination[0].tables", "unknown table \"quota_samples\""},
+         "destination[0].tables",
+         "unknown table \"quota_samples\"; expected purchased_groups, subscription_resources, changes, sync_runs or "
+         "alerts"},
         {"BadSchema", head + "instance = \"i\"\ndsn_env = \"X\"\nschema = \"Bad-Name\"\n", "schema",
          "destination[0].schema", "not a valid schema name"},
         {"BadSslmode", head + "instance = \"i\"\ndsn_env = \"X\"\nsslmode = \"on\"\n", "sslmode",

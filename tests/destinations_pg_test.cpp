@@ -18,8 +18,10 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <csignal>
 
 #include <arpa/inet.h>
@@ -380,6 +382,28 @@ TEST_F(Destinations, TablesShipsOnlyTheListedTables) {
     EXPECT_NE(pg_.psql(database_, "SELECT count(*) FROM subsync.purchased_groups WHERE instance = 'partial'"), "0\n");
 }
 
+// A table dropped from `tables` is left as it was: neither a full reload nor later passes
+// delete, replace or add its rows for this instance, while the listed tables follow SQLite.
+TEST_F(Destinations, ATableDroppedFromTablesIsLeftAsItWas) {
+    auto d = make("narrowed", "prod");
+    ASSERT_EQ(sync_once(d).exit_code, 0);
+    const auto snapshot = [&](const char* t) {
+        return pg_.psql(database_, fmt::format("SELECT count(*) || ' ' || coalesce(max(seq), 0) FROM subsync.{} "
+                                               "WHERE instance = 'narrowed'",
+                                               t));
+    };
+    const std::string changes_before = snapshot("changes");
+    ASSERT_NE(changes_before, "0 0\n");
+    test::write_file(d.config, test::read_file(d.config) + "tables = [\"purchased_groups\"]\n");
+    const auto full = run_subsyncd({"replicate", "--full", "--config", d.config.string()}, env());
+    ASSERT_EQ(full.exit_code, 0) << full.err;
+    emu_->set_dataset(emulator::dataset::generated(140, 9, 3));
+    ASSERT_EQ(sync_once(d).exit_code, 0);
+    EXPECT_EQ(snapshot("changes"), changes_before) << "changes is not listed: its rows must stay as they were";
+    EXPECT_EQ(compare_table(pg_, database_, d, "purchased_groups"), "");
+    EXPECT_NE(compare_table(pg_, database_, d, "changes"), "") << "the new round's changes were shipped anyway";
+}
+
 /// A CA and a server certificate for localhost / 127.0.0.1 signed by it, made by the openssl CLI.
 struct test_pki {
     std::filesystem::path ca, cert, key, other_ca;
@@ -517,6 +541,60 @@ private:
     int fd_ = -1;
     std::uint16_t port_ = 0;
 };
+
+// `subsyncd status` as a new user meets it: a destination added to a database synced without
+// one is behind by every change (no cursor yet); `subsyncd replicate` brings it to 0; a
+// PostgreSQL that never answers costs status the destination's connect_timeout (5s), says
+// "unreachable", prints no DSN or password, and leaves the exit code to the sources.
+TEST_F(Destinations, StatusCountsEveryChangeBeforeTheFirstPassAndAnswersASilentServerInTime) {
+    const auto d = make("status", "prod");
+    std::string toml;
+    {
+        std::ifstream in(d.config);
+        toml.assign(std::istreambuf_iterator<char>(in), {});
+    }
+    const auto without = *d.dir / "without-destination.toml";
+    test::write_file(without, toml.substr(0, toml.find("[[destination]]")));
+    const auto synced = run_subsyncd({"sync", "--once", "--config", without.string()}, env());
+    ASSERT_EQ(synced.exit_code, 0) << synced.err;
+    SQLite::Database local(d.db().string(), SQLite::OPEN_READONLY);
+    const auto changes = local.execAndGet("SELECT count(*) FROM changes").getInt64();
+    ASSERT_GT(changes, 0);
+
+    const auto before = run_subsyncd({"status", "--config", d.config.string(), "--format", "json"}, env());
+    EXPECT_EQ(before.exit_code, 0) << before.out << before.err;
+    EXPECT_NE(before.out.find(fmt::format(R"("destination":"postgresql","reachable":true,"cursor_seq":0,)"
+                                          R"("lag_changes":{},"error":null}})",
+                                          changes)),
+              std::string::npos)
+        << "expected every one of the " << changes << " changes as lag:\n" << before.out;
+
+    const auto replicated = run_subsyncd({"replicate", "--config", d.config.string()}, env());
+    ASSERT_EQ(replicated.exit_code, 0) << replicated.err;
+    const auto after = run_subsyncd({"status", "--config", d.config.string()}, env());
+    EXPECT_EQ(after.exit_code, 0) << after.out << after.err;
+    EXPECT_NE(after.out.find(fmt::format("destination postgresql    cursor at change {}, 0 changes behind",
+                                         local.execAndGet("SELECT max(seq) FROM changes").getInt64())),
+              std::string::npos)
+        << after.out;
+
+    silent_server silent;
+    test::write_file(*d.dir / "dsn", silent.dsn() + " password=" + password + "\n");
+    for (const char* format : {"table", "json"}) {
+        const auto t0 = std::chrono::steady_clock::now();
+        const auto st = run_subsyncd({"status", "--config", d.config.string(), "--format", format}, env());
+        const auto took = std::chrono::steady_clock::now() - t0;
+        EXPECT_EQ(st.exit_code, 0) << "a destination never changes status's exit code:\n" << st.out << st.err;
+        EXPECT_LT(took, std::chrono::seconds(30)) << "the connect deadline did not bound status";
+        EXPECT_NE(st.out.find(std::string(format) == "json" ? R"("destination":"postgresql","reachable":false,)"
+                                                            : "destination postgresql    unreachable: "),
+                  std::string::npos)
+            << st.out;
+        EXPECT_NE(st.out.find("timed out"), std::string::npos) << st.out;
+        EXPECT_EQ((st.out + st.err).find(password), std::string::npos) << "the DSN's password leaked: " << st.out;
+        EXPECT_EQ((st.out + st.err).find(silent.dsn()), std::string::npos) << "the DSN leaked: " << st.out;
+    }
+}
 
 // A PostgreSQL that never answers costs `sync --once` its connect deadline (connect_timeout =
 // 5s in make_instance) and nothing else; a stopping daemon gives up the pass at once instead
