@@ -68,20 +68,21 @@ written_file write_one(SQLite::Database& db, const fs::path& dir, export_table t
 /// `newest key, row count` of what a table is rendered from; every write to an item table goes
 /// with a change row, every write of an alert sets its updated_at, and pruning lowers a count.
 std::string data_mark(SQLite::Database& db, export_table t) {
-    const char* sql = nullptr;
     switch (t) {
         case export_table::purchased_groups:
-            sql = "SELECT (SELECT coalesce(max(seq), 0) || ':' || count(*) FROM changes WHERE source = "
-                  "'purchased_groups') || '/' || (SELECT count(*) FROM purchased_groups)";
-            break;
-        case export_table::subscription_resources:
-            sql = "SELECT (SELECT coalesce(max(seq), 0) || ':' || count(*) FROM changes WHERE source = "
-                  "'subscription_resources') || '/' || (SELECT count(*) FROM subscription_resources)";
-            break;
-        case export_table::alerts: sql = "SELECT coalesce(max(updated_at), 0) || ':' || count(*) FROM alerts"; break;
+        case export_table::subscription_resources: {
+            // Item tables: the source's newest change and change count, and the table's rows.
+            const std::string_view table = to_string(t);
+            return db
+                .execAndGet(fmt::format("SELECT (SELECT coalesce(max(seq), 0) || ':' || count(*) FROM changes WHERE "
+                                        "source = '{0}') || '/' || (SELECT count(*) FROM {0})",
+                                        table))
+                .getString();
+        }
+        case export_table::alerts:
+            return db.execAndGet("SELECT coalesce(max(updated_at), 0) || ':' || count(*) FROM alerts").getString();
         default: return {};  // sync_runs and changes: new rows every sync, never carried over
     }
-    return db.execAndGet(sql).getString();
 }
 
 std::string columns_mark(export_table t) {
