@@ -33,10 +33,7 @@
 namespace subsync {
 namespace {
 
-using namespace destinations_test;
-using test::pg_cluster;
-using test::run_subsyncd;
-using test::temp_dir;
+using namespace destinations_test;  // with test::pg_cluster, run_subsyncd and temp_dir
 
 // `tables` ships only the tables it lists; the others stay empty for this instance.
 TEST_F(Destinations, TablesShipsOnlyTheListedTables) {

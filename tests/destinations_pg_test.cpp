@@ -32,10 +32,7 @@
 namespace subsync {
 namespace {
 
-using namespace destinations_test;
-using test::pg_cluster;
-using test::run_subsyncd;
-using test::temp_dir;
+using namespace destinations_test;  // with test::pg_cluster, run_subsyncd and temp_dir
 
 // Acceptance 1: three daemons (instances), distinct accounts, one database; after syncs with
 // changes, removals and alerts, each instance's tables in PostgreSQL equal its exports.
