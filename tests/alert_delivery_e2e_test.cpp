@@ -144,7 +144,7 @@ group_interval = "0s"
 
     std::string statuses(const std::string& sink) {
         SQLite::Database db(dir_ / "snapshot.db");
-        SQLite::Statement q(db, "SELECT group_concat(status, ',') FROM (SELECT status FROM alert_deliveries WHERE sink = ? ORDER BY seq)");
+        SQLite::Statement q(db, "SELECT group_concat(status, ',') FROM (SELECT status FROM alert_delivery_status WHERE sink = ? ORDER BY seq)");
         q.bind(1, sink);
         q.executeStep();
         return q.getColumn(0).getString();
@@ -162,7 +162,7 @@ group_interval = "0s"
 
     std::int64_t undelivered(const std::string& sink) {
         SQLite::Database db(dir_ / "snapshot.db");
-        SQLite::Statement q(db, "SELECT count(*) FROM alert_deliveries WHERE sink = ? AND status != 'delivered'");
+        SQLite::Statement q(db, "SELECT count(*) FROM alert_delivery_status WHERE sink = ? AND status != 'delivered'");
         q.bind(1, sink);
         q.executeStep();
         return q.getColumn(0).getInt64();

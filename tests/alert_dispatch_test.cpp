@@ -75,8 +75,8 @@ TEST_F(Dispatch, DeadLettersAfterMaxAttemptsMovesOnAndRequeueRedelivers) {
     EXPECT_EQ(attempt_outcomes(db, "hook"),
               (std::vector<std::string>{"1:failed", "1:failed", "1:dead", "2:failed"}));
 
-    EXPECT_EQ(alerting::outbox(db).requeue_dead("other", now), 0);
-    EXPECT_EQ(alerting::outbox(db).requeue_dead("hook", now), 1);
+    EXPECT_EQ(alerting::outbox(db).requeue_dead("other"), 0);
+    EXPECT_EQ(alerting::outbox(db).requeue_dead("hook"), 1);
     EXPECT_EQ(delivery(db, "hook", 1).status, "pending");
     EXPECT_EQ(delivery(db, "hook", 1).attempts, 0);
     rcv.set_status(202);

@@ -5,6 +5,7 @@
 #include <subsync/alerting/outbox.hpp>
 #include <subsync/sync/snapshot.hpp>
 
+#include "schema.hpp"
 #include "support/test_support.hpp"
 
 #include <SQLiteCpp/Transaction.h>
@@ -116,6 +117,68 @@ TEST(Outbox, LookupsCostTheSameWhateverTheSinksHistory) {
         b.record("hook", delivered_now(batch));
     });
     EXPECT_EQ(alerting::outbox(busy.db()).count("hook", alerting::delivery_status::delivered), 20'100);
+}
+
+// A group notification's outcome is one row (alert_batches) and one attempt, whatever its size:
+// it was one row per member, so the 128 groups of a first sync rewrote 63,000 rows and moved each
+// one's status index entry (bench/README.md, issue 16).
+TEST(Outbox, RecordingAGroupWritesTwoRowsWhateverItsSize) {
+    test::temp_dir dir;
+    history h(dir, 0);
+    auto& db = h.db();
+    const int before = db.getTotalChanges();
+    alerting::outbox(db).record("hook", delivered_now(h.current));
+    EXPECT_EQ(db.getTotalChanges() - before, 2) << "the group's row and its attempt";
+    alerting::outbox box(db);
+    EXPECT_EQ(box.count("hook", alerting::delivery_status::delivered), 100);
+    EXPECT_EQ(box.count("hook", alerting::delivery_status::pending), 0);
+    EXPECT_EQ(box.last_delivered("hook", "current"), t0);
+    EXPECT_EQ(db.execAndGet("SELECT count(*) FROM alert_delivery_status WHERE sink = 'hook' AND status = 'delivered' "
+                            "AND delivered_at = " + std::to_string(t0))
+                  .getInt64(),
+              100)
+        << "each member reads as delivered";
+}
+
+// Schema 4 kept each member's status in its alert_deliveries row; 5 keeps it in the group's
+// alert_batches row. A file written by 4 reads the same after the migration.
+TEST(Outbox, Schema4DeliveriesReadTheSameAfterTheMigration) {
+    test::temp_dir dir;
+    SQLite::Database db((dir / "v4.db").string(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    db.exec("PRAGMA foreign_keys = ON");
+    sync::detail::migrate(db, 4);
+    for (int seq = 1; seq <= 6; ++seq)
+        db.exec(fmt::format("INSERT INTO alert_outbox (seq, idempotency_key, created_at, account, source, item_key, "
+                            "kind, threshold, state, severity, payload) VALUES ({0}, 'k{0}', {1}, 'prod', "
+                            "'purchased_groups', 'i{0}', 'expiring', '7d', 'firing', 'warning', '{{}}')",
+                            seq, t0 + seq));
+    db.exec(fmt::format(
+        "INSERT INTO alert_deliveries (sink, seq, status, attempts, next_attempt_at, delivered_at, last_error, batch, "
+        "group_key) VALUES "
+        "('hook', 1, 'delivered', 1, {0}, {0}, NULL, 1, 'g'), ('hook', 2, 'delivered', 1, {0}, {0}, NULL, 1, NULL), "
+        "('hook', 3, 'dead', 3, {0}, NULL, 'HTTP 500', 3, 'g'), ('hook', 4, 'pending', 2, {1}, NULL, 'HTTP 503', 4, 'g'), "
+        "('hook', 5, 'pending', 2, {1}, NULL, 'HTTP 503', 4, NULL), ('hook', 6, 'pending', 0, {0}, NULL, NULL, NULL, NULL)",
+        t0, t0 + 5000));
+    sync::detail::migrate(db, 5);
+
+    alerting::outbox box(db);
+    EXPECT_EQ(box.count("hook", alerting::delivery_status::delivered), 2);
+    EXPECT_EQ(box.count("hook", alerting::delivery_status::dead), 1);
+    EXPECT_EQ(box.count("hook", alerting::delivery_status::pending), 3);
+    EXPECT_EQ(box.last_delivered("hook", "g"), t0);
+    std::vector<std::string> pending;
+    box.for_each_pending("hook", 10, [&](const alerting::pending_delivery& p) {
+        pending.push_back(fmt::format("{}:{}:{}:{}", p.seq, p.batch.value_or(0), p.attempts, p.next_attempt_at - t0));
+    });
+    EXPECT_EQ(pending, (std::vector<std::string>{"4:4:2:5000", "5:4:2:5000", "6:0:0:6"}))
+        << "the retrying group keeps its attempts and retry time; the ungrouped one is due from when it was queued";
+    EXPECT_EQ(box.members("hook", 4).size(), 2u);
+    EXPECT_EQ(db.execAndGet("SELECT last_error FROM alert_delivery_status WHERE seq = 3").getString(), "HTTP 500");
+    EXPECT_FALSE(SQLite::Statement(db, "PRAGMA foreign_key_check").executeStep()) << "no orphan row";
+    EXPECT_EQ(db.execAndGet("PRAGMA integrity_check").getString(), "ok");
+    EXPECT_EQ(box.requeue_dead("hook"), 1);
+    EXPECT_EQ(box.count("hook", alerting::delivery_status::pending), 4);
+    EXPECT_EQ(box.count("hook", alerting::delivery_status::dead), 0);
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include "support/test_support.hpp"
 
 #include <subsync/alerting/alerts.hpp>
+#include <subsync/alerting/outbox.hpp>
 #include <subsync/sync/snapshot.hpp>
 #include <subsync/sync/time.hpp>
 
@@ -441,7 +442,7 @@ TEST_F(AlertState, DeliveriesFollowTheSinkFilters) {
     apply({group("warn", T0 + 5 * day), group("crit", T0 - day)}, T0);
     const auto n = drain();
     ASSERT_EQ(n.size(), 2u);
-    EXPECT_EQ(count("SELECT count(*) FROM alert_deliveries WHERE sink = 'all' AND status = 'pending'"), 2);
+    EXPECT_EQ(count("SELECT count(*) FROM alert_delivery_status WHERE sink = 'all' AND status = 'pending'"), 2);
     EXPECT_EQ(count("SELECT count(*) FROM alert_deliveries WHERE sink = 'pager'"), 1);
     EXPECT_EQ(count("SELECT count(*) FROM alert_deliveries d JOIN alert_outbox o USING (seq) WHERE d.sink = 'pager' "
                     "AND o.kind = 'expired'"),
@@ -505,8 +506,20 @@ TEST_F(AlertState, PruneKeepsWhatIsFiringOrUndelivered) {
     apply({group("stays", T0 + 5 * day)}, T0 + hour);  // "gone" resolves (removed)
     ASSERT_EQ(count("SELECT count(*) FROM alert_outbox"), 3);
     // Every delivery of the firing notification of "gone" is done; the rest still waits.
-    store_.database().exec("UPDATE alert_deliveries SET status = 'delivered' WHERE seq IN "
-                           "(SELECT seq FROM alert_outbox WHERE item_key = 'gone')");
+    {
+        std::vector<std::pair<std::string, std::int64_t>> done;
+        SQLite::Statement q(store_.database(),
+                            "SELECT d.sink, d.seq FROM alert_deliveries d JOIN alert_outbox o USING (seq) "
+                            "WHERE o.item_key = 'gone'");
+        while (q.executeStep()) done.emplace_back(q.getColumn(0).getString(), q.getColumn(1).getInt64());
+        ASSERT_FALSE(done.empty());
+        alerting::outbox ob(store_.database());
+        for (const auto& [sink, seq] : done) {
+            ob.assign(sink, seq, "g", std::vector<std::int64_t>{seq});
+            const alerting::batch_outcome delivered{seq, alerting::attempt_outcome::delivered, 1, T0 + 3 * hour, 1, 0, ""};
+            ob.record(sink, std::span(&delivered, 1));
+        }
+    }
     const auto p = store_.prune(T0 + 2 * hour);
     EXPECT_EQ(p.alerts, 3) << "the resolved alert and both finished notifications of \"gone\"";
     EXPECT_EQ(count("SELECT count(*) FROM alerts"), 1);

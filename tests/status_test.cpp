@@ -136,11 +136,11 @@ TEST_F(Status, AfterAGoodSyncEveryNumberMatchesTheDatabaseAndExitIsZero) {
     auto sinks = doc["sinks"].get_array();
     ASSERT_EQ(sinks.size(), 1u);
     EXPECT_EQ(std::string_view(sinks.at(0)["sink"]), "hook");
-    const auto dead = count(db(), "SELECT COUNT(*) FROM alert_deliveries WHERE sink = 'hook' AND status = 'dead'");
+    const auto dead = count(db(), "SELECT COUNT(*) FROM alert_delivery_status WHERE sink = 'hook' AND status = 'dead'");
     EXPECT_GT(dead, 0) << "/bin/false with max_attempts = 1 dead-letters every notification";
     EXPECT_EQ(int64_t(sinks.at(0)["dead"]), dead);
     EXPECT_EQ(int64_t(sinks.at(0)["pending"]),
-              count(db(), "SELECT COUNT(*) FROM alert_deliveries WHERE sink = 'hook' AND status = 'pending'"));
+              count(db(), "SELECT COUNT(*) FROM alert_delivery_status WHERE sink = 'hook' AND status = 'pending'"));
 
     // Sizes are the files' sizes.
     EXPECT_EQ(uint64_t(doc["storage"]["database_bytes"]), std::filesystem::file_size(db()));

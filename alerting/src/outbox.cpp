@@ -26,7 +26,15 @@ std::string_view to_string(attempt_outcome o) noexcept {
     return "failed";
 }
 
-// The statements that look deliveries up by status, batch or group name their index (INDEXED BY).
+// Storage (schema 5): alert_deliveries holds one row per (sink, notification) with the group
+// notification (batch) it went out in, NULL until grouped; alert_batches holds each group
+// notification's state (status, attempts, retry time, error). A member's status is its batch's,
+// or pending while it has none. So recording an attempt at a group writes its one batch row and
+// its attempt, whatever the group's size, and the rows of 63,000 delivered alerts are written
+// twice (queued, grouped) instead of three times with an index entry moved each time.
+//
+// The statements that look deliveries up by status, batch or group name their index (INDEXED BY),
+// and a join from a sink's batches to their members is a CROSS JOIN (SQLite keeps that order).
 // Without statistics (no ANALYZE) SQLite rates the primary key's `sink = ?` prefix as good as
 // those indexes and took it: every batch then scanned all of the sink's deliveries, delivered
 // ones included, and a first sync's 128 groups over 63,000 alerts cost 8 million row visits
@@ -57,13 +65,11 @@ bool outbox::enqueue(const queued_notification& n, std::span<const std::string> 
     const std::int64_t seq = db_.getLastInsertRowid();
     if (!deliver_)
         deliver_.emplace(db_,
-                         "INSERT INTO alert_deliveries (sink, seq, status, attempts, next_attempt_at) "
-                         "VALUES (?, ?, 'pending', 0, ?)");
+                         "INSERT INTO alert_deliveries (sink, seq) VALUES (?, ?)");
     SQLite::Statement& deliver = *deliver_;
     for (const auto& sink : sinks) {
         bind_static(deliver, 1, sink);
         deliver.bind(2, seq);
-        deliver.bind(3, static_cast<std::int64_t>(n.created_at));
         deliver.exec();
         deliver.reset();
     }
@@ -72,12 +78,20 @@ bool outbox::enqueue(const queued_notification& n, std::span<const std::string> 
 
 void outbox::for_each_pending(std::string_view sink, std::int64_t limit,
                               const std::function<void(const pending_delivery&)>& f) const {
+    // Not yet grouped (due at once: next_attempt_at is when it was queued), then the members
+    // of the sink's pending group notifications with their group's attempts and retry time.
     SQLite::Statement q(db_,
-                        "SELECT d.seq, d.attempts, d.next_attempt_at, o.created_at, d.batch, o.account, o.source, "
-                        "o.item_key, o.kind, o.severity, o.state FROM alert_deliveries d "
-                        "INDEXED BY alert_deliveries_by_status "
-                        "JOIN alert_outbox o ON o.seq = d.seq WHERE d.sink = ? AND d.status = 'pending' "
-                        "ORDER BY d.seq LIMIT ?");
+                        "SELECT d.seq, 0, o.created_at, o.created_at, NULL, o.account, o.source, o.item_key, "
+                        "o.kind, o.severity, o.state FROM alert_deliveries d INDEXED BY alert_deliveries_ungrouped "
+                        "JOIN alert_outbox o ON o.seq = d.seq WHERE d.sink = ?1 AND d.batch IS NULL "
+                        "UNION ALL "
+                        "SELECT d.seq, b.attempts, b.next_attempt_at, o.created_at, d.batch, o.account, o.source, "
+                        "o.item_key, o.kind, o.severity, o.state FROM alert_batches b "
+                        "INDEXED BY alert_batches_by_status "
+                        "CROSS JOIN alert_deliveries d INDEXED BY alert_deliveries_by_batch "
+                        "ON d.sink = b.sink AND d.batch = b.batch JOIN alert_outbox o ON o.seq = d.seq "
+                        "WHERE b.status = 'pending' AND b.sink = ?1 "
+                        "ORDER BY 1 LIMIT ?2");
     q.bind(1, std::string(sink));
     q.bind(2, limit);
     pending_delivery p;  // one row at a time: its strings keep their buffers from row to row
@@ -103,30 +117,37 @@ void outbox::for_each_pending(std::string_view sink, std::int64_t limit,
 
 void outbox::assign(std::string_view sink, std::int64_t batch, std::string_view group_key,
                     std::span<const std::int64_t> seqs) {
-    // One statement for the whole group; the group's name goes on its first row only (what
-    // last_delivered reads), so a group of 500 adds one entry to alert_deliveries_by_group.
+    // The group's row, then its members marked with it in one statement, in one transaction.
     std::string members = "[";
     for (const std::int64_t seq : seqs) {
         if (members.size() > 1) members += ',';
         members += std::to_string(seq);
     }
     members += ']';
+    SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
+    SQLite::Statement b(db_,
+                        "INSERT INTO alert_batches (sink, batch, group_key, status, attempts, next_attempt_at) "
+                        "VALUES (?, ?, ?, 'pending', 0, 0)");
+    b.bind(1, std::string(sink));
+    b.bind(2, batch);
+    b.bind(3, std::string(group_key));
+    b.exec();
     SQLite::Statement u(db_,
-                        "UPDATE alert_deliveries SET batch = ?1, group_key = CASE seq WHEN ?1 THEN ?2 END "
-                        "WHERE sink = ?3 AND seq IN (SELECT value FROM json_each(?4)) AND status = 'pending'");
+                        "UPDATE alert_deliveries SET batch = ?1 "
+                        "WHERE sink = ?2 AND seq IN (SELECT value FROM json_each(?3)) AND batch IS NULL");
     u.bind(1, batch);
-    u.bind(2, std::string(group_key));
-    u.bind(3, std::string(sink));
-    u.bind(4, members);
+    u.bind(2, std::string(sink));
+    u.bind(3, members);
     u.exec();
+    tx.commit();
 }
 
 std::vector<batch_member> outbox::members(std::string_view sink, std::int64_t batch) const {
     SQLite::Statement q(db_,
-                        "SELECT d.seq, o.idempotency_key, o.payload FROM alert_deliveries d "
-                        "INDEXED BY alert_deliveries_by_batch "
-                        "JOIN alert_outbox o ON o.seq = d.seq WHERE d.sink = ? AND d.batch = ? "
-                        "AND d.status = 'pending' ORDER BY d.seq");
+                        "SELECT d.seq, o.idempotency_key, o.payload FROM alert_batches b "
+                        "CROSS JOIN alert_deliveries d INDEXED BY alert_deliveries_by_batch "
+                        "ON d.sink = b.sink AND d.batch = b.batch JOIN alert_outbox o ON o.seq = d.seq "
+                        "WHERE b.sink = ? AND b.batch = ? AND b.status = 'pending' ORDER BY d.seq");
     q.bind(1, std::string(sink));
     q.bind(2, batch);
     std::vector<batch_member> out;
@@ -137,9 +158,8 @@ std::vector<batch_member> outbox::members(std::string_view sink, std::int64_t ba
 
 std::optional<epoch_ms> outbox::last_delivered(std::string_view sink, std::string_view group_key) const {
     SQLite::Statement q(db_,
-                        "SELECT max(delivered_at) FROM alert_deliveries INDEXED BY alert_deliveries_by_group "
-                        "WHERE sink = ? AND group_key = ? "
-                        "AND status = 'delivered'");
+                        "SELECT max(delivered_at) FROM alert_batches INDEXED BY alert_batches_by_group "
+                        "WHERE sink = ? AND group_key = ? AND status = 'delivered'");
     q.bind(1, std::string(sink));
     q.bind(2, std::string(group_key));
     if (!q.executeStep() || q.getColumn(0).isNull()) return std::nullopt;
@@ -150,16 +170,13 @@ void outbox::record(std::string_view sink, std::span<const batch_outcome> outcom
     const std::string name(sink);
     SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
     SQLite::Statement delivered(db_,
-                                "UPDATE alert_deliveries INDEXED BY alert_deliveries_by_batch "
-                                "SET status = 'delivered', attempts = ?, delivered_at = ?, "
+                                "UPDATE alert_batches SET status = 'delivered', attempts = ?, delivered_at = ?, "
                                 "last_error = NULL WHERE sink = ? AND batch = ? AND status = 'pending'");
     SQLite::Statement dead(db_,
-                           "UPDATE alert_deliveries INDEXED BY alert_deliveries_by_batch "
-                           "SET status = 'dead', attempts = ?, last_error = ? "
+                           "UPDATE alert_batches SET status = 'dead', attempts = ?, last_error = ? "
                            "WHERE sink = ? AND batch = ? AND status = 'pending'");
     SQLite::Statement failed(db_,
-                             "UPDATE alert_deliveries INDEXED BY alert_deliveries_by_batch "
-                             "SET attempts = ?, next_attempt_at = ?, last_error = ? "
+                             "UPDATE alert_batches SET attempts = ?, next_attempt_at = ?, last_error = ? "
                              "WHERE sink = ? AND batch = ? AND status = 'pending'");
     SQLite::Statement attempt(db_,
                               "INSERT INTO alert_attempts (sink, seq, time, outcome, latency_ms, error) "
@@ -191,7 +208,13 @@ void outbox::record(std::string_view sink, std::span<const batch_outcome> outcom
 }
 
 std::int64_t outbox::count(std::string_view sink, delivery_status status) const {
-    SQLite::Statement q(db_, "SELECT count(*) FROM alert_deliveries WHERE sink = ? AND status = ?");
+    // Members of the sink's batches in that status, and for pending the ungrouped ones too.
+    SQLite::Statement q(db_,
+                        "SELECT (SELECT count(*) FROM alert_batches b INDEXED BY alert_batches_by_status "
+                        "CROSS JOIN alert_deliveries d INDEXED BY alert_deliveries_by_batch "
+                        "ON d.sink = b.sink AND d.batch = b.batch WHERE b.status = ?2 AND b.sink = ?1) + "
+                        "CASE ?2 WHEN 'pending' THEN (SELECT count(*) FROM alert_deliveries "
+                        "INDEXED BY alert_deliveries_ungrouped WHERE sink = ?1 AND batch IS NULL) ELSE 0 END");
     q.bind(1, std::string(sink));
     q.bind(2, std::string(to_string(status)));
     q.executeStep();
@@ -201,7 +224,9 @@ std::int64_t outbox::count(std::string_view sink, delivery_status status) const 
 std::vector<sink_counts> outbox::counts() const {
     SQLite::Statement q(db_,
                         "SELECT sink, coalesce(sum(status = 'pending'), 0), coalesce(sum(status = 'delivered'), 0), "
-                        "coalesce(sum(status = 'dead'), 0) FROM alert_deliveries GROUP BY sink ORDER BY sink");
+                        "coalesce(sum(status = 'dead'), 0) FROM (SELECT d.sink, coalesce(b.status, 'pending') AS "
+                        "status FROM alert_deliveries d LEFT JOIN alert_batches b "
+                        "ON b.sink = d.sink AND b.batch = d.batch) GROUP BY sink ORDER BY sink");
     std::vector<sink_counts> out;
     while (q.executeStep())
         out.push_back({q.getColumn(0).getString(), q.getColumn(1).getInt64(), q.getColumn(2).getInt64(),
@@ -224,14 +249,20 @@ std::vector<attempt_record> outbox::attempts(std::string_view sink, std::int64_t
     return out;
 }
 
-std::int64_t outbox::requeue_dead(std::string_view sink, epoch_ms now) {
+std::int64_t outbox::requeue_dead(std::string_view sink) {
+    // Ungrouped again, they are due at once (an ungrouped delivery is due from when it was
+    // queued) and are grouped afresh; the dead group notifications are forgotten, their
+    // attempts stay on record. Two statements: the caller holds the transaction.
     SQLite::Statement u(db_,
-                        "UPDATE alert_deliveries SET status = 'pending', attempts = 0, next_attempt_at = ?, "
-                        "batch = NULL, group_key = NULL WHERE status = 'dead' AND (? = '' OR sink = ?)");
-    u.bind(1, static_cast<std::int64_t>(now));
-    u.bind(2, std::string(sink));
-    u.bind(3, std::string(sink));
-    return u.exec();
+                        "UPDATE alert_deliveries SET batch = NULL WHERE batch IS NOT NULL AND (sink, batch) IN "
+                        "(SELECT sink, batch FROM alert_batches INDEXED BY alert_batches_by_status "
+                        "WHERE status = 'dead' AND (?1 = '' OR sink = ?1))");
+    u.bind(1, std::string(sink));
+    const std::int64_t n = u.exec();
+    SQLite::Statement d(db_, "DELETE FROM alert_batches WHERE status = 'dead' AND (?1 = '' OR sink = ?1)");
+    d.bind(1, std::string(sink));
+    d.exec();
+    return n;
 }
 
 std::int64_t outbox::prune(epoch_ms cutoff) {
@@ -240,10 +271,16 @@ std::int64_t outbox::prune(epoch_ms cutoff) {
         st.bind(1, static_cast<std::int64_t>(cutoff));
         return static_cast<std::int64_t>(st.exec());
     };
-    // What a sink still owes is kept whatever its age.
-    return run("DELETE FROM alert_outbox WHERE created_at < ? AND seq NOT IN "
-               "(SELECT seq FROM alert_deliveries WHERE status = 'pending')") +
-           run("DELETE FROM alert_attempts WHERE time < ?");
+    // What a sink still owes is kept whatever its age. A finished group notification goes with
+    // its last member (not counted: the count is of notifications and attempts).
+    const std::int64_t notifications =
+        run("DELETE FROM alert_outbox WHERE created_at < ?1 AND seq NOT IN "
+            "(SELECT seq FROM alert_deliveries WHERE batch IS NULL) AND seq NOT IN "
+            "(SELECT d.seq FROM alert_batches b CROSS JOIN alert_deliveries d "
+            "ON d.sink = b.sink AND d.batch = b.batch WHERE b.status = 'pending')");
+    db_.exec("DELETE FROM alert_batches WHERE status <> 'pending' AND NOT EXISTS (SELECT 1 FROM "
+             "alert_deliveries d WHERE d.sink = alert_batches.sink AND d.batch = alert_batches.batch)");
+    return notifications + run("DELETE FROM alert_attempts WHERE time < ?1");
 }
 
 }  // namespace subsync::alerting

@@ -167,7 +167,7 @@ int redeliver(const config::config& cfg, const alerts_options& opts) {
     std::int64_t requeued = 0;
     {
         SQLite::Transaction tx(db, SQLite::TransactionBehavior::IMMEDIATE);
-        requeued = alerting::outbox(db).requeue_dead(opts.sink, now);
+        requeued = alerting::outbox(db).requeue_dead(opts.sink);
         tx.commit();
     }
     for (const auto& s : sinks)

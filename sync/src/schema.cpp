@@ -13,7 +13,7 @@ namespace {
 // Ordered, append-only: migration N takes user_version N-1 to N. A released
 // migration is never edited; a schema change is a new entry.
 // docs/schema.md describes the resulting tables.
-constexpr std::array<std::string_view, 4> migrations{
+constexpr std::array<std::string_view, 5> migrations{
     R"sql(
 CREATE TABLE sync_runs (
   id          INTEGER PRIMARY KEY,
@@ -181,6 +181,48 @@ ALTER TABLE alert_deliveries ADD COLUMN group_key TEXT;
 CREATE INDEX alert_deliveries_by_batch ON alert_deliveries (sink, batch) WHERE batch IS NOT NULL;
 CREATE INDEX alert_deliveries_by_group ON alert_deliveries (sink, group_key) WHERE group_key IS NOT NULL;
 UPDATE alert_deliveries SET batch = seq WHERE status <> 'pending';
+)sql",
+    // 5: a group notification's delivery state lives in one alert_batches row, not in every
+    // member's alert_deliveries row: recording an attempt at a group of 500 writes 2 rows, not
+    // 501, and alert_deliveries keeps only (sink, seq, batch). Pending = not yet in a batch, or in
+    // a pending batch; alert_delivery_status shows each member as before (docs/schema.md).
+    R"sql(
+CREATE TABLE alert_batches (
+  sink            TEXT    NOT NULL,
+  batch           INTEGER NOT NULL,
+  group_key       TEXT,
+  status          TEXT    NOT NULL CHECK (status IN ('pending', 'delivered', 'dead')),
+  attempts        INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at INTEGER NOT NULL DEFAULT 0,
+  delivered_at    INTEGER,
+  last_error      TEXT,
+  PRIMARY KEY (sink, batch)
+) WITHOUT ROWID;
+INSERT INTO alert_batches (sink, batch, group_key, status, attempts, next_attempt_at, delivered_at, last_error)
+  SELECT sink, batch, max(group_key), min(status), max(attempts), max(next_attempt_at), max(delivered_at),
+         max(last_error)
+  FROM alert_deliveries WHERE batch IS NOT NULL GROUP BY sink, batch;
+CREATE INDEX alert_batches_by_status ON alert_batches (status, sink);
+CREATE INDEX alert_batches_by_group ON alert_batches (sink, group_key) WHERE status = 'delivered';
+
+CREATE TABLE alert_deliveries_v5 (
+  sink  TEXT    NOT NULL,
+  seq   INTEGER NOT NULL REFERENCES alert_outbox (seq) ON DELETE CASCADE,
+  batch INTEGER,
+  PRIMARY KEY (sink, seq)
+) WITHOUT ROWID;
+INSERT INTO alert_deliveries_v5 (sink, seq, batch) SELECT sink, seq, batch FROM alert_deliveries;
+DROP TABLE alert_deliveries;
+ALTER TABLE alert_deliveries_v5 RENAME TO alert_deliveries;
+CREATE INDEX alert_deliveries_ungrouped ON alert_deliveries (sink, seq) WHERE batch IS NULL;
+CREATE INDEX alert_deliveries_by_batch ON alert_deliveries (sink, batch, seq) WHERE batch IS NOT NULL;
+
+CREATE VIEW alert_delivery_status AS
+  SELECT d.sink, d.seq, d.batch, b.group_key,
+         coalesce(b.status, 'pending') AS status, coalesce(b.attempts, 0) AS attempts,
+         coalesce(b.next_attempt_at, o.created_at) AS next_attempt_at, b.delivered_at, b.last_error
+  FROM alert_deliveries d JOIN alert_outbox o ON o.seq = d.seq
+  LEFT JOIN alert_batches b ON b.sink = d.sink AND b.batch = d.batch;
 )sql",
 };
 

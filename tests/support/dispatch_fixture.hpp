@@ -119,7 +119,7 @@ struct delivery_state {
 
 inline delivery_state delivery(SQLite::Database& db, const std::string& sink, std::int64_t seq) {
     SQLite::Statement q(db,
-                        "SELECT status, attempts, next_attempt_at, coalesce(last_error, '') FROM alert_deliveries "
+                        "SELECT status, attempts, next_attempt_at, coalesce(last_error, '') FROM alert_delivery_status "
                         "WHERE sink = ? AND seq = ?");
     q.bind(1, sink);
     q.bind(2, seq);

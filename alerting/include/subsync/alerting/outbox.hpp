@@ -1,6 +1,7 @@
 #pragma once
 // The transactional outbox: the one owner of alert_outbox (what was queued), alert_deliveries
-// (what each sink still owes, has delivered, or gave up on) and alert_attempts (every try).
+// (what each sink owes, and the group notification each went out in), alert_batches (each group
+// notification's status: pending, delivered or dead) and alert_attempts (every try).
 // No other code runs SQL on those tables. docs/alert-delivery.md, docs/schema.md.
 
 #include <subsync/config/config.hpp>
@@ -138,8 +139,8 @@ public:
     /// The latest `limit` attempts of `sink`, newest first.
     [[nodiscard]] std::vector<attempt_record> attempts(std::string_view sink, std::int64_t limit) const;
     /// Dead deliveries of `sink` (every sink when empty) become pending again, ungrouped, with
-    /// no attempts, due at `now`. Returns how many.
-    std::int64_t requeue_dead(std::string_view sink, epoch_ms now);
+    /// no attempts, due at once (inside the caller's transaction). Returns how many.
+    std::int64_t requeue_dead(std::string_view sink);
     /// Deletes notifications created before `cutoff` that no sink still owes, and attempts
     /// older than it (inside the caller's transaction). Returns the rows deleted.
     std::int64_t prune(epoch_ms cutoff);

@@ -197,7 +197,7 @@ private:
 class snapshot_store {
 public:
     /// The schema version this binary writes (`PRAGMA user_version`).
-    static constexpr int schema_version = 4;
+    static constexpr int schema_version = 5;
 
     /// Opens or creates the database (mode 0600, WAL, synchronous=FULL) and
     /// migrates it forward. Throws when it cannot, or when the file was written
