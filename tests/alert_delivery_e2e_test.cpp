@@ -111,12 +111,6 @@ group_interval = "0s"
         for (int i = 0; i < n; ++i) {
             const std::int64_t seq = db.execAndGet("SELECT coalesce(max(seq), 0) + 1 FROM alert_outbox").getInt64();
             const std::string key = fmt::format("e2e-key-{}", seq);
-            const std::string payload = fmt::format(
-                R"({{"idempotency_key":"{}","kind":"expiring","severity":"warning","state":"firing","account":"prod",)"
-                R"("source":"purchased_groups","id":"sub-{}","threshold":"7d","since":"2027-01-15T08:00:00Z",)"
-                R"("resolved_at":null,"reason":null,"summary":"expires soon","values":{{}},"notification":1,)"
-                R"("created_at":"2027-01-15T08:00:00Z"}})",
-                key, seq);
             const alerting::queued_notification q{key,
                                                   wall_now(),
                                                   std::nullopt,
@@ -127,7 +121,12 @@ group_interval = "0s"
                                                   "7d",
                                                   alerting::alert_state::firing,
                                                   config::severity::warning,
-                                                  payload};
+                                                  1'800'000'000'000,
+                                                  std::nullopt,
+                                                  "",
+                                                  "expires soon",
+                                                  "",
+                                                  1};
             const std::vector<std::string> sinks{"hook", "file"};
             EXPECT_TRUE(alerting::outbox(db).enqueue(q, sinks));
             keys.push_back(key);

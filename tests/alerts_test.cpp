@@ -268,24 +268,24 @@ protected:
     /// Notifications queued since the last call, in order.
     std::vector<notification> drain() {
         std::vector<notification> out;
-        SQLite::Statement q(store_.database(), "SELECT seq, payload FROM alert_outbox WHERE seq > ? ORDER BY seq");
+        SQLite::Statement q(store_.database(),
+                            "SELECT seq, kind, state, item_key, threshold, severity, idempotency_key, notification, "
+                            "coalesce(reason, ''), summary, detail FROM alert_outbox WHERE seq > ? ORDER BY seq");
         q.bind(1, last_seq_);
         while (q.executeStep()) {
             last_seq_ = q.getColumn(0).getInt64();
-            simdjson::dom::parser parser;
-            const std::string payload = q.getColumn(1).getString();
-            simdjson::dom::element e = parser.parse(payload);
             notification n;
-            n.kind = std::string(e["kind"].get_string().value());
-            n.state = std::string(e["state"].get_string().value());
-            n.id = std::string(e["id"].get_string().value());
-            n.threshold = std::string(e["threshold"].get_string().value());
-            n.severity = std::string(e["severity"].get_string().value());
-            n.key = std::string(e["idempotency_key"].get_string().value());
-            n.number = e["notification"].get_int64().value();
-            if (!e["reason"].is_null()) n.reason = std::string(e["reason"].get_string().value());
-            EXPECT_FALSE(e["summary"].get_string().value().empty());
-            EXPECT_TRUE(e["values"].is_object());
+            n.kind = q.getColumn(1).getString();
+            n.state = q.getColumn(2).getString();
+            n.id = q.getColumn(3).getString();
+            n.threshold = q.getColumn(4).getString();
+            n.severity = q.getColumn(5).getString();
+            n.key = q.getColumn(6).getString();
+            n.number = q.getColumn(7).getInt64();
+            n.reason = q.getColumn(8).getString();
+            EXPECT_FALSE(q.getColumn(9).getString().empty());
+            simdjson::dom::parser parser;
+            EXPECT_TRUE(parser.parse(q.getColumn(10).getString()).is_object());
             keys_.insert(n.key);
             ++total_;
             out.push_back(std::move(n));

@@ -1,6 +1,8 @@
 #include "bind.hpp"
 
 #include <subsync/alerting/outbox.hpp>
+#include <subsync/sync/columns.hpp>
+#include <subsync/sync/time.hpp>
 
 #include <SQLiteCpp/Transaction.h>
 
@@ -46,7 +48,8 @@ bool outbox::enqueue(const queued_notification& n, std::span<const std::string> 
     if (!insert_)
         insert_.emplace(db_,
                         "INSERT OR IGNORE INTO alert_outbox (idempotency_key, created_at, run_id, account, source, "
-                        "item_key, kind, threshold, state, severity, payload) VALUES (?,?,?,?,?,?,?,?,?,?,?)");
+                        "item_key, kind, threshold, state, severity, payload, since, resolved_at, reason, summary, "
+                        "detail, notification) VALUES (?,?,?,?,?,?,?,?,?,?,'',?,?,?,?,?,?)");
     SQLite::Statement& ins = *insert_;
     ins.reset();
     bind_static(ins, 1, n.idempotency_key);
@@ -60,7 +63,15 @@ bool outbox::enqueue(const queued_notification& n, std::span<const std::string> 
     bind_static(ins, 8, n.threshold);
     bind_name(ins, 9, to_string(n.state));
     bind_name(ins, 10, config::to_string(n.severity));
-    bind_static(ins, 11, n.payload);
+    ins.bind(11, static_cast<std::int64_t>(n.since));
+    if (n.resolved_at) ins.bind(12, static_cast<std::int64_t>(*n.resolved_at));
+    else ins.bind(12);
+    if (n.reason.empty()) ins.bind(13);
+    else bind_static(ins, 13, n.reason);
+    bind_static(ins, 14, n.summary);
+    if (n.detail.empty()) ins.bind(15, "{}");
+    else bind_static(ins, 15, n.detail);
+    ins.bind(16, n.number);
     if (ins.exec() == 0) return false;  // this very notification is already queued
     const std::int64_t seq = db_.getLastInsertRowid();
     if (!deliver_)
@@ -142,17 +153,76 @@ void outbox::assign(std::string_view sink, std::int64_t batch, std::string_view 
     tx.commit();
 }
 
+namespace {
+
+// The JSON object of docs/alerts.md "Notification format", from the alert_outbox columns the
+// members query selects from `first` on (idempotency_key, kind, severity, state, account, source,
+// item_key, threshold, since, resolved_at, reason, summary, detail, notification, created_at).
+void render_payload(std::string& p, SQLite::Statement& q, int first) {
+    auto text = [&](int i) {
+        const SQLite::Column c = q.getColumn(first + i);
+        return std::string_view(c.getText(), static_cast<std::size_t>(c.getBytes()));
+    };
+    auto field = [&p](std::string_view name) {
+        p += p.empty() ? "{\"" : ",\"";
+        p += name;
+        p += "\":";
+    };
+    auto string = [&](std::string_view name, int i) {
+        field(name);
+        if (q.getColumn(first + i).isNull()) p += "null";
+        else sync::append_json_string(p, text(i));
+    };
+    auto time = [&](std::string_view name, int i) {
+        field(name);
+        if (q.getColumn(first + i).isNull()) {
+            p += "null";
+            return;
+        }
+        p += '"';
+        sync::append_iso8601(p, q.getColumn(first + i).getInt64());
+        p += '"';
+    };
+    string("idempotency_key", 0);
+    string("kind", 1);
+    string("severity", 2);
+    string("state", 3);
+    string("account", 4);
+    string("source", 5);
+    string("id", 6);
+    string("threshold", 7);
+    time("since", 8);
+    time("resolved_at", 9);
+    string("reason", 10);
+    string("summary", 11);
+    field("values");
+    p += text(12);
+    field("notification");
+    p += std::to_string(q.getColumn(first + 13).getInt64());
+    time("created_at", 14);
+    p += '}';
+}
+
+}  // namespace
+
 std::vector<batch_member> outbox::members(std::string_view sink, std::int64_t batch) const {
     SQLite::Statement q(db_,
-                        "SELECT d.seq, o.idempotency_key, o.payload FROM alert_batches b "
+                        "SELECT d.seq, o.payload, o.idempotency_key, o.kind, o.severity, o.state, o.account, o.source, "
+                        "o.item_key, o.threshold, o.since, o.resolved_at, o.reason, o.summary, o.detail, "
+                        "o.notification, o.created_at FROM alert_batches b "
                         "CROSS JOIN alert_deliveries d INDEXED BY alert_deliveries_by_batch "
                         "ON d.sink = b.sink AND d.batch = b.batch JOIN alert_outbox o ON o.seq = d.seq "
                         "WHERE b.sink = ? AND b.batch = ? AND b.status = 'pending' ORDER BY d.seq");
     q.bind(1, std::string(sink));
     q.bind(2, batch);
     std::vector<batch_member> out;
-    while (q.executeStep())
-        out.push_back({q.getColumn(0).getInt64(), q.getColumn(1).getString(), q.getColumn(2).getString()});
+    while (q.executeStep()) {
+        batch_member& m = out.emplace_back();
+        m.seq = q.getColumn(0).getInt64();
+        m.idempotency_key = q.getColumn(2).getString();
+        if (const SQLite::Column stored = q.getColumn(1); stored.getBytes() > 0) m.payload = stored.getString();
+        else render_payload(m.payload, q, 2);
+    }
     return out;
 }
 

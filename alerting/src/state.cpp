@@ -232,7 +232,12 @@ public:
     notifier(SQLite::Database& db, const config::alerts_config& cfg, std::string_view account,
              std::string_view source, epoch_ms now, std::optional<std::int64_t> run_id, std::string_view exclude_sink)
         : account_(account), source_(source), now_(now), run_id_(run_id), sinks_(effective_sinks(cfg)),
-          exclude_sink_(exclude_sink), outbox_(db) {}
+          exclude_sink_(exclude_sink), outbox_(db) {
+        row_.created_at = now;
+        row_.run_id = run_id;
+        row_.account = account;
+        row_.source = source;
+    }
 
     /// Queues `s`'s notification; a firing one counts as notified (number, last_notified).
     void notify(alert_with_texts& s, alert_kind kind, std::optional<epoch_ms> resolved_at, std::string_view reason) {
@@ -242,54 +247,24 @@ public:
             sha256_hex(fmt::format("{}\x1f{}\x1f{}\x1f{}\x1f{}\x1f{}\x1f{}\x1f{}", account_, source_, s.item_key, s.kind,
                                    s.threshold, s.episode, to_string(s.state), number))
                 .substr(0, 32);
-        std::string p;
-        p.reserve(512 + s.summary.size() + s.detail.size());
-        auto field = [&p](std::string_view name) {
-            p += p.empty() ? "{\"" : ",\"";
-            p += name;
-            p += "\":";
-        };
-        auto text = [&](std::string_view name, std::string_view value) {
-            field(name);
-            append_json_string(p, value);
-        };
-        auto time = [&](std::string_view name, std::optional<epoch_ms> t) {
-            field(name);
-            if (!t) {
-                p += "null";
-                return;
-            }
-            p += '"';
-            sync::append_iso8601(p, *t);
-            p += '"';
-        };
-        text("idempotency_key", key);
-        text("kind", s.kind);
-        text("severity", config::to_string(s.severity));
-        text("state", to_string(s.state));
-        text("account", account_);
-        text("source", source_);
-        text("id", s.item_key);
-        text("threshold", s.threshold);
-        time("since", s.since);
-        time("resolved_at", resolved_at);
-        field("reason");
-        if (reason.empty()) p += "null";
-        else append_json_string(p, reason);
-        text("summary", s.summary);
-        field("values");
-        p += s.detail.empty() ? std::string_view("{}") : std::string_view(s.detail);
-        field("notification");
-        p += std::to_string(number);
-        time("created_at", now_);
-        p += '}';
-
         sink_names_.clear();
         for (const auto& sink : sinks_)
             if (sink.name != exclude_sink_ && accepts(sink.filter, kind, s.severity, account_))
                 sink_names_.push_back(sink.name);
-        const queued_notification n{key,         now_,    run_id_,    account_, source_,        s.item_key,
-                                    kind,        s.threshold, s.state, s.severity, std::move(p)};
+        // One row reused for every notification of the scope: its strings keep their buffers.
+        queued_notification& n = row_;
+        n.idempotency_key = key;
+        n.item_key = s.item_key;
+        n.kind = kind;
+        n.threshold = s.threshold;
+        n.state = s.state;
+        n.severity = s.severity;
+        n.since = s.since;
+        n.resolved_at = resolved_at;
+        n.reason = reason;
+        n.summary = s.summary;
+        n.detail = s.detail;
+        n.number = number;
         if (!outbox_.enqueue(n, sink_names_)) return;  // this very notification is already queued
         if (firing) {
             s.notifications = number;
@@ -308,6 +283,7 @@ private:
     std::vector<config::sink_config> sinks_;
     std::string_view exclude_sink_;
     outbox outbox_;
+    queued_notification row_;
     std::vector<std::string> sink_names_;
     int queued_ = 0;
 };

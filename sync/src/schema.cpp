@@ -185,7 +185,9 @@ UPDATE alert_deliveries SET batch = seq WHERE status <> 'pending';
     // 5: a group notification's delivery state lives in one alert_batches row, not in every
     // member's alert_deliveries row: recording an attempt at a group of 500 writes 2 rows, not
     // 501, and alert_deliveries keeps only (sink, seq, batch). Pending = not yet in a batch, or in
-    // a pending batch; alert_delivery_status shows each member as before (docs/schema.md).
+    // a pending batch; alert_delivery_status shows each member as before (docs/schema.md). And
+    // alert_outbox keeps a notification's fields instead of its rendered payload (a third of
+    // the size).
     R"sql(
 CREATE TABLE alert_batches (
   sink            TEXT    NOT NULL,
@@ -216,6 +218,15 @@ DROP TABLE alert_deliveries;
 ALTER TABLE alert_deliveries_v5 RENAME TO alert_deliveries;
 CREATE INDEX alert_deliveries_ungrouped ON alert_deliveries (sink, seq) WHERE batch IS NULL;
 CREATE INDEX alert_deliveries_by_batch ON alert_deliveries (sink, batch, seq) WHERE batch IS NOT NULL;
+
+-- A notification's fields, from which its payload is rendered at delivery; payload itself is
+-- '' from now on (a row queued by an older version keeps its payload and is sent as it is).
+ALTER TABLE alert_outbox ADD COLUMN since INTEGER;
+ALTER TABLE alert_outbox ADD COLUMN resolved_at INTEGER;
+ALTER TABLE alert_outbox ADD COLUMN reason TEXT;
+ALTER TABLE alert_outbox ADD COLUMN summary TEXT;
+ALTER TABLE alert_outbox ADD COLUMN detail TEXT;
+ALTER TABLE alert_outbox ADD COLUMN notification INTEGER;
 
 CREATE VIEW alert_delivery_status AS
   SELECT d.sink, d.seq, d.batch, b.group_key,

@@ -78,11 +78,13 @@ inline std::string payload_of(std::int64_t seq, const outbox_entry& e) {
 /// Queues a notification for `sinks` as the outbox writer does; returns its seq.
 inline std::int64_t enqueue(SQLite::Database& db, const std::vector<std::string>& sinks, const outbox_entry& e = {}) {
     const std::int64_t seq = db.execAndGet("SELECT coalesce(max(seq), 0) + 1 FROM alert_outbox").getInt64();
+    // The fields payload_of() shows: what a sink receives is rendered from them.
     alerting::queued_notification n{"key-" + std::to_string(seq), e.created_at, std::nullopt, e.account,
                                     "purchased_groups", id_of(seq, e), *config::alert_kind_named(e.kind), "7d",
                                     e.state == "firing" ? alerting::alert_state::firing : alerting::alert_state::resolved,
-                                    *config::severity_named(e.severity),
-                                    payload_of(seq, e)};
+                                    *config::severity_named(e.severity), t0 - 3'600'000, e.resolved_at,
+                                    e.resolved_at ? "renewed" : "", R"(purchased group "payments" expires in 6 days)",
+                                    R"({"expire_time":"2027-01-21T08:00:00Z","days_left":6.0})", 1};
     EXPECT_TRUE(alerting::outbox(db).enqueue(n, sinks));
     return seq;
 }

@@ -40,7 +40,9 @@ enum class attempt_outcome { delivered, failed, dead };
 [[nodiscard]] std::string_view to_string(delivery_status s) noexcept;
 [[nodiscard]] std::string_view to_string(attempt_outcome o) noexcept;
 
-/// One alert notification as the state machine queues it: one alert_outbox row.
+/// One alert notification as the state machine queues it: one alert_outbox row. The JSON object
+/// a sink receives (docs/alerts.md "Notification format") is rendered from these fields when it
+/// is delivered, not stored: it repeated them at three times their size.
 struct queued_notification {
     std::string idempotency_key;
     epoch_ms created_at = 0;
@@ -50,7 +52,12 @@ struct queued_notification {
     std::string threshold;
     alert_state state = alert_state::firing;
     config::severity severity = config::severity::warning;
-    std::string payload;  ///< the JSON object of docs/alerts.md "Notification format"
+    epoch_ms since = 0;                   ///< when this firing episode began
+    std::optional<epoch_ms> resolved_at;  ///< resolved notifications only
+    std::string reason;                   ///< why it resolved; empty while firing
+    std::string summary;
+    std::string detail;                   ///< JSON object of the values behind it; empty = {}
+    std::int64_t number = 0;              ///< which notification of its episode
 };
 
 /// A sink's pending delivery, without its payload: what grouping decides on.
@@ -70,7 +77,7 @@ struct pending_delivery {
 struct batch_member {
     std::int64_t seq = 0;
     std::string idempotency_key;
-    std::string payload;
+    std::string payload;  ///< rendered from the row (as queued by schema 4 and before: as stored)
 };
 
 /// One attempt at one group notification (`batch`), recorded for every member.
