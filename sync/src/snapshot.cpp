@@ -121,7 +121,8 @@ SQLite::Database open_snapshot_readonly(const std::filesystem::path& file) {
 
 snapshot_store::snapshot_store(const std::filesystem::path& file, store_options opts)
     : opts_(opts),
-      db_((create_private(file), file.string()), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE,
+      // NOMUTEX as for readers: the store is used by one thread (the io_context's) at a time.
+      db_((create_private(file), file.string()), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE | SQLite::OPEN_NOMUTEX,
           static_cast<int>(opts.busy_timeout.count())) {
     db_.exec("PRAGMA journal_mode = WAL");
     db_.exec("PRAGMA synchronous = FULL");
