@@ -174,7 +174,7 @@ void row_writer::row(const std::vector<cell>& cells) {
         if (format_ == export_format::jsonl) buf_ += '\n';
     }
     ++rows_;
-    if (buf_.size() >= (256u << 10)) {
+    if (buf_.size() >= (1u << 20)) {  // one write per MiB
         sink_(buf_);
         buf_.clear();
     }
@@ -213,12 +213,16 @@ std::int64_t for_each_row(SQLite::Database& db, export_table table, const row_vi
                                             names, sync::to_string(*source), account_filter, key_filter));
         if (opts.account) q.bind(":account", *opts.account);
         if (opts.item_key) q.bind(":key", *opts.item_key);
-        std::vector<cell> api_cells;
+        // One cell vector for the whole export: the account and the API cells are read into
+        // their slots in place, reusing each cell's buffer (copying the API cells after the
+        // account cost a string allocation per cell and row).
+        cells.resize(api.size() + 1);
+        cells[0].state = field_state::present;
         while (q.executeStep()) {
-            sync::read_cells(q, api, 1, api_cells);
-            cells.clear();
-            cells.push_back(text_cell(q.getColumn(0).getString()));
-            cells.insert(cells.end(), api_cells.begin(), api_cells.end());
+            const auto account = q.getColumn(0);
+            const char* text = account.getText();
+            cells[0].text.assign(text, static_cast<std::size_t>(account.getBytes()));
+            sync::read_cells(q, api, 1, std::span<cell>(cells).subspan(1));
             visit(cells, q.getColumn(static_cast<int>(api.size()) + 2).getText());
             ++rows;
         }

@@ -84,8 +84,12 @@ std::string json_or_null(const cell& c, column_type t) {
 }  // namespace
 
 void read_cells(SQLite::Statement& stmt, std::span<const column> cols, int first, std::vector<cell>& out) {
-    const auto absent = stmt.getColumn(first + static_cast<int>(cols.size())).getInt64();
     out.resize(cols.size());
+    read_cells(stmt, cols, first, std::span<cell>(out));
+}
+
+void read_cells(SQLite::Statement& stmt, std::span<const column> cols, int first, std::span<cell> out) {
+    const auto absent = stmt.getColumn(first + static_cast<int>(cols.size())).getInt64();
     for (std::size_t i = 0; i < cols.size(); ++i) {
         auto col = stmt.getColumn(first + static_cast<int>(i));
         cell& c = out[i];

@@ -58,6 +58,8 @@ struct run_record {
 /// Reads a row's cells back from a statement whose first columns are the
 /// source's columns followed by `absent_mask` (as the snapshot stores them).
 void read_cells(SQLite::Statement& stmt, std::span<const column> cols, int first_index, std::vector<cell>& out);
+/// The same into `out`, which holds cols.size() cells (a slice of a longer row).
+void read_cells(SQLite::Statement& stmt, std::span<const column> cols, int first_index, std::span<cell> out);
 
 /// Opens a snapshot database for reading only (exports, history): WAL lets it
 /// read while a sync writes.
