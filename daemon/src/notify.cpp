@@ -35,7 +35,7 @@ notifier::notifier() {
     if (!enabled_) return;
     socket_ = socket;
     // A watchdog meant for another process (WATCHDOG_PID) is not ours.
-    const auto timeout = systemd::watchdog_timeout(std::getenv("WATCHDOG_USEC"), std::getenv("WATCHDOG_PID"), ::getpid());
+    const auto timeout = systemd::watchdog_timeout(std::getenv("WATCHDOG_USEC"), std::getenv("WATCHDOG_PID"), getpid());
     watchdog_pace_ = timeout / 2;
 }
 
