@@ -1,5 +1,6 @@
 // `subsyncd run` speaks the systemd service protocol: the test plays systemd, binding the
-// $NOTIFY_SOCKET datagram socket and reading what the real binary sends.
+// $NOTIFY_SOCKET datagram socket and reading what the real binary sends. Also which shared
+// libraries the running daemon maps (issue 19: its resident memory).
 
 #include "support/daemon_process.hpp"
 
@@ -125,6 +126,22 @@ TEST_F(DaemonNotify, RunIsNotDumpableUnlessCoreDumpsAreAllowed) {
         d.signal(SIGTERM);
         ASSERT_EQ(d.wait(), 0) << d.err();
     }
+}
+
+// libpq (and Kerberos, LDAP, SASL, GnuTLS behind it) is loaded only for a [[destination]];
+// libsystemd not at all (daemon/src/systemd_protocol.hpp speaks its protocols).
+TEST_F(DaemonNotify, WithoutADestinationNeitherLibpqNorLibsystemdIsMapped) {
+    const auto cfg = test::write_daemon_config(dir_.path(), config());
+    test::notify_socket systemd(dir_ / "notify");
+    test::daemon_process d({"run", "--config", cfg.string()},
+                           {{"SUBSYNC_TEST_TOKEN", token}, {"NOTIFY_SOCKET", systemd.path().string()}}, dir_.path());
+    ASSERT_TRUE(systemd.wait_for("STATUS=sync 1 ok")) << systemd.transcript() << d.err();
+    const auto maps = test::read_file("/proc/" + std::to_string(d.pid()) + "/maps");
+    ASSERT_NE(maps.find("/libc.so.6"), std::string::npos) << "not the daemon's map:\n" << maps;
+    EXPECT_EQ(maps.find("/libpq.so"), std::string::npos) << maps;
+    EXPECT_EQ(maps.find("/libsystemd.so"), std::string::npos) << maps;
+    d.signal(SIGTERM);
+    EXPECT_EQ(d.wait(10s), 0) << d.err();
 }
 
 }  // namespace

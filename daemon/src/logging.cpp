@@ -2,13 +2,13 @@
 #include <subsync/daemon/json.hpp>
 #include <subsync/daemon/logging.hpp>
 
+#include "systemd_protocol.hpp"
+
 #include <fmt/format.h>
 #include <spdlog/sinks/sink.h>
 #include <spdlog/spdlog.h>
 
-#include <systemd/sd-journal.h>
 #include <sys/ioctl.h>
-#include <sys/uio.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -88,9 +88,9 @@ public:
         out_level_ = out_level;
         format_ = format;
         journal_ = journal;
-        // sd_journal_send drops entries silently when journald is not listening: only then is
-        // stderr (with priority prefixes) the fallback.
-        journal_native_ = journal && ::access("/run/systemd/journal/socket", W_OK) == 0;
+        // Native entries only when journald is listening; otherwise, and whenever a send fails,
+        // stderr (with priority prefixes) is the fallback.
+        journal_native_ = journal && ::access(systemd::journal_socket, W_OK) == 0;
         progress_enabled_ = tty && !journal && format == config::log_format::text;
         if (!progress_enabled_) erase_progress();
     }
@@ -151,15 +151,10 @@ private:
         std::fflush(stderr);
     }
 
-    // sd_journal_sendv: journald keeps the fields (journalctl MESSAGE_ID=… ACCOUNT=…). False
-    // when the journal cannot be reached: the line goes to stderr instead.
-    static bool send_to_journal(const log_record& r) {
-        const auto fields = journal_fields(r);
-        std::vector<iovec> iov;
-        iov.reserve(fields.size());
-        for (const auto& f : fields) iov.push_back({const_cast<char*>(f.data()), f.size()});  // NOLINT: C API
-        return ::sd_journal_sendv(iov.data(), static_cast<int>(iov.size())) >= 0;
-    }
+    // The journal's native protocol: journald keeps the fields (journalctl MESSAGE_ID=…
+    // ACCOUNT=…). False when the entry did not reach it (journald gone, or an entry too large
+    // for one datagram): the line goes to stderr instead.
+    static bool send_to_journal(const log_record& r) { return !systemd::send_journal(journal_fields(r)); }
 
     void erase_progress() {
         if (!progress_shown_) return;

@@ -1,12 +1,15 @@
 #include <subsync/daemon/notify.hpp>
 
+#include "systemd_protocol.hpp"
+
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
-#include <systemd/sd-daemon.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -29,16 +32,17 @@ std::string one_line(std::string_view s) {
 notifier::notifier() {
     const char* socket = std::getenv("NOTIFY_SOCKET");
     enabled_ = socket != nullptr && *socket != '\0';
-    std::uint64_t usec = 0;
-    // Checks WATCHDOG_PID too, when set: a watchdog meant for another process is not ours.
-    if (enabled_ && sd_watchdog_enabled(0, &usec) > 0 && usec > 0)
-        watchdog_pace_ = std::chrono::microseconds(static_cast<std::int64_t>(usec / 2));
+    if (!enabled_) return;
+    socket_ = socket;
+    // A watchdog meant for another process (WATCHDOG_PID) is not ours.
+    const auto timeout = systemd::watchdog_timeout(std::getenv("WATCHDOG_USEC"), std::getenv("WATCHDOG_PID"), getpid());
+    watchdog_pace_ = timeout / 2;
 }
 
 void notifier::send(const std::string& message) const {
     if (!enabled_) return;
-    if (const int rc = sd_notify(0, message.c_str()); rc < 0)
-        spdlog::warn("sd_notify failed error=\"{}\"", std::system_category().message(-rc));
+    if (const auto ec = systemd::notify(socket_, message))
+        spdlog::warn("sd_notify failed error=\"{}\"", ec.message());
 }
 
 void notifier::ready(std::string_view status) const { send(fmt::format("READY=1\nSTATUS={}", one_line(status))); }

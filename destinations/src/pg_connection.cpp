@@ -1,9 +1,10 @@
 #include "pg_connection.hpp"
 
+#include "libpq.hpp"
+
 #include <subsync/config/secret.hpp>
 
 #include <fmt/format.h>
-#include <libpq-fe.h>
 
 #include <poll.h>
 
@@ -33,16 +34,16 @@ std::string one_line(std::string_view message) {
 /// case a message quotes it alone.
 void remember_password(const std::string& dsn) {
     char* error = nullptr;
-    PQconninfoOption* options = PQconninfoParse(dsn.c_str(), &error);
-    if (error != nullptr) PQfreemem(error);
+    PQconninfoOption* options = libpq().PQconninfoParse(dsn.c_str(), &error);
+    if (error != nullptr) libpq().PQfreemem(error);
     if (options == nullptr) return;
     for (PQconninfoOption* o = options; o->keyword != nullptr; ++o)
         if (o->val != nullptr && std::string_view(o->keyword) == "password") config::remember_secret(o->val);
-    PQconninfoFree(options);
+    libpq().PQconninfoFree(options);
 }
 
 struct result_deleter {
-    void operator()(PGresult* r) const { PQclear(r); }
+    void operator()(PGresult* r) const { libpq().PQclear(r); }
 };
 using result_ptr = std::unique_ptr<PGresult, result_deleter>;
 
@@ -56,7 +57,7 @@ pg_connection::pg_connection(const std::string& dsn, const pg_settings& extra, s
     } catch (...) {
         // The destructor does not run for a constructor that throws: a failed connect (a
         // destination that is down, retried every retry_interval) must not leak its socket.
-        if (conn_ != nullptr) PQfinish(conn_);
+        if (conn_ != nullptr) libpq().PQfinish(conn_);
         conn_ = nullptr;
         throw;
     }
@@ -75,22 +76,22 @@ void pg_connection::open(const std::string& dsn, const pg_settings& extra, std::
     }
     keys.push_back(nullptr);
     values.push_back(nullptr);
-    conn_ = PQconnectStartParams(keys.data(), values.data(), 1);
+    conn_ = libpq().PQconnectStartParams(keys.data(), values.data(), 1);
     if (conn_ == nullptr) throw pg_error("connect: out of memory");
-    if (PQstatus(conn_) == CONNECTION_BAD) fail("connect", PQerrorMessage(conn_));
+    if (libpq().PQstatus(conn_) == CONNECTION_BAD) fail("connect", libpq().PQerrorMessage(conn_));
     // PQconnectPoll's protocol: wait for what it asks, call it again, until OK or FAILED.
     PostgresPollingStatusType s = PGRES_POLLING_WRITING;
     while (true) {
         if (s == PGRES_POLLING_OK) break;
-        if (s == PGRES_POLLING_FAILED) fail("connect", PQerrorMessage(conn_));
+        if (s == PGRES_POLLING_FAILED) fail("connect", libpq().PQerrorMessage(conn_));
         wait(s == PGRES_POLLING_READING ? wait_for::read : wait_for::write, deadline, "connect");
-        s = PQconnectPoll(conn_);
+        s = libpq().PQconnectPoll(conn_);
     }
-    if (PQsetnonblocking(conn_, 1) != 0) fail("connect", PQerrorMessage(conn_));
+    if (libpq().PQsetnonblocking(conn_, 1) != 0) fail("connect", libpq().PQerrorMessage(conn_));
 }
 
 pg_connection::~pg_connection() {
-    if (conn_ != nullptr) PQfinish(conn_);
+    if (conn_ != nullptr) libpq().PQfinish(conn_);
 }
 
 void pg_connection::fail(std::string_view step, std::string_view why) {
@@ -100,8 +101,8 @@ void pg_connection::fail(std::string_view step, std::string_view why) {
 }
 
 void pg_connection::wait(wait_for what, clock::time_point deadline, std::string_view step) {
-    const int fd = PQsocket(conn_);
-    if (fd < 0) fail(step, PQerrorMessage(conn_));
+    const int fd = libpq().PQsocket(conn_);
+    if (fd < 0) fail(step, libpq().PQerrorMessage(conn_));
     while (true) {
         const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
         if (left.count() <= 0) fail(step, "timed out (no answer from PostgreSQL within the deadline)");
@@ -118,11 +119,11 @@ void pg_connection::wait(wait_for what, clock::time_point deadline, std::string_
 void pg_connection::flush(clock::time_point deadline, std::string_view step) {
     // Non-blocking mode: PQflush returns 1 while data is still queued.
     while (true) {
-        const int f = PQflush(conn_);
+        const int f = libpq().PQflush(conn_);
         if (f == 0) return;
-        if (f < 0) fail(step, PQerrorMessage(conn_));
+        if (f < 0) fail(step, libpq().PQerrorMessage(conn_));
         wait(wait_for::both, deadline, step);
-        if (PQconsumeInput(conn_) == 0) fail(step, PQerrorMessage(conn_));
+        if (libpq().PQconsumeInput(conn_) == 0) fail(step, libpq().PQerrorMessage(conn_));
     }
 }
 
@@ -130,28 +131,28 @@ pg_rows pg_connection::collect(clock::time_point deadline, std::string_view step
     pg_rows out;
     std::string error;
     while (true) {
-        while (PQisBusy(conn_) != 0) {
+        while (libpq().PQisBusy(conn_) != 0) {
             wait(wait_for::read, deadline, step);
-            if (PQconsumeInput(conn_) == 0) fail(step, PQerrorMessage(conn_));
+            if (libpq().PQconsumeInput(conn_) == 0) fail(step, libpq().PQerrorMessage(conn_));
         }
-        result_ptr r(PQgetResult(conn_));
+        result_ptr r(libpq().PQgetResult(conn_));
         if (!r) break;
-        const auto status = PQresultStatus(r.get());
+        const auto status = libpq().PQresultStatus(r.get());
         if (status == PGRES_COPY_IN && expect_copy) return out;
         if (status == PGRES_TUPLES_OK) {
             out.rows.clear();
-            const int rows = PQntuples(r.get());
-            const int cols = PQnfields(r.get());
+            const int rows = libpq().PQntuples(r.get());
+            const int cols = libpq().PQnfields(r.get());
             for (int i = 0; i < rows; ++i) {
                 auto& row = out.rows.emplace_back();
                 for (int j = 0; j < cols; ++j) {
-                    if (PQgetisnull(r.get(), i, j)) row.emplace_back(std::nullopt);
-                    else row.emplace_back(std::string(PQgetvalue(r.get(), i, j),
-                                                      static_cast<std::size_t>(PQgetlength(r.get(), i, j))));
+                    if (libpq().PQgetisnull(r.get(), i, j)) row.emplace_back(std::nullopt);
+                    else row.emplace_back(std::string(libpq().PQgetvalue(r.get(), i, j),
+                                                      static_cast<std::size_t>(libpq().PQgetlength(r.get(), i, j))));
                 }
             }
         } else if (status != PGRES_COMMAND_OK && status != PGRES_EMPTY_QUERY && error.empty()) {
-            error = PQresultErrorMessage(r.get());
+            error = libpq().PQresultErrorMessage(r.get());
         }
     }
     if (!error.empty()) fail(step, error);
@@ -165,22 +166,22 @@ pg_rows pg_connection::exec(std::string_view sql, const std::vector<std::optiona
     const std::string text(sql);
     int sent = 0;
     if (params.empty()) {
-        sent = PQsendQuery(conn_, text.c_str());
+        sent = libpq().PQsendQuery(conn_, text.c_str());
     } else {
         std::vector<const char*> values;
         values.reserve(params.size());
         for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
-        sent = PQsendQueryParams(conn_, text.c_str(), static_cast<int>(params.size()), nullptr, values.data(), nullptr,
-                                 nullptr, 0);
+        sent = libpq().PQsendQueryParams(conn_, text.c_str(), static_cast<int>(params.size()), nullptr,
+                                         values.data(), nullptr, nullptr, 0);
     }
-    if (sent == 0) fail("send", PQerrorMessage(conn_));
+    if (sent == 0) fail("send", libpq().PQerrorMessage(conn_));
     flush(deadline, "send");
     return collect(deadline, "query", false);
 }
 
 void pg_connection::copy_begin(std::string_view copy_sql, clock::time_point deadline) {
     const std::string text(copy_sql);
-    if (PQsendQuery(conn_, text.c_str()) == 0) fail("copy", PQerrorMessage(conn_));
+    if (libpq().PQsendQuery(conn_, text.c_str()) == 0) fail("copy", libpq().PQerrorMessage(conn_));
     flush(deadline, "copy");
     collect(deadline, "copy", true);
 }
@@ -189,8 +190,8 @@ void pg_connection::copy_put(std::string_view data, clock::time_point deadline) 
     constexpr std::size_t chunk = 256 << 10;
     for (std::size_t at = 0; at < data.size();) {
         const auto n = std::min(chunk, data.size() - at);
-        const int r = PQputCopyData(conn_, data.data() + at, static_cast<int>(n));
-        if (r < 0) fail("copy", PQerrorMessage(conn_));
+        const int r = libpq().PQputCopyData(conn_, data.data() + at, static_cast<int>(n));
+        if (r < 0) fail("copy", libpq().PQerrorMessage(conn_));
         if (r == 0) {  // the send buffer is full: wait until the socket drains
             wait(wait_for::write, deadline, "copy");
             flush(deadline, "copy");
@@ -203,8 +204,8 @@ void pg_connection::copy_put(std::string_view data, clock::time_point deadline) 
 
 void pg_connection::copy_end(clock::time_point deadline) {
     while (true) {
-        const int r = PQputCopyEnd(conn_, nullptr);
-        if (r < 0) fail("copy", PQerrorMessage(conn_));
+        const int r = libpq().PQputCopyEnd(conn_, nullptr);
+        if (r < 0) fail("copy", libpq().PQerrorMessage(conn_));
         if (r == 1) break;
         wait(wait_for::write, deadline, "copy");
     }

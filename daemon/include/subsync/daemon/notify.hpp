@@ -1,7 +1,7 @@
 #pragma once
 // The systemd service protocol (sd_notify(3)): READY, STATUS, RELOADING, STOPPING and the
-// watchdog. Every call is a no-op when $NOTIFY_SOCKET is unset, so the daemon runs the same
-// without systemd.
+// watchdog, spoken without libsystemd (src/systemd_protocol.hpp). Every call is a no-op when
+// $NOTIFY_SOCKET is unset, so the daemon runs the same without systemd.
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -44,6 +44,7 @@ private:
     void send(const std::string& message) const;
 
     bool enabled_ = false;
+    std::string socket_;  // $NOTIFY_SOCKET
     std::chrono::microseconds watchdog_pace_{0};
 };
 
