@@ -150,6 +150,12 @@ TEST(Parse, ErrorsNameTheField) {
         {"not json", false, "<html>busy</html>", "body is not valid JSON"},
         {"truncated", false, R"({"total":3,"purchases":[{"id":"a")", "body is not valid JSON"},
         {"array body", false, "[]", "body: expected object, got array"},
+        // The On-Demand pass reads what it skips too: invalid JSON anywhere is refused, as the DOM does.
+        {"bad literal in an unknown member", false, R"({"total":0,"purchases":[],"x":tru})", "body is not valid JSON"},
+        {"bad literal in an unknown item member", false, R"({"total":1,"purchases":[{"id":"a","x":[nul]}]})",
+         "body is not valid JSON"},
+        {"trailing content", false, R"({"total":0,"purchases":[]} {})", "body is not valid JSON"},
+        {"unclosed object", false, R"({"total":0,"purchases":[])", "body is not valid JSON"},
         {"no total", false, R"({"purchases":[]})", "total: missing"},
         {"negative total", false, R"({"total":-1,"purchases":[]})", "total: expected a non-negative integer"},
         {"purchases not array", false, R"({"total":1,"purchases":{}})", "purchases: expected array, got object"},

@@ -3,6 +3,7 @@
 #include <subsync/sync/time.hpp>
 
 #include "fields.hpp"
+#include "groups_ondemand.hpp"
 
 #include <fmt/format.h>
 #include <simdjson.h>
@@ -269,12 +270,17 @@ error json_error(simdjson::error_code code) {
 
 struct body_parser::impl {
     dom::parser parser;
+    simdjson::ondemand::parser ondemand;
+    std::string padded;          // a body copied with room for simdjson's padding (groups_ondemand.cpp)
+    std::size_t last_items = 0;  // the previous page's item count: the next page's reservation
 
     // A worker's parser keeps the capacity of the largest page it has read; past a typical page
     // it is dropped, so that one large answer does not stay in memory for the rest of the sync.
     void trim() {
         constexpr std::size_t keep = std::size_t{2} << 20;
         if (parser.capacity() > keep) parser = dom::parser{};
+        if (ondemand.capacity() > keep) ondemand = simdjson::ondemand::parser{};
+        if (padded.capacity() > keep) padded = std::string{};
     }
 
     // Trims when the parse is over, whichever way it ended.
@@ -291,6 +297,12 @@ body_parser& body_parser::operator=(body_parser&&) noexcept = default;
 
 result<groups_page> body_parser::groups(const std::string& body) {
     const impl::trim_after trim{*impl_};
+    // One On-Demand pass reads a page whose items all read; any other page is read again
+    // through the DOM below, which says what is wrong (docs/decisions.md).
+    if (auto page = detail::read_groups_ondemand(impl_->ondemand, body, impl_->padded, impl_->last_items)) {
+        impl_->last_items = page->purchases.size();
+        return std::move(*page);
+    }
     dom::element doc;
     if (auto code = impl_->parser.parse(body).get(doc)) return json_error(code);
     dom::object root;

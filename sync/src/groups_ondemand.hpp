@@ -1,0 +1,24 @@
+#pragma once
+// The fast path of body_parser::groups(): simdjson On-Demand, one pass over the page in document
+// order. It only ever accepts a page whose every item reads cleanly; on anything else it gives up
+// and the DOM parser (parse.cpp) reads the page again and says what is wrong, so that the errors
+// and unreadable items stay the DOM parser's, word for word (docs/decisions.md).
+
+#include <subsync/sync/parse.hpp>
+
+#include <simdjson.h>
+
+#include <cstddef>
+#include <optional>
+#include <string>
+
+namespace subsync::sync::detail {
+
+/// The page, or nullopt when it is anything but a listing whose items all read (an error
+/// document, a key twice, a value of another type, invalid JSON): the caller then parses it
+/// with the DOM. `scratch` holds a padded copy when `body` has no room for simdjson's padding;
+/// `expected_items` reserves the records (the previous page's count).
+[[nodiscard]] std::optional<groups_page> read_groups_ondemand(simdjson::ondemand::parser& parser, const std::string& body,
+                                                              std::string& scratch, std::size_t expected_items);
+
+}  // namespace subsync::sync::detail
