@@ -19,23 +19,53 @@ using od::json_type;
 
 // Every reader returns false to give the page up to the DOM parser: it never has to say why.
 
-// A key as it is written between its quotes; false when it holds an escape, which the DOM
-// parser (unescaping keys) may read as a known key.
-bool plain_key(od::raw_json_string key, std::string_view& out) noexcept {
-    const char* p = key.raw();
-    const char* q = p;
-    while (*q != '"') {
-        if (*q == '\\') return false;
-        ++q;
-    }
-    out = std::string_view(p, static_cast<std::size_t>(q - p));
-    return true;
+// Whether a key, from just past its opening quote, is exactly the slot's name. The name holds no
+// quote or backslash, so bytes equal to it are the key's own and the quote after them closes it;
+// a compare past a shorter key stays inside the padded buffer. The length is a constant, so the
+// memcmp is a few inlined loads.
+template <unsigned slot>
+bool is_key(const char* raw) noexcept {
+    constexpr std::string_view name = purchase_keys[slot];
+    return std::memcmp(raw, name.data(), name.size()) == 0 && raw[name.size()] == '"';
 }
 
-// The slot of a purchase key in purchase_keys, or its size for a key this version does not keep.
-unsigned purchase_slot(std::string_view key) noexcept {
-    return static_cast<unsigned>(std::find(purchase_keys.begin(), purchase_keys.end(), key) - purchase_keys.begin());
+// True when the key (from just past its opening quote) holds an escape: the DOM parser,
+// unescaping keys, might read it as a known key, so the page goes its way.
+bool escaped_key(const char* raw) noexcept {
+    for (; *raw != '"'; ++raw)
+        if (*raw == '\\') return true;
+    return false;
 }
+
+constexpr unsigned no_slot = purchase_keys.size();
+
+// The slot of a purchase key in purchase_keys, or no_slot for a key this version does not keep,
+// by its first byte: a linear search of the twelve names cost more than reading their values.
+unsigned purchase_slot(const char* raw) noexcept {
+    switch (raw[0]) {
+        case 'i': return is_key<0>(raw) ? 0 : no_slot;
+        case 'g':
+            if (is_key<1>(raw)) return 1;
+            if (is_key<2>(raw)) return 2;
+            if (is_key<3>(raw)) return 3;
+            return is_key<7>(raw) ? 7 : no_slot;
+        case 'o': return is_key<4>(raw) ? 4 : no_slot;
+        case 's': return is_key<5>(raw) ? 5 : no_slot;
+        case 'e': return is_key<6>(raw) ? 6 : no_slot;
+        case 'q':
+            if (is_key<8>(raw)) return 8;
+            return is_key<9>(raw) ? 9 : no_slot;
+        case 'a':
+            if (is_key<10>(raw)) return 10;
+            return is_key<11>(raw) ? 11 : no_slot;
+        default: return no_slot;
+    }
+}
+static_assert(purchase_keys[0][0] == 'i' && purchase_keys[1][0] == 'g' && purchase_keys[2][0] == 'g' &&
+                  purchase_keys[3][0] == 'g' && purchase_keys[4][0] == 'o' && purchase_keys[5][0] == 's' &&
+                  purchase_keys[6][0] == 'e' && purchase_keys[7][0] == 'g' && purchase_keys[8][0] == 'q' &&
+                  purchase_keys[9][0] == 'q' && purchase_keys[10][0] == 'a' && purchase_keys[11][0] == 'a',
+              "purchase_slot() dispatches on these first bytes");
 
 bool read_null(od::value& v) noexcept {
     bool is_null = false;
@@ -46,12 +76,12 @@ bool read(od::value& v, field<std::string>& out) {
     json_type t;
     if (v.type().get(t)) return false;
     if (t == json_type::null) {
-        out = field<std::string>::null();
+        out.set_null();
         return read_null(v);
     }
     std::string_view s;
     if (t != json_type::string || v.get_string().get(s)) return false;
-    out = std::string(s);
+    out.assign_in_place().assign(s);
     return true;
 }
 
@@ -59,13 +89,10 @@ bool read(od::value& v, field<std::int64_t>& out) {
     json_type t;
     if (v.type().get(t)) return false;
     if (t == json_type::null) {
-        out = field<std::int64_t>::null();
+        out.set_null();
         return read_null(v);
     }
-    std::int64_t n = 0;
-    if (t != json_type::number || v.get_int64().get(n)) return false;
-    out = n;
-    return true;
+    return t == json_type::number && !v.get_int64().get(out.assign_in_place());
 }
 
 // As parse.cpp read_time(): an ISO-8601 string, "" for unset, or epoch milliseconds.
@@ -76,17 +103,16 @@ bool read_time(od::value& v, field<epoch_ms>& out) {
         std::string_view s;
         if (v.get_string().get(s)) return false;
         if (s.empty()) {
-            out = field<epoch_ms>::null();
+            out.set_null();
             return true;
         }
         const auto ms = parse_iso8601(s);
         if (!ms) return false;
-        out = *ms;
+        out.assign_in_place() = *ms;
         return true;
     }
-    field<std::int64_t> n;
-    if (!read(v, n)) return false;
-    out = n.has_value() ? field<epoch_ms>(clamp_time(*n)) : field<epoch_ms>::null();
+    if (!read(v, out)) return false;
+    if (out.has_value()) out.assign_in_place() = clamp_time(*out);
     return true;
 }
 
@@ -94,19 +120,18 @@ bool read(od::value& v, field<std::vector<std::string>>& out) {
     json_type t;
     if (v.type().get(t)) return false;
     if (t == json_type::null) {
-        out = field<std::vector<std::string>>::null();
+        out.set_null();
         return read_null(v);
     }
     od::array arr;
     if (t != json_type::array || v.get_array().get(arr)) return false;
-    std::vector<std::string> items;
+    auto& items = out.assign_in_place();  // empty: the record was reset
     for (auto item : arr) {
         od::value e;
         std::string_view s;
         if (std::move(item).get(e) || e.get_string().get(s)) return false;
         items.emplace_back(s);
     }
-    out = std::move(items);
     return true;
 }
 
@@ -155,22 +180,39 @@ bool validate(od::value v) {
 
 // The DOM parser's "a masked secret only" rule (parse.cpp mask_secret).
 void mask_secret(field<std::string>& s) {
-    if (s.has_value() && std::any_of(s->begin(), s->end(), [](char c) { return c != '*'; })) s = std::string("******");
+    if (s.has_value() && std::any_of(s->begin(), s->end(), [](char c) { return c != '*'; }))
+        s.assign_in_place().assign("******");
+}
+
+// A record of the previous page made empty, its strings keeping their storage.
+void reset(purchased_group& g) noexcept {
+    g.id.clear();
+    g.group_id.set_absent();
+    g.group_name.set_absent();
+    g.group_remark.set_absent();
+    g.order_time.set_absent();
+    g.start_time.set_absent();
+    g.expire_time.set_absent();
+    g.group_domains.set_absent();
+    g.quota_left.set_absent();
+    g.quota_used.set_absent();
+    g.app_key.set_absent();
+    g.app_secret.set_absent();
 }
 
 bool read_purchase(od::value item, purchased_group& g) {
+    reset(g);
     od::object obj;
     if (item.get_object().get(obj)) return false;
     std::uint32_t seen = 0;
     for (auto f : obj) {
         od::field kv;
         if (std::move(f).get(kv)) return false;
-        std::string_view key;
-        if (!plain_key(kv.key(), key)) return false;
+        const char* raw = kv.key().raw();
         od::value& v = kv.value();
-        const unsigned slot = purchase_slot(key);
-        if (slot == purchase_keys.size()) {
-            if (!validate(v)) return false;
+        const unsigned slot = purchase_slot(raw);
+        if (slot == no_slot) {
+            if (escaped_key(raw) || !validate(v)) return false;
             continue;
         }
         const std::uint32_t bit = std::uint32_t{1} << slot;
@@ -214,8 +256,7 @@ bool error_document_key(std::string_view key) noexcept {
 
 }  // namespace
 
-std::optional<groups_page> read_groups_ondemand(od::parser& parser, const std::string& body, std::string& scratch,
-                                                std::size_t expected_items) {
+bool read_groups_ondemand(od::parser& parser, const std::string& body, std::string& scratch, groups_page& page) {
     const char* data = body.data();
     std::size_t capacity = body.capacity();
     if (capacity - body.size() < simdjson::SIMDJSON_PADDING) {
@@ -226,52 +267,59 @@ std::optional<groups_page> read_groups_ondemand(od::parser& parser, const std::s
         capacity = scratch.capacity();
     }
     od::document doc;
-    if (parser.iterate(data, body.size(), capacity).get(doc)) return std::nullopt;
+    if (parser.iterate(data, body.size(), capacity).get(doc)) return false;
     od::object root;
-    if (doc.get_object().get(root)) return std::nullopt;
+    if (doc.get_object().get(root)) return false;
 
-    groups_page page;
+    page.total = page.size = page.served = 0;
+    page.unreadable.clear();
+    std::size_t kept = 0;  // records of page.purchases filled so far; the others are the last page's
     bool has_total = false, has_size = false, has_purchases = false, purchases_null = false;
     for (auto f : root) {
         od::field kv;
-        if (std::move(f).get(kv)) return std::nullopt;
-        std::string_view key;
-        if (!plain_key(kv.key(), key) || error_document_key(key)) return std::nullopt;
+        if (std::move(f).get(kv)) return false;
+        const char* raw = kv.key().raw();
+        if (escaped_key(raw)) return false;
+        const std::string_view key(raw, static_cast<std::size_t>(std::strchr(raw, '"') - raw));
+        if (error_document_key(key)) return false;
         od::value& v = kv.value();
         if (key == "total") {
-            if (has_total || !read_count(v, page.total)) return std::nullopt;
+            if (has_total || !read_count(v, page.total)) return false;
             has_total = true;
         } else if (key == "size") {
-            if (has_size || !read_count(v, page.size)) return std::nullopt;
+            if (has_size || !read_count(v, page.size)) return false;
             has_size = true;
         } else if (key == "purchases") {
-            if (has_purchases || purchases_null) return std::nullopt;
+            if (has_purchases || purchases_null) return false;
             json_type t;
-            if (v.type().get(t)) return std::nullopt;
+            if (v.type().get(t)) return false;
             if (t == json_type::null) {
-                if (!read_null(v)) return std::nullopt;
+                if (!read_null(v)) return false;
                 purchases_null = true;
                 continue;
             }
             od::array items;
-            if (t != json_type::array || v.get_array().get(items)) return std::nullopt;
+            if (t != json_type::array || v.get_array().get(items)) return false;
             has_purchases = true;
-            page.purchases.reserve(expected_items);
             for (auto item : items) {
                 od::value e;
-                if (std::move(item).get(e) || !read_purchase(e, page.purchases.emplace_back())) return std::nullopt;
+                if (std::move(item).get(e)) return false;
+                auto& g = kept < page.purchases.size() ? page.purchases[kept] : page.purchases.emplace_back();
+                ++kept;
+                if (!read_purchase(e, g)) return false;
             }
-            page.served = static_cast<std::int64_t>(page.purchases.size());
         } else if (!validate(v)) {
-            return std::nullopt;
+            return false;
         }
     }
     // Past the root's end only when the iterator is alive and nothing follows (trailing content
     // would make the body not one JSON document).
-    if (doc.current_location().error() != simdjson::OUT_OF_BOUNDS) return std::nullopt;
-    if (!has_total || (!has_purchases && page.total > 0)) return std::nullopt;
+    if (doc.current_location().error() != simdjson::OUT_OF_BOUNDS) return false;
+    if (!has_total || (!has_purchases && page.total > 0)) return false;
+    page.purchases.resize(kept);
+    page.served = static_cast<std::int64_t>(kept);
     if (!has_size) page.size = page.served;
-    return page;
+    return true;
 }
 
 }  // namespace subsync::sync::detail

@@ -9,16 +9,15 @@
 #include <simdjson.h>
 
 #include <cstddef>
-#include <optional>
 #include <string>
 
 namespace subsync::sync::detail {
 
-/// The page, or nullopt when it is anything but a listing whose items all read (an error
-/// document, a key twice, a value of another type, invalid JSON): the caller then parses it
-/// with the DOM. `scratch` holds a padded copy when `body` has no room for simdjson's padding;
-/// `expected_items` reserves the records (the previous page's count).
-[[nodiscard]] std::optional<groups_page> read_groups_ondemand(simdjson::ondemand::parser& parser, const std::string& body,
-                                                              std::string& scratch, std::size_t expected_items);
+/// Fills `page` (reusing its records and their strings' storage) and returns true, or returns
+/// false, leaving `page` unspecified, when the body is anything but a listing whose items all read
+/// (an error document, a key twice, a value of another type, invalid JSON): the caller then parses
+/// it with the DOM. `scratch` holds a padded copy when `body` has no room for simdjson's padding.
+[[nodiscard]] bool read_groups_ondemand(simdjson::ondemand::parser& parser, const std::string& body,
+                                        std::string& scratch, groups_page& page);
 
 }  // namespace subsync::sync::detail
