@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -72,27 +73,31 @@ bool read_null(od::value& v) noexcept {
     return !v.is_null().get(is_null) && is_null;
 }
 
-bool read(od::value& v, field<std::string>& out) {
+// The value's type, a null read into `out` here; nullopt on an error.
+template <class T>
+std::optional<json_type> type_or_null(od::value& v, field<T>& out) {
     json_type t;
-    if (v.type().get(t)) return false;
+    if (v.type().get(t)) return std::nullopt;
     if (t == json_type::null) {
         out.set_null();
-        return read_null(v);
+        if (!read_null(v)) return std::nullopt;
     }
+    return t;
+}
+
+bool read(od::value& v, field<std::string>& out) {
+    const auto t = type_or_null(v, out);
+    if (!t || *t == json_type::null) return t.has_value();
     std::string_view s;
-    if (t != json_type::string || v.get_string().get(s)) return false;
+    if (*t != json_type::string || v.get_string().get(s)) return false;
     out.assign_in_place().assign(s);
     return true;
 }
 
 bool read(od::value& v, field<std::int64_t>& out) {
-    json_type t;
-    if (v.type().get(t)) return false;
-    if (t == json_type::null) {
-        out.set_null();
-        return read_null(v);
-    }
-    return t == json_type::number && !v.get_int64().get(out.assign_in_place());
+    const auto t = type_or_null(v, out);
+    if (!t || *t == json_type::null) return t.has_value();
+    return *t == json_type::number && !v.get_int64().get(out.assign_in_place());
 }
 
 // As parse.cpp read_time(): an ISO-8601 string, "" for unset, or epoch milliseconds.
@@ -117,14 +122,10 @@ bool read_time(od::value& v, field<epoch_ms>& out) {
 }
 
 bool read(od::value& v, field<std::vector<std::string>>& out) {
-    json_type t;
-    if (v.type().get(t)) return false;
-    if (t == json_type::null) {
-        out.set_null();
-        return read_null(v);
-    }
+    const auto t = type_or_null(v, out);
+    if (!t || *t == json_type::null) return t.has_value();
     od::array arr;
-    if (t != json_type::array || v.get_array().get(arr)) return false;
+    if (*t != json_type::array || v.get_array().get(arr)) return false;
     auto& items = out.assign_in_place();  // empty: the record was reset
     for (auto item : arr) {
         od::value e;
