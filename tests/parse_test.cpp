@@ -123,6 +123,40 @@ TEST(Parse, NullAbsentAndValueStayDistinct) {
     EXPECT_EQ(item_key(orders->items[0]), "/p/r");
 }
 
+// A page read into the page of the previous call holds only what it says: nothing of the
+// earlier page's records survives, whatever fields either had (fetch.cpp keeps one page).
+TEST(Parse, APageReadIntoAnEarlierOneHoldsOnlyItself) {
+    body_parser p;
+    groups_page kept;
+    ASSERT_TRUE(p.groups(seed_page, kept));
+    ASSERT_TRUE(p.groups(R"({"total":5,"purchases":[{"id":"b","group_name":null,"group_domains":["d"]},{"id":"c"}],"x":1})", kept));
+    const auto fresh = p.groups(R"({"total":5,"purchases":[{"id":"b","group_name":null,"group_domains":["d"]},{"id":"c"}],"x":1})");
+    ASSERT_TRUE(fresh);
+    EXPECT_EQ(kept.purchases, fresh->purchases);
+    EXPECT_EQ(kept.total, 5);
+    EXPECT_EQ(kept.size, 2);
+    EXPECT_EQ(kept.served, 2);
+    EXPECT_TRUE(kept.purchases[1].group_name.is_absent());
+    EXPECT_TRUE(kept.purchases[1].group_id->empty()) << "an absent field reads as a fresh one";
+
+    // A page with an unreadable item (read by the DOM parser) and a clean one after it.
+    ASSERT_TRUE(p.groups(R"({"total":2,"purchases":[{"id":"a","quota_left":"7"},{"id":"b"}]})", kept));
+    EXPECT_EQ(kept.unreadable.size(), 1u);
+    ASSERT_TRUE(p.groups(seed_page, kept));
+    EXPECT_TRUE(kept.unreadable.empty());
+    EXPECT_EQ(kept.purchases, p.groups(seed_page)->purchases);
+}
+
+// A key written with an escape is the key it unescapes to, as any JSON reader sees it.
+TEST(Parse, EscapedKeysAreTheirUnescapedNames) {
+    body_parser p;
+    auto page = p.groups(R"({"tot\u0061l":1,"purchases":[{"\u0069d":"a","quota_\u006ceft":3}]})");
+    ASSERT_TRUE(page) << page.error().message;
+    ASSERT_EQ(page->purchases.size(), 1u);
+    EXPECT_EQ(page->purchases[0].id, "a");
+    EXPECT_EQ(*page->purchases[0].quota_left, 3);
+}
+
 TEST(Parse, LargeIntegersAreExact) {
     body_parser p;
     auto page = p.groups(
@@ -150,6 +184,12 @@ TEST(Parse, ErrorsNameTheField) {
         {"not json", false, "<html>busy</html>", "body is not valid JSON"},
         {"truncated", false, R"({"total":3,"purchases":[{"id":"a")", "body is not valid JSON"},
         {"array body", false, "[]", "body: expected object, got array"},
+        // The On-Demand pass reads what it skips too: invalid JSON anywhere is refused, as the DOM does.
+        {"bad literal in an unknown member", false, R"({"total":0,"purchases":[],"x":tru})", "body is not valid JSON"},
+        {"bad literal in an unknown item member", false, R"({"total":1,"purchases":[{"id":"a","x":[nul]}]})",
+         "body is not valid JSON"},
+        {"trailing content", false, R"({"total":0,"purchases":[]} {})", "body is not valid JSON"},
+        {"unclosed object", false, R"({"total":0,"purchases":[])", "body is not valid JSON"},
         {"no total", false, R"({"purchases":[]})", "total: missing"},
         {"negative total", false, R"({"total":-1,"purchases":[]})", "total: expected a non-negative integer"},
         {"purchases not array", false, R"({"total":1,"purchases":{}})", "purchases: expected array, got object"},
@@ -295,6 +335,31 @@ TEST(Parse, ResourceKeysAreUnambiguous) {
     EXPECT_NE(key(std::string("a%2Fb"), std::string("c")), key(std::string("a/b"), std::string("c")));
     EXPECT_EQ(key(std::string("cn-north-4"), std::string("0b1c")), "cn-north-4/0b1c/x");
     EXPECT_EQ(key(field<std::string>::null(), std::string("p")), "/p/x");
+}
+
+// The common form `YYYY-MM-DDTHH:MM:SSZ` has its own fast reading (time.cpp); the same instant with
+// `.000` goes the general way, so the two must agree on every date, valid or not, and on the
+// reference <chrono> gives.
+TEST(Time, CommonFormAgreesWithTheGeneralReading) {
+    std::mt19937 rng(19);
+    std::uniform_int_distribution<int> year(0, 9999), month(0, 13), day(0, 32), hour(0, 25), minute(0, 61);
+    for (int i = 0; i < 200000; ++i) {
+        const int y = i < 100 ? 1999 + i % 3 : year(rng), mo = month(rng), d = day(rng), h = hour(rng),
+                  mi = minute(rng), sec = minute(rng);
+        const auto common = fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", y, mo, d, h, mi, sec);
+        const auto general = fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.000Z", y, mo, d, h, mi, sec);
+        SCOPED_TRACE(common);
+        ASSERT_EQ(parse_iso8601(common), parse_iso8601(general));
+        using namespace std::chrono;
+        const year_month_day ymd{std::chrono::year{y}, std::chrono::month{static_cast<unsigned>(mo)},
+                                 std::chrono::day{static_cast<unsigned>(d)}};
+        if (ymd.ok() && h < 24 && mi < 60 && sec <= 60) {
+            const auto t = sys_days{ymd} + hours{h} + minutes{mi} + seconds{sec};
+            ASSERT_EQ(parse_iso8601(common), clamp_time(duration_cast<milliseconds>(t.time_since_epoch()).count()));
+        } else {
+            ASSERT_EQ(parse_iso8601(common), std::nullopt);
+        }
+    }
 }
 
 TEST(Time, ParsesAndFormatsIso8601) {

@@ -31,7 +31,9 @@ public:
     group_pager(const fetch_context& ctx, listing_stage& stage)
         : ctx_(ctx), ep_(ctx.account->apig_endpoint), stage_(stage) {}
 
-    asio::awaitable<result<groups_page>> fetch(http_connection& conn, body_parser& parser, int page_no) {
+    // Fills `page`. Nothing is awaited between the parse and the caller's place(), so all workers
+    // share the pager's one page, and its records keep their storage from page to page.
+    asio::awaitable<result<void>> fetch(http_connection& conn, body_parser& parser, int page_no, groups_page& page) {
         const auto where = fmt::format("page={}", page_no);
         http_request req;
         req.target = fmt::format("{}/v1.0/apigw/purchases/groups?page_size={}&page_no={}", ep_.base_path,
@@ -39,27 +41,27 @@ public:
         req.shape = body_shape::purchases_page;
         auto res = co_await get_ok(ctx_, conn, ep_, std::move(req), where);
         if (!res) co_return res.error();
-        auto page = parser.groups(res->body);
-        if (!page) {
-            auto e = located(page.error(), where);
+        page_bytes_ = res->body.size();
+        if (auto read = parser.groups(res->body, page); !read) {
+            auto e = located(read.error(), where);
             if (!res->request_id.empty()) e.message += fmt::format(" request_id={}", res->request_id);
             co_return e;
         }
-        co_return page;
+        co_return result<void>{};
     }
 
     asio::awaitable<void> worker(http_connection& conn) {
         body_parser parser;
         while (!stopped() && next_ <= page_count_ && !ended_early_) {
             const int page_no = next_++;
-            auto page = co_await fetch(conn, parser, page_no);
-            if (!page) {
-                if (!failure_) failure_ = page.error();
+            auto fetched = co_await fetch(conn, parser, page_no, page_);
+            if (!fetched) {
+                if (!failure_) failure_ = fetched.error();
                 co_return;
             }
             if (stopped()) co_return;  // another page failed meanwhile: the listing is lost anyway
             try {
-                place(page_no, *page);
+                place(page_no, page_);
             } catch (...) {
                 // The store failed (temporary storage full): the other workers stop too, and
                 // run() rethrows once they have.
@@ -69,9 +71,9 @@ public:
         }
     }
 
-    asio::awaitable<void> fetch_first(http_connection& conn, std::optional<result<groups_page>>& out) {
+    asio::awaitable<void> fetch_first(http_connection& conn, std::optional<result<void>>& out) {
         body_parser parser;
-        out = co_await fetch(conn, parser, 1);
+        out = co_await fetch(conn, parser, 1, page_);
     }
 
     asio::awaitable<void> load_stage() {
@@ -89,17 +91,16 @@ public:
             conns.push_back(ctx_.request.net->connect(ep_));
         // The stage reads the snapshot's keys while page 1 is on the wire (the last task, so the
         // request is sent before this thread is busy with it).
-        std::optional<result<groups_page>> first;
+        std::optional<result<void>> first;
         co_await detail::run_all(ctx_.request.net->ex, conns.size() + 1, [&](std::size_t i) {
             if (i == conns.size()) return load_stage();
             return i == 0 ? fetch_first(*conns[0], first) : conns[i]->warm_up();
         });
         if (!*first) co_return first->error();
 
-        total_ = (*first)->total;
-        page_count_ = count_pages(**first);
-        place(1, **first);
-        first.reset();  // frees page 1 before the others arrive
+        total_ = page_.total;
+        page_count_ = count_pages(page_);
+        place(1, page_);
 
         const auto workers = static_cast<std::size_t>(std::min(ctx_.concurrency, page_count_ - 1));
         if (conns.size() > std::max<std::size_t>(1, workers))  // a listing that shrank: the spares close here
@@ -171,6 +172,11 @@ private:
                        false);
         }
         stage_.add(listing_stage::position(page_no, 0), page.purchases);
+        // A page larger than asked for, or with large values, is not kept for the next one: the
+        // body budget bounds what is read, not what a kept page would go on holding.
+        constexpr std::size_t keep_bytes = std::size_t{2} << 20;
+        if (page.purchases.size() > static_cast<std::size_t>(ctx_.page_size) || page_bytes_ > keep_bytes)
+            page_ = groups_page{};
         stage_.pages = ++done_;
         if (ctx_.on_page) ctx_.on_page(done_, page_count_);
     }
@@ -186,6 +192,8 @@ private:
     bool worth_another_pass_ = true;
     std::optional<error> failure_;
     std::exception_ptr store_error_;
+    groups_page page_;  // the page being read and placed, refilled by each (see fetch())
+    std::size_t page_bytes_ = 0;  // the body page_ was read from
 };
 
 }  // namespace

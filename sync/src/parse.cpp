@@ -3,6 +3,7 @@
 #include <subsync/sync/time.hpp>
 
 #include "fields.hpp"
+#include "groups_ondemand.hpp"
 
 #include <fmt/format.h>
 #include <simdjson.h>
@@ -267,32 +268,12 @@ error json_error(simdjson::error_code code) {
 
 }  // namespace
 
-struct body_parser::impl {
-    dom::parser parser;
+namespace {
 
-    // A worker's parser keeps the capacity of the largest page it has read; past a typical page
-    // it is dropped, so that one large answer does not stay in memory for the rest of the sync.
-    void trim() {
-        constexpr std::size_t keep = std::size_t{2} << 20;
-        if (parser.capacity() > keep) parser = dom::parser{};
-    }
-
-    // Trims when the parse is over, whichever way it ended.
-    struct trim_after {
-        impl& owner;
-        ~trim_after() { owner.trim(); }
-    };
-};
-
-body_parser::body_parser() : impl_(std::make_unique<impl>()) {}
-body_parser::~body_parser() = default;
-body_parser::body_parser(body_parser&&) noexcept = default;
-body_parser& body_parser::operator=(body_parser&&) noexcept = default;
-
-result<groups_page> body_parser::groups(const std::string& body) {
-    const impl::trim_after trim{*impl_};
+// The DOM reading of a purchases page: the On-Demand pass's fallback, and the one that names errors.
+result<groups_page> groups_dom(dom::parser& parser, const std::string& body) {
     dom::element doc;
-    if (auto code = impl_->parser.parse(body).get(doc)) return json_error(code);
+    if (auto code = parser.parse(body).get(doc)) return json_error(code);
     dom::object root;
     if (doc.get_object().get(root)) return error{error_kind::parse, "body: " + expected("object", doc)};
     if (auto e = error_document(root)) return *e;
@@ -338,6 +319,51 @@ result<groups_page> body_parser::groups(const std::string& body) {
     }
     if (!has_size) page.size = page.served;
     return page;
+}
+
+}  // namespace
+
+struct body_parser::impl {
+    dom::parser parser;
+    simdjson::ondemand::parser ondemand;
+    std::string padded;          // a body copied with room for simdjson's padding (groups_ondemand.cpp)
+
+    // A worker's parser keeps the capacity of the largest page it has read; past a typical page
+    // it is dropped, so that one large answer does not stay in memory for the rest of the sync.
+    void trim() {
+        constexpr std::size_t keep = std::size_t{2} << 20;
+        if (parser.capacity() > keep) parser = dom::parser{};
+        if (ondemand.capacity() > keep) ondemand = simdjson::ondemand::parser{};
+        if (padded.capacity() > keep) padded = std::string{};
+    }
+
+    // Trims when the parse is over, whichever way it ended.
+    struct trim_after {
+        impl& owner;
+        ~trim_after() { owner.trim(); }
+    };
+};
+
+body_parser::body_parser() : impl_(std::make_unique<impl>()) {}
+body_parser::~body_parser() = default;
+body_parser::body_parser(body_parser&&) noexcept = default;
+body_parser& body_parser::operator=(body_parser&&) noexcept = default;
+
+result<groups_page> body_parser::groups(const std::string& body) {
+    groups_page page;
+    if (auto r = groups(body, page); !r) return r.error();
+    return page;
+}
+
+result<void> body_parser::groups(const std::string& body, groups_page& into) {
+    const impl::trim_after trim{*impl_};
+    // One On-Demand pass reads a page whose items all read; any other page is read again
+    // through the DOM, which says what is wrong (docs/decisions.md).
+    if (detail::read_groups_ondemand(impl_->ondemand, body, impl_->padded, into)) return {};
+    auto page = groups_dom(impl_->parser, body);
+    if (!page) return page.error();
+    into = std::move(*page);
+    return {};
 }
 
 result<orders_document> body_parser::orders(const std::string& body) {

@@ -16,10 +16,42 @@ bool digits(std::string_view s, std::size_t pos, std::size_t n, int& out) {
     return true;
 }
 
+// `YYYY-MM-DDTHH:MM:SSZ`, the form the APIs send nearly always, read in one pass over its
+// digits; nullopt for anything else, which the general reading below then takes.
+std::optional<epoch_ms> parse_common_form(std::string_view s) noexcept {
+    if (s.size() != 20 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' || s[19] != 'Z')
+        return std::nullopt;
+    constexpr std::size_t at[14] = {0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18};
+    unsigned d[14];
+    unsigned bad = 0;
+    for (std::size_t i = 0; i < 14; ++i) {
+        d[i] = static_cast<unsigned>(static_cast<unsigned char>(s[at[i]])) - unsigned{'0'};
+        bad |= d[i] > 9 ? 1U : 0U;
+    }
+    if (bad != 0) return std::nullopt;
+    const auto y = static_cast<int>(d[0] * 1000 + d[1] * 100 + d[2] * 10 + d[3]);
+    const unsigned mo = d[4] * 10 + d[5], dd = d[6] * 10 + d[7];
+    const unsigned h = d[8] * 10 + d[9], mi = d[10] * 10 + d[11], sec = d[12] * 10 + d[13];
+    if (mo - 1 > 11 || dd == 0 || h > 23 || mi > 59 || sec > 60) return std::nullopt;
+    const bool leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    constexpr unsigned month_days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (dd > month_days[mo - 1] + (mo == 2 && leap ? 1U : 0U)) return std::nullopt;
+    // Days from 1970-01-01 to the civil date (H. Hinnant's days_from_civil, which <chrono>'s
+    // sys_days{year_month_day} also computes); years 0..9999 only here, so no negative eras.
+    const int yy = y - (mo <= 2 ? 1 : 0);
+    const int era = (yy >= 0 ? yy : yy - 399) / 400;
+    const auto yoe = static_cast<unsigned>(yy - era * 400);
+    const unsigned doy = (153 * (mo > 2 ? mo - 3 : mo + 9) + 2) / 5 + dd - 1;
+    const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    const std::int64_t days = std::int64_t{era} * 146097 + static_cast<std::int64_t>(doe) - 719468;
+    return clamp_time((days * 86400 + h * 3600 + mi * 60 + sec) * 1000);
+}
+
 }  // namespace
 
 std::optional<epoch_ms> parse_iso8601(std::string_view s) noexcept {
     using namespace std::chrono;
+    if (auto t = parse_common_form(s)) return t;
     int y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0;
     if (!digits(s, 0, 4, y) || s.size() < 19 || s[4] != '-' || !digits(s, 5, 2, mo) || s[7] != '-' ||
         !digits(s, 8, 2, d) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') || !digits(s, 11, 2, h) ||

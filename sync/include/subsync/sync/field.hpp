@@ -35,11 +35,29 @@ public:
     [[nodiscard]] const T& operator*() const noexcept { return value_; }
     [[nodiscard]] const T* operator->() const noexcept { return &value_; }
 
+    /// Makes the field present and returns its value to fill in place: a parser refilling a
+    /// record keeps the capacity of the string or vector already there.
+    T& assign_in_place() noexcept {
+        state_ = state::present;
+        return value_;
+    }
+
+    /// Makes the field `null` (or absent). The value reads as a fresh field's (empty, 0) but a
+    /// string or vector keeps its storage for a later assign_in_place().
+    void set_null() noexcept { reset(state::null); }
+    void set_absent() noexcept { reset(state::absent); }
+
     friend bool operator==(const field& a, const field& b) {
         return a.state_ == b.state_ && (a.state_ != state::present || a.value_ == b.value_);
     }
 
 private:
+    void reset(state s) noexcept {
+        state_ = s;
+        if constexpr (requires { value_.clear(); }) value_.clear();
+        else value_ = T{};
+    }
+
     state state_ = state::absent;
     T value_{};
 };

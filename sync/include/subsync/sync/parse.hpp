@@ -54,6 +54,11 @@ public:
     /// The body's capacity should leave simdjson's padding to avoid a copy.
     [[nodiscard]] result<groups_page> groups(const std::string& body);
 
+    /// As groups(body), into `page`: a caller that keeps its page from one call to the next
+    /// reuses its records and their strings, so a warm page costs no allocation per field.
+    /// On an error, `page` holds nothing of use.
+    [[nodiscard]] result<void> groups(const std::string& body, groups_page& page);
+
     /// Parses the orders document. A null or missing `resources` array, at the top or
     /// in a region/project entry, is an error (the API has no total to tell an empty
     /// listing), as are an error document and a key twice; unreadable items as groups().
