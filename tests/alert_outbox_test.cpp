@@ -103,7 +103,9 @@ TEST(Outbox, LookupsCostTheSameWhateverTheSinksHistory) {
         EXPECT_LE(b, 2 * a) << what << ": " << a << " steps with no history, " << b << " with 20,000 delivered";
     };
     compare("members", [](alerting::outbox& b, std::int64_t batch) {
-        EXPECT_EQ(b.members("hook", batch).size(), 100u);
+        const auto members = b.members("hook", batch);
+        ASSERT_TRUE(members) << members.error();
+        EXPECT_EQ(members->size(), 100u);
     });
     compare("pending", [](alerting::outbox& b, std::int64_t) {
         int rows = 0;
@@ -140,6 +142,13 @@ TEST(Outbox, RecordingAGroupWritesTwoRowsWhateverItsSize) {
         << "each member reads as delivered";
 }
 
+// A notification as schema 4 stored it: whole, with a field this version does not render.
+std::string stored_payload(int seq) {
+    return fmt::format(R"({{"idempotency_key":"k{0}","kind":"expiring","severity":"warning","state":"firing",)"
+                       R"("account":"prod","source":"purchased_groups","id":"i{0}","threshold":"7d","old_field":1}})",
+                       seq);
+}
+
 // Schema 4 kept each member's status in its alert_deliveries row; 5 keeps it in the group's
 // alert_batches row. A file written by 4 reads the same after the migration.
 TEST(Outbox, Schema4DeliveriesReadTheSameAfterTheMigration) {
@@ -150,8 +159,8 @@ TEST(Outbox, Schema4DeliveriesReadTheSameAfterTheMigration) {
     for (int seq = 1; seq <= 6; ++seq)
         db.exec(fmt::format("INSERT INTO alert_outbox (seq, idempotency_key, created_at, account, source, item_key, "
                             "kind, threshold, state, severity, payload) VALUES ({0}, 'k{0}', {1}, 'prod', "
-                            "'purchased_groups', 'i{0}', 'expiring', '7d', 'firing', 'warning', '{{}}')",
-                            seq, t0 + seq));
+                            "'purchased_groups', 'i{0}', 'expiring', '7d', 'firing', 'warning', '{2}')",
+                            seq, t0 + seq, stored_payload(seq)));
     db.exec(fmt::format(
         "INSERT INTO alert_deliveries (sink, seq, status, attempts, next_attempt_at, delivered_at, last_error, batch, "
         "group_key) VALUES "
@@ -173,8 +182,14 @@ TEST(Outbox, Schema4DeliveriesReadTheSameAfterTheMigration) {
     EXPECT_EQ(pending, (std::vector<std::string>{"4:4:2:5000", "5:4:2:5000", "6:0:0:6"}))
         << "the retrying group keeps its attempts and retry time; the ungrouped one is due from when it was queued";
     const auto members = box.members("hook", 4);
-    ASSERT_EQ(members.size(), 2u);
-    EXPECT_EQ(members[0].payload, "{}") << "a payload queued by schema 4 is sent as it was stored";
+    ASSERT_TRUE(members) << members.error();
+    ASSERT_EQ(members->size(), 2u);
+    EXPECT_EQ(members->at(0).payload, stored_payload(4)) << "a payload queued by schema 4 is sent as it was stored";
+    EXPECT_EQ(members->at(1).id, "i5") << "and read for its fields";
+    db.exec("UPDATE alert_outbox SET payload = '{}' WHERE seq = 5");
+    const auto unreadable = box.members("hook", 4);
+    ASSERT_FALSE(unreadable);
+    EXPECT_EQ(unreadable.error(), "outbox seq=5: payload field=idempotency_key: expected a string");
     EXPECT_EQ(db.execAndGet("SELECT last_error FROM alert_delivery_status WHERE seq = 3").getString(), "HTTP 500");
     EXPECT_FALSE(SQLite::Statement(db, "PRAGMA foreign_key_check").executeStep()) << "no orphan row";
     EXPECT_EQ(db.execAndGet("PRAGMA integrity_check").getString(), "ok");

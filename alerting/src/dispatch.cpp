@@ -74,9 +74,10 @@ asio::awaitable<batch_outcome> alert_dispatcher::attempt(sink_slot& s, const pla
     const std::string& name = s.cfg.name;
     const sync::retry_policy policy{cfg_.max_attempts, cfg_.retry_base, cfg_.retry_max};
     if (!p.assigned) outbox_.assign(name, p.batch, p.key, p.seqs);
-    const auto members = outbox_.members(name, p.batch);
+    auto members = outbox_.members(name, p.batch);
     const auto t0 = steady::now();
-    auto group = make_group_notification(p, name, s.cfg.group.by, members);
+    auto group = members ? make_group_notification(p, name, s.cfg.group.by, std::move(*members))
+                         : boost::system::result<group_notification, std::string>(members.error());
     delivery_outcome out;
     const bool poison = !group;  // a payload that cannot be read never will be: no retry
     if (poison) out = {false, group.error()};
@@ -96,7 +97,7 @@ asio::awaitable<batch_outcome> alert_dispatcher::attempt(sink_slot& s, const pla
         o.next_attempt_at = o.at + sync::backoff_delay(policy, static_cast<int>(o.attempts), draw()).count();
     }
     outbox_.record(name, std::span(&o, 1));
-    observer().on(delivery_attempt{name, p.key, p.batch, members.size(), o.outcome, o.attempts, o.latency_ms, o.error});
+    observer().on(delivery_attempt{name, p.key, p.batch, p.seqs.size(), o.outcome, o.attempts, o.latency_ms, o.error});
     co_return o;
 }
 

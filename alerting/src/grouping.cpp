@@ -4,19 +4,12 @@
 #include <subsync/sync/time.hpp>
 
 #include <fmt/format.h>
-#include <simdjson.h>
 
 #include <algorithm>
 #include <map>
 
 namespace subsync::alerting {
 namespace {
-
-std::string_view str_or_empty(simdjson::dom::element e) {
-    std::string_view v;
-    if (e.get(v) != simdjson::SUCCESS) return {};
-    return v;
-}
 
 std::string_view label_value(const pending_delivery& d, config::group_label l) noexcept {
     switch (l) {
@@ -48,58 +41,6 @@ void append_encoded(std::string& out, std::string_view v) {
 }
 
 }  // namespace
-
-boost::system::result<notification, std::string> parse_notification(std::int64_t seq, std::string_view payload) {
-    simdjson::dom::parser parser;
-    simdjson::padded_string padded(payload);
-    simdjson::dom::element root;
-    if (auto e = parser.parse(padded).get(root); e)
-        return fmt::format("outbox seq={}: payload: {}", seq, simdjson::error_message(e));
-    simdjson::dom::object obj;
-    if (root.get(obj)) return fmt::format("outbox seq={}: payload is not a JSON object", seq);
-    notification n;
-    n.seq = seq;
-    n.payload = std::string(payload);
-    struct text_field {
-        const char* name;
-        std::string* out;
-        bool required;
-    };
-    std::string severity, state;
-    for (const auto& f : {text_field{"idempotency_key", &n.idempotency_key, true}, {"kind", &n.kind, true},
-                          {"severity", &severity, true}, {"state", &state, true}, {"account", &n.account, false},
-                          {"source", &n.source, false}, {"id", &n.id, false}, {"threshold", &n.threshold, false},
-                          {"summary", &n.summary, false}, {"reason", &n.reason, false}}) {
-        simdjson::dom::element e;
-        if (obj[f.name].get(e) || !(e.is_string() || e.is_null())) {
-            if (f.required) return fmt::format("outbox seq={}: payload field={}: expected a string", seq, f.name);
-            continue;
-        }
-        *f.out = std::string(str_or_empty(e));
-    }
-    const auto sev = config::severity_named(severity);
-    if (!sev) return fmt::format("outbox seq={}: payload field=severity: unknown severity \"{}\"", seq, severity);
-    n.severity = *sev;
-    const auto st = alert_state_named(state);
-    if (!st) return fmt::format("outbox seq={}: payload field=state: expected \"firing\" or \"resolved\"", seq);
-    n.state = *st;
-    auto time_field = [&](const char* name) -> std::optional<std::int64_t> {
-        std::string_view t;
-        if (obj[name].get(t)) return std::nullopt;
-        return sync::parse_iso8601(t);
-    };
-    n.since = time_field("since").value_or(0);
-    n.created_at = time_field("created_at").value_or(n.since);
-    n.resolved_at = time_field("resolved_at");
-    if (std::int64_t num = 0; !obj["notification"].get(num)) n.number = num;
-    if (simdjson::dom::object values; !obj["values"].get(values)) {
-        for (auto [key, value] : values) {
-            if (value.is_string()) n.values.emplace_back(std::string(key), std::string(str_or_empty(value)));
-            else n.values.emplace_back(std::string(key), simdjson::minify(value));
-        }
-    }
-    return n;
-}
 
 void append_group_key(std::string& key, const pending_delivery& d, std::span<const config::group_label> by) {
     const std::size_t start = key.size();
@@ -197,18 +138,15 @@ std::vector<planned_notification> plan_notifications(
 
 boost::system::result<group_notification, std::string> make_group_notification(
     const planned_notification& p, std::string_view sink, std::span<const config::group_label> by,
-    std::span<const batch_member> members) {
+    std::vector<notification> members) {
+    if (members.empty()) return fmt::format("group {} of sink {}: no pending member", p.batch, sink);
     group_notification g;
     g.batch = p.batch;
     g.key = p.key;
     std::string first_key;
-    for (const auto& m : members) {
-        auto n = parse_notification(m.seq, m.payload);
-        if (!n) return n.error();
+    for (const auto& m : members)
         if (m.seq == p.batch || first_key.empty()) first_key = m.idempotency_key;
-        g.alerts.push_back(std::move(*n));
-    }
-    if (g.alerts.empty()) return fmt::format("group {} of sink {}: no pending member", p.batch, sink);
+    g.alerts = std::move(members);
     std::stable_sort(g.alerts.begin(), g.alerts.end(), [](const notification& a, const notification& b) {
         if (a.state == alert_state::firing && b.state == alert_state::firing && a.severity == b.severity &&
             (a.number == 1) != (b.number == 1))

@@ -1,8 +1,6 @@
 #include "bind.hpp"
 
 #include <subsync/alerting/outbox.hpp>
-#include <subsync/sync/columns.hpp>
-#include <subsync/sync/time.hpp>
 
 #include <SQLiteCpp/Transaction.h>
 
@@ -153,59 +151,8 @@ void outbox::assign(std::string_view sink, std::int64_t batch, std::string_view 
     tx.commit();
 }
 
-namespace {
-
-// The JSON object of docs/alerts.md "Notification format", from the alert_outbox columns the
-// members query selects from `first` on (idempotency_key, kind, severity, state, account, source,
-// item_key, threshold, since, resolved_at, reason, summary, detail, notification, created_at).
-void render_payload(std::string& p, SQLite::Statement& q, int first) {
-    auto text = [&](int i) {
-        const SQLite::Column c = q.getColumn(first + i);
-        return std::string_view(c.getText(), static_cast<std::size_t>(c.getBytes()));
-    };
-    auto field = [&p](std::string_view name) {
-        p += p.empty() ? "{\"" : ",\"";
-        p += name;
-        p += "\":";
-    };
-    auto string = [&](std::string_view name, int i) {
-        field(name);
-        if (q.getColumn(first + i).isNull()) p += "null";
-        else sync::append_json_string(p, text(i));
-    };
-    auto time = [&](std::string_view name, int i) {
-        field(name);
-        if (q.getColumn(first + i).isNull()) {
-            p += "null";
-            return;
-        }
-        p += '"';
-        sync::append_iso8601(p, q.getColumn(first + i).getInt64());
-        p += '"';
-    };
-    string("idempotency_key", 0);
-    string("kind", 1);
-    string("severity", 2);
-    string("state", 3);
-    string("account", 4);
-    string("source", 5);
-    string("id", 6);
-    string("threshold", 7);
-    time("since", 8);
-    time("resolved_at", 9);
-    string("reason", 10);
-    string("summary", 11);
-    field("values");
-    p += text(12);
-    field("notification");
-    p += std::to_string(q.getColumn(first + 13).getInt64());
-    time("created_at", 14);
-    p += '}';
-}
-
-}  // namespace
-
-std::vector<batch_member> outbox::members(std::string_view sink, std::int64_t batch) const {
+boost::system::result<std::vector<notification>, std::string> outbox::members(std::string_view sink,
+                                                                             std::int64_t batch) const {
     SQLite::Statement q(db_,
                         "SELECT d.seq, o.payload, o.idempotency_key, o.kind, o.severity, o.state, o.account, o.source, "
                         "o.item_key, o.threshold, o.since, o.resolved_at, o.reason, o.summary, o.detail, "
@@ -215,13 +162,42 @@ std::vector<batch_member> outbox::members(std::string_view sink, std::int64_t ba
                         "WHERE b.sink = ? AND b.batch = ? AND b.status = 'pending' ORDER BY d.seq");
     q.bind(1, std::string(sink));
     q.bind(2, batch);
-    std::vector<batch_member> out;
+    std::vector<notification> out;
     while (q.executeStep()) {
-        batch_member& m = out.emplace_back();
-        m.seq = q.getColumn(0).getInt64();
-        m.idempotency_key = q.getColumn(2).getString();
-        if (const SQLite::Column stored = q.getColumn(1); stored.getBytes() > 0) m.payload = stored.getString();
-        else render_payload(m.payload, q, 2);
+        const std::int64_t seq = q.getColumn(0).getInt64();
+        if (const SQLite::Column stored = q.getColumn(1); stored.getBytes() > 0) {
+            // Queued by schema 4 or before: the payload was stored whole, and is sent as it is.
+            auto n = parse_notification(seq, std::string_view(stored.getText(), static_cast<std::size_t>(stored.getBytes())));
+            if (!n) return n.error();
+            out.push_back(std::move(*n));
+            continue;
+        }
+        notification& n = out.emplace_back();
+        n.seq = seq;
+        auto text = [&q](int i, std::string& to) {
+            const SQLite::Column c = q.getColumn(i);
+            to.assign(c.getText(), static_cast<std::size_t>(c.getBytes()));
+        };
+        auto time = [&q](int i) {
+            const SQLite::Column c = q.getColumn(i);
+            return c.isNull() ? std::nullopt : std::optional<epoch_ms>(c.getInt64());
+        };
+        text(2, n.idempotency_key);
+        text(3, n.kind);
+        n.severity = config::severity_named(q.getColumn(4).getText()).value_or(config::severity::critical);
+        n.state = alert_state_named(q.getColumn(5).getText()).value_or(alert_state::firing);
+        text(6, n.account);
+        text(7, n.source);
+        text(8, n.id);
+        text(9, n.threshold);
+        n.since = time(10).value_or(0);
+        n.resolved_at = time(11);
+        text(12, n.reason);
+        text(13, n.summary);
+        text(14, n.values);
+        n.number = q.getColumn(15).getInt64();
+        n.created_at = q.getColumn(16).getInt64();
+        render_payload(n);
     }
     return out;
 }

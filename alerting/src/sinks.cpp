@@ -243,7 +243,7 @@ void append_postable_alert(std::string& out, const notification& n, std::chrono:
     pair("reason", n.reason);
     pair("idempotency_key", n.idempotency_key);
     pair("notification", std::to_string(n.number));
-    for (const auto& [k, v] : n.values)
+    for (const auto& [k, v] : flatten_values(n.values))
         if (k != "summary" && k != "reason" && k != "idempotency_key" && k != "notification") pair(k, v);
     out += "},\"startsAt\":";
     sync::append_json_string(out, sync::format_iso8601(n.since));

@@ -20,26 +20,6 @@
 
 namespace subsync::alerting {
 
-/// The fields of one alert notification's payload, parsed once (docs/alerts.md "Notification format").
-struct notification {
-    std::int64_t seq = 0;  ///< alert_outbox.seq
-    std::string payload;   ///< the JSON object exactly as queued
-    std::string idempotency_key, kind, account, source, id, threshold, summary;
-    config::severity severity = config::severity::warning;
-    alert_state state = alert_state::firing;
-    std::string reason;  ///< empty when null
-    std::int64_t since = 0;
-    std::optional<std::int64_t> resolved_at;
-    std::int64_t created_at = 0;
-    std::int64_t number = 1;  ///< "notification": 1, 2, … within one episode
-    /// "values" flattened: strings as they are, other JSON values as compact JSON text.
-    std::vector<std::pair<std::string, std::string>> values;
-};
-
-/// Parses an outbox payload; the error names the field.
-[[nodiscard]] boost::system::result<notification, std::string> parse_notification(std::int64_t seq,
-                                                                                   std::string_view payload);
-
 /// One notification to a sink: a group's alerts that go out together.
 struct group_notification {
     std::int64_t batch = 0;  ///< its first seq: names it in alert_deliveries and alert_attempts
@@ -108,10 +88,10 @@ private:
     std::span<const pending_delivery> rows, const config::grouping& g,
     const std::function<std::optional<epoch_ms>(const std::string&)>& last_delivered);
 
-/// The group notification of `members` (as queued; any order). The error names the member
-/// whose payload cannot be read.
+/// The group notification of `members` (as outbox::members reads them; any order). The error
+/// says the group has no pending member.
 [[nodiscard]] boost::system::result<group_notification, std::string> make_group_notification(
     const planned_notification& p, std::string_view sink, std::span<const config::group_label> by,
-    std::span<const batch_member> members);
+    std::vector<notification> members);
 
 }  // namespace subsync::alerting

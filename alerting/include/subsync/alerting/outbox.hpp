@@ -4,8 +4,11 @@
 // notification's status: pending, delivered or dead) and alert_attempts (every try).
 // No other code runs SQL on those tables. docs/alert-delivery.md, docs/schema.md.
 
+#include <subsync/alerting/notification.hpp>
 #include <subsync/config/config.hpp>
 #include <subsync/sync/records.hpp>
+
+#include <boost/system/result.hpp>
 
 #include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Statement.h>
@@ -21,17 +24,6 @@
 namespace subsync::alerting {
 
 using sync::epoch_ms;
-
-/// Whether a notification says an alert fires or resolved.
-enum class alert_state { firing, resolved };
-[[nodiscard]] constexpr std::string_view to_string(alert_state s) noexcept {
-    return s == alert_state::firing ? "firing" : "resolved";
-}
-[[nodiscard]] constexpr std::optional<alert_state> alert_state_named(std::string_view s) noexcept {
-    if (s == to_string(alert_state::firing)) return alert_state::firing;
-    if (s == to_string(alert_state::resolved)) return alert_state::resolved;
-    return std::nullopt;
-}
 
 enum class delivery_status { pending, delivered, dead };
 /// What one attempt at one group notification came to.
@@ -71,13 +63,6 @@ struct pending_delivery {
     std::string kind;  ///< as stored: a kind this binary may not know still groups
     config::severity severity = config::severity::warning;
     alert_state state = alert_state::firing;
-};
-
-/// One notification of a group, with its payload, in the group's order.
-struct batch_member {
-    std::int64_t seq = 0;
-    std::string idempotency_key;
-    std::string payload;  ///< rendered from the row (as queued by schema 4 and before: as stored)
 };
 
 /// One attempt at one group notification (`batch`), recorded for every member.
@@ -131,8 +116,11 @@ public:
     /// `group_key`, in one transaction: a restart sends that same group again.
     void assign(std::string_view sink, std::int64_t batch, std::string_view group_key,
                 std::span<const std::int64_t> seqs);
-    /// The members of one group notification in the order they were assigned (seq order).
-    [[nodiscard]] std::vector<batch_member> members(std::string_view sink, std::int64_t batch) const;
+    /// The members of one group notification in the order they were assigned (seq order), each
+    /// with its payload rendered. The error names a member queued by schema 4 or before whose
+    /// stored payload cannot be read (it never will be).
+    [[nodiscard]] boost::system::result<std::vector<notification>, std::string> members(std::string_view sink,
+                                                                                      std::int64_t batch) const;
     /// When a group notification of `group_key` was last delivered to `sink`.
     [[nodiscard]] std::optional<epoch_ms> last_delivered(std::string_view sink, std::string_view group_key) const;
     /// Records the outcomes of group notifications for every member, in one transaction.
