@@ -298,7 +298,8 @@ std::vector<attempt_record> outbox::attempts(std::string_view sink, std::int64_t
 std::int64_t outbox::requeue_dead(std::string_view sink) {
     // Ungrouped again, they are due at once (an ungrouped delivery is due from when it was
     // queued) and are grouped afresh; the dead group notifications are forgotten, their
-    // attempts stay on record. Two statements: the caller holds the transaction.
+    // attempts stay on record. Two statements, in one transaction.
+    SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
     SQLite::Statement u(db_,
                         "UPDATE alert_deliveries SET batch = NULL WHERE batch IS NOT NULL AND (sink, batch) IN "
                         "(SELECT sink, batch FROM alert_batches INDEXED BY alert_batches_by_status "
@@ -308,6 +309,7 @@ std::int64_t outbox::requeue_dead(std::string_view sink) {
     SQLite::Statement d(db_, "DELETE FROM alert_batches WHERE status = 'dead' AND (?1 = '' OR sink = ?1)");
     d.bind(1, std::string(sink));
     d.exec();
+    tx.commit();
     return n;
 }
 

@@ -17,7 +17,6 @@
 #include <subsync/sync/time.hpp>
 
 #include <SQLiteCpp/Statement.h>
-#include <SQLiteCpp/Transaction.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -164,12 +163,7 @@ int redeliver(const config::config& cfg, const alerts_options& opts) {
     sync::snapshot_store store(cfg.storage);
     auto& db = store.database();
     const std::int64_t now = wall_clock_now();
-    std::int64_t requeued = 0;
-    {
-        SQLite::Transaction tx(db, SQLite::TransactionBehavior::IMMEDIATE);
-        requeued = alerting::outbox(db).requeue_dead(opts.sink);
-        tx.commit();
-    }
+    const std::int64_t requeued = alerting::outbox(db).requeue_dead(opts.sink);
     for (const auto& s : sinks)
         if (opts.sink.empty() || s.name == opts.sink)
             alerting::update_delivery_failed(db, cfg.alerts, s.name, 0, "", now);

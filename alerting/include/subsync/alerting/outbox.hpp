@@ -134,7 +134,7 @@ public:
     /// The latest `limit` attempts of `sink`, newest first.
     [[nodiscard]] std::vector<attempt_record> attempts(std::string_view sink, std::int64_t limit) const;
     /// Dead deliveries of `sink` (every sink when empty) become pending again, ungrouped, with
-    /// no attempts, due at once (inside the caller's transaction). Returns how many.
+    /// no attempts, due at once, in one transaction. Returns how many.
     std::int64_t requeue_dead(std::string_view sink);
     /// Deletes notifications created before `cutoff` that no sink still owes, and attempts
     /// older than it (inside the caller's transaction). Returns the rows deleted.
