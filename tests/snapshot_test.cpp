@@ -304,5 +304,28 @@ TEST(Snapshot, DatabaseIsPrivateAndVersioned) {
     }
 }
 
+// A new file gets 16 KiB pages (docs/decisions.md); a file made with 4 KiB pages by an older
+// version keeps them, and syncs into it as before.
+TEST(Snapshot, ANewFileHas16KiBPagesAndAnOldOneKeepsItsOwn) {
+    temp_dir dir;
+    const auto page_size = [](const std::filesystem::path& f) {
+        SQLite::Database db(f.string(), SQLite::OPEN_READONLY);
+        return db.execAndGet("PRAGMA page_size").getInt();
+    };
+    { snapshot_store store(dir / "new.db"); }
+    EXPECT_EQ(page_size(dir / "new.db"), snapshot_store::new_file_page_size);
+    {  // as an older version made it: 4 KiB pages (a page size changes only out of WAL, by VACUUM)
+        snapshot_store store(dir / "old.db");
+        store.database().exec("PRAGMA journal_mode = DELETE; PRAGMA page_size = 4096; VACUUM; "
+                              "PRAGMA journal_mode = WAL");
+    }
+    ASSERT_EQ(page_size(dir / "old.db"), 4096);
+    {
+        snapshot_store store(dir / "old.db");
+        EXPECT_EQ(store.apply("prod", complete({group("a")}), 1000, 2000).added, 1);
+    }
+    EXPECT_EQ(page_size(dir / "old.db"), 4096);
+}
+
 }  // namespace
 }  // namespace subsync::sync
