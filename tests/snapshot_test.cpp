@@ -3,6 +3,7 @@
 #include <subsync/sync/snapshot.hpp>
 
 #include <SQLiteCpp/Statement.h>
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
@@ -302,6 +303,30 @@ TEST(Snapshot, DatabaseIsPrivateAndVersioned) {
     } catch (const std::exception& e) {
         EXPECT_NE(std::string(e.what()).find("schema version 99 is newer"), std::string::npos) << e.what();
     }
+}
+
+// A first listing of 5,000 items or more records its changes with changes_by_item set aside
+// and built again after them (a cold sync's random-key inserts): the index is there after it,
+// lists every item, and a dry run's rollback leaves it too.
+TEST(Snapshot, ABulkFirstApplyLeavesTheHistoryIndexWhole) {
+    temp_dir dir;
+    snapshot_store store(dir / "snapshot.db");
+    std::vector<purchased_group> items;
+    for (int i = 0; i < 6'000; ++i) items.push_back(group(fmt::format("g{:04}", (i * 7919) % 6'000)));
+    auto& db = store.database();
+    const auto index_sql = [&] {
+        return db.execAndGet("SELECT sql FROM sqlite_schema WHERE name = 'changes_by_item'").getString();
+    };
+    const std::string before = index_sql();
+    EXPECT_EQ(store.apply("prod", complete(items), 1000, 2000, /*dry_run=*/true).added, 6'000);
+    EXPECT_EQ(index_sql(), before);
+    EXPECT_EQ(count(db, "SELECT count(*) FROM changes"), 0);
+    EXPECT_EQ(store.apply("prod", complete(items), 1000, 2000).added, 6'000);
+    EXPECT_EQ(index_sql(), before);
+    EXPECT_EQ(count(db, "SELECT count(*) FROM changes INDEXED BY changes_by_item WHERE account = 'prod' AND "
+                        "source = 'purchased_groups' AND item_key >= 'g0000'"),
+              6'000);
+    EXPECT_EQ(db.execAndGet("PRAGMA integrity_check").getString(), "ok");
 }
 
 // A new file gets 16 KiB pages (docs/decisions.md); a file made with 4 KiB pages by an older
