@@ -200,11 +200,14 @@ listing_stage::listing_stage(snapshot_store& store, std::string account, source_
         erase_row_.emplace(db, fmt::format("DELETE FROM temp.{} WHERE ord = ?", table_));
         erase_quota_.emplace(db, fmt::format("DELETE FROM temp.{}_quota WHERE ord = ?", table_));
 
-        SQLite::Statement runs(db, "SELECT pages FROM sync_runs WHERE account = ? AND source = ? AND "
+        SQLite::Statement runs(db, "SELECT pages, items FROM sync_runs WHERE account = ? AND source = ? AND "
                                    "status <> 'failed' ORDER BY id DESC LIMIT 1");
         runs.bind(1, account_);
         runs.bind(2, std::string(to_string(source_)));
-        if (runs.executeStep()) previous_pages_ = runs.getColumn(0).getInt();
+        if (runs.executeStep()) {
+            previous_pages_ = runs.getColumn(0).getInt();
+            previous_items_ = runs.getColumn(1).getInt64();
+        }
     } catch (...) {
         drop();  // the destructor will not run
         throw;
@@ -220,12 +223,15 @@ void listing_stage::load() {
                                         "WHERE account = ?",
                                         to_string(source_)));
     q.bind(1, account_);
+    // Sized for the last listing at once: growing to 100k keys rehashed the map 17 times.
+    items_.reserve(static_cast<std::size_t>(std::max<std::int64_t>(previous_items_, 0)));
     while (q.executeStep()) {
         entry e;
         e.stored_hash = static_cast<std::uint64_t>(q.getColumn(1).getInt64());
         e.stored = true;
         e.removed = q.getColumn(2).getInt() != 0;
-        items_.emplace(q.getColumn(0).getString(), e);
+        const SQLite::Column k = q.getColumn(0);
+        items_.try_emplace(std::string(k.getText(), static_cast<std::size_t>(k.getBytes())), e);
     }
     if (quota_used_) {
         // One ordered pass over the primary key; SQLite takes the bare columns from the row of
@@ -237,8 +243,11 @@ void listing_stage::load() {
         auto opt = [](const SQLite::Column& c) {
             return c.isNull() ? std::nullopt : std::optional<std::int64_t>(c.getInt64());
         };
+        std::string key;  // one buffer for every lookup
         while (last.executeStep()) {
-            const auto it = items_.find(last.getColumn(0).getString());
+            const SQLite::Column k = last.getColumn(0);
+            key.assign(k.getText(), static_cast<std::size_t>(k.getBytes()));
+            const auto it = items_.find(key);
             if (it == items_.end()) continue;  // its row was pruned: sampled afresh if listed again
             it->second.latest = sample{last.getColumn(1).getInt64(), opt(last.getColumn(2)), opt(last.getColumn(3))};
         }

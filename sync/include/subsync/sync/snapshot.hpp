@@ -186,6 +186,7 @@ private:
     std::unordered_map<std::string, entry> items_;
     std::int64_t listed_ = 0;
     int previous_pages_ = 0;
+    std::int64_t previous_items_ = 0;  ///< distinct items of that listing: what load() reserves for
     bool loaded_ = false;
     bool complete_ = true;
     std::string reason_;
