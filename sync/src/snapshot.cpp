@@ -231,7 +231,7 @@ void listing_stage::load() {
         e.stored = true;
         e.removed = q.getColumn(2).getInt() != 0;
         const SQLite::Column k = q.getColumn(0);
-        items_.try_emplace(std::string(k.getText(), static_cast<std::size_t>(k.getBytes())), e);
+        *items_.try_emplace(std::string_view(k.getText(), static_cast<std::size_t>(k.getBytes()))).first = e;
     }
     if (quota_used_) {
         // One ordered pass over the primary key; SQLite takes the bare columns from the row of
@@ -243,13 +243,17 @@ void listing_stage::load() {
         auto opt = [](const SQLite::Column& c) {
             return c.isNull() ? std::nullopt : std::optional<std::int64_t>(c.getInt64());
         };
-        std::string key;  // one buffer for every lookup
         while (last.executeStep()) {
             const SQLite::Column k = last.getColumn(0);
-            key.assign(k.getText(), static_cast<std::size_t>(k.getBytes()));
-            const auto it = items_.find(key);
-            if (it == items_.end()) continue;  // its row was pruned: sampled afresh if listed again
-            it->second.latest = sample{last.getColumn(1).getInt64(), opt(last.getColumn(2)), opt(last.getColumn(3))};
+            entry* e = items_.find(std::string_view(k.getText(), static_cast<std::size_t>(k.getBytes())));
+            if (!e) continue;  // its row was pruned: sampled afresh if listed again
+            e->has_sample = true;
+            e->sampled_at = last.getColumn(1).getInt64();
+            const auto used = opt(last.getColumn(2)), left = opt(last.getColumn(3));
+            e->sampled_used_set = used.has_value();
+            e->sampled_used = used.value_or(0);
+            e->sampled_left_set = left.has_value();
+            e->sampled_left = left.value_or(0);
         }
     }
     loaded_ = true;
@@ -278,15 +282,11 @@ void listing_stage::mark_incomplete(std::string reason) {
 void listing_stage::reset() {
     auto& db = store_.db_;
     db.exec(fmt::format("DELETE FROM temp.{}; DELETE FROM temp.{}_quota", table_, table_));
-    for (auto it = items_.begin(); it != items_.end();) {
-        if (!it->second.stored) {
-            it = items_.erase(it);
-            continue;
-        }
-        it->second.position = -1;
-        it->second.quota_as_sampled = false;
-        ++it;
-    }
+    items_.retain_if([](std::string_view, entry& e) {
+        e.position = -1;
+        e.quota_as_sampled = false;
+        return e.stored;
+    });
     listed_ = 0;
     complete_ = true;
     reason_.clear();
@@ -331,10 +331,8 @@ std::optional<std::int64_t> number_of(const cell& c) {
 
 }  // namespace
 
-void listing_stage::stage_cells(std::int64_t position, std::string key) {
-    const auto [it, inserted] = items_.try_emplace(std::move(key));
-    entry& e = it->second;
-    const std::string& k = it->first;
+void listing_stage::stage_cells(std::int64_t position, const std::string& k) {
+    entry& e = *items_.try_emplace(k).first;
     if (e.position >= 0) {
         // Pages come in any order, so the reason names both places: the same listing gives the
         // same reason whichever page arrived first.
@@ -360,7 +358,7 @@ void listing_stage::stage_cells(std::int64_t position, std::string key) {
         // quota that differs from the latest sample is sampled now; an unchanged one when that
         // sample has aged past the interval, which apply() decides at the sync's own time.
         if (used || left) {
-            if (e.latest && e.latest->used == used && e.latest->left == left) e.quota_as_sampled = true;
+            if (e.has_sample && e.sample_used() == used && e.sample_left() == left) e.quota_as_sampled = true;
             else stage_quota(position, k, used, left);
         }
     }
@@ -393,9 +391,10 @@ void listing_stage::stage_quota(std::int64_t position, const std::string& key, s
 
 void listing_stage::stage_aged_samples(epoch_ms now) {
     const auto interval = store_.opts_.quota_sample_interval.count();
-    for (const auto& [k, e] : items_)
-        if (e.position >= 0 && e.quota_as_sampled && now - e.latest->time >= interval)
-            stage_quota(e.position, k, e.latest->used, e.latest->left);
+    items_.for_each([&](std::string_view k, const entry& e) {
+        if (e.position >= 0 && e.quota_as_sampled && now - e.sampled_at >= interval)
+            stage_quota(e.position, std::string(k), e.sample_used(), e.sample_left());
+    });
 }
 
 // --- apply --------------------------------------------------------------------------------
@@ -478,8 +477,9 @@ public:
     /// the index with everything else, and readers see it whole either way.
     [[nodiscard]] std::optional<std::string> history_index_rebuild() const {
         std::int64_t added = 0;
-        for (const auto& [key, e] : stage_.items_)
+        stage_.items_.for_each([&](std::string_view, const listing_stage::entry& e) {
             if (e.position >= 0 && !e.stored) ++added;
+        });
         if (added < 5'000) return std::nullopt;
         const std::int64_t history =
             db_.execAndGet("SELECT coalesce(max(seq) - min(seq) + 1, 0) FROM changes").getInt64();
@@ -498,7 +498,9 @@ public:
                 key_.assign(k.getText(), static_cast<std::size_t>(k.getBytes()));
             }
             read_cells(staged, cols_, 1, cells_);
-            const auto& e = stage_.items_.at(key_);
+            const listing_stage::entry* found = stage_.items_.find(key_);
+            if (!found) throw std::logic_error("staged row " + key_ + " has no entry in its stage");
+            const auto& e = *found;
             if (e.stored && !e.removed) {
                 load_old(key_);
                 for (std::size_t i = 0; i < cols_.size(); ++i) {
@@ -544,20 +546,21 @@ public:
         SQLite::Statement mark(db_, fmt::format("UPDATE {} SET removed_at = ?, updated_at = ? "
                                                 "WHERE account = ? AND item_key = ?",
                                                 table_));
-        for (const auto& [k, e] : stage_.items_) {
-            if (!e.stored || e.removed || e.position >= 0) continue;
-            load_old(k);
+        stage_.items_.for_each([&](std::string_view k, const listing_stage::entry& e) {
+            if (!e.stored || e.removed || e.position >= 0) return;
+            key_.assign(k);
+            load_old(key_);
             object_.clear();
             append_json_object(object_, cols_, before_, time_style::epoch_millis);
-            add_change(k, "removed", nullptr, &object_, nullptr);
+            add_change(key_, "removed", nullptr, &object_, nullptr);
             mark.bind(1, static_cast<std::int64_t>(finished_));
             mark.bind(2, static_cast<std::int64_t>(finished_));
             mark.bind(3, run_.account);
-            mark.bind(4, k);
+            mark.bind(4, key_);
             mark.exec();
             mark.reset();
             ++run_.removed;
-        }
+        });
     }
 
     /// The run's counts, now that they are known.

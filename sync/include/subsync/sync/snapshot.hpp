@@ -2,6 +2,7 @@
 
 #include <subsync/config/config.hpp>
 #include <subsync/sync/columns.hpp>
+#include <subsync/sync/detail/key_table.hpp>
 #include <subsync/sync/fetch.hpp>
 #include <subsync/sync/records.hpp>
 
@@ -15,7 +16,6 @@
 #include <span>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 namespace subsync::sync {
@@ -155,24 +155,29 @@ public:
 private:
     friend class snapshot_store;
 
-    /// A purchase's latest quota sample, read once when the stage opens.
-    struct sample {
-        epoch_ms time = 0;
-        std::optional<std::int64_t> used;
-        std::optional<std::int64_t> left;
-    };
+    /// One stored or listed key: 48 bytes, for there is one per item (docs/decisions.md "Memory").
     struct entry {
         std::uint64_t stored_hash = 0;
         std::int64_t position = -1;  ///< where this run listed it; -1 = not (yet) listed
-        bool stored = false;         ///< a row exists (live or removed)
-        bool removed = false;        ///< that row is marked removed
+        // The purchase's latest quota sample, read once when the stage opens (has_sample).
+        epoch_ms sampled_at = 0;
+        std::int64_t sampled_used = 0, sampled_left = 0;
+        bool stored = false;            ///< a row exists (live or removed)
+        bool removed = false;           ///< that row is marked removed
         bool quota_as_sampled = false;  ///< listed with the quota of its latest sample: due only by age
-        std::optional<sample> latest;
+        bool has_sample = false, sampled_used_set = false, sampled_left_set = false;
+
+        [[nodiscard]] std::optional<std::int64_t> sample_used() const noexcept {
+            return sampled_used_set ? std::optional<std::int64_t>(sampled_used) : std::nullopt;
+        }
+        [[nodiscard]] std::optional<std::int64_t> sample_left() const noexcept {
+            return sampled_left_set ? std::optional<std::int64_t>(sampled_left) : std::nullopt;
+        }
     };
 
     template <class Record>
     void add_records(std::int64_t first, std::span<const Record> items);
-    void stage_cells(std::int64_t position, std::string key);
+    void stage_cells(std::int64_t position, const std::string& key);
     void stage_quota(std::int64_t position, const std::string& key, std::optional<std::int64_t> used,
                      std::optional<std::int64_t> left);
     /// Queues the samples that only age made due, now that the sync's time is known.
@@ -183,7 +188,7 @@ private:
     std::string account_;
     source_kind source_;
     std::string table_;  ///< temp table of staged rows; table_ + "_quota" holds quota values
-    std::unordered_map<std::string, entry> items_;
+    detail::key_table<entry> items_;
     std::int64_t listed_ = 0;
     int previous_pages_ = 0;
     std::int64_t previous_items_ = 0;  ///< distinct items of that listing: what load() reserves for
