@@ -466,6 +466,9 @@ class Bench:
                 cold_rss.append(rss / 1024)
                 if i == 0:
                     copy_db(rd / "db", base)
+                    # A re-sync has the exports of the sync before it (the change feed appends to
+                    # its file, an unchanged table is linked): the 1 % row starts from these.
+                    shutil.copytree(rd / "exports", base / "exports", symlinks=True)
                 wall, rss, summary = self.subsyncd.sync(cfg, n)
                 checks.append({**self.zero_rows_written(rd / "db" / "snapshot.db", summary),
                                **self.export_bytes_written(rd / "exports" / "latest")})
@@ -479,6 +482,7 @@ class Bench:
             for i in range(self.reps):
                 rd = d / f"pct{i}"
                 copy_db(base, rd / "db")
+                shutil.copytree(base / "exports", rd / "exports", symlinks=True)
                 cfg = write_config(rd / "subsync.toml", emu, rd / "db" / "snapshot.db", rd / "exports",
                                    s["big_page_size"], s["big_concurrency"])
                 wall, rss, summary = self.subsyncd.sync(cfg, n)
@@ -524,7 +528,8 @@ class Bench:
                                  holds=rm <= 0.4 * cm and zero, note=written + "; no curl with --parallel here"))
         pm = statistics.median(pct)
         self.rows.append(row(f"1 % of {label} changed", "s", pct, reference=cm, ref_label=f"cold {cm * 1000:.0f} ms",
-                             ratio=pm / cm, target="<= 50 %", holds=pm <= 0.5 * cm))
+                             ratio=pm / cm, target="<= 50 %", holds=pm <= 0.5 * cm,
+                             note="from a copy of the cold sync's database and exports"))
         self.rows.append(row(f"peak RSS, {label} purchases sync", "MiB", cold_rss, target="<= 32 MiB",
                              holds=statistics.median(cold_rss) <= 32, note="ru_maxrss of the cold sync process"))
 
