@@ -508,12 +508,16 @@ class Bench:
         self.rows.append(row(f"cold first sync, {label}: throughput", "items/s", rates, target=">= 100k items/s",
                              holds=statistics.median(rates) >= 100_000))
         rm = statistics.median(resync)
-        zero = all(c["zero"] and c["export_bytes"] == 0 for c in checks)
-        written = "rows written: " + ("none (sync_runs counts, changes, quota_samples, updated_at all checked)" if zero
-                                      else json.dumps([c for c in checks if not c["zero"] or c["export_bytes"]]))
-        written += (f"; export bytes written: {max(c['export_bytes'] for c in checks)} (every table and report.html "
-                    f"hard-linked from the previous generation; new: sync_runs and the manifest, "
-                    f"{max(c['record_bytes'] for c in checks)} bytes)")
+        zero_rows = all(c["zero"] for c in checks)
+        zero = zero_rows and all(c["export_bytes"] == 0 for c in checks)
+        written = "rows written: " + ("none (sync_runs counts, changes, quota_samples, updated_at all checked)"
+                                      if zero_rows else json.dumps([c for c in checks if not c["zero"]]))
+        rewritten = sorted({name for c in checks for name in c["export_files"]})
+        written += (f"; export bytes written: {max(c['export_bytes'] for c in checks)} ("
+                    + ("every table and report.html hard-linked from the previous generation" if not rewritten else
+                       f"written again: {', '.join(rewritten)}, whose inputs changed (an alert text counts days, "
+                       "and time moved); the others hard-linked")
+                    + f"; new: sync_runs and the manifest, {max(c['record_bytes'] for c in checks)} bytes)")
         if curl:
             um = statistics.median(curl)
             self.rows.append(row(f"unchanged re-sync of {label}", "s", resync, reference=um,
@@ -635,6 +639,7 @@ class Bench:
         record = sum(f["bytes"] for f in fresh if f["name"].startswith("sync_runs."))
         record += (latest / "manifest.json").stat().st_size
         return dict(export_bytes=sum(f["bytes"] for f in fresh if not f["name"].startswith("sync_runs.")),
+                    export_files=sorted(f["name"] for f in fresh if not f["name"].startswith("sync_runs.")),
                     record_bytes=record)
 
     def write_corpus(self, pages):
