@@ -270,6 +270,23 @@ TEST_F(AlertDeliveryE2E, SyncOnceFlushesAndLeavesTheRestForTheNextRun) {
     expect_each_once_groups_in_order(accepted_groups(), all);
 }
 
+// `sync --once` writes the exports and delivers the alerts side by side; an export that fails
+// (here its directory is a file) does not hold the alerts back, as in `subsyncd run`, and the
+// run still fails with the export's error.
+TEST_F(AlertDeliveryE2E, SyncOnceDeliversWhenTheExportFails) {
+    const auto cfg = write_config("1h");
+    const auto keys = commit_notifications(3);
+    test::write_file(dir_ / "exports", "not a directory");
+    const auto r = test::run_subsyncd({"sync", "--once", "--config", cfg.string()}, {{"SUBSYNC_TEST_TOKEN", token}});
+    EXPECT_NE(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.err.find("exports"), std::string::npos) << r.err;
+    EXPECT_EQ(undelivered("hook"), 0) << r.err;
+    EXPECT_EQ(undelivered("file"), 0) << r.err;
+    const auto lines = test::read_file(dir_ / "alerts" / "out.jsonl");
+    for (const auto& k : keys) EXPECT_NE(lines.find(k), std::string::npos) << k;
+    EXPECT_EQ(test::read_file(dir_ / "exports"), "not a directory");
+}
+
 TEST_F(AlertDeliveryE2E, DeadLetterThenRedeliverFromTheCommandLine) {
     const auto cfg = write_config("1h", "", 1);
     commit_notifications(1);

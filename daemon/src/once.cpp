@@ -17,6 +17,7 @@
 #include <subsync/exporters/generations.hpp>
 #include <subsync/sync/engine.hpp>
 
+#include <SQLiteCpp/Transaction.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -27,7 +28,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
+#include <optional>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -203,12 +207,35 @@ int run_sync_once(const std::filesystem::path& config_path, const once_options& 
 
     const bool applied =
         std::any_of(s.report.runs.begin(), s.report.runs.end(), [](const auto& r) { return r.status != sync::run_status::failed; });
+    // The exports and the delivery of what this sync queued run side by side, on two threads and
+    // two connections. The exports' snapshot is taken here, before delivery writes anything, so
+    // the files are what they were when one ran after the other (delivery writes the outbox and
+    // delivery_failed alerts, which that snapshot does not see). As in `subsyncd run`, an export
+    // that fails does not hold the alerts back: its error is raised once delivery is done.
+    std::optional<SQLite::Database> export_db;
+    std::optional<SQLite::Transaction> export_snapshot;
+    std::exception_ptr export_error;
+    std::jthread exporter;  // declared last: joined before the snapshot and the connection go
     if (applied && !opts.dry_run) {
-        auto db = sync::open_snapshot_readonly(database);
-        s.exports = exporters::write_exports(db, cfg->storage.export_dir, exporters::generation_options_from(*cfg));
+        export_db.emplace(sync::open_snapshot_readonly(database));
+        export_snapshot.emplace(*export_db);
+        (void)export_db->execAndGet("SELECT count(*) FROM sync_runs");  // a read fixes the snapshot
+        exporter = std::jthread([&] {
+            try {
+                s.exports = exporters::write_exports(*export_db, cfg->storage.export_dir,
+                                                     exporters::generation_options_from(*cfg));
+            } catch (...) {
+                export_error = std::current_exception();
+            }
+        });
     }
     std::optional<alerting::dispatch_report> sent;
     if (!opts.dry_run) sent = deliver_alerts(*cfg, store.database(), env);
+    if (exporter.joinable()) {
+        exporter.join();
+        export_snapshot->commit();
+        if (export_error) std::rethrow_exception(export_error);
+    }
     if (!opts.dry_run && !cfg->destinations.empty()) replicate_destinations(*cfg, env);
     if (opts.metrics_textfile && !opts.dry_run)
         write_metrics_textfile(*opts.metrics_textfile, metrics, *cfg, s.report, sent, store.database());

@@ -9,6 +9,7 @@
 #include <SQLiteCpp/Transaction.h>
 #include <fmt/format.h>
 #include <simdjson.h>
+#include <sqlite3.h>
 
 #include <fcntl.h>
 #include <stdio.h>  // renameat2
@@ -21,6 +22,7 @@
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <system_error>
 
 namespace subsync::exporters {
@@ -381,7 +383,9 @@ generation write_generation(SQLite::Database& db, const fs::path& export_dir, sy
     g.dir = generations / name;
     try {
         fs::create_directory(building);
-        SQLite::Transaction read_tx(db);  // every file shows the same snapshot
+        // Every file shows the same snapshot: the caller's read transaction if it holds one.
+        std::optional<SQLite::Transaction> read_tx;
+        if (sqlite3_get_autocommit(db.getHandle()) != 0) read_tx.emplace(db);
         g.files = build_generation(db, building, previous.empty() ? fs::path() : generations / previous, now,
                                    run_ids, opts, g.carried_over);
         publish(building, g.dir);
@@ -389,7 +393,7 @@ generation write_generation(SQLite::Database& db, const fs::path& export_dir, sy
         for (auto& f : g.files) f.path = g.dir / f.path.filename();
         swap_symlink(export_dir / "latest", fs::path("generations") / name);
         g.changes_appended = append_change_feed(db, export_dir / "changes.jsonl");
-        read_tx.commit();
+        if (read_tx) read_tx->commit();
     } catch (...) {
         // Disk full, quota, a write error: a partial hidden generation would stay until a later
         // export succeeds, and one per failed sync adds up.
@@ -414,6 +418,9 @@ generation_options generation_options_from(const config::config& cfg) {
 
 std::vector<written_file> write_exports(SQLite::Database& db, const fs::path& export_dir,
                                         const generation_options& opts) {
+    // The runs named and the files written come from one snapshot.
+    std::optional<SQLite::Transaction> read_tx;
+    if (sqlite3_get_autocommit(db.getHandle()) != 0) read_tx.emplace(db);
     std::vector<std::int64_t> run_ids;
     sync::epoch_ms newest = 0;
     SQLite::Statement q(db, "SELECT max(id), max(finished_at) FROM sync_runs GROUP BY account, source ORDER BY 1");
@@ -421,7 +428,9 @@ std::vector<written_file> write_exports(SQLite::Database& db, const fs::path& ex
         run_ids.push_back(q.getColumn(0).getInt64());
         newest = std::max<sync::epoch_ms>(newest, q.getColumn(1).getInt64());
     }
-    return write_generation(db, export_dir, newest, run_ids, opts).files;
+    auto files = write_generation(db, export_dir, newest, run_ids, opts).files;
+    if (read_tx) read_tx->commit();
+    return files;
 }
 
 }  // namespace subsync::exporters

@@ -60,12 +60,14 @@ struct generation_key {
 /// export_dir/changes.jsonl. Removes the oldest generations (by run id) beyond `keep`,
 /// never the new one nor the one `latest` pointed to before. A `latest` that is not a symlink
 /// is refused before anything is written. Hidden leftovers of an interrupted or failed export
-/// are removed at the start and when this one fails. All tables are read in one transaction.
+/// are removed at the start and when this one fails. All tables are read in one transaction:
+/// the caller's, if `db` is in one (its snapshot then decides what the files hold), else its own.
 generation write_generation(SQLite::Database& db, const std::filesystem::path& export_dir, sync::epoch_ms now,
                             const std::vector<std::int64_t>& run_ids, const generation_options& opts = {});
 
 /// write_generation() for the snapshot's newest run of every (account,
-/// source), named after the latest finish time: the data says when, not the clock.
+/// source), named after the latest finish time: the data says when, not the clock. The runs and
+/// the files come from one snapshot (the caller's read transaction, if `db` is in one).
 std::vector<written_file> write_exports(SQLite::Database& db, const std::filesystem::path& export_dir,
                                         const generation_options& opts = {});
 
