@@ -337,7 +337,11 @@ TEST(Snapshot, ANewFileHas16KiBPagesAndAnOldOneKeepsItsOwn) {
         SQLite::Database db(f.string(), SQLite::OPEN_READONLY);
         return db.execAndGet("PRAGMA page_size").getInt();
     };
-    { snapshot_store store(dir / "new.db"); }
+    {
+        snapshot_store store(dir / "new.db");
+        EXPECT_EQ(store.database().execAndGet("PRAGMA temp.cache_size").getInt(), -snapshot_store::temp_cache_kib)
+            << "the staging tables' cache is small: they are read in the order they were written";
+    }
     EXPECT_EQ(page_size(dir / "new.db"), snapshot_store::new_file_page_size);
     {  // as an older version made it: 4 KiB pages (a page size changes only out of WAL, by VACUUM)
         snapshot_store store(dir / "old.db");

@@ -208,6 +208,8 @@ public:
     static constexpr int schema_version = 5;
     /// The page size of a file this binary creates; an older file keeps the one it was made with.
     static constexpr int new_file_page_size = 16384;
+    /// The page cache of the temporary database (the listing stages), in KiB.
+    static constexpr int temp_cache_kib = 256;
 
     /// Opens or creates the database (mode 0600, WAL, synchronous=FULL) and
     /// migrates it forward. Throws when it cannot, or when the file was written
