@@ -442,6 +442,26 @@ TEST_F(ExportTest, TornChangeFeedLineIsCutBeforeAppending) {
     EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 2);
 }
 
+TEST_F(ExportTest, ChangeFeedResumesFromItsLastLineAcrossReadBlocks) {
+    auto db = sync::open_snapshot_readonly(dir_ / "snapshot.db");
+    const auto feed = dir_ / "changes.jsonl";
+    // The fixture's snapshot has changes 1 and 2. The feed's last line is longer than one read
+    // block (64 KiB) and is followed by a blank line and a torn one: seq 1 is whole, 2 is next.
+    const std::string long_line = "{\"seq\":1,\"new_value\":\"" + std::string(200'000, 'x') + "\"}\n";
+    const std::string whole = "{\"seq\":0}\n" + long_line + "\n";
+    test::write_file(feed, whole + "{\"seq\":2,\"ru");
+    EXPECT_EQ(append_change_feed(db, feed), 1) << "only seq 2 is new";
+    const auto text = test::read_file(feed);
+    EXPECT_EQ(text.substr(0, whole.size()), whole);
+    EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 4);
+    EXPECT_EQ(text.find("{\"seq\":2,", whole.size()), whole.size());
+
+    // A feed without one whole line is cut to nothing and starts again from the first change.
+    test::write_file(feed, std::string(70'000, 'y'));
+    EXPECT_EQ(append_change_feed(db, feed), 2);
+    EXPECT_EQ(test::read_file(feed).rfind("{\"seq\":1,", 0), 0u);
+}
+
 TEST_F(ExportTest, CsvStyleBomCrlfAndFormulaSwitch) {
     auto db = sync::open_snapshot_readonly(dir_ / "snapshot.db");
     std::string out;

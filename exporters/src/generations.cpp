@@ -12,6 +12,7 @@
 #include <sqlite3.h>
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <stdio.h>  // renameat2
 #include <unistd.h>
 
@@ -20,7 +21,6 @@
 #include <stdexcept>
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <map>
 #include <optional>
 #include <system_error>
@@ -305,24 +305,86 @@ void publish(const fs::path& building, const fs::path& target) {
     fs::remove_all(building);  // now the old content
 }
 
+/// Where a change feed ends: its size, the bytes up to its last newline (what follows is a torn
+/// write), and the seq of its last complete line that has one.
+struct feed_tail {
+    std::uintmax_t file_bytes = 0;
+    std::uintmax_t keep_bytes = 0;
+    std::int64_t last_seq = 0;
+};
+
+/// Reads the feed backwards in blocks until a complete line with a `"seq":` is found.
+feed_tail read_feed_tail(const fs::path& feed) {
+    feed_tail t;
+    const int fd = ::open(feed.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT) return t;
+        fail("cannot open change feed", feed);
+    }
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) {
+        ::close(fd);
+        fail("cannot read change feed", feed);
+    }
+    t.file_bytes = static_cast<std::uintmax_t>(st.st_size);
+    constexpr std::size_t block = 64 * 1024;
+    std::string text;  // the file's bytes from `start` to its end
+    std::uintmax_t start = t.file_bytes;
+    bool cut_found = false;
+    std::size_t line_end = 0;  // in `text`: one past the newline that ends the line being looked at
+    for (;;) {
+        if (start == 0) break;
+        const std::size_t n = static_cast<std::size_t>(std::min<std::uintmax_t>(block, start));
+        start -= n;
+        std::string chunk(n, '\0');
+        std::size_t got = 0;
+        while (got < n) {
+            const auto r = ::pread(fd, chunk.data() + got, n - got, static_cast<off_t>(start + got));
+            if (r < 0 && errno == EINTR) continue;
+            if (r <= 0) {
+                ::close(fd);
+                fail("cannot read change feed", feed);
+            }
+            got += static_cast<std::size_t>(r);
+        }
+        text.insert(0, chunk);
+        line_end += n;
+        if (!cut_found) {
+            const auto nl = text.rfind('\n');
+            if (nl == std::string::npos) continue;
+            cut_found = true;
+            t.keep_bytes = start + nl + 1;
+            line_end = nl + 1;
+        }
+        // Lines ending at line_end, newest first; a line is whole once its start is in `text`.
+        while (line_end > 0) {
+            const auto prev = line_end >= 2 ? text.rfind('\n', line_end - 2) : std::string::npos;
+            if (prev == std::string::npos && start != 0) break;  // its start is in an earlier block
+            const std::size_t from = prev == std::string::npos ? 0 : prev + 1;
+            const std::string_view line(text.data() + from, line_end - 1 - from);
+            if (const auto pos = line.find("\"seq\":"); pos != std::string_view::npos) {
+                const char* p = line.data() + pos + 6;
+                std::from_chars(p, line.data() + line.size(), t.last_seq);
+                ::close(fd);
+                return t;
+            }
+            line_end = from;
+        }
+        text.resize(line_end);  // what is left to look at
+    }
+    ::close(fd);
+    return t;
+}
+
 }  // namespace
 
 std::int64_t append_change_feed(SQLite::Database& db, const fs::path& feed) {
-    // The resume point is the feed itself: its last complete line's seq.
-    std::int64_t last_seq = 0;
-    std::uintmax_t keep_bytes = 0;
-    if (fs::exists(feed)) {
-        std::ifstream in(feed, std::ios::binary);
-        std::string line;
-        std::uintmax_t offset = 0;
-        while (std::getline(in, line)) {
-            if (in.eof()) break;  // no trailing newline: a torn write, cut below
-            offset += line.size() + 1;
-            keep_bytes = offset;
-            if (auto pos = line.find("\"seq\":"); pos != std::string::npos) last_seq = std::stoll(line.substr(pos + 6));
-        }
-        if (fs::file_size(feed) != keep_bytes) fs::resize_file(feed, keep_bytes);
-    }
+    // The resume point is the feed itself: its last complete line's seq, read from the end, so a
+    // run costs what it appends and not what the feed has grown to.
+    const feed_tail tail = read_feed_tail(feed);
+    if (tail.file_bytes != tail.keep_bytes && ::truncate(feed.c_str(), static_cast<off_t>(tail.keep_bytes)) != 0)
+        fail("cannot cut the torn last line of change feed", feed);
+    const std::int64_t last_seq = tail.last_seq;
     const int fd = ::open(feed.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd < 0) fail("cannot open change feed", feed);
     std::int64_t rows = 0;
