@@ -335,6 +335,30 @@ TEST_F(AlertState, AnUnchangedResyncWritesNoAlertRow) {
     EXPECT_EQ(store_.database().getTotalChanges() - before, 2) << "only the sync_runs row (insert + counts)";
 }
 
+TEST_F(AlertState, AlertTextsCountCalendarDaysAndChangeOnlyAtUtcMidnight) {
+    // T0 is 12:53 UTC. "a" expires in 5 days and 20 minutes, "b" expired 23 hours 40 minutes ago:
+    // counted in 24-hour days, both cross a whole day within the next half hour, which rewrote
+    // their rows (and the alert exports) in every re-sync of the day.
+    const std::vector<purchased_group> items{group("a", T0 + 5 * day + 20 * 60 * second),
+                                             group("b", T0 - day + 20 * 60 * second)};
+    apply(items, T0);
+    auto texts = [&](const char* key) {
+        return store_.database()
+            .execAndGet(fmt::format("SELECT summary || ' ' || detail FROM alerts WHERE item_key = '{}'", key))
+            .getString();
+    };
+    EXPECT_NE(texts("a").find("expires in 5 days,"), std::string::npos) << texts("a");
+    EXPECT_NE(texts("a").find("\"days_left\":5}"), std::string::npos) << texts("a");
+    EXPECT_NE(texts("b").find("\"days_left\":-1}"), std::string::npos) << texts("b") << ": expired yesterday";
+    const int before = store_.database().getTotalChanges();
+    EXPECT_EQ(apply(items, T0 + 30 * 60 * second), 0);
+    EXPECT_EQ(store_.database().getTotalChanges() - before, 2) << "only the sync_runs row (insert + counts)";
+    // The next UTC day (00:53): both texts move by one day.
+    EXPECT_EQ(apply(items, T0 + 12 * hour), 0);
+    EXPECT_NE(texts("a").find("expires in 4 days,"), std::string::npos) << texts("a");
+    EXPECT_NE(texts("b").find("\"days_left\":-2}"), std::string::npos) << texts("b");
+}
+
 TEST_F(AlertState, CrossingATighterThresholdNotifiesOnceAndSupersedesSilently) {
     const epoch_ms E = T0 + 10 * day;
     apply({group("a", E)}, T0);

@@ -36,9 +36,21 @@ std::string number(double v) {
     return fmt::format("{:.4g}", v);
 }
 
-std::string days_text(double days) {
-    if (days < 1) return fmt::format("{:.0f} hours", std::max(days * 24, 0.0));
-    return fmt::format("{:.0f} day{}", std::floor(days), std::floor(days) == 1 ? "" : "s");
+/// UTC calendar days from `now`'s date to `when`'s: 0 on the day itself, negative after it. The
+/// texts of an expiry alert count these, so they change for every alert at once, at 00:00 UTC,
+/// not each at its own time of day: an unchanged re-sync on the same day rewrites no alert row
+/// and no export (docs/decisions.md).
+std::int64_t calendar_days(epoch_ms when, epoch_ms now) {
+    auto day = [](epoch_ms t) { return t / ms_per_day - (t % ms_per_day < 0 ? 1 : 0); };
+    return day(when) - day(now);
+}
+
+/// "5 hours" in the last 24 hours before `expire`, then "3 days" counted as calendar_days().
+std::string days_text(epoch_ms expire, epoch_ms now) {
+    const std::int64_t left = minus(expire, now);
+    if (left < ms_per_day) return fmt::format("{:.0f} hours", std::max(static_cast<double>(left) / 3'600'000, 0.0));
+    const std::int64_t days = calendar_days(expire, now);
+    return fmt::format("{} day{}", days, days == 1 ? "" : "s");
 }
 
 /// "purchased group "payments" (sub-1)": the name as a JSON string, so a summary is one
@@ -143,7 +155,7 @@ std::vector<active_alert> evaluate_item(const item_facts& item, std::span<const 
         const epoch_ms expire = *item.expire_time;
         auto values = [&] {
             return fmt::format(R"({{"expire_time":"{}","days_left":{}}})", format_iso8601(expire),
-                               number(std::trunc(static_cast<double>(minus(expire, now)) / ms_per_day)));
+                               calendar_days(expire, now));
         };
         if (now >= expire) {
             if (rules.on(alert_kind::expired))
@@ -156,9 +168,8 @@ std::vector<active_alert> evaluate_item(const item_facts& item, std::span<const 
             for (int d : rules.expiring_days)
                 if (minus(expire, now) <= std::int64_t{d} * ms_per_day) crossed = d;
             if (crossed) {
-                const double left = static_cast<double>(minus(expire, now)) / ms_per_day;
                 out.push_back({alert_kind::expiring, item.key, fmt::format("{}d", *crossed),
-                               fmt::format("{} expires in {}, on {} (threshold {} days)", subject(), days_text(left),
+                               fmt::format("{} expires in {}, on {} (threshold {} days)", subject(), days_text(expire, now),
                                            format_iso8601(expire), *crossed),
                                values(), expire});
             }
