@@ -223,6 +223,38 @@ TEST_F(SnapshotTest, AnUnchangedQuotaIsDueByTheTimeOfTheApply) {
               (std::vector<std::string>{"a@2000=5", "b@2000=6", "a@3602000=5", "b@3602000=7"}));
 }
 
+// A fetch reads the stored keys and latest samples a few at a time, between its network
+// turns: read in chunks of two, the stage diffs and samples exactly as one read would.
+TEST_F(SnapshotTest, AStageLoadedAFewKeysAtATimeDiffsAsOneLoad) {
+    const epoch_ms hour = 3'600'000;
+    auto& db = store_.database();
+    store_.apply("prod", complete({group("a", 1), group("b", 2), group("c", 3), group("d", 4), group("e", 5)}), 1000,
+                 2000);
+    // Later samples for a and b: the stage must compare with these, not the first ones.
+    store_.apply("prod", complete({group("a", 10), group("b", 20), group("c", 3), group("d", 4), group("e", 5)}),
+                 2000 + hour, 2000 + 2 * hour);
+    ASSERT_EQ(count(db, "SELECT count(*) FROM quota_samples"), 10) << "the second apply sampled all five";
+
+    listing_stage stage(store_, "prod", source_kind::purchased_groups);
+    int calls = 1;
+    while (!stage.load_some(2)) ++calls;
+    EXPECT_EQ(calls, 5) << "5 keys, then 5 latest samples, 2 at a time (the third call reads both kinds)";
+    EXPECT_TRUE(stage.load_some(2)) << "done stays done";
+    // a, d, e as stored; b's quota moved; c is gone; f is new.
+    const std::vector<purchased_group> page{group("a", 10), group("b", 21), group("d", 4), group("e", 5),
+                                            group("f", 6)};
+    stage.add(listing_stage::position(1, 0), page);
+    stage.pages = 1;
+    const auto run = store_.apply(stage, 2000 + 2 * hour + 10, 2000 + 2 * hour + 20);
+    EXPECT_EQ(run.added, 1);
+    EXPECT_EQ(run.changed, 1);
+    EXPECT_EQ(run.removed, 1);
+    EXPECT_EQ(strings(db, "SELECT purchase_id || '=' || quota_left FROM quota_samples WHERE time > 2000 + 2 * 3600000 "
+                          "ORDER BY purchase_id"),
+              (std::vector<std::string>{"b=21", "f=6"}))
+        << "a, d and e equal their latest samples and are not due yet";
+}
+
 // A stage that is never applied leaves the snapshot as it was.
 TEST_F(SnapshotTest, AnAbandonedStageWritesNothing) {
     store_.apply("prod", complete({group("a")}), 500, 600);

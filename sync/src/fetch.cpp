@@ -3,6 +3,9 @@
 #include <subsync/sync/parse.hpp>
 #include <subsync/sync/snapshot.hpp>
 
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -76,9 +79,12 @@ public:
         out = co_await fetch(conn, parser, 1, page_);
     }
 
+    /// Reads the snapshot's keys a few thousand at a time, letting the connections' handshakes
+    /// and page 1 go on between reads: all on this one thread, so a load in one go (about
+    /// 100 ms for 100k items) held the requests back until it was done.
     asio::awaitable<void> load_stage() {
-        stage_.load();
-        co_return;
+        constexpr std::size_t rows_per_turn = 4096;
+        while (!stage_.load_some(rows_per_turn)) co_await asio::post(ctx_.request.net->ex, asio::use_awaitable);
     }
 
     asio::awaitable<result<void>> run() {
@@ -89,8 +95,7 @@ public:
         const int expected_workers = std::min(ctx_.concurrency, ctx_.expected_pages - 1);
         while (static_cast<int>(conns.size()) < expected_workers)
             conns.push_back(ctx_.request.net->connect(ep_));
-        // The stage reads the snapshot's keys while page 1 is on the wire (the last task, so the
-        // request is sent before this thread is busy with it).
+        // The stage reads the snapshot's keys while page 1 is on the wire.
         std::optional<result<void>> first;
         co_await detail::run_all(ctx_.request.net->ex, conns.size() + 1, [&](std::size_t i) {
             if (i == conns.size()) return load_stage();

@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <limits>
 #include <stdexcept>
 #include <optional>
 #include <type_traits>
@@ -221,46 +222,74 @@ listing_stage::listing_stage(snapshot_store& store, std::string account, source_
 listing_stage::~listing_stage() { drop(); }
 
 void listing_stage::load() {
-    if (loaded_) return;
+    while (!load_some(std::numeric_limits<std::size_t>::max())) {
+    }
+}
+
+bool listing_stage::load_some(std::size_t rows) {
+    if (loaded_) return true;
     auto& db = store_.db_;
-    SQLite::Statement q(db, fmt::format("SELECT item_key, content_hash, removed_at IS NOT NULL FROM {} "
-                                        "WHERE account = ?",
-                                        to_string(source_)));
-    q.bind(1, account_);
-    // Sized for the last listing at once: growing to 100k keys rehashed the map 17 times.
-    items_.reserve(static_cast<std::size_t>(std::max<std::int64_t>(previous_items_, 0)));
-    while (q.executeStep()) {
-        entry e;
-        e.stored_hash = static_cast<std::uint64_t>(q.getColumn(1).getInt64());
-        e.stored = true;
-        e.removed = q.getColumn(2).getInt() != 0;
-        const SQLite::Column k = q.getColumn(0);
-        *items_.try_emplace(std::string_view(k.getText(), static_cast<std::size_t>(k.getBytes()))).first = e;
-    }
-    if (quota_used_) {
-        // One ordered pass over the primary key; SQLite takes the bare columns from the row of
-        // max(time) (sqlite.org/lang_select.html#bareagg). A lookup per purchase cost 12.8 % of
-        // a re-sync's CPU (bench/README.md finding 6).
-        SQLite::Statement last(db, "SELECT purchase_id, max(time), quota_used, quota_left FROM quota_samples "
-                                   "WHERE account = ? GROUP BY purchase_id");
-        last.bind(1, account_);
-        auto opt = [](const SQLite::Column& c) {
-            return c.isNull() ? std::nullopt : std::optional<std::int64_t>(c.getInt64());
-        };
-        while (last.executeStep()) {
-            const SQLite::Column k = last.getColumn(0);
-            entry* e = items_.find(std::string_view(k.getText(), static_cast<std::size_t>(k.getBytes())));
-            if (!e) continue;  // its row was pruned: sampled afresh if listed again
-            e->has_sample = true;
-            e->sampled_at = last.getColumn(1).getInt64();
-            const auto used = opt(last.getColumn(2)), left = opt(last.getColumn(3));
-            e->sampled_used_set = used.has_value();
-            e->sampled_used = used.value_or(0);
-            e->sampled_left_set = left.has_value();
-            e->sampled_left = left.value_or(0);
+    // Each call reads on from the last key it saw, with a statement of its own: nothing is held
+    // open while the caller lets other work run on this connection.
+    const char* after = load_started_ ? ">" : ">=";
+    load_started_ = true;
+    const auto limit = static_cast<std::int64_t>(std::min<std::size_t>(rows, std::numeric_limits<std::int64_t>::max()));
+    std::int64_t read = 0;
+    if (!samples_phase_) {
+        SQLite::Statement q(db, fmt::format("SELECT item_key, content_hash, removed_at IS NOT NULL FROM {} "
+                                            "WHERE account = ? AND item_key {} ? ORDER BY item_key LIMIT ?",
+                                            to_string(source_), after));
+        q.bind(1, account_);
+        q.bind(2, load_after_);
+        q.bind(3, limit);
+        // Sized for the last listing at once: growing to 100k keys rehashed the map 17 times.
+        if (items_.size() == 0) items_.reserve(static_cast<std::size_t>(std::max<std::int64_t>(previous_items_, 0)));
+        while (q.executeStep()) {
+            entry e;
+            e.stored_hash = static_cast<std::uint64_t>(q.getColumn(1).getInt64());
+            e.stored = true;
+            e.removed = q.getColumn(2).getInt() != 0;
+            const SQLite::Column k = q.getColumn(0);
+            const std::string_view key(k.getText(), static_cast<std::size_t>(k.getBytes()));
+            *items_.try_emplace(key).first = e;
+            if (++read == limit) load_after_.assign(key);
         }
+        if (read == limit) return false;
+        if (!quota_used_) return loaded_ = true;
+        samples_phase_ = true;
+        load_after_.clear();
+        after = ">=";
+        read = 0;
     }
-    loaded_ = true;
+    // One ordered pass over the primary key; SQLite takes the bare columns from the row of
+    // max(time) (sqlite.org/lang_select.html#bareagg). A lookup per purchase cost 12.8 % of
+    // a re-sync's CPU (bench/README.md finding 6).
+    SQLite::Statement last(db, fmt::format("SELECT purchase_id, max(time), quota_used, quota_left FROM quota_samples "
+                                           "WHERE account = ? AND purchase_id {} ? GROUP BY purchase_id "
+                                           "ORDER BY purchase_id LIMIT ?",
+                                           after));
+    last.bind(1, account_);
+    last.bind(2, load_after_);
+    last.bind(3, limit);
+    auto opt = [](const SQLite::Column& c) {
+        return c.isNull() ? std::nullopt : std::optional<std::int64_t>(c.getInt64());
+    };
+    while (last.executeStep()) {
+        const SQLite::Column k = last.getColumn(0);
+        const std::string_view key(k.getText(), static_cast<std::size_t>(k.getBytes()));
+        if (++read == limit) load_after_.assign(key);
+        entry* e = items_.find(key);
+        if (!e) continue;  // its row was pruned: sampled afresh if listed again
+        e->has_sample = true;
+        e->sampled_at = last.getColumn(1).getInt64();
+        const auto used = opt(last.getColumn(2)), left = opt(last.getColumn(3));
+        e->sampled_used_set = used.has_value();
+        e->sampled_used = used.value_or(0);
+        e->sampled_left_set = left.has_value();
+        e->sampled_left = left.value_or(0);
+    }
+    if (read == limit) return false;
+    return loaded_ = true;
 }
 
 void listing_stage::drop() noexcept {

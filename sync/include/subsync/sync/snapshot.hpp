@@ -114,10 +114,14 @@ public:
     listing_stage& operator=(const listing_stage&) = delete;
 
     /// Reads the key and content hash of every stored item of (account, source), and each
-    /// purchase's latest quota sample (tens of ms for 100k items: a fetch runs it while page 1
-    /// is in flight). The first add() calls it otherwise. From here to apply() the stage
-    /// must be the only writer of that (account, source): it diffs against what it read.
+    /// purchase's latest quota sample. The first add() calls it otherwise. From here to
+    /// apply() the stage must be the only writer of that (account, source): it diffs against
+    /// what it read.
     void load();
+    /// Reads the next `rows` stored items (or latest samples) in key order; true once all are
+    /// read. A fetch calls it while page 1 and the other connections' handshakes are in flight,
+    /// giving the network its turn between calls (100k items take about 100 ms).
+    bool load_some(std::size_t rows);
 
     /// Stages `items`, listed at positions first, first + 1, … of the API's order
     /// (pages may arrive in any order: the position puts them back). A key listed
@@ -193,6 +197,9 @@ private:
     int previous_pages_ = 0;
     std::int64_t previous_items_ = 0;  ///< distinct items of that listing: what load() reserves for
     bool loaded_ = false;
+    bool samples_phase_ = false;  ///< load_some() has read every item and now reads samples
+    std::string load_after_;      ///< the last key load_some() read; empty before its first call
+    bool load_started_ = false;
     bool complete_ = true;
     std::string reason_;
     std::vector<cell> cells_;
