@@ -269,14 +269,30 @@ TEST_F(ExportTest, AFileIsWrittenAgainWhenItsDataOptionsOrDayChange) {
         EXPECT_NE(after.at(name).first, before.at(name).first) << name << " shows the change";
     for (const char* name : {"subscription_resources.csv", "alerts.json"})
         EXPECT_EQ(after.at(name).first, before.at(name).first) << name << " did not change";
+    {
+        // One field of one item: the table keeps its row count, and still shows the change.
+        sync::snapshot_store store(dir_ / "snapshot.db");
+        sync::purchased_group c;
+        c.id = "c";
+        c.group_name = std::string("renamed");
+        sync::listing<sync::purchased_group> l;
+        l.items = {c};
+        l.total = 1;
+        ASSERT_EQ(store.apply("prod", l, 5000, 6000).changed, 1);
+    }
+    db = sync::open_snapshot_readonly(dir_ / "snapshot.db");
+    const auto renamed = files_of(write_generation(db, exports, 1514528567500, {3}).dir);
+    EXPECT_NE(renamed.at("purchased_groups.csv").first, after.at("purchased_groups.csv").first);
+    EXPECT_EQ(renamed.at("subscription_resources.csv").first, after.at("subscription_resources.csv").first);
+    after = renamed;
 
     generation_options crlf;
     crlf.csv.crlf = true;
-    const auto styled = files_of(write_generation(db, exports, 1514528568000, {3}, crlf).dir);
+    const auto styled = files_of(write_generation(db, exports, 1514528568000, {4}, crlf).dir);
     EXPECT_NE(styled.at("alerts.csv").first, after.at("alerts.csv").first) << "the CSV style changed";
     EXPECT_EQ(styled.at("alerts.json").first, after.at("alerts.json").first);
 
-    const auto next_day = files_of(write_generation(db, exports, 1514528568000 + 86'400'000, {4}, crlf).dir);
+    const auto next_day = files_of(write_generation(db, exports, 1514528568000 + 86'400'000, {5}, crlf).dir);
     EXPECT_NE(next_day.at("report.html").first, styled.at("report.html").first) << "a new day: days left moved";
     EXPECT_EQ(next_day.at("alerts.csv").first, styled.at("alerts.csv").first);
 }
