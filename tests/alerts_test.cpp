@@ -357,6 +357,21 @@ TEST_F(AlertState, AlertTextsCountCalendarDaysAndChangeOnlyAtUtcMidnight) {
     EXPECT_EQ(apply(items, T0 + 12 * hour), 0);
     EXPECT_NE(texts("a").find("expires in 4 days,"), std::string::npos) << texts("a");
     EXPECT_NE(texts("b").find("\"days_left\":-2}"), std::string::npos) << texts("b");
+
+    // The last day reads "tomorrow", then "today", and counts no hours: "c" expires at 12:00 UTC
+    // two days after T0's day.
+    const std::vector<purchased_group> last_day{group("c", T0 + 2 * day - (53 * 60 + 20) * second)};
+    auto updated = [&] {
+        return store_.database().execAndGet("SELECT updated_at FROM alerts WHERE item_key = 'c'").getInt64();
+    };
+    apply(last_day, T0 + 24 * hour);  // 12:53, 23 hours left
+    EXPECT_NE(texts("c").find("expires tomorrow, on"), std::string::npos) << texts("c");
+    EXPECT_NE(texts("c").find("(threshold 1 day)"), std::string::npos) << texts("c");
+    const auto written = updated();
+    apply(last_day, T0 + 29 * hour);  // 17:53, 18 hours left
+    EXPECT_EQ(updated(), written) << "the row is not written again: " << texts("c");
+    apply(last_day, T0 + 36 * hour);  // 00:53 on the day itself
+    EXPECT_NE(texts("c").find("expires today, on"), std::string::npos) << texts("c");
 }
 
 TEST_F(AlertState, CrossingATighterThresholdNotifiesOnceAndSupersedesSilently) {

@@ -45,12 +45,13 @@ std::int64_t calendar_days(epoch_ms when, epoch_ms now) {
     return day(when) - day(now);
 }
 
-/// "5 hours" in the last 24 hours before `expire`, then "3 days" counted as calendar_days().
-std::string days_text(epoch_ms expire, epoch_ms now) {
-    const std::int64_t left = minus(expire, now);
-    if (left < ms_per_day) return fmt::format("{:.0f} hours", std::max(static_cast<double>(left) / 3'600'000, 0.0));
+/// "expires today", "expires tomorrow", "expires in 3 days", counted as calendar_days(). No
+/// hours: a countdown in hours would change an alert's text every hour of its last day.
+std::string expires_text(epoch_ms expire, epoch_ms now) {
     const std::int64_t days = calendar_days(expire, now);
-    return fmt::format("{} day{}", days, days == 1 ? "" : "s");
+    if (days <= 0) return "expires today";
+    if (days == 1) return "expires tomorrow";
+    return fmt::format("expires in {} days", days);
 }
 
 /// "purchased group "payments" (sub-1)": the name as a JSON string, so a summary is one
@@ -169,8 +170,8 @@ std::vector<active_alert> evaluate_item(const item_facts& item, std::span<const 
                 if (minus(expire, now) <= std::int64_t{d} * ms_per_day) crossed = d;
             if (crossed) {
                 out.push_back({alert_kind::expiring, item.key, fmt::format("{}d", *crossed),
-                               fmt::format("{} expires in {}, on {} (threshold {} days)", subject(), days_text(expire, now),
-                                           format_iso8601(expire), *crossed),
+                               fmt::format("{} {}, on {} (threshold {} day{})", subject(), expires_text(expire, now),
+                                           format_iso8601(expire), *crossed, *crossed == 1 ? "" : "s"),
                                values(), expire});
             }
         }
