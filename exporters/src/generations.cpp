@@ -99,6 +99,21 @@ std::string columns_mark(export_table t) {
     return m;
 }
 
+/// One consistent view of the snapshot for a whole export: a read transaction of its own, or
+/// the caller's when it already holds one (its snapshot is the one to show, and it ends it).
+class read_snapshot {
+public:
+    explicit read_snapshot(SQLite::Database& db) {
+        if (sqlite3_get_autocommit(db.getHandle()) != 0) tx_.emplace(db);
+    }
+    void end() {
+        if (tx_) tx_->commit();
+    }
+
+private:
+    std::optional<SQLite::Transaction> tx_;
+};
+
 /// The inputs digest of every file a generation may carry over (by file name); empty for the
 /// ones always written.
 std::map<std::string, std::string> file_inputs(SQLite::Database& db, sync::epoch_ms now,
@@ -448,9 +463,7 @@ generation write_generation(SQLite::Database& db, const fs::path& export_dir, sy
     g.dir = generations / name;
     try {
         fs::create_directory(building);
-        // Every file shows the same snapshot: the caller's read transaction if it holds one.
-        std::optional<SQLite::Transaction> read_tx;
-        if (sqlite3_get_autocommit(db.getHandle()) != 0) read_tx.emplace(db);
+        read_snapshot snapshot(db);  // every file shows the same snapshot
         g.files = build_generation(db, building, previous.empty() ? fs::path() : generations / previous, now,
                                    run_ids, opts, g.carried_over);
         publish(building, g.dir);
@@ -458,7 +471,7 @@ generation write_generation(SQLite::Database& db, const fs::path& export_dir, sy
         for (auto& f : g.files) f.path = g.dir / f.path.filename();
         swap_symlink(export_dir / "latest", fs::path("generations") / name);
         g.changes_appended = append_change_feed(db, export_dir / "changes.jsonl");
-        if (read_tx) read_tx->commit();
+        snapshot.end();
     } catch (...) {
         // Disk full, quota, a write error: a partial hidden generation would stay until a later
         // export succeeds, and one per failed sync adds up.
@@ -483,9 +496,7 @@ generation_options generation_options_from(const config::config& cfg) {
 
 std::vector<written_file> write_exports(SQLite::Database& db, const fs::path& export_dir,
                                         const generation_options& opts) {
-    // The runs named and the files written come from one snapshot.
-    std::optional<SQLite::Transaction> read_tx;
-    if (sqlite3_get_autocommit(db.getHandle()) != 0) read_tx.emplace(db);
+    read_snapshot snapshot(db);  // the runs named and the files written come from one snapshot
     std::vector<std::int64_t> run_ids;
     sync::epoch_ms newest = 0;
     SQLite::Statement q(db, "SELECT max(id), max(finished_at) FROM sync_runs GROUP BY account, source ORDER BY 1");
@@ -494,7 +505,7 @@ std::vector<written_file> write_exports(SQLite::Database& db, const fs::path& ex
         newest = std::max<sync::epoch_ms>(newest, q.getColumn(1).getInt64());
     }
     auto files = write_generation(db, export_dir, newest, run_ids, opts).files;
-    if (read_tx) read_tx->commit();
+    snapshot.end();
     return files;
 }
 
