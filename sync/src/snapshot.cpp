@@ -257,6 +257,7 @@ bool listing_stage::load_some(std::size_t rows) {
         if (read == limit) return false;
         if (!quota_used_) return loaded_ = true;
         samples_phase_ = true;
+        samples_.reserve(items_.size());  // about one per purchase: grown once, not by doubling
         load_after_.clear();
         after = ">=";
         read = 0;
@@ -280,13 +281,13 @@ bool listing_stage::load_some(std::size_t rows) {
         if (++read == limit) load_after_.assign(key);
         entry* e = items_.find(key);
         if (!e) continue;  // its row was pruned: sampled afresh if listed again
-        e->has_sample = true;
-        e->sampled_at = last.getColumn(1).getInt64();
         const auto used = opt(last.getColumn(2)), left = opt(last.getColumn(3));
-        e->sampled_used_set = used.has_value();
-        e->sampled_used = used.value_or(0);
-        e->sampled_left_set = left.has_value();
-        e->sampled_left = left.value_or(0);
+        if (e->sample == 0) {
+            samples_.emplace_back();
+            e->sample = static_cast<std::uint32_t>(samples_.size());
+        }
+        samples_[e->sample - 1] = {last.getColumn(1).getInt64(), used.value_or(0), left.value_or(0),
+                                   used.has_value(), left.has_value()};
     }
     if (read == limit) return false;
     return loaded_ = true;
@@ -391,7 +392,8 @@ void listing_stage::stage_cells(std::int64_t position, const std::string& k) {
         // quota that differs from the latest sample is sampled now; an unchanged one when that
         // sample has aged past the interval, which apply() decides at the sync's own time.
         if (used || left) {
-            if (e.has_sample && e.sample_used() == used && e.sample_left() == left) e.quota_as_sampled = true;
+            const sample* smp = sample_of(e);
+            if (smp && smp->used_value() == used && smp->left_value() == left) e.quota_as_sampled = true;
             else stage_quota(position, k, used, left);
         }
     }
@@ -425,8 +427,9 @@ void listing_stage::stage_quota(std::int64_t position, const std::string& key, s
 void listing_stage::stage_aged_samples(epoch_ms now) {
     const auto interval = store_.opts_.quota_sample_interval.count();
     items_.for_each([&](std::string_view k, const entry& e) {
-        if (e.position >= 0 && e.quota_as_sampled && now - e.sampled_at >= interval)
-            stage_quota(e.position, std::string(k), e.sample_used(), e.sample_left());
+        const sample* smp = sample_of(e);
+        if (e.position >= 0 && e.quota_as_sampled && smp && now - smp->at >= interval)
+            stage_quota(e.position, std::string(k), smp->used_value(), smp->left_value());
     });
 }
 

@@ -159,25 +159,33 @@ public:
 private:
     friend class snapshot_store;
 
-    /// One stored or listed key: 48 bytes, for there is one per item (docs/decisions.md "Memory").
+    /// One stored or listed key: 24 bytes, for there is one per item (docs/decisions.md "Memory").
     struct entry {
         std::uint64_t stored_hash = 0;
         std::int64_t position = -1;  ///< where this run listed it; -1 = not (yet) listed
-        // The purchase's latest quota sample, read once when the stage opens (has_sample).
-        epoch_ms sampled_at = 0;
-        std::int64_t sampled_used = 0, sampled_left = 0;
+        std::uint32_t sample = 0;    ///< its latest quota sample: index + 1 in samples_; 0 = none
         bool stored = false;            ///< a row exists (live or removed)
         bool removed = false;           ///< that row is marked removed
         bool quota_as_sampled = false;  ///< listed with the quota of its latest sample: due only by age
-        bool has_sample = false, sampled_used_set = false, sampled_left_set = false;
+    };
+    static_assert(sizeof(entry) <= 24, "one per item: keep it small");
+    /// A purchase's latest quota sample, read once when the stage opens. Kept beside the entries:
+    /// a first sync has none, and its entries stay small.
+    struct sample {
+        epoch_ms at = 0;
+        std::int64_t used = 0, left = 0;
+        bool used_set = false, left_set = false;
 
-        [[nodiscard]] std::optional<std::int64_t> sample_used() const noexcept {
-            return sampled_used_set ? std::optional<std::int64_t>(sampled_used) : std::nullopt;
+        [[nodiscard]] std::optional<std::int64_t> used_value() const noexcept {
+            return used_set ? std::optional<std::int64_t>(used) : std::nullopt;
         }
-        [[nodiscard]] std::optional<std::int64_t> sample_left() const noexcept {
-            return sampled_left_set ? std::optional<std::int64_t>(sampled_left) : std::nullopt;
+        [[nodiscard]] std::optional<std::int64_t> left_value() const noexcept {
+            return left_set ? std::optional<std::int64_t>(left) : std::nullopt;
         }
     };
+    [[nodiscard]] const sample* sample_of(const entry& e) const noexcept {
+        return e.sample == 0 ? nullptr : &samples_[e.sample - 1];
+    }
 
     template <class Record>
     void add_records(std::int64_t first, std::span<const Record> items);
@@ -193,6 +201,7 @@ private:
     source_kind source_;
     std::string table_;  ///< temp table of staged rows; table_ + "_quota" holds quota values
     detail::key_table<entry> items_;
+    std::vector<sample> samples_;
     std::int64_t listed_ = 0;
     int previous_pages_ = 0;
     std::int64_t previous_items_ = 0;  ///< distinct items of that listing: what load() reserves for

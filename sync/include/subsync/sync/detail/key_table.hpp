@@ -4,8 +4,8 @@
 // blocks per key (the node, and the key's characters past the 15 a std::string holds inline)
 // and doubled its buckets as it grew: 18.7 MB for 100k UUID keys. Here the values live in
 // blocks of a fixed size that never move, the keys' characters in an arena of blocks, and the
-// lookup is one array of 32-bit slots with linear probing: about 10 MB for the same keys, no
-// allocation per key, and no copy of the values when it grows.
+// lookup is one array of 32-bit slots with linear probing: under 9 MB for the same keys (with
+// the stage's 24-byte values), no allocation per key, and no copy of the values when it grows.
 
 #include <algorithm>
 #include <bit>
@@ -47,7 +47,7 @@ public:
             const std::uint32_t s = slots_[at];
             if (s == 0) break;
             item& it = item_at(s - 1);
-            if (it.hash == h && key_of(it) == key) return {&it.value, false};
+            if (it.hash == static_cast<std::uint32_t>(h) && key_of(it) == key) return {&it.value, false};
         }
         item& it = append(key, h);
         slots_[at] = static_cast<std::uint32_t>(size_);  // index + 1
@@ -62,7 +62,7 @@ public:
             const std::uint32_t s = slots_[at];
             if (s == 0) return nullptr;
             item& it = item_at(s - 1);
-            if (it.hash == h && key_of(it) == key) return &it.value;
+            if (it.hash == static_cast<std::uint32_t>(h) && key_of(it) == key) return &it.value;
         }
     }
 
@@ -95,10 +95,12 @@ public:
     }
 
 private:
+    // 16 bytes besides the value: the key's place, its length, and the low 32 bits of its hash,
+    // which pick its slot (there are never more than 2^32) and screen out most other keys.
     struct item {
-        std::uint64_t hash = 0;
         const char* key = nullptr;
         std::uint32_t key_size = 0;
+        std::uint32_t hash = 0;
         Value value{};
     };
     static constexpr std::size_t items_per_block = 4096;
@@ -123,7 +125,7 @@ private:
             blocks_.push_back(std::make_unique_for_overwrite<item[]>(items_per_block));
         item& it = item_at(size_);
         it = item{};
-        it.hash = h;
+        it.hash = static_cast<std::uint32_t>(h);
         it.key = store(key);
         it.key_size = static_cast<std::uint32_t>(key.size());
         ++size_;
