@@ -229,67 +229,63 @@ void listing_stage::load() {
 bool listing_stage::load_some(std::size_t rows) {
     if (loaded_) return true;
     auto& db = store_.db_;
-    // Each call reads on from the last key it saw, with a statement of its own: nothing is held
-    // open while the caller lets other work run on this connection.
-    const char* after = load_started_ ? ">" : ">=";
-    load_started_ = true;
     const auto limit = static_cast<std::int64_t>(std::min<std::size_t>(rows, std::numeric_limits<std::int64_t>::max()));
-    std::int64_t read = 0;
-    if (!samples_phase_) {
-        SQLite::Statement q(db, fmt::format("SELECT item_key, content_hash, removed_at IS NOT NULL FROM {} "
-                                            "WHERE account = ? AND item_key {} ? ORDER BY item_key LIMIT ?",
-                                            to_string(source_), after));
+    // One chunk of `sql` (account, key bound, limit) in key order, from where the last one of
+    // this phase stopped: each has a statement of its own, so nothing is held open while the
+    // caller lets other work run on this connection. True when the phase has more rows.
+    auto chunk = [&](std::string_view sql, auto&& row) {
+        SQLite::Statement q(db, fmt::format(fmt::runtime(sql), load_after_ ? ">" : ">="));
         q.bind(1, account_);
-        q.bind(2, load_after_);
+        q.bind(2, load_after_.value_or(std::string()));
         q.bind(3, limit);
-        // Sized for the last listing at once: growing to 100k keys rehashed the map 17 times.
-        if (items_.size() == 0) items_.reserve(static_cast<std::size_t>(std::max<std::int64_t>(previous_items_, 0)));
+        std::int64_t read = 0;
         while (q.executeStep()) {
-            entry e;
-            e.stored_hash = static_cast<std::uint64_t>(q.getColumn(1).getInt64());
-            e.stored = true;
-            e.removed = q.getColumn(2).getInt() != 0;
             const SQLite::Column k = q.getColumn(0);
             const std::string_view key(k.getText(), static_cast<std::size_t>(k.getBytes()));
-            *items_.try_emplace(key).first = e;
-            if (++read == limit) load_after_.assign(key);
+            row(key, q);
+            if (++read == limit) load_after_.emplace(key);
         }
-        if (read == limit) return false;
+        return read == limit;
+    };
+    if (!samples_phase_) {
+        // Sized for the last listing at once: growing to 100k keys rehashed the map 17 times.
+        if (items_.size() == 0) items_.reserve(static_cast<std::size_t>(std::max<std::int64_t>(previous_items_, 0)));
+        const bool more = chunk(fmt::format("SELECT item_key, content_hash, removed_at IS NOT NULL FROM {} WHERE "
+                                            "account = ? AND item_key {{}} ? ORDER BY item_key LIMIT ?",
+                                            to_string(source_)),
+                                [&](std::string_view key, SQLite::Statement& q) {
+                                    entry& e = *items_.try_emplace(key).first;
+                                    e = {};
+                                    e.stored_hash = static_cast<std::uint64_t>(q.getColumn(1).getInt64());
+                                    e.stored = true;
+                                    e.removed = q.getColumn(2).getInt() != 0;
+                                });
+        if (more) return false;
         if (!quota_used_) return loaded_ = true;
         samples_phase_ = true;
         samples_.reserve(items_.size());  // about one per purchase: grown once, not by doubling
-        load_after_.clear();
-        after = ">=";
-        read = 0;
+        load_after_.reset();
     }
     // One ordered pass over the primary key; SQLite takes the bare columns from the row of
     // max(time) (sqlite.org/lang_select.html#bareagg). A lookup per purchase cost 12.8 % of
     // a re-sync's CPU (bench/README.md finding 6).
-    SQLite::Statement last(db, fmt::format("SELECT purchase_id, max(time), quota_used, quota_left FROM quota_samples "
-                                           "WHERE account = ? AND purchase_id {} ? GROUP BY purchase_id "
-                                           "ORDER BY purchase_id LIMIT ?",
-                                           after));
-    last.bind(1, account_);
-    last.bind(2, load_after_);
-    last.bind(3, limit);
     auto opt = [](const SQLite::Column& c) {
         return c.isNull() ? std::nullopt : std::optional<std::int64_t>(c.getInt64());
     };
-    while (last.executeStep()) {
-        const SQLite::Column k = last.getColumn(0);
-        const std::string_view key(k.getText(), static_cast<std::size_t>(k.getBytes()));
-        if (++read == limit) load_after_.assign(key);
-        entry* e = items_.find(key);
-        if (!e) continue;  // its row was pruned: sampled afresh if listed again
-        const auto used = opt(last.getColumn(2)), left = opt(last.getColumn(3));
-        if (e->sample == 0) {
-            samples_.emplace_back();
-            e->sample = static_cast<std::uint32_t>(samples_.size());
-        }
-        samples_[e->sample - 1] = {last.getColumn(1).getInt64(), used.value_or(0), left.value_or(0),
-                                   used.has_value(), left.has_value()};
-    }
-    if (read == limit) return false;
+    const bool more = chunk("SELECT purchase_id, max(time), quota_used, quota_left FROM quota_samples WHERE "
+                            "account = ? AND purchase_id {} ? GROUP BY purchase_id ORDER BY purchase_id LIMIT ?",
+                            [&](std::string_view key, SQLite::Statement& q) {
+                                entry* e = items_.find(key);
+                                if (!e) return;  // its row was pruned: sampled afresh if listed again
+                                const auto used = opt(q.getColumn(2)), left = opt(q.getColumn(3));
+                                if (e->sample == 0) {
+                                    samples_.emplace_back();
+                                    e->sample = static_cast<std::uint32_t>(samples_.size());
+                                }
+                                samples_[e->sample - 1] = {q.getColumn(1).getInt64(), used.value_or(0),
+                                                           left.value_or(0), used.has_value(), left.has_value()};
+                            });
+    if (more) return false;
     return loaded_ = true;
 }
 

@@ -207,8 +207,7 @@ private:
     std::int64_t previous_items_ = 0;  ///< distinct items of that listing: what load() reserves for
     bool loaded_ = false;
     bool samples_phase_ = false;  ///< load_some() has read every item and now reads samples
-    std::string load_after_;      ///< the last key load_some() read; empty before its first call
-    bool load_started_ = false;
+    std::optional<std::string> load_after_;  ///< the last key load_some()'s phase read; none: from the start
     bool complete_ = true;
     std::string reason_;
     std::vector<cell> cells_;
