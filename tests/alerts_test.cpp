@@ -224,6 +224,48 @@ TEST(AlertForecast, FiresWhenExhaustionIsWithinTheHorizon) {
     EXPECT_EQ(item_alerts(quota(18'000, 2'000), T0, rules, later), "-");
 }
 
+// An unchanged re-sync skips the item rules until next_change (docs/alerts.md "When rules run"):
+// that is sound only if the rules answer exactly as they did at every instant before it. Checked
+// on a five-minute grid, for expiries on both sides of every threshold and a forecast series.
+TEST(AlertRules, NextChangeIsNoLaterThanTheFirstInstantTheAnswerDiffers) {
+    config::alert_rules rules;
+    auto answer = [&](const alerts::item_facts& item, std::span<const alerts::quota_point> series, epoch_ms now) {
+        std::string out;
+        for (const auto& a : alerts::evaluate_item(item, series, now, rules, "purchased_groups"))
+            out += fmt::format("{}:{} {} {}\n", config::to_string(a.kind), a.threshold, a.summary, a.values);
+        return out;
+    };
+    std::vector<std::pair<alerts::item_facts, std::vector<alerts::quota_point>>> cases;
+    for (epoch_ms e : {T0 + 31 * day + 5 * 60 * second, T0 + 7 * day + hour, T0 + 20 * hour, T0 + 3 * hour,
+                       T0 - 2 * hour, T0 - 40 * day})
+        cases.emplace_back(expiring_at(e), std::vector<alerts::quota_point>{});
+    auto removed = expiring_at(T0 + 5 * hour);
+    removed.removed_at = T0 - day;
+    rules.enabled[static_cast<std::size_t>(alert_kind::removed_early)] = true;
+    cases.emplace_back(removed, std::vector<alerts::quota_point>{});
+    // Burning 1,000 a day from 20,000 two days ago: the forecast's 14 days are reached in ~4 days,
+    // and the oldest sample leaves the 7-day window in 5.
+    cases.emplace_back(quota(18'000, 2'000), linear(T0 - 2 * day, 49, hour, 20'000, 1'000));
+    cases.emplace_back(quota(18'000, 2'000), linear(T0 - 7 * day + 2 * hour, 6, day, 30'000, 2'000));
+    for (const auto& [item, series] : cases) {
+        epoch_ms now = T0;
+        int changes = 0;
+        while (now < T0 + 40 * day) {
+            const epoch_ms next = alerts::next_change(item, series, now, rules);
+            ASSERT_GT(next, now) << "every case here has an answer that holds for a while";
+            const std::string then = answer(item, series, now);
+            // Every five minutes up to the horizon (or 6 hours of it) answers the same.
+            const epoch_ms until = std::min({next, now + 6 * hour, T0 + 40 * day});
+            for (epoch_ms t = now + 300 * second; t < until; t += 300 * second)
+                ASSERT_EQ(answer(item, series, t), then) << "at T0+" << (t - T0) / 60'000 << "min; horizon T0+"
+                                                         << (next - T0) / 60'000 << "min";
+            if (next - now <= 6 * hour) ++changes;
+            now = until;
+        }
+        EXPECT_GT(changes, 0) << "each case changes its answer within 40 days";
+    }
+}
+
 // ---- state machine and outbox -----------------------------------------------------------------
 
 purchased_group group(std::string id, epoch_ms expire, std::int64_t left = 5000, std::int64_t used = 5000) {
@@ -333,6 +375,61 @@ TEST_F(AlertState, AnUnchangedResyncWritesNoAlertRow) {
     const int before = store_.database().getTotalChanges();
     EXPECT_EQ(apply(items, T0 + 10 * 60 * 1000), 0);
     EXPECT_EQ(store_.database().getTotalChanges() - before, 2) << "only the sync_runs row (insert + counts)";
+}
+
+// Issue 19 §2: an unchanged re-sync of 100k items spent a fifth of its time re-evaluating rules
+// whose answers could not have changed. Until the recorded horizon, with the same rules, an
+// unchanged run reads only the items an expiry or a repeat makes due. The stored row below is
+// edited behind the snapshot's back (its row hash kept) to tell a run that reads it from one
+// that does not.
+TEST_F(AlertState, UnchangedRunsReadNoItemUntilTheirHorizonOrNewRules) {
+    const std::vector<purchased_group> items{group("a", T0 + 40 * day)};
+    apply(items, T0);
+    EXPECT_EQ(brief(drain()), "-");
+    auto horizon = [&] { return count("SELECT valid_until FROM alert_horizons WHERE source = 'purchased_groups'"); };
+    EXPECT_EQ(horizon(), T0 + day - T0 % day) << "expiry texts count days: the next 00:00 UTC";
+    store_.database().exec(fmt::format("UPDATE purchased_groups SET expire_time = {} WHERE item_key = 'a'", T0 + 5 * day));
+
+    // Within the hour: no quota sample is due either (quota_sample_interval).
+    EXPECT_EQ(store_.apply("prod", complete(items), T0 + 20 * 60 * second - 1000, T0 + 20 * 60 * second).changed, 0);
+    EXPECT_EQ(brief(drain()), "-") << "an unchanged run before the horizon does not read the item";
+    cfg_.rules.quota_low_percent = 5;  // other rules: everything is read again
+    apply(items, T0 + 40 * 60 * second);
+    EXPECT_EQ(brief(drain()), "a expiring:7d firing");
+
+    // A prune that deletes quota samples (which a forecast reads) forgets every horizon.
+    store_.prune(T0 + 3 * hour);
+    EXPECT_EQ(count("SELECT count(*) FROM alert_horizons"), 0);
+}
+
+// What an unchanged run re-reads: the items whose expiry or a threshold before it was reached
+// since the last run, and the alerts due to repeat. T0 is 14:13 UTC: every run below is on
+// T0's day, so none re-reads everything for the date.
+TEST_F(AlertState, UnchangedRunsCatchEveryThresholdExpiryAndRepeatTimeBringsWithinTheDay) {
+    cfg_.repeat_interval = std::chrono::hours(1);
+    auto without_quota = [](purchased_group g) {  // no quota sample becomes due, hour after hour
+        g.quota_left = {};
+        g.quota_used = {};
+        return g;
+    };
+    const std::vector<purchased_group> items{without_quota(group("a", T0 + 30 * day + 2 * hour)),
+                                             without_quota(group("b", T0 + 3 * hour)),
+                                             without_quota(group("c", T0 + 40 * day))};
+    auto unchanged = [&](epoch_ms now) {
+        const auto run = store_.apply("prod", complete(items), now - 1000, now);
+        EXPECT_EQ(run.added + run.changed + run.removed, 0);
+        return brief(drain());
+    };
+    apply(items, T0);
+    EXPECT_EQ(brief(drain()), "b expiring:1d firing");
+    const auto evaluated = count("SELECT evaluated_at FROM alert_horizons WHERE source = 'purchased_groups'");
+    EXPECT_EQ(unchanged(T0 + 30 * 60 * second), "-");
+    EXPECT_EQ(unchanged(T0 + 90 * 60 * second), "b expiring:1d firing") << "repeated after an hour";
+    EXPECT_EQ(unchanged(T0 + 2 * hour + second), "a expiring:30d firing");
+    EXPECT_EQ(unchanged(T0 + 3 * hour), "b expired: firing");
+    EXPECT_EQ(unchanged(T0 + 3 * hour + 30 * 60 * second), "a expiring:30d firing") << "a repeats; b not yet";
+    EXPECT_EQ(count("SELECT evaluated_at FROM alert_horizons WHERE source = 'purchased_groups'"), evaluated)
+        << "no run read every item again";
 }
 
 TEST_F(AlertState, AlertTextsCountCalendarDaysAndChangeOnlyAtUtcMidnight) {

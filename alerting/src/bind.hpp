@@ -1,8 +1,12 @@
 #pragma once
-// Binding text to the statements a first sync runs once per alert, without copying it.
+// Binding text to the statements a first sync runs once per alert, without copying it, and
+// reading nullable values back.
 
+#include <SQLiteCpp/Column.h>
 #include <SQLiteCpp/Statement.h>
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -16,6 +20,11 @@ inline void bind_static(SQLite::Statement& st, int index, const std::string& tex
 /// which is NUL-terminated and lives for the whole program.
 inline void bind_name(SQLite::Statement& st, int index, std::string_view literal) {
     st.bindNoCopy(index, literal.data());
+}
+
+/// A nullable integer column.
+inline std::optional<std::int64_t> opt_int(const SQLite::Column& c) {
+    return c.isNull() ? std::nullopt : std::optional<std::int64_t>(c.getInt64());
 }
 
 }  // namespace subsync::alerting::detail

@@ -8,6 +8,7 @@
 #include <subsync/config/load.hpp>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <cmath>
@@ -36,14 +37,14 @@ std::string number(double v) {
     return fmt::format("{:.4g}", v);
 }
 
+/// The UTC calendar day `t` falls on, counted from 1970-01-01.
+std::int64_t utc_day(epoch_ms t) { return t / ms_per_day - (t % ms_per_day < 0 ? 1 : 0); }
+
 /// UTC calendar days from `now`'s date to `when`'s: 0 on the day itself, negative after it. The
 /// texts of an expiry alert count these, so they change for every alert at once, at 00:00 UTC,
 /// not each at its own time of day: an unchanged re-sync on the same day rewrites no alert row
 /// and no export (docs/decisions.md).
-std::int64_t calendar_days(epoch_ms when, epoch_ms now) {
-    auto day = [](epoch_ms t) { return t / ms_per_day - (t % ms_per_day < 0 ? 1 : 0); };
-    return day(when) - day(now);
-}
+std::int64_t calendar_days(epoch_ms when, epoch_ms now) { return utc_day(when) - utc_day(now); }
 
 /// "expires today", "expires tomorrow", "expires in 3 days", counted as calendar_days(). No
 /// hours: a countdown in hours would change an alert's text every hour of its last day.
@@ -223,6 +224,72 @@ std::vector<active_alert> evaluate_item(const item_facts& item, std::span<const 
         out.push_back({alert_kind::resource_status, item.key, "",
                        fmt::format("{} is not running (resource_status {})", subject(), *item.resource_status),
                        fmt::format(R"({{"resource_status":{}}})", *item.resource_status), *item.resource_status});
+    return out;
+}
+
+std::vector<epoch_ms> expiry_offsets(const config::alert_rules& rules) {
+    std::vector<epoch_ms> out{0};  // expiring becomes expired; removed_early ends
+    for (int d : rules.expiring_days) out.push_back(std::int64_t{d} * ms_per_day);
+    return out;
+}
+
+epoch_ms next_utc_midnight(epoch_ms now) { return (utc_day(now) + 1) * ms_per_day; }
+
+epoch_ms next_forecast_change(const item_facts& item, std::span<const quota_point> series, epoch_ms now,
+                              const config::alert_rules& rules) {
+    epoch_ms next = std::numeric_limits<epoch_ms>::max();
+    auto at = [&](epoch_ms t) {  // the answer may differ from instant t on
+        if (t > now) next = std::min(next, t);
+    };
+    const bool forecast = !item.removed_at && item.quota_left && *item.quota_left > 0 &&
+                          rules.on(alert_kind::quota_forecast) && rules.forecast_days > 0;
+    if (!forecast || series.empty()) return next;
+    // The fit reads the samples inside [now - window, now]: it changes when one enters, or
+    // leaves while there are enough to fit.
+    const epoch_ms from = now - rules.forecast_window.count();
+    const auto inside = std::count_if(series.begin(), series.end(),
+                                      [&](const quota_point& p) { return p.time >= from && p.time <= now; });
+    const bool fits = inside >= std::max(rules.forecast_min_samples, 2);
+    for (const auto& p : series) {
+        if (p.time > now) at(p.time);
+        else if (fits && p.time >= from) at(p.time + rules.forecast_window.count() + 1);
+    }
+    if (auto f = fit_forecast(series, now, rules)) {
+        if (f->exhaustion <= now) return now;  // its text says "around <now>"
+        at(minus(f->exhaustion, std::int64_t{rules.forecast_days} * ms_per_day));
+        at(f->exhaustion);
+    }
+    return next;
+}
+
+epoch_ms next_change(const item_facts& item, std::span<const quota_point> series, epoch_ms now,
+                     const config::alert_rules& rules) {
+    epoch_ms next = next_forecast_change(item, series, now, rules);
+    if (!item.expire_time) return next;
+    const epoch_ms expire = *item.expire_time;
+    for (epoch_ms offset : expiry_offsets(rules))
+        if (const epoch_ms t = minus(expire, offset); t > now && (offset == 0 || !item.removed_at)) next = std::min(next, t);
+    // A firing expiry alert counts calendar days in its texts: they change at 00:00 UTC.
+    const int widest = rules.expiring_days.empty() ? 0 : rules.expiring_days.front();
+    if (!item.removed_at && now >= minus(expire, std::int64_t{widest} * ms_per_day))
+        next = std::min(next, next_utc_midnight(now));
+    return next;
+}
+
+std::string rules_fingerprint(const config::alerts_config& cfg, std::string_view account, std::string_view source) {
+    // Bump when what evaluate_item answers, or how it words it, changes within a version.
+    constexpr int rules_revision = 1;
+    const config::alert_rules& r = cfg.rules_for(account, source);
+    std::string out = fmt::format("{}/{};expiring={};abs={};pct={};forecast={},{},{},{};failing={};stale={};repeat={}",
+                                  SUBSYNC_VERSION, rules_revision, fmt::join(r.expiring_days, ","),
+                                  r.quota_low_absolute, r.quota_low_percent, r.forecast_days,
+                                  r.forecast_window.count(), r.forecast_min_samples, r.forecast_min_r2,
+                                  r.failing_after, r.stale_after.count(), cfg.repeat_interval.count());
+    for (std::size_t k = 0; k < config::alert_kind_count; ++k)
+        out += fmt::format(";{}={}", static_cast<int>(r.severities[k]), r.enabled[k] ? 1 : 0);
+    for (const auto& s : cfg.silences)
+        if ((s.account.empty() || s.account == account) && (s.source.empty() || s.source == source))
+            out += fmt::format(";silence={},{},{}", json_str(s.item), json_str(s.kind), s.until);
     return out;
 }
 

@@ -2,6 +2,7 @@
 // resolving"); the rules it evaluates are in alert_rules.cpp.
 
 #include "bind.hpp"
+#include "horizon.hpp"
 #include "text.hpp"
 
 #include <subsync/alerting/alerts.hpp>
@@ -13,6 +14,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <limits>
 #include <optional>
 #include <tuple>
 #include <vector>
@@ -23,7 +25,13 @@ namespace {
 using config::alert_kind;
 using detail::bind_name;
 using detail::bind_static;
+using detail::due_items;
+using detail::horizon;
+using detail::item_reader;
 using detail::json_str;
+using detail::last_evaluation;
+using detail::opt_int;
+using detail::record_horizon;
 using sync::sha256_hex;
 
 /// Rank of an alert within its family (expiry: expiring, expired; quota: forecast, low,
@@ -107,10 +115,6 @@ bool silenced(const config::alerts_config& cfg, std::string_view account, std::s
     });
 }
 
-std::optional<std::int64_t> opt_int(const SQLite::Column& c) {
-    return c.isNull() ? std::nullopt : std::optional<std::int64_t>(c.getInt64());
-}
-
 /// What a resolved alert's reason is decided from: the item's current values.
 struct measures {
     std::optional<std::int64_t> expire, quota_left, status;
@@ -125,6 +129,33 @@ struct measures {
     }
 };
 
+constexpr std::string_view select_stored =
+    "SELECT item_key, kind, threshold, state, severity, since, last_notified, notifications, episode, measure, "
+    "summary, detail FROM alerts";
+
+/// One row of select_stored.
+stored_alert read_stored(SQLite::Statement& q) {
+    stored_alert s;
+    s.item_key = q.getColumn(0).getString();
+    s.kind = q.getColumn(1).getString();
+    s.threshold = q.getColumn(2).getString();
+    s.firing = std::string_view(q.getColumn(3).getText()) == to_string(alert_state::firing);
+    s.severity = config::severity_named(q.getColumn(4).getText()).value_or(config::severity::critical);
+    s.since = q.getColumn(5).getInt64();
+    s.last_notified = opt_int(q.getColumn(6));
+    s.notifications = q.getColumn(7).getInt64();
+    s.episode = q.getColumn(8).getInt64();
+    s.measure = opt_int(q.getColumn(9));
+    s.text_hash = text_hash(q.getColumn(10).getText(), q.getColumn(11).getText());
+    return s;
+}
+
+void sort_by_key(std::vector<stored_alert>& stored) {
+    std::sort(stored.begin(), stored.end(), [](const stored_alert& a, const stored_alert& b) {
+        return std::tie(a.item_key, a.kind, a.threshold) < std::tie(b.item_key, b.kind, b.threshold);
+    });
+}
+
 /// The `alerts` rows of one scope (account, source): what is stored, and the new state.
 class alert_table {
 public:
@@ -136,30 +167,29 @@ public:
     template <class InScope>
     std::vector<stored_alert> load(InScope in_scope) {
         std::vector<stored_alert> stored;
-        SQLite::Statement q(db_,
-                            "SELECT item_key, kind, threshold, state, severity, since, last_notified, notifications, "
-                            "episode, measure, summary, detail FROM alerts WHERE account = ? AND source = ?");
+        SQLite::Statement q(db_, std::string(select_stored) + " WHERE account = ? AND source = ?");
         q.bind(1, account_);
         q.bind(2, source_);
-        while (q.executeStep()) {
-            stored_alert s;
-            s.item_key = q.getColumn(0).getString();
-            s.kind = q.getColumn(1).getString();
-            if (!in_scope(s.item_key, s.kind)) continue;
-            s.threshold = q.getColumn(2).getString();
-            s.firing = std::string_view(q.getColumn(3).getText()) == to_string(alert_state::firing);
-            s.severity = config::severity_named(q.getColumn(4).getText()).value_or(config::severity::critical);
-            s.since = q.getColumn(5).getInt64();
-            s.last_notified = opt_int(q.getColumn(6));
-            s.notifications = q.getColumn(7).getInt64();
-            s.episode = q.getColumn(8).getInt64();
-            s.measure = opt_int(q.getColumn(9));
-            s.text_hash = text_hash(q.getColumn(10).getText(), q.getColumn(11).getText());
-            stored.push_back(std::move(s));
-        }
-        std::sort(stored.begin(), stored.end(), [](const stored_alert& a, const stored_alert& b) {
-            return std::tie(a.item_key, a.kind, a.threshold) < std::tie(b.item_key, b.kind, b.threshold);
-        });
+        while (q.executeStep())
+            if (in_scope(q.getColumn(0).getString(), q.getColumn(1).getString())) stored.push_back(read_stored(q));
+        sort_by_key(stored);
+        return stored;
+    }
+
+    /// The stored alerts of these items (each looked up by its key), and the source's own.
+    std::vector<stored_alert> load_items(const std::vector<std::string>& keys) {
+        std::vector<stored_alert> stored;
+        SQLite::Statement q(db_, std::string(select_stored) + " WHERE account = ? AND source = ? AND item_key = ?");
+        q.bind(1, account_);
+        q.bind(2, source_);
+        auto read = [&](const std::string& key) {
+            q.bind(3, key);
+            while (q.executeStep()) stored.push_back(read_stored(q));
+            q.reset();
+        };
+        read("");
+        for (const auto& key : keys) read(key);
+        sort_by_key(stored);
         return stored;
     }
 
@@ -306,6 +336,9 @@ public:
         stored_ = table_.load(in_scope);
     }
 
+    /// Loads the stored alerts of these items and of the source itself.
+    void load_items(const std::vector<std::string>& keys) { stored_ = table_.load_items(keys); }
+
     /// Reconciles one present item (or "" for the source itself) with the alerts the rules
     /// hold true for it; `m` is what it measures now.
     void item(std::string_view key, std::vector<active_alert>& active, const measures& m) {
@@ -367,6 +400,7 @@ public:
     [[nodiscard]] int queued() const { return notifier_.queued(); }
 
 private:
+
     struct by_item {
         bool operator()(const stored_alert& s, std::string_view k) const { return s.item_key < k; }
         bool operator()(std::string_view k, const stored_alert& s) const { return k < s.item_key; }
@@ -456,64 +490,49 @@ source_health read_health(SQLite::Database& db, std::string_view account, std::s
     return h;
 }
 
+/// Reconciles the items `items` reads with what the rules hold true for them now. Returns the
+/// first instant a forecast among them could change.
+epoch_ms reconcile_items(reconciler& r, item_reader& items, const config::alert_rules& rules,
+                         std::string_view source, epoch_ms now) {
+    epoch_ms horizon = std::numeric_limits<epoch_ms>::max();
+    item_facts item;
+    std::vector<quota_point> series;
+    while (items.next(item, series)) {
+        auto active = evaluate_item(item, series, now, rules, source);
+        r.item(item.key, active, measures{item.expire_time, item.quota_left, item.resource_status});
+        horizon = std::min(horizon, next_forecast_change(item, series, now, rules));
+    }
+    return horizon;
+}
+
 }  // namespace
 
 int update_source(SQLite::Database& db, const config::alerts_config& cfg, std::string_view account,
-                  std::string_view source, epoch_ms now, std::optional<std::int64_t> run_id) {
-    const bool groups = source == "purchased_groups";
+                  std::string_view source, epoch_ms now, std::optional<std::int64_t> run_id, bool snapshot_changed) {
     const config::alert_rules& rules = cfg.rules_for(account, source);
+    const std::string fingerprint = rules_fingerprint(cfg, account, source);
+    // An unchanged snapshot within the horizon: only the items whose answers may have moved since
+    // the last evaluation, and the source's own rules (which read the run just recorded).
+    const auto last = snapshot_changed || !run_id ? std::nullopt
+                                                  : last_evaluation(db, account, source, fingerprint, now, *run_id);
+    std::optional<std::vector<std::string>> due;
+    if (last) due = due_items(db, cfg, rules, account, source, *last, now);
+
     reconciler r(db, cfg, rules, account, source, now, run_id);
-    r.load([](const std::string&, const std::string& kind) { return kind != to_string(alert_kind::delivery_failed); });
-
-    // Items and their quota series are both read in key order and merged, so neither is held
-    // whole in memory.
-    const bool forecast = groups && rules.on(alert_kind::quota_forecast) && rules.forecast_days > 0;
-    std::optional<SQLite::Statement> samples;
-    bool samples_left = false;
-    if (forecast) {
-        samples.emplace(db,
-                        "SELECT purchase_id, time, quota_left FROM quota_samples WHERE account = ? AND time >= ? "
-                        "AND quota_left IS NOT NULL ORDER BY purchase_id, time");
-        samples->bind(1, std::string(account));
-        samples->bind(2, static_cast<std::int64_t>(now - rules.forecast_window.count()));
-        samples_left = samples->executeStep();
-    }
-    std::vector<quota_point> series;
-
-    // Removed resources are read too while removed_early is on and they have not expired yet.
-    SQLite::Statement q(db, groups ? "SELECT item_key, group_name, expire_time, quota_left, quota_used, NULL, NULL, NULL "
-                                     "FROM purchased_groups WHERE account = ?1 AND removed_at IS NULL ORDER BY item_key"
-                                   : "SELECT item_key, resource_type, expire_time, NULL, NULL, resource_status, "
-                                     "resource_spec_code, removed_at FROM subscription_resources WHERE account = ?1 AND "
-                                     "(removed_at IS NULL OR (?2 AND expire_time > ?3)) ORDER BY item_key");
-    q.bind(1, std::string(account));
-    if (!groups) {
-        q.bind(2, rules.on(alert_kind::removed_early) ? 1 : 0);
-        q.bind(3, static_cast<std::int64_t>(now));
-    }
-    item_facts item;
-    while (q.executeStep()) {
-        item.key = q.getColumn(0).getString();
-        item.name = q.getColumn(1).isNull() ? std::string() : q.getColumn(1).getString();
-        if (!q.getColumn(6).isNull()) item.name += (item.name.empty() ? "" : " ") + q.getColumn(6).getString();
-        item.expire_time = opt_int(q.getColumn(2));
-        item.quota_left = opt_int(q.getColumn(3));
-        item.quota_used = opt_int(q.getColumn(4));
-        item.resource_status = opt_int(q.getColumn(5));
-        item.removed_at = opt_int(q.getColumn(7));
-        series.clear();
-        while (samples_left && std::string_view(samples->getColumn(0).getText()) < std::string_view(item.key))
-            samples_left = samples->executeStep();
-        while (samples_left && std::string_view(samples->getColumn(0).getText()) == std::string_view(item.key)) {
-            series.push_back({samples->getColumn(1).getInt64(), samples->getColumn(2).getInt64()});
-            samples_left = samples->executeStep();
-        }
-        auto active = evaluate_item(item, series, now, rules, source);
-        r.item(item.key, active, measures{item.expire_time, item.quota_left, item.resource_status});
-    }
+    if (due) r.load_items(*due);
+    else r.load([](const std::string&, const std::string& kind) { return kind != to_string(alert_kind::delivery_failed); });
+    item_reader items(db, rules, account, source, now, due ? &*due : nullptr);
+    horizon h{now, reconcile_items(r, items, rules, source, now)};
     auto health = evaluate_health(read_health(db, account, source), now, rules);
     r.item("", health, measures{});
     r.finish();
+    if (due) return r.queued();
+    // Texts count calendar days; a silence's end lets what it held back notify.
+    h.valid_until = std::min(h.valid_until, next_utc_midnight(now));
+    for (const auto& s : cfg.silences)
+        if (s.until > now && (s.account.empty() || s.account == account) && (s.source.empty() || s.source == source))
+            h.valid_until = std::min(h.valid_until, s.until);
+    record_horizon(db, account, source, fingerprint, h);
     return r.queued();
 }
 
@@ -580,11 +599,13 @@ std::vector<alert_row> read_alerts(SQLite::Database& db, bool all) {
 }
 
 int rules_hook::on_run(SQLite::Database& db, std::string_view account, sync::source_kind source, epoch_ms now,
-                       std::int64_t run_id) {
-    return update_source(db, cfg_, account, sync::to_string(source), now, run_id);
+                       std::int64_t run_id, bool snapshot_changed) {
+    return update_source(db, cfg_, account, sync::to_string(source), now, run_id, snapshot_changed);
 }
 
-std::int64_t rules_hook::on_prune(SQLite::Database& db, epoch_ms cutoff) {
+std::int64_t rules_hook::on_prune(SQLite::Database& db, epoch_ms cutoff, bool snapshot_pruned) {
+    // Samples and removed items the rules read are gone: the next run evaluates every item.
+    if (snapshot_pruned) db.exec("DELETE FROM alert_horizons");
     // Resolved episodes and finished notifications; what is firing or still owed to a sink is
     // kept whatever its age.
     SQLite::Statement resolved(db, "DELETE FROM alerts WHERE state = 'resolved' AND resolved_at < ?");

@@ -13,7 +13,7 @@ namespace {
 // Ordered, append-only: migration N takes user_version N-1 to N. A released
 // migration is never edited; a schema change is a new entry.
 // docs/schema.md describes the resulting tables.
-constexpr std::array<std::string_view, 5> migrations{
+constexpr std::array<std::string_view, 6> migrations{
     R"sql(
 CREATE TABLE sync_runs (
   id          INTEGER PRIMARY KEY,
@@ -234,6 +234,19 @@ CREATE VIEW alert_delivery_status AS
          coalesce(b.next_attempt_at, o.created_at) AS next_attempt_at, b.delivered_at, b.last_error
   FROM alert_deliveries d JOIN alert_outbox o ON o.seq = d.seq
   LEFT JOIN alert_batches b ON b.sink = d.sink AND b.batch = d.batch;
+)sql",
+    // 6: when the item rules of a source last read every item, and until when an unchanged
+    // snapshot need only re-read the items an expiry or a repeat makes due (docs/alerts.md
+    // "When rules run").
+    R"sql(
+CREATE TABLE alert_horizons (
+  account      TEXT    NOT NULL,
+  source       TEXT    NOT NULL,
+  rules        TEXT    NOT NULL,
+  evaluated_at INTEGER NOT NULL,
+  valid_until  INTEGER NOT NULL,
+  PRIMARY KEY (account, source)
+) WITHOUT ROWID;
 )sql",
 };
 

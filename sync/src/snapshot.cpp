@@ -173,7 +173,7 @@ run_record snapshot_store::record_failure(std::string_view account, source_kind 
     r.id = db_.getLastInsertRowid();
     // Time passes for a blind watcher too: expiry thresholds are crossed on the last good
     // snapshot, and the self-monitoring rules see this failure.
-    if (hook_) r.notifications = hook_->on_run(db_, account, source, finished, r.id);
+    if (hook_) r.notifications = hook_->on_run(db_, account, source, finished, r.id, false);
     tx.commit();
     return r;
 }
@@ -657,14 +657,15 @@ run_record snapshot_store::apply(listing_stage& stage, epoch_ms started, epoch_m
     pass.upsert_rows();
     pass.mark_removed();
     run_record& run = pass.run();
-    if (stage.source() == source_kind::purchased_groups) sample_quotas(stage, run.id, finished);
+    const int samples = stage.source() == source_kind::purchased_groups ? sample_quotas(stage, run.id, finished) : 0;
     pass.write_counts();
-    if (hook_) run.notifications = hook_->on_run(db_, run.account, run.source, finished, run.id);
+    const bool changed = run.added + run.changed + run.removed + samples > 0;
+    if (hook_) run.notifications = hook_->on_run(db_, run.account, run.source, finished, run.id, changed);
     if (!dry_run) tx.commit();  // otherwise the transaction's destructor rolls everything back
     return run;
 }
 
-void snapshot_store::sample_quotas(listing_stage& stage, std::int64_t run_id, epoch_ms now) {
+int snapshot_store::sample_quotas(listing_stage& stage, std::int64_t run_id, epoch_ms now) {
     stage.stage_aged_samples(now);
     // The stage holds the samples that are due; written in key order, like the rows.
     SQLite::Statement ins(db_, fmt::format("INSERT OR REPLACE INTO quota_samples (account, purchase_id, time, run_id, "
@@ -674,7 +675,7 @@ void snapshot_store::sample_quotas(listing_stage& stage, std::int64_t run_id, ep
     ins.bind(1, stage.account());
     ins.bind(2, static_cast<std::int64_t>(now));
     ins.bind(3, run_id);
-    ins.exec();
+    return ins.exec();
 }
 
 prune_counts snapshot_store::prune(epoch_ms cutoff) {
@@ -692,7 +693,7 @@ prune_counts snapshot_store::prune(epoch_ms cutoff) {
     // A run still referenced by a kept change or sample stays (its finish time may precede a later change's).
     c.runs = run("DELETE FROM sync_runs WHERE finished_at < ? AND id NOT IN (SELECT run_id FROM changes) "
                  "AND id NOT IN (SELECT run_id FROM quota_samples)");
-    if (hook_) c.alerts = hook_->on_prune(db_, cutoff);
+    if (hook_) c.alerts = hook_->on_prune(db_, cutoff, c.samples + c.removed_items > 0);
     tx.commit();
     return c;
 }

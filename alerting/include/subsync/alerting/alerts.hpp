@@ -80,6 +80,31 @@ struct source_health {
                                                       epoch_ms now, const config::alert_rules& rules,
                                                       std::string_view source);
 
+/// The first instant after `now` at which evaluate_item could answer differently for the same
+/// item and series: an expiry threshold crossed, the expiry itself, a quota sample entering or
+/// leaving the forecast window, a forecast's horizon reached, and 00:00 UTC for an expiry alert
+/// whose texts count calendar days. `now` when the answer moves with `now` itself; the largest
+/// epoch_ms when nothing would change.
+[[nodiscard]] epoch_ms next_change(const item_facts& item, std::span<const quota_point> series, epoch_ms now,
+                                   const config::alert_rules& rules);
+
+/// next_change() without the expiry: what only the quota forecast makes change.
+[[nodiscard]] epoch_ms next_forecast_change(const item_facts& item, std::span<const quota_point> series,
+                                            epoch_ms now, const config::alert_rules& rules);
+
+/// The expiry rules' answer changes when `expire_time - offset` is reached, for each of these
+/// offsets (0, and each expiring_days threshold); otherwise only at UTC midnight.
+[[nodiscard]] std::vector<epoch_ms> expiry_offsets(const config::alert_rules& rules);
+
+/// 00:00 UTC after `now`.
+[[nodiscard]] epoch_ms next_utc_midnight(epoch_ms now);
+
+/// Everything in `cfg` that decides what the item rules of (account, source) answer and when
+/// they notify: the rules in force, repeat_interval, the silences that can match, and the
+/// version of the rules themselves. Equal fingerprints, equal answers.
+[[nodiscard]] std::string rules_fingerprint(const config::alerts_config& cfg, std::string_view account,
+                                            std::string_view source);
+
 /// The self-monitoring rules (source_failing, source_stale, auth_failing) for one source.
 [[nodiscard]] std::vector<active_alert> evaluate_health(const source_health& health, epoch_ms now,
                                                         const config::alert_rules& rules);
@@ -91,8 +116,14 @@ struct source_health {
 /// firing/resolved notifications in `alert_outbox`, with one pending `alert_deliveries`
 /// row per configured sink whose filter takes it. Silenced alerts change state but queue
 /// nothing. Returns the number of notifications queued.
+///
+/// When `snapshot_changed` is false, the rules' fingerprint is the one of the last evaluation
+/// and `now` is before the horizon that evaluation recorded in `alert_horizons`, the item rules
+/// would answer as they did then: only the source's own rules run (docs/alerts.md "When rules
+/// run").
 int update_source(SQLite::Database& db, const config::alerts_config& cfg, std::string_view account,
-                  std::string_view source, epoch_ms now, std::optional<std::int64_t> run_id);
+                  std::string_view source, epoch_ms now, std::optional<std::int64_t> run_id,
+                  bool snapshot_changed = true);
 
 /// The alerting module's part of every snapshot transaction: the rules, the state machine and
 /// the outbox run inside the apply (or record_failure) that caused them, and retention prunes
@@ -101,8 +132,8 @@ class rules_hook final : public sync::run_hook {
 public:
     explicit rules_hook(const config::alerts_config& cfg) : cfg_(cfg) {}
     int on_run(SQLite::Database& db, std::string_view account, sync::source_kind source, epoch_ms now,
-               std::int64_t run_id) override;
-    std::int64_t on_prune(SQLite::Database& db, epoch_ms cutoff) override;
+               std::int64_t run_id, bool snapshot_changed) override;
+    std::int64_t on_prune(SQLite::Database& db, epoch_ms cutoff, bool snapshot_pruned) override;
 
 private:
     const config::alerts_config& cfg_;

@@ -89,11 +89,13 @@ class snapshot_store;
 class run_hook {
 public:
     virtual ~run_hook() = default;
-    /// Returns the number of alert notifications it queued.
+    /// `snapshot_changed` is false when the run wrote no snapshot row and no quota sample (an
+    /// unchanged listing, or a failed run). Returns the number of alert notifications it queued.
     virtual int on_run(SQLite::Database& db, std::string_view account, source_kind source, epoch_ms now,
-                       std::int64_t run_id) = 0;
+                       std::int64_t run_id, bool snapshot_changed) = 0;
     /// Deletes what it keeps that is older than `cutoff`; returns the rows deleted.
-    virtual std::int64_t on_prune(SQLite::Database& db, epoch_ms cutoff) = 0;
+    /// `snapshot_pruned`: the same prune deleted removed items or quota samples.
+    virtual std::int64_t on_prune(SQLite::Database& db, epoch_ms cutoff, bool snapshot_pruned) = 0;
 };
 
 /// One (account, source) listing, staged as its pages arrive, in any order
@@ -220,7 +222,7 @@ private:
 class snapshot_store {
 public:
     /// The schema version this binary writes (`PRAGMA user_version`).
-    static constexpr int schema_version = 5;
+    static constexpr int schema_version = 6;
     /// The page size of a file this binary creates; an older file keeps the one it was made with.
     static constexpr int new_file_page_size = 16384;
     /// The page cache of the temporary database (the listing stages), in KiB.
@@ -270,7 +272,8 @@ private:
     run_record apply_listing(std::string_view account, source_kind source, const listing<Record>& l,
                              epoch_ms started, epoch_ms finished, bool dry_run);
 
-    void sample_quotas(listing_stage& stage, std::int64_t run_id, epoch_ms now);
+    /// Returns the samples written.
+    int sample_quotas(listing_stage& stage, std::int64_t run_id, epoch_ms now);
 
     store_options opts_;
     SQLite::Database db_;
