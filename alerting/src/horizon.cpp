@@ -4,6 +4,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <iterator>
+
 namespace subsync::alerting::detail {
 namespace {
 
@@ -72,6 +75,32 @@ std::vector<std::string> due_items(SQLite::Database& db, const config::alerts_co
     std::vector<std::string> keys;
     while (q.executeStep()) keys.push_back(q.getColumn(0).getString());
     return keys;
+}
+
+void lower_horizon(SQLite::Database& db, std::string_view account, std::string_view source, epoch_ms until) {
+    SQLite::Statement q(db, "UPDATE alert_horizons SET valid_until = ?1 WHERE account = ?2 AND source = ?3 AND "
+                            "valid_until > ?1");
+    q.bind(1, static_cast<std::int64_t>(until));
+    q.bind(2, std::string(account));
+    q.bind(3, std::string(source));
+    q.exec();
+}
+
+bool add_changed_items(SQLite::Database& db, std::int64_t run_id, std::vector<std::string>& keys) {
+    SQLite::Statement counts(db, "SELECT items, added + changed + removed FROM sync_runs WHERE id = ?");
+    counts.bind(1, run_id);
+    if (!counts.executeStep()) return false;
+    const std::int64_t listed = counts.getColumn(0).getInt64(), changed_count = counts.getColumn(1).getInt64();
+    if (changed_count > 1024 && changed_count * 4 > listed) return false;
+    SQLite::Statement q(db, "SELECT DISTINCT item_key FROM changes WHERE run_id = ? ORDER BY item_key");
+    q.bind(1, run_id);
+    std::vector<std::string> changed;
+    while (q.executeStep()) changed.push_back(q.getColumn(0).getString());
+    std::vector<std::string> merged;
+    merged.reserve(keys.size() + changed.size());
+    std::set_union(keys.begin(), keys.end(), changed.begin(), changed.end(), std::back_inserter(merged));
+    keys = std::move(merged);
+    return true;
 }
 
 item_reader::item_reader(SQLite::Database& db, const config::alert_rules& rules, std::string_view account,

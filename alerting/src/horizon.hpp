@@ -40,6 +40,14 @@ std::vector<std::string> due_items(SQLite::Database& db, const config::alerts_co
                                    const config::alert_rules& rules, std::string_view account,
                                    std::string_view source, epoch_ms last, epoch_ms now);
 
+/// Lowers the recorded horizon of (account, source) to `until` if that is sooner.
+void lower_horizon(SQLite::Database& db, std::string_view account, std::string_view source, epoch_ms until);
+
+/// Merges the items run `run_id` added, changed or removed into the sorted `keys`. False, and
+/// `keys` as it was, when they are over 1,024 and a quarter of the listing: reading every item
+/// in one pass is then cheaper than looking each up.
+bool add_changed_items(SQLite::Database& db, std::int64_t run_id, std::vector<std::string>& keys);
+
 /// The items the rules read, with their quota series: every one in key order, or the ones of a
 /// sorted list of keys, each looked up (a key no longer in scope is skipped).
 class item_reader {

@@ -24,12 +24,14 @@ namespace {
 
 using config::alert_kind;
 using detail::bind_name;
+using detail::add_changed_items;
 using detail::bind_static;
 using detail::due_items;
 using detail::horizon;
 using detail::item_reader;
 using detail::json_str;
 using detail::last_evaluation;
+using detail::lower_horizon;
 using detail::opt_int;
 using detail::record_horizon;
 using sync::sha256_hex;
@@ -508,25 +510,31 @@ epoch_ms reconcile_items(reconciler& r, item_reader& items, const config::alert_
 }  // namespace
 
 int update_source(SQLite::Database& db, const config::alerts_config& cfg, std::string_view account,
-                  std::string_view source, epoch_ms now, std::optional<std::int64_t> run_id, bool snapshot_changed) {
+                  std::string_view source, epoch_ms now, std::optional<std::int64_t> run_id,
+                  sync::snapshot_delta delta) {
     const config::alert_rules& rules = cfg.rules_for(account, source);
     const std::string fingerprint = rules_fingerprint(cfg, account, source);
-    // An unchanged snapshot within the horizon: only the items whose answers may have moved since
-    // the last evaluation, and the source's own rules (which read the run just recorded).
-    const auto last = snapshot_changed || !run_id ? std::nullopt
-                                                  : last_evaluation(db, account, source, fingerprint, now, *run_id);
-    std::optional<std::vector<std::string>> due;
-    if (last) due = due_items(db, cfg, rules, account, source, *last, now);
+    // Every item, or (same rules, before the horizon) the ones the run changed and the ones time
+    // made due since the previous run. The source's own rules read the run just recorded.
+    std::optional<std::vector<std::string>> only;
+    if (delta != sync::snapshot_delta::wide && run_id)
+        if (const auto last = last_evaluation(db, account, source, fingerprint, now, *run_id)) {
+            only = due_items(db, cfg, rules, account, source, *last, now);
+            if (delta == sync::snapshot_delta::items && !add_changed_items(db, *run_id, *only)) only.reset();
+        }
 
     reconciler r(db, cfg, rules, account, source, now, run_id);
-    if (due) r.load_items(*due);
+    if (only) r.load_items(*only);
     else r.load([](const std::string&, const std::string& kind) { return kind != to_string(alert_kind::delivery_failed); });
-    item_reader items(db, rules, account, source, now, due ? &*due : nullptr);
+    item_reader items(db, rules, account, source, now, only ? &*only : nullptr);
     horizon h{now, reconcile_items(r, items, rules, source, now)};
     auto health = evaluate_health(read_health(db, account, source), now, rules);
     r.item("", health, measures{});
     r.finish();
-    if (due) return r.queued();
+    if (only) {
+        lower_horizon(db, account, source, h.valid_until);  // a changed item's forecast may move sooner
+        return r.queued();
+    }
     // Texts count calendar days; a silence's end lets what it held back notify.
     h.valid_until = std::min(h.valid_until, next_utc_midnight(now));
     for (const auto& s : cfg.silences)
@@ -599,8 +607,8 @@ std::vector<alert_row> read_alerts(SQLite::Database& db, bool all) {
 }
 
 int rules_hook::on_run(SQLite::Database& db, std::string_view account, sync::source_kind source, epoch_ms now,
-                       std::int64_t run_id, bool snapshot_changed) {
-    return update_source(db, cfg_, account, sync::to_string(source), now, run_id, snapshot_changed);
+                       std::int64_t run_id, sync::snapshot_delta delta) {
+    return update_source(db, cfg_, account, sync::to_string(source), now, run_id, delta);
 }
 
 std::int64_t rules_hook::on_prune(SQLite::Database& db, epoch_ms cutoff, bool snapshot_pruned) {

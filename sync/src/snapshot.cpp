@@ -133,7 +133,7 @@ run_record snapshot_store::record_failure(std::string_view account, source_kind 
     r.id = db_.getLastInsertRowid();
     // Time passes for a blind watcher too: expiry thresholds are crossed on the last good
     // snapshot, and the self-monitoring rules see this failure.
-    if (hook_) r.notifications = hook_->on_run(db_, account, source, finished, r.id, false);
+    if (hook_) r.notifications = hook_->on_run(db_, account, source, finished, r.id, snapshot_delta::none);
     tx.commit();
     return r;
 }
@@ -366,15 +366,17 @@ run_record snapshot_store::apply(listing_stage& stage, epoch_ms started, epoch_m
     pass.upsert_rows();
     pass.mark_removed();
     run_record& run = pass.run();
-    const int samples = stage.source() == source_kind::purchased_groups ? sample_quotas(stage, run.id, finished) : 0;
+    if (stage.source() == source_kind::purchased_groups) sample_quotas(stage, run.id, finished);
     pass.write_counts();
-    const bool changed = run.added + run.changed + run.removed + samples > 0;
-    if (hook_) run.notifications = hook_->on_run(db_, run.account, run.source, finished, run.id, changed);
+    const snapshot_delta delta = stage.samples_beside_ > 0                           ? snapshot_delta::wide
+                                 : run.added + run.changed + run.removed > 0 ? snapshot_delta::items
+                                                                              : snapshot_delta::none;
+    if (hook_) run.notifications = hook_->on_run(db_, run.account, run.source, finished, run.id, delta);
     if (!dry_run) tx.commit();  // otherwise the transaction's destructor rolls everything back
     return run;
 }
 
-int snapshot_store::sample_quotas(listing_stage& stage, std::int64_t run_id, epoch_ms now) {
+void snapshot_store::sample_quotas(listing_stage& stage, std::int64_t run_id, epoch_ms now) {
     stage.stage_aged_samples(now);
     // The stage holds the samples that are due; written in key order, like the rows.
     SQLite::Statement ins(db_, fmt::format("INSERT OR REPLACE INTO quota_samples (account, purchase_id, time, run_id, "
@@ -384,7 +386,7 @@ int snapshot_store::sample_quotas(listing_stage& stage, std::int64_t run_id, epo
     ins.bind(1, stage.account());
     ins.bind(2, static_cast<std::int64_t>(now));
     ins.bind(3, run_id);
-    return ins.exec();
+    ins.exec();
 }
 
 prune_counts snapshot_store::prune(epoch_ms cutoff) {

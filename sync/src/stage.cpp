@@ -188,6 +188,7 @@ void listing_stage::reset() {
         return e.stored;
     });
     listed_ = 0;
+    samples_beside_ = 0;
     complete_ = true;
     reason_.clear();
     pages = 0;
@@ -251,6 +252,7 @@ void listing_stage::stage_cells(std::int64_t position, const std::string& k) {
     }
     e.position = position;
 
+    bool staged_quota = false;
     if (quota_used_ && quota_left_) {
         const auto used = number_of(cells_[*quota_used_]);
         const auto left = number_of(cells_[*quota_left_]);
@@ -260,12 +262,18 @@ void listing_stage::stage_cells(std::int64_t position, const std::string& k) {
         if (used || left) {
             const sample* smp = sample_of(e);
             if (smp && smp->used_value() == used && smp->left_value() == left) e.quota_as_sampled = true;
-            else stage_quota(position, k, used, left);
+            else {
+                stage_quota(position, k, used, left);
+                staged_quota = true;
+            }
         }
     }
 
     const std::uint64_t hash = content_hash(cells_);
-    if (e.stored && !e.removed && e.stored_hash == hash) return;  // unchanged: nothing to write
+    if (e.stored && !e.removed && e.stored_hash == hash) {  // unchanged: nothing to write
+        samples_beside_ += staged_quota ? 1 : 0;  // its sample had been pruned
+        return;
+    }
 
     const auto cols = columns(source_);
     auto& ins = *insert_row_;
@@ -294,8 +302,10 @@ void listing_stage::stage_aged_samples(epoch_ms now) {
     const auto interval = store_.opts_.quota_sample_interval.count();
     items_.for_each([&](std::string_view k, const entry& e) {
         const sample* smp = sample_of(e);
-        if (e.position >= 0 && e.quota_as_sampled && smp && now - smp->at >= interval)
+        if (e.position >= 0 && e.quota_as_sampled && smp && now - smp->at >= interval) {
             stage_quota(e.position, std::string(k), smp->used_value(), smp->left_value());
+            ++samples_beside_;
+        }
     });
 }
 

@@ -117,13 +117,13 @@ struct source_health {
 /// row per configured sink whose filter takes it. Silenced alerts change state but queue
 /// nothing. Returns the number of notifications queued.
 ///
-/// When `snapshot_changed` is false, the rules' fingerprint is the one of the last evaluation
-/// and `now` is before the horizon that evaluation recorded in `alert_horizons`, the item rules
-/// would answer as they did then: only the source's own rules run (docs/alerts.md "When rules
-/// run").
+/// Every item is read when the run changed quota samples beside its items (`wide`), the rules'
+/// fingerprint differs from the last full evaluation's, or its horizon in `alert_horizons` has
+/// passed. Otherwise only the items the run changed (`items`) and those time made due since the
+/// previous run are (docs/alerts.md "When rules run").
 int update_source(SQLite::Database& db, const config::alerts_config& cfg, std::string_view account,
                   std::string_view source, epoch_ms now, std::optional<std::int64_t> run_id,
-                  bool snapshot_changed = true);
+                  sync::snapshot_delta delta = sync::snapshot_delta::wide);
 
 /// The alerting module's part of every snapshot transaction: the rules, the state machine and
 /// the outbox run inside the apply (or record_failure) that caused them, and retention prunes
@@ -132,7 +132,7 @@ class rules_hook final : public sync::run_hook {
 public:
     explicit rules_hook(const config::alerts_config& cfg) : cfg_(cfg) {}
     int on_run(SQLite::Database& db, std::string_view account, sync::source_kind source, epoch_ms now,
-               std::int64_t run_id, bool snapshot_changed) override;
+               std::int64_t run_id, sync::snapshot_delta delta) override;
     std::int64_t on_prune(SQLite::Database& db, epoch_ms cutoff, bool snapshot_pruned) override;
 
 private:

@@ -83,16 +83,24 @@ struct prune_counts {
 
 class snapshot_store;
 
+/// What a run changed of the snapshot, for the work that reads it after (the alert rules).
+enum class snapshot_delta {
+    none,   ///< no row and no quota sample written: an unchanged listing, or a failed run
+    items,  ///< rows added, changed or removed, each recorded in `changes` with the run's id; the
+            ///< quota samples written are of those items only
+    wide,   ///< also quota samples of items this run did not change (aged past the interval)
+};
+
 /// Work that must commit with a run (the alerting module's rules and outbox): called inside
 /// every apply and record_failure transaction after the run's rows are written, and inside
 /// prune()'s. An exception rolls the whole transaction back.
 class run_hook {
 public:
     virtual ~run_hook() = default;
-    /// `snapshot_changed` is false when the run wrote no snapshot row and no quota sample (an
-    /// unchanged listing, or a failed run). Returns the number of alert notifications it queued.
+    /// `delta`: what the run changed of the snapshot. Returns the number of alert notifications
+    /// it queued.
     virtual int on_run(SQLite::Database& db, std::string_view account, source_kind source, epoch_ms now,
-                       std::int64_t run_id, bool snapshot_changed) = 0;
+                       std::int64_t run_id, snapshot_delta delta) = 0;
     /// Deletes what it keeps that is older than `cutoff`; returns the rows deleted.
     /// `snapshot_pruned`: the same prune deleted removed items or quota samples.
     virtual std::int64_t on_prune(SQLite::Database& db, epoch_ms cutoff, bool snapshot_pruned) = 0;
@@ -205,6 +213,7 @@ private:
     detail::key_table<entry> items_;
     std::vector<sample> samples_;
     std::int64_t listed_ = 0;
+    std::int64_t samples_beside_ = 0;  ///< quota samples staged for items whose row is unchanged
     int previous_pages_ = 0;
     std::int64_t previous_items_ = 0;  ///< distinct items of that listing: what load() reserves for
     bool loaded_ = false;
@@ -272,8 +281,7 @@ private:
     run_record apply_listing(std::string_view account, source_kind source, const listing<Record>& l,
                              epoch_ms started, epoch_ms finished, bool dry_run);
 
-    /// Returns the samples written.
-    int sample_quotas(listing_stage& stage, std::int64_t run_id, epoch_ms now);
+    void sample_quotas(listing_stage& stage, std::int64_t run_id, epoch_ms now);
 
     store_options opts_;
     SQLite::Database db_;
