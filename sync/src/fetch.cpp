@@ -34,9 +34,9 @@ public:
     group_pager(const fetch_context& ctx, listing_stage& stage)
         : ctx_(ctx), ep_(ctx.account->apig_endpoint), stage_(stage) {}
 
-    // Fills `page`. Nothing is awaited between the parse and the caller's place(), so all workers
-    // share the pager's one page, and its records keep their storage from page to page.
-    asio::awaitable<result<void>> fetch(http_connection& conn, body_parser& parser, int page_no, groups_page& page) {
+    // Fills page_. Nothing is awaited between the parse and the caller's place(), so all workers
+    // share the pager's one parser and one page, and both keep their storage from page to page.
+    asio::awaitable<result<void>> fetch(http_connection& conn, int page_no) {
         const auto where = fmt::format("page={}", page_no);
         http_request req;
         req.target = fmt::format("{}/v1.0/apigw/purchases/groups?page_size={}&page_no={}", ep_.base_path,
@@ -45,7 +45,7 @@ public:
         auto res = co_await get_ok(ctx_, conn, ep_, std::move(req), where);
         if (!res) co_return res.error();
         page_bytes_ = res->body.size();
-        if (auto read = parser.groups(res->body, page); !read) {
+        if (auto read = parser_.groups(res->body, page_); !read) {
             auto e = located(read.error(), where);
             if (!res->request_id.empty()) e.message += fmt::format(" request_id={}", res->request_id);
             co_return e;
@@ -54,10 +54,9 @@ public:
     }
 
     asio::awaitable<void> worker(http_connection& conn) {
-        body_parser parser;
         while (!stopped() && next_ <= page_count_ && !ended_early_) {
             const int page_no = next_++;
-            auto fetched = co_await fetch(conn, parser, page_no, page_);
+            auto fetched = co_await fetch(conn, page_no);
             if (!fetched) {
                 if (!failure_) failure_ = fetched.error();
                 co_return;
@@ -75,8 +74,7 @@ public:
     }
 
     asio::awaitable<void> fetch_first(http_connection& conn, std::optional<result<void>>& out) {
-        body_parser parser;
-        out = co_await fetch(conn, parser, 1, page_);
+        out = co_await fetch(conn, 1);
     }
 
     /// Reads the snapshot's keys a few thousand at a time, letting the connections' handshakes
@@ -197,6 +195,9 @@ private:
     bool worth_another_pass_ = true;
     std::optional<error> failure_;
     std::exception_ptr store_error_;
+    // One parser and one page for all workers (see fetch()): a parser per connection held eight
+    // copies of a page's parse buffers (docs/decisions.md "Memory").
+    body_parser parser_;
     groups_page page_;  // the page being read and placed, refilled by each (see fetch())
     std::size_t page_bytes_ = 0;  // the body page_ was read from
 };
