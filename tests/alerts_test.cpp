@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 #include <simdjson.h>
 
+#include <functional>
 #include <random>
 #include <set>
 
@@ -264,6 +265,46 @@ TEST(AlertRules, NextChangeIsNoLaterThanTheFirstInstantTheAnswerDiffers) {
         }
         EXPECT_GT(changes, 0) << "each case changes its answer within 40 days";
     }
+}
+
+// A run reads only what changed or came due while the rules' fingerprint is the one of the last
+// full read: a setting missing from it would keep answers of the old rules until 00:00 UTC.
+TEST(AlertRules, EveryRuleSettingChangesTheFingerprint) {
+    const config::alerts_config base;
+    const std::string before = alerts::rules_fingerprint(base, "prod", "purchased_groups");
+    using change = std::function<void(config::alerts_config&)>;
+    const std::vector<std::pair<std::string, change>> changes{
+        {"expiring_days", [](auto& c) { c.rules.expiring_days = {30, 7}; }},
+        {"quota_low_absolute", [](auto& c) { c.rules.quota_low_absolute = 5; }},
+        {"quota_low_percent", [](auto& c) { c.rules.quota_low_percent = 10.5; }},
+        {"forecast_days", [](auto& c) { c.rules.forecast_days = 15; }},
+        {"forecast_window", [](auto& c) { c.rules.forecast_window = std::chrono::hours(24 * 8); }},
+        {"forecast_min_samples", [](auto& c) { c.rules.forecast_min_samples = 5; }},
+        {"forecast_min_r2", [](auto& c) { c.rules.forecast_min_r2 = 0.81; }},
+        {"failing_after", [](auto& c) { c.rules.failing_after = 4; }},
+        {"stale_after", [](auto& c) { c.rules.stale_after = std::chrono::hours(7); }},
+        {"severity", [](auto& c) { c.rules.severities[0] = config::severity::critical; }},
+        {"enabled_kinds", [](auto& c) { c.rules.enabled[static_cast<std::size_t>(alert_kind::removed_early)] = true; }},
+        {"repeat_interval", [](auto& c) { c.repeat_interval = std::chrono::hours(25); }},
+        {"a silence", [](auto& c) { c.silences.push_back({"", "", "g1", "", T0, ""}); }},
+        {"a silence's end", [](auto& c) { c.silences.push_back({"prod", "", "", "", T0 + day, ""}); }},
+        {"rules of this account", [](auto& c) {
+             config::alerts_config::scoped_rules r{"prod", "", {}};
+             r.rules.quota_low_absolute = 7;
+             c.scoped.push_back(r);
+         }},
+    };
+    for (const auto& [name, apply] : changes) {
+        config::alerts_config cfg = base;
+        apply(cfg);
+        EXPECT_NE(alerts::rules_fingerprint(cfg, "prod", "purchased_groups"), before) << name;
+    }
+    // What cannot touch this source leaves it as it was.
+    config::alerts_config other = base;
+    other.silences.push_back({"staging", "", "", "", T0, ""});
+    other.scoped.push_back({"", "subscription_resources", {}});
+    other.scoped.back().rules.quota_low_absolute = 7;
+    EXPECT_EQ(alerts::rules_fingerprint(other, "prod", "purchased_groups"), before);
 }
 
 // ---- state machine and outbox -----------------------------------------------------------------

@@ -193,6 +193,7 @@ enum class severity { info, warning, critical };
 
 /// The rule settings; `[alerts]` sets them for everything, `[alerts.source.<source>]` for one
 /// source, `[alerts.account.<name>]` for one account (account beats source beats global).
+/// A new setting goes into alerting::rules_fingerprint() too (docs/alerts.md "When rules run").
 struct alert_rules {
     std::vector<int> expiring_days{30, 7, 1};  ///< descending, each 1..3650; empty = off
     std::int64_t quota_low_absolute = 0;        ///< fires when quota_left < this; 0 = off
