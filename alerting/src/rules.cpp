@@ -288,7 +288,7 @@ std::string rules_fingerprint(const config::alerts_config& cfg, std::string_view
     for (std::size_t k = 0; k < config::alert_kind_count; ++k)
         out += fmt::format(";{}={}", static_cast<int>(r.severities[k]), r.enabled[k] ? 1 : 0);
     for (const auto& s : cfg.silences)
-        if ((s.account.empty() || s.account == account) && (s.source.empty() || s.source == source))
+        if (s.scopes(account, source))
             out += fmt::format(";silence={},{},{}", json_str(s.item), json_str(s.kind), s.until);
     return out;
 }

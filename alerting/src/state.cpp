@@ -111,8 +111,7 @@ std::uint64_t text_hash(std::string_view summary, std::string_view detail) {
 bool silenced(const config::alerts_config& cfg, std::string_view account, std::string_view source,
               std::string_view item, std::string_view kind, epoch_ms now) {
     return std::any_of(cfg.silences.begin(), cfg.silences.end(), [&](const config::alert_silence& s) {
-        return s.until > now && (s.account.empty() || s.account == account) &&
-               (s.source.empty() || s.source == source) && (s.item.empty() || s.item == item) &&
+        return s.until > now && s.scopes(account, source) && (s.item.empty() || s.item == item) &&
                (s.kind.empty() || s.kind == kind);
     });
 }
@@ -538,7 +537,7 @@ int update_source(SQLite::Database& db, const config::alerts_config& cfg, std::s
     // Texts count calendar days; a silence's end lets what it held back notify.
     h.valid_until = std::min(h.valid_until, next_utc_midnight(now));
     for (const auto& s : cfg.silences)
-        if (s.until > now && (s.account.empty() || s.account == account) && (s.source.empty() || s.source == source))
+        if (s.until > now && s.scopes(account, source))
             h.valid_until = std::min(h.valid_until, s.until);
     record_horizon(db, account, source, fingerprint, h);
     return r.queued();

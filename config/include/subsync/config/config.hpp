@@ -233,6 +233,11 @@ struct alert_silence {
     std::string kind;
     std::int64_t until = 0;  ///< epoch milliseconds (UTC)
     std::string comment;
+
+    /// Whether the silence reaches a source of an account (an empty field matches any).
+    [[nodiscard]] bool scopes(std::string_view acct, std::string_view src) const {
+        return (account.empty() || account == acct) && (source.empty() || source == src);
+    }
 };
 
 /// Which notifications a sink takes; an empty list matches everything.
