@@ -428,6 +428,27 @@ TEST_F(AlertState, PruneKeepsWhatIsFiringOrUndelivered) {
     EXPECT_EQ(count("SELECT count(*) FROM alert_deliveries"), 1) << "deliveries go with their notification";
 }
 
+// A resolved alert is pruned with its episode while the sink that is down still owes its
+// notifications. When the same alert fires again it starts over at episode 1, notification 1:
+// its key must still be new, or the outbox took it for the one it already holds and dropped it
+// (and a receiver would drop it as a duplicate).
+TEST_F(AlertState, AnAlertThatFiresAgainAfterItsEpisodeWasPrunedIsQueuedUnderANewKey) {
+    apply({group("a", T0 + 5 * day)}, T0);
+    apply({group("a", T0 + 365 * day)}, T0 + hour);  // renewed: resolved
+    const auto first = drain();
+    ASSERT_EQ(brief(first), "a expiring:7d firing | a expiring:7d resolved (renewed)");
+    store_.prune(T0 + 2 * hour);
+    ASSERT_EQ(count("SELECT count(*) FROM alerts"), 0) << "the resolved episode is gone";
+    ASSERT_EQ(count("SELECT count(*) FROM alert_outbox"), 2) << "what no sink has taken is kept";
+
+    EXPECT_EQ(apply({group("a", T0 + 3 * hour + 5 * day)}, T0 + 3 * hour), 1);
+    const auto again = drain();
+    ASSERT_EQ(brief(again), "a expiring:7d firing");
+    EXPECT_EQ(again[0].number, 1);
+    EXPECT_NE(again[0].key, first[0].key);
+    EXPECT_EQ(keys_.size(), total_) << "every notification has its own idempotency key";
+}
+
 TEST(AlertRules, SummariesStayOnOneLineWhateverTheNameHolds) {
     auto item = expiring_at(T0 + day);
     item.name = "multi\nline \"quoted\"\x1b[31m";

@@ -274,9 +274,11 @@ public:
     void notify(alert_with_texts& s, alert_kind kind, std::optional<epoch_ms> resolved_at, std::string_view reason) {
         const bool firing = s.state == alert_state::firing;
         const std::int64_t number = firing ? s.notifications + 1 : s.notifications;
+        // The episode's start goes in with its number: a resolved episode pruned from `alerts`
+        // starts over at episode 1 when it fires again, and its key must still be new.
         const std::string key =
-            sha256_hex(fmt::format("{}\x1f{}\x1f{}\x1f{}\x1f{}\x1f{}\x1f{}\x1f{}", account_, source_, s.item_key, s.kind,
-                                   s.threshold, s.episode, to_string(s.state), number))
+            sha256_hex(fmt::format("{}\x1f{}\x1f{}\x1f{}\x1f{}\x1f{}\x1f{}\x1f{}\x1f{}", account_, source_, s.item_key,
+                                   s.kind, s.threshold, s.since, s.episode, to_string(s.state), number))
                 .substr(0, 32);
         sink_names_.clear();
         for (const auto& sink : sinks_)
