@@ -48,7 +48,7 @@ public:
             n.source = "purchased_groups";
             n.item_key = fmt::format("sub-{:06}", i);
             n.summary = fmt::format("notification {}", i);
-            EXPECT_TRUE(box.enqueue(n, sinks));
+            EXPECT_GT(box.enqueue(n, sinks), 0);
         }
         tx.commit();
         for (int first = 1; first <= delivered; first += 100) {
@@ -196,6 +196,52 @@ TEST(Outbox, Schema4DeliveriesReadTheSameAfterTheMigration) {
     EXPECT_EQ(box.requeue_dead("hook"), 1);
     EXPECT_EQ(box.count("hook", alerting::delivery_status::pending), 4);
     EXPECT_EQ(box.count("hook", alerting::delivery_status::dead), 0);
+}
+
+// Schema 7 rebuilds alert_outbox without its UNIQUE idempotency key. alert_deliveries references
+// it ON DELETE CASCADE, so with foreign keys on (as the snapshot opens every file) dropping the
+// old table would have emptied every sink's queue: what is owed must survive the upgrade.
+TEST(Outbox, Schema6QueuesSurviveTheRebuildOfSchema7) {
+    test::temp_dir dir;
+    SQLite::Database db((dir / "v6.db").string(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    db.exec("PRAGMA foreign_keys = ON");
+    sync::detail::migrate(db, 6);
+    for (int seq = 1; seq <= 4; ++seq)
+        db.exec(fmt::format("INSERT INTO alert_outbox (seq, idempotency_key, created_at, account, source, item_key, "
+                            "kind, threshold, state, severity, payload, since, summary, detail, notification) VALUES "
+                            "({0}, 'k{0}', {1}, 'prod', 'purchased_groups', 'i{0}', 'expiring', '7d', 'firing', "
+                            "'warning', '', {1}, 'summary {0}', '{{}}', 1)",
+                            seq, t0 + seq));
+    db.exec(fmt::format("INSERT INTO alert_batches (sink, batch, group_key, status, attempts, next_attempt_at, "
+                        "delivered_at) VALUES ('hook', 1, 'g', 'delivered', 1, {0}, {0}), "
+                        "('hook', 3, 'g', 'pending', 2, {1}, NULL)",
+                        t0, t0 + 5000));
+    db.exec("INSERT INTO alert_deliveries (sink, seq, batch) VALUES ('hook', 1, 1), ('hook', 2, 1), ('hook', 3, 3), "
+            "('hook', 4, NULL), ('log', 4, NULL)");
+    sync::detail::migrate(db, 7);
+
+    EXPECT_EQ(db.execAndGet("PRAGMA foreign_keys").getInt(), 1) << "foreign keys are on again";
+    EXPECT_EQ(db.execAndGet("SELECT count(*) FROM alert_deliveries").getInt64(), 5) << "no delivery was cascaded away";
+    alerting::outbox box(db);
+    EXPECT_EQ(box.count("hook", alerting::delivery_status::delivered), 2);
+    EXPECT_EQ(box.count("hook", alerting::delivery_status::pending), 2);
+    EXPECT_EQ(box.count("log", alerting::delivery_status::pending), 1);
+    const auto members = box.members("hook", 3);
+    ASSERT_TRUE(members) << members.error();
+    ASSERT_EQ(members->size(), 1u);
+    EXPECT_EQ(members->at(0).summary, "summary 3");
+    EXPECT_EQ(db.execAndGet("SELECT status FROM alert_delivery_status WHERE sink = 'hook' AND seq = 2").getString(),
+              "delivered");
+    // The rebuilt table is the one its children reference: a new row gets the next seq, and
+    // deleting a notification still takes its deliveries with it.
+    alerting::queued_notification n{"k4", t0, std::nullopt, "prod", "purchased_groups", "i5",
+                                    config::alert_kind::expiring, "7d", alerting::alert_state::firing,
+                                    config::severity::warning, t0, std::nullopt, "", "summary 5", "{}", 1};
+    EXPECT_EQ(box.enqueue(n, sinks), 5) << "the key is not checked for uniqueness any more";
+    db.exec("DELETE FROM alert_outbox WHERE seq = 4");
+    EXPECT_EQ(db.execAndGet("SELECT count(*) FROM alert_deliveries WHERE seq = 4").getInt64(), 0);
+    EXPECT_FALSE(SQLite::Statement(db, "PRAGMA foreign_key_check").executeStep()) << "no orphan row";
+    EXPECT_EQ(db.execAndGet("PRAGMA integrity_check").getString(), "ok");
 }
 
 }  // namespace

@@ -42,10 +42,10 @@ std::string_view to_string(attempt_outcome o) noexcept {
 outbox::outbox(SQLite::Database& db) : db_(db) {}
 outbox::~outbox() = default;
 
-bool outbox::enqueue(const queued_notification& n, std::span<const std::string> sinks) {
+std::int64_t outbox::enqueue(const queued_notification& n, std::span<const std::string> sinks) {
     if (!insert_)
         insert_.emplace(db_,
-                        "INSERT OR IGNORE INTO alert_outbox (idempotency_key, created_at, run_id, account, source, "
+                        "INSERT INTO alert_outbox (idempotency_key, created_at, run_id, account, source, "
                         "item_key, kind, threshold, state, severity, payload, since, resolved_at, reason, summary, "
                         "detail, notification) VALUES (?,?,?,?,?,?,?,?,?,?,'',?,?,?,?,?,?)");
     SQLite::Statement& ins = *insert_;
@@ -70,7 +70,7 @@ bool outbox::enqueue(const queued_notification& n, std::span<const std::string> 
     if (n.detail.empty()) ins.bind(15, "{}");
     else bind_static(ins, 15, n.detail);
     ins.bind(16, n.number);
-    if (ins.exec() == 0) return false;  // this very notification is already queued
+    ins.exec();
     const std::int64_t seq = db_.getLastInsertRowid();
     if (!deliver_)
         deliver_.emplace(db_,
@@ -82,7 +82,7 @@ bool outbox::enqueue(const queued_notification& n, std::span<const std::string> 
         deliver.exec();
         deliver.reset();
     }
-    return true;
+    return seq;
 }
 
 void outbox::for_each_pending(std::string_view sink, std::int64_t limit,

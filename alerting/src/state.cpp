@@ -298,7 +298,7 @@ public:
         n.summary = s.summary;
         n.detail = s.detail;
         n.number = number;
-        if (!outbox_.enqueue(n, sink_names_)) return;  // this very notification is already queued
+        outbox_.enqueue(n, sink_names_);
         if (firing) {
             s.notifications = number;
             s.last_notified = now_;

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <array>
+#include <cstdint>
 #include <stdexcept>
 #include <string_view>
 
@@ -13,7 +14,7 @@ namespace {
 // Ordered, append-only: migration N takes user_version N-1 to N. A released
 // migration is never edited; a schema change is a new entry.
 // docs/schema.md describes the resulting tables.
-constexpr std::array<std::string_view, 6> migrations{
+constexpr std::array<std::string_view, 7> migrations{
     R"sql(
 CREATE TABLE sync_runs (
   id          INTEGER PRIMARY KEY,
@@ -248,6 +249,74 @@ CREATE TABLE alert_horizons (
   PRIMARY KEY (account, source)
 ) WITHOUT ROWID;
 )sql",
+    // 7: a first sync that raises 63,000 alerts wrote two index entries per alert in random
+    // order that no hot query needs: alert_outbox's UNIQUE idempotency_key (the key is unique
+    // by construction: docs/alerts.md) and alerts_by_state (the few queries by state scan the
+    // table, as the item counts do). alert_outbox is rebuilt without the constraint, so the view
+    // over it goes and comes back; migrate() has foreign keys off meanwhile, or dropping the
+    // table would cascade into alert_deliveries.
+    R"sql(
+DROP INDEX alerts_by_state;
+DROP VIEW alert_delivery_status;
+CREATE TABLE alert_outbox_v7 (
+  seq             INTEGER PRIMARY KEY,
+  idempotency_key TEXT    NOT NULL,
+  created_at      INTEGER NOT NULL,
+  run_id          INTEGER REFERENCES sync_runs (id) ON DELETE SET NULL,
+  account         TEXT    NOT NULL,
+  source          TEXT    NOT NULL,
+  item_key        TEXT    NOT NULL,
+  kind            TEXT    NOT NULL,
+  threshold       TEXT    NOT NULL,
+  state           TEXT    NOT NULL CHECK (state IN ('firing', 'resolved')),
+  severity        TEXT    NOT NULL,
+  payload         TEXT    NOT NULL,
+  since           INTEGER,
+  resolved_at     INTEGER,
+  reason          TEXT,
+  summary         TEXT,
+  detail          TEXT,
+  notification    INTEGER
+);
+INSERT INTO alert_outbox_v7 (seq, idempotency_key, created_at, run_id, account, source, item_key, kind, threshold,
+                             state, severity, payload, since, resolved_at, reason, summary, detail, notification)
+  SELECT seq, idempotency_key, created_at, run_id, account, source, item_key, kind, threshold, state, severity,
+         payload, since, resolved_at, reason, summary, detail, notification FROM alert_outbox;
+DROP TABLE alert_outbox;
+ALTER TABLE alert_outbox_v7 RENAME TO alert_outbox;
+CREATE INDEX alert_outbox_by_time ON alert_outbox (created_at);
+
+CREATE VIEW alert_delivery_status AS
+  SELECT d.sink, d.seq, d.batch, b.group_key,
+         coalesce(b.status, 'pending') AS status, coalesce(b.attempts, 0) AS attempts,
+         coalesce(b.next_attempt_at, o.created_at) AS next_attempt_at, b.delivered_at, b.last_error
+  FROM alert_deliveries d JOIN alert_outbox o ON o.seq = d.seq
+  LEFT JOIN alert_batches b ON b.sink = d.sink AND b.batch = d.batch;
+)sql",
+};
+
+// Rows that name a parent row that does not exist (PRAGMA foreign_key_check).
+std::int64_t orphan_rows(SQLite::Database& db) {
+    return db.execAndGet("SELECT count(*) FROM pragma_foreign_key_check").getInt64();
+}
+
+/// Foreign keys off for as long as it lives (SQLite's procedure for changing a table's
+/// definition: with them on, dropping a parent table deletes its children's rows).
+class foreign_keys_off {
+public:
+    explicit foreign_keys_off(SQLite::Database& db)
+        : db_(db), was_on_(db.execAndGet("PRAGMA foreign_keys").getInt() != 0) {
+        if (was_on_) db_.exec("PRAGMA foreign_keys = OFF");
+    }
+    ~foreign_keys_off() {
+        if (was_on_) db_.exec("PRAGMA foreign_keys = ON");
+    }
+    foreign_keys_off(const foreign_keys_off&) = delete;
+    foreign_keys_off& operator=(const foreign_keys_off&) = delete;
+
+private:
+    SQLite::Database& db_;
+    bool was_on_;
 };
 
 }  // namespace
@@ -259,9 +328,16 @@ void migrate(SQLite::Database& db, int target_version) {
             "{}: schema version {} is newer than this subsyncd understands ({}); use a newer subsyncd or restore a "
             "backup",
             db.getFilename(), current, target_version));
+    if (current >= target_version) return;
+    const foreign_keys_off unchecked(db);
     for (int v = current; v < target_version; ++v) {
         SQLite::Transaction tx(db, SQLite::TransactionBehavior::IMMEDIATE);
+        const std::int64_t orphans = orphan_rows(db);
         db.exec(std::string(migrations[static_cast<std::size_t>(v)]));
+        if (orphan_rows(db) > orphans)
+            throw std::runtime_error(fmt::format("{}: migrating to schema version {} left rows without their parent "
+                                                 "row (PRAGMA foreign_key_check); the file is unchanged",
+                                                 db.getFilename(), v + 1));
         db.exec(fmt::format("PRAGMA user_version = {}", v + 1));
         tx.commit();
     }

@@ -85,7 +85,7 @@ inline std::int64_t enqueue(SQLite::Database& db, const std::vector<std::string>
                                     *config::severity_named(e.severity), t0 - 3'600'000, e.resolved_at,
                                     e.resolved_at ? "renewed" : "", R"(purchased group "payments" expires in 6 days)",
                                     R"({"expire_time":"2027-01-21T08:00:00Z","days_left":6.0})", 1};
-    EXPECT_TRUE(alerting::outbox(db).enqueue(n, sinks));
+    EXPECT_EQ(alerting::outbox(db).enqueue(n, sinks), seq);
     return seq;
 }
 

@@ -102,9 +102,11 @@ public:
 
     // ---- inside the apply's transaction (the state machine) --------------------------------
 
-    /// Queues `n` for every sink in `sinks`, due at once. Returns false, queuing nothing, when
-    /// a notification with the same idempotency key is queued already.
-    bool enqueue(const queued_notification& n, std::span<const std::string> sinks);
+    /// Queues `n` for every sink in `sinks`, due at once, and returns its seq. Nothing checks
+    /// that its idempotency key is new: the state machine derives a new one for every
+    /// notification (docs/alerts.md), and a UNIQUE index on random keys cost a first sync more
+    /// than any other index (schema 7).
+    std::int64_t enqueue(const queued_notification& n, std::span<const std::string> sinks);
 
     // ---- the dispatcher ------------------------------------------------------------------
 
