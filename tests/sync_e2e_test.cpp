@@ -262,6 +262,80 @@ TEST_F(SyncE2E, PagesConcurrentlyRemovesExactlyAndSurvivesAFailedPage) {
     EXPECT_EQ(o.getColumn(0).getString(), "ok");
 }
 
+// The purchased_groups run of a `sync --once --summary json`: (unchanged, added, changed, removed).
+struct groups_run {
+    bool unchanged = false;
+    std::int64_t items = 0, added = 0, changed = 0, removed = 0;
+};
+groups_run summary_of(const test::run_result& r) {
+    simdjson::dom::parser parser;
+    simdjson::dom::element doc = parser.parse(r.out);
+    for (simdjson::dom::element run : doc["runs"].get_array()) {
+        if (std::string_view(run["source"].get_string()) != "purchased_groups") continue;
+        return {bool(run["unchanged"].get_bool()), int64_t(run["items"].get_int64()), int64_t(run["added"].get_int64()),
+                int64_t(run["changed"].get_int64()), int64_t(run["removed"].get_int64())};
+    }
+    ADD_FAILURE() << "no purchased_groups run in " << r.out;
+    return {};
+}
+
+// docs/decisions.md "An unchanged listing is recognised by its pages": a listing fetched with
+// every page as before is neither parsed nor diffed; one that differs late fetches the pages it
+// passed over again and diffs exactly as a full sync would.
+TEST_F(SyncE2E, AListingWhosePagesAreAsBeforeIsRecognisedAndADifferenceAnywhereIsDiffed) {
+    auto data = emulator::dataset::generated(2000, 30, 42);
+    start(data);
+    const auto cfg = config(100, 8);
+    auto once = [&] {
+        auto r = run_subsyncd({"sync", "--once", "--summary", "json", "--config", cfg.string()},
+                              {{"SUBSYNC_TEST_TOKEN", token}});
+        EXPECT_EQ(r.exit_code, 0) << r.err;
+        return summary_of(r);
+    };
+    EXPECT_FALSE(once().unchanged) << "a first sync has nothing to be as";
+    const auto table = dump("purchased_groups");
+    const auto changes = [&] { return db().execAndGet("SELECT count(*) FROM changes").getInt64(); };
+    const auto history = changes();
+
+    emu_->reset_stats();
+    auto again = once();
+    EXPECT_TRUE(again.unchanged);
+    EXPECT_EQ(again.items, 2000);
+    EXPECT_EQ(emu_->get_stats().purchases_requests, 20u) << "every page is still fetched";
+    EXPECT_EQ(dump("purchased_groups"), table);
+    EXPECT_EQ(changes(), history);
+
+    // The last page differs: pages 2..19 were passed over as before, and are fetched again.
+    const std::string last_id = data.purchases.back().id;
+    data.purchases.back().json = R"({"id":")" + last_id + R"(","group_id":"g-new","group_name":"renamed"})";
+    emu_->set_dataset(data);
+    emu_->reset_stats();
+    auto late = once();
+    EXPECT_FALSE(late.unchanged);
+    EXPECT_EQ(late.items, 2000);
+    EXPECT_EQ(late.added, 0);
+    EXPECT_EQ(late.changed, 1);
+    EXPECT_EQ(late.removed, 0);
+    EXPECT_GT(emu_->get_stats().purchases_requests, 20u);
+    EXPECT_EQ(db().execAndGet("SELECT group_name FROM purchased_groups WHERE item_key = '" + last_id + "'").getString(),
+              "renamed");
+    EXPECT_EQ(db().execAndGet("SELECT count(DISTINCT item_key) FROM changes WHERE run_id = (SELECT max(run_id) FROM "
+                              "changes)").getInt64(),
+              1);
+
+    // One purchase in the middle goes: the pages after it shift, and exactly it is removed.
+    const std::string gone = data.purchases[1000].id;
+    data.purchases.erase(data.purchases.begin() + 1000);
+    emu_->set_dataset(data);
+    auto removed = once();
+    EXPECT_FALSE(removed.unchanged);
+    EXPECT_EQ(removed.removed, 1);
+    EXPECT_EQ(removed.added + removed.changed, 0);
+    EXPECT_EQ(current_keys("purchased_groups").count(gone), 0u);
+    EXPECT_EQ(current_keys("purchased_groups").size(), 1999u);
+    EXPECT_TRUE(once().unchanged) << "and the listing after it is recognised again";
+}
+
 TEST_F(SyncE2E, UntrustedCertificateIsRefusedUnlessCaFileNamesIt) {
     start(emulator::dataset::seeds());
     auto r = sync(config(100, 8, /*trust=*/false));

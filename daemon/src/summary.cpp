@@ -44,10 +44,10 @@ std::string summary_json(const once_summary& s) {
         out += fmt::format(
             "{}{{\"account\":{},\"source\":{},\"status\":{},\"pages\":{},\"items\":{},\"added\":{},"
             "\"changed\":{},\"removed\":{},\"notifications\":{},\"retries\":{},\"throttled\":{},"
-            "\"duration_ms\":{},\"error\":{}}}",
+            "\"unchanged\":{},\"duration_ms\":{},\"error\":{}}}",
             i == 0 ? "" : ",", json_string(r.account), json_string(sync::to_string(r.source)), json_string(sync::to_string(r.status)),
             r.pages, r.items, r.added, r.changed, r.removed, r.notifications, r.retries, r.throttled,
-            std::max<std::int64_t>(0, r.finished - r.started),
+            r.unchanged, std::max<std::int64_t>(0, r.finished - r.started),
             r.error.empty() ? "null" : json_string(r.error));
     }
     out += "],\"exports\":[";

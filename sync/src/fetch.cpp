@@ -7,9 +7,12 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <fmt/format.h>
+#include <openssl/evp.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <memory>
+#include <stdexcept>
 #include <exception>
 #include <optional>
 
@@ -18,6 +21,26 @@ namespace subsync::sync {
 namespace asio = boost::asio;
 
 namespace {
+
+// Bump when the same page bytes would give other rows: a parser, column or content-hash change
+// (a schema change already changes snapshot_store::schema_version, which is hashed too).
+constexpr std::string_view page_digest_version = "subsync page digest 1";
+
+// SHA-256 of what decides a page's rows: the code's version, the request and the body as kept.
+page_digest digest_of(std::string_view target, std::string_view body) {
+    const std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> md(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
+    const auto schema = fmt::format(" schema {}\n", snapshot_store::schema_version);
+    page_digest out{};
+    unsigned int len = 0;
+    if (!md || EVP_DigestInit_ex(md.get(), EVP_sha256(), nullptr) != 1 ||
+        EVP_DigestUpdate(md.get(), page_digest_version.data(), page_digest_version.size()) != 1 ||
+        EVP_DigestUpdate(md.get(), schema.data(), schema.size()) != 1 ||
+        EVP_DigestUpdate(md.get(), target.data(), target.size()) != 1 || EVP_DigestUpdate(md.get(), "\n", 1) != 1 ||
+        EVP_DigestUpdate(md.get(), body.data(), body.size()) != 1 || EVP_DigestFinal_ex(md.get(), out.data(), &len) != 1 ||
+        len != out.size())
+        throw std::runtime_error("page digest: OpenSSL SHA-256 failed");
+    return out;
+}
 
 // Sends one request with retries; a non-2xx answer that is not retried is an error.
 asio::awaitable<result<http_response>> get_ok(const fetch_context& ctx, http_connection& conn,
@@ -29,40 +52,68 @@ asio::awaitable<result<http_response>> get_ok(const fetch_context& ctx, http_con
 // workers from a shared cursor. Each page is staged as it arrives, at its
 // place in the listing, and freed: the listing never depends on arrival
 // order, and never sits in memory whole (bench/README.md finding 4).
+//
+// While every page comes back with the digest it had in the last complete listing, nothing is
+// parsed, staged or read from the snapshot: the listing is that one again. The first page that
+// differs ends that, and the pages passed over so far are fetched again to be staged
+// (docs/decisions.md "An unchanged listing is recognised by its pages").
 class group_pager {
 public:
     group_pager(const fetch_context& ctx, listing_stage& stage)
         : ctx_(ctx), ep_(ctx.account->apig_endpoint), stage_(stage) {}
 
-    // Fills page_. Nothing is awaited between the parse and the caller's place(), so all workers
-    // share the pager's one parser and one page, and both keep their storage from page to page.
-    asio::awaitable<result<void>> fetch(http_connection& conn, int page_no) {
+    enum class page_read { parsed, as_before };
+
+    // Fills page_, unless the page is as the last listing had it while every page so far was.
+    // Nothing is awaited between the parse and the caller's place(), so all workers share the
+    // pager's one parser and one page, and both keep their storage from page to page.
+    asio::awaitable<result<page_read>> fetch(http_connection& conn, int page_no) {
         const auto where = fmt::format("page={}", page_no);
         http_request req;
         req.target = fmt::format("{}/v1.0/apigw/purchases/groups?page_size={}&page_no={}", ep_.base_path,
                                  ctx_.page_size, page_no);
         req.shape = body_shape::purchases_page;
-        auto res = co_await get_ok(ctx_, conn, ep_, std::move(req), where);
+        auto res = co_await get_ok(ctx_, conn, ep_, req, where);
         if (!res) co_return res.error();
         page_bytes_ = res->body.size();
+        const page_digest digest = digest_of(req.target, res->body);
+        stage_.set_digest(page_no, digest);
+        const page_digest* before = stage_.previous_digest(page_no);
+        const bool same = before != nullptr && *before == digest;
+        if (page_no == 1) first_as_before_ = same;
+        else if (same && skipping_) co_return page_read::as_before;
         if (auto read = parser_.groups(res->body, page_); !read) {
             auto e = located(read.error(), where);
             if (!res->request_id.empty()) e.message += fmt::format(" request_id={}", res->request_id);
             co_return e;
         }
-        co_return result<void>{};
+        co_return page_read::parsed;
     }
 
     asio::awaitable<void> worker(http_connection& conn) {
-        while (!stopped() && next_ <= page_count_ && !ended_early_) {
-            const int page_no = next_++;
+        while (!stopped() && !ended_early_) {
+            int page_no = 0;
+            if (!refetch_.empty()) {
+                page_no = refetch_.back();
+                refetch_.pop_back();
+            } else if (next_ <= page_count_) {
+                page_no = next_++;
+            } else {
+                co_return;
+            }
             auto fetched = co_await fetch(conn, page_no);
             if (!fetched) {
                 if (!failure_) failure_ = fetched.error();
                 co_return;
             }
             if (stopped()) co_return;  // another page failed meanwhile: the listing is lost anyway
+            if (*fetched == page_read::as_before) {
+                passed_over_.push_back(page_no);
+                page_done();
+                continue;
+            }
             try {
+                if (skipping_) stop_skipping();
                 place(page_no, page_);
             } catch (...) {
                 // The store failed (temporary storage full): the other workers stop too, and
@@ -74,7 +125,9 @@ public:
     }
 
     asio::awaitable<void> fetch_first(http_connection& conn, std::optional<result<void>>& out) {
-        out = co_await fetch(conn, 1);
+        auto read = co_await fetch(conn, 1);
+        if (read) out.emplace();
+        else out.emplace(read.error());
     }
 
     /// Reads the snapshot's keys a few thousand at a time, letting the connections' handshakes
@@ -93,9 +146,11 @@ public:
         const int expected_workers = std::min(ctx_.concurrency, ctx_.expected_pages - 1);
         while (static_cast<int>(conns.size()) < expected_workers)
             conns.push_back(ctx_.request.net->connect(ep_));
-        // The stage reads the snapshot's keys while page 1 is on the wire.
+        // The stage reads the snapshot's keys while page 1 is on the wire, unless the listing
+        // may turn out to be the last one again: then it reads them only once a page differs.
+        const bool may_be_as_before = stage_.previous_digest_pages() > 0;
         std::optional<result<void>> first;
-        co_await detail::run_all(ctx_.request.net->ex, conns.size() + 1, [&](std::size_t i) {
+        co_await detail::run_all(ctx_.request.net->ex, conns.size() + (may_be_as_before ? 0 : 1), [&](std::size_t i) {
             if (i == conns.size()) return load_stage();
             return i == 0 ? fetch_first(*conns[0], first) : conns[i]->warm_up();
         });
@@ -103,16 +158,33 @@ public:
 
         total_ = page_.total;
         page_count_ = count_pages(page_);
-        place(1, page_);
+        // Page 1 is always parsed (it says how many pages there are), but staged only once a
+        // page differs; a page kept aside must be one the next fetch may not overwrite.
+        skipping_ = first_as_before_ && stage_.complete() && page_.unreadable.empty() &&
+                    page_count_ == stage_.previous_digest_pages() && page_bytes_ <= keep_bytes;
+        if (skipping_) {
+            first_page_ = std::move(page_);
+            page_ = groups_page{};
+            page_done();
+        } else {
+            place(1, page_);
+        }
 
         const auto workers = static_cast<std::size_t>(std::min(ctx_.concurrency, page_count_ - 1));
         if (conns.size() > std::max<std::size_t>(1, workers))  // a listing that shrank: the spares close here
             conns.resize(std::max<std::size_t>(1, workers));
         while (conns.size() < workers)
             conns.push_back(ctx_.request.net->connect(ep_));
-        co_await detail::run_all(ctx_.request.net->ex, workers, [&](std::size_t i) { return worker(*conns[i]); });
+        // A page that differs late leaves pages to fetch again after the other workers ended.
+        do {
+            co_await detail::run_all(ctx_.request.net->ex, workers, [&](std::size_t i) { return worker(*conns[i]); });
+        } while (!refetch_.empty() && !stopped() && !ended_early_);
         if (store_error_) std::rethrow_exception(store_error_);
         if (failure_) co_return *failure_;
+        if (skipping_) {
+            stage_.mark_unchanged();
+            co_return result<void>{};
+        }
         if (stage_.distinct_items() != total_)
             incomplete(fmt::format("listed {} distinct items but total is {}", stage_.distinct_items(), total_), true);
         co_return result<void>{};
@@ -156,6 +228,28 @@ private:
         return static_cast<int>(pages);
     }
 
+    // A page that differs: page 1 and the pages passed over as before are staged after all,
+    // the passed-over ones fetched again (nothing of them was kept).
+    void stop_skipping() {
+        skipping_ = false;
+        done_ -= static_cast<int>(passed_over_.size()) + 1;  // counted again as they are staged
+        refetch_.insert(refetch_.end(), passed_over_.rbegin(), passed_over_.rend());
+        passed_over_.clear();
+        if (!passed_over_before_logged_ && !refetch_.empty()) {
+            passed_over_before_logged_ = true;
+            spdlog::info("listing changed account={} source=purchased_groups: fetching {} pages again that were as "
+                         "before until then",
+                         ctx_.account->name, refetch_.size());
+        }
+        place(1, first_page_);
+        first_page_ = groups_page{};
+    }
+
+    void page_done() {
+        stage_.pages = ++done_;
+        if (ctx_.on_page) ctx_.on_page(done_, page_count_);
+    }
+
     void place(int page_no, const groups_page& page) {
         if (page.total != total_)
             incomplete(fmt::format("total changed from {} to {} while paging (page={})", total_, page.total, page_no),
@@ -177,12 +271,12 @@ private:
         stage_.add(listing_stage::position(page_no, 0), page.purchases);
         // A page larger than asked for, or with large values, is not kept for the next one: the
         // body budget bounds what is read, not what a kept page would go on holding.
-        constexpr std::size_t keep_bytes = std::size_t{2} << 20;
         if (page.purchases.size() > static_cast<std::size_t>(ctx_.page_size) || page_bytes_ > keep_bytes)
             page_ = groups_page{};
-        stage_.pages = ++done_;
-        if (ctx_.on_page) ctx_.on_page(done_, page_count_);
+        page_done();
     }
+
+    static constexpr std::size_t keep_bytes = std::size_t{2} << 20;
 
     const fetch_context& ctx_;
     const config::endpoint& ep_;
@@ -200,6 +294,12 @@ private:
     body_parser parser_;
     groups_page page_;  // the page being read and placed, refilled by each (see fetch())
     std::size_t page_bytes_ = 0;  // the body page_ was read from
+    bool first_as_before_ = false;  // page 1 has the digest it had in the last complete listing
+    bool skipping_ = false;         // every page so far is as before: none is parsed or staged
+    bool passed_over_before_logged_ = false;
+    groups_page first_page_;        // page 1, kept aside while skipping_
+    std::vector<int> passed_over_;  // pages 2..N found as before while skipping_
+    std::vector<int> refetch_;      // those pages, to fetch again once a page differed
 };
 
 }  // namespace

@@ -14,7 +14,7 @@ namespace {
 // Ordered, append-only: migration N takes user_version N-1 to N. A released
 // migration is never edited; a schema change is a new entry.
 // docs/schema.md describes the resulting tables.
-constexpr std::array<std::string_view, 7> migrations{
+constexpr std::array<std::string_view, 8> migrations{
     R"sql(
 CREATE TABLE sync_runs (
   id          INTEGER PRIMARY KEY,
@@ -292,6 +292,19 @@ CREATE VIEW alert_delivery_status AS
          coalesce(b.next_attempt_at, o.created_at) AS next_attempt_at, b.delivered_at, b.last_error
   FROM alert_deliveries d JOIN alert_outbox o ON o.seq = d.seq
   LEFT JOIN alert_batches b ON b.sink = d.sink AND b.batch = d.batch;
+)sql",
+    // 8: the page digests of each (account, source)'s last complete listing, so that a listing
+    // fetched again with every page as it was is recognised without parsing or diffing it
+    // (docs/decisions.md "An unchanged listing is recognised by its pages").
+    R"sql(
+CREATE TABLE listing_digests (
+  account       TEXT    NOT NULL,
+  source        TEXT    NOT NULL,
+  digests       BLOB    NOT NULL,
+  items         INTEGER NOT NULL,
+  oldest_sample INTEGER,
+  PRIMARY KEY (account, source)
+) WITHOUT ROWID;
 )sql",
 };
 

@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
@@ -176,6 +177,7 @@ public:
         run_.items = stage.distinct_items();
         run_.started = started;
         run_.finished = finished;
+        run_.unchanged = stage.unchanged();
         if (!stage.complete()) run_.error = config::redacted("incomplete listing: " + stage.incomplete_reason());
     }
 
@@ -358,16 +360,23 @@ private:
 };
 
 run_record snapshot_store::apply(listing_stage& stage, epoch_ms started, epoch_ms finished, bool dry_run) {
-    stage.load();  // an empty listing must still see what it removes
+    // An empty listing must still see what it removes; an unchanged one removes nothing.
+    if (!stage.unchanged()) stage.load();
     SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
     apply_pass pass(db_, stage, started, finished);
     pass.insert_run();
-    pass.record_changes();
-    pass.upsert_rows();
-    pass.mark_removed();
+    if (!stage.unchanged()) {
+        pass.record_changes();
+        pass.upsert_rows();
+        pass.mark_removed();
+    }
     run_record& run = pass.run();
-    if (stage.source() == source_kind::purchased_groups) sample_quotas(stage, run.id, finished);
+    sampled samples;
+    if (stage.source() == source_kind::purchased_groups)
+        samples = stage.unchanged() ? sample_unchanged_quotas(stage, run.id, finished)
+                                    : sample_quotas(stage, run.id, finished);
     pass.write_counts();
+    record_digests(stage, samples.oldest);
     const snapshot_delta delta = stage.samples_beside_ > 0                           ? snapshot_delta::wide
                                  : run.added + run.changed + run.removed > 0 ? snapshot_delta::items
                                                                               : snapshot_delta::none;
@@ -376,8 +385,9 @@ run_record snapshot_store::apply(listing_stage& stage, epoch_ms started, epoch_m
     return run;
 }
 
-void snapshot_store::sample_quotas(listing_stage& stage, std::int64_t run_id, epoch_ms now) {
-    stage.stage_aged_samples(now);
+snapshot_store::sampled snapshot_store::sample_quotas(listing_stage& stage, std::int64_t run_id, epoch_ms now) {
+    sampled out;
+    out.oldest = stage.stage_aged_samples(now);
     // The stage holds the samples that are due; written in key order, like the rows.
     SQLite::Statement ins(db_, fmt::format("INSERT OR REPLACE INTO quota_samples (account, purchase_id, time, run_id, "
                                            "quota_used, quota_left) SELECT ?, purchase_id, ?, ?, quota_used, "
@@ -386,7 +396,67 @@ void snapshot_store::sample_quotas(listing_stage& stage, std::int64_t run_id, ep
     ins.bind(1, stage.account());
     ins.bind(2, static_cast<std::int64_t>(now));
     ins.bind(3, run_id);
-    ins.exec();
+    out.written = ins.exec();
+    if (out.written > 0) out.oldest = std::min(out.oldest.value_or(now), now);
+    return out;
+}
+
+snapshot_store::sampled snapshot_store::sample_unchanged_quotas(listing_stage& stage, std::int64_t run_id,
+                                                                epoch_ms now) {
+    const auto interval = opts_.quota_sample_interval.count();
+    // Nothing is due before the oldest latest sample ages past the interval: most re-syncs stop here.
+    if (!stage.oldest_sample_ || now - *stage.oldest_sample_ < interval) return {0, stage.oldest_sample_};
+    // The listing is the stored live rows, so stage_cells() and stage_aged_samples() would
+    // sample exactly these: a row with a quota whose latest sample is missing, differs, or has
+    // aged past the interval. The latest sample's columns are those of its max(time) row
+    // (sqlite.org/lang_select.html#bareagg), as load_some() reads them.
+    constexpr std::string_view latest =
+        "WITH latest AS (SELECT purchase_id, max(time) AS at, quota_used AS used, quota_left AS left "
+        "FROM quota_samples WHERE account = ?1 GROUP BY purchase_id) ";
+    constexpr std::string_view with_quota =
+        "FROM purchased_groups g LEFT JOIN latest l ON l.purchase_id = g.item_key WHERE g.account = ?1 AND "
+        "g.removed_at IS NULL AND (g.quota_used IS NOT NULL OR g.quota_left IS NOT NULL)";
+    SQLite::Statement ins(db_, fmt::format("INSERT OR REPLACE INTO quota_samples (account, purchase_id, time, run_id, "
+                                           "quota_used, quota_left) {} SELECT ?1, g.item_key, ?2, ?3, g.quota_used, "
+                                           "g.quota_left {} AND (l.at IS NULL OR ?2 - l.at >= ?4 OR l.used IS NOT "
+                                           "g.quota_used OR l.left IS NOT g.quota_left) ORDER BY g.item_key",
+                                           latest, with_quota));
+    ins.bind(1, stage.account());
+    ins.bind(2, static_cast<std::int64_t>(now));
+    ins.bind(3, run_id);
+    ins.bind(4, static_cast<std::int64_t>(interval));
+    sampled out;
+    out.written = ins.exec();
+    stage.samples_beside_ = out.written;
+    SQLite::Statement oldest(db_, fmt::format("{} SELECT min(l.at) {}", latest, with_quota));
+    oldest.bind(1, stage.account());
+    if (oldest.executeStep() && !oldest.getColumn(0).isNull()) out.oldest = oldest.getColumn(0).getInt64();
+    return out;
+}
+
+void snapshot_store::record_digests(listing_stage& stage, std::optional<epoch_ms> oldest_sample) {
+    const auto& d = stage.digests_;
+    const bool whole = stage.complete() && stage.pages > 0 && d.size() == static_cast<std::size_t>(stage.pages) &&
+                       std::none_of(d.begin(), d.end(), [](const page_digest& p) { return p == page_digest{}; });
+    if (!whole) {
+        SQLite::Statement del(db_, "DELETE FROM listing_digests WHERE account = ? AND source = ?");
+        del.bind(1, stage.account());
+        del.bind(2, std::string(to_string(stage.source())));
+        del.exec();
+        return;
+    }
+    // Written only when it differs: an unchanged re-sync writes no row here either.
+    if (d == stage.previous_digests_ && stage.distinct_items() == stage.previous_digest_items_ &&
+        oldest_sample == stage.oldest_sample_)
+        return;
+    SQLite::Statement put(db_, "INSERT OR REPLACE INTO listing_digests (account, source, digests, items, "
+                               "oldest_sample) VALUES (?, ?, ?, ?, ?)");
+    put.bind(1, stage.account());
+    put.bind(2, std::string(to_string(stage.source())));
+    put.bindNoCopy(3, d.data(), static_cast<int>(d.size() * sizeof(page_digest)));
+    put.bind(4, static_cast<std::int64_t>(stage.distinct_items()));
+    bind_or_null(put, 5, oldest_sample ? std::optional<std::int64_t>(*oldest_sample) : std::nullopt);
+    put.exec();
 }
 
 prune_counts snapshot_store::prune(epoch_ms cutoff) {
@@ -404,6 +474,8 @@ prune_counts snapshot_store::prune(epoch_ms cutoff) {
     // A run still referenced by a kept change or sample stays (its finish time may precede a later change's).
     c.runs = run("DELETE FROM sync_runs WHERE finished_at < ? AND id NOT IN (SELECT run_id FROM changes) "
                  "AND id NOT IN (SELECT run_id FROM quota_samples)");
+    // A pruned sample may have been an item's latest: the next unchanged listing looks again.
+    if (c.samples > 0) db_.exec("UPDATE listing_digests SET oldest_sample = 0 WHERE oldest_sample IS NOT NULL");
     if (hook_) c.alerts = hook_->on_prune(db_, cutoff, c.samples + c.removed_items > 0);
     tx.commit();
     return c;

@@ -12,6 +12,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cstring>
 #include <limits>
 #include <optional>
 #include <stdexcept>
@@ -82,6 +83,20 @@ listing_stage::listing_stage(snapshot_store& store, std::string account, source_
         if (runs.executeStep()) {
             previous_pages_ = runs.getColumn(0).getInt();
             previous_items_ = runs.getColumn(1).getInt64();
+        }
+        SQLite::Statement digests(db, "SELECT digests, items, oldest_sample FROM listing_digests WHERE account = ? "
+                                      "AND source = ?");
+        digests.bind(1, account_);
+        digests.bind(2, std::string(to_string(source_)));
+        if (digests.executeStep()) {
+            const auto blob = digests.getColumn(0);
+            const auto bytes = static_cast<std::size_t>(blob.getBytes());
+            if (bytes % sizeof(page_digest) == 0) {  // anything else was not written by this code: ignored
+                previous_digests_.resize(bytes / sizeof(page_digest));
+                std::memcpy(previous_digests_.data(), blob.getBlob(), bytes);
+            }
+            previous_digest_items_ = digests.getColumn(1).getInt64();
+            if (!digests.getColumn(2).isNull()) oldest_sample_ = digests.getColumn(2).getInt64();
         }
     } catch (...) {
         drop();  // the destructor will not run
@@ -192,6 +207,27 @@ void listing_stage::reset() {
     complete_ = true;
     reason_.clear();
     pages = 0;
+    digests_.clear();
+    unchanged_ = false;
+}
+
+void listing_stage::set_digest(int page_no, const page_digest& d) {
+    if (page_no < 1) throw std::invalid_argument("listing_stage::set_digest: pages are numbered from 1");
+    const auto i = static_cast<std::size_t>(page_no - 1);
+    if (digests_.size() <= i) digests_.resize(i + 1);
+    digests_[i] = d;
+}
+
+const page_digest* listing_stage::previous_digest(int page_no) const noexcept {
+    if (page_no < 1 || static_cast<std::size_t>(page_no) > previous_digests_.size()) return nullptr;
+    return &previous_digests_[static_cast<std::size_t>(page_no - 1)];
+}
+
+void listing_stage::mark_unchanged() {
+    if (!complete_ || listed_ != 0 || digests_ != previous_digests_)
+        throw std::logic_error("listing_stage::mark_unchanged: not the last complete listing's pages, untouched");
+    unchanged_ = true;
+    listed_ = previous_digest_items_;
 }
 
 void listing_stage::add(std::int64_t first, std::span<const purchased_group> items) { add_records(first, items); }
@@ -298,15 +334,20 @@ void listing_stage::stage_quota(std::int64_t position, const std::string& key, s
     q.reset();
 }
 
-void listing_stage::stage_aged_samples(epoch_ms now) {
+std::optional<epoch_ms> listing_stage::stage_aged_samples(epoch_ms now) {
     const auto interval = store_.opts_.quota_sample_interval.count();
+    std::optional<epoch_ms> oldest;
     items_.for_each([&](std::string_view k, const entry& e) {
         const sample* smp = sample_of(e);
-        if (e.position >= 0 && e.quota_as_sampled && smp && now - smp->at >= interval) {
+        if (e.position < 0 || !e.quota_as_sampled || !smp) return;
+        if (now - smp->at >= interval) {
             stage_quota(e.position, std::string(k), smp->used_value(), smp->left_value());
             ++samples_beside_;
+        } else {
+            oldest = std::min(oldest.value_or(smp->at), smp->at);
         }
     });
+    return oldest;
 }
 
 }  // namespace subsync::sync

@@ -9,6 +9,7 @@
 #include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Statement.h>
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
@@ -53,6 +54,9 @@ struct run_record {
     int notifications = 0;  ///< alert notifications queued in the same transaction
     int retries = 0;        ///< requests sent again (not stored: this run's process only)
     int throttled = 0;      ///< 429 answers from the gateway (not stored, likewise)
+    /// Every page came back as the last complete listing had it: nothing was parsed or diffed
+    /// (not stored, likewise).
+    bool unchanged = false;
 };
 
 /// Reads a row's cells back from a statement whose first columns are the
@@ -82,6 +86,11 @@ struct prune_counts {
 };
 
 class snapshot_store;
+
+/// SHA-256 of one fetched page (its request target and its body as kept); a listing whose every
+/// page has the digest it had in the last complete listing is that listing again
+/// (docs/decisions.md "An unchanged listing is recognised by its pages").
+using page_digest = std::array<std::uint8_t, 32>;
 
 /// What a run changed of the snapshot, for the work that reads it after (the alert rules).
 enum class snapshot_delta {
@@ -151,6 +160,19 @@ public:
     /// Forgets everything staged, for a listing fetched again from page 1.
     void reset();
 
+    /// Records the digest of page `page_no` (1-based) as this run fetched it.
+    void set_digest(int page_no, const page_digest& d);
+    /// The digest page `page_no` had in the last complete listing that applied; nullptr when
+    /// that listing had no such page or none was recorded.
+    [[nodiscard]] const page_digest* previous_digest(int page_no) const noexcept;
+    /// Pages of the last complete listing whose digests are recorded; 0 when there are none.
+    [[nodiscard]] int previous_digest_pages() const noexcept { return static_cast<int>(previous_digests_.size()); }
+    /// Every page was fetched with the digest it had in the last complete listing: the listing
+    /// is that one again, so apply() neither reads the stored keys nor diffs, and counts the
+    /// items it had. Only for a complete stage to which nothing was added.
+    void mark_unchanged();
+    [[nodiscard]] bool unchanged() const noexcept { return unchanged_; }
+
     /// Position of item `index` of page `page_no` (1-based), for add().
     [[nodiscard]] static std::int64_t position(int page_no, std::size_t index) noexcept {
         return (std::int64_t{page_no} << 32) + static_cast<std::int64_t>(index);
@@ -202,8 +224,10 @@ private:
     void stage_cells(std::int64_t position, const std::string& key);
     void stage_quota(std::int64_t position, const std::string& key, std::optional<std::int64_t> used,
                      std::optional<std::int64_t> left);
-    /// Queues the samples that only age made due, now that the sync's time is known.
-    void stage_aged_samples(epoch_ms now);
+    /// Queues the samples that only age made due, now that the sync's time is known. Returns
+    /// the oldest latest sample among the listed items with a quota once they are written
+    /// (`now` for those sampled now); none when no listed item has a quota sample.
+    std::optional<epoch_ms> stage_aged_samples(epoch_ms now);
     void drop() noexcept;
 
     snapshot_store& store_;
@@ -216,6 +240,10 @@ private:
     std::int64_t samples_beside_ = 0;  ///< quota samples staged for items whose row is unchanged
     int previous_pages_ = 0;
     std::int64_t previous_items_ = 0;  ///< distinct items of that listing: what load() reserves for
+    std::vector<page_digest> previous_digests_, digests_;  ///< by page number - 1
+    std::int64_t previous_digest_items_ = 0;   ///< distinct items of the listing those digests are of
+    std::optional<epoch_ms> oldest_sample_;    ///< of that listing's items with a quota (listing_digests)
+    bool unchanged_ = false;
     bool loaded_ = false;
     bool samples_phase_ = false;  ///< load_some() has read every item and now reads samples
     std::optional<std::string> load_after_;  ///< the last key load_some()'s phase read; none: from the start
@@ -231,7 +259,7 @@ private:
 class snapshot_store {
 public:
     /// The schema version this binary writes (`PRAGMA user_version`).
-    static constexpr int schema_version = 7;
+    static constexpr int schema_version = 8;
     /// The page size of a file this binary creates; an older file keeps the one it was made with.
     static constexpr int new_file_page_size = 16384;
     /// The page cache of the temporary database (the listing stages), in KiB.
@@ -281,7 +309,17 @@ private:
     run_record apply_listing(std::string_view account, source_kind source, const listing<Record>& l,
                              epoch_ms started, epoch_ms finished, bool dry_run);
 
-    void sample_quotas(listing_stage& stage, std::int64_t run_id, epoch_ms now);
+    /// Writes the quota samples a listing makes due; returns how many it wrote and the
+    /// oldest latest sample of its items with a quota afterwards (listing_digests).
+    struct sampled {
+        std::int64_t written = 0;
+        std::optional<epoch_ms> oldest;
+    };
+    sampled sample_quotas(listing_stage& stage, std::int64_t run_id, epoch_ms now);
+    /// The same for an unchanged listing, from the stored rows (they are what was listed).
+    sampled sample_unchanged_quotas(listing_stage& stage, std::int64_t run_id, epoch_ms now);
+    /// Keeps the digests of a complete listing fetched page by page; forgets them otherwise.
+    void record_digests(listing_stage& stage, std::optional<epoch_ms> oldest_sample);
 
     store_options opts_;
     SQLite::Database db_;
