@@ -9,6 +9,8 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace subsync::sync {
 namespace {
@@ -104,6 +106,38 @@ TEST(BodyFilter, CountsTheTokensItKeeps) {
     f.feed(R"({"junk":[1,2,3,4,5],"total":1,"purchases":[{"id":"a"}]})", out);
     // {  "total" 1  "purchases" [  {  "id" "a"
     EXPECT_EQ(f.kept_tokens(), 8u);
+}
+
+// The filter takes strings, scalars and the punctuation around them in runs: wherever the
+// bytes are cut (inside a key, an escape, whitespace, between a key and its colon), the output
+// and the tokens counted are those of the whole body.
+TEST(BodyFilter, GivesTheSameOutputHoweverTheBodyIsSplit) {
+    const std::string key_max_long(128, 'k');
+    const std::vector<std::pair<body_shape, std::string>> bodies = {
+        {body_shape::purchases_page,
+         R"({"total":2,"x":{"a":[1,"}\"]"]},"size":2, "purchases" : [ {"id":"a\"b","t\u0069":[1,2],)"
+         R"("group_domains":["d",{"k":null}],"quota_left":-1.5e3,"junk":"\\"},)"
+         "\n\t{\"" + key_max_long + R"(":1,"id":"c","quota_used":true} ]} )"},
+        {body_shape::orders_document,
+         R"({"resources":[{"region_id":"r","y":[[]],"resources":[{"resource_id":"i","tag_list":[]}]}],)"
+         R"("error_msg":"e"} trailing)"},
+        {body_shape::any, R"([1, {"a" : "b\"", "c":[true,false,null]}, "d"])"},
+    };
+    for (const auto& [shape, body] : bodies) {
+        SCOPED_TRACE(body);
+        detail::json_filter whole(shape);
+        std::string expected;
+        whole.feed(body, expected);
+        EXPECT_EQ(filter_bytewise(shape, body), expected);
+        for (std::size_t cut = 0; cut <= body.size(); ++cut) {
+            detail::json_filter split(shape);
+            std::string out;
+            split.feed(std::string_view(body).substr(0, cut), out);
+            split.feed(std::string_view(body).substr(cut), out);
+            ASSERT_EQ(out, expected) << "cut at " << cut;
+            ASSERT_EQ(split.kept_tokens(), whole.kept_tokens()) << "cut at " << cut;
+        }
+    }
 }
 
 TEST(BodyBudget, LeasesShareOneBudgetAndGiveItBack) {

@@ -3,7 +3,10 @@
 #include "fields.hpp"
 
 #include <algorithm>
+#include <bit>
+#include <cstring>
 #include <span>
+#include <utility>
 
 namespace subsync::sync::detail {
 
@@ -66,6 +69,44 @@ constexpr std::size_t depth_max = 1024;
 
 bool is_space(char c) noexcept { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
+const char* skip_spaces(const char* p, const char* end) noexcept {
+    while (p != end && is_space(*p)) ++p;
+    return p;
+}
+
+// A scalar (number, true, false, null, or junk for the parser to refuse) runs up to one of these.
+const char* scalar_end(const char* p, const char* end) noexcept {
+    while (p != end && !is_space(*p) && *p != ',' && *p != ']' && *p != '}') ++p;
+    return p;
+}
+
+// The high bit of each byte of w that is zero, and no other bit: exact per byte, as no carry
+// crosses a byte ((b & 0x7f) + 0x7f < 0x100), so the lowest set bit is the first zero byte.
+constexpr std::uint64_t zero_bytes(std::uint64_t w) noexcept {
+    constexpr std::uint64_t low7 = 0x7f7f7f7f7f7f7f7fULL;
+    return ~(((w & low7) + low7) | w | low7);
+}
+
+// The next '"' or '\\' in [p, end), or end. String content is most of a body, so it is
+// scanned a 64-bit word at a time (plain arithmetic, no intrinsics) on little-endian machines,
+// where the first byte in memory is the word's lowest.
+const char* find_quote_or_backslash(const char* p, const char* end) noexcept {
+    if constexpr (std::endian::native == std::endian::little) {
+        constexpr std::uint64_t ones = 0x0101010101010101ULL;
+        constexpr std::uint64_t quotes = ones * static_cast<unsigned char>('"');
+        constexpr std::uint64_t backslashes = ones * static_cast<unsigned char>('\\');
+        while (end - p >= 8) {
+            std::uint64_t w;
+            std::memcpy(&w, p, sizeof w);
+            const std::uint64_t hits = zero_bytes(w ^ quotes) | zero_bytes(w ^ backslashes);
+            if (hits != 0) return p + std::countr_zero(hits) / 8;
+            p += 8;
+        }
+    }
+    while (p != end && *p != '"' && *p != '\\') ++p;
+    return p;
+}
+
 const shape_node* root_of(body_shape shape) noexcept {
     switch (shape) {
         case body_shape::purchases_page: return &groups_root;
@@ -77,129 +118,238 @@ const shape_node* root_of(body_shape shape) noexcept {
 
 }  // namespace
 
+// What feed() writes to `out`. Most of a page is kept as it came, so input bytes are not
+// appended one token at a time: each run of them that follows on from the last is gathered
+// (a whole kept item is one run) and appended at once.
+class json_filter::output {
+public:
+    output(std::string& out, std::string_view bytes) : out_(out), first_(bytes.data()) {}
+    output(const output&) = delete;
+    output& operator=(const output&) = delete;
+
+    // The input bytes [from, to), as they are.
+    void copy(const char* from, const char* to) {
+        if (from != end_) {
+            flush();
+            begin_ = from;
+        }
+        end_ = to;
+    }
+    void copy(const char* at) { copy(at, at + 1); }
+
+    // Bytes of the filter's own: a comma, a key gathered across feeds.
+    void put(std::string_view bytes) {
+        flush();
+        out_.append(bytes);
+    }
+
+    // `bytes`, which the input often holds just before p (a comma and a key's quote): copied
+    // from there when it does, so that the run goes on.
+    void put_before(const char* p, std::string_view bytes) {
+        const auto n = static_cast<std::ptrdiff_t>(bytes.size());
+        if (p - first_ >= n && std::equal(bytes.begin(), bytes.end(), p - n)) return copy(p - n, p);
+        put(bytes);
+    }
+
+    // To be called before feed() returns.
+    void flush() {
+        if (begin_ != end_) out_.append(begin_, static_cast<std::size_t>(end_ - begin_));
+        begin_ = end_ = nullptr;
+    }
+
+private:
+    std::string& out_;
+    const char* first_;              // the first input byte of this feed
+    const char* begin_ = nullptr;    // the run not yet appended
+    const char* end_ = nullptr;
+};
+
 json_filter::json_filter(body_shape shape) : value_shape_(root_of(shape)) { key_.reserve(key_max); }
 
-void json_filter::feed(std::string_view bytes, std::string& out) {
-    std::size_t i = 0;
-    while (i < bytes.size()) {
-        if (state_ == state::raw) {
-            out.append(bytes.substr(i));
-            return;
+void json_filter::feed(std::string_view bytes, std::string& out_string) {
+    output out(out_string, bytes);
+    const char* p = bytes.data();
+    const char* const end = p + bytes.size();
+    // Strings and scalars are taken in runs, and with them the colon or comma and the token
+    // that follow at once; otherwise, whitespace is skipped in runs and each structural byte
+    // goes through on_token().
+    while (p != end) {
+        switch (state_) {
+            case state::raw:
+                out.copy(p, end);
+                p = end;
+                break;
+            case state::string:
+                p = in_key_ && key_mode_ == key_mode::buffer ? take_buffered_key(p, end, out)
+                                                             : take_string(p, end, out);
+                break;
+            case state::scalar: p = take_scalar(p, end, out); break;
+            default:
+                p = skip_spaces(p, end);
+                if (p != end) on_token(p++, out);
+                break;
         }
-        if (state_ == state::string && !escape_) {
-            // The bulk of a body is string content: take it in runs up to the next quote or backslash.
-            std::size_t j = i;
-            while (j < bytes.size() && bytes[j] != '"' && bytes[j] != '\\') ++j;
-            const auto run = bytes.substr(i, j - i);
-            if (in_key_) {
-                if (key_mode_ == key_mode::stream) out.append(run);
-                else if (key_mode_ == key_mode::buffer) {
-                    const std::size_t room = key_max - key_.size();
-                    key_.append(run.substr(0, room));
-                    key_long_ = key_long_ || run.size() > room;
-                }
-            } else if (!skip_value_) {
-                out.append(run);
-            }
-            i = j;
-            if (i == bytes.size()) break;
-        }
-        on_byte(bytes[i], out);
-        ++i;
     }
+    out.flush();
 }
 
-void json_filter::on_byte(char c, std::string& out) {
-    switch (state_) {
-        case state::string: {
-            const bool keep = in_key_ ? key_mode_ == key_mode::stream : !skip_value_;
-            if (in_key_ && key_mode_ == key_mode::buffer) {
-                if (key_.size() < key_max) key_.push_back(c);
-                else key_long_ = true;
-            }
-            if (escape_) {
-                escape_ = false;
-                if (keep) out.push_back(c);
-                return;
-            }
-            if (c == '\\') {
-                escape_ = true;
-                key_escaped_ = key_escaped_ || in_key_;
-                if (keep) out.push_back(c);
-                return;
-            }
-            if (c != '"') {
-                if (keep) out.push_back(c);
-                return;
-            }
-            if (in_key_) {
-                if (key_mode_ == key_mode::buffer) key_.pop_back();  // the closing quote
-                end_key(out);
-                return;
-            }
-            if (keep) out.push_back(c);
-            end_value();
-            return;
-        }
-        case state::scalar:
-            if (!is_space(c) && c != ',' && c != ']' && c != '}') {
-                if (!skip_value_) out.push_back(c);
-                return;
-            }
-            end_value();
-            on_byte(c, out);  // the delimiter belongs to the container
-            return;
-        case state::done:
-            if (!is_space(c)) go_raw(c, out);
-            return;
-        case state::raw: out.push_back(c); return;
-        default: break;
+// A value string, or a key written as it comes (key_mode::stream) or dropped (key_mode::skip).
+const char* json_filter::take_string(const char* p, const char* end, output& out) {
+    const bool keep = in_key_ ? key_mode_ == key_mode::stream : !skip_value_;
+    if (escape_) {  // the backslash ended the previous bytes: this one is escaped, whatever it is
+        escape_ = false;
+        if (keep) out.copy(p);
+        ++p;
     }
-    if (is_space(c)) return;
+    while (p != end) {
+        const char* const q = find_quote_or_backslash(p, end);
+        if (q == end) {
+            if (keep) out.copy(p, end);
+            return end;
+        }
+        if (*q == '"') {
+            if (in_key_) {
+                if (keep) out.copy(p, q);
+                end_key(q, out);
+                return take_colon(q + 1, end, out);
+            }
+            if (keep) out.copy(p, q + 1);
+            end_value();
+            return take_comma(q + 1, end, out);
+        }
+        // A backslash: it and the byte it escapes are content, whatever that byte is.
+        if (q + 1 == end) {
+            if (keep) out.copy(p, end);
+            escape_ = true;
+            return end;
+        }
+        if (keep) out.copy(p, q + 2);
+        p = q + 2;
+    }
+    return p;
+}
+
+// A key of an object whose members the shape lists: the key decides whether the member is
+// kept, so nothing of it is written before its closing quote.
+const char* json_filter::take_buffered_key(const char* p, const char* end, output& out) {
+    if (key_.empty() && !escape_) {
+        // The usual case, a plain key whole in these bytes: looked up where it lies.
+        const char* const q = find_quote_or_backslash(p, end);
+        if (q != end && *q == '"') {
+            const std::string_view key(p, static_cast<std::size_t>(q - p));
+            if (keep_member(key, key.size() >= key_max, false)) {
+                out.put_before(p, needs_comma() ? std::string_view(",\"") : std::string_view("\""));
+                out.copy(p, q + 1);
+            }
+            return take_colon(q + 1, end, out);
+        }
+    }
+    // Split across feeds or written with escapes: gathered in key_ (up to key_max bytes).
+    while (p != end) {
+        if (escape_) {
+            escape_ = false;
+            buffer_key({p, 1});
+            ++p;
+            continue;
+        }
+        const char* const q = find_quote_or_backslash(p, end);
+        buffer_key({p, static_cast<std::size_t>(q - p)});
+        if (q == end) return end;
+        if (*q == '"') {
+            // A key of key_max bytes is too long too (the closing quote found no room).
+            key_long_ = key_long_ || key_.size() >= key_max;
+            end_key(q, out);
+            return take_colon(q + 1, end, out);
+        }
+        escape_ = true;
+        key_escaped_ = true;
+        buffer_key({q, 1});
+        p = q + 1;
+    }
+    return p;
+}
+
+// After a key (state::colon). In a compact document the colon and the value follow the key at
+// once: taken here, which spares a round through feed() and on_token() for each.
+const char* json_filter::take_colon(const char* p, const char* end, output& out) {
+    if (p == end || *p != ':') return p;
+    if (!skip_value_) out.copy(p);
+    state_ = state::value;
+    ++p;
+    if (p == end || is_space(*p)) return p;
+    start_value(p, out);
+    return p + 1;
+}
+
+const char* json_filter::take_scalar(const char* p, const char* end, output& out) {
+    const char* const q = scalar_end(p, end);
+    if (!skip_value_) out.copy(p, q);
+    if (q == end) return q;
+    end_value();  // the delimiter belongs to the container
+    return take_comma(q, end, out);
+}
+
+// After a value. In a compact document a comma and the next key or element follow the value
+// at once: taken here, as take_colon() does.
+const char* json_filter::take_comma(const char* p, const char* end, output& out) {
+    if (state_ != state::comma || p == end || *p != ',') return p;
+    after_comma();
+    ++p;
+    if (p == end || is_space(*p)) return p;
+    on_token(p, out);
+    return p + 1;
+}
+
+// A byte between tokens (not whitespace).
+void json_filter::on_token(const char* at, output& out) {
+    const char c = *at;
     switch (state_) {
+        case state::done: return go_raw(at, out);
         case state::first_value:
-            if (c == ']') return close(c, out);
+            if (c == ']') return close(at, out);
             [[fallthrough]];
-        case state::value: return start_value(c, out);
+        case state::value: return start_value(at, out);
         case state::first_key:
-            if (c == '}') return close(c, out);
+            if (c == '}') return close(at, out);
             [[fallthrough]];
         case state::key:
-            if (c != '"') return go_raw(c, out);
-            return start_key(out);
+            if (c != '"') return go_raw(at, out);
+            return start_key(at, out);
         case state::colon:
-            if (c != ':') return go_raw(c, out);
-            if (!skip_value_) out.push_back(':');
+            if (c != ':') return go_raw(at, out);
+            if (!skip_value_) out.copy(at);
             state_ = state::value;
             return;
         case state::comma: {
             const frame& top = stack_.back();
-            if (c == (top.object ? '}' : ']')) return close(c, out);
-            if (c != ',') return go_raw(c, out);
-            if (top.object) {
-                state_ = state::key;
-            } else {
-                value_shape_ = top.shape != nullptr ? top.shape->element : nullptr;
-                skip_value_ = top.skip;
-                state_ = state::value;
-            }
-            return;
+            if (c == (top.object ? '}' : ']')) return close(at, out);
+            if (c != ',') return go_raw(at, out);
+            return after_comma();
         }
         default: return;
     }
 }
 
-void json_filter::start_value(char c, std::string& out) {
+void json_filter::after_comma() {
+    const frame& top = stack_.back();
+    if (top.object) {
+        state_ = state::key;
+    } else {
+        value_shape_ = top.shape != nullptr ? top.shape->element : nullptr;
+        skip_value_ = top.skip;
+        state_ = state::value;
+    }
+}
+
+void json_filter::start_value(const char* at, output& out) {
+    const char c = *at;
     // A value starts with one of these; anything else (an HTML error page) is kept verbatim.
     const bool scalar = c == '-' || (c >= '0' && c <= '9') || c == 't' || c == 'f' || c == 'n';
-    if (!scalar && c != '"' && c != '{' && c != '[') return go_raw(c, out);
+    if (!scalar && c != '"' && c != '{' && c != '[') return go_raw(at, out);
     if (!skip_value_) {
         // In an array the comma goes before the element; in an object before the key.
-        if (!stack_.empty() && !stack_.back().object) {
-            if (stack_.back().emitted) out.push_back(',');
-            stack_.back().emitted = true;
-        }
-        out.push_back(c);
+        if (!stack_.empty() && !stack_.back().object && needs_comma()) out.put_before(at, ",");
+        out.copy(at);
         ++tokens_;
     }
     if (c == '"') {
@@ -213,7 +363,7 @@ void json_filter::start_value(char c, std::string& out) {
     }
     if (stack_.size() == depth_max) {
         state_ = state::raw;  // c is already out when kept; the parser refuses the depth
-        if (skip_value_) out.push_back(c);
+        if (skip_value_) out.copy(at);
         return;
     }
     const bool object = c == '{';
@@ -232,7 +382,7 @@ void json_filter::start_value(char c, std::string& out) {
     }
 }
 
-void json_filter::start_key(std::string& out) {
+void json_filter::start_key(const char* at, output& out) {
     const frame& top = stack_.back();
     state_ = state::string;
     in_key_ = true;
@@ -245,56 +395,70 @@ void json_filter::start_key(std::string& out) {
     } else if (top.shape == nullptr) {
         // Kept whole: the key goes out as it comes, however long.
         key_mode_ = key_mode::stream;
-        if (top.emitted) out.push_back(',');
-        stack_.back().emitted = true;
-        out.push_back('"');
+        if (needs_comma()) out.put_before(at, ",");
+        out.copy(at);
         ++tokens_;
     } else {
         key_mode_ = key_mode::buffer;
     }
 }
 
-void json_filter::end_key(std::string& out) {
+// At the closing quote of a key.
+void json_filter::end_key(const char* at, output& out) {
     state_ = state::colon;
-    frame& top = stack_.back();
     if (key_mode_ == key_mode::skip) {
         skip_value_ = true;
         value_shape_ = nullptr;
         return;
     }
     if (key_mode_ == key_mode::stream) {
-        out.push_back('"');
+        out.copy(at);
         skip_value_ = false;
         value_shape_ = nullptr;
         return;
     }
-    bool keep = false;
+    if (!keep_member(key_, key_long_, key_escaped_)) return;
+    out.put(needs_comma() ? std::string_view(",\"") : std::string_view("\""));
+    out.put(key_);
+    out.put("\"");
+}
+
+void json_filter::buffer_key(std::string_view bytes) {
+    const std::size_t room = key_max - key_.size();
+    key_.append(bytes.substr(0, room));
+    key_long_ = key_long_ || bytes.size() > room;
+}
+
+// Whether the member of a buffered key is kept; sets up for its value either way.
+bool json_filter::keep_member(std::string_view key, bool too_long, bool escaped) {
+    state_ = state::colon;
     value_shape_ = nullptr;
-    if (key_long_) {
+    bool keep = false;
+    if (too_long) {
         keep = false;
-    } else if (key_escaped_) {
+    } else if (escaped) {
         keep = true;  // may spell a known key: kept whole
     } else {
-        const auto& members = top.shape->members;
-        const auto it = std::find_if(members.begin(), members.end(),
-                                     [&](const shape_member& m) { return m.key == std::string_view(key_); });
+        const auto& members = stack_.back().shape->members;
+        const auto it = std::find_if(members.begin(), members.end(), [&](const shape_member& m) {
+            // The first byte tells most keys of one length apart without a call to memcmp.
+            return m.key.size() == key.size() && m.key.front() == key.front() && m.key == key;
+        });
         keep = it != members.end();
         if (keep) value_shape_ = it->shape;
     }
     skip_value_ = !keep;
-    if (!keep) return;
-    if (top.emitted) out.push_back(',');
-    top.emitted = true;
-    out.push_back('"');
-    out.append(key_);
-    out.push_back('"');
-    ++tokens_;
+    if (keep) ++tokens_;
+    return keep;
 }
 
-void json_filter::close(char c, std::string& out) {
+// For a member or element about to be written: whether one was written before it.
+bool json_filter::needs_comma() { return std::exchange(stack_.back().emitted, true); }
+
+void json_filter::close(const char* at, output& out) {
     const frame top = stack_.back();
-    if (top.object != (c == '}')) return go_raw(c, out);
-    if (!top.skip) out.push_back(c);
+    if (top.object != (*at == '}')) return go_raw(at, out);
+    if (!top.skip) out.copy(at);
     stack_.pop_back();
     skip_value_ = top.skip;
     end_value();
@@ -309,9 +473,9 @@ void json_filter::end_value() {
     state_ = state::comma;
 }
 
-void json_filter::go_raw(char c, std::string& out) {
+void json_filter::go_raw(const char* at, output& out) {
     state_ = state::raw;
-    out.push_back(c);
+    out.copy(at);
 }
 
 }  // namespace subsync::sync::detail

@@ -43,13 +43,28 @@ private:
         bool emitted;  // a member or element was written: the next one needs a comma
     };
 
-    void on_byte(char c, std::string& out);
-    void start_value(char c, std::string& out);
-    void start_key(std::string& out);
-    void end_key(std::string& out);
-    void close(char c, std::string& out);
+    class output;
+
+    // Each takes what it can of [p, end) in the current state and returns where it stopped.
+    const char* take_string(const char* p, const char* end, output& out);
+    const char* take_buffered_key(const char* p, const char* end, output& out);
+    const char* take_scalar(const char* p, const char* end, output& out);
+    const char* take_colon(const char* p, const char* end, output& out);
+    const char* take_comma(const char* p, const char* end, output& out);
+
+    // These take the byte at `at`, or a token that starts or ends there.
+    void on_token(const char* at, output& out);
+    void start_value(const char* at, output& out);
+    void start_key(const char* at, output& out);
+    void end_key(const char* at, output& out);
+    void close(const char* at, output& out);
+    void go_raw(const char* at, output& out);
+
+    void buffer_key(std::string_view bytes);
+    bool keep_member(std::string_view key, bool too_long, bool escaped);
+    bool needs_comma();
+    void after_comma();
     void end_value();
-    void go_raw(char c, std::string& out);
 
     std::vector<frame> stack_;
     state state_ = state::value;
