@@ -171,8 +171,8 @@ void json_filter::feed(std::string_view bytes, std::string& out_string) {
     const char* p = bytes.data();
     const char* const end = p + bytes.size();
     // Strings and scalars are taken in runs, and with them the colon or comma and the token
-    // that follow at once; otherwise, whitespace is skipped in runs and each structural byte
-    // goes through on_token().
+    // that follow at once; otherwise, whitespace is skipped in runs and the next structural
+    // byte goes through take_token().
     while (p != end) {
         switch (state_) {
             case state::raw:
@@ -186,7 +186,7 @@ void json_filter::feed(std::string_view bytes, std::string& out_string) {
             case state::scalar: p = take_scalar(p, end, out); break;
             default:
                 p = skip_spaces(p, end);
-                if (p != end) on_token(p++, out);
+                if (p != end) p = take_token(p, end, out);
                 break;
         }
     }
@@ -270,7 +270,7 @@ const char* json_filter::take_buffered_key(const char* p, const char* end, outpu
 }
 
 // After a key (state::colon). In a compact document the colon and the value follow the key at
-// once: taken here, which spares a round through feed() and on_token() for each.
+// once: taken here, which spares a round through feed() and take_token() for each.
 const char* json_filter::take_colon(const char* p, const char* end, output& out) {
     if (p == end || *p != ':') return p;
     if (!skip_value_) out.copy(p);
@@ -296,38 +296,43 @@ const char* json_filter::take_comma(const char* p, const char* end, output& out)
     after_comma();
     ++p;
     if (p == end || is_space(*p)) return p;
-    on_token(p, out);
-    return p + 1;
+    return take_token(p, end, out);  // a key or a value: nothing taken after it here
 }
 
-// A byte between tokens (not whitespace).
-void json_filter::on_token(const char* at, output& out) {
+// A byte between tokens (not whitespace), with what follows it at once when that is cheap.
+const char* json_filter::take_token(const char* at, const char* end, output& out) {
     const char c = *at;
     switch (state_) {
-        case state::done: return go_raw(at, out);
         case state::first_value:
-            if (c == ']') return close(at, out);
+            if (c == ']') return take_close(at, end, out);
             [[fallthrough]];
-        case state::value: return start_value(at, out);
+        case state::value: start_value(at, out); break;
         case state::first_key:
-            if (c == '}') return close(at, out);
+            if (c == '}') return take_close(at, end, out);
             [[fallthrough]];
         case state::key:
-            if (c != '"') return go_raw(at, out);
-            return start_key(at, out);
+            if (c == '"') start_key(at, out);
+            else go_raw(at, out);
+            break;
         case state::colon:
-            if (c != ':') return go_raw(at, out);
-            if (!skip_value_) out.copy(at);
-            state_ = state::value;
-            return;
-        case state::comma: {
-            const frame& top = stack_.back();
-            if (c == (top.object ? '}' : ']')) return close(at, out);
-            if (c != ',') return go_raw(at, out);
-            return after_comma();
-        }
-        default: return;
+            if (c == ':') return take_colon(at, end, out);
+            go_raw(at, out);
+            break;
+        case state::comma:
+            if (c == (stack_.back().object ? '}' : ']')) return take_close(at, end, out);
+            if (c == ',') return take_comma(at, end, out);
+            go_raw(at, out);
+            break;
+        case state::done: go_raw(at, out); break;
+        default: break;
     }
+    return at + 1;
+}
+
+// A closing bracket, then the comma that often follows.
+const char* json_filter::take_close(const char* at, const char* end, output& out) {
+    close(at, out);
+    return take_comma(at + 1, end, out);
 }
 
 void json_filter::after_comma() {

@@ -51,9 +51,10 @@ private:
     const char* take_scalar(const char* p, const char* end, output& out);
     const char* take_colon(const char* p, const char* end, output& out);
     const char* take_comma(const char* p, const char* end, output& out);
+    const char* take_close(const char* p, const char* end, output& out);
+    const char* take_token(const char* p, const char* end, output& out);
 
     // These take the byte at `at`, or a token that starts or ends there.
-    void on_token(const char* at, output& out);
     void start_value(const char* at, output& out);
     void start_key(const char* at, output& out);
     void end_key(const char* at, output& out);
