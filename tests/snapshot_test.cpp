@@ -337,19 +337,26 @@ TEST(Snapshot, DatabaseIsPrivateAndVersioned) {
     }
 }
 
-// A first listing of 5,000 items or more records its changes with changes_by_item set aside
-// and built again after them (a cold sync's random-key inserts): the index is there after it,
-// lists every item, and a dry run's rollback leaves it too.
-TEST(Snapshot, ABulkFirstApplyLeavesTheHistoryIndexWhole) {
+// A first listing of 5,000 items or more records its changes with changes_by_item and the
+// items with purchased_groups_by_expiry set aside, and builds them again after (a cold sync's
+// random-order inserts): the indexes are there after it, list every item, and a dry run's
+// rollback leaves them too.
+TEST(Snapshot, ABulkFirstApplyLeavesItsIndexesWhole) {
     temp_dir dir;
     snapshot_store store(dir / "snapshot.db");
     std::vector<purchased_group> items;
-    for (int i = 0; i < 6'000; ++i) items.push_back(group(fmt::format("g{:04}", (i * 7919) % 6'000)));
+    for (int i = 0; i < 6'000; ++i) {
+        items.push_back(group(fmt::format("g{:04}", (i * 7919) % 6'000)));
+        items.back().expire_time = 1546300800000 + std::int64_t{i % 97} * 86'400'000;
+    }
     auto& db = store.database();
     const auto index_sql = [&] {
-        return db.execAndGet("SELECT sql FROM sqlite_schema WHERE name = 'changes_by_item'").getString();
+        return db.execAndGet("SELECT group_concat(sql, ';') FROM (SELECT sql FROM sqlite_schema WHERE name IN "
+                             "('changes_by_item', 'purchased_groups_by_expiry') ORDER BY name)")
+            .getString();
     };
     const std::string before = index_sql();
+    ASSERT_NE(before.find("purchased_groups_by_expiry"), std::string::npos);
     EXPECT_EQ(store.apply("prod", complete(items), 1000, 2000, /*dry_run=*/true).added, 6'000);
     EXPECT_EQ(index_sql(), before);
     EXPECT_EQ(count(db, "SELECT count(*) FROM changes"), 0);
@@ -358,6 +365,9 @@ TEST(Snapshot, ABulkFirstApplyLeavesTheHistoryIndexWhole) {
     EXPECT_EQ(count(db, "SELECT count(*) FROM changes INDEXED BY changes_by_item WHERE account = 'prod' AND "
                         "source = 'purchased_groups' AND item_key >= 'g0000'"),
               6'000);
+    EXPECT_EQ(count(db, "SELECT count(*) FROM purchased_groups INDEXED BY purchased_groups_by_expiry WHERE account = "
+                        "'prod' AND expire_time >= 1546300800000 + 96 * 86400000"),
+              6'000 / 97);
     EXPECT_EQ(db.execAndGet("PRAGMA integrity_check").getString(), "ok");
 }
 

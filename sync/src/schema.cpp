@@ -305,6 +305,8 @@ CREATE TABLE listing_digests (
   oldest_sample INTEGER,
   PRIMARY KEY (account, source)
 ) WITHOUT ROWID;
+CREATE INDEX purchased_groups_by_expiry ON purchased_groups (account, expire_time);
+CREATE INDEX subscription_resources_by_expiry ON subscription_resources (account, expire_time);
 )sql",
 };
 

@@ -199,37 +199,47 @@ public:
         run_.id = db_.getLastInsertRowid();
     }
 
-    /// `added` and field-level `changed` rows in the API's order, so `seq` follows the listing
-    /// whatever order the pages came in. A first listing of many items records them with the
-    /// history's per-item index set aside and built again after them (history_index_rebuild).
-    void record_changes() {
-        const auto rebuild = history_index_rebuild();
-        if (rebuild) db_.exec("DROP INDEX changes_by_item");
+    /// The rows: `added` and field-level `changed` rows in the API's order, so `seq` follows the
+    /// listing whatever order the pages came in, then the items themselves. A first listing of
+    /// many items writes them with the indexes bulk_rebuilds() names set aside, and builds those
+    /// again after them.
+    void write_rows() {
+        const auto rebuild = bulk_rebuilds();
+        for (const auto& [name, sql] : rebuild) db_.exec("DROP INDEX " + name);
         record_staged_changes();
-        if (rebuild) db_.exec(*rebuild);
+        upsert_rows();
+        for (const auto& [name, sql] : rebuild) db_.exec(sql);
     }
 
-    /// The statement that creates changes_by_item, when building it afresh after this apply's
-    /// changes costs less than adding them to it one by one; nullopt otherwise. The index is
-    /// in item-key order and the changes come in listing order, so with ids that are random
-    /// UUIDs each one lands on a random page: past the 2 MB page cache, every insert reads a
-    /// page back from the WAL and spills another (15 % of a cold 100k sync). Building the index
-    /// sorts the entries first and writes each page once. It pays when this apply adds at
-    /// least 5,000 items and a quarter of the history; a later sync, with a long history and a
-    /// few changes, keeps adding to it. Inside the apply's transaction, so a rollback restores
-    /// the index with everything else, and readers see it whole either way.
-    [[nodiscard]] std::optional<std::string> history_index_rebuild() const {
-        std::int64_t added = 0;
+    /// The indexes (name, CREATE statement) that cost less built afresh after this apply's writes
+    /// than added to one entry at a time: the history's per-item index and the item table's
+    /// expiry index. Each is in an order other than the one its rows come in (item key for the
+    /// changes, which come in listing order; expiry for the items, which come in key order), so
+    /// with ids that are random UUIDs each entry lands on a random page: past the 2 MB page
+    /// cache, every insert reads a page back from the WAL and spills another (15 % of a cold
+    /// 100k sync for the history's; 10 % for the expiry index). Building an index sorts its
+    /// entries first and writes each page once. It pays when this apply adds at least 5,000
+    /// items and a quarter of what the index holds; a later sync, with a long history and a few
+    /// changes, keeps adding to it. Inside the apply's transaction, so a rollback restores the
+    /// indexes with everything else, and readers see them whole either way.
+    [[nodiscard]] std::vector<std::pair<std::string, std::string>> bulk_rebuilds() const {
+        std::int64_t added = 0, stored = 0;
         stage_.items_.for_each([&](std::string_view, const listing_stage::entry& e) {
             if (e.position >= 0 && !e.stored) ++added;
+            if (e.stored) ++stored;
         });
-        if (added < 5'000) return std::nullopt;
+        std::vector<std::pair<std::string, std::string>> out;
+        if (added < 5'000) return out;
+        auto index = [&](const std::string& name) {
+            SQLite::Statement q(db_, "SELECT sql FROM sqlite_schema WHERE type = 'index' AND name = ?");
+            q.bind(1, name);
+            if (q.executeStep()) out.emplace_back(name, q.getColumn(0).getString());
+        };
         const std::int64_t history =
             db_.execAndGet("SELECT coalesce(max(seq) - min(seq) + 1, 0) FROM changes").getInt64();
-        if (history > 4 * added) return std::nullopt;
-        SQLite::Statement q(db_, "SELECT sql FROM sqlite_schema WHERE type = 'index' AND name = 'changes_by_item'");
-        if (!q.executeStep()) return std::nullopt;
-        return q.getColumn(0).getString();
+        if (history <= 4 * added) index("changes_by_item");
+        if (stored <= 4 * added) index(table_ + "_by_expiry");
+        return out;
     }
 
     void record_staged_changes() {
@@ -366,8 +376,7 @@ run_record snapshot_store::apply(listing_stage& stage, epoch_ms started, epoch_m
     apply_pass pass(db_, stage, started, finished);
     pass.insert_run();
     if (!stage.unchanged()) {
-        pass.record_changes();
-        pass.upsert_rows();
+        pass.write_rows();
         pass.mark_removed();
     }
     run_record& run = pass.run();
