@@ -40,4 +40,4 @@ SUBSYNC_TOKEN=t $B/daemon/subsyncd sync --once --config $W/off.toml --summary js
 grep -c "alerts sink=" $W/rules.err || true
 A="rm -rf $W/rules.db* $W/rules-exports; SUBSYNC_TOKEN=t exec $B/daemon/subsyncd sync --once --config $W/rules.toml >/dev/null 2>&1"
 O="rm -rf $W/off.db* $W/off-exports; SUBSYNC_TOKEN=t exec $B/daemon/subsyncd sync --once --config $W/off.toml >/dev/null 2>&1"
-farm-bench -n 5 --timeout 900 --vs "sh -c '$O'" -- sh -c "$A"
+farm-bench -n ${N:-5} --timeout 900 --vs "sh -c '$O'" -- sh -c "$A"
