@@ -202,6 +202,25 @@ TEST_F(AlertState, AnUnchangedResyncWritesNoAlertRow) {
     EXPECT_EQ(store_.database().getTotalChanges() - before, 2) << "only the sync_runs row (insert + counts)";
 }
 
+// The export's marks read data_versions instead of scanning the alerts: every run that writes an
+// alert row, and every prune that deletes one, counts there; a run that writes none does not.
+TEST_F(AlertState, EveryWriteOfAnAlertRowIsCountedInDataVersions) {
+    auto& db = store_.database();
+    auto version = [&] { return data_version(db, versioned_table::alerts); };
+    const std::vector<purchased_group> items{group("a", T0 + 5 * day + 12 * hour), group("b", T0 + 100 * day)};
+    const auto v0 = version();
+    apply(items, T0);
+    const auto v1 = version();
+    EXPECT_GT(v1, v0) << "a fired";
+    apply(items, T0 + hour);
+    EXPECT_EQ(version(), v1) << "nothing written";
+    apply({group("b", T0 + 100 * day)}, T0 + 2 * hour);  // a is gone: resolved
+    const auto v2 = version();
+    EXPECT_GT(v2, v1);
+    ASSERT_GT(store_.prune(T0 + 3 * hour).alerts, 0);
+    EXPECT_GT(version(), v2) << "the resolved alert was pruned";
+}
+
 TEST_F(AlertState, AlertTextsCountCalendarDaysAndChangeOnlyAtUtcMidnight) {
     // T0 is 12:53 UTC. "a" expires in 5 days and 20 minutes, "b" expired 23 hours 40 minutes ago:
     // counted in 24-hour days, both cross a whole day within the next half hour, which rewrote

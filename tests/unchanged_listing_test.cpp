@@ -212,5 +212,30 @@ TEST(UnchangedListing, SamplesQuotasAsAFullApplyWould) {
     EXPECT_EQ(samples(fast).size(), 3u);
 }
 
+// The export's marks read data_versions instead of scanning quota_samples: every apply that
+// writes a sample, recognised or diffed, and every prune that deletes one counts there.
+TEST(UnchangedListing, EveryWriteOfAQuotaSampleIsCountedInDataVersions) {
+    temp_dir dir;
+    snapshot_store store(dir / "snapshot.db");
+    auto version = [&] { return data_version(store.database(), versioned_table::quota_samples); };
+    const epoch_ms t0 = 1'000'000'000'000;
+    const auto v0 = version();
+    apply_pages(store, two_pages, t0);
+    const auto v1 = version();
+    EXPECT_GT(v1, v0);
+    apply_as_before(store, 2, t0 + minute);
+    EXPECT_EQ(version(), v1) << "nothing due";
+    apply_as_before(store, 2, t0 + 2 * hour);
+    const auto v2 = version();
+    EXPECT_GT(v2, v1) << "aged samples of a recognised listing";
+    auto changed = two_pages;
+    changed[0][0] = group("a", 4);
+    apply_pages(store, changed, t0 + 2 * hour + minute, 1);
+    const auto v3 = version();
+    EXPECT_GT(v3, v2) << "a's quota changed";
+    ASSERT_GT(store.prune(t0 + hour).samples, 0);
+    EXPECT_GT(version(), v3);
+}
+
 }  // namespace
 }  // namespace subsync::sync

@@ -8,6 +8,7 @@
 #include <subsync/alerting/alerts.hpp>
 #include <subsync/alerting/outbox.hpp>
 #include <subsync/sync/signer.hpp>
+#include <subsync/sync/snapshot.hpp>
 
 #include <SQLiteCpp/Statement.h>
 #include <SQLiteCpp/Transaction.h>
@@ -236,6 +237,8 @@ public:
         else up.bind(16);
         up.bind(17, static_cast<std::int64_t>(now_));
         up.exec();
+        if (!counted_) sync::bump_data_version(db_, sync::versioned_table::alerts);  // once per reconcile
+        counted_ = true;
     }
 
 private:
@@ -254,6 +257,7 @@ private:
     epoch_ms now_;
     // Prepared once per reconciliation: a first sync may write an alert per item.
     std::optional<SQLite::Statement> upsert_, texts_;
+    bool counted_ = false;  // this reconcile's writes are counted in data_versions
 };
 
 /// Builds an alert's notification (docs/alerts.md "Notification format") and queues it in the
@@ -619,7 +623,9 @@ std::int64_t rules_hook::on_prune(SQLite::Database& db, epoch_ms cutoff, bool sn
     // kept whatever its age.
     SQLite::Statement resolved(db, "DELETE FROM alerts WHERE state = 'resolved' AND resolved_at < ?");
     resolved.bind(1, static_cast<std::int64_t>(cutoff));
-    return resolved.exec() + outbox(db).prune(cutoff);
+    const std::int64_t alerts = resolved.exec();
+    if (alerts > 0) sync::bump_data_version(db, sync::versioned_table::alerts);
+    return alerts + outbox(db).prune(cutoff);
 }
 
 }  // namespace subsync::alerting

@@ -295,7 +295,8 @@ CREATE VIEW alert_delivery_status AS
 )sql",
     // 8: the page digests of each (account, source)'s last complete listing, so that a listing
     // fetched again with every page as it was is recognised without parsing or diffing it
-    // (docs/decisions.md "An unchanged listing is recognised by its pages").
+    // (docs/decisions.md "An unchanged listing is recognised by its pages"); a write counter for
+    // the tables an unchanged re-sync's export marks scanned; expiry indexes for the alert rules.
     R"sql(
 CREATE TABLE listing_digests (
   account       TEXT    NOT NULL,
@@ -305,6 +306,11 @@ CREATE TABLE listing_digests (
   oldest_sample INTEGER,
   PRIMARY KEY (account, source)
 ) WITHOUT ROWID;
+CREATE TABLE data_versions (
+  name    TEXT    PRIMARY KEY,
+  version INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT INTO data_versions (name, version) VALUES ('alerts', 0), ('quota_samples', 0);
 CREATE INDEX purchased_groups_by_expiry ON purchased_groups (account, expire_time);
 CREATE INDEX subscription_resources_by_expiry ON subscription_resources (account, expire_time);
 )sql",

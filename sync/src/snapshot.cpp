@@ -72,6 +72,25 @@ void read_cells(SQLite::Statement& stmt, std::span<const column> cols, int first
     }
 }
 
+namespace {
+
+std::string version_name(versioned_table t) { return t == versioned_table::alerts ? "alerts" : "quota_samples"; }
+
+}  // namespace
+
+void bump_data_version(SQLite::Database& db, versioned_table t) {
+    SQLite::Statement q(db, "UPDATE data_versions SET version = version + 1 WHERE name = ?");
+    q.bind(1, version_name(t));
+    if (q.exec() != 1) throw std::logic_error("data_versions has no row " + version_name(t));
+}
+
+std::int64_t data_version(SQLite::Database& db, versioned_table t) {
+    SQLite::Statement q(db, "SELECT version FROM data_versions WHERE name = ?");
+    q.bind(1, version_name(t));
+    if (!q.executeStep()) throw std::logic_error("data_versions has no row " + version_name(t));
+    return q.getColumn(0).getInt64();
+}
+
 SQLite::Database open_snapshot_readonly(const std::filesystem::path& file) {
     if (!std::filesystem::exists(file))
         throw std::runtime_error(fmt::format("no snapshot at {}: run `subsyncd sync --once` first", file.string()));
@@ -406,7 +425,10 @@ snapshot_store::sampled snapshot_store::sample_quotas(listing_stage& stage, std:
     ins.bind(2, static_cast<std::int64_t>(now));
     ins.bind(3, run_id);
     out.written = ins.exec();
-    if (out.written > 0) out.oldest = std::min(out.oldest.value_or(now), now);
+    if (out.written > 0) {
+        out.oldest = std::min(out.oldest.value_or(now), now);
+        bump_data_version(db_, versioned_table::quota_samples);
+    }
     return out;
 }
 
@@ -437,6 +459,7 @@ snapshot_store::sampled snapshot_store::sample_unchanged_quotas(listing_stage& s
     sampled out;
     out.written = ins.exec();
     stage.samples_beside_ = out.written;
+    if (out.written > 0) bump_data_version(db_, versioned_table::quota_samples);
     SQLite::Statement oldest(db_, fmt::format("{} SELECT min(l.at) {}", latest, with_quota));
     oldest.bind(1, stage.account());
     if (oldest.executeStep() && !oldest.getColumn(0).isNull()) out.oldest = oldest.getColumn(0).getInt64();
@@ -484,7 +507,10 @@ prune_counts snapshot_store::prune(epoch_ms cutoff) {
     c.runs = run("DELETE FROM sync_runs WHERE finished_at < ? AND id NOT IN (SELECT run_id FROM changes) "
                  "AND id NOT IN (SELECT run_id FROM quota_samples)");
     // A pruned sample may have been an item's latest: the next unchanged listing looks again.
-    if (c.samples > 0) db_.exec("UPDATE listing_digests SET oldest_sample = 0 WHERE oldest_sample IS NOT NULL");
+    if (c.samples > 0) {
+        db_.exec("UPDATE listing_digests SET oldest_sample = 0 WHERE oldest_sample IS NOT NULL");
+        bump_data_version(db_, versioned_table::quota_samples);
+    }
     if (hook_) c.alerts = hook_->on_prune(db_, cutoff, c.samples + c.removed_items > 0);
     tx.commit();
     return c;

@@ -87,6 +87,15 @@ struct prune_counts {
 
 class snapshot_store;
 
+/// Tables whose writes are counted in `data_versions` (schema 8), so that a reader who must know
+/// whether one changed since it last looked (the export's marks) reads a row instead of
+/// scanning the table.
+enum class versioned_table { alerts, quota_samples };
+/// Counts a write of `t` in the caller's transaction: every writer of `t` calls it.
+void bump_data_version(SQLite::Database& db, versioned_table t);
+/// Writes of `t` counted so far.
+[[nodiscard]] std::int64_t data_version(SQLite::Database& db, versioned_table t);
+
 /// SHA-256 of one fetched page (its request target and its body as kept); a listing whose every
 /// page has the digest it had in the last complete listing is that listing again
 /// (docs/decisions.md "An unchanged listing is recognised by its pages").
