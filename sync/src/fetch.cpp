@@ -76,6 +76,12 @@ public:
         auto res = co_await get_ok(ctx_, conn, ep_, req, where);
         if (!res) co_return res.error();
         page_bytes_ = res->body.size();
+        // The body goes back to the connection for the next page, whatever happens here.
+        struct give_back {
+            http_connection& conn;
+            std::string& body;
+            ~give_back() { conn.reuse(std::move(body)); }
+        } const recycle{conn, res->body};
         const page_digest digest = digest_of(req.target, res->body);
         stage_.set_digest(page_no, digest);
         const page_digest* before = stage_.previous_digest(page_no);

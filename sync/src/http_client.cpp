@@ -171,6 +171,7 @@ struct http_connection::impl {
     std::optional<beast::ssl_stream<beast::tcp_stream>> secure;
     beast::flat_buffer buffer;
     std::size_t connects = 0;
+    std::string spare;  // a body given back by reuse(), kept in by the next 2xx answer
 
     bool open() const { return plain.has_value() || secure.has_value(); }
 
@@ -305,6 +306,11 @@ struct http_connection::impl {
         }
 
         // The status decides what of the body is kept (budgeted_body).
+        if (parser->get().result_int() / 100 == 2 && spare.capacity() > 0) {
+            spare.clear();
+            parser->get().body().kept = std::move(spare);
+            spare = std::string();
+        }
         detail::choose_body(*parser, req.shape);
         if (!parser->is_done()) {
             auto [rec, rn] = co_await http::async_read(stream, buffer, *parser, tuple_awaitable);
@@ -340,6 +346,11 @@ http_connection::http_connection(asio::any_io_executor ex, config::endpoint ep, 
 http_connection::~http_connection() { impl_->close(); }
 
 std::size_t http_connection::connects() const noexcept { return impl_->connects; }
+
+void http_connection::reuse(std::string&& body) noexcept {
+    constexpr std::size_t kept_max = std::size_t{1} << 20;
+    if (body.capacity() <= kept_max && body.capacity() > impl_->spare.capacity()) impl_->spare = std::move(body);
+}
 
 asio::awaitable<void> http_connection::warm_up() {
     auto& d = *impl_;
