@@ -9,6 +9,7 @@
 #include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Statement.h>
 #include <gtest/gtest.h>
+#include <fmt/format.h>
 #include <simdjson.h>
 
 #include <set>
@@ -334,6 +335,38 @@ TEST_F(SyncE2E, AListingWhosePagesAreAsBeforeIsRecognisedAndADifferenceAnywhereI
     EXPECT_EQ(current_keys("purchased_groups").count(gone), 0u);
     EXPECT_EQ(current_keys("purchased_groups").size(), 1999u);
     EXPECT_TRUE(once().unchanged) << "and the listing after it is recognised again";
+}
+
+// Pages of more than 2 MiB are not kept for the next page; page 1, kept aside while the pages
+// were as before, is placed just before the page that differed, which must not be dropped then.
+TEST_F(SyncE2E, APageThatDiffersAfterLargePagesAsBeforeIsStagedWhole) {
+    emulator::dataset data = emulator::dataset::seeds();
+    data.purchases.clear();
+    const std::string remark(30'000, 'r');
+    for (int i = 0; i < 200; ++i) {
+        const auto id = fmt::format("big-{:03}", i);
+        data.purchases.push_back({id, "g", "n", R"({"id":")" + id + R"(","group_id":"g","group_name":"n","group_remark":")" +
+                                                    (i < 100 ? "small" : remark) + R"("})"});
+    }
+    start(data);
+    const auto cfg = config(100, 2);  // page 1 small, page 2 of 3 MB
+    auto once = [&] {
+        auto r = run_subsyncd({"sync", "--once", "--summary", "json", "--config", cfg.string()},
+                              {{"SUBSYNC_TEST_TOKEN", token}});
+        EXPECT_EQ(r.exit_code, 0) << r.err;
+        return summary_of(r);
+    };
+    ASSERT_EQ(once().added, 200);
+    data.purchases.back().json = R"({"id":"big-199","group_id":"g","group_name":"renamed"})";
+    emu_->set_dataset(data);
+    const auto run = once();
+    EXPECT_FALSE(run.unchanged);
+    EXPECT_EQ(run.items, 200);
+    EXPECT_EQ(run.changed, 1);
+    EXPECT_EQ(run.added + run.removed, 0);
+    EXPECT_EQ(db().execAndGet("SELECT status FROM sync_runs WHERE source = 'purchased_groups' ORDER BY id DESC")
+                  .getString(),
+              "ok");
 }
 
 TEST_F(SyncE2E, UntrustedCertificateIsRefusedUnlessCaFileNamesIt) {

@@ -241,8 +241,8 @@ private:
         done_ -= static_cast<int>(passed_over_.size()) + 1;  // counted again as they are staged
         refetch_.insert(refetch_.end(), passed_over_.rbegin(), passed_over_.rend());
         passed_over_.clear();
-        if (!passed_over_before_logged_ && !refetch_.empty()) {
-            passed_over_before_logged_ = true;
+        if (!refetch_logged_ && !refetch_.empty()) {
+            refetch_logged_ = true;
             spdlog::info("listing changed account={} source=purchased_groups: fetching {} pages again that were as "
                          "before until then",
                          ctx_.account->name, refetch_.size());
@@ -276,8 +276,10 @@ private:
         }
         stage_.add(listing_stage::position(page_no, 0), page.purchases);
         // A page larger than asked for, or with large values, is not kept for the next one: the
-        // body budget bounds what is read, not what a kept page would go on holding.
-        if (page.purchases.size() > static_cast<std::size_t>(ctx_.page_size) || page_bytes_ > keep_bytes)
+        // body budget bounds what is read, not what a kept page would go on holding. (Page 1 kept
+        // aside is placed just before the page that ended skipping, which must stay.)
+        if (&page == &page_ &&
+            (page.purchases.size() > static_cast<std::size_t>(ctx_.page_size) || page_bytes_ > keep_bytes))
             page_ = groups_page{};
         page_done();
     }
@@ -302,7 +304,7 @@ private:
     std::size_t page_bytes_ = 0;  // the body page_ was read from
     bool first_as_before_ = false;  // page 1 has the digest it had in the last complete listing
     bool skipping_ = false;         // every page so far is as before: none is parsed or staged
-    bool passed_over_before_logged_ = false;
+    bool refetch_logged_ = false;
     groups_page first_page_;        // page 1, kept aside while skipping_
     std::vector<int> passed_over_;  // pages 2..N found as before while skipping_
     std::vector<int> refetch_;      // those pages, to fetch again once a page differed
