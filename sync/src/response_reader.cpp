@@ -2,9 +2,7 @@
 
 #include <fmt/format.h>
 
-#include <algorithm>
 #include <atomic>
-#include <cstdint>
 #include <utility>
 
 namespace subsync::sync {
@@ -51,12 +49,6 @@ std::size_t body_budget() noexcept { return budget_limit.load(); }
 std::size_t body_budget_in_use() noexcept { return budget_used.load(); }
 
 namespace detail {
-namespace {
-
-// simdjson reads up to this far past the end of its input (parse.hpp).
-constexpr std::size_t parser_padding = 64;
-
-}  // namespace
 
 void set_limits(response_parser& parser, std::size_t body_limit) {
     parser.body_limit(body_limit);
@@ -66,16 +58,7 @@ void set_limits(response_parser& parser, std::size_t body_limit) {
 bool is_interim(unsigned status) noexcept { return status / 100 == 1 && status != 101; }
 
 void choose_body(response_parser& parser, body_shape shape) {
-    if (parser.get().result_int() / 100 != 2) return;
-    auto& body = parser.get().body();
-    body.filter.emplace(shape);
-    // What is kept is at most what is sent: room for a declared length up front spares the
-    // copies of a string grown by doubling (8 % of an unchanged 100k re-sync's CPU), and the
-    // padding to_response() adds. Up to 1 MiB only, so a large or lying Content-Length reserves
-    // no more than that (the rest grows as the kept part does, charged as it grows).
-    constexpr std::size_t reserve_max = std::size_t{1} << 20;
-    if (const auto length = parser.content_length(); length && *length > 0)
-        body.kept.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(*length + parser_padding, reserve_max)));
+    if (parser.get().result_int() / 100 == 2) parser.get().body().filter.emplace(shape);
 }
 
 std::optional<error> body_error(const response_parser& parser, const boost::system::error_code& ec,
@@ -100,6 +83,7 @@ http_response to_response(response_parser& parser) {
     for (const auto& f : res) out.headers.push_back({std::string(f.name_string()), std::string(f.value())});
     auto& kept = res.body().kept;
     // simdjson reads past the end of its input: room for that avoids a copy of the body (parse.hpp).
+    constexpr std::size_t parser_padding = 64;
     if (kept.capacity() - kept.size() < parser_padding) kept.reserve(kept.size() + parser_padding);
     out.body = std::move(kept);
     out.lease = std::move(res.body().lease);
