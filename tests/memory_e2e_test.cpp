@@ -7,6 +7,11 @@
 #include "support/test_support.hpp"
 
 #include <subsync/emulator/server.hpp>
+#include <subsync/config/load.hpp>
+#include <subsync/sync/http_client.hpp>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
 
 #include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Statement.h>
@@ -82,6 +87,60 @@ protected:
     temp_dir dir_;
     std::unique_ptr<emulator::server> emu_;
 };
+
+// A connection keeps the last page's body for its next answer (http_connection::reuse). The idle
+// buffer stays charged to the body budget, so it never adds to the bound; with no room in the
+// budget it is freed instead.
+TEST(BodyReuse, AnIdleBodyBufferStaysChargedToTheBudgetAndTheNextAnswerIsKeptInIt) {
+    temp_dir dir;
+    auto emu = test::start_emulator({}, emulator::dataset::generated(300, 1, 5), token, dir / "ca.pem");
+    config::tls_config tls;
+    tls.ca_file = dir / "ca.pem";
+    const auto ep = config::parse_endpoint(emu->base_url());
+    ASSERT_TRUE(ep);
+    boost::asio::io_context io;
+    const std::size_t before = sync::body_budget_in_use();
+    {
+        sync::http_connection conn(io.get_executor(), *ep, sync::make_tls_context(tls), std::chrono::seconds(5));
+        auto page = [&] {
+            sync::http_request req;
+            req.target = "/v1.0/apigw/purchases/groups?page_size=100&page_no=1";
+            req.headers.push_back({"X-Auth-Token", token});
+            req.shape = sync::body_shape::purchases_page;
+            std::optional<sync::result<sync::http_response>> out;
+            boost::asio::co_spawn(io, conn.send(req), [&](std::exception_ptr e, sync::result<sync::http_response> r) {
+                if (e) std::rethrow_exception(e);
+                out = std::move(r);
+            });
+            io.restart();
+            io.run();
+            EXPECT_TRUE(out && *out && (*out)->status == 200);
+            return std::move(**out);
+        };
+        auto first = page();
+        const std::size_t capacity = first.body.capacity();
+        const char* buffer = first.body.data();
+        first.lease.release();
+        conn.reuse(std::move(first.body));
+        EXPECT_EQ(sync::body_budget_in_use(), before + capacity) << "the idle buffer is charged";
+
+        auto second = page();
+        EXPECT_EQ(second.body.data(), buffer) << "the next answer is kept in it";
+        EXPECT_GE(second.lease.held(), capacity) << "and its charge went with it";
+        second.lease.release();
+
+        // A budget with no room for it: the buffer is freed, not kept.
+        const std::size_t budget = sync::body_budget();
+        sync::set_body_budget(before + capacity / 2);
+        conn.reuse(std::move(second.body));
+        sync::set_body_budget(budget);
+        EXPECT_EQ(sync::body_budget_in_use(), before);
+        auto third = page();
+        third.lease.release();
+        conn.reuse(std::move(third.body));
+    }
+    EXPECT_EQ(sync::body_budget_in_use(), before) << "the connection gave its buffer's share back";
+}
 
 TEST_F(Memory, PagesPaddedWithAHugeUnknownFieldStayUnderTheBound) {
     start(450);  // 5 pages of 100 and the orders document: 6 answers of ~48 MiB each

@@ -76,12 +76,16 @@ public:
         auto res = co_await get_ok(ctx_, conn, ep_, req, where);
         if (!res) co_return res.error();
         page_bytes_ = res->body.size();
-        // The body goes back to the connection for the next page, whatever happens here.
+        // The body goes back to the connection for the next page, whatever happens here; its
+        // share of the budget first, which the connection takes again for the idle buffer.
         struct give_back {
             http_connection& conn;
-            std::string& body;
-            ~give_back() { conn.reuse(std::move(body)); }
-        } const recycle{conn, res->body};
+            http_response& res;
+            ~give_back() {
+                res.lease.release();
+                conn.reuse(std::move(res.body));
+            }
+        } const recycle{conn, *res};
         const page_digest digest = digest_of(req.target, res->body);
         stage_.set_digest(page_no, digest);
         const page_digest* before = stage_.previous_digest(page_no);

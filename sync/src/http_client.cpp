@@ -171,7 +171,8 @@ struct http_connection::impl {
     std::optional<beast::ssl_stream<beast::tcp_stream>> secure;
     beast::flat_buffer buffer;
     std::size_t connects = 0;
-    std::string spare;  // a body given back by reuse(), kept in by the next 2xx answer
+    std::string spare;        // a body given back by reuse(), kept in by the next 2xx answer
+    body_lease spare_lease;   // its capacity, charged to the body budget while it waits
 
     bool open() const { return plain.has_value() || secure.has_value(); }
 
@@ -307,8 +308,10 @@ struct http_connection::impl {
 
         // The status decides what of the body is kept (budgeted_body).
         if (parser->get().result_int() / 100 == 2 && spare.capacity() > 0) {
+            auto& body = parser->get().body();
             spare.clear();
-            parser->get().body().kept = std::move(spare);
+            body.kept = std::move(spare);
+            body.lease = std::move(spare_lease);  // the buffer's charge goes with it
             spare = std::string();
         }
         detail::choose_body(*parser, req.shape);
@@ -349,7 +352,12 @@ std::size_t http_connection::connects() const noexcept { return impl_->connects;
 
 void http_connection::reuse(std::string&& body) noexcept {
     constexpr std::size_t kept_max = std::size_t{1} << 20;
-    if (body.capacity() <= kept_max && body.capacity() > impl_->spare.capacity()) impl_->spare = std::move(body);
+    auto& d = *impl_;
+    if (body.capacity() > kept_max || body.capacity() <= d.spare.capacity()) return;
+    body_lease lease;
+    if (!lease.grow(body.capacity())) return;  // no room in the budget for an idle buffer: freed
+    d.spare = std::move(body);
+    d.spare_lease = std::move(lease);  // the smaller spare's share, if any, goes back
 }
 
 asio::awaitable<void> http_connection::warm_up() {

@@ -141,8 +141,9 @@ public:
 
     /// Gives a body the caller is done with back, for the next 2xx body to be kept in: its pages
     /// are already mapped, where a new string of a page's size faulted each one in afresh
-    /// (4 % of an unchanged 100k re-sync). Only one of up to 1 MiB is kept; its memory is charged
-    /// to the body budget again as the next body fills it.
+    /// (4 % of an unchanged 100k re-sync). Only one of up to 1 MiB is kept, and only while the
+    /// body budget has room for its capacity: an idle buffer holds its share of the budget like
+    /// an answer in flight, and hands it on to the next body kept in it.
     void reuse(std::string&& body) noexcept;
 
 private:
