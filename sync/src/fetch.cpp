@@ -1,19 +1,18 @@
 #include <subsync/sync/detail/run_all.hpp>
 #include <subsync/sync/fetch.hpp>
 #include <subsync/sync/parse.hpp>
+#include <subsync/sync/signer.hpp>
 #include <subsync/sync/snapshot.hpp>
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <fmt/format.h>
-#include <openssl/evp.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <memory>
-#include <stdexcept>
 #include <exception>
+#include <memory>
 #include <optional>
 
 namespace subsync::sync {
@@ -28,18 +27,8 @@ constexpr std::string_view page_digest_version = "subsync page digest 1";
 
 // SHA-256 of what decides a page's rows: the code's version, the request and the body as kept.
 page_digest digest_of(std::string_view target, std::string_view body) {
-    const std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> md(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
     const auto schema = fmt::format(" schema {}\n", snapshot_store::schema_version);
-    page_digest out{};
-    unsigned int len = 0;
-    if (!md || EVP_DigestInit_ex(md.get(), EVP_sha256(), nullptr) != 1 ||
-        EVP_DigestUpdate(md.get(), page_digest_version.data(), page_digest_version.size()) != 1 ||
-        EVP_DigestUpdate(md.get(), schema.data(), schema.size()) != 1 ||
-        EVP_DigestUpdate(md.get(), target.data(), target.size()) != 1 || EVP_DigestUpdate(md.get(), "\n", 1) != 1 ||
-        EVP_DigestUpdate(md.get(), body.data(), body.size()) != 1 || EVP_DigestFinal_ex(md.get(), out.data(), &len) != 1 ||
-        len != out.size())
-        throw std::runtime_error("page digest: OpenSSL SHA-256 failed");
-    return out;
+    return sha256({page_digest_version, schema, target, "\n", body});
 }
 
 // Sends one request with retries; a non-2xx answer that is not retried is an error.
@@ -124,7 +113,7 @@ public:
             }
             try {
                 if (skipping_) stop_skipping();
-                place(page_no, page_);
+                place_fetched(page_no);
             } catch (...) {
                 // The store failed (temporary storage full): the other workers stop too, and
                 // run() rethrows once they have.
@@ -177,7 +166,7 @@ public:
             page_ = groups_page{};
             page_done();
         } else {
-            place(1, page_);
+            place_fetched(1);
         }
 
         const auto workers = static_cast<std::size_t>(std::min(ctx_.concurrency, page_count_ - 1));
@@ -279,13 +268,16 @@ private:
                        false);
         }
         stage_.add(listing_stage::position(page_no, 0), page.purchases);
-        // A page larger than asked for, or with large values, is not kept for the next one: the
-        // body budget bounds what is read, not what a kept page would go on holding. (Page 1 kept
-        // aside is placed just before the page that ended skipping, which must stay.)
-        if (&page == &page_ &&
-            (page.purchases.size() > static_cast<std::size_t>(ctx_.page_size) || page_bytes_ > keep_bytes))
-            page_ = groups_page{};
         page_done();
+    }
+
+    // The page just fetched into page_. A page larger than asked for, or with large values, is
+    // not kept for the next one: the body budget bounds what is read, not what a kept page
+    // would go on holding.
+    void place_fetched(int page_no) {
+        place(page_no, page_);
+        if (page_.purchases.size() > static_cast<std::size_t>(ctx_.page_size) || page_bytes_ > keep_bytes)
+            page_ = groups_page{};
     }
 
     static constexpr std::size_t keep_bytes = std::size_t{2} << 20;

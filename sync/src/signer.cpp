@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <array>
 #include <climits>
+#include <memory>
 #include <stdexcept>
 
 namespace subsync::sync {
@@ -188,13 +189,20 @@ split_target_result split_target(std::string_view target) {
     return out;
 }
 
-std::string sha256_hex(std::string_view data) {
-    std::array<unsigned char, EVP_MAX_MD_SIZE> md{};
+std::array<std::uint8_t, 32> sha256(std::initializer_list<std::string_view> parts) {
+    const std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> md(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
+    std::array<std::uint8_t, 32> out{};
     unsigned int len = 0;
-    if (EVP_Digest(data.data(), data.size(), md.data(), &len, EVP_sha256(), nullptr) != 1) {
-        throw std::runtime_error("sha256: OpenSSL EVP_Digest failed");
-    }
-    return to_hex(std::span(md.data(), len));
+    bool ok = md && EVP_DigestInit_ex(md.get(), EVP_sha256(), nullptr) == 1;
+    for (const auto part : parts) ok = ok && EVP_DigestUpdate(md.get(), part.data(), part.size()) == 1;
+    if (!ok || EVP_DigestFinal_ex(md.get(), out.data(), &len) != 1 || len != out.size())
+        throw std::runtime_error("sha256: OpenSSL SHA-256 failed");
+    return out;
+}
+
+std::string sha256_hex(std::string_view data) {
+    const auto md = sha256({data});
+    return to_hex(std::span(md.data(), md.size()));
 }
 
 std::string hmac_sha256_hex(std::string_view key, std::string_view data) {

@@ -7,7 +7,10 @@
 #include <subsync/config/secret.hpp>
 #include <subsync/sync/http_client.hpp>
 
+#include <array>
 #include <chrono>
+#include <cstdint>
+#include <initializer_list>
 #include <span>
 #include <string>
 #include <string_view>
@@ -76,6 +79,9 @@ struct split_target_result {
 
 /// Splits `target` at the first '?' and decodes its `k=v&k` pairs.
 [[nodiscard]] split_target_result split_target(std::string_view target);
+
+/// SHA-256 of `parts` one after another, as if they were one string (none is copied).
+[[nodiscard]] std::array<std::uint8_t, 32> sha256(std::initializer_list<std::string_view> parts);
 
 /// Lower-case hex SHA-256 of `data`.
 [[nodiscard]] std::string sha256_hex(std::string_view data);
