@@ -4,14 +4,13 @@
 // comes from wait4() (through tests/support/peak_rss.cpp). docs/decisions.md ("Memory") says what sets the bound.
 
 #include "support/emulated_cloud.hpp"
+#include "support/send_once.hpp"
 #include "support/test_support.hpp"
 
 #include <subsync/emulator/server.hpp>
 #include <subsync/config/load.hpp>
 #include <subsync/sync/http_client.hpp>
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/io_context.hpp>
 
 #include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Statement.h>
@@ -107,15 +106,9 @@ TEST(BodyReuse, AnIdleBodyBufferStaysChargedToTheBudgetAndTheNextAnswerIsKeptInI
             req.target = "/v1.0/apigw/purchases/groups?page_size=100&page_no=1";
             req.headers.push_back({"X-Auth-Token", token});
             req.shape = sync::body_shape::purchases_page;
-            std::optional<sync::result<sync::http_response>> out;
-            boost::asio::co_spawn(io, conn.send(req), [&](std::exception_ptr e, sync::result<sync::http_response> r) {
-                if (e) std::rethrow_exception(e);
-                out = std::move(r);
-            });
-            io.restart();
-            io.run();
-            EXPECT_TRUE(out && *out && (*out)->status == 200);
-            return std::move(**out);
+            auto out = test::send_once(io, conn, req);
+            EXPECT_TRUE(out && out->status == 200);
+            return out ? std::move(*out) : sync::http_response{};
         };
         auto first = page();
         const std::size_t capacity = first.body.capacity();

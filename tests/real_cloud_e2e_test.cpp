@@ -4,6 +4,7 @@
 // every test here.
 
 #include "support/emulated_cloud.hpp"
+#include "support/send_once.hpp"
 #include "support/test_support.hpp"
 
 #include <subsync/config/load.hpp>
@@ -607,18 +608,11 @@ TEST(HeaderInjection, ControlCharactersInAHeaderAreNeverWritten) {
         sync::http_request req;
         req.target = "/v1.0/apigw/purchases/groups";
         req.headers.push_back({"X-Auth-Token", bad});
-        std::optional<sync::result<sync::http_response>> out;
-        boost::asio::co_spawn(io, conn.send(req), [&](std::exception_ptr e, sync::result<sync::http_response> r) {
-            if (e) std::rethrow_exception(e);
-            out = std::move(r);
-        });
-        io.restart();
-        io.run();
-        ASSERT_TRUE(out);
-        ASSERT_FALSE(*out) << "status " << (*out)->status;
-        EXPECT_NE(out->error().message.find("refused to send header \"X-Auth-Token\""), std::string::npos)
-            << out->error().message;
-        EXPECT_EQ(out->error().message.find("evil"), std::string::npos) << "never the value";
+        const auto out = test::send_once(io, conn, req);
+        ASSERT_FALSE(out) << "status " << out->status;
+        EXPECT_NE(out.error().message.find("refused to send header \"X-Auth-Token\""), std::string::npos)
+            << out.error().message;
+        EXPECT_EQ(out.error().message.find("evil"), std::string::npos) << "never the value";
     }
     EXPECT_EQ(emu->get_stats().requests, 0u) << "nothing reached the server";
 }
