@@ -12,6 +12,8 @@
 #include <cstdint>
 #include <random>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace subsync::sync {
 namespace {
@@ -358,6 +360,27 @@ TEST(Time, CommonFormAgreesWithTheGeneralReading) {
             ASSERT_EQ(parse_iso8601(common), clamp_time(duration_cast<milliseconds>(t.time_since_epoch()).count()));
         } else {
             ASSERT_EQ(parse_iso8601(common), std::nullopt);
+        }
+    }
+}
+
+// The common form's reading checks its separators and digits a word at a time: any byte in any
+// position reads as the general reading of the same text with `.000` before its last byte does
+// (but a digit for the `Z`, which would be a fraction's there).
+TEST(Time, CommonFormRefusesEveryByteOutOfPlace) {
+    const std::string base = "2024-02-29T23:59:58Z";
+    for (std::size_t at = 0; at < base.size(); ++at) {
+        for (int byte = 0; byte < 256; ++byte) {
+            std::string common = base;
+            common[at] = static_cast<char>(byte);
+            std::string general = common;
+            general.insert(19, ".000");
+            SCOPED_TRACE(fmt::format("byte {} at {}", byte, at));
+            if (at == 19 && byte >= '0' && byte <= '9') {
+                ASSERT_EQ(parse_iso8601(common), std::nullopt);  // in `general`, a fifth fraction digit
+                continue;
+            }
+            ASSERT_EQ(parse_iso8601(common), parse_iso8601(general));
         }
     }
 }

@@ -23,8 +23,16 @@ inline constexpr epoch_ms max_time = 253'402'300'799'999;
 /// Parses an ISO-8601 timestamp as the APIs send it: `YYYY-MM-DD`, then `T` or a
 /// space, `HH:MM:SS`, an optional fraction (any number of digits), then `Z`,
 /// `+HH:MM`/`-HH:MM`, or no zone at all, read as UTC (what the official SDKs'
-/// time type does). Returns nullopt for anything else; the result is clamp_time()d.
-[[nodiscard]] std::optional<epoch_ms> parse_iso8601(std::string_view text) noexcept;
+/// time type does). Returns false for anything else, leaving `out` as it was; the
+/// result is clamp_time()d. The parsers' form: no optional to build per time.
+[[nodiscard]] bool read_iso8601(std::string_view text, epoch_ms& out) noexcept;
+
+/// read_iso8601() as an optional.
+[[nodiscard]] inline std::optional<epoch_ms> parse_iso8601(std::string_view text) noexcept {
+    epoch_ms t = 0;
+    if (!read_iso8601(text, t)) return std::nullopt;
+    return t;
+}
 
 /// Formats clamp_time(t) as `YYYY-MM-DDTHH:MM:SSZ`, or `YYYY-MM-DDTHH:MM:SS.mmmZ`
 /// when the milliseconds are not zero.
