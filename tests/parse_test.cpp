@@ -149,6 +149,67 @@ TEST(Parse, APageReadIntoAnEarlierOneHoldsOnlyItself) {
     EXPECT_EQ(kept.purchases, p.groups(seed_page)->purchases);
 }
 
+// Every character of a JSON string written as \uXXXX (UTF-16 pairs above U+FFFF): the same value.
+std::string escape_all(std::string_view text) {
+    std::string out;
+    for (std::size_t i = 0; i < text.size();) {
+        const auto c = static_cast<unsigned char>(text[i]);
+        const std::size_t n = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+        char32_t cp = n == 1 ? c : c & (0xFFU >> (n + 1));
+        for (std::size_t k = 1; k < n; ++k) cp = cp << 6 | (static_cast<unsigned char>(text[i + k]) & 0x3FU);
+        if (cp > 0xFFFF) {
+            cp -= 0x10000;
+            out += fmt::format("\\u{:04x}\\u{:04x}", 0xD800 + (cp >> 10), 0xDC00 + (cp & 0x3FF));
+        } else {
+            out += fmt::format("\\u{:04x}", static_cast<unsigned>(cp));
+        }
+        i += n;
+    }
+    return out;
+}
+
+// A string is read from the page as it lies when it holds no escape, and unescaped otherwise
+// (groups_ondemand.cpp): the two readings agree on every string field, on times and on domains,
+// with spaces around the values or not.
+TEST(Parse, StringsReadTheSameWithOrWithoutEscapes) {
+    const std::vector<std::pair<std::string, std::string>> fields{
+        {"id", "a-1"}, {"group_id", "g \"q\" 1"}, {"group_name", "分组 😀 back\\slash"}, {"group_remark", ""},
+        {"order_time", "2026-02-28T23:59:59Z"}, {"start_time", "2024-02-29T00:00:00+08:00"},
+        {"expire_time", "2027-01-01T00:00:00.5Z"}, {"app_key", "k"}, {"app_secret", "******"}};
+    const std::vector<std::string> domains{"a.example.com", "分组.example.cn", ""};
+    const auto page = [&](bool escaped, std::string_view space) {
+        auto quoted = [&](std::string_view v) {
+            std::string plain;
+            for (char c : v) plain += c == '"' || c == '\\' ? std::string{'\\', c} : std::string{c};
+            return fmt::format("{}\"{}\"{}", space, escaped ? escape_all(v) : plain, space);
+        };
+        std::string body = fmt::format("{{\"total\":1,\"purchases\":[{{");
+        for (const auto& [key, value] : fields) body += fmt::format("\"{}\":{},", key, quoted(value));
+        body += "\"group_domains\":[";
+        for (std::size_t i = 0; i < domains.size(); ++i) body += (i ? "," : "") + quoted(domains[i]);
+        return body + "]}]}";
+    };
+    body_parser p;
+    for (std::string_view space : {"", " ", "\n\t "}) {
+        const auto plain = p.groups(page(false, space));
+        const auto escaped = p.groups(page(true, space));
+        ASSERT_TRUE(plain) << plain.error().message;
+        ASSERT_TRUE(escaped) << escaped.error().message;
+        ASSERT_EQ(plain->purchases.size(), 1u);
+        EXPECT_TRUE(plain->unreadable.empty());
+        EXPECT_EQ(plain->purchases, escaped->purchases);
+        const auto& g = plain->purchases[0];
+        EXPECT_EQ(g.id, "a-1");
+        EXPECT_EQ(*g.group_id, "g \"q\" 1");
+        EXPECT_EQ(*g.group_name, "分组 😀 back\\slash");
+        EXPECT_EQ(*g.group_remark, "");
+        EXPECT_EQ(*g.order_time, *parse_iso8601("2026-02-28T23:59:59Z"));
+        EXPECT_EQ(*g.start_time, *parse_iso8601("2024-02-28T16:00:00Z"));
+        EXPECT_EQ(*g.expire_time, *parse_iso8601("2027-01-01T00:00:00Z") + 500);
+        EXPECT_EQ(*g.group_domains, domains);
+    }
+}
+
 // A key written with an escape is the key it unescapes to, as any JSON reader sees it.
 TEST(Parse, EscapedKeysAreTheirUnescapedNames) {
     body_parser p;

@@ -85,7 +85,25 @@ std::optional<json_type> type_or_null(od::value& v, field<T>& out) {
     return t;
 }
 
+// A string value's text when it holds no escape, read from the input where it lies: no copy into
+// the parser's string buffer, no unescaping. Stage 1 has already refused the page if a string
+// holds invalid UTF-8 or an unescaped control character, so the text is what get_string() would
+// give. Nullopt for any other value, or a string with a backslash, which then goes the long way.
+std::optional<std::string_view> plain_string(od::value& v) noexcept {
+    const std::string_view token = v.raw_json_token();  // the quotes, then any spaces
+    if (token.size() < 2 || token.front() != '"') return std::nullopt;
+    std::size_t end = token.size();
+    while (end > 2 && token[end - 1] != '"') --end;
+    const std::string_view text = token.substr(1, end - 2);
+    if (std::memchr(text.data(), '\\', text.size()) != nullptr) return std::nullopt;
+    return text;
+}
+
 bool read(od::value& v, field<std::string>& out) {
+    if (const auto text = plain_string(v)) {
+        out.assign_in_place().assign(*text);
+        return true;
+    }
     const auto t = type_or_null(v, out);
     if (!t || *t == json_type::null) return t.has_value();
     std::string_view s;
@@ -102,6 +120,12 @@ bool read(od::value& v, field<std::int64_t>& out) {
 
 // As parse.cpp read_time(): an ISO-8601 string, "" for unset, or epoch milliseconds.
 bool read_time(od::value& v, field<epoch_ms>& out) {
+    if (const auto text = plain_string(v); text && !text->empty()) {
+        epoch_ms ms = 0;
+        if (!read_iso8601(*text, ms)) return false;
+        out.assign_in_place() = ms;
+        return true;
+    }
     json_type t;
     if (v.type().get(t)) return false;
     if (t == json_type::string) {
@@ -128,9 +152,14 @@ bool read(od::value& v, field<std::vector<std::string>>& out) {
     if (*t != json_type::array || v.get_array().get(arr)) return false;
     auto& items = out.assign_in_place();  // empty: the record was reset
     for (auto item : arr) {
-        od::value e;
+        if (item.error()) return false;
+        od::value& e = item.value_unsafe();  // in place, as read_purchase() reads its fields
+        if (const auto plain = plain_string(e)) {
+            items.emplace_back(*plain);
+            continue;
+        }
         std::string_view s;
-        if (std::move(item).get(e) || e.get_string().get(s)) return false;
+        if (e.get_string().get(s)) return false;
         items.emplace_back(s);
     }
     return true;
@@ -201,14 +230,16 @@ void reset(purchased_group& g) noexcept {
     g.app_secret.set_absent();
 }
 
-bool read_purchase(od::value item, purchased_group& g) {
+bool read_purchase(od::value& item, purchased_group& g) {
     reset(g);
     od::object obj;
     if (item.get_object().get(obj)) return false;
     std::uint32_t seen = 0;
     for (auto f : obj) {
-        od::field kv;
-        if (std::move(f).get(kv)) return false;
+        if (f.error()) return false;
+        // Read in place: copying the field (or the value) out of its result cost a store-forwarding
+        // stall per field, a fifth of the whole parse (bench/README.md, session 13).
+        od::field& kv = f.value_unsafe();
         const char* raw = kv.key().raw();
         od::value& v = kv.value();
         const unsigned slot = purchase_slot(raw);
@@ -223,7 +254,9 @@ bool read_purchase(od::value item, purchased_group& g) {
         switch (slot) {
             case 0: {
                 std::string_view s;
-                ok = !v.get_string().get(s) && !s.empty();
+                if (const auto plain = plain_string(v)) s = *plain;
+                else if (v.get_string().get(s)) break;
+                ok = !s.empty();
                 if (ok) g.id.assign(s);
                 break;
             }
@@ -277,8 +310,8 @@ bool read_groups_ondemand(od::parser& parser, const std::string& body, std::stri
     std::size_t kept = 0;  // records of page.purchases filled so far; the others are the last page's
     bool has_total = false, has_size = false, has_purchases = false, purchases_null = false;
     for (auto f : root) {
-        od::field kv;
-        if (std::move(f).get(kv)) return false;
+        if (f.error()) return false;
+        od::field& kv = f.value_unsafe();
         const char* raw = kv.key().raw();
         if (escaped_key(raw)) return false;
         const std::string_view key(raw, static_cast<std::size_t>(std::strchr(raw, '"') - raw));
@@ -303,8 +336,8 @@ bool read_groups_ondemand(od::parser& parser, const std::string& body, std::stri
             if (t != json_type::array || v.get_array().get(items)) return false;
             has_purchases = true;
             for (auto item : items) {
-                od::value e;
-                if (std::move(item).get(e)) return false;
+                if (item.error()) return false;
+                od::value& e = item.value_unsafe();
                 auto& g = kept < page.purchases.size() ? page.purchases[kept] : page.purchases.emplace_back();
                 ++kept;
                 if (!read_purchase(e, g)) return false;
