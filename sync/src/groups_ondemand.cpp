@@ -85,22 +85,49 @@ std::optional<json_type> type_or_null(od::value& v, field<T>& out) {
     return t;
 }
 
+// Where a page's backslashes are, found by one memchr at a time as the reading moves through
+// the page: a string holds an escape only if the first backslash at or after its start lies before
+// its end. One scan of the page in all, where a memchr per string cost 7 % of the parse.
+class backslashes {
+public:
+    backslashes(const char* page, std::size_t size) noexcept : from_(page), end_(page + size) { seek(page); }
+
+    /// Whether `text`, which lies in the page, holds a backslash.
+    [[nodiscard]] bool within(std::string_view text) noexcept {
+        // The next one is known for anything from from_ on; a text before that (not in document
+        // order, which the reading never does) is looked at afresh.
+        if (text.data() < from_ || next_ < text.data()) seek(text.data());
+        return next_ < text.data() + text.size();
+    }
+
+private:
+    void seek(const char* from) noexcept {
+        from_ = from;
+        const void* at = std::memchr(from, '\\', static_cast<std::size_t>(end_ - from));
+        next_ = at != nullptr ? static_cast<const char*>(at) : end_;
+    }
+
+    const char* from_;
+    const char* end_;
+    const char* next_ = nullptr;
+};
+
 // A string value's text when it holds no escape, read from the input where it lies: no copy into
 // the parser's string buffer, no unescaping. Stage 1 has already refused the page if a string
 // holds invalid UTF-8 or an unescaped control character, so the text is what get_string() would
 // give. Nullopt for any other value, or a string with a backslash, which then goes the long way.
-std::optional<std::string_view> plain_string(od::value& v) noexcept {
+std::optional<std::string_view> plain_string(od::value& v, backslashes& escapes) noexcept {
     const std::string_view token = v.raw_json_token();  // the quotes, then any spaces
     if (token.size() < 2 || token.front() != '"') return std::nullopt;
     std::size_t end = token.size();
     while (end > 2 && token[end - 1] != '"') --end;
     const std::string_view text = token.substr(1, end - 2);
-    if (std::memchr(text.data(), '\\', text.size()) != nullptr) return std::nullopt;
+    if (escapes.within(text)) return std::nullopt;
     return text;
 }
 
-bool read(od::value& v, field<std::string>& out) {
-    if (const auto text = plain_string(v)) {
+bool read(od::value& v, field<std::string>& out, backslashes& escapes) {
+    if (const auto text = plain_string(v, escapes)) {
         out.assign_in_place().assign(*text);
         return true;
     }
@@ -119,8 +146,8 @@ bool read(od::value& v, field<std::int64_t>& out) {
 }
 
 // As parse.cpp read_time(): an ISO-8601 string, "" for unset, or epoch milliseconds.
-bool read_time(od::value& v, field<epoch_ms>& out) {
-    if (const auto text = plain_string(v); text && !text->empty()) {
+bool read_time(od::value& v, field<epoch_ms>& out, backslashes& escapes) {
+    if (const auto text = plain_string(v, escapes); text && !text->empty()) {
         epoch_ms ms = 0;
         if (!read_iso8601(*text, ms)) return false;
         out.assign_in_place() = ms;
@@ -145,7 +172,7 @@ bool read_time(od::value& v, field<epoch_ms>& out) {
     return true;
 }
 
-bool read(od::value& v, field<std::vector<std::string>>& out) {
+bool read(od::value& v, field<std::vector<std::string>>& out, backslashes& escapes) {
     const auto t = type_or_null(v, out);
     if (!t || *t == json_type::null) return t.has_value();
     od::array arr;
@@ -154,7 +181,7 @@ bool read(od::value& v, field<std::vector<std::string>>& out) {
     for (auto item : arr) {
         if (item.error()) return false;
         od::value& e = item.value_unsafe();  // in place, as read_purchase() reads its fields
-        if (const auto plain = plain_string(e)) {
+        if (const auto plain = plain_string(e, escapes)) {
             items.emplace_back(*plain);
             continue;
         }
@@ -230,7 +257,7 @@ void reset(purchased_group& g) noexcept {
     g.app_secret.set_absent();
 }
 
-bool read_purchase(od::value& item, purchased_group& g) {
+bool read_purchase(od::value& item, purchased_group& g, backslashes& escapes) {
     reset(g);
     od::object obj;
     if (item.get_object().get(obj)) return false;
@@ -254,23 +281,23 @@ bool read_purchase(od::value& item, purchased_group& g) {
         switch (slot) {
             case 0: {
                 std::string_view s;
-                if (const auto plain = plain_string(v)) s = *plain;
+                if (const auto plain = plain_string(v, escapes)) s = *plain;
                 else if (v.get_string().get(s)) break;
                 ok = !s.empty();
                 if (ok) g.id.assign(s);
                 break;
             }
-            case 1: ok = read(v, g.group_id); break;
-            case 2: ok = read(v, g.group_name); break;
-            case 3: ok = read(v, g.group_remark); break;
-            case 4: ok = read_time(v, g.order_time); break;
-            case 5: ok = read_time(v, g.start_time); break;
-            case 6: ok = read_time(v, g.expire_time); break;
-            case 7: ok = read(v, g.group_domains); break;
+            case 1: ok = read(v, g.group_id, escapes); break;
+            case 2: ok = read(v, g.group_name, escapes); break;
+            case 3: ok = read(v, g.group_remark, escapes); break;
+            case 4: ok = read_time(v, g.order_time, escapes); break;
+            case 5: ok = read_time(v, g.start_time, escapes); break;
+            case 6: ok = read_time(v, g.expire_time, escapes); break;
+            case 7: ok = read(v, g.group_domains, escapes); break;
             case 8: ok = read(v, g.quota_left); break;
             case 9: ok = read(v, g.quota_used); break;
-            case 10: ok = read(v, g.app_key); break;
-            default: ok = read(v, g.app_secret); break;
+            case 10: ok = read(v, g.app_key, escapes); break;
+            default: ok = read(v, g.app_secret, escapes); break;
         }
         if (!ok) return false;
     }
@@ -302,6 +329,7 @@ bool read_groups_ondemand(od::parser& parser, const std::string& body, std::stri
     }
     od::document doc;
     if (parser.iterate(data, body.size(), capacity).get(doc)) return false;
+    backslashes escapes(data, body.size());  // in the buffer iterated, where the raw tokens lie
     od::object root;
     if (doc.get_object().get(root)) return false;
 
@@ -340,7 +368,7 @@ bool read_groups_ondemand(od::parser& parser, const std::string& body, std::stri
                 od::value& e = item.value_unsafe();
                 auto& g = kept < page.purchases.size() ? page.purchases[kept] : page.purchases.emplace_back();
                 ++kept;
-                if (!read_purchase(e, g)) return false;
+                if (!read_purchase(e, g, escapes)) return false;
             }
         } else if (!validate(v)) {
             return false;
