@@ -2,11 +2,13 @@
 // again (docs/decisions.md "An unchanged listing is recognised by its pages"): the store applies
 // it without reading or diffing the items, and samples quotas exactly as a full apply would.
 
+#include "schema.hpp"
 #include "support/test_support.hpp"
 
 #include <subsync/sync/snapshot.hpp>
 
 #include <SQLiteCpp/Statement.h>
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <optional>
@@ -82,6 +84,17 @@ std::vector<std::string> samples(snapshot_store& store) {
 }
 
 std::int64_t count(SQLite::Database& db, const std::string& sql) { return db.execAndGet(sql).getInt64(); }
+
+// quota_latest holds, for each purchase, the series' row of max(time): what a GROUP BY over every
+// sample gives (sqlite.org/lang_select.html#bareagg takes the bare columns from that row).
+void expect_latest_is_the_series_last(SQLite::Database& db) {
+    const std::string row = "account || '/' || purchase_id || '@' || {} || '=' || coalesce(quota_used, 'null') || ',' "
+                            "|| coalesce(quota_left, 'null')";
+    const auto latest = strings(db, fmt::format("SELECT {} FROM quota_latest ORDER BY 1", fmt::format(fmt::runtime(row), "time")));
+    const auto series = strings(db, fmt::format("SELECT {} FROM quota_samples GROUP BY account, purchase_id ORDER BY 1",
+                                                fmt::format(fmt::runtime(row), "max(time)")));
+    EXPECT_EQ(latest, series);
+}
 
 const pages two_pages{{group("a", 5), group("b", 6)}, {group("c", std::nullopt), group("d", 8)}};
 
@@ -195,6 +208,8 @@ TEST(UnchangedListing, SamplesQuotasAsAFullApplyWould) {
         EXPECT_EQ(a.added + a.changed + a.removed, 0);
         EXPECT_EQ(b.added + b.changed + b.removed, 0);
         EXPECT_EQ(samples(fast), samples(full)) << "at t0 + " << (at - t0) / minute << " min";
+        expect_latest_is_the_series_last(fast.database());
+        expect_latest_is_the_series_last(full.database());
     };
     step(t0 + 30 * minute);  // nothing aged
     const auto aged_before = samples(fast).size();
@@ -210,6 +225,56 @@ TEST(UnchangedListing, SamplesQuotasAsAFullApplyWould) {
     EXPECT_EQ(samples(fast).size(), 3u);
     step(t0 + 64 * minute);  // and nothing again until they age
     EXPECT_EQ(samples(fast).size(), 3u);
+}
+
+// A listing reads each purchase's latest sample from quota_latest, one row per purchase: it is
+// the series' last row after every write (a changed quota, an aged one, a clock set back, a
+// prune), and a file of schema 8 gets it from its series.
+TEST(UnchangedListing, TheLatestSampleIsTheSeriesLastAfterEveryWrite) {
+    temp_dir dir;
+    store_options opts;
+    opts.quota_sample_interval = std::chrono::hours(1);
+    snapshot_store store(dir / "snapshot.db", opts);
+    auto& db = store.database();
+    const epoch_ms t0 = 1'000'000'000'000;
+    apply_pages(store, two_pages, t0);
+    expect_latest_is_the_series_last(db);
+    EXPECT_EQ(count(db, "SELECT count(*) FROM quota_latest"), 3) << "a, b and d have quotas";
+
+    auto changed = two_pages;
+    changed[0][0] = group("a", 4);
+    apply_pages(store, changed, t0 + minute, 1);
+    expect_latest_is_the_series_last(db);
+    EXPECT_EQ(count(db, "SELECT quota_left FROM quota_latest WHERE purchase_id = 'a'"), 4);
+
+    apply_pages(store, changed, t0 + 2 * hour, 1);  // every quota aged
+    expect_latest_is_the_series_last(db);
+    EXPECT_EQ(count(db, "SELECT count(*) FROM quota_samples WHERE purchase_id = 'b'"), 2);
+
+    // The clock set back: a sample written earlier than the latest does not become it.
+    changed[0][0] = group("a", 3);
+    apply_pages(store, changed, t0 + 30 * minute, 2);
+    expect_latest_is_the_series_last(db);
+    EXPECT_EQ(count(db, "SELECT time FROM quota_latest WHERE purchase_id = 'b'"), t0 + 2 * hour);
+
+    // A prune that deletes a purchase's every sample deletes its latest; one that keeps some keeps it.
+    ASSERT_GT(store.prune(t0 + hour).samples, 0);
+    expect_latest_is_the_series_last(db);
+    EXPECT_EQ(count(db, "SELECT count(*) FROM quota_latest"), 3);
+    ASSERT_GT(store.prune(t0 + 3 * hour).samples, 0);
+    EXPECT_EQ(count(db, "SELECT count(*) FROM quota_latest"), 0);
+
+    // Schema 8 had the series only.
+    SQLite::Database old((dir / "v8.db").string(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    detail::migrate(old, 8);
+    old.exec("INSERT INTO sync_runs (id, account, source, started_at, finished_at, status) VALUES "
+             "(1, 'prod', 'purchased_groups', 0, 1, 'ok')");
+    old.exec("INSERT INTO quota_samples (account, purchase_id, time, run_id, quota_used, quota_left) VALUES "
+             "('prod', 'a', 10, 1, 1, 9), ('prod', 'a', 30, 1, 3, NULL), ('prod', 'a', 20, 1, 2, 8), "
+             "('prod', 'b', 5, 1, NULL, 7), ('test', 'a', 40, 1, 4, 6)");
+    detail::migrate(old, 9);
+    expect_latest_is_the_series_last(old);
+    EXPECT_EQ(count(old, "SELECT count(*) FROM quota_latest"), 3);
 }
 
 // The export's marks read data_versions instead of scanning quota_samples: every apply that

@@ -14,7 +14,7 @@ namespace {
 // Ordered, append-only: migration N takes user_version N-1 to N. A released
 // migration is never edited; a schema change is a new entry.
 // docs/schema.md describes the resulting tables.
-constexpr std::array<std::string_view, 8> migrations{
+constexpr std::array<std::string_view, 9> migrations{
     R"sql(
 CREATE TABLE sync_runs (
   id          INTEGER PRIMARY KEY,
@@ -313,6 +313,20 @@ CREATE TABLE data_versions (
 INSERT INTO data_versions (name, version) VALUES ('alerts', 0), ('quota_samples', 0);
 CREATE INDEX purchased_groups_by_expiry ON purchased_groups (account, expire_time);
 CREATE INDEX subscription_resources_by_expiry ON subscription_resources (account, expire_time);
+)sql",
+    // 9: each purchase's latest quota sample, kept beside the series so that a listing reads one
+    // row per purchase, not every sample it ever had (docs/decisions.md "The latest quota sample").
+    R"sql(
+CREATE TABLE quota_latest (
+  account     TEXT    NOT NULL,
+  purchase_id TEXT    NOT NULL,
+  time        INTEGER NOT NULL,
+  quota_used  INTEGER,
+  quota_left  INTEGER,
+  PRIMARY KEY (account, purchase_id)
+) WITHOUT ROWID;
+INSERT INTO quota_latest (account, purchase_id, time, quota_used, quota_left)
+  SELECT account, purchase_id, max(time), quota_used, quota_left FROM quota_samples GROUP BY account, purchase_id;
 )sql",
 };
 

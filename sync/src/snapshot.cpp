@@ -74,6 +74,12 @@ void read_cells(SQLite::Statement& stmt, std::span<const column> cols, int first
 
 namespace {
 
+// How a sample becomes its purchase's latest (quota_latest): unless the latest is later, which
+// only a clock set back can cause, and then the series' max(time) row stays the latest too.
+constexpr std::string_view upsert_latest_sample =
+    "ON CONFLICT (account, purchase_id) DO UPDATE SET time = excluded.time, quota_used = excluded.quota_used, "
+    "quota_left = excluded.quota_left WHERE excluded.time >= quota_latest.time";
+
 std::string version_name(versioned_table t) { return t == versioned_table::alerts ? "alerts" : "quota_samples"; }
 
 }  // namespace
@@ -417,16 +423,24 @@ run_record snapshot_store::apply(listing_stage& stage, epoch_ms started, epoch_m
 snapshot_store::sampled snapshot_store::sample_quotas(listing_stage& stage, std::int64_t run_id, epoch_ms now) {
     sampled out;
     out.oldest = stage.stage_aged_samples(now);
-    // The stage holds the samples that are due; written in key order, like the rows.
+    // The stage holds the samples that are due; written in key order, like the rows, to the
+    // series and to each purchase's latest sample.
     SQLite::Statement ins(db_, fmt::format("INSERT OR REPLACE INTO quota_samples (account, purchase_id, time, run_id, "
-                                           "quota_used, quota_left) SELECT ?, purchase_id, ?, ?, quota_used, "
-                                           "quota_left FROM temp.{}_quota ORDER BY purchase_id",
+                                           "quota_used, quota_left) SELECT ?1, purchase_id, ?2, ?3, quota_used, "
+                                           "quota_left FROM temp.{}_quota ORDER BY purchase_id, ord",
                                            stage.table_));
     ins.bind(1, stage.account());
     ins.bind(2, static_cast<std::int64_t>(now));
     ins.bind(3, run_id);
     out.written = ins.exec();
     if (out.written > 0) {
+        SQLite::Statement latest(db_, fmt::format("INSERT INTO quota_latest (account, purchase_id, time, quota_used, "
+                                                  "quota_left) SELECT ?1, purchase_id, ?2, quota_used, quota_left "
+                                                  "FROM temp.{}_quota WHERE true ORDER BY purchase_id, ord {}",
+                                                  stage.table_, upsert_latest_sample));
+        latest.bind(1, stage.account());
+        latest.bind(2, static_cast<std::int64_t>(now));
+        latest.exec();
         out.oldest = std::min(out.oldest.value_or(now), now);
         bump_data_version(db_, versioned_table::quota_samples);
     }
@@ -440,28 +454,38 @@ snapshot_store::sampled snapshot_store::sample_unchanged_quotas(listing_stage& s
     if (!stage.oldest_sample_ || now - *stage.oldest_sample_ < interval) return {0, stage.oldest_sample_};
     // The listing is the stored live rows, so stage_cells() and stage_aged_samples() would
     // sample exactly these: a row with a quota whose latest sample is missing, differs, or has
-    // aged past the interval. The latest sample's columns are those of its max(time) row
-    // (sqlite.org/lang_select.html#bareagg), as load_some() reads them.
-    constexpr std::string_view latest =
-        "WITH latest AS (SELECT purchase_id, max(time) AS at, quota_used AS used, quota_left AS left "
-        "FROM quota_samples WHERE account = ?1 GROUP BY purchase_id) ";
+    // aged past the interval. The same rows go to the series and to the latest samples (read
+    // before either is written, so both statements select the same rows).
     constexpr std::string_view with_quota =
-        "FROM purchased_groups g LEFT JOIN latest l ON l.purchase_id = g.item_key WHERE g.account = ?1 AND "
-        "g.removed_at IS NULL AND (g.quota_used IS NOT NULL OR g.quota_left IS NOT NULL)";
+        "FROM purchased_groups g LEFT JOIN quota_latest l ON l.account = ?1 AND l.purchase_id = g.item_key "
+        "WHERE g.account = ?1 AND g.removed_at IS NULL AND (g.quota_used IS NOT NULL OR g.quota_left IS NOT NULL)";
+    constexpr std::string_view due =
+        "AND (l.time IS NULL OR ?2 - l.time >= ?4 OR l.quota_used IS NOT g.quota_used OR l.quota_left IS NOT "
+        "g.quota_left) ORDER BY g.item_key";
+    auto bind = [&](SQLite::Statement& st) {
+        st.bind(1, stage.account());
+        st.bind(2, static_cast<std::int64_t>(now));
+        st.bind(4, static_cast<std::int64_t>(interval));
+    };
     SQLite::Statement ins(db_, fmt::format("INSERT OR REPLACE INTO quota_samples (account, purchase_id, time, run_id, "
-                                           "quota_used, quota_left) {} SELECT ?1, g.item_key, ?2, ?3, g.quota_used, "
-                                           "g.quota_left {} AND (l.at IS NULL OR ?2 - l.at >= ?4 OR l.used IS NOT "
-                                           "g.quota_used OR l.left IS NOT g.quota_left) ORDER BY g.item_key",
-                                           latest, with_quota));
-    ins.bind(1, stage.account());
-    ins.bind(2, static_cast<std::int64_t>(now));
+                                           "quota_used, quota_left) SELECT ?1, g.item_key, ?2, ?3, g.quota_used, "
+                                           "g.quota_left {} {}",
+                                           with_quota, due));
+    bind(ins);
     ins.bind(3, run_id);
-    ins.bind(4, static_cast<std::int64_t>(interval));
     sampled out;
     out.written = ins.exec();
     stage.samples_beside_ = out.written;
-    if (out.written > 0) bump_data_version(db_, versioned_table::quota_samples);
-    SQLite::Statement oldest(db_, fmt::format("{} SELECT min(l.at) {}", latest, with_quota));
+    if (out.written > 0) {
+        SQLite::Statement latest(db_, fmt::format("INSERT INTO quota_latest (account, purchase_id, time, quota_used, "
+                                                  "quota_left) SELECT ?1, g.item_key, ?2, g.quota_used, g.quota_left "
+                                                  "{} {} {}",
+                                                  with_quota, due, upsert_latest_sample));
+        bind(latest);
+        latest.exec();
+        bump_data_version(db_, versioned_table::quota_samples);
+    }
+    SQLite::Statement oldest(db_, fmt::format("SELECT min(l.time) {}", with_quota));
     oldest.bind(1, stage.account());
     if (oldest.executeStep() && !oldest.getColumn(0).isNull()) out.oldest = oldest.getColumn(0).getInt64();
     return out;
@@ -502,6 +526,8 @@ prune_counts snapshot_store::prune(epoch_ms cutoff) {
     };
     c.changes = run("DELETE FROM changes WHERE time < ?");
     c.samples = run("DELETE FROM quota_samples WHERE time < ?");
+    // A latest sample older than the cutoff means every sample of its purchase went with it.
+    run("DELETE FROM quota_latest WHERE time < ?");
     c.removed_items = run("DELETE FROM purchased_groups WHERE removed_at IS NOT NULL AND removed_at < ?") +
                       run("DELETE FROM subscription_resources WHERE removed_at IS NOT NULL AND removed_at < ?");
     // A run still referenced by a kept change or sample stays (its finish time may precede a later change's).

@@ -151,14 +151,14 @@ bool listing_stage::load_some(std::size_t rows) {
         samples_.reserve(items_.size());  // about one per purchase: grown once, not by doubling
         load_after_.reset();
     }
-    // One ordered pass over the primary key; SQLite takes the bare columns from the row of
-    // max(time) (sqlite.org/lang_select.html#bareagg). A lookup per purchase cost 12.8 % of
-    // a re-sync's CPU (bench/README.md finding 6).
+    // Each purchase's latest sample, one ordered pass over quota_latest's primary key: one row per
+    // purchase however long the series has grown. A lookup per purchase cost 12.8 % of a
+    // re-sync's CPU (bench/README.md finding 6); a GROUP BY over the series read every sample.
     auto opt = [](const SQLite::Column& c) {
         return c.isNull() ? std::nullopt : std::optional<std::int64_t>(c.getInt64());
     };
-    const bool more = chunk("SELECT purchase_id, max(time), quota_used, quota_left FROM quota_samples WHERE "
-                            "account = ? AND purchase_id {} ? GROUP BY purchase_id ORDER BY purchase_id LIMIT ?",
+    const bool more = chunk("SELECT purchase_id, time, quota_used, quota_left FROM quota_latest WHERE "
+                            "account = ? AND purchase_id {} ? ORDER BY purchase_id LIMIT ?",
                             [&](std::string_view key, SQLite::Statement& q) {
                                 entry* e = items_.find(key);
                                 if (!e) return;  // its row was pruned: sampled afresh if listed again

@@ -268,7 +268,7 @@ private:
 class snapshot_store {
 public:
     /// The schema version this binary writes (`PRAGMA user_version`).
-    static constexpr int schema_version = 8;
+    static constexpr int schema_version = 9;
     /// The page size of a file this binary creates; an older file keeps the one it was made with.
     static constexpr int new_file_page_size = 16384;
     /// The page cache of the temporary database (the listing stages), in KiB.
