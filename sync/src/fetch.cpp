@@ -109,11 +109,13 @@ public:
             if (*fetched == page_read::as_before) {
                 passed_over_.push_back(page_no);
                 page_done();
+                page_fetched();
                 continue;
             }
             try {
                 if (skipping_) stop_skipping();
                 place_fetched(page_no);
+                page_fetched();
             } catch (...) {
                 // The store failed (temporary storage full): the other workers stop too, and
                 // run() rethrows once they have.
@@ -168,6 +170,7 @@ public:
         } else {
             place_fetched(1);
         }
+        page_fetched();
 
         const auto workers = static_cast<std::size_t>(std::min(ctx_.concurrency, page_count_ - 1));
         if (conns.size() > std::max<std::size_t>(1, workers))  // a listing that shrank: the spares close here
@@ -232,6 +235,7 @@ private:
     void stop_skipping() {
         skipping_ = false;
         done_ -= static_cast<int>(passed_over_.size()) + 1;  // counted again as they are staged
+        fetches_due_ += static_cast<int>(passed_over_.size());
         refetch_.insert(refetch_.end(), passed_over_.rbegin(), passed_over_.rend());
         passed_over_.clear();
         if (!refetch_logged_ && !refetch_.empty()) {
@@ -244,9 +248,13 @@ private:
         first_page_ = groups_page{};
     }
 
-    void page_done() {
-        stage_.pages = ++done_;
-        if (ctx_.on_page) ctx_.on_page(done_, page_count_);
+    void page_done() { stage_.pages = ++done_; }
+
+    // The progress counts fetches, not staged pages: pages fetched again after a page differed
+    // add to what is due, so it never steps back.
+    void page_fetched() {
+        ++fetched_;
+        if (ctx_.on_page) ctx_.on_page(fetched_, page_count_ + fetches_due_);
     }
 
     void place(int page_no, const groups_page& page) {
@@ -288,7 +296,9 @@ private:
     std::int64_t total_ = 0;
     int page_count_ = 1;
     int next_ = 2;
-    int done_ = 0;
+    int done_ = 0;     // pages staged or passed over as before: stage_.pages
+    int fetched_ = 0;  // pages fetched, for the progress
+    int fetches_due_ = 0;  // pages to fetch a second time (passed over before a page differed)
     bool ended_early_ = false;
     bool worth_another_pass_ = true;
     std::optional<error> failure_;
