@@ -1,7 +1,9 @@
 // A purchases page: the body filter then the parser, as a 200 answer goes through them, and the
-// parser on the raw bytes. The filter must give the same output however the bytes are split.
+// parser on the raw bytes. The filter must give the same output however the bytes are split, and
+// a page the On-Demand pass accepts must read the same through the DOM, which is its reference.
 
 #include "body_filter.hpp"
+#include "groups_ondemand.hpp"
 
 #include <subsync/sync/parse.hpp>
 
@@ -26,5 +28,17 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     split.feed(std::string_view(body).substr(cut), kept_split);
     if (kept != kept_split || whole.kept_tokens() != split.kept_tokens()) std::abort();
     (void)parser.groups(kept);
+
+    for (const std::string* page : {&body, static_cast<const std::string*>(&kept)}) {
+        simdjson::ondemand::parser ondemand;
+        std::string scratch;
+        groups_page fast;
+        if (!detail::read_groups_ondemand(ondemand, *page, scratch, fast)) continue;
+        simdjson::dom::parser dom;
+        const auto slow = detail::read_groups_dom(dom, *page);
+        if (!slow || !slow->unreadable.empty() || slow->purchases != fast.purchases || slow->total != fast.total ||
+            slow->size != fast.size || slow->served != fast.served)
+            std::abort();
+    }
     return 0;
 }

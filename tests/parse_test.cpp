@@ -252,6 +252,12 @@ TEST(Parse, ErrorsNameTheField) {
         {"bad literal in an unknown item member", false, R"({"total":1,"purchases":[{"id":"a","x":[nul]}]})",
          "body is not valid JSON"},
         {"trailing content", false, R"({"total":0,"purchases":[]} {})", "body is not valid JSON"},
+        // A string value followed by a colon: left for On-Demand to skip, it read as a key (found by fuzz_groups).
+        {"a value followed by a colon", false,
+         R"({"total":0,"":0,"purchases":[{"id":"d":""],"":3},{"id":"6","":"","":[],"":7,"":"","":""}]})",
+         "body is not valid JSON"},
+        {"a kept value followed by a colon", false, R"({"total":1,"purchases":[{"id":"a","group_name":"b":"c"]}]})",
+         "body is not valid JSON"},
         {"unclosed object", false, R"({"total":0,"purchases":[])", "body is not valid JSON"},
         {"no total", false, R"({"purchases":[]})", "total: missing"},
         {"negative total", false, R"({"total":-1,"purchases":[]})", "total: expected a non-negative integer"},

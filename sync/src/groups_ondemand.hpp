@@ -20,4 +20,8 @@ namespace subsync::sync::detail {
 [[nodiscard]] bool read_groups_ondemand(simdjson::ondemand::parser& parser, const std::string& body,
                                         std::string& scratch, groups_page& page);
 
+/// The DOM reading of a purchases page (parse.cpp): the fallback of read_groups_ondemand(), and the
+/// one that names errors and unreadable items. Where both accept a page, they agree (fuzz_groups).
+[[nodiscard]] result<groups_page> read_groups_dom(simdjson::dom::parser& parser, const std::string& body);
+
 }  // namespace subsync::sync::detail

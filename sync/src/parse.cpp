@@ -268,10 +268,9 @@ error json_error(simdjson::error_code code) {
 
 }  // namespace
 
-namespace {
+namespace detail {
 
-// The DOM reading of a purchases page: the On-Demand pass's fallback, and the one that names errors.
-result<groups_page> groups_dom(dom::parser& parser, const std::string& body) {
+result<groups_page> read_groups_dom(dom::parser& parser, const std::string& body) {
     dom::element doc;
     if (auto code = parser.parse(body).get(doc)) return json_error(code);
     dom::object root;
@@ -321,7 +320,7 @@ result<groups_page> groups_dom(dom::parser& parser, const std::string& body) {
     return page;
 }
 
-}  // namespace
+}  // namespace detail
 
 struct body_parser::impl {
     dom::parser parser;
@@ -360,7 +359,7 @@ result<void> body_parser::groups(const std::string& body, groups_page& into) {
     // One On-Demand pass reads a page whose items all read; any other page is read again
     // through the DOM, which says what is wrong (docs/decisions.md).
     if (detail::read_groups_ondemand(impl_->ondemand, body, impl_->padded, into)) return {};
-    auto page = groups_dom(impl_->parser, body);
+    auto page = detail::read_groups_dom(impl_->parser, body);
     if (!page) return page.error();
     into = std::move(*page);
     return {};
