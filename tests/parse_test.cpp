@@ -2,6 +2,8 @@
 #include <subsync/sync/columns.hpp>
 #include <subsync/sync/time.hpp>
 
+#include "groups_ondemand.hpp"
+
 #include <fmt/format.h>
 
 #include <gtest/gtest.h>
@@ -207,6 +209,29 @@ TEST(Parse, StringsReadTheSameWithOrWithoutEscapes) {
         EXPECT_EQ(*g.start_time, *parse_iso8601("2024-02-28T16:00:00Z"));
         EXPECT_EQ(*g.expire_time, *parse_iso8601("2027-01-01T00:00:00Z") + 500);
         EXPECT_EQ(*g.group_domains, domains);
+    }
+}
+
+// The On-Demand pass reads a clean page itself, the DOM only ever reading what it refuses: a
+// page it gave up on for no reason would cost a second parse, and nothing else would show it.
+TEST(Parse, TheFastPassReadsEveryCleanFieldItself) {
+    const std::vector<std::string> pages{
+        seed_page,
+        R"({"total":2,"purchases":[{"id":"a","order_time":"","start_time":"","expire_time":"","group_domains":[]},)"
+        R"({"id":"b","group_name":"","group_remark":null,"order_time":null,"quota_left":null,"group_domains":null}]})",
+        R"({"total":1, "purchases": [ {"id": "a\u0062", "group_name": "x\"y", "order_time": 1700000000000,)"
+        R"( "group_domains": [ "d" , "e\u00e9" ] } ] })",
+    };
+    for (const auto& body : pages) {
+        SCOPED_TRACE(body);
+        simdjson::ondemand::parser ondemand;
+        std::string scratch;
+        groups_page fast;
+        ASSERT_TRUE(detail::read_groups_ondemand(ondemand, body, scratch, fast));
+        simdjson::dom::parser dom;
+        const auto slow = detail::read_groups_dom(dom, body);
+        ASSERT_TRUE(slow) << slow.error().message;
+        EXPECT_EQ(fast.purchases, slow->purchases);
     }
 }
 

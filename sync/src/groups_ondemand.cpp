@@ -113,9 +113,10 @@ private:
 };
 
 // A string value's text when it holds no escape, read from the input where it lies: no copy into
-// the parser's string buffer, no unescaping; the value is consumed. Stage 1 has already refused the page if a string
-// holds invalid UTF-8 or an unescaped control character, so the text is what get_string() would
-// give. Nullopt for any other value, or a string with a backslash, which then goes the long way.
+// the parser's string buffer, no unescaping; the value is consumed. Stage 1 has already refused
+// the page if a string holds invalid UTF-8 or an unescaped control character, so the text is what
+// get_string() would give. Nullopt, the value not consumed, for any other value or a string with
+// a backslash, which then goes the long way.
 std::optional<std::string_view> plain_string(od::value& v, backslashes& escapes) noexcept {
     const std::string_view token = v.raw_json_token();  // the quotes, then any spaces
     if (token.size() < 2 || token.front() != '"') return std::nullopt;
@@ -152,7 +153,11 @@ bool read(od::value& v, field<std::int64_t>& out) {
 
 // As parse.cpp read_time(): an ISO-8601 string, "" for unset, or epoch milliseconds.
 bool read_time(od::value& v, field<epoch_ms>& out, backslashes& escapes) {
-    if (const auto text = plain_string(v, escapes); text && !text->empty()) {
+    if (const auto text = plain_string(v, escapes)) {  // consumed: read here, even when blank
+        if (text->empty()) {
+            out.set_null();  // a field the API left blank
+            return true;
+        }
         epoch_ms ms = 0;
         if (!read_iso8601(*text, ms)) return false;
         out.assign_in_place() = ms;
