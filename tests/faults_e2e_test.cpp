@@ -259,11 +259,16 @@ TEST_F(Faults, DatasetChangingBetweenPagesIsFetchedAgain) {
     auto changed = data;
     changed.purchases.erase(changed.purchases.begin());  // one purchase expires mid-listing
     emu_->change_dataset_after_page(4, changed);
-    auto r = sync(cfg);
+    auto r = run_subsyncd({"-v", "sync", "--once", "--config", cfg.string()}, {{"SUBSYNC_TEST_TOKEN", token}});
     EXPECT_EQ(r.exit_code, 0) << r.err;
     EXPECT_EQ(emu_->page_requests(1), 2u) << "fetched again from page 1";
     EXPECT_NE(r.err.find("fetching again from page 1"), std::string::npos) << r.err;
     EXPECT_EQ(last_run("purchased_groups", "removed"), "1");
+    // The second pass's progress goes on from the first's: it never steps back.
+    const auto progress = test::progress_of(r.err, "purchased_groups");
+    ASSERT_FALSE(progress.empty());
+    for (std::size_t i = 1; i < progress.size(); ++i) EXPECT_GT(progress[i].done, progress[i - 1].done) << i;
+    EXPECT_EQ(progress.back().done, progress.back().total);
 }
 
 TEST_F(Faults, ListingThatNeverAddsUpAppliesWithoutRemovingAndExitsThree) {

@@ -12,7 +12,6 @@
 #include <fmt/format.h>
 #include <simdjson.h>
 
-#include <regex>
 #include <set>
 
 namespace subsync {
@@ -316,17 +315,11 @@ TEST_F(SyncE2E, AListingWhosePagesAreAsBeforeIsRecognisedAndADifferenceAnywhereI
                                        {{"SUBSYNC_TEST_TOKEN", token}});
     ASSERT_EQ(late_run.exit_code, 0) << late_run.err;
     // The progress counts fetches: the pages fetched again add to the total, and it never steps back.
-    const std::regex progress(R"(page fetched account=\S+ source=purchased_groups pages=(\d+)/(\d+))");
-    int shown = 0, lines = 0, total = 0;
-    for (std::sregex_iterator m(late_run.err.begin(), late_run.err.end(), progress), end; m != end; ++m, ++lines) {
-        const int done = std::stoi((*m)[1]);
-        EXPECT_GT(done, shown) << (*m)[0];
-        shown = done;
-        total = std::stoi((*m)[2]);
-    }
-    EXPECT_EQ(lines, static_cast<int>(emu_->get_stats().purchases_requests));
-    EXPECT_EQ(shown, total);
-    EXPECT_GT(total, 20) << "pages 2..19 are fetched again";
+    const auto progress = test::progress_of(late_run.err, "purchased_groups");
+    for (std::size_t i = 1; i < progress.size(); ++i) EXPECT_GT(progress[i].done, progress[i - 1].done) << i;
+    ASSERT_EQ(progress.size(), emu_->get_stats().purchases_requests);
+    EXPECT_EQ(progress.back().done, progress.back().total);
+    EXPECT_GT(progress.back().total, 20) << "pages 2..19 are fetched again";
     const auto late = summary_of(late_run);
     EXPECT_FALSE(late.unchanged);
     EXPECT_EQ(late.items, 2000);

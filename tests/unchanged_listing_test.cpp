@@ -90,7 +90,8 @@ std::int64_t count(SQLite::Database& db, const std::string& sql) { return db.exe
 void expect_latest_is_the_series_last(SQLite::Database& db) {
     const std::string row = "account || '/' || purchase_id || '@' || {} || '=' || coalesce(quota_used, 'null') || ',' "
                             "|| coalesce(quota_left, 'null')";
-    const auto latest = strings(db, fmt::format("SELECT {} FROM quota_latest ORDER BY 1", fmt::format(fmt::runtime(row), "time")));
+    const auto latest =
+        strings(db, fmt::format("SELECT {} FROM quota_latest ORDER BY 1", fmt::format(fmt::runtime(row), "time")));
     const auto series = strings(db, fmt::format("SELECT {} FROM quota_samples GROUP BY account, purchase_id ORDER BY 1",
                                                 fmt::format(fmt::runtime(row), "max(time)")));
     EXPECT_EQ(latest, series);

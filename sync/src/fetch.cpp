@@ -48,8 +48,13 @@ asio::awaitable<result<http_response>> get_ok(const fetch_context& ctx, http_con
 // (docs/decisions.md "An unchanged listing is recognised by its pages").
 class group_pager {
 public:
-    group_pager(const fetch_context& ctx, listing_stage& stage)
-        : ctx_(ctx), ep_(ctx.account->apig_endpoint), stage_(stage) {}
+    /// `fetched_before`: pages an earlier pass of the same listing fetched, which the progress
+    /// counts on from.
+    group_pager(const fetch_context& ctx, listing_stage& stage, int fetched_before = 0)
+        : ctx_(ctx), ep_(ctx.account->apig_endpoint), stage_(stage), fetched_before_(fetched_before) {}
+
+    /// The pages fetched so far, by this pass and the ones before it.
+    [[nodiscard]] int fetched() const noexcept { return fetched_before_ + fetched_; }
 
     enum class page_read { parsed, as_before };
 
@@ -109,13 +114,13 @@ public:
             if (*fetched == page_read::as_before) {
                 passed_over_.push_back(page_no);
                 page_done();
-                page_fetched();
+                count_fetch();
                 continue;
             }
             try {
                 if (skipping_) stop_skipping();
                 place_fetched(page_no);
-                page_fetched();
+                count_fetch();
             } catch (...) {
                 // The store failed (temporary storage full): the other workers stop too, and
                 // run() rethrows once they have.
@@ -170,7 +175,7 @@ public:
         } else {
             place_fetched(1);
         }
-        page_fetched();
+        count_fetch();
 
         const auto workers = static_cast<std::size_t>(std::min(ctx_.concurrency, page_count_ - 1));
         if (conns.size() > std::max<std::size_t>(1, workers))  // a listing that shrank: the spares close here
@@ -250,11 +255,11 @@ private:
 
     void page_done() { stage_.pages = ++done_; }
 
-    // The progress counts fetches, not staged pages: pages fetched again after a page differed
-    // add to what is due, so it never steps back.
-    void page_fetched() {
+    // The progress counts fetches, not staged pages: pages fetched again after a page differed,
+    // and an earlier pass's, add to its total, so it never steps back.
+    void count_fetch() {
         ++fetched_;
-        if (ctx_.on_page) ctx_.on_page(fetched_, page_count_ + fetches_due_);
+        if (ctx_.on_page) ctx_.on_page(fetched(), fetched_before_ + page_count_ + fetches_due_);
     }
 
     void place(int page_no, const groups_page& page) {
@@ -296,9 +301,10 @@ private:
     std::int64_t total_ = 0;
     int page_count_ = 1;
     int next_ = 2;
-    int done_ = 0;     // pages staged or passed over as before: stage_.pages
-    int fetched_ = 0;  // pages fetched, for the progress
-    int fetches_due_ = 0;  // pages to fetch a second time (passed over before a page differed)
+    int done_ = 0;            // pages staged or passed over as before: stage_.pages
+    const int fetched_before_;  // pages an earlier pass fetched (the progress goes on from them)
+    int fetched_ = 0;         // pages this pass fetched
+    int fetches_due_ = 0;     // pages to fetch a second time (passed over before a page differed)
     bool ended_early_ = false;
     bool worth_another_pass_ = true;
     std::optional<error> failure_;
@@ -327,7 +333,7 @@ asio::awaitable<result<void>> fetch_purchased_groups(const fetch_context& ctx, l
     spdlog::warn("inconsistent listing account={} source=purchased_groups reason=\"{}\": fetching again from page 1",
                  ctx.account->name, stage.incomplete_reason());
     stage.reset();
-    auto second = co_await group_pager(ctx, stage).run();
+    auto second = co_await group_pager(ctx, stage, pager.fetched()).run();
     if (second && !stage.complete())
         stage.add_to_reason(" (also after fetching again from page 1)");
     co_return second;

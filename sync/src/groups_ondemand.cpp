@@ -275,7 +275,7 @@ bool read_purchase(od::value& item, purchased_group& g, backslashes& escapes) {
     for (auto f : obj) {
         if (f.error()) return false;
         // Read in place: copying the field (or the value) out of its result cost a store-forwarding
-        // stall per field, a fifth of the whole parse (bench/README.md, session 13).
+        // stall per field, a fifth of the whole parse (docs/decisions.md "How a purchases page is read").
         od::field& kv = f.value_unsafe();
         const char* raw = kv.key().raw();
         od::value& v = kv.value();

@@ -454,8 +454,9 @@ snapshot_store::sampled snapshot_store::sample_unchanged_quotas(listing_stage& s
     if (!stage.oldest_sample_ || now - *stage.oldest_sample_ < interval) return {0, stage.oldest_sample_};
     // The listing is the stored live rows, so stage_cells() and stage_aged_samples() would
     // sample exactly these: a row with a quota whose latest sample is missing, differs, or has
-    // aged past the interval. The same rows go to the series and to the latest samples (read
-    // before either is written, so both statements select the same rows).
+    // aged past the interval. The same rows go to the series and to the latest samples: the
+    // selection reads purchased_groups and quota_latest only, which the series insert does not
+    // write, so both statements select the same rows.
     constexpr std::string_view with_quota =
         "FROM purchased_groups g LEFT JOIN quota_latest l ON l.account = ?1 AND l.purchase_id = g.item_key "
         "WHERE g.account = ?1 AND g.removed_at IS NULL AND (g.quota_used IS NOT NULL OR g.quota_left IS NOT NULL)";

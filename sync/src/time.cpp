@@ -39,7 +39,8 @@ constexpr unsigned byte_at(std::uint64_t w, unsigned i) noexcept {
 // Whether every byte of `w` is at most 9 (every byte was a digit once '0' was taken away).
 constexpr bool all_digits(std::uint64_t w) noexcept {
     // A byte of 10..127 carries into its top bit when 0x76 is added; one of 128 or more has it set.
-    return ((w + 0x7676767676767676ULL) | w) & 0x8080808080808080ULL ? false : true;
+    // A carry out of a byte comes only from one of 0x8A or more, which fails already.
+    return (((w + 0x7676767676767676ULL) | w) & 0x8080808080808080ULL) == 0;
 }
 
 // `YYYY-MM-DDTHH:MM:SSZ`, the form the APIs send nearly always, read as three words (the

@@ -9,6 +9,7 @@
 
 #include <fstream>
 #include <random>
+#include <regex>
 #include <sstream>
 #include <stdexcept>
 
@@ -33,6 +34,14 @@ std::string read_file(const std::filesystem::path& p) {
     std::ostringstream s;
     s << in.rdbuf();
     return s.str();
+}
+
+std::vector<progress_step> progress_of(const std::string& err, std::string_view source) {
+    const std::regex line(fmt::format(R"(page fetched account=\S+ source={} pages=(\d+)/(\d+))", source));
+    std::vector<progress_step> out;
+    for (std::sregex_iterator m(err.begin(), err.end(), line), end; m != end; ++m)
+        out.push_back({std::stoi((*m)[1]), std::stoi((*m)[2])});
+    return out;
 }
 
 std::vector<std::string> split_lines(std::string_view text) {

@@ -32,6 +32,15 @@ void write_file(const std::filesystem::path& p, const std::string& bytes);
 /// The lines of `text`, without their "\n"; no empty last line.
 std::vector<std::string> split_lines(std::string_view text);
 
+/// One progress step of a sync run with `-v`: a `page fetched account=… source=S pages=D/T` line.
+struct progress_step {
+    int done = 0;
+    int total = 0;
+};
+
+/// The progress steps `source` logged in `err`, in order.
+std::vector<progress_step> progress_of(const std::string& err, std::string_view source);
+
 /// What a finished subsyncd process left behind.
 struct run_result {
     int exit_code = -1;
