@@ -119,10 +119,12 @@ public:
     void assign(std::string_view sink, std::int64_t batch, std::string_view group_key,
                 std::span<const std::int64_t> seqs);
     /// The members of one group notification in the order they were assigned (seq order), each
-    /// with its payload rendered. The error names a member queued by schema 4 or before whose
-    /// stored payload cannot be read (it never will be).
+    /// with its payload rendered when `render` (else "", unless stored by schema 4). The error
+    /// names a member queued by schema 4 or before whose stored payload cannot be read (it never
+    /// will be).
     [[nodiscard]] boost::system::result<std::vector<notification>, std::string> members(std::string_view sink,
-                                                                                      std::int64_t batch) const;
+                                                                                      std::int64_t batch,
+                                                                                      bool render = true) const;
     /// When a group notification of `group_key` was last delivered to `sink`.
     [[nodiscard]] std::optional<epoch_ms> last_delivered(std::string_view sink, std::string_view group_key) const;
     /// Records the outcomes of group notifications for every member, in one transaction.
@@ -145,6 +147,8 @@ public:
 private:
     SQLite::Database& db_;
     std::optional<SQLite::Statement> insert_, deliver_;
+    std::optional<SQLite::Statement> new_batch_, pin_, delivered_, dead_, failed_, attempt_;
+    mutable std::optional<SQLite::Statement> pending_, members_, last_delivered_, count_;
 };
 
 }  // namespace subsync::alerting
