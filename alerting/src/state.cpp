@@ -302,13 +302,16 @@ public:
         n.summary = s.summary;
         n.detail = s.detail;
         n.number = number;
-        outbox_.enqueue(n, sink_names_);
+        outbox_.enqueue_deferred(n, sink_names_);
         if (firing) {
             s.notifications = number;
             s.last_notified = now_;
         }
         ++queued_;
     }
+
+    /// Writes the deliveries of what notify() queued (outbox::enqueue_deferred).
+    void flush() { outbox_.flush_deliveries(); }
 
     [[nodiscard]] int queued() const { return queued_; }
 
@@ -398,10 +401,12 @@ public:
         }
     }
 
-    /// Resolves what is still firing for items that were not reconciled: they are gone.
+    /// Resolves what is still firing for items that were not reconciled: they are gone. Then
+    /// writes the deliveries of everything this reconcile queued.
     void finish() {
         for (auto& s : stored_)
             if (!s.seen && s.firing) resolve(s, nullptr, nullptr);
+        notifier_.flush();
     }
 
     [[nodiscard]] int queued() const { return notifier_.queued(); }
