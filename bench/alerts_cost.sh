@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The cost of alerting (issue 16 row of bench/README.md): a cold first sync of 100k purchases with
 # the default alert rules against the same sync with every kind disabled, side by side with
-# farm-bench. B=build/<preset> picks the binaries (default build/release).
+# farm-bench. B=build/<preset> picks the binaries (default build/release), W the scratch folder
+# (default /tmp/b16).
 set -euo pipefail
 B=${B:-build/release}; B=$(realpath "$B")
-W=/tmp/b16; rm -rf $W; mkdir -p $W
+W=${W:-/tmp/b16}; rm -rf $W; mkdir -p $W
 $B/tests/emulator/subsync-emulator --port 0 --port-file $W/port --write-cert $W/ca.pem --generate 100000 --base-date today --token t >/dev/null 2>&1 &
 emu=$!
 trap 'kill $emu' EXIT

@@ -244,5 +244,42 @@ TEST(Outbox, Schema6QueuesSurviveTheRebuildOfSchema7) {
     EXPECT_EQ(db.execAndGet("PRAGMA integrity_check").getString(), "ok");
 }
 
+// Deliveries queued by enqueue_deferred() and never flushed must not commit: the outbox ends
+// the process before its owner's transaction can, so the run's notifications are evaluated
+// and queued again by the next run instead of committing without their deliveries.
+TEST(OutboxDeathTest, DeliveriesLeftUnwrittenEndTheProcessBeforeTheyCommit) {
+    // The child runs the test again from the start (its own temp folder and connection):
+    // SQLite connections must not cross a fork.
+    GTEST_FLAG_SET(death_test_style, "threadsafe");
+    test::temp_dir dir;
+    sync::snapshot_store store(dir / "snapshot.db");
+    alerting::queued_notification n;
+    n.idempotency_key = "key-1";
+    n.created_at = t0;
+    n.account = "prod";
+    n.source = "purchased_groups";
+    n.item_key = "sub-1";
+    n.summary = "notification 1";
+    EXPECT_DEATH(
+        {
+            SQLite::Transaction tx(store.database());
+            {
+                alerting::outbox box(store.database());
+                box.enqueue_deferred(n, sinks);
+            }
+            tx.commit();
+        },
+        "1 alert deliveries were queued and never written");
+    {
+        SQLite::Transaction tx(store.database());
+        alerting::outbox box(store.database());
+        box.enqueue_deferred(n, sinks);
+        box.flush_deliveries();
+        tx.commit();
+    }
+    EXPECT_EQ(store.database().execAndGet("SELECT count(*) FROM alert_deliveries").getInt64(), 1)
+        << "only the flushed run's delivery; the child's transaction never committed";
+}
+
 }  // namespace
 }  // namespace subsync

@@ -374,6 +374,26 @@ TEST_F(AlertState, DeliveriesFollowTheSinkFilters) {
               1);
 }
 
+// Issue 16: a run's deliveries are written a statement per 500 rows of a sink, after its
+// notifications. A run of more than two batches still gives every notification exactly the
+// deliveries its sinks' filters take, and none other.
+TEST_F(AlertState, DeliveriesOfALargeRunFollowTheSinkFilters) {
+    std::vector<purchased_group> items;
+    for (int i = 0; i < 1201; ++i)
+        items.push_back(group(fmt::format("g{:04}", i), i % 3 == 0 ? T0 - day : T0 + 5 * day));
+    EXPECT_EQ(apply(std::move(items), T0), 1201);
+    EXPECT_EQ(count("SELECT count(*) FROM alert_outbox"), 1201);
+    EXPECT_EQ(count("SELECT count(*) FROM alert_deliveries WHERE sink = 'all'"), 1201);
+    EXPECT_EQ(count("SELECT count(*) FROM alert_outbox o WHERE NOT EXISTS (SELECT 1 FROM alert_deliveries d "
+                    "WHERE d.sink = 'all' AND d.seq = o.seq)"),
+              0);
+    EXPECT_EQ(count("SELECT count(*) FROM alert_deliveries WHERE sink = 'pager'"), 401) << "the critical ones";
+    EXPECT_EQ(count("SELECT count(*) FROM alert_deliveries d JOIN alert_outbox o USING (seq) WHERE d.sink = 'pager' "
+                    "AND o.severity = 'critical'"),
+              401);
+    EXPECT_EQ(count("SELECT count(*) FROM alert_delivery_status WHERE status = 'pending'"), 1602);
+}
+
 TEST_F(AlertState, DryRunQueuesNothing) {
     const auto run = store_.apply("prod", complete({group("a", T0 + 5 * day)}), T0 - 1, T0, true);
     EXPECT_EQ(run.notifications, 1) << "a dry run says what it would send";

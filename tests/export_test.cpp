@@ -6,6 +6,9 @@
 #include <subsync/sync/signer.hpp>
 #include <subsync/sync/snapshot.hpp>
 
+#include <SQLiteCpp/Statement.h>
+#include <SQLiteCpp/Transaction.h>
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <simdjson.h>
 
@@ -202,6 +205,67 @@ TEST_F(ExportTest, GenerationIsCompleteWithManifestAndLatestLink) {
     // The change feed got the two additions, once.
     EXPECT_EQ(g.changes_appended, 2);
     EXPECT_EQ(append_change_feed(db, dir_ / "exports" / "changes.jsonl"), 0);
+}
+
+/// Writes `n` firing alerts of account prod into the snapshot at `db`, counted in data_versions
+/// as alerting's writer counts them.
+void add_alerts(const std::filesystem::path& db, int first, int n) {
+    sync::snapshot_store store(db);
+    SQLite::Statement ins(store.database(),
+                          "INSERT INTO alerts (account, source, item_key, kind, threshold, state, severity, since, "
+                          "summary, detail, updated_at) VALUES ('prod', 'purchased_groups', ?, 'expired', '', 'firing', "
+                          "'critical', 1514528566000, ?, '{\"days_left\":-1}', 1514528566000)");
+    for (int i = first; i < first + n; ++i) {
+        ins.bind(1, fmt::format("item-{:05}", i));
+        ins.bind(2, fmt::format("purchased group \"g,{}\" has expired", i));
+        ins.exec();
+        ins.reset();
+    }
+    sync::bump_data_version(store.database(), sync::versioned_table::alerts);
+}
+
+/// file name -> sha256 of a generation's files, from its manifest, in the manifest's order.
+std::vector<std::pair<std::string, std::string>> digests_of(const std::filesystem::path& gen) {
+    simdjson::dom::parser parser;
+    simdjson::dom::element manifest = parser.load((gen / "manifest.json").string());
+    std::vector<std::pair<std::string, std::string>> out;
+    for (auto f : manifest["files"].get_array())
+        out.emplace_back(std::string(std::string_view(f["name"])), std::string(std::string_view(f["sha256"])));
+    return out;
+}
+
+// Issue 16: the alerts files may be written from a second connection on a thread of their own
+// (sync --once does). They are the same bytes, listed in the same place, as when written one
+// after the other; and a second connection that sees other alerts than the first is not used.
+TEST_F(ExportTest, AlertsFromASecondReaderAreTheSameFiles) {
+    add_alerts(dir_ / "snapshot.db", 0, 3000);
+    auto db = sync::open_snapshot_readonly(dir_ / "snapshot.db");
+    const auto one_by_one = write_generation(db, dir_ / "a", 1514528566000, {1});
+
+    auto reader = sync::open_snapshot_readonly(dir_ / "snapshot.db");
+    SQLite::Transaction reader_snapshot(reader);
+    (void)reader.execAndGet("SELECT count(*) FROM alerts");  // a read fixes the snapshot
+    generation_options opts;
+    opts.alerts_reader = &reader;
+    const auto beside = write_generation(db, dir_ / "b", 1514528566000, {1}, opts);
+    EXPECT_EQ(digests_of(beside.dir), digests_of(one_by_one.dir)) << "same files, same order in the manifest";
+    ASSERT_EQ(beside.files.size(), one_by_one.files.size());
+    for (std::size_t i = 0; i < beside.files.size(); ++i) {
+        SCOPED_TRACE(beside.files[i].path.filename().string());
+        EXPECT_EQ(beside.files[i].path.filename(), one_by_one.files[i].path.filename());
+        EXPECT_EQ(beside.files[i].rows, one_by_one.files[i].rows);
+    }
+    EXPECT_EQ(beside.files[6].path.filename(), "alerts.csv");
+    EXPECT_EQ(beside.files[6].rows, 3000);
+
+    // The reader's snapshot is now older than the alerts: the generation shows the first
+    // connection's alerts, all 3,001 of them.
+    add_alerts(dir_ / "snapshot.db", 3000, 1);
+    auto later = sync::open_snapshot_readonly(dir_ / "snapshot.db");
+    const auto stale_reader = write_generation(later, dir_ / "c", 1514528567000, {1}, opts);
+    EXPECT_EQ(stale_reader.files[6].path.filename(), "alerts.csv");
+    EXPECT_EQ(stale_reader.files[6].rows, 3001) << "the stale second reader was not used";
+    reader_snapshot.commit();
 }
 
 /// name -> (inode, carried_from or "") of every file of a generation, from its manifest.

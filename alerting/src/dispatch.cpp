@@ -74,9 +74,10 @@ asio::awaitable<batch_outcome> alert_dispatcher::attempt(sink_slot& s, const pla
     const std::string& name = s.cfg.name;
     const sync::retry_policy policy{cfg_.max_attempts, cfg_.retry_base, cfg_.retry_max};
     if (!p.assigned) outbox_.assign(name, p.batch, p.key, p.seqs);
-    auto members = outbox_.members(name, p.batch);
+    const bool payload = s.sink->needs_payload();
+    auto members = outbox_.members(name, p.batch, payload);
     const auto t0 = steady::now();
-    auto group = members ? make_group_notification(p, name, s.cfg.group.by, std::move(*members))
+    auto group = members ? make_group_notification(p, name, s.cfg.group.by, std::move(*members), payload)
                          : boost::system::result<group_notification, std::string>(members.error());
     delivery_outcome out;
     const bool poison = !group;  // a payload that cannot be read never will be: no retry

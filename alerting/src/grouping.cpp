@@ -138,7 +138,7 @@ std::vector<planned_notification> plan_notifications(
 
 boost::system::result<group_notification, std::string> make_group_notification(
     const planned_notification& p, std::string_view sink, std::span<const config::group_label> by,
-    std::vector<notification> members) {
+    std::vector<notification> members, bool with_payload) {
     if (members.empty()) return fmt::format("group {} of sink {}: no pending member", p.batch, sink);
     group_notification g;
     g.batch = p.batch;
@@ -160,6 +160,7 @@ boost::system::result<group_notification, std::string> make_group_notification(
         else if (a.number > 1) ++g.repeated;
         else ++g.fresh;
     }
+    if (!with_payload) return g;
 
     std::string& out = g.payload;
     std::size_t size = 256;

@@ -4,6 +4,11 @@
 
 #include <SQLiteCpp/Transaction.h>
 
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+
 namespace subsync::alerting {
 using detail::bind_name;
 using detail::bind_static;
@@ -39,10 +44,98 @@ std::string_view to_string(attempt_outcome o) noexcept {
 // those indexes and took it: every batch then scanned all of the sink's deliveries, delivered
 // ones included, and a first sync's 128 groups over 63,000 alerts cost 8 million row visits
 // (bench/README.md, issue 16). A named index that cannot serve the query is an error at prepare.
-outbox::outbox(SQLite::Database& db) : db_(db) {}
-outbox::~outbox() = default;
+outbox::outbox(SQLite::Database& db) : db_(db), unwinding_(std::uncaught_exceptions()) {}
+
+outbox::~outbox() {
+    if (waiting_rows_ == 0 || std::uncaught_exceptions() > unwinding_) return;
+    // A caller queued notifications and never flushed their deliveries: committing now would
+    // lose them. Ending the process leaves the transaction uncommitted, so they are evaluated
+    // and queued again by the next run.
+    std::fprintf(stderr, "subsyncd: bug: %zu alert deliveries were queued and never written; aborting before the "
+                 "transaction commits\n", waiting_rows_);
+    std::abort();
+}
+
+// The dispatcher's statements are prepared on first use and kept, as enqueue's are: a first
+// sync's delivery runs them once per group notification (128 groups per sink for 63,000 alerts),
+// and preparing each again cost more than a tenth of assign() and members(). A kept statement is
+// reset when its use ends, however that ends, so none holds a read snapshot between uses.
+namespace {
+
+class in_use {
+public:
+    in_use(std::optional<SQLite::Statement>& slot, SQLite::Database& db, const char* sql)
+        : q_(slot ? *slot : slot.emplace(db, sql)) {
+        q_.reset();
+    }
+    ~in_use() {
+        try {
+            q_.reset();
+        } catch (...) {  // a reset reports the last step's error again, already seen; destructors never throw
+        }
+    }
+    in_use(const in_use&) = delete;
+    in_use& operator=(const in_use&) = delete;
+    SQLite::Statement& operator*() { return q_; }
+    SQLite::Statement* operator->() { return &q_; }
+
+private:
+    SQLite::Statement& q_;
+};
+
+}  // namespace
 
 std::int64_t outbox::enqueue(const queued_notification& n, std::span<const std::string> sinks) {
+    const std::int64_t seq = insert_notification(n);
+    if (!deliver_)
+        deliver_.emplace(db_,
+                         "INSERT INTO alert_deliveries (sink, seq) VALUES (?, ?)");
+    SQLite::Statement& deliver = *deliver_;
+    for (const auto& sink : sinks) {
+        bind_static(deliver, 1, sink);
+        deliver.bind(2, seq);
+        deliver.exec();
+        deliver.reset();
+    }
+    return seq;
+}
+
+// A first sync of 100k purchases queues 63,000 notifications; one INSERT per delivery row cost
+// two thirds of what the notification's own row costs (statement, foreign key and two b-trees
+// each time). A statement per 500 rows of a sink writes the same rows for less than half of that
+// (bench/README.md, issue 16).
+std::int64_t outbox::enqueue_deferred(const queued_notification& n, std::span<const std::string> sinks) {
+    constexpr std::size_t batch = 500;
+    const std::int64_t seq = insert_notification(n);
+    for (const auto& sink : sinks) {
+        auto it = std::find_if(waiting_.begin(), waiting_.end(), [&](const auto& w) { return w.sink == sink; });
+        if (it == waiting_.end()) it = waiting_.insert(waiting_.end(), waiting_deliveries{sink});
+        if (it->rows > 0) it->seqs += ',';
+        it->seqs += std::to_string(seq);
+        ++it->rows;
+        ++waiting_rows_;
+        if (it->rows >= batch) flush_deliveries(*it);
+    }
+    return seq;
+}
+
+void outbox::flush_deliveries() {
+    for (auto& w : waiting_) flush_deliveries(w);
+}
+
+void outbox::flush_deliveries(waiting_deliveries& w) {
+    if (w.rows == 0) return;
+    w.seqs += ']';
+    in_use q(deliver_many_, db_, "INSERT INTO alert_deliveries (sink, seq) SELECT ?1, value FROM json_each(?2)");
+    q->bind(1, w.sink);
+    q->bind(2, w.seqs);
+    q->exec();
+    waiting_rows_ -= w.rows;
+    w.rows = 0;
+    w.seqs.resize(1);  // "[" (assign("[") trips GCC 12's -Wrestrict false positive)
+}
+
+std::int64_t outbox::insert_notification(const queued_notification& n) {
     if (!insert_)
         insert_.emplace(db_,
                         "INSERT INTO alert_outbox (idempotency_key, created_at, run_id, account, source, "
@@ -71,26 +164,15 @@ std::int64_t outbox::enqueue(const queued_notification& n, std::span<const std::
     else bind_static(ins, 15, n.detail);
     ins.bind(16, n.number);
     ins.exec();
-    const std::int64_t seq = db_.getLastInsertRowid();
-    if (!deliver_)
-        deliver_.emplace(db_,
-                         "INSERT INTO alert_deliveries (sink, seq) VALUES (?, ?)");
-    SQLite::Statement& deliver = *deliver_;
-    for (const auto& sink : sinks) {
-        bind_static(deliver, 1, sink);
-        deliver.bind(2, seq);
-        deliver.exec();
-        deliver.reset();
-    }
-    return seq;
+    return db_.getLastInsertRowid();
 }
 
 void outbox::for_each_pending(std::string_view sink, std::int64_t limit,
                               const std::function<void(const pending_delivery&)>& f) const {
     // Not yet grouped (due at once: next_attempt_at is when it was queued), then the members
     // of the sink's pending group notifications with their group's attempts and retry time.
-    SQLite::Statement q(db_,
-                        "SELECT d.seq, 0, o.created_at, o.created_at, NULL, o.account, o.source, o.item_key, "
+    in_use use(pending_, db_,
+               "SELECT d.seq, 0, o.created_at, o.created_at, NULL, o.account, o.source, o.item_key, "
                         "o.kind, o.severity, o.state FROM alert_deliveries d INDEXED BY alert_deliveries_ungrouped "
                         "JOIN alert_outbox o ON o.seq = d.seq WHERE d.sink = ?1 AND d.batch IS NULL "
                         "UNION ALL "
@@ -101,6 +183,7 @@ void outbox::for_each_pending(std::string_view sink, std::int64_t limit,
                         "ON d.sink = b.sink AND d.batch = b.batch JOIN alert_outbox o ON o.seq = d.seq "
                         "WHERE b.status = 'pending' AND b.sink = ?1 "
                         "ORDER BY 1 LIMIT ?2");
+    SQLite::Statement& q = *use;
     q.bind(1, std::string(sink));
     q.bind(2, limit);
     pending_delivery p;  // one row at a time: its strings keep their buffers from row to row
@@ -134,32 +217,37 @@ void outbox::assign(std::string_view sink, std::int64_t batch, std::string_view 
     }
     members += ']';
     SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
-    SQLite::Statement b(db_,
-                        "INSERT INTO alert_batches (sink, batch, group_key, status, attempts, next_attempt_at) "
-                        "VALUES (?, ?, ?, 'pending', 0, 0)");
-    b.bind(1, std::string(sink));
-    b.bind(2, batch);
-    b.bind(3, std::string(group_key));
-    b.exec();
-    SQLite::Statement u(db_,
-                        "UPDATE alert_deliveries SET batch = ?1 "
-                        "WHERE sink = ?2 AND seq IN (SELECT value FROM json_each(?3)) AND batch IS NULL");
-    u.bind(1, batch);
-    u.bind(2, std::string(sink));
-    u.bind(3, members);
-    u.exec();
+    {
+        in_use b(new_batch_, db_,
+                 "INSERT INTO alert_batches (sink, batch, group_key, status, attempts, next_attempt_at) "
+                 "VALUES (?, ?, ?, 'pending', 0, 0)");
+        b->bind(1, std::string(sink));
+        b->bind(2, batch);
+        b->bind(3, std::string(group_key));
+        b->exec();
+    }
+    {
+        in_use u(pin_, db_,
+                 "UPDATE alert_deliveries SET batch = ?1 "
+                 "WHERE sink = ?2 AND seq IN (SELECT value FROM json_each(?3)) AND batch IS NULL");
+        u->bind(1, batch);
+        u->bind(2, std::string(sink));
+        u->bind(3, members);
+        u->exec();
+    }
     tx.commit();
 }
 
 boost::system::result<std::vector<notification>, std::string> outbox::members(std::string_view sink,
-                                                                             std::int64_t batch) const {
-    SQLite::Statement q(db_,
-                        "SELECT d.seq, o.payload, o.idempotency_key, o.kind, o.severity, o.state, o.account, o.source, "
+                                                                             std::int64_t batch, bool render) const {
+    in_use use(members_, db_,
+               "SELECT d.seq, o.payload, o.idempotency_key, o.kind, o.severity, o.state, o.account, o.source, "
                         "o.item_key, o.threshold, o.since, o.resolved_at, o.reason, o.summary, o.detail, "
                         "o.notification, o.created_at FROM alert_batches b "
                         "CROSS JOIN alert_deliveries d INDEXED BY alert_deliveries_by_batch "
                         "ON d.sink = b.sink AND d.batch = b.batch JOIN alert_outbox o ON o.seq = d.seq "
                         "WHERE b.sink = ? AND b.batch = ? AND b.status = 'pending' ORDER BY d.seq");
+    SQLite::Statement& q = *use;
     q.bind(1, std::string(sink));
     q.bind(2, batch);
     std::vector<notification> out;
@@ -197,15 +285,16 @@ boost::system::result<std::vector<notification>, std::string> outbox::members(st
         text(14, n.values);
         n.number = q.getColumn(15).getInt64();
         n.created_at = q.getColumn(16).getInt64();
-        render_payload(n);
+        if (render) render_payload(n);
     }
     return out;
 }
 
 std::optional<epoch_ms> outbox::last_delivered(std::string_view sink, std::string_view group_key) const {
-    SQLite::Statement q(db_,
-                        "SELECT max(delivered_at) FROM alert_batches INDEXED BY alert_batches_by_group "
-                        "WHERE sink = ? AND group_key = ? AND status = 'delivered'");
+    in_use use(last_delivered_, db_,
+               "SELECT max(delivered_at) FROM alert_batches INDEXED BY alert_batches_by_group "
+               "WHERE sink = ? AND group_key = ? AND status = 'delivered'");
+    SQLite::Statement& q = *use;
     q.bind(1, std::string(sink));
     q.bind(2, std::string(group_key));
     if (!q.executeStep() || q.getColumn(0).isNull()) return std::nullopt;
@@ -215,52 +304,49 @@ std::optional<epoch_ms> outbox::last_delivered(std::string_view sink, std::strin
 void outbox::record(std::string_view sink, std::span<const batch_outcome> outcomes) {
     const std::string name(sink);
     SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
-    SQLite::Statement delivered(db_,
-                                "UPDATE alert_batches SET status = 'delivered', attempts = ?, delivered_at = ?, "
-                                "last_error = NULL WHERE sink = ? AND batch = ? AND status = 'pending'");
-    SQLite::Statement dead(db_,
-                           "UPDATE alert_batches SET status = 'dead', attempts = ?, last_error = ? "
-                           "WHERE sink = ? AND batch = ? AND status = 'pending'");
-    SQLite::Statement failed(db_,
-                             "UPDATE alert_batches SET attempts = ?, next_attempt_at = ?, last_error = ? "
-                             "WHERE sink = ? AND batch = ? AND status = 'pending'");
-    SQLite::Statement attempt(db_,
-                              "INSERT INTO alert_attempts (sink, seq, time, outcome, latency_ms, error) "
-                              "VALUES (?, ?, ?, ?, ?, ?)");
     for (const batch_outcome& o : outcomes) {
-        SQLite::Statement& u = o.outcome == attempt_outcome::delivered ? delivered
-                               : o.outcome == attempt_outcome::dead    ? dead
-                                                                       : failed;
-        int i = 1;
-        u.bind(i++, o.attempts);
-        if (o.outcome == attempt_outcome::delivered) u.bind(i++, static_cast<std::int64_t>(o.at));
-        if (o.outcome == attempt_outcome::failed) u.bind(i++, static_cast<std::int64_t>(o.next_attempt_at));
-        if (o.outcome != attempt_outcome::delivered) u.bind(i++, o.error);
-        u.bind(i++, name);
-        u.bind(i++, o.batch);
-        u.exec();
-        u.reset();
-        attempt.bind(1, name);
-        attempt.bind(2, o.batch);
-        attempt.bind(3, static_cast<std::int64_t>(o.at));
-        attempt.bind(4, std::string(to_string(o.outcome)));
-        attempt.bind(5, o.latency_ms);
-        if (o.outcome == attempt_outcome::delivered) attempt.bind(6);
-        else attempt.bind(6, o.error);
-        attempt.exec();
-        attempt.reset();
+        {
+            const bool delivered = o.outcome == attempt_outcome::delivered, dead = o.outcome == attempt_outcome::dead;
+            in_use u(delivered ? delivered_ : dead ? dead_ : failed_, db_,
+                     delivered ? "UPDATE alert_batches SET status = 'delivered', attempts = ?, delivered_at = ?, "
+                                 "last_error = NULL WHERE sink = ? AND batch = ? AND status = 'pending'"
+                     : dead    ? "UPDATE alert_batches SET status = 'dead', attempts = ?, last_error = ? "
+                                 "WHERE sink = ? AND batch = ? AND status = 'pending'"
+                               : "UPDATE alert_batches SET attempts = ?, next_attempt_at = ?, last_error = ? "
+                                 "WHERE sink = ? AND batch = ? AND status = 'pending'");
+            int i = 1;
+            u->bind(i++, o.attempts);
+            if (o.outcome == attempt_outcome::delivered) u->bind(i++, static_cast<std::int64_t>(o.at));
+            if (o.outcome == attempt_outcome::failed) u->bind(i++, static_cast<std::int64_t>(o.next_attempt_at));
+            if (o.outcome != attempt_outcome::delivered) u->bind(i++, o.error);
+            u->bind(i++, name);
+            u->bind(i++, o.batch);
+            u->exec();
+        }
+        in_use attempt(attempt_, db_,
+                       "INSERT INTO alert_attempts (sink, seq, time, outcome, latency_ms, error) "
+                       "VALUES (?, ?, ?, ?, ?, ?)");
+        attempt->bind(1, name);
+        attempt->bind(2, o.batch);
+        attempt->bind(3, static_cast<std::int64_t>(o.at));
+        attempt->bind(4, std::string(to_string(o.outcome)));
+        attempt->bind(5, o.latency_ms);
+        if (o.outcome == attempt_outcome::delivered) attempt->bind(6);
+        else attempt->bind(6, o.error);
+        attempt->exec();
     }
     tx.commit();
 }
 
 std::int64_t outbox::count(std::string_view sink, delivery_status status) const {
     // Members of the sink's batches in that status, and for pending the ungrouped ones too.
-    SQLite::Statement q(db_,
-                        "SELECT (SELECT count(*) FROM alert_batches b INDEXED BY alert_batches_by_status "
+    in_use use(count_, db_,
+               "SELECT (SELECT count(*) FROM alert_batches b INDEXED BY alert_batches_by_status "
                         "CROSS JOIN alert_deliveries d INDEXED BY alert_deliveries_by_batch "
                         "ON d.sink = b.sink AND d.batch = b.batch WHERE b.status = ?2 AND b.sink = ?1) + "
                         "CASE ?2 WHEN 'pending' THEN (SELECT count(*) FROM alert_deliveries "
                         "INDEXED BY alert_deliveries_ungrouped WHERE sink = ?1 AND batch IS NULL) ELSE 0 END");
+    SQLite::Statement& q = *use;
     q.bind(1, std::string(sink));
     q.bind(2, std::string(to_string(status)));
     q.executeStep();

@@ -48,6 +48,8 @@ public:
         co_return delivery_outcome{true, {}};
     }
 
+    [[nodiscard]] bool needs_payload() const override { return false; }
+
 private:
     std::string name_;
     alerting_observer& observer_;
@@ -130,6 +132,8 @@ public:
                 ctx.proxy.for_host(cfg.url.host)) {
         if (cfg.url.tls() && !ctx.tls) throw std::logic_error("sink " + cfg.name + ": https URL without a TLS context");
     }
+
+    [[nodiscard]] bool needs_payload() const override { return cfg_.type != config::sink_type::alertmanager; }
 
     asio::awaitable<delivery_outcome> deliver(const group_notification& g, steady::time_point cap) override {
         const bool am = cfg_.type == config::sink_type::alertmanager;

@@ -15,6 +15,9 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
 #include <limits>
 #include <optional>
 #include <tuple>
@@ -209,39 +212,97 @@ public:
         return out;
     }
 
-    /// Writes an alert's state (inserted or replaced).
-    void write(const alert_with_texts& s, std::optional<epoch_ms> resolved_at, std::string_view reason) {
-        if (!upsert_)
-            upsert_.emplace(db_,
-                            "INSERT OR REPLACE INTO alerts (account, source, item_key, kind, threshold, state, severity, "
-                            "since, resolved_at, reason, last_notified, notifications, episode, summary, detail, "
-                            "measure, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
-        SQLite::Statement& up = *upsert_;
-        up.reset();
-        bind_key(up, s);
-        bind_name(up, 6, to_string(s.state));
-        bind_name(up, 7, config::to_string(s.severity));
-        up.bind(8, static_cast<std::int64_t>(s.since));
-        if (resolved_at) up.bind(9, static_cast<std::int64_t>(*resolved_at));
-        else up.bind(9);
-        if (reason.empty()) up.bind(10);
-        else up.bind(10, std::string(reason));
-        if (s.last_notified) up.bind(11, static_cast<std::int64_t>(*s.last_notified));
-        else up.bind(11);
-        up.bind(12, s.notifications);
-        up.bind(13, s.episode);
-        bind_static(up, 14, s.summary);
-        if (s.detail.empty()) bind_name(up, 15, "{}");
-        else bind_static(up, 15, s.detail);
-        if (s.measure) up.bind(16, *s.measure);
-        else up.bind(16);
-        up.bind(17, static_cast<std::int64_t>(now_));
-        up.exec();
+    /// Writes an alert's state (inserted or replaced): kept, and written with the next
+    /// `batch` - 1 writes in one statement, or by flush(). A key is written at most once per
+    /// reconcile, and texts() reads only keys this reconcile has not written, so what waits is
+    /// never read back before flush().
+    void write(alert_with_texts s, std::optional<epoch_ms> resolved_at, std::string_view reason) {
+        waiting_.push_back({std::move(s), resolved_at, std::string(reason)});
+        if (waiting_.size() == batch) write_waiting();
         if (!counted_) sync::bump_data_version(db_, sync::versioned_table::alerts);  // once per reconcile
         counted_ = true;
     }
 
+    /// Writes what write() keeps waiting; the reconcile's last step, inside its transaction.
+    void flush() { write_waiting(); }
+
+    alert_table(const alert_table&) = delete;
+    alert_table& operator=(const alert_table&) = delete;
+    ~alert_table() {
+        if (waiting_.empty() || std::uncaught_exceptions() > unwinding_) return;
+        // Committing now would lose these rows; ending the process leaves the transaction
+        // uncommitted, and the next run evaluates them again (as outbox::~outbox does).
+        std::fprintf(stderr, "subsyncd: bug: %zu alert rows were never written; aborting before the transaction "
+                     "commits\n", waiting_.size());
+        std::abort();
+    }
+
 private:
+    // A first sync writes an alert row per alert (63,000 for 100k purchases): 32 rows per
+    // statement instead of one cost less in statement overhead (bench/README.md, issue 16).
+    static constexpr std::size_t batch = 32;
+    static constexpr int columns = 17;
+
+    struct waiting_row {
+        alert_with_texts s;
+        std::optional<epoch_ms> resolved_at;
+        std::string reason;
+    };
+
+    void write_waiting() {
+        if (waiting_.empty()) return;
+        const bool full = waiting_.size() == batch;
+        std::optional<SQLite::Statement>& slot = full ? upsert_many_ : upsert_;
+        if (!slot) {
+            std::string sql = "INSERT OR REPLACE INTO alerts (account, source, item_key, kind, threshold, state, "
+                              "severity, since, resolved_at, reason, last_notified, notifications, episode, summary, "
+                              "detail, measure, updated_at) VALUES ";
+            const std::string row = "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+            for (std::size_t i = 0; i < (full ? batch : 1); ++i) sql += (i == 0 ? "" : ",") + row;
+            slot.emplace(db_, sql);
+        }
+        SQLite::Statement& up = *slot;
+        auto bind_row = [&](const waiting_row& w, int base) {
+            const alert_with_texts& a = w.s;
+            bind_static(up, base + 1, account_);
+            bind_static(up, base + 2, source_);
+            bind_static(up, base + 3, a.item_key);
+            bind_static(up, base + 4, a.kind);
+            bind_static(up, base + 5, a.threshold);
+            bind_name(up, base + 6, to_string(a.state));
+            bind_name(up, base + 7, config::to_string(a.severity));
+            up.bind(base + 8, static_cast<std::int64_t>(a.since));
+            if (w.resolved_at) up.bind(base + 9, static_cast<std::int64_t>(*w.resolved_at));
+            else up.bind(base + 9);
+            if (w.reason.empty()) up.bind(base + 10);
+            else bind_static(up, base + 10, w.reason);
+            if (a.last_notified) up.bind(base + 11, static_cast<std::int64_t>(*a.last_notified));
+            else up.bind(base + 11);
+            up.bind(base + 12, a.notifications);
+            up.bind(base + 13, a.episode);
+            bind_static(up, base + 14, a.summary);
+            if (a.detail.empty()) bind_name(up, base + 15, "{}");
+            else bind_static(up, base + 15, a.detail);
+            if (a.measure) up.bind(base + 16, *a.measure);
+            else up.bind(base + 16);
+            up.bind(base + 17, static_cast<std::int64_t>(now_));
+        };
+        if (full) {
+            up.reset();
+            for (std::size_t i = 0; i < waiting_.size(); ++i) bind_row(waiting_[i], static_cast<int>(i) * columns);
+            up.exec();
+            up.reset();
+        } else {
+            for (const auto& w : waiting_) {
+                up.reset();
+                bind_row(w, 0);
+                up.exec();
+            }
+            up.reset();
+        }
+        waiting_.clear();
+    }
+
     // Binds an alert's primary key (account, source, item_key, kind, threshold) to parameters 1..5.
     void bind_key(SQLite::Statement& q, const alert_core& a) {
         bind_static(q, 1, account_);
@@ -256,7 +317,9 @@ private:
     std::string source_;
     epoch_ms now_;
     // Prepared once per reconciliation: a first sync may write an alert per item.
-    std::optional<SQLite::Statement> upsert_, texts_;
+    std::optional<SQLite::Statement> upsert_, upsert_many_, texts_;
+    std::vector<waiting_row> waiting_;
+    int unwinding_ = std::uncaught_exceptions();
     bool counted_ = false;  // this reconcile's writes are counted in data_versions
 };
 
@@ -302,13 +365,16 @@ public:
         n.summary = s.summary;
         n.detail = s.detail;
         n.number = number;
-        outbox_.enqueue(n, sink_names_);
+        outbox_.enqueue_deferred(n, sink_names_);
         if (firing) {
             s.notifications = number;
             s.last_notified = now_;
         }
         ++queued_;
     }
+
+    /// Writes the deliveries of what notify() queued (outbox::enqueue_deferred).
+    void flush() { outbox_.flush_deliveries(); }
 
     [[nodiscard]] int queued() const { return queued_; }
 
@@ -372,7 +438,7 @@ public:
                 s.episode = it == last ? 1 : it->episode + 1;
                 if (it != last) it->seen = true;
                 if (!quiet) notifier_.notify(s, a.kind, std::nullopt, "");
-                table_.write(s, std::nullopt, "");
+                table_.write(std::move(s), std::nullopt, "");
                 rising.push_back(rank_of(a.kind, a.threshold));
                 continue;
             }
@@ -388,7 +454,7 @@ public:
                 notifier_.notify(s, a.kind, std::nullopt, "");
                 changed = true;
             }
-            if (changed) table_.write(s, std::nullopt, "");
+            if (changed) table_.write(std::move(s), std::nullopt, "");
         }
         // What of this item fired before and is no longer held true: resolve it, saying why.
         for (auto it = first; it != last; ++it) {
@@ -398,10 +464,13 @@ public:
         }
     }
 
-    /// Resolves what is still firing for items that were not reconciled: they are gone.
+    /// Resolves what is still firing for items that were not reconciled: they are gone. Then
+    /// writes the deliveries of everything this reconcile queued.
     void finish() {
         for (auto& s : stored_)
             if (!s.seen && s.firing) resolve(s, nullptr, nullptr);
+        table_.flush();
+        notifier_.flush();
     }
 
     [[nodiscard]] int queued() const { return notifier_.queued(); }
@@ -456,7 +525,7 @@ private:
         static_cast<alert_core&>(s) = st;
         s.state = alert_state::resolved;
         if (announce && kind) notifier_.notify(s, *kind, now_, reason);
-        table_.write(s, now_, reason);
+        table_.write(std::move(s), now_, reason);
     }
 
     const config::alerts_config& cfg_;

@@ -212,18 +212,25 @@ int run_sync_once(const std::filesystem::path& config_path, const once_options& 
     // the files are what they were when one ran after the other (delivery writes the outbox and
     // delivery_failed alerts, which that snapshot does not see). As in `subsyncd run`, an export
     // that fails does not hold the alerts back: its error is raised once delivery is done.
-    std::optional<SQLite::Database> export_db;
-    std::optional<SQLite::Transaction> export_snapshot;
+    // A second connection, its snapshot fixed at the same moment, writes the alerts files beside
+    // the others (generation_options::alerts_reader): they are most of what alerting adds to
+    // the exports, and the exports are the run's tail.
+    std::optional<SQLite::Database> export_db, alerts_db;
+    std::optional<SQLite::Transaction> export_snapshot, alerts_snapshot;
     std::exception_ptr export_error;
-    std::jthread exporter;  // declared last: joined before the snapshot and the connection go
+    std::jthread exporter;  // declared last: joined before the snapshots and the connections go
     if (applied && !opts.dry_run) {
         export_db.emplace(sync::open_snapshot_readonly(database));
         export_snapshot.emplace(*export_db);
         (void)export_db->execAndGet("SELECT count(*) FROM sync_runs");  // a read fixes the snapshot
+        alerts_db.emplace(sync::open_snapshot_readonly(database));
+        alerts_snapshot.emplace(*alerts_db);
+        (void)alerts_db->execAndGet("SELECT count(*) FROM sync_runs");
         exporter = std::jthread([&] {
             try {
-                s.exports = exporters::write_exports(*export_db, cfg->storage.export_dir,
-                                                     exporters::generation_options_from(*cfg));
+                auto options = exporters::generation_options_from(*cfg);
+                options.alerts_reader = &*alerts_db;
+                s.exports = exporters::write_exports(*export_db, cfg->storage.export_dir, options);
             } catch (...) {
                 export_error = std::current_exception();
             }
@@ -234,6 +241,7 @@ int run_sync_once(const std::filesystem::path& config_path, const once_options& 
     if (exporter.joinable()) {
         exporter.join();
         export_snapshot->commit();
+        alerts_snapshot->commit();
         if (export_error) std::rethrow_exception(export_error);
     }
     if (!opts.dry_run && !cfg->destinations.empty()) replicate_destinations(*cfg, env);

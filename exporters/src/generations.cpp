@@ -24,6 +24,7 @@
 #include <map>
 #include <optional>
 #include <system_error>
+#include <thread>
 
 namespace subsync::exporters {
 namespace {
@@ -273,6 +274,14 @@ void remove_old_generations(const fs::path& generations, const std::string& curr
     }
 }
 
+/// Whether `reader` (may be null) holds a read transaction that sees the alerts table as `db`
+/// does: its write counter (data_versions) is the same.
+bool same_alerts(SQLite::Database& db, SQLite::Database* reader) {
+    if (reader == nullptr || sqlite3_get_autocommit(reader->getHandle()) != 0) return false;
+    return sync::data_version(db, sync::versioned_table::alerts) ==
+           sync::data_version(*reader, sync::versioned_table::alerts);
+}
+
 /// Builds the generation in `building` (files, report, manifest), every file fsynced; a file
 /// whose inputs are those of the same file in `previous` is a hard link to it.
 std::vector<written_file> build_generation(SQLite::Database& db, const fs::path& building, const fs::path& previous,
@@ -293,23 +302,49 @@ std::vector<written_file> build_generation(SQLite::Database& db, const fs::path&
         f.path = building / name;
         return f;
     };
+    // The alerts files from the second reader, on a thread of their own: with a first sync's
+    // 63,000 alerts they are 57 MB, a quarter of the export's work, and the exports are the tail
+    // of `sync --once` (bench/README.md, issue 16). Decided (and carried over) before the thread
+    // starts; only the thread uses the second connection until it is joined.
+    std::vector<std::optional<written_file>> alert_files(opts.formats.size());
+    for (std::size_t i = 0; i < opts.formats.size(); ++i)
+        alert_files[i] = carry(fmt::format("{}.{}", to_string(export_table::alerts), extension(opts.formats[i])));
+    std::exception_ptr alerts_error;
+    std::jthread alerts_writer;
+    if (same_alerts(db, opts.alerts_reader))
+        alerts_writer = std::jthread([&] {
+            try {
+                for (std::size_t i = 0; i < opts.formats.size(); ++i)
+                    if (!alert_files[i])
+                        alert_files[i] = write_one(*opts.alerts_reader, building, export_table::alerts,
+                                                   opts.formats[i], opts);
+            } catch (...) {
+                alerts_error = std::current_exception();
+            }
+        });
     std::vector<written_file> files;
-    for (auto table : {export_table::purchased_groups, export_table::subscription_resources, export_table::sync_runs,
-                       export_table::alerts})
+    for (auto table : {export_table::purchased_groups, export_table::subscription_resources, export_table::sync_runs})
         for (auto format : opts.formats) {
             auto linked = carry(fmt::format("{}.{}", to_string(table), extension(format)));
             files.push_back(linked ? *linked : write_one(db, building, table, format, opts));
         }
+    std::optional<written_file> report;
     if (opts.report) {
         if (auto linked = carry("report.html")) {
-            files.push_back(*linked);
+            report = *linked;
         } else {
             atomic_file file(building / "report.html");
             const auto expiring = write_report(db, now, [&](std::string_view b) { file.write(b); }, *opts.report);
             file.commit();
-            files.push_back({file.target(), expiring, file.bytes_written(), file.sha256_hex()});
+            report = written_file{file.target(), expiring, file.bytes_written(), file.sha256_hex()};
         }
     }
+    if (alerts_writer.joinable()) alerts_writer.join();
+    if (alerts_error) std::rethrow_exception(alerts_error);
+    for (std::size_t i = 0; i < opts.formats.size(); ++i)
+        files.push_back(alert_files[i] ? *alert_files[i]
+                                       : write_one(db, building, export_table::alerts, opts.formats[i], opts));
+    if (report) files.push_back(*report);
     write_manifest(building, now, run_ids, files, inputs, carried_from);
     fsync_dir(building);
     return files;

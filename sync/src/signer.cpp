@@ -190,10 +190,15 @@ split_target_result split_target(std::string_view target) {
 }
 
 std::array<std::uint8_t, 32> sha256(std::initializer_list<std::string_view> parts) {
-    const std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> md(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
+    // The algorithm is fetched once and each thread keeps one context: a first sync derives an
+    // idempotency key per alert (63,000), and OpenSSL 3's implicit fetch in EVP_sha256() with a
+    // context allocated and freed per digest cost more than hashing the ~120 bytes.
+    static const std::unique_ptr<EVP_MD, decltype(&EVP_MD_free)> algorithm(EVP_MD_fetch(nullptr, "SHA256", nullptr),
+                                                                         &EVP_MD_free);
+    thread_local const std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> md(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
     std::array<std::uint8_t, 32> out{};
     unsigned int len = 0;
-    bool ok = md && EVP_DigestInit_ex(md.get(), EVP_sha256(), nullptr) == 1;
+    bool ok = algorithm && md && EVP_DigestInit_ex(md.get(), algorithm.get(), nullptr) == 1;
     for (const auto part : parts) ok = ok && EVP_DigestUpdate(md.get(), part.data(), part.size()) == 1;
     if (!ok || EVP_DigestFinal_ex(md.get(), out.data(), &len) != 1 || len != out.size())
         throw std::runtime_error("sha256: OpenSSL SHA-256 failed");

@@ -28,7 +28,8 @@ struct group_notification {
     std::string idempotency_key;  ///< the same on every attempt, across restarts
     std::vector<notification> alerts;  ///< most urgent first
     int fresh = 0, repeated = 0, resolved = 0;  ///< new firing, repeated firing, resolved alerts
-    std::string payload;  ///< {"group": {…}, "alerts": [payloads]}: what webhook, jsonl and exec send
+    std::string payload;  ///< {"group": {…}, "alerts": [payloads]}: what webhook, jsonl and exec send ("" for
+                          ///< sinks that do not read it: alert_sink::needs_payload)
 };
 
 /// The group key of a pending delivery under `by`: "label=value" pairs joined by ",", in
@@ -88,10 +89,10 @@ private:
     std::span<const pending_delivery> rows, const config::grouping& g,
     const std::function<std::optional<epoch_ms>(const std::string&)>& last_delivered);
 
-/// The group notification of `members` (as outbox::members reads them; any order). The error
-/// says the group has no pending member.
+/// The group notification of `members` (as outbox::members reads them; any order), its payload
+/// rendered from theirs when `with_payload`. The error says the group has no pending member.
 [[nodiscard]] boost::system::result<group_notification, std::string> make_group_notification(
     const planned_notification& p, std::string_view sink, std::span<const config::group_label> by,
-    std::vector<notification> members);
+    std::vector<notification> members, bool with_payload = true);
 
 }  // namespace subsync::alerting

@@ -107,6 +107,14 @@ public:
     /// notification (docs/alerts.md), and a UNIQUE index on random keys cost a first sync more
     /// than any other index (schema 7).
     std::int64_t enqueue(const queued_notification& n, std::span<const std::string> sinks);
+    /// As enqueue(), but the `alert_deliveries` rows wait in memory (up to 500 per sink) and go
+    /// in with one statement per sink and batch, when flush_deliveries() runs or a sink's batch
+    /// is full. flush_deliveries() must run in the same transaction, before it commits; if rows
+    /// still wait when the outbox is destroyed with no exception unwinding, the process aborts,
+    /// so that transaction never commits (nothing is lost) and the missing flush is found.
+    std::int64_t enqueue_deferred(const queued_notification& n, std::span<const std::string> sinks);
+    /// Writes the deliveries enqueue_deferred() keeps waiting.
+    void flush_deliveries();
 
     // ---- the dispatcher ------------------------------------------------------------------
 
@@ -119,10 +127,12 @@ public:
     void assign(std::string_view sink, std::int64_t batch, std::string_view group_key,
                 std::span<const std::int64_t> seqs);
     /// The members of one group notification in the order they were assigned (seq order), each
-    /// with its payload rendered. The error names a member queued by schema 4 or before whose
-    /// stored payload cannot be read (it never will be).
+    /// with its payload rendered when `render` (else "", unless stored by schema 4). The error
+    /// names a member queued by schema 4 or before whose stored payload cannot be read (it never
+    /// will be).
     [[nodiscard]] boost::system::result<std::vector<notification>, std::string> members(std::string_view sink,
-                                                                                      std::int64_t batch) const;
+                                                                                      std::int64_t batch,
+                                                                                      bool render = true) const;
     /// When a group notification of `group_key` was last delivered to `sink`.
     [[nodiscard]] std::optional<epoch_ms> last_delivered(std::string_view sink, std::string_view group_key) const;
     /// Records the outcomes of group notifications for every member, in one transaction.
@@ -143,8 +153,22 @@ public:
     std::int64_t prune(epoch_ms cutoff);
 
 private:
+    /// The alert_outbox row of `n`; returns its seq.
+    std::int64_t insert_notification(const queued_notification& n);
+    struct waiting_deliveries {
+        std::string sink;
+        std::string seqs = "[";  ///< a JSON array without its "]"
+        std::size_t rows = 0;
+    };
+    void flush_deliveries(waiting_deliveries& w);
+
     SQLite::Database& db_;
-    std::optional<SQLite::Statement> insert_, deliver_;
+    int unwinding_ = 0;  ///< std::uncaught_exceptions() when constructed
+    std::optional<SQLite::Statement> insert_, deliver_, deliver_many_;
+    std::vector<waiting_deliveries> waiting_;  ///< per sink, what enqueue_deferred() keeps waiting
+    std::size_t waiting_rows_ = 0;
+    std::optional<SQLite::Statement> new_batch_, pin_, delivered_, dead_, failed_, attempt_;
+    mutable std::optional<SQLite::Statement> pending_, members_, last_delivered_, count_;
 };
 
 }  // namespace subsync::alerting

@@ -54,6 +54,9 @@ public:
     /// Makes the last delivery durable (jsonl: fsync) before the dispatcher marks it delivered.
     /// A failure turns it into a failed attempt, retried later.
     virtual delivery_outcome flush() { return {true, {}}; }
+    /// Whether deliver() reads the JSON payloads (the group's and its alerts'): the log sink and
+    /// Alertmanager build their own text from the fields, so the dispatcher leaves them unrendered.
+    [[nodiscard]] virtual bool needs_payload() const { return true; }
 };
 
 /// Builds the sink `cfg` describes.

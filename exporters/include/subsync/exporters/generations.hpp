@@ -30,6 +30,11 @@ struct generation_options {
     csv_style csv;
     int keep = 5;  ///< generations kept, the newest; at least 1
     std::optional<report_options> report{std::in_place};  ///< report.html; nullopt: none
+    /// A second connection whose open read transaction shows the same snapshot as the one the
+    /// generation is written from (nullptr: none). The alerts files are then written from it on
+    /// a thread of their own, beside the other files; without it, or when it shows another
+    /// version of the alerts, they are written one after the other as before.
+    SQLite::Database* alerts_reader = nullptr;
 };
 
 /// The options `[exports]` asks for, with the forecast settings of the global `[alerts]` rules.
