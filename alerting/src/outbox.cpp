@@ -86,17 +86,8 @@ private:
 }  // namespace
 
 std::int64_t outbox::enqueue(const queued_notification& n, std::span<const std::string> sinks) {
-    const std::int64_t seq = insert_notification(n);
-    if (!deliver_)
-        deliver_.emplace(db_,
-                         "INSERT INTO alert_deliveries (sink, seq) VALUES (?, ?)");
-    SQLite::Statement& deliver = *deliver_;
-    for (const auto& sink : sinks) {
-        bind_static(deliver, 1, sink);
-        deliver.bind(2, seq);
-        deliver.exec();
-        deliver.reset();
-    }
+    const std::int64_t seq = enqueue_deferred(n, sinks);
+    flush_deliveries();
     return seq;
 }
 

@@ -164,7 +164,7 @@ private:
 
     SQLite::Database& db_;
     int unwinding_ = 0;  ///< std::uncaught_exceptions() when constructed
-    std::optional<SQLite::Statement> insert_, deliver_, deliver_many_;
+    std::optional<SQLite::Statement> insert_, deliver_many_;
     std::vector<waiting_deliveries> waiting_;  ///< per sink, what enqueue_deferred() keeps waiting
     std::size_t waiting_rows_ = 0;
     std::optional<SQLite::Statement> new_batch_, pin_, delivered_, dead_, failed_, attempt_;
