@@ -1,6 +1,8 @@
 // A raw HTTP/1.1 response as the client reads it (read_response: interim answers, chunked
 // bodies, limits, the body filter and budget), then what the client does with the body: an
-// error body read for its message, a listing parsed. The first byte picks the listing shape.
+// error body read for its message, a listing parsed. The first byte picks the listing shape and
+// how long a 2xx body may be kept as it came (http_request::unfiltered_up_to): filtered after
+// the fact by filter_body(), it must be what the filter kept as the bytes arrived.
 
 #include <subsync/sync/http_client.hpp>
 #include <subsync/sync/parse.hpp>
@@ -17,7 +19,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const std::string_view raw(reinterpret_cast<const char*>(data) + 1, size - 1);
     {
         auto res = read_response(raw, shape, 1 << 20);
+        auto late = read_response(raw, shape, 1 << 20, std::size_t{1} << (data[0] / 3 % 16));
+        if (res.has_value() != late.has_value()) std::abort();
+        if (!res && res.error().message != late.error().message) std::abort();
         if (res) {
+            std::string scratch;
+            if (!filter_body(*late, shape, scratch, "the fuzzer")) std::abort();  // far under the budget
+            if (late->status != res->status || late->body != res->body || late->unfiltered) std::abort();
             if (res->status / 100 != 2) (void)read_error_body(res->body);
             else if (shape == body_shape::purchases_page) (void)body_parser{}.groups(res->body);
             else if (shape == body_shape::orders_document) (void)body_parser{}.orders(res->body);

@@ -216,5 +216,64 @@ TEST(ResponseReader, AnAnswerOverTheBudgetFailsNamingIt) {
         << r.error().message;
 }
 
+// A page's body may be kept as it came and filtered after (fetch.cpp recognises an unchanged page
+// by its digest before filtering it): the result is the filter's as the bytes arrived.
+TEST(ResponseReader, ABodyKeptAsItCameFiltersAfterToWhatStreamingKept) {
+    const std::string page = R"({"total":2, "x_volatile":"r-1","purchases":[{"id":"a","note":"x"} , {"id":"b"}]})";
+    const auto raw = raw_response("HTTP/1.1 200 OK", page);
+    auto streamed = read_response(raw, body_shape::purchases_page);
+    ASSERT_TRUE(streamed) << streamed.error().message;
+    EXPECT_FALSE(streamed->unfiltered);
+
+    auto late = read_response(raw, body_shape::purchases_page, 1 << 20, page.size());
+    ASSERT_TRUE(late) << late.error().message;
+    EXPECT_TRUE(late->unfiltered);
+    EXPECT_EQ(late->body, page);
+    EXPECT_GE(late->lease.held(), page.size()) << "charged as it came";
+    std::string scratch = "left from an earlier page";
+    ASSERT_TRUE(filter_body(*late, body_shape::purchases_page, scratch, "here"));
+    EXPECT_EQ(scratch, page) << "the scratch holds the body as it came";
+    EXPECT_FALSE(late->unfiltered);
+    EXPECT_EQ(late->body, streamed->body);
+    EXPECT_EQ(late->body, R"({"total":2,"purchases":[{"id":"a"},{"id":"b"}]})");
+    detail::json_filter counted(body_shape::purchases_page);
+    std::string out;
+    counted.feed(page, out);
+    EXPECT_EQ(late->lease.held(), late->body.capacity() + counted.kept_tokens() * body_token_cost)
+        << "what the filtered body costs";
+    ASSERT_TRUE(filter_body(*late, body_shape::purchases_page, scratch, "here")) << "filtered once, then nothing to do";
+    EXPECT_EQ(late->body, streamed->body);
+
+    // One byte longer than allowed: filtered from where the limit passed, the same again.
+    auto longer = read_response(raw, body_shape::purchases_page, 1 << 20, page.size() - 1);
+    ASSERT_TRUE(longer) << longer.error().message;
+    EXPECT_FALSE(longer->unfiltered);
+    EXPECT_EQ(longer->body, streamed->body);
+
+    // Error answers are capped as before, never kept as they came.
+    auto e = read_response(raw_response("HTTP/1.1 500 Oops", page), body_shape::purchases_page, 1 << 20, 1 << 20);
+    ASSERT_TRUE(e) << e.error().message;
+    EXPECT_FALSE(e->unfiltered);
+    EXPECT_EQ(e->body, page);
+}
+
+TEST(ResponseReader, FilteringABodyKeptAsItCameFailsOverTheBudgetNamingIt) {
+    std::string items;
+    for (int i = 0; i < 2000; ++i) items += std::string(i ? "," : "") + R"({"id":"item-)" + std::to_string(i) + "\"}";
+    const std::string page = R"({"total":2000,"purchases":[)" + items + "]}";
+    auto late = read_response(raw_response("HTTP/1.1 200 OK", page), body_shape::purchases_page, 1 << 20, 1 << 20);
+    ASSERT_TRUE(late) << late.error().message;
+    ASSERT_TRUE(late->unfiltered);
+    const auto before = body_budget();
+    set_body_budget(body_budget_in_use() + 100000);  // the body as it came fits, its tokens do not
+    std::string scratch;
+    auto kept = filter_body(*late, body_shape::purchases_page, scratch, "127.0.0.1:1");
+    set_body_budget(before);
+    ASSERT_FALSE(kept);
+    EXPECT_NE(kept.error().message.find("response from 127.0.0.1:1 needs more memory than the 0 MiB"), std::string::npos)
+        << kept.error().message;
+    EXPECT_EQ(late->lease.held(), 0u);
+}
+
 }  // namespace
 }  // namespace subsync::sync

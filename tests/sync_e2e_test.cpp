@@ -346,6 +346,42 @@ TEST_F(SyncE2E, AListingWhosePagesAreAsBeforeIsRecognisedAndADifferenceAnywhereI
     EXPECT_TRUE(once().unchanged) << "and the listing after it is recognised again";
 }
 
+// A page is first recognised by its body as it came; a body that differs only in members the
+// filter drops (a server's volatile field) is still recognised by what the filter keeps, and a
+// body too long to keep as it came (over 1 MiB) by that alone.
+TEST_F(SyncE2E, APageWhoseOnlyUnknownMembersMovedIsAsBefore) {
+    start(emulator::dataset::generated(600, 10, 7));
+    const auto cfg = config(100, 4);
+    auto once = [&] {
+        auto r = run_subsyncd({"sync", "--once", "--summary", "json", "--config", cfg.string()},
+                              {{"SUBSYNC_TEST_TOKEN", token}});
+        EXPECT_EQ(r.exit_code, 0) << r.err;
+        return summary_of(r);
+    };
+    const auto unfiltered_digests = [&] {
+        return db().execAndGet("SELECT hex(unfiltered_digests) FROM listing_digests WHERE source = 'purchased_groups'")
+            .getString();
+    };
+    emu_->pad_listings(10);
+    ASSERT_EQ(once().added, 600);
+    const auto first = unfiltered_digests();
+    EXPECT_EQ(first.size(), 6u * 64) << "six pages, 32 bytes each";
+    EXPECT_EQ(first.find(std::string(64, '0')), std::string::npos) << "every page's body as it came is known";
+    const auto table = dump("purchased_groups");
+
+    emu_->pad_listings(20);  // every body differs as it came, not as kept
+    EXPECT_TRUE(once().unchanged);
+    const auto second = unfiltered_digests();
+    EXPECT_NE(second, first) << "the bodies as they came this time";
+    EXPECT_TRUE(once().unchanged) << "recognised as they came";
+    EXPECT_EQ(unfiltered_digests(), second);
+
+    emu_->pad_listings(std::size_t{2} << 20);  // too long to keep as they came
+    EXPECT_TRUE(once().unchanged);
+    EXPECT_EQ(unfiltered_digests(), std::string(6 * 64, '0')) << "not known for bodies filtered as they arrived";
+    EXPECT_EQ(dump("purchased_groups"), table);
+}
+
 // Pages of more than 2 MiB are not kept for the next page; page 1, kept aside while the pages
 // were as before, is placed just before the page that differed, which must not be dropped then.
 TEST_F(SyncE2E, APageThatDiffersAfterLargePagesAsBeforeIsStagedWhole) {

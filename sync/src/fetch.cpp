@@ -21,15 +21,23 @@ namespace asio = boost::asio;
 
 namespace {
 
-// Bump when the same page bytes would give other rows: a parser, column or content-hash change
+// Bump when the same page bytes would give other rows: a filter, parser, column or content-hash change
 // (a schema change already changes snapshot_store::schema_version, which is hashed too).
 constexpr std::string_view page_digest_version = "subsync page digest 1";
 
-// SHA-256 of what decides a page's rows: the code's version, the request and the body as kept.
-page_digest digest_of(std::string_view target, std::string_view body) {
-    const auto schema = fmt::format(" schema {}\n", snapshot_store::schema_version);
-    return sha256({page_digest_version, schema, target, "\n", body});
+// What the body a digest is of went through before it was hashed.
+enum class body_form { kept, unfiltered };
+
+// SHA-256 of what decides a page's rows: the code's version, the request and the body.
+page_digest digest_of(body_form form, std::string_view target, std::string_view body) {
+    const auto head = fmt::format(" schema {}{}\n", snapshot_store::schema_version,
+                                  form == body_form::unfiltered ? " unfiltered" : "");
+    return sha256({page_digest_version, head, target, "\n", body});
 }
+
+// A page whose body is no longer is kept as it came until its digest says whether it is as
+// before: an unchanged page is then never filtered. A longer one is filtered as it arrives.
+constexpr std::size_t unfiltered_max = std::size_t{1} << 20;
 
 // Sends one request with retries; a non-2xx answer that is not retried is an error.
 asio::awaitable<result<http_response>> get_ok(const fetch_context& ctx, http_connection& conn,
@@ -67,9 +75,9 @@ public:
         req.target = fmt::format("{}/v1.0/apigw/purchases/groups?page_size={}&page_no={}", ep_.base_path,
                                  ctx_.page_size, page_no);
         req.shape = body_shape::purchases_page;
+        req.unfiltered_up_to = unfiltered_max;
         auto res = co_await get_ok(ctx_, conn, ep_, req, where);
         if (!res) co_return res.error();
-        page_bytes_ = res->body.size();
         // The body goes back to the connection for the next page, whatever happens here; its
         // share of the budget first, which the connection takes again for the idle buffer.
         struct give_back {
@@ -80,10 +88,25 @@ public:
                 conn.reuse(std::move(res.body));
             }
         } const recycle{conn, *res};
-        const page_digest digest = digest_of(req.target, res->body);
-        stage_.set_digest(page_no, digest);
         const page_digest* before = stage_.previous_digest(page_no);
-        const bool same = before != nullptr && *before == digest;
+        page_digest unfiltered{};
+        bool same = false;
+        if (res->unfiltered) {
+            // As it came: when that is as before, so is what the filter would keep.
+            unfiltered = digest_of(body_form::unfiltered, req.target, res->body);
+            const page_digest* unfiltered_before = stage_.previous_unfiltered_digest(page_no);
+            same = before != nullptr && unfiltered_before != nullptr && *unfiltered_before == unfiltered;
+            if (same && page_no != 1 && skipping_) {
+                stage_.set_digest(page_no, *before, unfiltered);
+                co_return page_read::as_before;
+            }
+            if (auto kept = filter_body(*res, req.shape, filtered_, fmt::format("{}:{}", ep_.host, ep_.port)); !kept)
+                co_return located(kept.error(), where);
+        }
+        page_bytes_ = res->body.size();
+        const page_digest digest = same ? *before : digest_of(body_form::kept, req.target, res->body);
+        stage_.set_digest(page_no, digest, unfiltered);
+        same = same || (before != nullptr && *before == digest);
         if (page_no == 1) first_as_before_ = same;
         else if (same && skipping_) co_return page_read::as_before;
         if (auto read = parser_.groups(res->body, page_); !read) {
@@ -313,6 +336,7 @@ private:
     // copies of a page's parse buffers (docs/decisions.md "Memory").
     body_parser parser_;
     groups_page page_;  // the page being read and placed, refilled by each (see fetch())
+    std::string filtered_;  // filter_body()'s scratch, shared the same way
     std::size_t page_bytes_ = 0;  // the body page_ was read from
     bool first_as_before_ = false;  // page 1 has the digest it had in the last complete listing
     bool skipping_ = false;         // every page so far is as before: none is parsed or staged

@@ -314,7 +314,7 @@ struct http_connection::impl {
             body.lease = std::move(spare_lease);  // the buffer's charge goes with it
             spare = std::string();
         }
-        detail::choose_body(*parser, req.shape);
+        detail::choose_body(*parser, req.shape, req.unfiltered_up_to);
         if (!parser->is_done()) {
             auto [rec, rn] = co_await http::async_read(stream, buffer, *parser, tuple_awaitable);
             if (auto e = detail::body_error(*parser, rec, fmt::format("{}:{}", ep.host, ep.port), body_limit)) co_return *e;

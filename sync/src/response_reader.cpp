@@ -40,6 +40,13 @@ bool body_lease::grow(std::size_t n) noexcept {
     return true;
 }
 
+bool body_lease::resize(std::size_t n) noexcept {
+    if (n >= held_) return grow(n - held_);
+    budget_used.fetch_sub(held_ - n);
+    held_ = n;
+    return true;
+}
+
 void body_lease::release() noexcept {
     budget_used.fetch_sub(std::exchange(held_, 0));
 }
@@ -57,18 +64,35 @@ void set_limits(response_parser& parser, std::size_t body_limit) {
 
 bool is_interim(unsigned status) noexcept { return status / 100 == 1 && status != 101; }
 
-void choose_body(response_parser& parser, body_shape shape) {
-    if (parser.get().result_int() / 100 == 2) parser.get().body().filter.emplace(shape);
+void choose_body(response_parser& parser, body_shape shape, std::size_t unfiltered_up_to) {
+    if (parser.get().result_int() / 100 != 2) return;
+    auto& body = parser.get().body();
+    body.filter.emplace(shape);
+    body.unfiltered_up_to = unfiltered_up_to;
 }
+
+namespace {
+
+error over_budget(std::string_view from, std::size_t kept) {
+    return error{error_kind::network,
+                 fmt::format("response from {} needs more memory than the {} MiB all answers in flight may hold "
+                             "(sync.body_budget_mib): {} KiB of its listing fields kept so far",
+                             from, body_budget() >> 20, kept >> 10)};
+}
+
+// simdjson reads past the end of its input: room for that avoids a copy of the body (parse.hpp).
+constexpr std::size_t parser_padding = 64;
+
+void pad_for_parser(std::string& body) {
+    if (body.capacity() - body.size() < parser_padding) body.reserve(body.size() + parser_padding);
+}
+
+}  // namespace
 
 std::optional<error> body_error(const response_parser& parser, const boost::system::error_code& ec,
                                 std::string_view from, std::size_t body_limit) {
     const auto& body = parser.get().body();
-    if (body.over_budget)
-        return error{error_kind::network,
-                     fmt::format("response from {} needs more memory than the {} MiB all answers in flight may hold "
-                                 "(sync.body_budget_mib): {} KiB of its listing fields kept so far",
-                                 from, body_budget() >> 20, body.kept.size() >> 10)};
+    if (body.over_budget) return over_budget(from, body.kept.size());
     if (ec == http::error::body_limit)
         return error{error_kind::network, fmt::format("response from {} exceeds the {} MiB body limit", from, body_limit >> 20)};
     return std::nullopt;
@@ -82,18 +106,34 @@ http_response to_response(response_parser& parser) {
     if (auto it = res.find(http::field::retry_after); it != res.end()) out.retry_after = std::string(it->value());
     for (const auto& f : res) out.headers.push_back({std::string(f.name_string()), std::string(f.value())});
     auto& kept = res.body().kept;
-    // simdjson reads past the end of its input: room for that avoids a copy of the body (parse.hpp).
-    constexpr std::size_t parser_padding = 64;
-    if (kept.capacity() - kept.size() < parser_padding) kept.reserve(kept.size() + parser_padding);
+    pad_for_parser(kept);
     out.body = std::move(kept);
     out.lease = std::move(res.body().lease);
+    out.unfiltered = res.body().unfiltered();
     return out;
 }
 
-
 }  // namespace detail
 
-result<http_response> read_response(std::string_view bytes, body_shape shape, std::size_t body_limit) {
+result<void> filter_body(http_response& res, body_shape shape, std::string& scratch, std::string_view from) {
+    if (!res.unfiltered) return {};
+    res.unfiltered = false;
+    detail::json_filter filter(shape);
+    scratch.clear();
+    // What the filter keeps is never longer than what came: room for that and the padding.
+    scratch.reserve(res.body.size() + detail::parser_padding);
+    filter.feed(res.body, scratch);
+    detail::pad_for_parser(scratch);
+    std::swap(res.body, scratch);
+    const std::size_t cost = res.body.capacity() + filter.kept_tokens() * body_token_cost;
+    // The lease held the body as it came, which is the caller's scratch now.
+    if (res.lease.resize(cost)) return {};
+    res.lease.release();
+    return detail::over_budget(from, res.body.size());
+}
+
+result<http_response> read_response(std::string_view bytes, body_shape shape, std::size_t body_limit,
+                                    std::size_t unfiltered_up_to) {
     asio::const_buffer rest(bytes.data(), bytes.size());
     std::optional<detail::response_parser> parser;
     boost::system::error_code ec;
@@ -132,7 +172,7 @@ result<http_response> read_response(std::string_view bytes, body_shape shape, st
         if (!detail::is_interim(parser->get().result_int())) break;
         if (interim == 16) return error{error_kind::network, "read response: more than 16 interim 1xx answers"};
     }
-    detail::choose_body(*parser, shape);
+    detail::choose_body(*parser, shape, unfiltered_up_to);
     parser->eager(true);
     feed();
     if (auto e = detail::body_error(*parser, ec, "the server", body_limit)) return *e;

@@ -16,27 +16,46 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace subsync::sync::detail {
 
 namespace http = boost::beast::http;
 
 // A Beast body that keeps a response as it streams in: a 2xx body through the listing's filter
-// (unknown members dropped), an error body up to error_body_kept bytes; what is kept is charged
-// to the body budget as it grows, so no answer holds more memory than the budget allows,
-// whatever its Content-Length or however long its chunks go on.
+// (unknown members dropped; or as it came, while it is no longer than `unfiltered_up_to`), an
+// error body up to error_body_kept bytes; what is kept is charged to the body budget as it
+// grows, so no answer holds more memory than the budget allows, whatever its Content-Length or
+// however long its chunks go on.
 struct budgeted_body {
     struct value_type {
         std::string kept;
         std::optional<json_filter> filter;  // set once the status is known
         std::size_t keep_limit = error_body_kept;   // without a filter
+        std::size_t unfiltered_up_to = 0;           // with one: kept as it came while this long
         body_lease lease;
         bool over_budget = false;
 
         void take(std::string_view bytes) {
-            if (filter) filter->feed(bytes, kept);
-            else kept.append(bytes.substr(0, std::min(bytes.size(), keep_limit - std::min(keep_limit, kept.size()))));
+            if (!filter) {
+                kept.append(bytes.substr(0, std::min(bytes.size(), keep_limit - std::min(keep_limit, kept.size()))));
+                return;
+            }
+            if (unfiltered_up_to != 0) {
+                if (bytes.size() <= unfiltered_up_to - kept.size()) {
+                    kept.append(bytes);
+                    return;
+                }
+                // Too long to keep as it came: what came so far goes through the filter first.
+                unfiltered_up_to = 0;
+                const std::string raw = std::exchange(kept, std::string());
+                filter->feed(raw, kept);
+            }
+            filter->feed(bytes, kept);
         }
+
+        // Kept as it came, not filtered (yet).
+        [[nodiscard]] bool unfiltered() const noexcept { return filter && unfiltered_up_to != 0; }
 
         // The memory the kept part holds, and what parsing it will take.
         bool charge() noexcept {
@@ -84,8 +103,9 @@ void set_limits(response_parser& parser, std::size_t body_limit);
 /// A 1xx answer other than 101: another answer follows.
 [[nodiscard]] bool is_interim(unsigned status) noexcept;
 
-/// Once the status is known: a 2xx body goes through the filter of its shape, others are capped.
-void choose_body(response_parser& parser, body_shape shape);
+/// Once the status is known: a 2xx body goes through the filter of its shape (or is kept as it
+/// came up to `unfiltered_up_to` bytes), others are capped.
+void choose_body(response_parser& parser, body_shape shape, std::size_t unfiltered_up_to);
 
 /// What went wrong reading a body when the budget or the limit stopped it (`from` names the
 /// server); else nullopt.

@@ -14,7 +14,7 @@ namespace {
 // Ordered, append-only: migration N takes user_version N-1 to N. A released
 // migration is never edited; a schema change is a new entry.
 // docs/schema.md describes the resulting tables.
-constexpr std::array<std::string_view, 9> migrations{
+constexpr std::array<std::string_view, 10> migrations{
     R"sql(
 CREATE TABLE sync_runs (
   id          INTEGER PRIMARY KEY,
@@ -327,6 +327,11 @@ CREATE TABLE quota_latest (
 ) WITHOUT ROWID;
 INSERT INTO quota_latest (account, purchase_id, time, quota_used, quota_left)
   SELECT account, purchase_id, max(time), quota_used, quota_left FROM quota_samples GROUP BY account, purchase_id;
+)sql",
+    // 10: the digest of each page's body as it came, which recognises an unchanged page without
+    // filtering it (docs/decisions.md "An unchanged listing is recognised by its pages").
+    R"sql(
+ALTER TABLE listing_digests ADD COLUMN unfiltered_digests BLOB;
 )sql",
 };
 

@@ -504,16 +504,18 @@ void snapshot_store::record_digests(listing_stage& stage, std::optional<epoch_ms
         return;
     }
     // Written only when it differs: an unchanged re-sync writes no row here either.
-    if (d == stage.previous_digests_ && stage.distinct_items() == stage.previous_digest_items_ &&
-        oldest_sample == stage.oldest_sample_)
+    const auto& u = stage.unfiltered_;
+    if (d == stage.previous_digests_ && u == stage.previous_unfiltered_ &&
+        stage.distinct_items() == stage.previous_digest_items_ && oldest_sample == stage.oldest_sample_)
         return;
     SQLite::Statement put(db_, "INSERT OR REPLACE INTO listing_digests (account, source, digests, items, "
-                               "oldest_sample) VALUES (?, ?, ?, ?, ?)");
+                               "oldest_sample, unfiltered_digests) VALUES (?, ?, ?, ?, ?, ?)");
     put.bind(1, stage.account());
     put.bind(2, std::string(to_string(stage.source())));
     put.bindNoCopy(3, d.data(), static_cast<int>(d.size() * sizeof(page_digest)));
     put.bind(4, static_cast<std::int64_t>(stage.distinct_items()));
     bind_or_null(put, 5, oldest_sample ? std::optional<std::int64_t>(*oldest_sample) : std::nullopt);
+    put.bindNoCopy(6, u.data(), static_cast<int>(u.size() * sizeof(page_digest)));
     put.exec();
 }
 

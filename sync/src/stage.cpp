@@ -47,6 +47,14 @@ std::int64_t bind_cells(SQLite::Statement& stmt, int first, std::span<const colu
     return absent;
 }
 
+// A column of digests one after another; a NULL, or a length that this code did not write, is none.
+void read_digests(const SQLite::Column& blob, std::vector<page_digest>& out) {
+    const auto bytes = static_cast<std::size_t>(blob.getBytes());
+    if (blob.isNull() || bytes % sizeof(page_digest) != 0) return;
+    out.resize(bytes / sizeof(page_digest));
+    std::memcpy(out.data(), blob.getBlob(), bytes);
+}
+
 }  // namespace
 
 // --- listing_stage -----------------------------------------------------------------------
@@ -84,19 +92,16 @@ listing_stage::listing_stage(snapshot_store& store, std::string account, source_
             previous_pages_ = runs.getColumn(0).getInt();
             previous_items_ = runs.getColumn(1).getInt64();
         }
-        SQLite::Statement digests(db, "SELECT digests, items, oldest_sample FROM listing_digests WHERE account = ? "
-                                      "AND source = ?");
+        SQLite::Statement digests(db, "SELECT digests, items, oldest_sample, unfiltered_digests FROM listing_digests "
+                                      "WHERE account = ? AND source = ?");
         digests.bind(1, account_);
         digests.bind(2, std::string(to_string(source_)));
         if (digests.executeStep()) {
-            const auto blob = digests.getColumn(0);
-            const auto bytes = static_cast<std::size_t>(blob.getBytes());
-            if (bytes % sizeof(page_digest) == 0) {  // anything else was not written by this code: ignored
-                previous_digests_.resize(bytes / sizeof(page_digest));
-                std::memcpy(previous_digests_.data(), blob.getBlob(), bytes);
-            }
+            read_digests(digests.getColumn(0), previous_digests_);
             previous_digest_items_ = digests.getColumn(1).getInt64();
             if (!digests.getColumn(2).isNull()) oldest_sample_ = digests.getColumn(2).getInt64();
+            read_digests(digests.getColumn(3), previous_unfiltered_);
+            if (previous_unfiltered_.size() != previous_digests_.size()) previous_unfiltered_.clear();
         }
     } catch (...) {
         drop();  // the destructor will not run
@@ -208,19 +213,30 @@ void listing_stage::reset() {
     reason_.clear();
     pages = 0;
     digests_.clear();
+    unfiltered_.clear();
     unchanged_ = false;
 }
 
-void listing_stage::set_digest(int page_no, const page_digest& d) {
+void listing_stage::set_digest(int page_no, const page_digest& kept, const page_digest& unfiltered) {
     if (page_no < 1) throw std::invalid_argument("listing_stage::set_digest: pages are numbered from 1");
     const auto i = static_cast<std::size_t>(page_no - 1);
-    if (digests_.size() <= i) digests_.resize(i + 1);
-    digests_[i] = d;
+    if (digests_.size() <= i) {
+        digests_.resize(i + 1);
+        unfiltered_.resize(i + 1);
+    }
+    digests_[i] = kept;
+    unfiltered_[i] = unfiltered;
 }
 
 const page_digest* listing_stage::previous_digest(int page_no) const noexcept {
     if (page_no < 1 || static_cast<std::size_t>(page_no) > previous_digests_.size()) return nullptr;
     return &previous_digests_[static_cast<std::size_t>(page_no - 1)];
+}
+
+const page_digest* listing_stage::previous_unfiltered_digest(int page_no) const noexcept {
+    if (page_no < 1 || static_cast<std::size_t>(page_no) > previous_unfiltered_.size()) return nullptr;
+    const page_digest& d = previous_unfiltered_[static_cast<std::size_t>(page_no - 1)];
+    return d == page_digest{} ? nullptr : &d;
 }
 
 void listing_stage::mark_unchanged() {

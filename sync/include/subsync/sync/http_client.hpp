@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace subsync::sync {
@@ -31,6 +32,10 @@ struct http_request {
     std::string method = "GET";
     std::string body;  ///< sent with Content-Length when the method is not GET
     body_shape shape = body_shape::any;  ///< what the answer's body holds
+    /// A 2xx body of at most this many bytes is kept as it came, unfiltered, for the caller to
+    /// recognise by its digest and to filter only when it must (filter_body()); a longer one is
+    /// filtered from the byte that passes the limit on. 0: filtered as its bytes arrive.
+    std::size_t unfiltered_up_to = 0;
 
     /// Whether a header of that name (case-insensitive) is set.
     [[nodiscard]] bool has_header(std::string_view name) const;
@@ -50,6 +55,9 @@ public:
     [[nodiscard]] bool grow(std::size_t n) noexcept;
     /// Gives back everything this lease holds.
     void release() noexcept;
+    /// Takes or gives back what it takes to hold `n` bytes; false (nothing changed) when the
+    /// budget has not that much left.
+    [[nodiscard]] bool resize(std::size_t n) noexcept;
     /// Bytes this lease holds.
     [[nodiscard]] std::size_t held() const noexcept { return held_; }
 
@@ -75,6 +83,7 @@ struct http_response {
     std::string retry_after;  ///< Retry-After, when present
     std::vector<header> headers;  ///< every response header, in order received
     body_lease lease;             ///< the body's share of the body budget
+    bool unfiltered = false;      ///< a 2xx body as it came (http_request::unfiltered_up_to)
 
     /// The first header of that name (case-insensitive), or empty.
     [[nodiscard]] std::string_view header_value(std::string_view name) const;
@@ -82,10 +91,20 @@ struct http_response {
 
 /// Reads one complete HTTP/1.1 response from `bytes` as http_connection::send() reads one from
 /// the network: interim 1xx answers skipped, the same header and body limits, the body filtered
-/// for `shape` (2xx) or capped (other statuses) and charged to the body budget. For the fuzzer
-/// and tests; an incomplete response is an error.
+/// for `shape` (2xx; kept as it came up to `unfiltered_up_to` bytes, as http_request says) or
+/// capped (other statuses) and charged to the body budget. For the fuzzer and tests; an
+/// incomplete response is an error.
 [[nodiscard]] result<http_response> read_response(std::string_view bytes, body_shape shape,
-                                                  std::size_t body_limit = 64u << 20);
+                                                  std::size_t body_limit = 64u << 20,
+                                                  std::size_t unfiltered_up_to = 0);
+
+/// Filters an unfiltered body (http_response::unfiltered) for `shape`, as if its bytes had
+/// gone through the filter as they arrived, and charges the result to its lease; nothing to do
+/// for any other. The filter writes into `scratch`, which then holds the body as it came: a
+/// caller that filters one body after another passes the same string, so no page allocates.
+/// `from` names the server in the error an over-budget body gets.
+[[nodiscard]] result<void> filter_body(http_response& res, body_shape shape, std::string& scratch,
+                                       std::string_view from);
 
 /// The Host header for an endpoint: `host`, `host:port` when the URL named a
 /// port, with brackets around an IPv6 literal. Also what AK/SK signing signs.

@@ -98,7 +98,8 @@ void bump_data_version(SQLite::Database& db, versioned_table t);
 
 /// SHA-256 of one fetched page (its request target and its body as kept); a listing whose every
 /// page has the digest it had in the last complete listing is that listing again
-/// (docs/decisions.md "An unchanged listing is recognised by its pages").
+/// (docs/decisions.md "An unchanged listing is recognised by its pages"). A page's body as it
+/// came has a digest of its own, which recognises it before the filter runs; all zero: unknown.
 using page_digest = std::array<std::uint8_t, 32>;
 
 /// What a run changed of the snapshot, for the work that reads it after (the alert rules).
@@ -169,11 +170,14 @@ public:
     /// Forgets everything staged, for a listing fetched again from page 1.
     void reset();
 
-    /// Records the digest of page `page_no` (1-based) as this run fetched it.
-    void set_digest(int page_no, const page_digest& d);
+    /// Records the digests of page `page_no` (1-based) as this run fetched it: of its body as
+    /// kept, and of its body as it came (all zero when it was filtered as it arrived).
+    void set_digest(int page_no, const page_digest& kept, const page_digest& unfiltered = {});
     /// The digest page `page_no` had in the last complete listing that applied; nullptr when
     /// that listing had no such page or none was recorded.
     [[nodiscard]] const page_digest* previous_digest(int page_no) const noexcept;
+    /// The digest of that page's body as it came; nullptr when unknown.
+    [[nodiscard]] const page_digest* previous_unfiltered_digest(int page_no) const noexcept;
     /// Pages of the last complete listing whose digests are recorded; 0 when there are none.
     [[nodiscard]] int previous_digest_pages() const noexcept { return static_cast<int>(previous_digests_.size()); }
     /// Every page was fetched with the digest it had in the last complete listing: the listing
@@ -250,6 +254,7 @@ private:
     int previous_pages_ = 0;
     std::int64_t previous_items_ = 0;  ///< distinct items of that listing: what load() reserves for
     std::vector<page_digest> previous_digests_, digests_;  ///< by page number - 1
+    std::vector<page_digest> previous_unfiltered_, unfiltered_;  ///< the bodies as they came; the same
     std::int64_t previous_digest_items_ = 0;   ///< distinct items of the listing those digests are of
     std::optional<epoch_ms> oldest_sample_;    ///< of that listing's items with a quota (listing_digests)
     bool unchanged_ = false;
@@ -268,7 +273,7 @@ private:
 class snapshot_store {
 public:
     /// The schema version this binary writes (`PRAGMA user_version`).
-    static constexpr int schema_version = 9;
+    static constexpr int schema_version = 10;
     /// The page size of a file this binary creates; an older file keeps the one it was made with.
     static constexpr int new_file_page_size = 16384;
     /// The page cache of the temporary database (the listing stages), in KiB.
