@@ -230,9 +230,10 @@ TEST(ResponseReader, ABodyKeptAsItCameFiltersAfterToWhatStreamingKept) {
     EXPECT_TRUE(late->unfiltered);
     EXPECT_EQ(late->body, page);
     EXPECT_GE(late->lease.held(), page.size()) << "charged as it came";
-    std::string scratch = "left from an earlier page";
+    body_scratch scratch{"left from an earlier page", {}};
     ASSERT_TRUE(filter_body(*late, body_shape::purchases_page, scratch, "here"));
-    EXPECT_EQ(scratch, page) << "the scratch holds the body as it came";
+    EXPECT_EQ(scratch.bytes, page) << "the scratch holds the body as it came";
+    EXPECT_EQ(scratch.lease.held(), scratch.bytes.capacity()) << "charged to the budget while it waits";
     EXPECT_FALSE(late->unfiltered);
     EXPECT_EQ(late->body, streamed->body);
     EXPECT_EQ(late->body, R"({"total":2,"purchases":[{"id":"a"},{"id":"b"}]})");
@@ -257,6 +258,21 @@ TEST(ResponseReader, ABodyKeptAsItCameFiltersAfterToWhatStreamingKept) {
     EXPECT_EQ(e->body, page);
 }
 
+// A body the budget has no room for as it came is filtered as it arrives instead: a page padded
+// with an unknown member costs what its listing fields cost, as it did before bodies were kept.
+TEST(ResponseReader, ABodyTooLargeForTheBudgetAsItCameIsFilteredAsItArrives) {
+    const std::string page = R"({"x_padding":")" + std::string(300000, 'x') + R"(","total":1,"purchases":[{"id":"a"}]})";
+    const auto raw = raw_response("HTTP/1.1 200 OK", page);
+    const auto before = body_budget();
+    set_body_budget(body_budget_in_use() + 100000);
+    auto late = read_response(raw, body_shape::purchases_page, 1 << 20, 1 << 20);
+    set_body_budget(before);
+    ASSERT_TRUE(late) << late.error().message;
+    EXPECT_FALSE(late->unfiltered);
+    EXPECT_EQ(late->body, R"({"total":1,"purchases":[{"id":"a"}]})");
+    EXPECT_LT(late->lease.held(), 100000u);
+}
+
 TEST(ResponseReader, FilteringABodyKeptAsItCameFailsOverTheBudgetNamingIt) {
     std::string items;
     for (int i = 0; i < 2000; ++i) items += std::string(i ? "," : "") + R"({"id":"item-)" + std::to_string(i) + "\"}";
@@ -266,7 +282,7 @@ TEST(ResponseReader, FilteringABodyKeptAsItCameFailsOverTheBudgetNamingIt) {
     ASSERT_TRUE(late->unfiltered);
     const auto before = body_budget();
     set_body_budget(body_budget_in_use() + 100000);  // the body as it came fits, its tokens do not
-    std::string scratch;
+    body_scratch scratch;
     auto kept = filter_body(*late, body_shape::purchases_page, scratch, "127.0.0.1:1");
     set_body_budget(before);
     ASSERT_FALSE(kept);

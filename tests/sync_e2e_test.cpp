@@ -12,6 +12,8 @@
 #include <fmt/format.h>
 #include <simdjson.h>
 
+#include <map>
+#include <regex>
 #include <set>
 
 namespace subsync {
@@ -352,32 +354,50 @@ TEST_F(SyncE2E, AListingWhosePagesAreAsBeforeIsRecognisedAndADifferenceAnywhereI
 TEST_F(SyncE2E, APageWhoseOnlyUnknownMembersMovedIsAsBefore) {
     start(emulator::dataset::generated(600, 10, 7));
     const auto cfg = config(100, 4);
+    // The run's summary, and how many of its pages 2..6 were read each way (the -v lines).
+    struct run {
+        groups_run summary;
+        std::map<std::string, int> reading;
+    };
     auto once = [&] {
-        auto r = run_subsyncd({"sync", "--once", "--summary", "json", "--config", cfg.string()},
+        auto r = run_subsyncd({"-v", "sync", "--once", "--summary", "json", "--config", cfg.string()},
                               {{"SUBSYNC_TEST_TOKEN", token}});
         EXPECT_EQ(r.exit_code, 0) << r.err;
-        return summary_of(r);
+        run out{summary_of(r), {}};
+        const std::regex line(R"(page fetched account=\S+ source=purchased_groups pages=\d+/\d+ read=(\w+))");
+        for (std::sregex_iterator m(r.err.begin(), r.err.end(), line), end; m != end; ++m) ++out.reading[(*m)[1]];
+        return out;
     };
     const auto unfiltered_digests = [&] {
         return db().execAndGet("SELECT hex(unfiltered_digests) FROM listing_digests WHERE source = 'purchased_groups'")
             .getString();
     };
+    using readings = std::map<std::string, int>;
     emu_->pad_listings(10);
-    ASSERT_EQ(once().added, 600);
+    const auto first_run = once();
+    ASSERT_EQ(first_run.summary.added, 600);
+    EXPECT_EQ(first_run.reading, (readings{{"parsed", 6}}));
     const auto first = unfiltered_digests();
     EXPECT_EQ(first.size(), 6u * 64) << "six pages, 32 bytes each";
     EXPECT_EQ(first.find(std::string(64, '0')), std::string::npos) << "every page's body as it came is known";
     const auto table = dump("purchased_groups");
 
     emu_->pad_listings(20);  // every body differs as it came, not as kept
-    EXPECT_TRUE(once().unchanged);
+    const auto moved = once();
+    EXPECT_TRUE(moved.summary.unchanged);
+    EXPECT_EQ(moved.reading, (readings{{"parsed", 1}, {"as_before", 5}})) << "recognised by what the filter kept";
     const auto second = unfiltered_digests();
     EXPECT_NE(second, first) << "the bodies as they came this time";
-    EXPECT_TRUE(once().unchanged) << "recognised as they came";
+
+    const auto same = once();
+    EXPECT_TRUE(same.summary.unchanged);
+    EXPECT_EQ(same.reading, (readings{{"parsed", 1}, {"as_before_unfiltered", 5}})) << "recognised as they came";
     EXPECT_EQ(unfiltered_digests(), second);
 
     emu_->pad_listings(std::size_t{2} << 20);  // too long to keep as they came
-    EXPECT_TRUE(once().unchanged);
+    const auto long_pages = once();
+    EXPECT_TRUE(long_pages.summary.unchanged);
+    EXPECT_EQ(long_pages.reading, (readings{{"parsed", 1}, {"as_before", 5}}));
     EXPECT_EQ(unfiltered_digests(), std::string(6 * 64, '0')) << "not known for bodies filtered as they arrived";
     EXPECT_EQ(dump("purchased_groups"), table);
 }

@@ -315,7 +315,11 @@ public:
         write_record({severity::debug,
                       {},
                       sync::message_of(e),
-                      {{"account", e.account}, {"source", e.source}, {"pages_done", e.done}, {"pages_total", e.total}}});
+                      {{"account", e.account},
+                       {"source", e.source},
+                       {"pages_done", e.done},
+                       {"pages_total", e.total},
+                       {"read", sync::to_string(e.reading)}}});
     }
 
     void on(const sync::request_retried& e) override {

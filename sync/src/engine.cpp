@@ -129,7 +129,9 @@ private:
         ctx.page_size = cfg_.sync.page_size;
         ctx.concurrency = cfg_.sync.concurrency;
         ctx.max_pages = cfg_.sync.max_pages;
-        ctx.on_page = [&](int done, int total) { observer().on(page_fetched{account.name, source, done, total}); };
+        ctx.on_page = [&](int done, int total, page_reading how) {
+            observer().on(page_fetched{account.name, source, done, total, how});
+        };
 
         // The store failing (disk full, temporary storage full, database locked) ends the whole
         // sync: say where and what to check. The snapshot itself is as before.

@@ -16,7 +16,8 @@ std::string_view to_string(retry_reason r) noexcept {
 }
 
 std::string message_of(const page_fetched& e) {
-    return fmt::format("page fetched account={} source={} pages={}/{}", e.account, e.source, e.done, e.total);
+    return fmt::format("page fetched account={} source={} pages={}/{} read={}", e.account, e.source, e.done, e.total,
+                       to_string(e.reading));
 }
 
 std::string message_of(const request_retried& e) {

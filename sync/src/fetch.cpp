@@ -64,12 +64,11 @@ public:
     /// The pages fetched so far, by this pass and the ones before it.
     [[nodiscard]] int fetched() const noexcept { return fetched_before_ + fetched_; }
 
-    enum class page_read { parsed, as_before };
 
     // Fills page_, unless the page is as the last listing had it while every page so far was.
     // Nothing is awaited between the parse and the caller's place(), so all workers share the
     // pager's one parser and one page, and both keep their storage from page to page.
-    asio::awaitable<result<page_read>> fetch(http_connection& conn, int page_no) {
+    asio::awaitable<result<page_reading>> fetch(http_connection& conn, int page_no) {
         const auto where = fmt::format("page={}", page_no);
         http_request req;
         req.target = fmt::format("{}/v1.0/apigw/purchases/groups?page_size={}&page_no={}", ep_.base_path,
@@ -98,7 +97,7 @@ public:
             same = before != nullptr && unfiltered_before != nullptr && *unfiltered_before == unfiltered;
             if (same && page_no != 1 && skipping_) {
                 stage_.set_digest(page_no, *before, unfiltered);
-                co_return page_read::as_before;
+                co_return page_reading::as_before_unfiltered;
             }
             if (auto kept = filter_body(*res, req.shape, filtered_, fmt::format("{}:{}", ep_.host, ep_.port)); !kept)
                 co_return located(kept.error(), where);
@@ -108,13 +107,13 @@ public:
         stage_.set_digest(page_no, digest, unfiltered);
         same = same || (before != nullptr && *before == digest);
         if (page_no == 1) first_as_before_ = same;
-        else if (same && skipping_) co_return page_read::as_before;
+        else if (same && skipping_) co_return page_reading::as_before;
         if (auto read = parser_.groups(res->body, page_); !read) {
             auto e = located(read.error(), where);
             if (!res->request_id.empty()) e.message += fmt::format(" request_id={}", res->request_id);
             co_return e;
         }
-        co_return page_read::parsed;
+        co_return page_reading::parsed;
     }
 
     asio::awaitable<void> worker(http_connection& conn) {
@@ -134,16 +133,16 @@ public:
                 co_return;
             }
             if (stopped()) co_return;  // another page failed meanwhile: the listing is lost anyway
-            if (*fetched == page_read::as_before) {
+            if (*fetched != page_reading::parsed) {
                 passed_over_.push_back(page_no);
                 page_done();
-                count_fetch();
+                count_fetch(*fetched);
                 continue;
             }
             try {
                 if (skipping_) stop_skipping();
                 place_fetched(page_no);
-                count_fetch();
+                count_fetch(page_reading::parsed);
             } catch (...) {
                 // The store failed (temporary storage full): the other workers stop too, and
                 // run() rethrows once they have.
@@ -198,7 +197,7 @@ public:
         } else {
             place_fetched(1);
         }
-        count_fetch();
+        count_fetch(page_reading::parsed);  // page 1 is always parsed
 
         const auto workers = static_cast<std::size_t>(std::min(ctx_.concurrency, page_count_ - 1));
         if (conns.size() > std::max<std::size_t>(1, workers))  // a listing that shrank: the spares close here
@@ -280,9 +279,9 @@ private:
 
     // The progress counts fetches, not staged pages: pages fetched again after a page differed,
     // and an earlier pass's, add to its total, so it never steps back.
-    void count_fetch() {
+    void count_fetch(page_reading how) {
         ++fetched_;
-        if (ctx_.on_page) ctx_.on_page(fetched(), fetched_before_ + page_count_ + fetches_due_);
+        if (ctx_.on_page) ctx_.on_page(fetched(), fetched_before_ + page_count_ + fetches_due_, how);
     }
 
     void place(int page_no, const groups_page& page) {
@@ -336,7 +335,7 @@ private:
     // copies of a page's parse buffers (docs/decisions.md "Memory").
     body_parser parser_;
     groups_page page_;  // the page being read and placed, refilled by each (see fetch())
-    std::string filtered_;  // filter_body()'s scratch, shared the same way
+    body_scratch filtered_;  // filter_body()'s scratch, shared the same way
     std::size_t page_bytes_ = 0;  // the body page_ was read from
     bool first_as_before_ = false;  // page 1 has the digest it had in the last complete listing
     bool skipping_ = false;         // every page so far is as before: none is parsed or staged
@@ -347,6 +346,15 @@ private:
 };
 
 }  // namespace
+
+std::string_view to_string(page_reading r) noexcept {
+    switch (r) {
+        case page_reading::parsed: return "parsed";
+        case page_reading::as_before: return "as_before";
+        case page_reading::as_before_unfiltered: return "as_before_unfiltered";
+    }
+    return "parsed";
+}
 
 asio::awaitable<result<void>> fetch_purchased_groups(const fetch_context& ctx, listing_stage& stage) {
     group_pager pager(ctx, stage);
@@ -380,7 +388,7 @@ asio::awaitable<result<listing<subscription_resource>>> fetch_subscriptions(cons
         if (!res->request_id.empty()) e.message += fmt::format(" request_id={}", res->request_id);
         co_return e;
     }
-    if (ctx.on_page) ctx.on_page(1, 1);
+    if (ctx.on_page) ctx.on_page(1, 1, page_reading::parsed);
 
     listing<subscription_resource> out;
     out.pages = 1;

@@ -115,19 +115,24 @@ http_response to_response(response_parser& parser) {
 
 }  // namespace detail
 
-result<void> filter_body(http_response& res, body_shape shape, std::string& scratch, std::string_view from) {
+result<void> filter_body(http_response& res, body_shape shape, body_scratch& scratch, std::string_view from) {
     if (!res.unfiltered) return {};
     res.unfiltered = false;
     detail::json_filter filter(shape);
-    scratch.clear();
+    scratch.bytes.clear();
     // What the filter keeps is never longer than what came: room for that and the padding.
-    scratch.reserve(res.body.size() + detail::parser_padding);
-    filter.feed(res.body, scratch);
-    detail::pad_for_parser(scratch);
-    std::swap(res.body, scratch);
-    const std::size_t cost = res.body.capacity() + filter.kept_tokens() * body_token_cost;
-    // The lease held the body as it came, which is the caller's scratch now.
-    if (res.lease.resize(cost)) return {};
+    scratch.bytes.reserve(res.body.size() + detail::parser_padding);
+    filter.feed(res.body, scratch.bytes);
+    detail::pad_for_parser(scratch.bytes);
+    std::swap(res.body, scratch.bytes);
+    // The body as it came is the scratch now: it takes its lease along, and keeps it if the
+    // budget allows an idle buffer (else the buffer is freed, as http_connection::reuse() does).
+    std::swap(res.lease, scratch.lease);
+    if (!scratch.lease.resize(scratch.bytes.capacity())) {
+        scratch.bytes = std::string();
+        scratch.lease.release();
+    }
+    if (res.lease.resize(res.body.capacity() + filter.kept_tokens() * body_token_cost)) return {};
     res.lease.release();
     return detail::over_budget(from, res.body.size());
 }

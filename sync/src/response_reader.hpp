@@ -46,10 +46,7 @@ struct budgeted_body {
                     kept.append(bytes);
                     return;
                 }
-                // Too long to keep as it came: what came so far goes through the filter first.
-                unfiltered_up_to = 0;
-                const std::string raw = std::exchange(kept, std::string());
-                filter->feed(raw, kept);
+                filter_so_far();  // too long to keep as it came
             }
             filter->feed(bytes, kept);
         }
@@ -57,13 +54,29 @@ struct budgeted_body {
         // Kept as it came, not filtered (yet).
         [[nodiscard]] bool unfiltered() const noexcept { return filter && unfiltered_up_to != 0; }
 
-        // The memory the kept part holds, and what parsing it will take.
-        bool charge() noexcept {
-            const std::size_t tokens = filter ? filter->kept_tokens() : 0;
-            const std::size_t cost = kept.capacity() + tokens * body_token_cost;
-            if (cost <= lease.held() || lease.grow(cost - lease.held())) return true;
+        // The lease made to hold what the kept part holds, and what parsing it will take; a body
+        // kept as it came that does not fit is filtered from here on instead, as it would have been.
+        bool charge() {
+            if (fits()) return true;
+            if (unfiltered()) {
+                filter_so_far();
+                if (fits()) return true;
+            }
             over_budget = true;
             return false;
+        }
+
+    private:
+        bool fits() noexcept {
+            const std::size_t tokens = filter ? filter->kept_tokens() : 0;
+            return lease.resize(kept.capacity() + tokens * body_token_cost);
+        }
+
+        // What came as it came goes through the filter, and what comes after it too.
+        void filter_so_far() {
+            unfiltered_up_to = 0;
+            const std::string raw = std::exchange(kept, std::string());
+            filter->feed(raw, kept);
         }
     };
 

@@ -29,6 +29,7 @@ struct page_fetched {
     std::string_view source;
     int done = 0;
     int total = 0;
+    page_reading reading = page_reading::parsed;
 };
 
 /// A request is sent again after `wait`.

@@ -14,11 +14,20 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace subsync::sync {
 
 class listing_stage;
+
+/// What became of a fetched page (docs/decisions.md "An unchanged listing is recognised by its pages").
+enum class page_reading {
+    parsed,                ///< parsed and staged
+    as_before,             ///< passed over: what the filter kept has the digest it had
+    as_before_unfiltered,  ///< passed over: its body as it came has the digest it had, never filtered
+};
+[[nodiscard]] std::string_view to_string(page_reading r) noexcept;
 
 /// Everything a source fetch needs; borrowed for the duration of the fetch.
 struct fetch_context {
@@ -31,8 +40,8 @@ struct fetch_context {
     /// `concurrency`, are opened while page 1 is in flight, so the workers do not
     /// wait for their TLS handshakes once page 1 tells the total.
     int expected_pages = 0;
-    /// Called after each page arrives (pages done, pages total), for progress output.
-    std::function<void(int, int)> on_page;
+    /// Called after each page arrives (pages done, pages total, what became of it), for progress output.
+    std::function<void(int, int, page_reading)> on_page;
 };
 
 /// A source's full listing, as the API sent it. `complete` is false when the pages do

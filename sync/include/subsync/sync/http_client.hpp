@@ -98,12 +98,19 @@ struct http_response {
                                                   std::size_t body_limit = 64u << 20,
                                                   std::size_t unfiltered_up_to = 0);
 
+/// A buffer filter_body() writes into, with its share of the body budget while it waits.
+struct body_scratch {
+    std::string bytes;
+    body_lease lease;
+};
+
 /// Filters an unfiltered body (http_response::unfiltered) for `shape`, as if its bytes had
 /// gone through the filter as they arrived, and charges the result to its lease; nothing to do
-/// for any other. The filter writes into `scratch`, which then holds the body as it came: a
-/// caller that filters one body after another passes the same string, so no page allocates.
-/// `from` names the server in the error an over-budget body gets.
-[[nodiscard]] result<void> filter_body(http_response& res, body_shape shape, std::string& scratch,
+/// for any other. The filter writes into `scratch`, which then holds the body as it came (or
+/// nothing, when the budget has no room for an idle buffer): a caller that filters one body
+/// after another passes the same scratch, so no page allocates. `from` names the server in the
+/// error an over-budget body gets.
+[[nodiscard]] result<void> filter_body(http_response& res, body_shape shape, body_scratch& scratch,
                                        std::string_view from);
 
 /// The Host header for an endpoint: `host`, `host:port` when the URL named a
