@@ -41,7 +41,8 @@ bool body_lease::grow(std::size_t n) noexcept {
 }
 
 bool body_lease::resize(std::size_t n) noexcept {
-    if (n >= held_) return grow(n - held_);
+    if (n == held_) return true;
+    if (n > held_) return grow(n - held_);
     budget_used.fetch_sub(held_ - n);
     held_ = n;
     return true;
