@@ -348,7 +348,17 @@ TEST_F(ExportTest, AFileIsWrittenAgainWhenItsDataOptionsOrDayChange) {
     const auto renamed = files_of(write_generation(db, exports, 1514528567500, {3}).dir);
     EXPECT_NE(renamed.at("purchased_groups.csv").first, after.at("purchased_groups.csv").first);
     EXPECT_EQ(renamed.at("subscription_resources.csv").first, after.at("subscription_resources.csv").first);
-    after = renamed;
+    {
+        // Retention deletes the long-gone a and b, and nothing else the table's mark reads: the
+        // run that renamed c stays the newest that changed it.
+        sync::snapshot_store store(dir_ / "snapshot.db");
+        ASSERT_EQ(store.prune(5000).removed_items, 2);
+    }
+    db = sync::open_snapshot_readonly(dir_ / "snapshot.db");
+    const auto pruned = files_of(write_generation(db, exports, 1514528567700, {3}).dir);
+    EXPECT_NE(pruned.at("purchased_groups.csv").first, renamed.at("purchased_groups.csv").first) << "a and b are gone";
+    EXPECT_EQ(pruned.at("subscription_resources.csv").first, renamed.at("subscription_resources.csv").first);
+    after = pruned;
 
     generation_options crlf;
     crlf.csv.crlf = true;

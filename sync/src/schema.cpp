@@ -329,9 +329,12 @@ INSERT INTO quota_latest (account, purchase_id, time, quota_used, quota_left)
   SELECT account, purchase_id, max(time), quota_used, quota_left FROM quota_samples GROUP BY account, purchase_id;
 )sql",
     // 10: the digest of each page's body as it came, which recognises an unchanged page without
-    // filtering it (docs/decisions.md "An unchanged listing is recognised by its pages").
+    // filtering it (docs/decisions.md "An unchanged listing is recognised by its pages"); write
+    // counters for the item tables' deletions by retention, which the export's marks read
+    // instead of counting the rows.
     R"sql(
 ALTER TABLE listing_digests ADD COLUMN unfiltered_digests BLOB;
+INSERT INTO data_versions (name, version) VALUES ('purchased_groups', 0), ('subscription_resources', 0);
 )sql",
 };
 

@@ -80,7 +80,15 @@ constexpr std::string_view upsert_latest_sample =
     "ON CONFLICT (account, purchase_id) DO UPDATE SET time = excluded.time, quota_used = excluded.quota_used, "
     "quota_left = excluded.quota_left WHERE excluded.time >= quota_latest.time";
 
-std::string version_name(versioned_table t) { return t == versioned_table::alerts ? "alerts" : "quota_samples"; }
+std::string version_name(versioned_table t) {
+    switch (t) {
+        case versioned_table::alerts: return "alerts";
+        case versioned_table::quota_samples: return "quota_samples";
+        case versioned_table::purchased_groups: return "purchased_groups";
+        case versioned_table::subscription_resources: return "subscription_resources";
+    }
+    throw std::logic_error("unknown versioned_table");
+}
 
 }  // namespace
 
@@ -531,8 +539,13 @@ prune_counts snapshot_store::prune(epoch_ms cutoff) {
     c.samples = run("DELETE FROM quota_samples WHERE time < ?");
     // A latest sample older than the cutoff means every sample of its purchase went with it.
     run("DELETE FROM quota_latest WHERE time < ?");
-    c.removed_items = run("DELETE FROM purchased_groups WHERE removed_at IS NOT NULL AND removed_at < ?") +
-                      run("DELETE FROM subscription_resources WHERE removed_at IS NOT NULL AND removed_at < ?");
+    // Item rows are otherwise written only with a run that counts them (the export's data mark).
+    for (const auto table : {versioned_table::purchased_groups, versioned_table::subscription_resources}) {
+        const auto removed = run(fmt::format("DELETE FROM {} WHERE removed_at IS NOT NULL AND removed_at < ?",
+                                             version_name(table)).c_str());
+        if (removed > 0) bump_data_version(db_, table);
+        c.removed_items += removed;
+    }
     // A run still referenced by a kept change or sample stays (its finish time may precede a later change's).
     c.runs = run("DELETE FROM sync_runs WHERE finished_at < ? AND id NOT IN (SELECT run_id FROM changes) "
                  "AND id NOT IN (SELECT run_id FROM quota_samples)");

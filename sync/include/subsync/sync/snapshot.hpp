@@ -90,7 +90,7 @@ class snapshot_store;
 /// Tables whose writes are counted in `data_versions` (schema 8), so that a reader who must know
 /// whether one changed since it last looked (the export's marks) reads a row instead of
 /// scanning the table.
-enum class versioned_table { alerts, quota_samples };
+enum class versioned_table { alerts, quota_samples, purchased_groups, subscription_resources };
 /// Counts a write of `t` in the caller's transaction: every writer of `t` calls it.
 void bump_data_version(SQLite::Database& db, versioned_table t);
 /// Writes of `t` counted so far.
