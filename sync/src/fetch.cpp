@@ -64,7 +64,6 @@ public:
     /// The pages fetched so far, by this pass and the ones before it.
     [[nodiscard]] int fetched() const noexcept { return fetched_before_ + fetched_; }
 
-
     // Fills page_, unless the page is as the last listing had it while every page so far was.
     // Nothing is awaited between the parse and the caller's place(), so all workers share the
     // pager's one parser and one page, and both keep their storage from page to page.
