@@ -11,6 +11,9 @@
 //             numbers converted) without building them: the least work any parser must do
 // and prints one JSON object on stdout for bench/bench.py.
 //
+// With a third argument, `parse` or `walk`, it runs only that pass, REPETITIONS times, and prints
+// nothing: a run to record with `perf record` without the other passes in its profile.
+//
 // Corpus format: pages one after the other, each "<length in bytes>\n<body>".
 
 #include <subsync/sync/parse.hpp>
@@ -111,11 +114,16 @@ std::size_t visit(simdjson::ondemand::value v) {
 
 int main(int argc, char** argv) {
     if (argc < 2) {
-        std::fprintf(stderr, "usage: subsync-bench-parse CORPUS [REPETITIONS]\n");
+        std::fprintf(stderr, "usage: subsync-bench-parse CORPUS [REPETITIONS [parse|walk]]\n");
         return 2;
     }
     const char* path = argv[1];
     const int reps = argc > 2 ? std::max(1, std::atoi(argv[2])) : 3;
+    const std::string_view only = argc > 3 ? argv[3] : "";
+    if (!only.empty() && only != "parse" && only != "walk") {
+        std::fprintf(stderr, "subsync-bench-parse: the pass to profile is `parse` or `walk`, not `%s`\n", argv[3]);
+        return 2;
+    }
     try {
         std::string corpus;
         read_file(path, corpus);  // also warms the page cache
@@ -146,6 +154,21 @@ int main(int argc, char** argv) {
             auto page = parser.groups(body);
             if (!page) throw std::runtime_error("corpus page does not parse: " + page.error().message);
             items += page->purchases.size();
+        }
+
+        if (!only.empty()) {  // one pass alone, for a profiler
+            for (int r = 0; r < reps; ++r) {
+                for (const auto& body : padded) {
+                    if (only == "parse") {
+                        if (!parser.groups(body, kept)) throw std::runtime_error("a page stopped parsing");
+                        checksum += kept.purchases.size();
+                    } else {
+                        auto doc = ondemand.iterate(body.data(), body.size(), body.capacity());
+                        for (auto field : doc.get_object()) checksum += visit(field.value());
+                    }
+                }
+            }
+            return checksum == 0 ? 1 : 0;
         }
 
         std::vector<sample> samples;
