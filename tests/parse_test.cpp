@@ -233,6 +233,56 @@ TEST(Parse, TheFastPassReadsEveryCleanFieldItself) {
     }
 }
 
+// The On-Demand pass reads integers and the common time form itself, a word at a time; on any
+// value it either agrees with the DOM or gives the page up to it (and then the DOM decides).
+TEST(Parse, TheFastPassReadsIntegersAndTimesAsTheDomDoes) {
+    const std::vector<std::string> integers{
+        "0", "-0", "7", "-7", "12345678", "123456789", "1234567890123456", "12345678901234567",
+        "123456789012345678", "1234567890123456789", "9223372036854775807", "-9223372036854775808", "10 ",
+        "10\n", "10\t\r ", "null"};
+    const std::vector<std::string> not_integers{
+        "9223372036854775808", "-9223372036854775809", "12345678901234567890", "01", "-01", "-", "1.0", "1e3",
+        "1E3", "\"10\"", "true", "[1]", "2.", "-x"};
+    const std::vector<std::string> times{
+        "2024-02-29T00:00:00Z", "2000-02-29T23:59:60Z", "1899-12-31T23:59:59Z", "1900-01-01T00:00:00Z",
+        "2156-12-31T23:59:59Z", "2157-01-01T00:00:00Z", "0000-01-01T00:00:00Z", "9999-12-31T23:59:59Z",
+        "2026-04-30T00:00:00", "2026-04-30T00:00:00z", "2026-04-30 00:00:00Z", "2026-04-30T00:00:00.5Z",
+        "2026-04-30T00:00:0\\u0030Z"};
+    const std::vector<std::string> not_times{
+        "2023-02-29T00:00:00Z", "1900-02-29T00:00:00Z", "2026-13-01T00:00:00Z", "2026-04-31T00:00:00Z",
+        "2026-04-00T00:00:00Z", "2026-04-30T24:00:00Z", "2026-04-30T00:60:00Z", "2026-04-30T00:00:61Z",
+        "2026-04-30T00:00:00ZZ", "2026-04-30T00:00:00Q"};
+    const auto quota_page = [](const std::string& q) {
+        return R"({"total":1,"purchases":[{"id":"a","quota_left":)" + q + "}]}";
+    };
+    const auto time_page = [](const std::string& t) {
+        return R"({"total":1,"purchases":[{"id":"a","order_time":")" + t + R"(","expire_time": ")" + t + R"(" }]})";
+    };
+    const auto check = [](const std::string& body, bool readable) {
+        SCOPED_TRACE(body);
+        simdjson::ondemand::parser ondemand;
+        std::string scratch;
+        groups_page fast;
+        const bool fast_read = detail::read_groups_ondemand(ondemand, body, scratch, fast);
+        simdjson::dom::parser dom;
+        const auto slow = detail::read_groups_dom(dom, body);
+        ASSERT_EQ(fast_read, readable);
+        if (!readable) {  // the DOM refuses the page (not JSON) or lists the item as unreadable
+            if (slow) {
+                EXPECT_FALSE(slow->unreadable.empty());
+            }
+            return;
+        }
+        ASSERT_TRUE(slow) << slow.error().message;
+        EXPECT_TRUE(slow->unreadable.empty());
+        EXPECT_EQ(fast.purchases, slow->purchases);
+    };
+    for (const auto& q : integers) check(quota_page(q), true);
+    for (const auto& q : not_integers) check(quota_page(q), false);
+    for (const auto& t : times) check(time_page(t), true);
+    for (const auto& t : not_times) check(time_page(t), false);
+}
+
 // A key written with an escape is the key it unescapes to, as any JSON reader sees it.
 TEST(Parse, EscapedKeysAreTheirUnescapedNames) {
     body_parser p;

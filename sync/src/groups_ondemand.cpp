@@ -1,12 +1,15 @@
 #include "groups_ondemand.hpp"
 
 #include "fields.hpp"
+#include "time_common.hpp"
 
 #include <subsync/sync/time.hpp>
 
 #include <algorithm>
+#include <bit>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <optional>
 #include <string_view>
 #include <utility>
@@ -145,7 +148,54 @@ bool read(od::value& v, field<std::string>& out, backslashes& escapes) {
     return true;
 }
 
+// The value of eight ASCII digits, the first most significant, in a little-endian word: pairs,
+// then quads, then the eight combined by three multiplications (the classic SWAR reading).
+constexpr std::uint64_t eight_digits(std::uint64_t w) noexcept {
+    w = (w & 0x0F0F0F0F0F0F0F0FULL) * 2561 >> 8;
+    w = (w & 0x00FF00FF00FF00FFULL) * 6553601 >> 16;
+    return (w & 0x0000FFFF0000FFFFULL) * 42949672960001ULL >> 32;
+}
+
+// An integer token (`-`, then 1 to 19 digits, the first not a 0 unless alone, then nothing but
+// whitespace) in the int64 range, read a word at a time; false for anything else, which
+// get_int64() then reads or refuses. The value is left for the iterator to pass over: a token
+// that is an integer and nothing else cannot be misread by the skip, unlike a string (see
+// plain_string()). The page is padded, so words read past the token stay in its buffer.
+bool plain_integer(std::string_view token, std::int64_t& out) noexcept {
+    const bool negative = !token.empty() && token[0] == '-';
+    const char* digits = token.data() + (negative ? 1 : 0);
+    const std::size_t room = token.size() - (negative ? 1 : 0);
+    constexpr std::uint64_t zeros = 0x3030303030303030ULL;
+    std::size_t n = 0;  // digits, 8 at most per word
+    for (int word = 0; word < 3; ++word) {
+        const std::uint64_t not_digit = over_nine(load_le<std::uint64_t>(digits + n) ^ zeros);
+        if (not_digit != 0) {
+            n += static_cast<std::size_t>(std::countr_zero(not_digit)) / 8;
+            break;
+        }
+        n += 8;
+    }
+    if (n == 0 || n > 19 || n > room || (digits[0] == '0' && n > 1)) return false;
+    if (n < room && digits[n] != ' ' && digits[n] != '\n' && digits[n] != '\r' && digits[n] != '\t') return false;
+    std::uint64_t value = 0;
+    std::size_t at = 0;
+    for (; at + 8 <= n; at += 8) value = value * 100'000'000 + eight_digits(load_le<std::uint64_t>(digits + at));
+    if (const std::size_t rest = n - at; rest != 0) {
+        // The last 1..7 digits moved to the word's top, the zero bytes before them read as 0s.
+        static constexpr std::uint64_t scale[8] = {1, 10, 100, 1'000, 10'000, 100'000, 1'000'000, 10'000'000};
+        value = value * scale[rest] + eight_digits(load_le<std::uint64_t>(digits + at) << (8 * (8 - rest)));
+    }
+    constexpr std::uint64_t max = std::numeric_limits<std::int64_t>::max();
+    if (value > max + (negative ? 1 : 0)) return false;
+    out = negative ? static_cast<std::int64_t>(0 - value) : static_cast<std::int64_t>(value);
+    return true;
+}
+
 bool read(od::value& v, field<std::int64_t>& out) {
+    if (std::int64_t n = 0; plain_integer(v.raw_json_token(), n)) {
+        out.assign_in_place() = n;
+        return true;
+    }
     const auto t = type_or_null(v, out);
     if (!t || *t == json_type::null) return t.has_value();
     return *t == json_type::number && !v.get_int64().get(out.assign_in_place());
@@ -153,6 +203,17 @@ bool read(od::value& v, field<std::int64_t>& out) {
 
 // As parse.cpp read_time(): an ISO-8601 string, "" for unset, or epoch milliseconds.
 bool read_time(od::value& v, field<epoch_ms>& out, backslashes& escapes) {
+    // The common form first, straight from the page: a quote, the 20 bytes, a quote. Its bytes
+    // are digits and separators only, so the quote after them closes the string and no escape or
+    // invalid byte can hide in it; the value is consumed as plain_string() does.
+    if (const std::string_view token = v.raw_json_token(); token.size() >= 22 && token[0] == '"' && token[21] == '"') {
+        epoch_ms ms = 0;
+        od::raw_json_string consumed;
+        if (read_common_iso8601(token.data() + 1, ms) && !v.get_raw_json_string().get(consumed)) {
+            out.assign_in_place() = ms;
+            return true;
+        }
+    }
     if (const auto text = plain_string(v, escapes)) {  // consumed: read here, even when blank
         if (text->empty()) {
             out.set_null();  // a field the API left blank

@@ -1,9 +1,9 @@
 #include <subsync/sync/time.hpp>
 
-#include <bit>
+#include "time_common.hpp"
+
 #include <chrono>
 #include <cstdint>
-#include <cstring>
 
 namespace subsync::sync {
 namespace {
@@ -16,66 +16,6 @@ bool digits(std::string_view s, std::size_t pos, std::size_t n, int& out) {
         v = v * 10 + (s[i] - '0');
     }
     out = v;
-    return true;
-}
-
-// The bytes at `p` as a little-endian word, whatever the machine's byte order.
-template <class Word>
-Word load_le(const char* p) noexcept {
-    Word w = 0;
-    if constexpr (std::endian::native == std::endian::little) {
-        std::memcpy(&w, p, sizeof w);
-    } else {
-        for (std::size_t i = 0; i < sizeof w; ++i) w |= static_cast<Word>(static_cast<unsigned char>(p[i])) << (8 * i);
-    }
-    return w;
-}
-
-// Byte i of a little-endian word.
-constexpr unsigned byte_at(std::uint64_t w, unsigned i) noexcept {
-    return static_cast<unsigned>(w >> (8 * i)) & 0xFFU;
-}
-
-// Whether every byte of `w` is at most 9 (every byte was a digit once '0' was taken away).
-constexpr bool all_digits(std::uint64_t w) noexcept {
-    // A byte of 10..127 carries into its top bit when 0x76 is added; one of 128 or more has it set.
-    // A carry out of a byte comes only from one of 0x8A or more, which fails already.
-    return (((w + 0x7676767676767676ULL) | w) & 0x8080808080808080ULL) == 0;
-}
-
-// `YYYY-MM-DDTHH:MM:SSZ`, the form the APIs send nearly always, read as three words (the
-// separators checked by a mask, the fourteen digits at once); false for anything else, which
-// the general reading below then takes.
-bool parse_common_form(std::string_view s, epoch_ms& out) noexcept {
-    if (s.size() != 20) return false;
-    // Bytes 0-7 `YYYY-MM-`, 8-15 `DDTHH:MM`, 16-19 `:SSZ`; each word's separator bytes masked.
-    constexpr std::uint64_t sep_a = 0xFF0000FF00000000ULL, is_a = 0x2D00002D00000000ULL;  // '-' '-'
-    constexpr std::uint64_t sep_b = 0x0000FF0000FF0000ULL, is_b = 0x00003A0000540000ULL;  // 'T' ':'
-    constexpr std::uint64_t sep_c = 0x00000000FF0000FFULL, is_c = 0x000000005A00003AULL;  // ':' 'Z'
-    constexpr std::uint64_t zeros = 0x3030303030303030ULL;
-    const auto a = load_le<std::uint64_t>(s.data());
-    const auto b = load_le<std::uint64_t>(s.data() + 8);
-    const std::uint64_t c = load_le<std::uint32_t>(s.data() + 16);
-    if ((a & sep_a) != is_a || (b & sep_b) != is_b || (c & sep_c) != is_c) return false;
-    const std::uint64_t da = (a ^ zeros) & ~sep_a, db = (b ^ zeros) & ~sep_b, dc = (c ^ (zeros >> 32)) & ~sep_c;
-    if (!all_digits(da) || !all_digits(db) || !all_digits(dc)) return false;
-    const unsigned y = byte_at(da, 0) * 1000 + byte_at(da, 1) * 100 + byte_at(da, 2) * 10 + byte_at(da, 3);
-    const unsigned mo = byte_at(da, 5) * 10 + byte_at(da, 6), dd = byte_at(db, 0) * 10 + byte_at(db, 1);
-    const unsigned h = byte_at(db, 3) * 10 + byte_at(db, 4), mi = byte_at(db, 6) * 10 + byte_at(db, 7);
-    const unsigned sec = byte_at(dc, 1) * 10 + byte_at(dc, 2);
-    if (mo - 1 > 11 || dd == 0 || h > 23 || mi > 59 || sec > 60) return false;
-    const bool leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
-    constexpr unsigned month_days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    if (dd > month_days[mo - 1] + (mo == 2 && leap ? 1U : 0U)) return false;
-    // Days from 1970-01-01 to the civil date (H. Hinnant's days_from_civil, which <chrono>'s
-    // sys_days{year_month_day} also computes). The year is shifted by one 400-year era so that
-    // January and February of year 0 stay non-negative and every division is unsigned.
-    const unsigned yy = y + 400 - (mo <= 2 ? 1U : 0U);
-    const unsigned era = yy / 400, yoe = yy % 400;
-    const unsigned doy = (153 * (mo > 2 ? mo - 3 : mo + 9) + 2) / 5 + dd - 1;
-    const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    const std::int64_t days = std::int64_t{era} * 146097 + doe - 719468 - 146097;
-    out = clamp_time((days * 86400 + h * 3600 + mi * 60 + sec) * 1000);
     return true;
 }
 
@@ -126,7 +66,7 @@ bool parse_common_form(std::string_view s, epoch_ms& out) noexcept {
 }  // namespace
 
 bool read_iso8601(std::string_view s, epoch_ms& out) noexcept {
-    return parse_common_form(s, out) || parse_general_form(s, out);
+    return (s.size() == 20 && detail::read_common_iso8601(s.data(), out)) || parse_general_form(s, out);
 }
 
 namespace {
