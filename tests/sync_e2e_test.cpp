@@ -354,7 +354,8 @@ TEST_F(SyncE2E, AListingWhosePagesAreAsBeforeIsRecognisedAndADifferenceAnywhereI
 TEST_F(SyncE2E, APageWhoseOnlyUnknownMembersMovedIsAsBefore) {
     start(emulator::dataset::generated(600, 10, 7));
     const auto cfg = config(100, 4);
-    // The run's summary, and how many of its pages 2..6 were read each way (the -v lines).
+    // The run's summary, and how many of its six pages were read each way (the -v lines; page 1
+    // is always parsed, as it says the listing's total).
     struct run {
         groups_run summary;
         std::map<std::string, int> reading;

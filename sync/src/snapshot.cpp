@@ -530,7 +530,7 @@ void snapshot_store::record_digests(listing_stage& stage, std::optional<epoch_ms
 prune_counts snapshot_store::prune(epoch_ms cutoff) {
     SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
     prune_counts c;
-    auto run = [&](const char* sql) {
+    auto run = [&](const std::string& sql) {
         SQLite::Statement st(db_, sql);
         st.bind(1, static_cast<std::int64_t>(cutoff));
         return static_cast<std::int64_t>(st.exec());
@@ -541,8 +541,8 @@ prune_counts snapshot_store::prune(epoch_ms cutoff) {
     run("DELETE FROM quota_latest WHERE time < ?");
     // Item rows are otherwise written only with a run that counts them (the export's data mark).
     for (const auto table : {versioned_table::purchased_groups, versioned_table::subscription_resources}) {
-        const auto removed = run(fmt::format("DELETE FROM {} WHERE removed_at IS NOT NULL AND removed_at < ?",
-                                             version_name(table)).c_str());
+        const auto removed =
+            run(fmt::format("DELETE FROM {} WHERE removed_at IS NOT NULL AND removed_at < ?", version_name(table)));
         if (removed > 0) bump_data_version(db_, table);
         c.removed_items += removed;
     }
