@@ -239,19 +239,21 @@ TEST(Parse, TheFastPassReadsIntegersAndTimesAsTheDomDoes) {
     const std::vector<std::string> integers{
         "0", "-0", "7", "-7", "12345678", "123456789", "1234567890123456", "12345678901234567",
         "123456789012345678", "1234567890123456789", "9223372036854775807", "-9223372036854775808", "10 ",
-        "10\n", "10\t\r ", "null"};
+        "10\n", "10\t\r ", "null", "-1234567890123456789"};
     const std::vector<std::string> not_integers{
         "9223372036854775808", "-9223372036854775809", "12345678901234567890", "01", "-01", "-", "1.0", "1e3",
-        "1E3", "\"10\"", "true", "[1]", "2.", "-x"};
+        "1E3", "\"10\"", "true", "[1]", "2.", "-x", "18446744073709551615", "5:1"};
     const std::vector<std::string> times{
         "2024-02-29T00:00:00Z", "2000-02-29T23:59:60Z", "1899-12-31T23:59:59Z", "1900-01-01T00:00:00Z",
         "2156-12-31T23:59:59Z", "2157-01-01T00:00:00Z", "0000-01-01T00:00:00Z", "9999-12-31T23:59:59Z",
         "2026-04-30T00:00:00", "2026-04-30T00:00:00z", "2026-04-30 00:00:00Z", "2026-04-30T00:00:00.5Z",
         "2026-04-30T00:00:0\\u0030Z"};
+    // Times as epoch milliseconds (read through the same integer reading), clamped as the DOM does.
+    const std::vector<std::string> epoch_times{"0", "1700000000000", "-9223372036854775808", "9223372036854775807"};
     const std::vector<std::string> not_times{
         "2023-02-29T00:00:00Z", "1900-02-29T00:00:00Z", "2026-13-01T00:00:00Z", "2026-04-31T00:00:00Z",
         "2026-04-00T00:00:00Z", "2026-04-30T24:00:00Z", "2026-04-30T00:60:00Z", "2026-04-30T00:00:61Z",
-        "2026-04-30T00:00:00ZZ", "2026-04-30T00:00:00Q"};
+        "2026-04-30T00:00:00ZZ", "2026-04-30T00:00:00Q", "2026-04-30T00:00:00Z\":1,\"x"};
     const auto quota_page = [](const std::string& q) {
         return R"({"total":1,"purchases":[{"id":"a","quota_left":)" + q + "}]}";
     };
@@ -277,6 +279,15 @@ TEST(Parse, TheFastPassReadsIntegersAndTimesAsTheDomDoes) {
         EXPECT_TRUE(slow->unreadable.empty());
         EXPECT_EQ(fast.purchases, slow->purchases);
     };
+    // Every length the word-wide reading splits differently, with and without a space after it.
+    std::string digits;
+    for (char d = '1'; digits.size() < 19; d = d == '9' ? '0' : static_cast<char>(d + 1)) {
+        digits += d;
+        check(quota_page(digits), true);
+        check(quota_page(digits + " "), true);
+        check(quota_page("-" + digits), true);
+    }
+    for (const auto& ms : epoch_times) check(R"({"total":1,"purchases":[{"id":"a","order_time":)" + ms + "}]}", true);
     for (const auto& q : integers) check(quota_page(q), true);
     for (const auto& q : not_integers) check(quota_page(q), false);
     for (const auto& t : times) check(time_page(t), true);

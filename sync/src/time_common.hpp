@@ -57,8 +57,8 @@ constexpr std::int64_t days_from_civil(unsigned y, unsigned mo, unsigned dd) noe
 inline constexpr std::uint8_t month_days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
 inline constexpr std::uint16_t days_before_month[12] = {0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334};
 
-// January 1st of each year from 1900 to 2156, as days from 1970-01-01 (a year's length is the
-// difference to the next one's), built when compiling.
+// January 1st of each year from 1900 to 2156, as days from 1970-01-01, built when compiling: the
+// years 1900 to 2155 are read from it (a year's length is the difference to the next one's).
 inline constexpr unsigned first_table_year = 1900;
 inline constexpr auto year_table = [] {
     std::array<std::int32_t, 257> days{};
@@ -89,7 +89,7 @@ static_assert(year_table[70] == 0 && year_table[71] == 365 && year_table[101] - 
     if (mo - 1 > 11 || dd - 1 > 30 || h > 23 || mi > 59 || sec > 60) return false;
     const std::int64_t second_of_day = h * 3600 + mi * 60 + sec;
     if (y - first_table_year < year_table.size() - 1) {
-        // The years around now: two loads and a few adds, where the calendar's arithmetic
+        // 1900 to 2155, the years around now: two loads and a few adds, where the calendar's arithmetic
         // (below) was a long chain of multiplications per time.
         const std::int32_t jan1 = year_table[y - first_table_year];
         const bool leap = year_table[y - first_table_year + 1] - jan1 == 366;
