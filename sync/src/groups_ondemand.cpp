@@ -156,11 +156,11 @@ constexpr std::uint64_t eight_digits(std::uint64_t w) noexcept {
     return (w & 0x0000FFFF0000FFFFULL) * 42949672960001ULL >> 32;
 }
 
-// An integer token (`-`, then 1 to 19 digits, the first not a 0 unless alone, then whitespace or
-// the token's end: simdjson's stage 1 starts a new token after whitespace, so the byte after the
-// digits is all there is to look at) in the int64 range, read a word at a time; false for anything else, which
-// get_int64() then reads or refuses. The value is left for the iterator to pass over: a token
-// that is an integer and nothing else cannot be misread by the skip, unlike a string (see
+// An integer token in the int64 range, read a word at a time: `-`, then 1 to 19 digits (the first
+// not a 0 unless alone), then whitespace or the token's end (simdjson's stage 1 starts a new token
+// after whitespace, so the byte after the digits is all there is to look at). False for anything
+// else, which get_int64() then reads or refuses. The value is left for the iterator to pass over:
+// a token that is an integer and nothing else cannot be misread by the skip, unlike a string (see
 // plain_string()). The page is padded, so words read past the token stay in its buffer.
 bool plain_integer(std::string_view token, std::int64_t& out) noexcept {
     const bool negative = !token.empty() && token[0] == '-';

@@ -62,7 +62,8 @@ inline constexpr std::uint16_t days_before_month[12] = {0, 31, 59, 90, 120, 151,
 inline constexpr unsigned first_table_year = 1900;
 inline constexpr auto year_table = [] {
     std::array<std::int32_t, 257> days{};
-    for (unsigned i = 0; i < days.size(); ++i) days[i] = static_cast<std::int32_t>(days_from_civil(first_table_year + i, 1, 1));
+    for (unsigned i = 0; i < days.size(); ++i)
+        days[i] = static_cast<std::int32_t>(days_from_civil(first_table_year + i, 1, 1));
     return days;
 }();
 static_assert(year_table[70] == 0 && year_table[71] == 365 && year_table[101] - year_table[100] == 366 &&
