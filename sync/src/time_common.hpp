@@ -90,8 +90,8 @@ static_assert(year_table[70] == 0 && year_table[71] == 365 && year_table[101] - 
     if (mo - 1 > 11 || dd - 1 > 30 || h > 23 || mi > 59 || sec > 60) return false;
     const std::int64_t second_of_day = h * 3600 + mi * 60 + sec;
     if (y - first_table_year < year_table.size() - 1) {
-        // 1900 to 2155, the years around now: two loads and a few adds, where the calendar's arithmetic
-        // (below) was a long chain of multiplications per time.
+        // 1900 to 2155, the years around now: two loads and a few adds, where the calendar's
+        // arithmetic (below) was a long chain of multiplications per time.
         const std::int32_t jan1 = year_table[y - first_table_year];
         const bool leap = year_table[y - first_table_year + 1] - jan1 == 366;
         if (dd > month_days[mo - 1] + (mo == 2 && leap ? 1U : 0U)) return false;
