@@ -171,8 +171,7 @@ struct http_connection::impl {
     std::optional<beast::ssl_stream<beast::tcp_stream>> secure;
     beast::flat_buffer buffer;
     std::size_t connects = 0;
-    std::string spare;        // a body given back by reuse(), kept in by the next 2xx answer
-    body_lease spare_lease;   // its capacity, charged to the body budget while it waits
+    body_scratch spare;  // a body given back by reuse(), kept in by the next 2xx answer
 
     bool open() const { return plain.has_value() || secure.has_value(); }
 
@@ -307,12 +306,12 @@ struct http_connection::impl {
         }
 
         // The status decides what of the body is kept (budgeted_body).
-        if (parser->get().result_int() / 100 == 2 && spare.capacity() > 0) {
+        if (parser->get().result_int() / 100 == 2 && spare.bytes.capacity() > 0) {
             auto& body = parser->get().body();
-            spare.clear();
-            body.kept = std::move(spare);
-            body.lease = std::move(spare_lease);  // the buffer's charge goes with it
-            spare = std::string();
+            spare.bytes.clear();
+            body.kept = std::move(spare.bytes);
+            body.lease = std::move(spare.lease);  // the buffer's charge goes with it
+            spare.bytes = std::string();
         }
         detail::choose_body(*parser, req.shape, req.unfiltered_up_to);
         if (!parser->is_done()) {
@@ -353,11 +352,11 @@ std::size_t http_connection::connects() const noexcept { return impl_->connects;
 void http_connection::reuse(std::string&& body) noexcept {
     constexpr std::size_t kept_max = std::size_t{1} << 20;
     auto& d = *impl_;
-    if (body.capacity() > kept_max || body.capacity() <= d.spare.capacity()) return;
+    if (body.capacity() > kept_max || body.capacity() <= d.spare.bytes.capacity()) return;
     body_lease lease;
     if (!lease.grow(body.capacity())) return;  // no room in the budget for an idle buffer: freed
-    d.spare = std::move(body);
-    d.spare_lease = std::move(lease);  // the smaller spare's share, if any, goes back
+    d.spare.bytes = std::move(body);
+    d.spare.lease = std::move(lease);  // the smaller spare's share, if any, goes back
 }
 
 asio::awaitable<void> http_connection::warm_up() {

@@ -98,7 +98,8 @@ struct http_response {
                                                   std::size_t body_limit = 64u << 20,
                                                   std::size_t unfiltered_up_to = 0);
 
-/// A buffer filter_body() writes into, with its share of the body budget while it waits.
+/// An idle buffer with its share of the body budget while it waits: what filter_body() writes
+/// into, and the body a connection keeps for its next answer (http_connection::reuse()).
 struct body_scratch {
     std::string bytes;
     body_lease lease;
