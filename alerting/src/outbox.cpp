@@ -200,32 +200,69 @@ void outbox::for_each_pending(std::string_view sink, std::int64_t limit,
 
 void outbox::assign(std::string_view sink, std::int64_t batch, std::string_view group_key,
                     std::span<const std::int64_t> seqs) {
-    // The group's row, then its members marked with it in one statement, in one transaction.
-    std::string members = "[";
-    for (const std::int64_t seq : seqs) {
-        if (members.size() > 1) members += ',';
-        members += std::to_string(seq);
-    }
-    members += ']';
+    const group_assignment g{batch, group_key, seqs};
+    assign(sink, std::span(&g, 1));
+}
+
+// Each group's row, then its members marked with it in one statement; every group in one
+// transaction. A first sync's 128 groups over 63,000 alerts committed 128 times, and each commit
+// wrote again the alert_deliveries pages the group's members lie on (spread over the table, as
+// groups are by kind): a quarter of the delivery's CPU and most of its fsyncs (issue 16).
+void outbox::assign(std::string_view sink, std::span<const group_assignment> groups) {
+    if (groups.empty()) return;
+    const std::string name(sink);
+    std::string members;
     SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
-    {
-        in_use b(new_batch_, db_,
-                 "INSERT INTO alert_batches (sink, batch, group_key, status, attempts, next_attempt_at) "
-                 "VALUES (?, ?, ?, 'pending', 0, 0)");
-        b->bind(1, std::string(sink));
-        b->bind(2, batch);
-        b->bind(3, std::string(group_key));
-        b->exec();
-    }
-    {
+    for (const group_assignment& g : groups) {
+        members.clear();
+        members += '[';
+        for (const std::int64_t seq : g.seqs) {
+            if (members.size() > 1) members += ',';
+            members += std::to_string(seq);
+        }
+        members += ']';
+        {
+            in_use b(new_batch_, db_,
+                     "INSERT INTO alert_batches (sink, batch, group_key, status, attempts, next_attempt_at) "
+                     "VALUES (?, ?, ?, 'pending', 0, 0)");
+            b->bind(1, name);
+            b->bind(2, g.batch);
+            b->bind(3, std::string(g.key));
+            b->exec();
+        }
         in_use u(pin_, db_,
                  "UPDATE alert_deliveries SET batch = ?1 "
                  "WHERE sink = ?2 AND seq IN (SELECT value FROM json_each(?3)) AND batch IS NULL");
-        u->bind(1, batch);
-        u->bind(2, std::string(sink));
+        u->bind(1, g.batch);
+        u->bind(2, name);
         u->bind(3, members);
         u->exec();
     }
+    tx.commit();
+}
+
+void outbox::release(std::string_view sink, std::span<const std::int64_t> batches) {
+    if (batches.empty()) return;
+    std::string list = "[";
+    for (const std::int64_t b : batches) {
+        if (list.size() > 1) list += ',';
+        list += std::to_string(b);
+    }
+    list += ']';
+    SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
+    SQLite::Statement b(db_,
+                        "DELETE FROM alert_batches WHERE sink = ?1 AND batch IN (SELECT value FROM json_each(?2)) "
+                        "AND status = 'pending' AND attempts = 0");
+    b.bind(1, std::string(sink));
+    b.bind(2, list);
+    b.exec();
+    SQLite::Statement d(db_,
+                        "UPDATE alert_deliveries INDEXED BY alert_deliveries_by_batch SET batch = NULL "
+                        "WHERE sink = ?1 AND batch IN (SELECT value FROM json_each(?2)) AND NOT EXISTS "
+                        "(SELECT 1 FROM alert_batches WHERE sink = ?1 AND batch = alert_deliveries.batch)");
+    d.bind(1, std::string(sink));
+    d.bind(2, list);
+    d.exec();
     tx.commit();
 }
 

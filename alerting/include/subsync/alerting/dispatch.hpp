@@ -72,6 +72,7 @@ public:
 private:
     struct sink_slot;
     [[nodiscard]] std::vector<planned_notification> plan(const sink_slot& s) const;
+    [[nodiscard]] std::vector<std::int64_t> assign_due(const sink_slot& s, std::vector<planned_notification>& plans);
     boost::asio::awaitable<sink_dispatch> drain(sink_slot& s, std::chrono::steady_clock::time_point deadline);
     boost::asio::awaitable<batch_outcome> attempt(sink_slot& s, const planned_notification& p,
                                                   std::chrono::steady_clock::time_point deadline);

@@ -126,6 +126,18 @@ public:
     /// `group_key`, in one transaction: a restart sends that same group again.
     void assign(std::string_view sink, std::int64_t batch, std::string_view group_key,
                 std::span<const std::int64_t> seqs);
+    /// One group notification for assign().
+    struct group_assignment {
+        std::int64_t batch = 0;
+        std::string_view key;
+        std::span<const std::int64_t> seqs;
+    };
+    /// As assign(), every group in one transaction: one commit, and each page of
+    /// alert_deliveries written once, however many groups a pass sends.
+    void assign(std::string_view sink, std::span<const group_assignment> groups);
+    /// Undoes assign() for group notifications of `sink` never attempted: their members are
+    /// ungrouped again, to be grouped afresh with what arrives meanwhile. One transaction.
+    void release(std::string_view sink, std::span<const std::int64_t> batches);
     /// The members of one group notification in the order they were assigned (seq order), each
     /// with its payload rendered when `render` (else "", unless stored by schema 4). The error
     /// names a member queued by schema 4 or before whose stored payload cannot be read (it never
