@@ -96,14 +96,13 @@ cell text_cell(std::string s) { return cell{field_state::present, 0, std::move(s
 
 // Columns of a plain table (runs, changes): SQL NULL is "absent" where the
 // table uses it so (a change's old/new), else null.
+// Into the cells of the row before, reusing their buffers: a new string per text cell and row
+// was a sixth of writing the 63,000 rows of a first sync's alerts files.
 void read_plain(SQLite::Statement& q, std::span<const column> cols, bool null_is_absent, std::vector<cell>& out) {
     out.resize(cols.size());
-    for (std::size_t i = 0; i < cols.size(); ++i) {
-        const auto c = q.getColumn(static_cast<int>(i));
-        if (c.isNull()) out[i] = cell{null_is_absent ? field_state::absent : field_state::null, 0, {}};
-        else if (cols[i].type == text || cols[i].type == json) out[i] = text_cell(c.getString());
-        else out[i] = cell{field_state::present, c.getInt64(), {}};
-    }
+    const field_state if_null = null_is_absent ? field_state::absent : field_state::null;
+    for (std::size_t i = 0; i < cols.size(); ++i)
+        sync::read_cell(q.getColumn(static_cast<int>(i)), cols[i].type, if_null, out[i]);
 }
 
 }  // namespace

@@ -52,23 +52,25 @@ void read_cells(SQLite::Statement& stmt, std::span<const column> cols, int first
 
 void read_cells(SQLite::Statement& stmt, std::span<const column> cols, int first, std::span<cell> out) {
     const auto absent = stmt.getColumn(first + static_cast<int>(cols.size())).getInt64();
-    for (std::size_t i = 0; i < cols.size(); ++i) {
-        auto col = stmt.getColumn(first + static_cast<int>(i));
-        cell& c = out[i];
-        c.text.clear();
-        c.number = 0;
-        if (col.isNull()) {
-            c.state = (absent >> i) & 1 ? field_state::absent : field_state::null;
-        } else {
-            c.state = field_state::present;
-            if (cols[i].type == column_type::text || cols[i].type == column_type::json) {
-                // Reuses the cell's buffer (getString made a new string per cell); text before bytes, as SQLite asks.
-                const char* text = col.getText();
-                c.text.assign(text, static_cast<std::size_t>(col.getBytes()));
-            } else {
-                c.number = col.getInt64();
-            }
-        }
+    for (std::size_t i = 0; i < cols.size(); ++i)
+        read_cell(stmt.getColumn(first + static_cast<int>(i)), cols[i].type,
+                  (absent >> i) & 1 ? field_state::absent : field_state::null, out[i]);
+}
+
+void read_cell(const SQLite::Column& col, column_type type, field_state if_null, cell& c) {
+    c.text.clear();
+    c.number = 0;
+    if (col.isNull()) {
+        c.state = if_null;
+        return;
+    }
+    c.state = field_state::present;
+    if (type == column_type::text || type == column_type::json) {
+        // Reuses the cell's buffer (getString made a new string per cell); text before bytes, as SQLite asks.
+        const char* text = col.getText();
+        c.text.assign(text, static_cast<std::size_t>(col.getBytes()));
+    } else {
+        c.number = col.getInt64();
     }
 }
 

@@ -64,6 +64,8 @@ struct run_record {
 void read_cells(SQLite::Statement& stmt, std::span<const column> cols, int first_index, std::vector<cell>& out);
 /// The same into `out`, which holds cols.size() cells (a slice of a longer row).
 void read_cells(SQLite::Statement& stmt, std::span<const column> cols, int first_index, std::span<cell> out);
+/// One column's value into `c`, reusing its text's buffer; a NULL becomes `if_null`.
+void read_cell(const SQLite::Column& col, column_type type, field_state if_null, cell& c);
 
 /// Opens a snapshot database for reading only (exports, history): WAL lets it
 /// read while a sync writes.
