@@ -103,6 +103,8 @@ TEST_F(Dispatch, DeadlineStopsStartingAttempts) {
     EXPECT_LT(std::chrono::steady_clock::now() - start, 4s);
     EXPECT_EQ(r.delivered, 0);
     EXPECT_EQ(delivery(db, "hook", 2).attempts, 0);
+    EXPECT_EQ(db.execAndGet("SELECT count(*) FROM alert_deliveries WHERE seq = 2 AND batch IS NULL").getInt(), 1)
+        << "not grouped: nothing went out";
     EXPECT_EQ(r.pending, 2);
 }
 
@@ -171,60 +173,72 @@ TEST_F(Dispatch, GroupIntervalHoldsNewAlertsOfAGroupJustSentAndLetsOthersGo) {
     EXPECT_EQ(alerts_of(lines[2]), std::vector<std::string>{payload_of(2, {})});
 }
 
-// A pass groups every notification that may go before the first goes out, in one transaction:
-// one commit per group cost a quarter of a first sync's delivery (issue 16). Each outcome is
-// still recorded (and committed) as soon as it is known.
-TEST_F(Dispatch, APassGroupsEveryDueNotificationInOneCommit) {
+// Counts the commits on `db` while it lives.
+class commit_counter {
+public:
+    explicit commit_counter(SQLite::Database& db) : db_(db) {
+        sqlite3_commit_hook(db_.getHandle(), [](void* n) { return ++*static_cast<int*>(n), 0; }, &commits_);
+    }
+    ~commit_counter() { sqlite3_commit_hook(db_.getHandle(), nullptr, nullptr); }
+    commit_counter(const commit_counter&) = delete;
+    commit_counter& operator=(const commit_counter&) = delete;
+    [[nodiscard]] int commits() const { return commits_; }
+
+private:
+    SQLite::Database& db_;
+    int commits_ = 0;
+};
+
+// Once the first group of a pass is delivered, the others due are written down in one
+// transaction: one commit per group cost a quarter of a first sync's delivery (issue 16). Each
+// outcome is still recorded (and committed) as soon as it is known.
+TEST_F(Dispatch, APassGroupsWhatIsDueInOneCommitOnceItsFirstGroupIsDelivered) {
     const auto file = dir / "out.jsonl";
     cfg.sinks = {jsonl_sink(file)};  // one group per alert
     for (int i = 0; i < 6; ++i) enqueue(db, {"file"}, item("sub-" + std::to_string(i)));
-    int commits = 0;
-    sqlite3_commit_hook(
-        db.getHandle(),
-        [](void* n) {
-            ++*static_cast<int*>(n);
-            return 0;
-        },
-        &commits);
+    commit_counter counter(db);
     const auto r = dispatch();
-    sqlite3_commit_hook(db.getHandle(), nullptr, nullptr);
     EXPECT_EQ(r.delivered, 6);
-    EXPECT_EQ(commits, 1 + 6) << "the groups in one commit, then one per outcome";
+    EXPECT_EQ(counter.commits(), 1 + 1 + 6) << "the first group, the other five together, then one per outcome";
     EXPECT_EQ(attempt_outcomes(db, "file"), (std::vector<std::string>{"1:delivered", "2:delivered", "3:delivered",
                                                                       "4:delivered", "5:delivered", "6:delivered"}));
 }
 
-// Grouped in one go with the head of the line, the notifications its failure holds back are
-// ungrouped again: they go out with what arrives meanwhile, as if never grouped.
-TEST_F(Dispatch, NotificationsHeldBehindAFailureAreGroupedAfreshWithLaterOnes) {
-    webhook_receiver rcv;
-    auto sink = http_sink(rcv, config::sink_type::webhook);
-    sink.group = {};
-    sink.group.by = {config::group_label::kind};
-    sink.group.interval = 0ms;
-    cfg.sinks = {sink};
-    enqueue(db, {"hook"});  // expiring: the head
-    outbox_entry expired;
-    expired.kind = "expired";
-    expired.severity = "critical";
-    enqueue(db, {"hook"}, expired);  // expired: held behind it
-    rcv.set_down(true);
-    EXPECT_EQ(dispatch(&rcv).failed, 1);
-    const auto held = delivery(db, "hook", 2);
-    EXPECT_EQ(held.status, "pending");
-    EXPECT_EQ(held.attempts, 0);
-    EXPECT_EQ(db.execAndGet("SELECT count(*) FROM alert_deliveries WHERE seq = 2 AND batch IS NULL").getInt(), 1)
-        << "grouped with the head, released when it failed";
-    EXPECT_EQ(db.execAndGet("SELECT group_concat(batch) FROM alert_batches").getString(), "1");
-    enqueue(db, {"hook"}, expired);  // arrives while the head waits for its retry
-    rcv.set_down(false);
-    now += 60'000;
-    EXPECT_EQ(dispatch(&rcv).delivered, 2);
-    const auto reqs = rcv.requests();
-    ASSERT_GE(reqs.size(), 2u);
-    EXPECT_EQ(reqs[reqs.size() - 2].header("Idempotency-Key"), "group:key-1");
-    EXPECT_EQ(reqs.back().header("Idempotency-Key"), "group:key-2");
-    EXPECT_EQ(alerts_of(reqs.back().body), (std::vector<std::string>{payload_of(2, expired), payload_of(3, expired)}));
+// Grouped ahead once the head went out, the groups a later failure holds back are ungrouped
+// again (the one that failed keeps its group, to be sent again as it was): they go out with
+// what arrives meanwhile, as if never grouped. While the head keeps failing, nothing behind it
+// is grouped: a retry of a dead sink writes its outcome and nothing else.
+TEST_F(Dispatch, GroupsHeldBehindAFailureAreGroupedAfreshAndARetryGroupsNothingAhead) {
+    const auto down = dir / "down", arm = dir / "arm";
+    // Fails while `down` is there; the first success while `arm` is there puts it there.
+    test::write_file(arm, "");
+    const std::string script = R"(cat > /dev/null; [ -e "$0" ] && exit 1; [ -e "$1" ] && mv "$1" "$0"; exit 0)";
+    cfg.sinks = {exec_sink({"/bin/sh", "-c", script, down.string(), arm.string()})};
+    for (int i = 0; i < 3; ++i) enqueue(db, {"hook"}, item("sub-" + std::to_string(i)));
+    auto r = dispatch();
+    EXPECT_EQ(r.delivered, 1);
+    EXPECT_EQ(r.failed, 1);
+    EXPECT_EQ(db.execAndGet("SELECT group_concat(batch || ':' || status || ':' || attempts, ' ') FROM "
+                            "(SELECT * FROM alert_batches ORDER BY batch)").getString(),
+              "1:delivered:1 2:pending:1");
+    EXPECT_EQ(db.execAndGet("SELECT count(*) FROM alert_deliveries WHERE seq = 3 AND batch IS NULL").getInt(), 1)
+        << "grouped ahead after the first went out, released when the second failed";
+
+    now += 60'000;  // past the backoff; the sink still fails
+    {
+        commit_counter counter(db);
+        r = dispatch();
+        EXPECT_EQ(r.failed, 1);
+        EXPECT_EQ(counter.commits(), 1) << "the retry's outcome only";
+    }
+    EXPECT_EQ(db.execAndGet("SELECT count(*) FROM alert_deliveries WHERE seq = 3 AND batch IS NULL").getInt(), 1);
+
+    std::filesystem::remove(down);  // the sink recovers
+    now += 120'000;
+    r = dispatch();
+    EXPECT_EQ(r.delivered, 2);
+    EXPECT_EQ(attempt_outcomes(db, "hook"),
+              (std::vector<std::string>{"1:delivered", "2:failed", "2:failed", "2:delivered", "3:delivered"}));
 }
 
 TEST_F(Dispatch, AFailedGroupIsResentWholeWithItsKeyWhileLaterAlertsWait) {

@@ -56,27 +56,29 @@ std::vector<planned_notification> alert_dispatcher::plan(const sink_slot& s) con
     return planner.finish([&](const std::string& key) { return outbox_.last_delivered(s.cfg.name, key); });
 }
 
-// Every notification of the plan that may go now is grouped before the first goes out, in one
-// transaction (outbox::assign): one commit for a pass instead of one per group took a quarter off
-// a first sync's delivery (issue 16). Returns the batches grouped here; drain() releases those it
-// did not attempt, so that what a failure or the deadline holds back is grouped afresh later, as
-// if it had never been grouped.
-std::vector<std::int64_t> alert_dispatcher::assign_due(const sink_slot& s, std::vector<planned_notification>& plans) {
+// Once a pass's first group notification is delivered, every other that may go now is written
+// down in one transaction (outbox::assign): one commit for the pass instead of one per group took
+// a quarter off a first sync's delivery (issue 16). Not before: a sink whose head keeps failing
+// would group and release its whole backlog on every retry. Returns the indexes of the plans
+// grouped here, from `from` on; drain() releases those it does not attempt.
+std::vector<std::size_t> alert_dispatcher::assign_due(const sink_slot& s, std::vector<planned_notification>& plans,
+                                                      std::size_t from) {
     const epoch_ms now = clock_.now();
     std::vector<outbox::group_assignment> groups;
-    std::vector<std::int64_t> batches;
-    for (planned_notification& p : plans) {
+    std::vector<std::size_t> grouped;
+    for (std::size_t i = from; i < plans.size(); ++i) {
+        planned_notification& p = plans[i];
         if (p.due > now) {
             if (p.retrying) break;  // head of line: nothing after it goes first
             continue;
         }
         if (p.assigned) continue;
         groups.push_back({p.batch, p.key, p.seqs});
-        batches.push_back(p.batch);
-        p.assigned = true;
+        grouped.push_back(i);
     }
     outbox_.assign(s.cfg.name, groups);
-    return batches;
+    for (const std::size_t i : grouped) plans[i].assigned = true;
+    return grouped;
 }
 
 std::pair<std::int64_t, std::optional<std::int64_t>> alert_dispatcher::pending() const {
@@ -125,52 +127,83 @@ asio::awaitable<batch_outcome> alert_dispatcher::attempt(sink_slot& s, const pla
     co_return o;
 }
 
+namespace {
+
+void due_at(sink_dispatch& d, epoch_ms t) {
+    d.next_due = d.next_due ? std::min(*d.next_due, t) : t;
+}
+
+}  // namespace
+
+// One pass over a sink's plan: group notifications go out one at a time in the order of their
+// groups' first alerts; a failed one blocks the sink until its retry time (head of line), while
+// a group that waits for its group_wait / group_interval lets the ones after it go. No
+// transaction is open while a sink is awaited: the connection is shared with the sync.
+asio::awaitable<alert_dispatcher::pass_result> alert_dispatcher::send(sink_slot& s,
+                                                                     std::vector<planned_notification> plans,
+                                                                     steady::time_point deadline, sink_dispatch& d) {
+    pass_result r;
+    // The plans written down ahead of their turn, and which ones the pass went on to try: the
+    // others are ungrouped again when it ends, however it ends, to be grouped afresh with what
+    // arrives meanwhile (as if never written down; only a crash leaves them grouped).
+    bool grouped_ahead = false;
+    std::vector<std::size_t> ahead;
+    std::vector<char> tried(plans.size(), 0);
+    auto release_untried = [&] {
+        std::vector<std::int64_t> batches;
+        for (const std::size_t i : ahead)
+            if (tried[i] == 0) batches.push_back(plans[i].batch);
+        outbox_.release(s.cfg.name, batches);
+    };
+    try {
+        for (std::size_t i = 0; i < plans.size() && !r.blocked; ++i) {
+            planned_notification& p = plans[i];
+            const bool due = p.due <= clock_.now();
+            if (!due || steady::now() >= deadline) {
+                due_at(d, p.due);
+                r.blocked = due || p.retrying;  // the deadline, or a retry not yet due: nothing after it goes first
+                continue;
+            }
+            tried[i] = 1;
+            const batch_outcome o = co_await attempt(s, p, deadline);
+            p.assigned = true;
+            r.sent = true;
+            if (o.outcome == attempt_outcome::delivered) {
+                ++d.delivered;
+                if (!grouped_ahead) {
+                    grouped_ahead = true;
+                    ahead = assign_due(s, plans, i + 1);
+                }
+            } else if (o.outcome == attempt_outcome::dead) {
+                ++d.dead;
+                r.last_dead_error = o.error;
+            } else {
+                ++d.failed;
+                due_at(d, o.next_attempt_at);
+                r.blocked = true;
+            }
+        }
+    } catch (...) {
+        try {
+            release_untried();
+        } catch (...) {  // they stay grouped, and are sent as grouped: at least once either way
+        }
+        throw;
+    }
+    release_untried();
+    co_return r;
+}
+
 asio::awaitable<sink_dispatch> alert_dispatcher::drain(sink_slot& s, steady::time_point deadline) {
     sink_dispatch d;
     d.sink = s.cfg.name;
     const std::string& name = s.cfg.name;
     const std::int64_t dead_before = outbox_.count(name, delivery_status::dead);
     std::string last_dead_error;
-    auto due_at = [&](epoch_ms t) { d.next_due = d.next_due ? std::min(*d.next_due, t) : t; };
-
-    // Group notifications go out one at a time in the order of their groups' first alerts; a
-    // failed one blocks the sink until its retry time (head of line), while a group that waits
-    // for its group_wait / group_interval lets the ones after it go. Planned again after each
-    // pass: what went out is gone, and grouping timers may have come due. No transaction is
-    // open while a sink is awaited: the connection is shared with the sync.
-    for (bool blocked = false, sent = true; sent && !blocked;) {
-        sent = false;
-        auto plans = plan(s);
-        const std::vector<std::int64_t> grouped = assign_due(s, plans);  // in plan order
-        std::size_t attempted = 0;  // of `grouped`: the ones the loop went on to attempt
-        for (const planned_notification& p : plans) {
-            const epoch_ms now = clock_.now();
-            if (p.due > now) {
-                due_at(p.due);
-                if (p.retrying) blocked = true;
-                if (blocked) break;
-                continue;
-            }
-            if (steady::now() >= deadline) {
-                due_at(p.due);
-                blocked = true;
-                break;
-            }
-            if (attempted < grouped.size() && grouped[attempted] == p.batch) ++attempted;
-            const batch_outcome o = co_await attempt(s, p, deadline);
-            sent = true;
-            if (o.outcome == attempt_outcome::delivered) ++d.delivered;
-            else if (o.outcome == attempt_outcome::dead) {
-                ++d.dead;
-                last_dead_error = o.error;
-            } else {
-                ++d.failed;
-                due_at(o.next_attempt_at);
-                blocked = true;
-                break;
-            }
-        }
-        outbox_.release(name, std::span(grouped).subspan(attempted));
+    // Planned again after each pass: what went out is gone, and grouping timers may have come due.
+    for (pass_result r{true, false, {}}; r.sent && !r.blocked;) {
+        r = co_await send(s, plan(s), deadline, d);
+        if (!r.last_dead_error.empty()) last_dead_error = r.last_dead_error;
     }
     const std::int64_t dead_after = outbox_.count(name, delivery_status::dead);
     if (dead_after != dead_before)

@@ -83,6 +83,17 @@ private:
     SQLite::Statement& q_;
 };
 
+// `[1,2,3]` into `out`: a list of seqs a statement reads with json_each().
+void write_id_list(std::string& out, std::span<const std::int64_t> ids) {
+    out.clear();
+    out += '[';
+    for (const std::int64_t id : ids) {
+        if (out.size() > 1) out += ',';
+        out += std::to_string(id);
+    }
+    out += ']';
+}
+
 }  // namespace
 
 std::int64_t outbox::enqueue(const queued_notification& n, std::span<const std::string> sinks) {
@@ -214,13 +225,7 @@ void outbox::assign(std::string_view sink, std::span<const group_assignment> gro
     std::string members;
     SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
     for (const group_assignment& g : groups) {
-        members.clear();
-        members += '[';
-        for (const std::int64_t seq : g.seqs) {
-            if (members.size() > 1) members += ',';
-            members += std::to_string(seq);
-        }
-        members += ']';
+        write_id_list(members, g.seqs);
         {
             in_use b(new_batch_, db_,
                      "INSERT INTO alert_batches (sink, batch, group_key, status, attempts, next_attempt_at) "
@@ -243,26 +248,26 @@ void outbox::assign(std::string_view sink, std::span<const group_assignment> gro
 
 void outbox::release(std::string_view sink, std::span<const std::int64_t> batches) {
     if (batches.empty()) return;
-    std::string list = "[";
-    for (const std::int64_t b : batches) {
-        if (list.size() > 1) list += ',';
-        list += std::to_string(b);
-    }
-    list += ']';
+    std::string list;
+    write_id_list(list, batches);
+    const std::string name(sink);
     SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
-    SQLite::Statement b(db_,
-                        "DELETE FROM alert_batches WHERE sink = ?1 AND batch IN (SELECT value FROM json_each(?2)) "
-                        "AND status = 'pending' AND attempts = 0");
-    b.bind(1, std::string(sink));
-    b.bind(2, list);
-    b.exec();
-    SQLite::Statement d(db_,
-                        "UPDATE alert_deliveries INDEXED BY alert_deliveries_by_batch SET batch = NULL "
-                        "WHERE sink = ?1 AND batch IN (SELECT value FROM json_each(?2)) AND NOT EXISTS "
-                        "(SELECT 1 FROM alert_batches WHERE sink = ?1 AND batch = alert_deliveries.batch)");
-    d.bind(1, std::string(sink));
-    d.bind(2, list);
-    d.exec();
+    {
+        // Never attempted (attempts 0, pending): a group that was is left as it is.
+        in_use b(unbatch_, db_,
+                 "DELETE FROM alert_batches WHERE sink = ?1 AND batch IN (SELECT value FROM json_each(?2)) "
+                 "AND status = 'pending' AND attempts = 0");
+        b->bind(1, name);
+        b->bind(2, list);
+        b->exec();
+    }
+    in_use d(unpin_, db_,
+             "UPDATE alert_deliveries INDEXED BY alert_deliveries_by_batch SET batch = NULL "
+             "WHERE sink = ?1 AND batch IN (SELECT value FROM json_each(?2)) AND NOT EXISTS "
+             "(SELECT 1 FROM alert_batches WHERE sink = ?1 AND batch = alert_deliveries.batch)");
+    d->bind(1, name);
+    d->bind(2, list);
+    d->exec();
     tx.commit();
 }
 

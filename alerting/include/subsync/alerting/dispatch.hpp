@@ -72,8 +72,16 @@ public:
 private:
     struct sink_slot;
     [[nodiscard]] std::vector<planned_notification> plan(const sink_slot& s) const;
-    [[nodiscard]] std::vector<std::int64_t> assign_due(const sink_slot& s, std::vector<planned_notification>& plans);
+    [[nodiscard]] std::vector<std::size_t> assign_due(const sink_slot& s, std::vector<planned_notification>& plans,
+                                                      std::size_t from);
     boost::asio::awaitable<sink_dispatch> drain(sink_slot& s, std::chrono::steady_clock::time_point deadline);
+    struct pass_result {
+        bool sent = false;     ///< something was attempted
+        bool blocked = false;  ///< a failure, a retry not yet due or the deadline stopped the pass
+        std::string last_dead_error;
+    };
+    boost::asio::awaitable<pass_result> send(sink_slot& s, std::vector<planned_notification> plans,
+                                             std::chrono::steady_clock::time_point deadline, sink_dispatch& d);
     boost::asio::awaitable<batch_outcome> attempt(sink_slot& s, const planned_notification& p,
                                                   std::chrono::steady_clock::time_point deadline);
     double draw();

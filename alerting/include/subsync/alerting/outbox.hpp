@@ -179,7 +179,7 @@ private:
     std::optional<SQLite::Statement> insert_, deliver_many_;
     std::vector<waiting_deliveries> waiting_;  ///< per sink, what enqueue_deferred() keeps waiting
     std::size_t waiting_rows_ = 0;
-    std::optional<SQLite::Statement> new_batch_, pin_, delivered_, dead_, failed_, attempt_;
+    std::optional<SQLite::Statement> new_batch_, pin_, unbatch_, unpin_, delivered_, dead_, failed_, attempt_;
     mutable std::optional<SQLite::Statement> pending_, members_, last_delivered_, count_;
 };
 
