@@ -60,7 +60,7 @@ std::vector<planned_notification> alert_dispatcher::plan(const sink_slot& s) con
 // down in one transaction (outbox::assign): one commit for the pass instead of one per group took
 // a quarter off a first sync's delivery (issue 16). Not before: a sink whose head keeps failing
 // would group and release its whole backlog on every retry. Returns the indexes of the plans
-// grouped here, from `from` on; drain() releases those it does not attempt.
+// grouped here, from `from` on; send() releases those it does not attempt.
 std::vector<std::size_t> alert_dispatcher::assign_due(const sink_slot& s, std::vector<planned_notification>& plans,
                                                       std::size_t from) {
     const epoch_ms now = clock_.now();
