@@ -157,7 +157,7 @@ asio::awaitable<alert_dispatcher::pass_result> alert_dispatcher::send(sink_slot&
     };
     try {
         for (std::size_t i = 0; i < plans.size() && !r.blocked; ++i) {
-            planned_notification& p = plans[i];
+            const planned_notification& p = plans[i];
             const bool due = p.due <= clock_.now();
             if (!due || steady::now() >= deadline) {
                 due_at(d, p.due);
@@ -166,7 +166,6 @@ asio::awaitable<alert_dispatcher::pass_result> alert_dispatcher::send(sink_slot&
             }
             tried[i] = 1;
             const batch_outcome o = co_await attempt(s, p, deadline);
-            p.assigned = true;
             r.sent = true;
             if (o.outcome == attempt_outcome::delivered) {
                 ++d.delivered;

@@ -94,10 +94,9 @@ void append_csv_text(std::string& out, std::string_view s, bool neutralise) {
 
 cell text_cell(std::string s) { return cell{field_state::present, 0, std::move(s)}; }
 
-// Columns of a plain table (runs, changes): SQL NULL is "absent" where the
-// table uses it so (a change's old/new), else null.
-// Into the cells of the row before, reusing their buffers: a new string per text cell and row
-// was a sixth of writing the 63,000 rows of a first sync's alerts files.
+// Columns of a plain table (runs, changes, alerts): SQL NULL is "absent" where the table uses it
+// so (a change's old/new), else null. Read into the cells of the row before, reusing their
+// buffers: a new string per text cell and row was a sixth of writing a first sync's alerts files.
 void read_plain(SQLite::Statement& q, std::span<const column> cols, bool null_is_absent, std::vector<cell>& out) {
     out.resize(cols.size());
     const field_state if_null = null_is_absent ? field_state::absent : field_state::null;
