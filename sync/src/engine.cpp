@@ -66,7 +66,11 @@ public:
         // with the number of accounts; each worker takes the next job when its own is done.
         std::size_t next = 0;
         const auto workers = std::min(jobs.size(), static_cast<std::size_t>(cfg_.sync.source_concurrency));
+        // One parser and filter scratch for every listing of the run, freed with it: between
+        // runs the daemon holds none (fetch_context::readers).
+        readers_.emplace();
         co_await detail::run_all(net_.ex, workers, [&](std::size_t) { return drain(jobs, next); });
+        readers_.reset();
         if (cfg_.storage.history_days > 0 && !opts_.dry_run) {
             const auto p = store_.prune(now_() - std::int64_t{cfg_.storage.history_days} * 86'400'000);
             if (p.changes + p.runs + p.samples + p.removed_items + p.alerts > 0)
@@ -129,6 +133,7 @@ private:
         ctx.page_size = cfg_.sync.page_size;
         ctx.concurrency = cfg_.sync.concurrency;
         ctx.max_pages = cfg_.sync.max_pages;
+        ctx.readers = readers_ ? &*readers_ : nullptr;
         ctx.on_page = [&](int done, int total, page_reading how) {
             observer().on(page_fetched{account.name, source, done, total, how});
         };
@@ -193,6 +198,7 @@ private:
     std::mt19937_64 rng_;
     std::map<std::string, std::shared_ptr<authenticator>> auth_;
     sync_report report_;
+    std::optional<page_readers> readers_;  // during run()
 };
 
 sync_engine::sync_engine(asio::any_io_executor ex, const config::config& cfg, snapshot_store& store,

@@ -59,14 +59,17 @@ public:
     /// `fetched_before`: pages an earlier pass of the same listing fetched, which the progress
     /// counts on from.
     group_pager(const fetch_context& ctx, listing_stage& stage, int fetched_before = 0)
-        : ctx_(ctx), ep_(ctx.account->apig_endpoint), stage_(stage), fetched_before_(fetched_before) {}
+        : ctx_(ctx), ep_(ctx.account->apig_endpoint), stage_(stage), fetched_before_(fetched_before),
+          readers_(ctx.readers != nullptr ? *ctx.readers : own_readers_.emplace()) {}
 
     /// The pages fetched so far, by this pass and the ones before it.
     [[nodiscard]] int fetched() const noexcept { return fetched_before_ + fetched_; }
 
     // Fills page_, unless the page is as the last listing had it while every page so far was.
     // Nothing is awaited between the parse and the caller's place(), so all workers share the
-    // pager's one parser and one page, and both keep their storage from page to page.
+    // pager's one page, and it keeps its storage from page to page; the parser and the filter's
+    // scratch are in use only within this call, so every listing of the run shares them
+    // (fetch_context::readers).
     asio::awaitable<result<page_reading>> fetch(http_connection& conn, int page_no) {
         const auto where = fmt::format("page={}", page_no);
         http_request req;
@@ -98,7 +101,7 @@ public:
                 stage_.set_digest(page_no, *before, unfiltered);
                 co_return page_reading::as_before_unfiltered;
             }
-            if (auto kept = filter_body(*res, req.shape, filtered_, fmt::format("{}:{}", ep_.host, ep_.port)); !kept)
+            if (auto kept = filter_body(*res, req.shape, readers_.filtered, fmt::format("{}:{}", ep_.host, ep_.port)); !kept)
                 co_return located(kept.error(), where);
         }
         page_bytes_ = res->body.size();
@@ -107,7 +110,7 @@ public:
         same = same || (before != nullptr && *before == digest);
         if (page_no == 1) first_as_before_ = same;
         else if (same && skipping_) co_return page_reading::as_before;
-        if (auto read = parser_.groups(res->body, page_); !read) {
+        if (auto read = readers_.parser.groups(res->body, page_); !read) {
             auto e = located(read.error(), where);
             if (!res->request_id.empty()) e.message += fmt::format(" request_id={}", res->request_id);
             co_return e;
@@ -330,11 +333,12 @@ private:
     bool worth_another_pass_ = true;
     std::optional<error> failure_;
     std::exception_ptr store_error_;
-    // One parser and one page for all workers (see fetch()): a parser per connection held eight
-    // copies of a page's parse buffers (docs/decisions.md "Memory").
-    body_parser parser_;
+    // One page for all workers (see fetch()), and the run's parser and filter scratch: a parser
+    // per connection held eight copies of a page's parse buffers, and one per listing one for
+    // each source in flight (docs/decisions.md "Memory").
+    std::optional<page_readers> own_readers_;  // when the context brings none
+    page_readers& readers_;
     groups_page page_;  // the page being read and placed, refilled by each (see fetch())
-    body_scratch filtered_;  // filter_body()'s scratch, shared the same way
     std::size_t page_bytes_ = 0;  // the body page_ was read from
     bool first_as_before_ = false;  // page 1 has the digest it had in the last complete listing
     bool skipping_ = false;         // every page so far is as before: none is parsed or staged

@@ -4,6 +4,7 @@
 #include <subsync/sync/auth.hpp>
 #include <subsync/sync/error.hpp>
 #include <subsync/sync/http_client.hpp>
+#include <subsync/sync/parse.hpp>
 #include <subsync/sync/request.hpp>
 #include <subsync/sync/records.hpp>
 
@@ -29,6 +30,16 @@ enum class page_reading {
 };
 [[nodiscard]] std::string_view to_string(page_reading r) noexcept;
 
+/// What reading a purchases page takes besides the page: the parser (its buffers grow to the
+/// largest page it read, up to 2 MiB) and the scratch the body filter writes into. Each is in use
+/// only between two awaits, and the sync runs on one thread, so the engine keeps one for every
+/// listing of a run: a set per listing held one per source in flight, 20 MiB of parsers when 16
+/// sources of 1,000 purchases each were (docs/decisions.md "Memory").
+struct page_readers {
+    body_parser parser;
+    body_scratch filtered;
+};
+
 /// Everything a source fetch needs; borrowed for the duration of the fetch.
 struct fetch_context {
     request_context request;  ///< transport, credentials, retries, rate limit, deadline
@@ -42,6 +53,8 @@ struct fetch_context {
     int expected_pages = 0;
     /// Called after each page arrives (pages done, pages total, what became of it), for progress output.
     std::function<void(int, int, page_reading)> on_page;
+    /// Shared with the other listings of the run; null: the fetch has its own.
+    page_readers* readers = nullptr;
 };
 
 /// A source's full listing, as the API sent it. `complete` is false when the pages do
