@@ -62,6 +62,10 @@ public:
         : ctx_(ctx), ep_(ctx.account->apig_endpoint), stage_(stage), fetched_before_(fetched_before),
           readers_(ctx.readers != nullptr ? *ctx.readers : own_readers_.emplace()) {}
 
+    // readers_ may name own_readers_: a copy would name the original's.
+    group_pager(const group_pager&) = delete;
+    group_pager& operator=(const group_pager&) = delete;
+
     /// The pages fetched so far, by this pass and the ones before it.
     [[nodiscard]] int fetched() const noexcept { return fetched_before_ + fetched_; }
 
@@ -101,7 +105,8 @@ public:
                 stage_.set_digest(page_no, *before, unfiltered);
                 co_return page_reading::as_before_unfiltered;
             }
-            if (auto kept = filter_body(*res, req.shape, readers_.filtered, fmt::format("{}:{}", ep_.host, ep_.port)); !kept)
+            const auto from = fmt::format("{}:{}", ep_.host, ep_.port);
+            if (auto kept = filter_body(*res, req.shape, readers_.filtered, from); !kept)
                 co_return located(kept.error(), where);
         }
         page_bytes_ = res->body.size();
