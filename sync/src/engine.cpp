@@ -133,7 +133,7 @@ private:
         ctx.page_size = cfg_.sync.page_size;
         ctx.concurrency = cfg_.sync.concurrency;
         ctx.max_pages = cfg_.sync.max_pages;
-        ctx.readers = readers_ ? &*readers_ : nullptr;
+        ctx.readers = &readers_.value();  // set for the whole of run(), which runs every job
         ctx.on_page = [&](int done, int total, page_reading how) {
             observer().on(page_fetched{account.name, source, done, total, how});
         };

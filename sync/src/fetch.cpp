@@ -60,11 +60,7 @@ public:
     /// counts on from.
     group_pager(const fetch_context& ctx, listing_stage& stage, int fetched_before = 0)
         : ctx_(ctx), ep_(ctx.account->apig_endpoint), stage_(stage), fetched_before_(fetched_before),
-          readers_(ctx.readers != nullptr ? *ctx.readers : own_readers_.emplace()) {}
-
-    // readers_ may name own_readers_: a copy would name the original's.
-    group_pager(const group_pager&) = delete;
-    group_pager& operator=(const group_pager&) = delete;
+          readers_(*ctx.readers) {}
 
     /// The pages fetched so far, by this pass and the ones before it.
     [[nodiscard]] int fetched() const noexcept { return fetched_before_ + fetched_; }
@@ -341,8 +337,7 @@ private:
     // One page for all workers (see fetch()), and the run's parser and filter scratch: a parser
     // per connection held eight copies of a page's parse buffers, and one per listing one for
     // each source in flight (docs/decisions.md "Memory").
-    std::optional<page_readers> own_readers_;  // when the context brings none
-    page_readers& readers_;
+    page_readers& readers_;  // the run's (fetch_context::readers)
     groups_page page_;  // the page being read and placed, refilled by each (see fetch())
     std::size_t page_bytes_ = 0;  // the body page_ was read from
     bool first_as_before_ = false;  // page 1 has the digest it had in the last complete listing

@@ -53,7 +53,7 @@ struct fetch_context {
     int expected_pages = 0;
     /// Called after each page arrives (pages done, pages total, what became of it), for progress output.
     std::function<void(int, int, page_reading)> on_page;
-    /// Shared with the other listings of the run; null: the fetch has its own.
+    /// Shared with the other listings of the run; required for a purchases listing.
     page_readers* readers = nullptr;
 };
 
