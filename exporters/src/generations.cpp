@@ -319,6 +319,7 @@ std::vector<written_file> build_generation(SQLite::Database& db, const fs::path&
     if (same_alerts(db, opts.alerts_reader))
         alerts_writer = std::jthread([&] {
             try {
+                if (opts.alerts_after != nullptr) opts.alerts_after->wait();
                 for (std::size_t i = 0; i < opts.formats.size(); ++i)
                     if (!alert_files[i])
                         alert_files[i] = write_one(*opts.alerts_reader, building, export_table::alerts,

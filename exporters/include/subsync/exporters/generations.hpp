@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <latch>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -35,6 +36,9 @@ struct generation_options {
     /// a thread of their own, beside the other files; without it, or when it shows another
     /// version of the alerts, they are written one after the other as before.
     SQLite::Database* alerts_reader = nullptr;
+    /// With alerts_reader: the alerts files' thread waits for this latch before it reads
+    /// (nullptr: it starts at once). `sync --once` releases it when delivery is done.
+    std::latch* alerts_after = nullptr;
 };
 
 /// The options `[exports]` asks for, with the forecast settings of the global `[alerts]` rules.
