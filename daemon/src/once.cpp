@@ -163,6 +163,70 @@ void replicate_destinations(const config::config& cfg, const config::environment
     }
 }
 
+// The exports and the delivery of what this sync queued run side by side, on two threads and
+// two connections. The exports' snapshot is taken when this is made, before delivery writes
+// anything, so the files are what they were when one ran after the other (delivery writes the
+// outbox and delivery_failed alerts, which that snapshot does not see). As in `subsyncd run`, an
+// export that fails does not hold the alerts back: its error is raised by finish(), once
+// delivery is done.
+//
+// A second connection, its snapshot fixed at the same moment, writes the alerts files beside the
+// others (generation_options::alerts_reader): they are most of what alerting adds to the
+// exports, and the exports are the run's tail. They wait for delivery to end
+// (generation_options::alerts_after), so that the three jobs are two threads' work on the
+// machine's two cores: delivery then the alerts files (0.55 s of CPU after a first sync of 100k
+// purchases) beside the exports (0.76 s). Three threads at once made the tail 0.99 s
+// (bench/README.md, issue 16).
+class exports_beside_delivery {
+public:
+    exports_beside_delivery(const config::config& cfg, std::vector<exporters::written_file>& out)
+        : export_db_(sync::open_snapshot_readonly(cfg.storage.database)),
+          alerts_db_(sync::open_snapshot_readonly(cfg.storage.database)),
+          export_snapshot_(export_db_),
+          alerts_snapshot_(alerts_db_) {
+        (void)export_db_.execAndGet("SELECT count(*) FROM sync_runs");  // a read fixes each snapshot
+        (void)alerts_db_.execAndGet("SELECT count(*) FROM sync_runs");
+        thread_ = std::jthread([this, &cfg, &out] {
+            try {
+                auto options = exporters::generation_options_from(cfg);
+                options.alerts_reader = &alerts_db_;
+                options.alerts_after = &delivered_;
+                out = exporters::write_exports(export_db_, cfg.storage.export_dir, options);
+            } catch (...) {
+                error_ = std::current_exception();
+            }
+        });
+    }
+
+    exports_beside_delivery(const exports_beside_delivery&) = delete;
+    exports_beside_delivery& operator=(const exports_beside_delivery&) = delete;
+    ~exports_beside_delivery() { delivery_ended(); }  // then thread_, the last member, is joined
+
+    /// Lets the alerts files start; delivery has ended, however it ended.
+    void delivery_ended() noexcept {
+        if (released_) return;
+        released_ = true;
+        delivered_.count_down();
+    }
+
+    /// Waits for the files and raises the exports' error, if any.
+    void finish() {
+        delivery_ended();
+        thread_.join();
+        export_snapshot_.commit();
+        alerts_snapshot_.commit();
+        if (error_) std::rethrow_exception(error_);
+    }
+
+private:
+    SQLite::Database export_db_, alerts_db_;
+    SQLite::Transaction export_snapshot_, alerts_snapshot_;
+    std::latch delivered_{1};
+    bool released_ = false;
+    std::exception_ptr error_;
+    std::jthread thread_;  // last: joined before the snapshots and the connections go
+};
+
 }  // namespace
 
 int run_sync_once(const std::filesystem::path& config_path, const once_options& opts, int verbosity) {
@@ -208,55 +272,14 @@ int run_sync_once(const std::filesystem::path& config_path, const once_options& 
 
     const bool applied =
         std::any_of(s.report.runs.begin(), s.report.runs.end(), [](const auto& r) { return r.status != sync::run_status::failed; });
-    // The exports and the delivery of what this sync queued run side by side, on two threads and
-    // two connections. The exports' snapshot is taken here, before delivery writes anything, so
-    // the files are what they were when one ran after the other (delivery writes the outbox and
-    // delivery_failed alerts, which that snapshot does not see). As in `subsyncd run`, an export
-    // that fails does not hold the alerts back: its error is raised once delivery is done.
-    // A second connection, its snapshot fixed at the same moment, writes the alerts files beside
-    // the others (generation_options::alerts_reader): they are most of what alerting adds to
-    // the exports, and the exports are the run's tail. They wait for delivery to end
-    // (generation_options::alerts_after), so that the three jobs are two threads' work on the
-    // machine's two cores: delivery then the alerts files (0.55 s of CPU after a first sync of
-    // 100k purchases) beside the exports (0.76 s). Three threads at once made the tail 0.99 s
-    // (bench/README.md, issue 16).
-    std::optional<SQLite::Database> export_db, alerts_db;
-    std::optional<SQLite::Transaction> export_snapshot, alerts_snapshot;
-    std::exception_ptr export_error;
-    std::latch delivered{1};
-    std::jthread exporter;  // declared last: joined before the snapshots and the connections go
-    if (applied && !opts.dry_run) {
-        export_db.emplace(sync::open_snapshot_readonly(database));
-        export_snapshot.emplace(*export_db);
-        (void)export_db->execAndGet("SELECT count(*) FROM sync_runs");  // a read fixes the snapshot
-        alerts_db.emplace(sync::open_snapshot_readonly(database));
-        alerts_snapshot.emplace(*alerts_db);
-        (void)alerts_db->execAndGet("SELECT count(*) FROM sync_runs");
-        exporter = std::jthread([&] {
-            try {
-                auto options = exporters::generation_options_from(*cfg);
-                options.alerts_reader = &*alerts_db;
-                options.alerts_after = &delivered;
-                s.exports = exporters::write_exports(*export_db, cfg->storage.export_dir, options);
-            } catch (...) {
-                export_error = std::current_exception();
-            }
-        });
-    }
+    // The exports beside delivery; if delivery throws, the destructor releases and joins them.
+    std::optional<exports_beside_delivery> exports;
+    if (applied && !opts.dry_run) exports.emplace(*cfg, s.exports);
     std::optional<alerting::dispatch_report> sent;
-    {
-        // Released however delivery ends: the exporter is joined on every way out of here.
-        struct release {
-            std::latch& done;
-            ~release() { done.count_down(); }
-        } on_exit{delivered};
-        if (!opts.dry_run) sent = deliver_alerts(*cfg, store.database(), env);
-    }
-    if (exporter.joinable()) {
-        exporter.join();
-        export_snapshot->commit();
-        alerts_snapshot->commit();
-        if (export_error) std::rethrow_exception(export_error);
+    if (!opts.dry_run) sent = deliver_alerts(*cfg, store.database(), env);
+    if (exports) {
+        exports->delivery_ended();
+        exports->finish();
     }
     if (!opts.dry_run && !cfg->destinations.empty()) replicate_destinations(*cfg, env);
     if (opts.metrics_textfile && !opts.dry_run)
