@@ -54,7 +54,7 @@ TEST_F(Dispatch, WebhookDownBlocksItsSinkHeadOfLineThenDeliversInOrder) {
     EXPECT_EQ(reqs.back().target, "/hook");
     EXPECT_EQ(reqs.back().method, "POST");
     EXPECT_EQ(reqs.back().header("Content-Type"), "application/json");
-    EXPECT_EQ(reqs.back().header("Idempotency-Key"), "group:key-3");
+    EXPECT_EQ(reqs.back().header("Idempotency-Key"), group_key_of({"key-3"}));
     EXPECT_EQ(attempt_outcomes(db, "hook"),
               (std::vector<std::string>{"1:failed", "1:delivered", "2:delivered", "3:delivered"}));
 }
@@ -134,7 +134,7 @@ TEST_F(Dispatch, DefaultGroupingSendsOneNotificationPerAccountAndKindWithCountsA
     EXPECT_EQ(std::string_view(first["group"]["key"]), "account=prod,kind=expiring");
     EXPECT_EQ(std::string_view(first["group"]["labels"]["account"]), "prod");
     EXPECT_EQ(std::string_view(first["group"]["labels"]["kind"]), "expiring");
-    EXPECT_EQ(std::string_view(first["group"]["idempotency_key"]), "group:key-1");
+    EXPECT_EQ(std::string_view(first["group"]["idempotency_key"]), group_key_of({"key-1", "key-2", "key-3", "key-4"}));
     EXPECT_EQ(int64_t(first["group"]["alerts"]), 4);
     EXPECT_EQ(int64_t(first["group"]["new"]), 3);
     EXPECT_EQ(int64_t(first["group"]["resolved"]), 1);
@@ -259,10 +259,41 @@ TEST_F(Dispatch, AFailedGroupIsResentWholeWithItsKeyWhileLaterAlertsWait) {
     ASSERT_GE(reqs.size(), 2u);
     const auto& a = reqs[reqs.size() - 2];
     const auto& b = reqs.back();
-    EXPECT_EQ(a.header("Idempotency-Key"), "group:key-1") << "the same notification as the failed attempt";
+    EXPECT_EQ(a.header("Idempotency-Key"), group_key_of({"key-1", "key-2"})) << "the same notification as the failed attempt";
     EXPECT_EQ(alerts_of(a.body), (std::vector<std::string>{payload_of(1, {}), payload_of(2, {})}));
-    EXPECT_EQ(b.header("Idempotency-Key"), "group:key-3");
+    EXPECT_EQ(b.header("Idempotency-Key"), group_key_of({"key-3"}));
     EXPECT_EQ(alerts_of(b.body), std::vector<std::string>{payload_of(3, {})});
+    EXPECT_EQ(reqs.front().header("Idempotency-Key"), a.header("Idempotency-Key"));
+}
+
+// A dead group's attempt may have reached the receiver (it answered 500 after keeping it, or the
+// answer was lost). `alerts --redeliver` groups its alerts afresh, with what was queued since:
+// under the dead group's key, a receiver that drops duplicates would drop the new alerts.
+TEST_F(Dispatch, ARedeliveredDeadGroupWithAlertsQueuedSinceGoesOutUnderANewKey) {
+    webhook_receiver rcv;
+    auto sink = http_sink(rcv, config::sink_type::webhook);
+    sink.group = {};
+    sink.group.interval = 0ms;
+    cfg.sinks = {sink};
+    enqueue(db, {"hook"});
+    rcv.set_status(500);
+    for (int i = 0; i < 3; ++i) {
+        dispatch(&rcv);
+        now += 60'000;
+    }
+    ASSERT_EQ(delivery(db, "hook", 1).status, "dead");
+    const std::string dead_key = rcv.requests().back().header("Idempotency-Key");
+    EXPECT_EQ(dead_key, group_key_of({"key-1"}));
+    // The same account and kind: the same group (the dead letter queued a delivery_failed alert).
+    const std::int64_t later = enqueue(db, {"hook"});
+    const std::string later_key = fmt::format("key-{}", later);
+    EXPECT_EQ(alerting::outbox(db).requeue_dead("hook"), 1);
+    rcv.set_status(202);
+    EXPECT_EQ(dispatch(&rcv).delivered, 1) << "one group notification";
+    const auto again = rcv.requests().back();
+    EXPECT_EQ(alerts_of(again.body), (std::vector<std::string>{payload_of(1, {}), payload_of(later, {})}));
+    EXPECT_NE(again.header("Idempotency-Key"), dead_key);
+    EXPECT_EQ(again.header("Idempotency-Key"), group_key_of({"key-1", later_key}));
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include <subsync/alerting/grouping.hpp>
 
 #include <subsync/sync/columns.hpp>
+#include <subsync/sync/signer.hpp>
 #include <subsync/sync/time.hpp>
 
 #include <fmt/format.h>
@@ -136,6 +137,19 @@ std::vector<planned_notification> plan_notifications(
     return planner.finish(last_delivered);
 }
 
+std::string group_idempotency_key(std::span<const notification> members) {
+    std::vector<const notification*> by_seq;
+    by_seq.reserve(members.size());
+    for (const auto& m : members) by_seq.push_back(&m);
+    std::sort(by_seq.begin(), by_seq.end(), [](const auto* a, const auto* b) { return a->seq < b->seq; });
+    std::string keys;
+    for (const auto* m : by_seq) {
+        keys += m->idempotency_key;
+        keys += '\n';
+    }
+    return "group:" + sync::sha256_hex(keys).substr(0, 32);
+}
+
 boost::system::result<group_notification, std::string> make_group_notification(
     const planned_notification& p, std::string_view sink, std::span<const config::group_label> by,
     std::vector<notification> members, bool with_payload) {
@@ -143,9 +157,7 @@ boost::system::result<group_notification, std::string> make_group_notification(
     group_notification g;
     g.batch = p.batch;
     g.key = p.key;
-    std::string first_key;
-    for (const auto& m : members)
-        if (m.seq == p.batch || first_key.empty()) first_key = m.idempotency_key;
+    g.idempotency_key = group_idempotency_key(members);
     g.alerts = std::move(members);
     std::stable_sort(g.alerts.begin(), g.alerts.end(), [](const notification& a, const notification& b) {
         if (a.state == alert_state::firing && b.state == alert_state::firing && a.severity == b.severity &&
@@ -154,7 +166,6 @@ boost::system::result<group_notification, std::string> make_group_notification(
         return more_urgent(a.severity, a.state, a.seq, b.severity, b.state, b.seq);
     });
     for (const auto l : by) g.labels.emplace_back(config::to_string(l), label_value(g.alerts.front(), l));
-    g.idempotency_key = "group:" + first_key;
     for (const auto& a : g.alerts) {
         if (a.state == alert_state::resolved) ++g.resolved;
         else if (a.number > 1) ++g.repeated;

@@ -8,6 +8,7 @@
 #include <subsync/alerting/dispatch.hpp>
 #include <subsync/alerting/outbox.hpp>
 #include <subsync/config/load.hpp>
+#include <subsync/sync/signer.hpp>
 #include <subsync/sync/snapshot.hpp>
 #include <subsync/sync/time.hpp>
 
@@ -87,6 +88,14 @@ inline std::int64_t enqueue(SQLite::Database& db, const std::vector<std::string>
                                     R"({"expire_time":"2027-01-21T08:00:00Z","days_left":6.0})", 1};
     EXPECT_EQ(alerting::outbox(db).enqueue(n, sinks), seq);
     return seq;
+}
+
+/// The idempotency key docs/alert-delivery.md gives a group notification of the alerts queued
+/// under `keys` (in queue order): "group:" and 32 hex digits of SHA-256 of each key and a newline.
+inline std::string group_key_of(std::initializer_list<std::string_view> keys) {
+    std::string all;
+    for (auto k : keys) all.append(k).append("\n");
+    return "group:" + sync::sha256_hex(all).substr(0, 32);
 }
 
 /// The alerts array of a group notification's payload, as one JSON text per alert.

@@ -89,6 +89,13 @@ private:
     std::span<const pending_delivery> rows, const config::grouping& g,
     const std::function<std::optional<epoch_ms>(const std::string&)>& last_delivered);
 
+/// A group notification's idempotency key: "group:" and 32 hex digits of the SHA-256 of its
+/// alerts' own keys in queue order. It names the content: a retry or a restart sends the same
+/// members under the same key, and a dead group that `--redeliver` groups again with alerts
+/// queued since is a new notification under a new key (under the old one, a receiver that had
+/// the dead attempt would drop those alerts as duplicates).
+[[nodiscard]] std::string group_idempotency_key(std::span<const notification> members);
+
 /// The group notification of `members` (as outbox::members reads them; any order), its payload
 /// rendered from theirs when `with_payload`. The error says the group has no pending member.
 [[nodiscard]] boost::system::result<group_notification, std::string> make_group_notification(
