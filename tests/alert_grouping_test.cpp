@@ -29,6 +29,7 @@ alerting::pending_delivery row(std::int64_t seq, std::string account, std::strin
     d.kind = std::move(kind);
     d.severity = *config::severity_named(severity);
     d.item_key = std::move(item);
+    d.threshold = "7d";
     d.state = state == "firing" ? alerting::alert_state::firing : alerting::alert_state::resolved;
     return d;
 }
@@ -68,7 +69,12 @@ TEST(Grouping, ByEachLabelOneNotificationPerDistinctValueInQueueOrder) {
     EXPECT_EQ(planned(rows, by({L::severity})),
               (std::vector<std::string>{"severity=warning [1,2,4]", "severity=critical [3,5]"}));
     EXPECT_EQ(planned(rows, by({L::item})),
-              (std::vector<std::string>{"item=a [1,4]", "item=b [2]", "item=c [3]", "item=d [5]"}));
+              (std::vector<std::string>{"item=prod/purchased_groups/a/expiring/7d [1]",
+                                        "item=dev/purchased_groups/b/expiring/7d [2]",
+                                        "item=prod/subscription_resources/c/expired/7d [3]",
+                                        "item=prod/purchased_groups/a/quota_low/7d [4]",
+                                        "item=dev/subscription_resources/d/expired/7d [5]"}))
+        << "the item label is the alert: one notification per alert";
     EXPECT_EQ(planned(rows, config::grouping{}),
               (std::vector<std::string>{"account=prod,kind=expiring [1]", "account=dev,kind=expiring [2]",
                                         "account=prod,kind=expired [3]", "account=prod,kind=quota_low [4]",
@@ -78,6 +84,35 @@ TEST(Grouping, ByEachLabelOneNotificationPerDistinctValueInQueueOrder) {
     EXPECT_EQ(planned(std::vector{row(1, "a,b=c%", "s", "k", "info", "i")}, by({L::account})),
               (std::vector<std::string>{"account=a%2Cb%3Dc%25 [1]"}))
         << "label values cannot forge another group's key";
+}
+
+// group_by = ["item"] restores one notification per alert: an alert is (account, source, item,
+// kind, threshold), so neither an item's two kinds or two thresholds nor every account's
+// source-level alerts (item "") share one. A firing and a resolved notification of one alert,
+// both pending, are that alert's one notification.
+TEST(Grouping, ByItemIsOneNotificationPerAlert) {
+    std::vector<alerting::pending_delivery> rows{
+        row(1, "prod", "purchased_groups", "expiring", "warning", "a"),
+        row(2, "prod", "purchased_groups", "expiring", "critical", "a"),
+        row(3, "prod", "purchased_groups", "quota_low", "warning", "a"),
+        row(4, "prod", "subscription_resources", "source_failing", "critical", ""),
+        row(5, "dev", "subscription_resources", "source_failing", "critical", ""),
+        row(6, "prod", "subscription_resources", "expired", "critical", "cn-north-4/p,1=x/r"),
+        row(7, "prod", "purchased_groups", "expiring", "warning", "a", "resolved"),
+    };
+    rows[0].threshold = "30d";
+    rows[3].threshold = rows[4].threshold = "0";
+    rows[6].threshold = "30d";
+    config::grouping g;
+    g.by = {config::group_label::item};
+    EXPECT_EQ(planned(rows, g), (std::vector<std::string>{
+                                    "item=prod/purchased_groups/a/expiring/30d [1,7]",
+                                    "item=prod/purchased_groups/a/expiring/7d [2]",
+                                    "item=prod/purchased_groups/a/quota_low/7d [3]",
+                                    "item=prod/subscription_resources//source_failing/0 [4]",
+                                    "item=dev/subscription_resources//source_failing/0 [5]",
+                                    "item=prod/subscription_resources/cn-north-4/p%2C1%3Dx/r/expired/7d [6]",
+                                }));
 }
 
 TEST(Grouping, MaxAlertsSplitsAGroupMostUrgentFirstAndResolvedLast) {

@@ -49,7 +49,22 @@ void append_group_key(std::string& key, const pending_delivery& d, std::span<con
         if (key.size() > start) key += ',';
         key += config::to_string(l);
         key += '=';
-        append_encoded(key, label_value(d, l));
+        if (l != config::group_label::item) {
+            append_encoded(key, label_value(d, l));
+            continue;
+        }
+        // The alert itself, as docs/alerts.md identifies it: an item's two alerts, or every
+        // account's source-level alerts (whose item is ""), are not one group. Only the item
+        // may hold a "/": the other four are names and thresholds without one.
+        for (const std::string_view part : {std::string_view(d.account), std::string_view(d.source)}) {
+            append_encoded(key, part);
+            key += '/';
+        }
+        append_encoded(key, d.item_key);
+        for (const std::string_view part : {std::string_view(d.kind), std::string_view(d.threshold)}) {
+            key += '/';
+            append_encoded(key, part);
+        }
     }
 }
 

@@ -175,11 +175,12 @@ void outbox::for_each_pending(std::string_view sink, std::int64_t limit,
     // of the sink's pending group notifications with their group's attempts and retry time.
     in_use use(pending_, db_,
                "SELECT d.seq, 0, o.created_at, o.created_at, NULL, o.account, o.source, o.item_key, "
-                        "o.kind, o.severity, o.state FROM alert_deliveries d INDEXED BY alert_deliveries_ungrouped "
+                        "o.kind, o.severity, o.state, o.threshold FROM alert_deliveries d "
+                        "INDEXED BY alert_deliveries_ungrouped "
                         "JOIN alert_outbox o ON o.seq = d.seq WHERE d.sink = ?1 AND d.batch IS NULL "
                         "UNION ALL "
                         "SELECT d.seq, b.attempts, b.next_attempt_at, o.created_at, d.batch, o.account, o.source, "
-                        "o.item_key, o.kind, o.severity, o.state FROM alert_batches b "
+                        "o.item_key, o.kind, o.severity, o.state, o.threshold FROM alert_batches b "
                         "INDEXED BY alert_batches_by_status "
                         "CROSS JOIN alert_deliveries d INDEXED BY alert_deliveries_by_batch "
                         "ON d.sink = b.sink AND d.batch = b.batch JOIN alert_outbox o ON o.seq = d.seq "
@@ -205,6 +206,7 @@ void outbox::for_each_pending(std::string_view sink, std::int64_t limit,
         text(p.kind, 8);
         p.severity = config::severity_named(q.getColumn(9).getText()).value_or(config::severity::critical);
         p.state = alert_state_named(q.getColumn(10).getText()).value_or(alert_state::firing);
+        text(p.threshold, 11);
         f(p);
     }
 }

@@ -33,7 +33,8 @@ struct group_notification {
 };
 
 /// The group key of a pending delivery under `by`: "label=value" pairs joined by ",", in
-/// `by`'s order (values percent-encode "%", "," and "=").
+/// `by`'s order (values percent-encode "%", "," and "="). The `item` label's value is the alert
+/// itself, "account/source/item/kind/threshold": `group_by = ["item"]` is one notification per alert.
 [[nodiscard]] std::string group_key(const pending_delivery& d, std::span<const config::group_label> by);
 /// The same, appended to `key`.
 void append_group_key(std::string& key, const pending_delivery& d, std::span<const config::group_label> by);

@@ -61,6 +61,7 @@ struct pending_delivery {
     std::optional<std::int64_t> batch;  ///< the group notification it was put in; none before it was grouped
     std::string account, source, item_key;
     std::string kind;  ///< as stored: a kind this binary may not know still groups
+    std::string threshold;
     config::severity severity = config::severity::warning;
     alert_state state = alert_state::firing;
 };
