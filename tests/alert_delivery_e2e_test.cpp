@@ -18,6 +18,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 #include <csignal>
 #include <thread>
 
@@ -289,6 +290,59 @@ TEST_F(AlertDeliveryE2E, SyncOnceDeliversWhenTheExportFails) {
     const auto lines = test::read_file(dir_ / "alerts" / "out.jsonl");
     for (const auto& k : keys) EXPECT_NE(lines.find(k), std::string::npos) << k;
     EXPECT_EQ(test::read_file(dir_ / "exports"), "not a directory");
+}
+
+// `alerts --deliveries` names each attempt's group and how many alerts it holds, through the
+// exports' row writer: the same fields in csv and in json's "attempts".
+TEST_F(AlertDeliveryE2E, DeliveriesListEachGroupNotificationInEveryFormat) {
+    const auto cfg = write_config("1h");
+    commit_notifications(3);
+    auto r = test::run_subsyncd({"sync", "--once", "--config", cfg.string()}, {{"SUBSYNC_TEST_TOKEN", token}});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    std::multiset<std::pair<std::string, std::int64_t>> sent;  // (group key, alerts) as the receiver got them
+    simdjson::dom::parser p;
+    for (const auto& b : rcv_.accepted_bodies()) {
+        simdjson::dom::element g = p.parse(b)["group"];
+        sent.emplace(std::string(std::string_view(g["key"])), int64_t(g["alerts"]));
+    }
+    ASSERT_FALSE(sent.empty());
+
+    r = test::run_subsyncd({"alerts", "--deliveries", "--sink", "hook", "--format", "json", "--config", cfg.string()});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const auto lines = test::split_lines(r.out);
+    ASSERT_EQ(lines.size(), 1u) << r.out;
+    simdjson::dom::element doc = p.parse(lines[0]);
+    std::multiset<std::pair<std::string, std::int64_t>> listed;
+    std::vector<std::string> json_rows;
+    for (simdjson::dom::object a : doc["attempts"].get_array()) {
+        std::vector<std::string_view> names;
+        for (auto field : a) names.push_back(field.key);
+        EXPECT_EQ(names, (std::vector<std::string_view>{"sink", "seq", "time", "outcome", "latency_ms", "group",
+                                                        "alerts", "notification", "error"}));
+        EXPECT_EQ(std::string_view(a["outcome"]), "delivered");
+        listed.emplace(std::string(std::string_view(a["group"])), int64_t(a["alerts"]));
+        json_rows.push_back(fmt::format("{},{}", int64_t(a["seq"]), int64_t(a["alerts"])));
+    }
+    EXPECT_EQ(listed, sent) << r.out;
+
+    r = test::run_subsyncd({"alerts", "--deliveries", "--sink", "hook", "--format", "csv", "--config", cfg.string()});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const auto rows = test::split_lines(r.out);
+    ASSERT_EQ(rows.size(), json_rows.size() + 1) << r.out;
+    EXPECT_EQ(rows[0], "sink,seq,time,outcome,latency_ms,group,alerts,notification,error");
+    for (std::size_t i = 1; i < rows.size(); ++i) {
+        EXPECT_EQ(rows[i].rfind("hook,", 0), 0u) << rows[i];
+        EXPECT_NE(rows[i].find(",delivered,"), std::string::npos) << rows[i];
+        EXPECT_NE(rows[i].find(fmt::format(",{},", json_rows[i - 1].substr(json_rows[i - 1].find(',') + 1))),
+                  std::string::npos)
+            << rows[i];
+    }
+
+    r = test::run_subsyncd({"alerts", "--deliveries", "--sink", "hook", "--config", cfg.string()});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    for (const auto& [key, n] : sent)
+        EXPECT_NE(r.out.find(fmt::format("group \"{}\", {} alert{}", key, n, n == 1 ? "" : "s")), std::string::npos)
+            << r.out;
 }
 
 TEST_F(AlertDeliveryE2E, DeadLetterThenRedeliverFromTheCommandLine) {

@@ -404,15 +404,19 @@ std::vector<sink_counts> outbox::counts() const {
 std::vector<attempt_record> outbox::attempts(std::string_view sink, std::int64_t limit) const {
     SQLite::Statement q(db_,
                         "SELECT a.seq, a.time, a.outcome, a.latency_ms, coalesce(a.error, ''), "
-                        "coalesce(o.kind || ' ' || o.state || ' ' || o.account || '/' || o.item_key, '?') "
-                        "FROM alert_attempts a LEFT JOIN alert_outbox o ON o.seq = a.seq WHERE a.sink = ? "
+                        "coalesce(o.kind || ' ' || o.state || ' ' || o.account || '/' || o.item_key, '?'), "
+                        "coalesce(b.group_key, ''), (SELECT count(*) FROM alert_deliveries d "
+                        "INDEXED BY alert_deliveries_by_batch WHERE d.sink = a.sink AND d.batch = a.seq) "
+                        "FROM alert_attempts a LEFT JOIN alert_outbox o ON o.seq = a.seq "
+                        "LEFT JOIN alert_batches b ON b.sink = a.sink AND b.batch = a.seq WHERE a.sink = ? "
                         "ORDER BY a.id DESC LIMIT ?");
     q.bind(1, std::string(sink));
     q.bind(2, limit);
     std::vector<attempt_record> out;
     while (q.executeStep())
         out.push_back({q.getColumn(0).getInt64(), q.getColumn(1).getInt64(), q.getColumn(2).getString(),
-                       q.getColumn(3).getInt64(), q.getColumn(4).getString(), q.getColumn(5).getString()});
+                       q.getColumn(3).getInt64(), q.getColumn(4).getString(), q.getColumn(5).getString(),
+                       q.getColumn(6).getString(), q.getColumn(7).getInt64()});
     return out;
 }
 

@@ -20,8 +20,11 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <array>
 #include <cstdio>
 #include <map>
+#include <optional>
 #include <set>
 
 namespace subsync::daemon {
@@ -29,14 +32,6 @@ namespace {
 
 void out(const std::string& s) { std::fwrite(s.data(), 1, s.size(), stdout); }
 
-void append_csv_row(std::string& line, const std::vector<std::string>& cells) {
-    for (std::size_t i = 0; i < cells.size(); ++i) {
-        if (i > 0) line += ',';
-        exporters::append_csv_cell(line, sync::cell{sync::field_state::present, 0, cells[i]}, sync::column_type::text,
-                                   true);
-    }
-    line += '\n';
-}
 
 /// An alert as the alerts export writes it: its columns' cells, in order.
 std::vector<sync::cell> alert_cells(const alerting::alert_row& r) {
@@ -84,15 +79,40 @@ int list_alerts(SQLite::Database& db, const alerts_options& opts) {
     return exit_ok;
 }
 
-struct attempt_row {
-    std::string sink;
-    std::int64_t seq = 0;
-    std::int64_t time = 0;
-    std::string outcome;
-    std::int64_t latency_ms = 0;
-    std::string error;
-    std::string what;  ///< kind state account/id of the notification
-};
+// An attempt at a group notification, as `alerts --deliveries` shows it in csv and in each sink's
+// "attempts" in json: one row writer, the same fields in both (docs/alert-delivery.md).
+constexpr std::array<sync::column, 9> attempt_columns{{{"sink", sync::column_type::text},
+                                                       {"seq", sync::column_type::integer},
+                                                       {"time", sync::column_type::time},
+                                                       {"outcome", sync::column_type::text},
+                                                       {"latency_ms", sync::column_type::integer},
+                                                       {"group", sync::column_type::text},
+                                                       {"alerts", sync::column_type::integer},
+                                                       {"notification", sync::column_type::text},
+                                                       {"error", sync::column_type::text}}};
+
+std::vector<sync::cell> attempt_cells(std::string_view sink, const alerting::attempt_record& a) {
+    using sync::cell;
+    using sync::field_state;
+    auto text = [](std::string_view v) { return cell{field_state::present, 0, std::string(v)}; };
+    auto number = [](std::int64_t n) { return cell{field_state::present, n, {}}; };
+    auto text_or_null = [&](const std::string& v) { return v.empty() ? cell{field_state::null, 0, {}} : text(v); };
+    return {text(sink),        number(a.batch),         number(a.time),    text(a.outcome),
+            number(a.latency_ms), text_or_null(a.group_key), number(a.alerts), text(a.what),
+            text_or_null(a.error)};
+}
+
+// The attempts as json objects, comma-separated, for a sink's "attempts" array.
+std::string attempts_json(std::string_view sink, const std::vector<alerting::attempt_record>& attempts) {
+    std::string lines;
+    const exporters::byte_sink to_lines = [&lines](std::string_view bytes) { lines += bytes; };
+    exporters::row_writer writer(attempt_columns, exporters::export_format::jsonl, to_lines);
+    for (const auto& a : attempts) writer.row(attempt_cells(sink, a));
+    writer.finish();
+    while (!lines.empty() && lines.back() == '\n') lines.pop_back();
+    std::replace(lines.begin(), lines.end(), '\n', ',');  // a json string never holds a raw newline
+    return lines;
+}
 
 int list_deliveries(SQLite::Database& db, const config::config& cfg, const alerts_options& opts) {
     std::set<std::string> configured;
@@ -104,49 +124,37 @@ int list_deliveries(SQLite::Database& db, const config::config& cfg, const alert
         sinks.insert(c.sink);
         counts[c.sink] = std::move(c);
     }
-    std::string text;
     const bool json = opts.format == "json";
     const bool csv = opts.format == "csv";
-    if (csv) append_csv_row(text, {"sink", "seq", "time", "outcome", "latency_ms", "notification", "error"});
+    std::string text;
+    const exporters::byte_sink to_text = [&text](std::string_view bytes) { text += bytes; };
+    std::optional<exporters::row_writer> csv_writer;
+    if (csv) csv_writer.emplace(attempt_columns, exporters::export_format::csv, to_text);
     for (const auto& sink : sinks) {
         if (!opts.sink.empty() && sink != opts.sink) continue;
         const alerting::sink_counts c = counts.count(sink) ? counts[sink] : alerting::sink_counts{sink};
-        const auto pending = c.pending, delivered = c.delivered, dead = c.dead;
         const bool known = configured.count(sink) > 0;
-        std::vector<attempt_row> attempts;
-        for (auto& a : ob.attempts(sink, static_cast<std::int64_t>(opts.limit)))
-            attempts.push_back({sink, a.batch, a.time, std::move(a.outcome), a.latency_ms, std::move(a.error),
-                                std::move(a.what)});
+        const auto attempts = ob.attempts(sink, static_cast<std::int64_t>(opts.limit));
         if (json) {
-            std::string line = "{\"sink\":";
-            sync::append_json_string(line, sink);
-            line += fmt::format(",\"configured\":{},\"pending\":{},\"delivered\":{},\"dead\":{},\"attempts\":[",
-                                known ? "true" : "false", pending, delivered, dead);
-            for (std::size_t i = 0; i < attempts.size(); ++i) {
-                const auto& a = attempts[i];
-                line += fmt::format("{}{{\"seq\":{},\"time\":\"{}\",\"outcome\":\"{}\",\"latency_ms\":{},\"error\":",
-                                    i ? "," : "", a.seq, sync::format_iso8601(a.time), a.outcome, a.latency_ms);
-                if (a.error.empty()) line += "null";
-                else sync::append_json_string(line, a.error);
-                line += ",\"notification\":";
-                sync::append_json_string(line, a.what);
-                line += "}";
-            }
-            text += line + "]}\n";
+            text += "{\"sink\":";
+            sync::append_json_string(text, sink);
+            text += fmt::format(",\"configured\":{},\"pending\":{},\"delivered\":{},\"dead\":{},\"attempts\":[{}]}}\n",
+                                known ? "true" : "false", c.pending, c.delivered, c.dead, attempts_json(sink, attempts));
         } else if (csv) {
-            for (const auto& a : attempts)
-                append_csv_row(text, {a.sink, std::to_string(a.seq), sync::format_iso8601(a.time), a.outcome,
-                                      std::to_string(a.latency_ms), a.what, a.error});
+            for (const auto& a : attempts) csv_writer->row(attempt_cells(sink, a));
         } else {
             text += fmt::format("sink {}{}: {} pending, {} delivered, {} dead\n", sink,
-                                known ? "" : " (no longer configured: its rows are left alone)", pending, delivered,
-                                dead);
+                                known ? "" : " (no longer configured: its rows are left alone)", c.pending,
+                                c.delivered, c.dead);
             for (const auto& a : attempts)
-                text += fmt::format("  {:<20} seq={:<6} {:<9} {:>6}ms  {}{}\n", sync::format_iso8601(a.time), a.seq,
-                                    a.outcome, a.latency_ms, a.what, a.error.empty() ? "" : "  error: " + a.error);
+                text += fmt::format("  {:<20} seq={:<6} {:<9} {:>6}ms  group \"{}\", {} alert{}, first {}{}\n",
+                                    sync::format_iso8601(a.time), a.batch, a.outcome, a.latency_ms,
+                                    a.group_key.empty() ? "(regrouped or pruned)" : a.group_key, a.alerts,
+                                    a.alerts == 1 ? "" : "s", a.what, a.error.empty() ? "" : "  error: " + a.error);
             if (attempts.empty()) text += "  (no attempts yet)\n";
         }
     }
+    if (csv_writer) csv_writer->finish();
     out(text);
     return exit_ok;
 }

@@ -90,7 +90,9 @@ struct attempt_record {
     std::string outcome;
     std::int64_t latency_ms = 0;
     std::string error;
-    std::string what;  ///< "kind state account/item" of that notification, or "?" once pruned
+    std::string what;  ///< "kind state account/item" of its first alert, or "?" once pruned
+    std::string group_key;  ///< "account=prod,kind=expiring"; "" once the group is gone (--redeliver, pruning)
+    std::int64_t alerts = 0;  ///< the alerts in that group notification now; 0 once it is gone
 };
 
 class outbox {
