@@ -433,10 +433,10 @@ TEST_F(AlertState, ReadAlertsListsFiringMostSevereFirst) {
     const auto firing = alerts::read_alerts(store_.database(), false);
     ASSERT_EQ(firing.size(), 1u);
     EXPECT_EQ(firing[0].item_key, "crit");
-    EXPECT_EQ(firing[0].severity, "critical");
+    EXPECT_EQ(firing[0].severity, config::severity::critical);
     const auto all = alerts::read_alerts(store_.database(), true);
     ASSERT_EQ(all.size(), 2u);
-    EXPECT_EQ(all[1].state, "resolved");
+    EXPECT_EQ(all[1].state, alerts::alert_state::resolved);
     EXPECT_EQ(all[1].reason, "removed");
 }
 

@@ -655,8 +655,9 @@ std::vector<alert_row> read_alerts(SQLite::Database& db, bool all) {
         r.item_key = q.getColumn(2).getString();
         r.kind = q.getColumn(3).getString();
         r.threshold = q.getColumn(4).getString();
-        r.state = q.getColumn(5).getString();
-        r.severity = q.getColumn(6).getString();
+        // The schema's CHECK constraints hold both to the names parsed here.
+        r.state = alert_state_named(q.getColumn(5).getText()).value_or(alert_state::firing);
+        r.severity = config::severity_named(q.getColumn(6).getText()).value_or(config::severity::critical);
         r.since = q.getColumn(7).getInt64();
         r.resolved_at = opt_int(q.getColumn(8));
         r.reason = q.getColumn(9).isNull() ? std::string() : q.getColumn(9).getString();
@@ -669,8 +670,7 @@ std::vector<alert_row> read_alerts(SQLite::Database& db, bool all) {
     }
     // Firing first, the most severe first (severity's enum order), then by key.
     auto urgency = [](const alert_row& r) {
-        const auto sev = config::severity_named(r.severity).value_or(config::severity::critical);
-        return std::pair(r.state == to_string(alert_state::firing), static_cast<int>(sev));
+        return std::pair(r.state == alert_state::firing, static_cast<int>(r.severity));
     };
     std::sort(out.begin(), out.end(), [&](const alert_row& a, const alert_row& b) {
         if (urgency(a) != urgency(b)) return urgency(a) > urgency(b);

@@ -37,18 +37,28 @@ void out(const std::string& s) { std::fwrite(s.data(), 1, s.size(), stdout); }
 std::vector<sync::cell> alert_cells(const alerting::alert_row& r) {
     using sync::cell;
     using sync::field_state;
-    auto text = [](const std::string& s) { return cell{field_state::present, 0, s}; };
+    auto text = [](std::string_view s) { return cell{field_state::present, 0, std::string(s)}; };
     auto text_or_null = [](const std::string& s) {
         return s.empty() ? cell{field_state::null, 0, {}} : cell{field_state::present, 0, s};
     };
     auto time = [](std::optional<std::int64_t> t) {
         return t ? cell{field_state::present, *t, {}} : cell{field_state::null, 0, {}};
     };
-    return {text(r.account),          text(r.source),   text(r.item_key),       text(r.kind),
-            text(r.threshold),        text(r.state),    text(r.severity),       time(r.since),
-            time(r.resolved_at),      text_or_null(r.reason), time(r.last_notified),
-            cell{field_state::present, r.notifications, {}}, text(r.summary),
-            text(r.detail.empty() ? std::string("{}") : r.detail), time(r.updated_at)};
+    return {text(r.account),
+            text(r.source),
+            text(r.item_key),
+            text(r.kind),
+            text(r.threshold),
+            text(alerting::to_string(r.state)),
+            text(config::to_string(r.severity)),
+            time(r.since),
+            time(r.resolved_at),
+            text_or_null(r.reason),
+            time(r.last_notified),
+            cell{field_state::present, r.notifications, {}},
+            text(r.summary),
+            text(r.detail.empty() ? std::string("{}") : r.detail),
+            time(r.updated_at)};
 }
 
 int list_alerts(SQLite::Database& db, const alerts_options& opts) {
@@ -58,7 +68,8 @@ int list_alerts(SQLite::Database& db, const alerts_options& opts) {
         text += fmt::format("{:<8} {:<8} {:<16} {:<10} {:<22} {:<24} {:<9} {:<20} {}\n", "severity", "state", "kind",
                             "account", "source", "id", "threshold", "since", "summary");
         for (const auto& r : rows)
-            text += fmt::format("{:<8} {:<8} {:<16} {:<10} {:<22} {:<24} {:<9} {:<20} {}\n", r.severity, r.state,
+            text += fmt::format("{:<8} {:<8} {:<16} {:<10} {:<22} {:<24} {:<9} {:<20} {}\n",
+                                config::to_string(r.severity), alerting::to_string(r.state),
                                 r.kind, r.account, r.source, r.item_key.empty() ? "-" : r.item_key,
                                 r.threshold.empty() ? "-" : r.threshold, sync::format_iso8601(r.since), r.summary);
         if (rows.empty()) text += opts.all ? "(no alerts on record)\n" : "(no alerts firing)\n";

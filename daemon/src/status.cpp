@@ -51,7 +51,7 @@ struct storage_sizes {
 
 struct status_report {
     std::vector<source_line> sources;
-    std::map<std::string, std::int64_t> firing;  ///< by severity
+    std::map<config::severity, std::int64_t> firing;
     std::vector<sink_line> sinks;
     storage_sizes storage;
     std::optional<long> daemon_pid;
@@ -142,7 +142,7 @@ void judge(source_line& l, std::int64_t now, std::chrono::milliseconds max_age) 
 /// configured sink (alerting::outbox, the owner of the delivery tables).
 void read_alert_state(SQLite::Database& db, const config::config& cfg, status_report& r) {
     for (auto s : {config::severity::critical, config::severity::warning, config::severity::info})
-        r.firing[std::string(config::to_string(s))] = 0;
+        r.firing[s] = 0;
     const bool has_alert_tables = db.execAndGet("PRAGMA user_version").getInt() >= 4;
     if (has_alert_tables)
         for (const auto& a : alerting::read_alerts(db, false)) ++r.firing[a.severity];
@@ -178,7 +178,7 @@ status_report gather(const config::config& cfg, const config::environment& env, 
         }
     } else {
         for (auto s : {config::severity::critical, config::severity::warning, config::severity::info})
-            r.firing[std::string(config::to_string(s))] = 0;
+            r.firing[s] = 0;
         for (const auto& s : alerting::effective_sinks(cfg.alerts)) r.sinks.push_back({s.name, 0, 0});
     }
     for (const auto& a : cfg.accounts)
@@ -240,8 +240,8 @@ std::string render_table(const config::config& cfg, const status_report& r) {
                          l.error.empty() ? "-" : l.error);
     }
     t += "\nalerts firing: ";
-    t += fmt::format("{} critical, {} warning, {} info\n", r.firing.at("critical"), r.firing.at("warning"),
-                     r.firing.at("info"));
+    t += fmt::format("{} critical, {} warning, {} info\n", r.firing.at(config::severity::critical),
+                     r.firing.at(config::severity::warning), r.firing.at(config::severity::info));
     for (const auto& s : r.sinks)
         t += fmt::format("sink {:<14} {} pending, {} dead{}\n", s.sink, s.pending, s.dead,
                          s.dead > 0 ? " (subsyncd alerts --redeliver)" : "");
@@ -291,7 +291,8 @@ std::string render_json(const config::config& cfg, const status_report& r) {
         j += "}";
     }
     j += fmt::format("],\"alerts_firing\":{{\"critical\":{},\"warning\":{},\"info\":{}}},\"sinks\":[",
-                     r.firing.at("critical"), r.firing.at("warning"), r.firing.at("info"));
+                     r.firing.at(config::severity::critical), r.firing.at(config::severity::warning),
+                     r.firing.at(config::severity::info));
     for (std::size_t i = 0; i < r.sinks.size(); ++i) {
         j += i ? ",{\"sink\":" : "{\"sink\":";
         sync::append_json_string(j, r.sinks[i].sink);

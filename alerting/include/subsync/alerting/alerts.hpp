@@ -3,6 +3,7 @@
 // (account, source, item, kind, threshold), and the transactional outbox.
 // docs/alerts.md describes the semantics; docs/schema.md the tables.
 
+#include <subsync/alerting/notification.hpp>
 #include <subsync/config/config.hpp>
 #include <subsync/sync/records.hpp>
 #include <subsync/sync/snapshot.hpp>
@@ -154,7 +155,11 @@ int update_delivery_failed(SQLite::Database& db, const config::alerts_config& cf
 
 /// One row of `alerts`, for `subsyncd alerts` and the alerts export.
 struct alert_row {
-    std::string account, source, item_key, kind, threshold, state, severity;
+    std::string account, source, item_key;
+    std::string kind;  ///< as stored: a kind a newer subsyncd wrote is still listed
+    std::string threshold;
+    alert_state state = alert_state::firing;
+    config::severity severity = config::severity::warning;
     epoch_ms since = 0;
     std::optional<epoch_ms> resolved_at;
     std::string reason;
