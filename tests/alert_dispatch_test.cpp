@@ -65,10 +65,7 @@ TEST_F(Dispatch, DeadLettersAfterMaxAttemptsMovesOnAndRequeueRedelivers) {
     enqueue(db, {"hook"});
     enqueue(db, {"hook"});
     rcv.set_status(500);
-    for (int i = 0; i < 3; ++i) {
-        dispatch(&rcv);
-        now += 60'000;  // past any backoff
-    }
+    dispatch_passes(rcv, 3);
     EXPECT_EQ(delivery(db, "hook", 1).status, "dead");
     EXPECT_EQ(delivery(db, "hook", 1).attempts, 3);
     EXPECT_NE(delivery(db, "hook", 1).last_error.find("HTTP 500"), std::string::npos);
@@ -243,10 +240,7 @@ TEST_F(Dispatch, GroupsHeldBehindAFailureAreGroupedAfreshAndARetryGroupsNothingA
 
 TEST_F(Dispatch, AFailedGroupIsResentWholeWithItsKeyWhileLaterAlertsWait) {
     webhook_receiver rcv;
-    auto sink = http_sink(rcv, config::sink_type::webhook);
-    sink.group = {};
-    sink.group.interval = 0ms;
-    cfg.sinks = {sink};
+    cfg.sinks = {grouped_webhook(rcv)};
     enqueue(db, {"hook"});
     enqueue(db, {"hook"});
     rcv.set_down(true);
@@ -271,16 +265,10 @@ TEST_F(Dispatch, AFailedGroupIsResentWholeWithItsKeyWhileLaterAlertsWait) {
 // under the dead group's key, a receiver that drops duplicates would drop the new alerts.
 TEST_F(Dispatch, ARedeliveredDeadGroupWithAlertsQueuedSinceGoesOutUnderANewKey) {
     webhook_receiver rcv;
-    auto sink = http_sink(rcv, config::sink_type::webhook);
-    sink.group = {};
-    sink.group.interval = 0ms;
-    cfg.sinks = {sink};
+    cfg.sinks = {grouped_webhook(rcv)};
     enqueue(db, {"hook"});
     rcv.set_status(500);
-    for (int i = 0; i < 3; ++i) {
-        dispatch(&rcv);
-        now += 60'000;
-    }
+    dispatch_passes(rcv, 3);
     ASSERT_EQ(delivery(db, "hook", 1).status, "dead");
     const std::string dead_key = rcv.requests().back().header("Idempotency-Key");
     EXPECT_EQ(dead_key, group_key_of({"key-1"}));

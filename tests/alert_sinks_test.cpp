@@ -230,10 +230,7 @@ TEST_F(Sinks, WebhookUrlFromASecretIsUsedButNeverShownOrStored) {
     cfg.sinks = {sink};
     enqueue(db, {"hook"});
     rcv.set_status(500);
-    for (int i = 0; i < 3; ++i) {
-        dispatch(&rcv);
-        now += 60'000;
-    }
+    dispatch_passes(rcv, 3);
     const auto reqs = rcv.requests();
     ASSERT_EQ(reqs.size(), 3u);
     EXPECT_EQ(reqs[0].target, secret_part) << "path and query reach the receiver verbatim";

@@ -164,6 +164,14 @@ inline config::sink_config http_sink(const webhook_receiver& r, config::sink_typ
     return type == config::sink_type::alertmanager ? s : one_by_one(std::move(s));
 }
 
+/// A webhook sink with the default grouping (by account and kind) and no group_interval.
+inline config::sink_config grouped_webhook(const webhook_receiver& r) {
+    auto s = http_sink(r, config::sink_type::webhook);
+    s.group = {};
+    s.group.interval = std::chrono::milliseconds(0);
+    return s;
+}
+
 inline config::sink_config exec_sink(std::vector<std::string> argv, std::chrono::milliseconds timeout = 5s) {
     config::sink_config s;
     s.name = "hook";
@@ -220,6 +228,15 @@ protected:
         auto f = asio::co_spawn(io, d.run(std::chrono::steady_clock::now() + budget), asio::use_future);
         io.run();
         return f.get();
+    }
+
+    /// `passes` delivery passes, each a minute after the one before (past any backoff): with
+    /// max_attempts = 3 and a receiver that keeps failing, three make the head a dead letter.
+    void dispatch_passes(const webhook_receiver& r, int passes) {
+        for (int i = 0; i < passes; ++i) {
+            dispatch(&r);
+            now += 60'000;
+        }
     }
 };
 
