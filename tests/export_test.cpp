@@ -268,6 +268,34 @@ TEST_F(ExportTest, AlertsFromASecondReaderAreTheSameFiles) {
     reader_snapshot.commit();
 }
 
+// The alerts files' thread waits at a gate (sync --once opens it when delivery ends). A
+// delivery that waits out a slow receiver must not hold the generation back: once the other
+// files are written, the exports write the alerts files themselves. Here nobody else ever opens
+// the gate; with a latch only delivery could release, this generation never finished.
+TEST_F(ExportTest, AlertsFilesDoNotWaitForAGateThatStaysShut) {
+    add_alerts(dir_ / "snapshot.db", 0, 300);
+    auto db = sync::open_snapshot_readonly(dir_ / "snapshot.db");
+    const auto one_by_one = write_generation(db, dir_ / "a", 1514528566000, {1});
+
+    auto reader = sync::open_snapshot_readonly(dir_ / "snapshot.db");
+    SQLite::Transaction reader_snapshot(reader);
+    (void)reader.execAndGet("SELECT count(*) FROM alerts");
+    start_gate shut;
+    generation_options opts;
+    opts.alerts_reader = &reader;
+    opts.alerts_after = &shut;
+    const auto g = write_generation(db, dir_ / "b", 1514528566000, {1}, opts);
+    EXPECT_EQ(digests_of(g.dir), digests_of(one_by_one.dir));
+
+    // Opened before the generation starts: the second thread writes them; the same files.
+    start_gate open;
+    open.open();
+    opts.alerts_after = &open;
+    const auto h = write_generation(db, dir_ / "c", 1514528566000, {1}, opts);
+    EXPECT_EQ(digests_of(h.dir), digests_of(one_by_one.dir));
+    reader_snapshot.commit();
+}
+
 /// name -> (inode, carried_from or "") of every file of a generation, from its manifest.
 std::map<std::string, std::pair<ino_t, std::string>> files_of(const std::filesystem::path& gen) {
     simdjson::dom::parser parser;

@@ -31,6 +31,12 @@ std::string_view to_string(attempt_outcome o) noexcept {
     return "failed";
 }
 
+std::optional<attempt_outcome> attempt_outcome_named(std::string_view s) noexcept {
+    for (auto o : {attempt_outcome::delivered, attempt_outcome::failed, attempt_outcome::dead})
+        if (s == to_string(o)) return o;
+    return std::nullopt;
+}
+
 // Storage (schema 5): alert_deliveries holds one row per (sink, notification) with the group
 // notification (batch) it went out in, NULL until grouped; alert_batches holds each group
 // notification's state (status, attempts, retry time, error). A member's status is its batch's,
@@ -414,7 +420,9 @@ std::vector<attempt_record> outbox::attempts(std::string_view sink, std::int64_t
     q.bind(2, limit);
     std::vector<attempt_record> out;
     while (q.executeStep())
-        out.push_back({q.getColumn(0).getInt64(), q.getColumn(1).getInt64(), q.getColumn(2).getString(),
+        // alert_attempts' CHECK constraint holds outcome to the three names.
+        out.push_back({q.getColumn(0).getInt64(), q.getColumn(1).getInt64(),
+                       attempt_outcome_named(q.getColumn(2).getText()).value_or(attempt_outcome::failed),
                        q.getColumn(3).getInt64(), q.getColumn(4).getString(), q.getColumn(5).getString(),
                        q.getColumn(6).getString(), q.getColumn(7).getInt64()});
     return out;

@@ -314,12 +314,18 @@ std::vector<written_file> build_generation(SQLite::Database& db, const fs::path&
     std::vector<std::optional<written_file>> alert_files(opts.formats.size());
     for (std::size_t i = 0; i < opts.formats.size(); ++i)
         alert_files[i] = carry(fmt::format("{}.{}", to_string(export_table::alerts), extension(opts.formats[i])));
+    // With a gate (sync --once: delivery first), the alerts files go to whichever thread is
+    // free first: the second one once the gate opens, or this one once the other files are
+    // written, so that a delivery that waits out a slow receiver never holds the generation back.
     std::exception_ptr alerts_error;
+    std::atomic<bool> alerts_claimed{false};
+    const bool alerts_left = std::any_of(alert_files.begin(), alert_files.end(), [](const auto& f) { return !f; });
     std::jthread alerts_writer;
-    if (same_alerts(db, opts.alerts_reader))
+    if (alerts_left && same_alerts(db, opts.alerts_reader))
         alerts_writer = std::jthread([&] {
             try {
                 if (opts.alerts_after != nullptr) opts.alerts_after->wait();
+                if (alerts_claimed.exchange(true)) return;
                 for (std::size_t i = 0; i < opts.formats.size(); ++i)
                     if (!alert_files[i])
                         alert_files[i] = write_one(*opts.alerts_reader, building, export_table::alerts,
@@ -345,7 +351,12 @@ std::vector<written_file> build_generation(SQLite::Database& db, const fs::path&
             report = written_file{file.target(), expiring, file.bytes_written(), file.sha256_hex()};
         }
     }
-    if (alerts_writer.joinable()) alerts_writer.join();
+    if (alerts_writer.joinable()) {
+        // Not started yet: this thread writes them below, from its own connection (the same
+        // snapshot), and lets the other one go.
+        if (!alerts_claimed.exchange(true) && opts.alerts_after != nullptr) opts.alerts_after->open();
+        alerts_writer.join();
+    }
     if (alerts_error) std::rethrow_exception(alerts_error);
     for (std::size_t i = 0; i < opts.formats.size(); ++i)
         files.push_back(alert_files[i] ? *alert_files[i]

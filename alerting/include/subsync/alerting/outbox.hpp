@@ -31,6 +31,8 @@ enum class attempt_outcome { delivered, failed, dead };
 
 [[nodiscard]] std::string_view to_string(delivery_status s) noexcept;
 [[nodiscard]] std::string_view to_string(attempt_outcome o) noexcept;
+/// The outcome of a stored name; nullopt for another name.
+[[nodiscard]] std::optional<attempt_outcome> attempt_outcome_named(std::string_view s) noexcept;
 
 /// One alert notification as the state machine queues it: one alert_outbox row. The JSON object
 /// a sink receives (docs/alerts.md "Notification format") is rendered from these fields when it
@@ -87,7 +89,7 @@ struct sink_counts {
 struct attempt_record {
     std::int64_t batch = 0;  ///< the group notification's first seq
     epoch_ms time = 0;
-    std::string outcome;
+    attempt_outcome outcome = attempt_outcome::failed;
     std::int64_t latency_ms = 0;
     std::string error;
     std::string what;  ///< "kind state account/item" of its first alert, or "?" once pruned

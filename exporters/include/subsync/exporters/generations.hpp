@@ -7,9 +7,9 @@
 
 #include <SQLiteCpp/Database.h>
 
+#include <atomic>
 #include <cstdint>
 #include <filesystem>
-#include <latch>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -25,6 +25,21 @@ struct written_file {
     std::string sha256;
 };
 
+/// A gate the alerts files' thread waits at (generation_options::alerts_after). Opening it is
+/// idempotent and may come from any thread: `sync --once` opens it when delivery ends, and the
+/// generation itself once the other files are written, so the files never wait for delivery.
+class start_gate {
+public:
+    void open() noexcept {
+        open_.store(true);
+        open_.notify_all();
+    }
+    void wait() const noexcept { open_.wait(false); }
+
+private:
+    std::atomic<bool> open_{false};
+};
+
 /// What a sync's exports contain and how many generations stay.
 struct generation_options {
     std::vector<export_format> formats{export_format::csv, export_format::json};
@@ -36,9 +51,10 @@ struct generation_options {
     /// a thread of their own, beside the other files; without it, or when it shows another
     /// version of the alerts, they are written one after the other as before.
     SQLite::Database* alerts_reader = nullptr;
-    /// With alerts_reader: the alerts files' thread waits for this latch before it reads
-    /// (nullptr: it starts at once). `sync --once` releases it when delivery is done.
-    std::latch* alerts_after = nullptr;
+    /// With alerts_reader: the alerts files' thread waits at this gate before it reads (nullptr:
+    /// it starts at once). Whichever comes first, the gate opening or the other files being
+    /// written, starts the alerts files: on that thread, or on the exports' own.
+    start_gate* alerts_after = nullptr;
 };
 
 /// The options `[exports]` asks for, with the forecast settings of the global `[alerts]` rules.
