@@ -105,6 +105,36 @@ TEST_F(Dispatch, DeadlineStopsStartingAttempts) {
     EXPECT_EQ(r.pending, 2);
 }
 
+// sync --once logs and meters what deliver_for reports. A sink whose first attempt fails and
+// whose retry succeeds within the budget is two passes: both count, not only the last.
+TEST_F(Dispatch, DeliverForCountsTheAttemptsOfEveryPass) {
+    cfg.retry_base = 20ms;
+    cfg.retry_max = 40ms;
+    const auto flag = dir / "tried";
+    cfg.sinks = {exec_sink({"/bin/sh", "-c", fmt::format("test -e '{0}' || {{ touch '{0}'; exit 3; }}", flag.string())}),
+                 jsonl_sink(dir / "out.jsonl")};
+    auto wall = [] {
+        return std::chrono::duration_cast<std::chrono::milliseconds>(
+                   std::chrono::system_clock::now().time_since_epoch())
+            .count();
+    };
+    outbox_entry e;
+    e.created_at = wall();
+    enqueue(db, {"hook", "file"}, e);
+    enqueue(db, {"hook", "file"}, e);
+    config::config c;
+    c.alerts = cfg;
+    const auto r = alerting::deliver_for(c, db, config::environment::process(), wall, 10s);
+    EXPECT_EQ(r.pending, 0);
+    EXPECT_EQ(r.failed, 1) << "the first pass's failed attempt";
+    EXPECT_EQ(r.delivered, 4) << "two alerts, one by one, to each of two sinks";
+    ASSERT_EQ(r.sinks.size(), 2u);
+    EXPECT_EQ(r.sinks[0].sink, "hook");
+    EXPECT_EQ(r.sinks[0].failed, 1);
+    EXPECT_EQ(r.sinks[0].delivered, 2);
+    EXPECT_EQ(r.sinks[1].delivered, 2);
+}
+
 // ---- grouping, end to end (the plans themselves: alert_grouping_test.cpp) ----------------------
 
 TEST_F(Dispatch, DefaultGroupingSendsOneNotificationPerAccountAndKindWithCountsAndResolved) {

@@ -234,6 +234,17 @@ std::vector<std::pair<std::string, std::string>> digests_of(const std::filesyste
     return out;
 }
 
+/// A second read-only connection whose read transaction is open and its snapshot fixed, as
+/// sync --once hands the exports for the alerts files (rolled back when it goes).
+struct second_reader {
+    explicit second_reader(const std::filesystem::path& file)
+        : db(sync::open_snapshot_readonly(file)), snapshot(db) {
+        (void)db.execAndGet("SELECT count(*) FROM alerts");  // a read fixes the snapshot
+    }
+    SQLite::Database db;
+    SQLite::Transaction snapshot;
+};
+
 // Issue 16: the alerts files may be written from a second connection on a thread of their own
 // (sync --once does). They are the same bytes, listed in the same place, as when written one
 // after the other; and a second connection that sees other alerts than the first is not used.
@@ -242,11 +253,9 @@ TEST_F(ExportTest, AlertsFromASecondReaderAreTheSameFiles) {
     auto db = sync::open_snapshot_readonly(dir_ / "snapshot.db");
     const auto one_by_one = write_generation(db, dir_ / "a", 1514528566000, {1});
 
-    auto reader = sync::open_snapshot_readonly(dir_ / "snapshot.db");
-    SQLite::Transaction reader_snapshot(reader);
-    (void)reader.execAndGet("SELECT count(*) FROM alerts");  // a read fixes the snapshot
+    second_reader reader(dir_ / "snapshot.db");
     generation_options opts;
-    opts.alerts_reader = &reader;
+    opts.alerts_reader = &reader.db;
     const auto beside = write_generation(db, dir_ / "b", 1514528566000, {1}, opts);
     EXPECT_EQ(digests_of(beside.dir), digests_of(one_by_one.dir)) << "same files, same order in the manifest";
     ASSERT_EQ(beside.files.size(), one_by_one.files.size());
@@ -265,7 +274,6 @@ TEST_F(ExportTest, AlertsFromASecondReaderAreTheSameFiles) {
     const auto stale_reader = write_generation(later, dir_ / "c", 1514528567000, {1}, opts);
     EXPECT_EQ(stale_reader.files[6].path.filename(), "alerts.csv");
     EXPECT_EQ(stale_reader.files[6].rows, 3001) << "the stale second reader was not used";
-    reader_snapshot.commit();
 }
 
 // The alerts files' thread waits at a gate (sync --once opens it when delivery ends). A
@@ -277,12 +285,10 @@ TEST_F(ExportTest, AlertsFilesDoNotWaitForAGateThatStaysShut) {
     auto db = sync::open_snapshot_readonly(dir_ / "snapshot.db");
     const auto one_by_one = write_generation(db, dir_ / "a", 1514528566000, {1});
 
-    auto reader = sync::open_snapshot_readonly(dir_ / "snapshot.db");
-    SQLite::Transaction reader_snapshot(reader);
-    (void)reader.execAndGet("SELECT count(*) FROM alerts");
+    second_reader reader(dir_ / "snapshot.db");
     start_gate shut;
     generation_options opts;
-    opts.alerts_reader = &reader;
+    opts.alerts_reader = &reader.db;
     opts.alerts_after = &shut;
     const auto g = write_generation(db, dir_ / "b", 1514528566000, {1}, opts);
     EXPECT_EQ(digests_of(g.dir), digests_of(one_by_one.dir));
@@ -293,7 +299,6 @@ TEST_F(ExportTest, AlertsFilesDoNotWaitForAGateThatStaysShut) {
     opts.alerts_after = &open;
     const auto h = write_generation(db, dir_ / "c", 1514528566000, {1}, opts);
     EXPECT_EQ(digests_of(h.dir), digests_of(one_by_one.dir));
-    reader_snapshot.commit();
 }
 
 /// name -> (inode, carried_from or "") of every file of a generation, from its manifest.

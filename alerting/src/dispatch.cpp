@@ -267,6 +267,32 @@ sink_context make_sink_context(asio::any_io_executor ex, const config::config& c
     return ctx;
 }
 
+namespace {
+
+// Adds a pass's attempts to `total`; what is left (pending, next_due, cut_short) is the pass's.
+void add_attempts(dispatch_report& total, const dispatch_report& pass) {
+    total.delivered += pass.delivered;
+    total.failed += pass.failed;
+    total.dead += pass.dead;
+    total.pending = pass.pending;
+    total.next_due = pass.next_due;
+    total.cut_short = pass.cut_short;
+    for (const auto& s : pass.sinks) {
+        auto it = std::find_if(total.sinks.begin(), total.sinks.end(), [&](const auto& t) { return t.sink == s.sink; });
+        if (it == total.sinks.end()) {
+            total.sinks.push_back(s);
+            continue;
+        }
+        it->delivered += s.delivered;
+        it->failed += s.failed;
+        it->dead += s.dead;
+        it->pending = s.pending;
+        it->next_due = s.next_due;
+    }
+}
+
+}  // namespace
+
 dispatch_report deliver_for(const config::config& cfg, SQLite::Database& db, config::environment env,
                             std::function<std::int64_t()> now, std::chrono::milliseconds budget,
                             alerting_observer* observer) {
@@ -277,11 +303,13 @@ dispatch_report deliver_for(const config::config& cfg, SQLite::Database& db, con
     const auto deadline = steady::now() + budget;
     auto loop = [&]() -> asio::awaitable<dispatch_report> {
         asio::steady_timer timer(io);
+        dispatch_report total;
         for (;;) {
             auto r = co_await d.run(deadline);
-            if (r.pending == 0 || !r.next_due) co_return r;
+            add_attempts(total, r);
+            if (r.pending == 0 || !r.next_due) co_return total;
             const auto wait = std::chrono::milliseconds(std::max<std::int64_t>(0, *r.next_due - now()));
-            if (steady::now() + wait >= deadline) co_return r;
+            if (steady::now() + wait >= deadline) co_return total;
             timer.expires_after(wait);
             co_await timer.async_wait(asio::use_awaitable);
         }

@@ -409,13 +409,16 @@ std::vector<sink_counts> outbox::counts() const {
 
 std::vector<attempt_record> outbox::attempts(std::string_view sink, std::int64_t limit) const {
     SQLite::Statement q(db_,
+                        // The latest attempts first, then what they name: the joins and the
+                        // count run for the rows shown, not for every attempt on record.
                         "SELECT a.seq, a.time, a.outcome, a.latency_ms, coalesce(a.error, ''), "
                         "coalesce(o.kind || ' ' || o.state || ' ' || o.account || '/' || o.item_key, '?'), "
-                        "coalesce(b.group_key, ''), (SELECT count(*) FROM alert_deliveries d "
+                        "b.group_key, b.batch IS NOT NULL, (SELECT count(*) FROM alert_deliveries d "
                         "INDEXED BY alert_deliveries_by_batch WHERE d.sink = a.sink AND d.batch = a.seq) "
-                        "FROM alert_attempts a LEFT JOIN alert_outbox o ON o.seq = a.seq "
-                        "LEFT JOIN alert_batches b ON b.sink = a.sink AND b.batch = a.seq WHERE a.sink = ? "
-                        "ORDER BY a.id DESC LIMIT ?");
+                        "FROM (SELECT id, sink, seq, time, outcome, latency_ms, error FROM alert_attempts "
+                        "WHERE sink = ?1 ORDER BY id DESC LIMIT ?2) a "
+                        "LEFT JOIN alert_outbox o ON o.seq = a.seq "
+                        "LEFT JOIN alert_batches b ON b.sink = a.sink AND b.batch = a.seq ORDER BY a.id DESC");
     q.bind(1, std::string(sink));
     q.bind(2, limit);
     std::vector<attempt_record> out;
@@ -424,7 +427,8 @@ std::vector<attempt_record> outbox::attempts(std::string_view sink, std::int64_t
         out.push_back({q.getColumn(0).getInt64(), q.getColumn(1).getInt64(),
                        attempt_outcome_named(q.getColumn(2).getText()).value_or(attempt_outcome::failed),
                        q.getColumn(3).getInt64(), q.getColumn(4).getString(), q.getColumn(5).getString(),
-                       q.getColumn(6).getString(), q.getColumn(7).getInt64()});
+                       q.getColumn(6).isNull() ? std::string() : q.getColumn(6).getString(),
+                       q.getColumn(7).getInt() != 0, q.getColumn(8).getInt64()});
     return out;
 }
 

@@ -107,10 +107,16 @@ std::vector<sync::cell> attempt_cells(std::string_view sink, const alerting::att
     using sync::field_state;
     auto text = [](std::string_view v) { return cell{field_state::present, 0, std::string(v)}; };
     auto number = [](std::int64_t n) { return cell{field_state::present, n, {}}; };
-    auto text_or_null = [&](const std::string& v) { return v.empty() ? cell{field_state::null, 0, {}} : text(v); };
-    return {text(sink),        number(a.batch),         number(a.time),    text(alerting::to_string(a.outcome)),
-            number(a.latency_ms), text_or_null(a.group_key), number(a.alerts), text(a.what),
-            text_or_null(a.error)};
+    const cell null{field_state::null, 0, {}};
+    return {text(sink),
+            number(a.batch),
+            number(a.time),
+            text(alerting::to_string(a.outcome)),
+            number(a.latency_ms),
+            a.group_known ? text(a.group_key) : null,
+            number(a.alerts),
+            text(a.what),
+            a.error.empty() ? null : text(a.error)};
 }
 
 // The attempts as json objects, comma-separated, for a sink's "attempts" array.
@@ -160,7 +166,7 @@ int list_deliveries(SQLite::Database& db, const config::config& cfg, const alert
             for (const auto& a : attempts)
                 text += fmt::format("  {:<20} seq={:<6} {:<9} {:>6}ms  group \"{}\", {} alert{}, first {}{}\n",
                                     sync::format_iso8601(a.time), a.batch, alerting::to_string(a.outcome), a.latency_ms,
-                                    a.group_key.empty() ? "(regrouped or pruned)" : a.group_key, a.alerts,
+                                    a.group_known ? a.group_key : "(regrouped or pruned)", a.alerts,
                                     a.alerts == 1 ? "" : "s", a.what, a.error.empty() ? "" : "  error: " + a.error);
             if (attempts.empty()) text += "  (no attempts yet)\n";
         }

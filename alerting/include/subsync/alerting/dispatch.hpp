@@ -104,7 +104,8 @@ private:
                                              config::environment env);
 
 /// Delivers on a private event loop for at most `budget`, waiting out retry backoffs that end
-/// inside it (`sync --once`, `alerts --redeliver`). Returns the last dispatch's report.
+/// inside it (`sync --once`, `alerts --redeliver`). The report counts the attempts of every
+/// pass; what is left (pending, next_due, cut_short) is the last pass's.
 dispatch_report deliver_for(const config::config& cfg, SQLite::Database& db, config::environment env,
                             std::function<std::int64_t()> now, std::chrono::milliseconds budget,
                             alerting_observer* observer = nullptr);

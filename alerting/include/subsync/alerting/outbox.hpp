@@ -93,8 +93,9 @@ struct attempt_record {
     std::int64_t latency_ms = 0;
     std::string error;
     std::string what;  ///< "kind state account/item" of its first alert, or "?" once pruned
-    std::string group_key;  ///< "account=prod,kind=expiring"; "" once the group is gone (--redeliver, pruning)
-    std::int64_t alerts = 0;  ///< the alerts in that group notification now; 0 once it is gone
+    std::string group_key;  ///< "account=prod,kind=expiring" ("" under group_by = [] and for Alertmanager)
+    bool group_known = false;  ///< its alert_batches row is there: false once --redeliver or pruning dissolved it
+    std::int64_t alerts = 0;  ///< the alerts of the group notification of that seq as it is now
 };
 
 class outbox {
