@@ -13,6 +13,7 @@
 #include <simdjson.h>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <random>
 
@@ -516,28 +517,21 @@ TEST_F(ExportTest, RegularFileAtLatestIsRefusedNotOverwritten) {
     EXPECT_EQ(folder_names(exports / "generations"), std::vector<std::string>{}) << "nothing written";
 }
 
-TEST_F(ExportTest, FailedExportLeavesNoHiddenLeftovers) {
-    const auto exports = dir_ / "exports";
-    const auto generations = exports / "generations";
-    // What earlier failed exports left: an empty hidden folder, a partial one, a temporary link.
-    std::filesystem::create_directories(generations / ".19700101T000000Z-7");
-    std::filesystem::create_directories(generations / ".19700101T000001Z-8");
-    test::write_file(generations / ".19700101T000001Z-8" / "purchased_groups.csv", "id,gr");
-    std::filesystem::create_symlink("generations/nowhere", exports / ".latest.new");
-
-    // Disk full, simulated: a child whose files may not grow past 256 bytes.
+/// Disk full, simulated: runs `run` in a child whose files may not grow past 256 bytes once it
+/// calls the `fill_disk` it is given (what it opens and reads first is not limited: SQLite's
+/// shared-memory file is larger). The child's exit code: 1 when `run` failed with EFBIG, 0
+/// when it succeeded, 2 or 3 for another error; -1 when the child did not exit.
+int on_a_full_disk(const std::function<void(const std::function<void()>& fill_disk)>& run) {
     const pid_t pid = ::fork();
-    ASSERT_GE(pid, 0);
+    if (pid < 0) return -1;
     if (pid == 0) {
         ::signal(SIGXFSZ, SIG_IGN);  // a write error (EFBIG), as the daemon's main() arranges
         int code = 3;
         try {
-            // Opened and read before the limit: SQLite's shared-memory file is larger than it.
-            auto db = sync::open_snapshot_readonly(dir_ / "snapshot.db");
-            db.execAndGet("SELECT count(*) FROM sqlite_master");
-            const ::rlimit limit{256, 256};
-            ::setrlimit(RLIMIT_FSIZE, &limit);
-            write_generation(db, exports, 1000000, {9});
+            run([] {
+                const ::rlimit limit{256, 256};
+                ::setrlimit(RLIMIT_FSIZE, &limit);
+            });
             code = 0;
         } catch (const std::system_error& e) {
             code = e.code() == std::errc::file_too_large ? 1 : 2;
@@ -548,11 +542,46 @@ TEST_F(ExportTest, FailedExportLeavesNoHiddenLeftovers) {
         ::_exit(code);
     }
     int status = 0;
-    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
-    ASSERT_TRUE(WIFEXITED(status));
-    ASSERT_EQ(WEXITSTATUS(status), 1) << "the export must fail with EFBIG";
+    if (::waitpid(pid, &status, 0) != pid || !WIFEXITED(status)) return -1;
+    return WEXITSTATUS(status);
+}
+
+TEST_F(ExportTest, FailedExportLeavesNoHiddenLeftovers) {
+    const auto exports = dir_ / "exports";
+    const auto generations = exports / "generations";
+    // What earlier failed exports left: an empty hidden folder, a partial one, a temporary link.
+    std::filesystem::create_directories(generations / ".19700101T000000Z-7");
+    std::filesystem::create_directories(generations / ".19700101T000001Z-8");
+    test::write_file(generations / ".19700101T000001Z-8" / "purchased_groups.csv", "id,gr");
+    std::filesystem::create_symlink("generations/nowhere", exports / ".latest.new");
+
+    const int code = on_a_full_disk([&](const auto& fill_disk) {
+        auto db = sync::open_snapshot_readonly(dir_ / "snapshot.db");
+        db.execAndGet("SELECT count(*) FROM sqlite_master");
+        fill_disk();
+        write_generation(db, exports, 1000000, {9});
+    });
+    ASSERT_EQ(code, 1) << "the export must fail with EFBIG";
     EXPECT_EQ(folder_names(generations), std::vector<std::string>{}) << "no hidden generation stays behind";
     EXPECT_EQ(folder_names(exports), (std::vector<std::string>{"generations"}));
+}
+
+// The same failure with the alerts files on a second reader behind a gate nobody opens: the
+// export fails as it should instead of waiting for the gate forever.
+TEST_F(ExportTest, AFailedExportDoesNotWaitAtTheAlertsGate) {
+    add_alerts(dir_ / "snapshot.db", 0, 300);
+    const int code = on_a_full_disk([&](const auto& fill_disk) {
+        auto db = sync::open_snapshot_readonly(dir_ / "snapshot.db");
+        db.execAndGet("SELECT count(*) FROM sqlite_master");
+        second_reader reader(dir_ / "snapshot.db");
+        start_gate shut;
+        generation_options opts;
+        opts.alerts_reader = &reader.db;
+        opts.alerts_after = &shut;
+        fill_disk();
+        write_generation(db, dir_ / "exports", 1000000, {9}, opts);
+    });
+    EXPECT_EQ(code, 1) << "the export fails with EFBIG, and returns";
 }
 
 TEST_F(ExportTest, TornChangeFeedLineIsCutBeforeAppending) {

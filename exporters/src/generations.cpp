@@ -334,6 +334,16 @@ std::vector<written_file> build_generation(SQLite::Database& db, const fs::path&
                 alerts_error = std::current_exception();
             }
         });
+    // If a file below fails, the alerts thread must not wait for a gate nobody may open (on_exit
+    // goes before alerts_writer is joined); claimed, it writes nothing into the folder given up.
+    struct let_go {
+        std::atomic<bool>& claimed;
+        start_gate* gate;
+        ~let_go() {
+            claimed.store(true);
+            if (gate != nullptr) gate->open();
+        }
+    } on_exit{alerts_claimed, alerts_writer.joinable() ? opts.alerts_after : nullptr};
     std::vector<written_file> files;
     for (auto table : {export_table::purchased_groups, export_table::subscription_resources, export_table::sync_runs})
         for (auto format : opts.formats) {
