@@ -19,6 +19,7 @@
 
 #include <cstring>
 #include <map>
+#include <span>
 
 #include <algorithm>
 
@@ -154,7 +155,7 @@ TEST_F(SyncOnce, JsonLogLinesParse) {
     auto r = sync();
     ASSERT_EQ(r.exit_code, 0) << r.err;
     simdjson::dom::parser parser;
-    std::size_t lines = 0, done = 0;
+    std::size_t lines = 0, done = 0, requests = 0;
     for (std::size_t b = 0; b < r.err.size();) {
         const std::size_t e = r.err.find('\n', b);
         ASSERT_NE(e, std::string::npos) << "every line ends in a newline";
@@ -172,8 +173,14 @@ TEST_F(SyncOnce, JsonLogLinesParse) {
             EXPECT_TRUE(doc["pages"].is_int64()) << "numbers as numbers: " << line;
             EXPECT_TRUE(doc["run_id"].is_int64()) << line;
         }
+        if (msg.rfind("request ", 0) == 0) {  // the sync library's own debug line, typed too
+            ++requests;
+            EXPECT_TRUE(doc["attempt"].is_int64()) << line;
+            EXPECT_EQ(std::string_view(doc["status"]), "200") << line;
+        }
     }
     EXPECT_EQ(done, 2u) << r.err;
+    EXPECT_GE(requests, 2u) << r.err;
     EXPECT_GT(lines, done) << "debug lines too (log_level = debug)";
 }
 
@@ -258,7 +265,7 @@ TEST_F(SyncOnce, JournaldGetsEntriesWithMessageIdsAndFields) {
                 return &e;
         return nullptr;
     };
-    const auto* ok = find(daemon::message_ids::sync_done, "purchased_groups");
+    const auto* ok = find(logging::message_ids::sync_done, "purchased_groups");
     ASSERT_NE(ok, nullptr);
     EXPECT_EQ(ok->at("ACCOUNT"), "prod");
     EXPECT_EQ(ok->at("PRIORITY"), "6");
@@ -266,11 +273,11 @@ TEST_F(SyncOnce, JournaldGetsEntriesWithMessageIdsAndFields) {
     EXPECT_EQ(ok->at("STATUS"), "ok");
     EXPECT_GT(std::stoll(ok->at("RUN_ID")), 0);
     EXPECT_EQ(ok->at("MESSAGE").rfind("sync done account=prod source=purchased_groups", 0), 0u);
-    const auto* failed = find(daemon::message_ids::sync_failed, "subscription_resources");
+    const auto* failed = find(logging::message_ids::sync_failed, "subscription_resources");
     ASSERT_NE(failed, nullptr);
     EXPECT_EQ(failed->at("PRIORITY"), "3");
     EXPECT_EQ(failed->at("KIND"), "http_status");
-    const auto* firing = find(daemon::message_ids::alert_firing, "");
+    const auto* firing = find(logging::message_ids::alert_firing, "");
     ASSERT_NE(firing, nullptr) << "the default log sink's groups";
     EXPECT_EQ(firing->at("ACCOUNT"), "prod");
     EXPECT_FALSE(firing->at("KIND").empty());
@@ -288,20 +295,36 @@ TEST(Schedule, IntervalMovedByAtMostJitter) {
 }
 
 
-TEST(JsonLog, EscapesAndLiftsFields) {
+TEST(JsonLog, TypedFieldsBecomeMembersAndTextIsEscaped) {
     const auto t = std::chrono::system_clock::time_point(std::chrono::milliseconds(1'750'000'000'123));
-    const std::string line =
-        daemon::json_log_line(t, daemon::severity::warn, "retrying account=prod reason=\"HTTP 503 \\ \"x\" \n\x01\xff");
+    const std::string detail = "HTTP 503 \\ \"x\" \n\x01\xff";
+    const logging::record r{logging::severity::warn,
+                            {},
+                            "retrying account=prod reason=\"not=parsed\"",
+                            {{"account", "prod"}, {"attempt", 2}, {"full_load", true}, {"detail", detail}}};
+    const std::string line = daemon::json_record_line(t, r);
     simdjson::dom::parser parser;
     simdjson::dom::element doc;
     ASSERT_FALSE(parser.parse(line).get(doc)) << line;
     EXPECT_EQ(std::string_view(doc["time"]), "2025-06-15T15:06:40.123Z");
     EXPECT_EQ(std::string_view(doc["level"]), "warn");
+    EXPECT_EQ(std::string_view(doc["msg"]), r.message);
     EXPECT_EQ(std::string_view(doc["account"]), "prod");
-    EXPECT_EQ(std::string_view(doc["reason"]), "HTTP 503 \\ ");
+    EXPECT_EQ(int64_t(doc["attempt"]), 2) << "numbers as numbers";
+    EXPECT_EQ(bool(doc["full_load"]), true) << "flags as booleans";
+    EXPECT_EQ(std::string_view(doc["detail"]), "HTTP 503 \\ \"x\" \n\x01\xef\xbf\xbd") << "escaped, invalid UTF-8 replaced";
+    EXPECT_TRUE(doc["reason"].error()) << "the message's text is never parsed into fields: " << line;
     EXPECT_EQ(daemon::json_string("a\"b\\c\n\t\x7f"), "\"a\\\"b\\\\c\\n\\t\\u007f\"");
     EXPECT_EQ(daemon::json_string("\xe4\xb8\xad\xf0\x9f\x98\x80"), "\"\xe4\xb8\xad\xf0\x9f\x98\x80\"") << "UTF-8 kept";
     EXPECT_EQ(daemon::json_string("\xc0\xaf"), "\"\xef\xbf\xbd\xef\xbf\xbd\"") << "an overlong form is replaced";
+}
+
+TEST(LogLine, FieldsAfterTheWhatQuotedWhenTheyMustBe) {
+    const std::initializer_list<logging::field> fields{
+        {"account", "prod"}, {"n", -3}, {"ok", false}, {"error", "a \"b\" \\c"}, {"empty", ""}, {"eq", "k=v"}};
+    EXPECT_EQ(logging::line("thing done", std::span(fields.begin(), fields.size()), "what happens next"),
+              "thing done account=prod n=-3 ok=false error=\"a \\\"b\\\" \\\\c\" empty=\"\" eq=\"k=v\": what happens next");
+    EXPECT_EQ(logging::line("bare", {}), "bare");
 }
 
 TEST(LogLevel, ConfigLevelMovedByVerbosity) {

@@ -8,7 +8,6 @@
 #include <subsync/sync/time.hpp>
 
 #include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
 #include <fcntl.h>
 #include <sys/stat.h>

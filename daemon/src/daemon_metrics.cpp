@@ -1,3 +1,4 @@
+#include <subsync/logging/log.hpp>
 #include <subsync/daemon/daemon_metrics.hpp>
 #include <subsync/daemon/process_metrics.hpp>
 #include <subsync/sync/error.hpp>
@@ -164,7 +165,7 @@ void daemon_metrics::refresh_from_db(SQLite::Database& db) {
             }
         }
     } catch (const std::exception& e) {
-        spdlog::debug("alert metrics unavailable: {}", e.what());
+        logging::debug("alert metrics unavailable", {{"error", e.what()}});
     }
 }
 

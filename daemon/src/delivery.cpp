@@ -3,6 +3,7 @@
 
 #include "service.hpp"
 
+#include <subsync/logging/log.hpp>
 #include <subsync/config/load.hpp>
 #include <subsync/alerting/alerts.hpp>
 #include <subsync/sync/time.hpp>
@@ -49,17 +50,20 @@ asio::awaitable<void> service::delivery_loop() {
             report = co_await dispatcher_->run(last ? stop_deadline_ : steady_clock::time_point::max());
         } catch (const std::exception& e) {
             // The database failed under us, or a sink could not be built: try again later.
-            spdlog::error("alert delivery failed error=\"{}\"", e.what());
+            logging::error("alert delivery failed", {{"error", e.what()}});
         }
         try {
             metrics_.refresh_from_db(store_->database());
         } catch (const std::exception& e) {
-            spdlog::warn("metrics refresh failed error=\"{}\"", e.what());
+            logging::warn("metrics refresh failed", {{"error", e.what()}});
         }
         if (report && (report->delivered + report->failed + report->dead > 0 || last))
-            spdlog::info("alert delivery done delivered={} failed={} dead={} pending={}{}", report->delivered,
-                         report->failed, report->dead, report->pending,
-                         last && report->pending > 0 ? ": the pending ones are delivered after the next start" : "");
+            logging::info("alert delivery done",
+                          {{"delivered", report->delivered},
+                           {"failed", report->failed},
+                           {"dead", report->dead},
+                           {"pending", report->pending}},
+                          last && report->pending > 0 ? "the pending ones are delivered after the next start" : "");
         // Deliveries change alert rows (last_notified, notifications): the destinations follow.
         if (replicator_ && report && report->delivered + report->failed + report->dead > 0) replicator_->notify();
         if (last) break;

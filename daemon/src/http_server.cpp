@@ -1,3 +1,4 @@
+#include <subsync/logging/log.hpp>
 #include <subsync/daemon/http_server.hpp>
 
 #include <fmt/format.h>
@@ -34,7 +35,7 @@ void log_failure(std::exception_ptr e) {
     try {
         std::rethrow_exception(e);
     } catch (const std::exception& x) {
-        spdlog::warn("metrics endpoint error=\"{}\"", x.what());
+        logging::warn("metrics endpoint failed", {{"error", x.what()}});
     }
 }
 
@@ -50,7 +51,7 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
             if (stopped) co_return;
             if (ec) {
                 // EMFILE and friends: wait a little instead of spinning on the listener.
-                spdlog::warn("metrics endpoint accept failed error=\"{}\"", ec.message());
+                logging::warn("metrics endpoint accept failed", {{"error", ec.message()}});
                 asio::steady_timer pause(acceptor.get_executor(), std::chrono::milliseconds(100));
                 co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
                 continue;

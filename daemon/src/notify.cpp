@@ -1,3 +1,4 @@
+#include <subsync/logging/log.hpp>
 #include <subsync/daemon/notify.hpp>
 
 #include "systemd_protocol.hpp"
@@ -42,7 +43,7 @@ notifier::notifier() {
 void notifier::send(const std::string& message) const {
     if (!enabled_) return;
     if (const auto ec = systemd::notify(socket_, message))
-        spdlog::warn("sd_notify failed error=\"{}\"", ec.message());
+        logging::warn("sd_notify failed", {{"error", ec.message()}});
 }
 
 void notifier::ready(std::string_view status) const { send(fmt::format("READY=1\nSTATUS={}", one_line(status))); }

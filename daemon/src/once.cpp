@@ -3,6 +3,7 @@
 
 #include "commands.hpp"
 
+#include <subsync/logging/log.hpp>
 #include <subsync/config/load.hpp>
 #include <subsync/config/secret_source.hpp>
 #include <subsync/daemon/cli.hpp>
@@ -93,8 +94,8 @@ void protect_secrets_in_memory() {
         return;
     }
     if (::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
-        spdlog::warn("prctl(PR_SET_DUMPABLE, 0) failed error=\"{}\"; a core file may hold secrets",
-                     std::strerror(errno));
+        logging::warn("prctl(PR_SET_DUMPABLE, 0) failed", {{"error", std::strerror(errno)}},
+                      "a core file may hold secrets");
 }
 
 namespace {
@@ -107,14 +108,18 @@ std::optional<alerting::dispatch_report> deliver_alerts(const config::config& cf
         alert_records records;
         const auto r = alerting::deliver_for(cfg, db, env, wall_clock_now, cfg.alerts.flush_timeout, &records);
         if (r.pending > 0)
-            spdlog::warn("alert delivery incomplete delivered={} failed={} dead={} pending={}: the pending ones wait "
-                         "for the next run (flush_timeout={})",
-                         r.delivered, r.failed, r.dead, r.pending, config::format_duration(cfg.alerts.flush_timeout));
+            logging::warn("alert delivery incomplete",
+                          {{"delivered", r.delivered},
+                           {"failed", r.failed},
+                           {"dead", r.dead},
+                           {"pending", r.pending},
+                           {"flush_timeout", config::format_duration(cfg.alerts.flush_timeout)}},
+                          "the pending ones wait for the next run");
         else if (r.delivered + r.dead > 0)
-            spdlog::info("alert delivery done delivered={} dead={}", r.delivered, r.dead);
+            logging::info("alert delivery done", {{"delivered", r.delivered}, {"dead", r.dead}});
         return r;
     } catch (const std::exception& e) {
-        spdlog::error("alert delivery failed error=\"{}\"; the notifications stay queued for the next run", e.what());
+        logging::error("alert delivery failed", {{"error", e.what()}}, "the notifications stay queued for the next run");
         return std::nullopt;
     }
 }
@@ -142,24 +147,16 @@ void write_metrics_textfile(const std::filesystem::path& path, daemon_metrics& m
         exporters::atomic_file f(path, 0644);
         f.write(m.render(false));
         f.commit();
-        spdlog::debug("metrics written path={}", path.string());
+        logging::debug("metrics written", {{"path", path.string()}});
     } catch (const std::exception& e) {
-        spdlog::error("cannot write the metrics textfile path={} error=\"{}\"", path.string(), e.what());
+        logging::error("cannot write the metrics textfile", {{"path", path.string()}, {"error", e.what()}});
     }
 }
 
 // Each destination gets one pass, bounded by its connect and statement timeouts. A destination
 // that is down is a warning: its cursor waits and the next run catches up. Never changes the exit code.
 void replicate_destinations(const config::config& cfg, const config::environment& env) {
-    for (const auto& o : destinations::replicate_all(cfg, env)) {
-        if (o.ok)
-            spdlog::info("destination replicated destination={} changes={} full_load={} seq={}", o.destination,
-                         o.shipped_changes, o.full_load, o.cursor_seq);
-        else
-            spdlog::warn("destination unavailable destination={} lag_changes={} error=\"{}\"; it catches up at the "
-                         "next run",
-                         o.destination, o.lag_changes, o.error);
-    }
+    for (const auto& o : destinations::replicate_all(cfg, env)) destinations::log_outcome(o, "it catches up at the next run");
 }
 
 // The exports and the delivery of what this sync queued run side by side, on two threads and
@@ -241,10 +238,11 @@ int run_sync_once(const std::filesystem::path& config_path, const once_options& 
     auto lock = instance_lock::try_acquire(database, holder);
     if (!lock) {
         if (!opts.wait) {
-            spdlog::error("{}; a sync is running (try again later, or pass --wait to wait for it)", holder);
+            logging::error("database locked", {{"holder", holder}},
+                           "a sync is running (try again later, or pass --wait to wait for it)");
             return exit_locked;
         }
-        spdlog::info("waiting for the database lock: {}", holder);
+        logging::info("waiting for the database lock", {{"holder", holder}});
         lock = instance_lock::acquire(database);
     }
 

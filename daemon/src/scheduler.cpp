@@ -2,6 +2,7 @@
 
 #include "service.hpp"
 
+#include <subsync/logging/log.hpp>
 #include <subsync/config/load.hpp>
 #include <subsync/daemon/schedule.hpp>
 #include <subsync/exporters/generations.hpp>
@@ -82,7 +83,7 @@ asio::awaitable<std::string> service::sync_round() {
     syncing_ = true;
     metrics_.set_sync_in_progress(true);
     notify_.status(fmt::format("sync {} running", round));
-    spdlog::debug("sync round started round={}", round);
+    logging::debug("sync round started", {{"round", round}});
     const auto t0 = steady_clock::now();
     std::optional<sync::sync_report> report;
     std::string failure;
@@ -99,9 +100,9 @@ asio::awaitable<std::string> service::sync_round() {
     metrics_.set_sync_in_progress(false);
     if (!report) {
         if (stopping_) {
-            spdlog::info("sync round cancelled round={}: uncommitted changes rolled back", round);
+            logging::info("sync round cancelled", {{"round", round}}, "uncommitted changes rolled back");
         } else {
-            spdlog::error("sync round failed round={} error=\"{}\"", round, failure);
+            logging::error("sync round failed", {{"round", round}, {"error", failure}});
         }
         co_return fmt::format("sync {} failed at {}: {}", round, sync::format_iso8601(wall_clock_now()), failure);
     }
@@ -133,9 +134,9 @@ std::string service::after_round(const sync::sync_report& report, steady_clock::
             auto db = sync::open_snapshot_readonly(cfg_.storage.database);
             const auto files = exporters::write_exports(db, cfg_.storage.export_dir,
                                                          exporters::generation_options_from(cfg_));
-            spdlog::debug("exports written dir={} files={}", cfg_.storage.export_dir.string(), files.size());
+            logging::debug("exports written", {{"dir", cfg_.storage.export_dir.string()}, {"files", files.size()}});
         } catch (const std::exception& e) {
-            spdlog::error("exports failed dir={} error=\"{}\"", cfg_.storage.export_dir.string(), e.what());
+            logging::error("exports failed", {{"dir", cfg_.storage.export_dir.string()}, {"error", e.what()}});
         }
     }
     wake_delivery();  // what this round queued goes out now
@@ -143,17 +144,23 @@ std::string service::after_round(const sync::sync_report& report, steady_clock::
     try {
         metrics_.refresh_from_db(store_->database());
     } catch (const std::exception& e) {
-        spdlog::warn("metrics refresh failed error=\"{}\"", e.what());
+        logging::warn("metrics refresh failed", {{"error", e.what()}});
     }
 
     // Cut short by SIGTERM: the failed runs say "cancelled"; the round is not a failure of the cloud.
     const std::string outcome = stopping_ ? "cancelled" : failed > 0 ? "failed" : incomplete > 0 ? "incomplete" : "ok";
     const auto sources = report.runs.size();
-    spdlog::info(
-        "sync round done round={} status={} sources={} ok={} incomplete={} failed={} items={} added={} "
-        "changed={} removed={} ms={}",
-        round, outcome, sources, ok, incomplete, failed, items, added, changed, removed,
-        std::chrono::duration_cast<std::chrono::milliseconds>(took).count());
+    logging::info("sync round done", {{"round", round},
+                                      {"status", outcome},
+                                      {"sources", sources},
+                                      {"ok", ok},
+                                      {"incomplete", incomplete},
+                                      {"failed", failed},
+                                      {"items", items},
+                                      {"added", added},
+                                      {"changed", changed},
+                                      {"removed", removed},
+                                      {"ms", std::chrono::duration_cast<std::chrono::milliseconds>(took).count()}});
     std::string status = fmt::format("sync {} {} at {}: {}/{} sources ok, {} items (+{} ~{} -{}) in {}", round, outcome,
                                      sync::format_iso8601(wall_clock_now()), ok, sources, items, added, changed,
                                      removed, format_seconds(took));

@@ -1,5 +1,6 @@
 #include "service.hpp"
 
+#include <subsync/logging/log.hpp>
 #include <subsync/config/load.hpp>
 #include <subsync/daemon/cli.hpp>
 
@@ -48,9 +49,10 @@ auto log_exit(std::string_view what) {
         try {
             std::rethrow_exception(e);
         } catch (const boost::system::system_error& x) {
-            if (x.code() != asio::error::operation_aborted) spdlog::error("{} failed error=\"{}\"", what, x.what());
+            if (x.code() != asio::error::operation_aborted)
+                logging::error(fmt::format("{} failed", what), {{"error", x.what()}});
         } catch (const std::exception& x) {
-            spdlog::error("{} failed error=\"{}\"", what, x.what());
+            logging::error(fmt::format("{} failed", what), {{"error", x.what()}});
         }
     };
 }
@@ -76,8 +78,9 @@ int service::run() {
         const auto waited = wait_for_lock(holder);
         if (waited == lock_wait_result::stopped) return exit_ok;
         if (waited == lock_wait_result::timed_out) {
-            spdlog::error("{}; still held after daemon.lock_wait={}, not starting a second daemon on the same database",
-                          holder, config::format_duration(cfg_.daemon.lock_wait));
+            logging::error("database locked",
+                           {{"holder", holder}, {"lock_wait", config::format_duration(cfg_.daemon.lock_wait)}},
+                           "still held after daemon.lock_wait, not starting a second daemon on the same database");
             return exit_locked;
         }
     }
@@ -94,8 +97,7 @@ service::lock_wait_result service::wait_for_lock(std::string& holder) {
     // rather than exit and have systemd restart us. Polled: flock(2) has no timeout, and a
     // poll keeps SIGTERM and the watchdog on this one thread.
     constexpr auto poll = 250ms;
-    spdlog::warn("waiting for the database lock: {} (up to daemon.lock_wait={})", holder,
-                 config::format_duration(wait));
+    logging::warn("waiting for the database lock", {{"holder", holder}, {"lock_wait", config::format_duration(wait)}});
     // Start-up now takes up to the wait plus the unit's own TimeoutStartSec= budget for the rest.
     notify_.extend_startup(std::chrono::duration_cast<std::chrono::microseconds>(wait + 60s),
                            fmt::format("waiting for the database lock: {}", holder));
@@ -105,7 +107,7 @@ service::lock_wait_result service::wait_for_lock(std::string& holder) {
     std::function<void(boost::system::error_code, int)> on_signal = [&](boost::system::error_code ec, int signal_number) {
         if (ec) return;
         if (signal_number == SIGTERM || signal_number == SIGINT) {
-            spdlog::info("stopping signal={} while waiting for the database lock", signal_name(signal_number));
+            logging::info("stopping while waiting for the database lock", {{"signal", signal_name(signal_number)}});
             result = lock_wait_result::stopped;
             timer.cancel();
             return;
@@ -167,35 +169,41 @@ void service::start() {
                            try {
                                std::rethrow_exception(e);
                            } catch (const std::exception& x) {
-                               spdlog::error("scheduler stopped error=\"{}\"", x.what());
+                               logging::error("scheduler stopped", {{"error", x.what()}});
                            }
                            exit_code_ = exit_source_failed;
                        }
                        finish();
                    }));
 
-    spdlog::info(
-        "subsyncd started version={} pid={} config={} database={} accounts={} interval={} jitter={} "
-        "metrics={} watchdog_pace={}",
-        SUBSYNC_VERSION, ::getpid(), config_path_.string(), cfg_.storage.database.string(), cfg_.accounts.size(),
-        config::format_duration(cfg_.sync.interval), config::format_duration(cfg_.sync.jitter), metrics_at,
-        notify_.watchdog_pace().count() > 0
-            ? config::format_duration(std::chrono::duration_cast<std::chrono::milliseconds>(notify_.watchdog_pace()))
-            : "off");
+    logging::info("subsyncd started",
+                  {{"version", SUBSYNC_VERSION},
+                   {"pid", ::getpid()},
+                   {"config", config_path_.string()},
+                   {"database", cfg_.storage.database.string()},
+                   {"accounts", cfg_.accounts.size()},
+                   {"interval", config::format_duration(cfg_.sync.interval)},
+                   {"jitter", config::format_duration(cfg_.sync.jitter)},
+                   {"metrics", metrics_at},
+                   {"watchdog_pace",
+                    notify_.watchdog_pace().count() > 0
+                        ? config::format_duration(
+                              std::chrono::duration_cast<std::chrono::milliseconds>(notify_.watchdog_pace()))
+                        : std::string("off")}});
     notify_.ready(fmt::format("ready: {} account{}, database {}, metrics {}", cfg_.accounts.size(),
                               cfg_.accounts.size() == 1 ? "" : "s", cfg_.storage.database.string(), metrics_at));
 }
 
 void service::begin_stop(int signal_number) {
     if (stopping_) {
-        spdlog::warn("stopping signal={}: second signal, exiting now", signal_name(signal_number));
+        logging::warn("stopping", {{"signal", signal_name(signal_number)}}, "second signal, exiting now");
         exit_now(exit_ok);
     }
     stopping_ = true;
     const bool cancelling = syncing_;
-    spdlog::info("stopping signal={} grace={}{}", signal_name(signal_number),
-                 config::format_duration(cfg_.daemon.grace),
-                 cancelling ? ": cancelling the running sync, its uncommitted changes roll back" : "");
+    logging::info("stopping",
+                  {{"signal", signal_name(signal_number)}, {"grace", config::format_duration(cfg_.daemon.grace)}},
+                  cancelling ? "cancelling the running sync, its uncommitted changes roll back" : "");
     notify_.stopping(cancelling ? "stopping: cancelling the running sync" : "stopping");
     grace_.expires_after(cfg_.daemon.grace);
     // The last delivery attempt ends a little before the grace, so the process exits on its own.
@@ -203,8 +211,8 @@ void service::begin_stop(int signal_number) {
                      std::min<std::chrono::steady_clock::duration>(cfg_.daemon.grace / 5, std::chrono::seconds(1));
     grace_.async_wait([this](boost::system::error_code ec) {
         if (ec) return;
-        spdlog::warn("stopping: the running sync did not end within grace={}; exiting without waiting for it",
-                     config::format_duration(cfg_.daemon.grace));
+        logging::warn("stopping", {{"grace", config::format_duration(cfg_.daemon.grace)}},
+                      "the running sync did not end within the grace; exiting without waiting for it");
         exit_now(exit_ok);
     });
     stop_scheduler_.emit(asio::cancellation_type::terminal);
@@ -231,7 +239,7 @@ void service::complete_stop() {
     stop_watchdog_.emit(asio::cancellation_type::terminal);
     signals_.cancel();
     if (http_) http_->stop();
-    spdlog::info("stopped exit_code={}", exit_code_);
+    logging::info("stopped", {{"exit_code", exit_code_}});
 }
 
 http_response service::serve(std::string_view path) {

@@ -4,6 +4,7 @@
 
 #include "service.hpp"
 
+#include <subsync/logging/log.hpp>
 #include <subsync/config/load.hpp>
 
 #include <fmt/format.h>
@@ -38,16 +39,16 @@ asio::awaitable<void> service::signal_loop() {
 void service::request_sync() {
     sync_requested_ = true;
     if (syncing_) {
-        spdlog::info("sync requested signal=SIGUSR1: a sync is running; another one follows it");
+        logging::info("sync requested", {{"signal", "SIGUSR1"}}, "a sync is running; another one follows it");
         return;
     }
-    spdlog::info("sync requested signal=SIGUSR1");
+    logging::info("sync requested", {{"signal", "SIGUSR1"}});
     wake_.cancel();
 }
 
 void service::reload() {
     notify_.reloading();
-    spdlog::info("reloading config file={} signal=SIGHUP", config_path_.string());
+    logging::info("reloading config", {{"file", config_path_.string()}, {"signal", "SIGHUP"}});
     auto loaded = config::load_config(config_path_);
     std::string problem;
     if (!loaded) {
@@ -82,8 +83,9 @@ void service::reload() {
 
 void service::apply_config(config::config cfg) {
     if (cfg.metrics.listen != cfg_.metrics.listen) {
-        spdlog::warn("metrics.listen changed to \"{}\": takes effect after a restart (still serving {})",
-                     cfg.metrics.listen, http_ ? http_->address() : "nothing");
+        logging::warn("metrics.listen changed",
+                      {{"listen", cfg.metrics.listen}, {"serving", http_ ? http_->address() : "nothing"}},
+                      "takes effect after a restart");
         cfg.metrics = cfg_.metrics;
     }
     const bool timing_changed = cfg.sync.interval != cfg_.sync.interval || cfg.sync.jitter != cfg_.sync.jitter;
@@ -99,9 +101,10 @@ void service::apply_config(config::config cfg) {
         schedule_next();
         wake_.cancel();  // the scheduler waits again, for the new deadline
     }
-    spdlog::info("config reloaded file={} accounts={} interval={} jitter={}", config_path_.string(),
-                 cfg_.accounts.size(), config::format_duration(cfg_.sync.interval),
-                 config::format_duration(cfg_.sync.jitter));
+    logging::info("config reloaded", {{"file", config_path_.string()},
+                                      {"accounts", cfg_.accounts.size()},
+                                      {"interval", config::format_duration(cfg_.sync.interval)},
+                                      {"jitter", config::format_duration(cfg_.sync.jitter)}});
     notify_.ready(fmt::format("config reloaded: {} account{}, interval {}", cfg_.accounts.size(),
                               cfg_.accounts.size() == 1 ? "" : "s", config::format_duration(cfg_.sync.interval)));
 }

@@ -5,6 +5,7 @@
 #include "pg_connection.hpp"
 #include "pg_schema.hpp"
 
+#include <subsync/logging/log.hpp>
 #include <subsync/config/secret.hpp>
 #include <subsync/destinations/postgresql.hpp>
 #include <subsync/sync/snapshot.hpp>
@@ -12,7 +13,6 @@
 #include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Statement.h>
 #include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
 #include <map>
 #include <set>
@@ -285,11 +285,29 @@ std::optional<cursor> read_cursor(pg_connection& c, const config::destination_co
 
 }  // namespace
 
+void log_outcome(const replication_outcome& o, std::string_view then) {
+    if (!o.ok) {
+        logging::warn("destination unavailable",
+                      {{"destination", o.destination},
+                       {"instance", o.instance},
+                       {"lag_changes", o.lag_changes},
+                       {"error", o.error}},
+                      then);
+    } else if (o.shipped_changes > 0 || o.full_load) {
+        logging::info("destination replicated", {{"destination", o.destination},
+                                                 {"instance", o.instance},
+                                                 {"changes", o.shipped_changes},
+                                                 {"full_load", o.full_load},
+                                                 {"seq", o.cursor_seq}});
+    }
+}
+
 replication_outcome replicate_once(const config::destination_config& d, const config::secret& dsn,
                                    const std::filesystem::path& database, bool full,
                                    const std::atomic<bool>* cancel) {
     replication_outcome out;
     out.destination = d.name;
+    out.instance = d.instance;
     std::int64_t max_seq = 0;
     try {
         auto db = sync::open_snapshot_readonly(database);
@@ -314,9 +332,12 @@ replication_outcome replicate_once(const config::destination_config& d, const co
         out.lag_changes = from ? max_seq - from->seq : max_seq;
         const bool behind_us = from && (from->seq > max_seq || from->run > max_run);
         if (behind_us)
-            spdlog::warn("destination={} instance={}: its cursor (seq {}) is ahead of this database (seq {}); the "
-                         "database was replaced or restored, reloading everything",
-                         d.name, d.instance, from->seq, max_seq);
+            logging::warn("destination ahead",
+                          {{"destination", d.name},
+                           {"instance", d.instance},
+                           {"cursor_seq", from->seq},
+                           {"local_seq", max_seq}},
+                          "its cursor is ahead of this database (replaced or restored): reloading everything");
         out.full_load = full || !from || behind_us;
         out.shipped_changes = out.full_load ? full_load(*c, db, d) : incremental(*c, db, d, *from, alerts_now);
         c->exec(fmt::format("INSERT INTO {} (instance, last_seq, last_run, alerts_updated_at, alerts_count, updated_at) "
@@ -347,6 +368,7 @@ std::vector<replication_outcome> replicate_all(const config::config& cfg, const 
         if (!dsn) {
             replication_outcome o;
             o.destination = d.name;
+            o.instance = d.instance;
             o.error = dsn.error();
             out.push_back(std::move(o));
             continue;

@@ -6,7 +6,6 @@
 #include <subsync/destinations/postgresql.hpp>
 
 #include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
 #include <chrono>
 
@@ -100,14 +99,8 @@ void replicator::run() {
                 l.cursor_seq = o.cursor_seq;
                 l.lag_changes = o.lag_changes;
                 l.error = o.error;
-                if (o.ok) {
-                    if (o.shipped_changes > 0 || o.full_load)
-                        spdlog::info("destination replicated destination={} instance={} changes={} full_load={} seq={}",
-                                     t.cfg.name, t.cfg.instance, o.shipped_changes, o.full_load, o.cursor_seq);
-                } else {
-                    spdlog::warn("destination unavailable destination={} instance={} lag_changes={} error=\"{}\"; "
-                                 "retrying in {} ms, the sync is not affected",
-                                 t.cfg.name, t.cfg.instance, o.lag_changes, o.error, t.cfg.retry_interval.count());
+                log_outcome(o, fmt::format("retrying in {} ms, the sync is not affected", t.cfg.retry_interval.count()));
+                if (!o.ok) {
                     const auto at = clock::now() + t.cfg.retry_interval;
                     retry_at = std::min(retry_at, at);
                 }

@@ -1,3 +1,4 @@
+#include <subsync/logging/log.hpp>
 #include <subsync/sync/auth.hpp>
 #include <subsync/sync/columns.hpp>
 #include <subsync/sync/parse.hpp>
@@ -12,7 +13,6 @@
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
-#include <spdlog/spdlog.h>
 
 #include <optional>
 
@@ -144,7 +144,7 @@ private:
         if (!expires) co_return located(expires.error(), "IAM token response");
         token_ = config::secret{std::string(token)};
         expires_at_ = *expires;
-        spdlog::info("IAM token issued user={} domain={} expires_at={}", cfg_.user, cfg_.domain, *expires);
+        logging::info("IAM token issued", {{"user", cfg_.user}, {"domain", cfg_.domain}, {"expires_at", *expires}});
         co_return result<void>{};
     }
 
@@ -233,7 +233,7 @@ private:
                                         "the one to use",
                                         where, ids->size(), cfg_.project, fmt::join(*ids, ", "))};
         project_id_ = std::move(ids->front());
-        spdlog::info("project id resolved project={} project_id={}", cfg_.project, project_id_);
+        logging::info("project id resolved", {{"project", cfg_.project}, {"project_id", project_id_}});
         co_return result<void>{};
     }
 

@@ -1,3 +1,4 @@
+#include <subsync/logging/log.hpp>
 #include <subsync/sync/detail/run_all.hpp>
 #include <subsync/sync/engine.hpp>
 #include <subsync/sync/events.hpp>
@@ -8,7 +9,6 @@
 #include <SQLiteCpp/Exception.h>
 
 #include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <chrono>
@@ -74,9 +74,12 @@ public:
         if (cfg_.storage.history_days > 0 && !opts_.dry_run) {
             const auto p = store_.prune(now_() - std::int64_t{cfg_.storage.history_days} * 86'400'000);
             if (p.changes + p.runs + p.samples + p.removed_items + p.alerts > 0)
-                spdlog::info("history pruned older_than_days={} changes={} runs={} samples={} removed_items={} "
-                             "alert_rows={}",
-                             cfg_.storage.history_days, p.changes, p.runs, p.samples, p.removed_items, p.alerts);
+                logging::info("history pruned", {{"older_than_days", cfg_.storage.history_days},
+                                                 {"changes", p.changes},
+                                                 {"runs", p.runs},
+                                                 {"samples", p.samples},
+                                                 {"removed_items", p.removed_items},
+                                                 {"alert_rows", p.alerts}});
         }
         co_return std::move(report_);
     }

@@ -1,7 +1,8 @@
 #include <subsync/sync/events.hpp>
 
 #include <fmt/format.h>
-#include <spdlog/spdlog.h>
+
+#include <span>
 
 namespace subsync::sync {
 
@@ -14,6 +15,8 @@ std::string_view to_string(retry_reason r) noexcept {
     }
     return "transport";
 }
+
+namespace {
 
 std::string message_of(const page_fetched& e) {
     return fmt::format("page fetched account={} source={} pages={}/{} read={}", e.account, e.source, e.done, e.total,
@@ -41,26 +44,89 @@ std::string message_of(const source_finished& e) {
                        r.notifications, r.retries, r.throttled, e.elapsed.count());
 }
 
-std::string incomplete_message_of(const run_record& r) {
-    return fmt::format("incomplete listing account={} source={} error=\"{}\": nothing is marked removed", r.account,
-                       to_string(r.source), r.error);
+logging::severity level_of(const source_finished& e) {
+    return e.error ? logging::severity::error : logging::severity::info;
+}
+
+}  // namespace
+
+logging::record record_of(const page_fetched& e) {
+    return {logging::severity::debug,
+            {},
+            message_of(e),
+            {{"account", e.account},
+             {"source", e.source},
+             {"pages_done", e.done},
+             {"pages_total", e.total},
+             {"read", to_string(e.reading)}}};
+}
+
+logging::record record_of(const request_retried& e) {
+    return {logging::severity::warn,
+            {},
+            message_of(e),
+            {{"account", e.account},
+             {"source", e.source},
+             {"where", e.where},
+             {"reason", to_string(e.reason)},
+             {"attempt", e.attempt},
+             {"throttled", e.throttled},
+             {"wait_ms", e.wait.count()},
+             {"request_id", e.request_id},
+             {"detail", e.detail}}};
+}
+
+logging::record record_of(const source_finished& e) {
+    const run_record& r = e.run;
+    if (e.error)
+        return {level_of(e),
+                logging::message_ids::sync_failed,
+                message_of(e),
+                {{"account", r.account},
+                 {"source", to_string(r.source)},
+                 {"run_id", r.id},
+                 {"status", to_string(r.status)},
+                 {"kind", to_string(*e.error)},
+                 {"error", r.error}}};
+    return {level_of(e),
+            logging::message_ids::sync_done,
+            message_of(e),
+            {{"account", r.account},
+             {"source", to_string(r.source)},
+             {"run_id", r.id},
+             {"status", to_string(r.status)},
+             {"pages", r.pages},
+             {"items", r.items},
+             {"added", r.added},
+             {"changed", r.changed},
+             {"removed", r.removed},
+             {"notifications", r.notifications},
+             {"retries", r.retries},
+             {"throttled", r.throttled},
+             {"ms", e.elapsed.count()}}};
+}
+
+logging::record incomplete_record_of(const run_record& r) {
+    logging::record out{logging::severity::warn,
+                        {},
+                        {},
+                        {{"account", r.account}, {"source", to_string(r.source)}, {"error", r.error}, {"run_id", r.id}}};
+    out.message = logging::line("incomplete listing", std::span(out.fields).first(3), "nothing is marked removed");
+    return out;
 }
 
 void log_observer::on(const page_fetched& e) {
-    if (spdlog::should_log(spdlog::level::debug)) spdlog::debug("{}", message_of(e));
+    if (logging::enabled(logging::severity::debug)) logging::write(record_of(e));
 }
 
 void log_observer::on(const request_retried& e) {
-    if (spdlog::should_log(spdlog::level::warn)) spdlog::warn("{}", message_of(e));
+    if (logging::enabled(logging::severity::warn)) logging::write(record_of(e));
 }
 
 void log_observer::on(const source_finished& e) {
-    if (e.error) {
-        spdlog::error("{}", message_of(e));
-        return;
-    }
-    if (e.run.status == run_status::incomplete) spdlog::warn("{}", incomplete_message_of(e.run));
-    spdlog::info("{}", message_of(e));
+    if (!e.error && e.run.status == run_status::incomplete && logging::enabled(logging::severity::warn))
+        logging::write(incomplete_record_of(e.run));
+    if (logging::enabled(level_of(e))) logging::write(record_of(e));
 }
 
 void observer_list::on(const page_fetched& e) {

@@ -1,3 +1,4 @@
+#include <subsync/logging/log.hpp>
 #include <subsync/sync/detail/run_all.hpp>
 #include <subsync/sync/fetch.hpp>
 #include <subsync/sync/parse.hpp>
@@ -8,7 +9,6 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <exception>
@@ -20,6 +20,18 @@ namespace subsync::sync {
 namespace asio = boost::asio;
 
 namespace {
+
+// An item the parser could not read: its last good row is kept (and the listing is incomplete).
+void log_unreadable(std::string_view account, std::string_view source, int page, const unreadable_item& bad) {
+    logging::warn("unreadable item",
+                  {{"account", account},
+                   {"source", source},
+                   {"page", page},
+                   {"item", bad.id},
+                   {"field", bad.field},
+                   {"error", bad.message}},
+                  "its last good row is kept");
+}
 
 // Bump when the same page bytes would give other rows: a filter, parser, column or content-hash change
 // (a schema change already changes snapshot_store::schema_version, which is hashed too).
@@ -246,9 +258,12 @@ private:
         const std::int64_t served = first.served > 0 ? first.served : first.size;
         if (served > 0 && served < per_page && total_ > served) {
             per_page = served;
-            spdlog::info("short pages account={} source=purchased_groups page_size={} served={}: the gateway's "
-                         "maximum is lower, numbering pages by {}",
-                         ctx_.account->name, ctx_.page_size, served, served);
+            logging::info("short pages",
+                          {{"account", ctx_.account->name},
+                           {"source", "purchased_groups"},
+                           {"page_size", ctx_.page_size},
+                           {"served", served}},
+                          "the gateway's maximum is lower, numbering pages by what it serves");
         }
         const std::int64_t pages = std::max<std::int64_t>(1, total_ / per_page + (total_ % per_page != 0 ? 1 : 0));
         if (pages > ctx_.max_pages) {
@@ -270,9 +285,9 @@ private:
         passed_over_.clear();
         if (!refetch_logged_ && !refetch_.empty()) {
             refetch_logged_ = true;
-            spdlog::info("listing changed account={} source=purchased_groups: fetching {} pages again that were as "
-                         "before until then",
-                         ctx_.account->name, refetch_.size());
+            logging::info("listing changed",
+                          {{"account", ctx_.account->name}, {"source", "purchased_groups"}, {"refetch_pages", refetch_.size()}},
+                          "fetching again the pages that were as before until then");
         }
         place(1, first_page_);
         first_page_ = groups_page{};
@@ -292,10 +307,8 @@ private:
             incomplete(fmt::format("total changed from {} to {} while paging (page={})", total_, page.total, page_no),
                        true);
         for (const auto& bad : page.unreadable) {
-            const auto text = fmt::format("page={} {}", page_no, describe(bad));
-            spdlog::warn("unreadable item account={} source=purchased_groups {}: its last good row is kept",
-                         ctx_.account->name, text);
-            incomplete(text, false);
+            log_unreadable(ctx_.account->name, "purchased_groups", page_no, bad);
+            incomplete(fmt::format("page={} {}", page_no, describe(bad)), false);
         }
         // An empty page before the last one: `total` promised more than the pages hold.
         // Stop here rather than asking for every page it claims.
@@ -365,8 +378,9 @@ asio::awaitable<result<void>> fetch_purchased_groups(const fetch_context& ctx, l
     if (!first || stage.complete() || !pager.worth_another_pass()) co_return first;
     // The tenant's data may have moved while we paged (a purchase added or expired):
     // one fresh pass usually settles it. A second inconsistent pass is reported.
-    spdlog::warn("inconsistent listing account={} source=purchased_groups reason=\"{}\": fetching again from page 1",
-                 ctx.account->name, stage.incomplete_reason());
+    logging::warn("inconsistent listing",
+                  {{"account", ctx.account->name}, {"source", "purchased_groups"}, {"reason", stage.incomplete_reason()}},
+                  "fetching again from page 1");
     stage.reset();
     auto second = co_await group_pager(ctx, stage, pager.fetched()).run();
     if (second && !stage.complete())
@@ -398,8 +412,8 @@ asio::awaitable<result<listing<subscription_resource>>> fetch_subscriptions(cons
     out.items = std::move(parsed->items);
     out.total = static_cast<std::int64_t>(out.items.size());
     for (const auto& bad : parsed->unreadable) {
+        log_unreadable(ctx.account->name, "subscription_resources", 1, bad);
         const auto text = fmt::format("account={} source=subscription_resources page=1 {}", ctx.account->name, describe(bad));
-        spdlog::warn("unreadable item {}: its last good row is kept", text);
         if (out.complete) out.incomplete_reason = text;
         out.complete = false;
     }

@@ -1,3 +1,4 @@
+#include <subsync/logging/log.hpp>
 #include <subsync/sync/parse.hpp>
 #include <subsync/sync/events.hpp>
 #include <subsync/sync/request.hpp>
@@ -10,7 +11,6 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <spdlog/spdlog.h>
 
 namespace subsync::sync {
 
@@ -98,9 +98,16 @@ asio::awaitable<result<http_response>> send_with_retries(const request_context& 
             if (auto a = co_await ctx.auth->authorize(req, ep); !a) co_return located(a.error(), where);
         }
         auto res = co_await conn.send(req, ctx.deadline);
-        spdlog::debug("request account={} source={} {} attempt={}/{} status={} request_id={}", ctx.account,
-                      ctx.source, where, attempt, max_attempts, res ? std::to_string(res->status) : to_string(res.error().kind),
-                      res ? res->request_id : std::string());
+        if (logging::enabled(logging::severity::debug)) {
+            const auto outcome = res ? std::to_string(res->status) : std::string(to_string(res.error().kind));
+            logging::debug("request", {{"account", ctx.account},
+                                       {"source", ctx.source},
+                                       {"where", where},
+                                       {"attempt", attempt},
+                                       {"max_attempts", max_attempts},
+                                       {"status", outcome},
+                                       {"request_id", res ? std::string_view(res->request_id) : std::string_view{}}});
+        }
 
         std::optional<std::chrono::milliseconds> server_wait;
         bool was_throttled = false;

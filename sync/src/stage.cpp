@@ -3,13 +3,13 @@
 
 #include "statements.hpp"
 
+#include <subsync/logging/log.hpp>
 #include <subsync/sync/snapshot.hpp>
 
 #include <SQLiteCpp/Statement.h>
 #include <SQLiteCpp/Transaction.h>
 #include <sqlite3.h>
 #include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <cstring>
@@ -190,7 +190,7 @@ void listing_stage::drop() noexcept {
                                     table_));
     } catch (const std::exception& e) {
         // Harmless but worth a line: the table keeps its temporary-file space until the daemon exits.
-        spdlog::warn("cannot drop the staging table temp.{} error=\"{}\"", table_, e.what());
+        logging::warn("cannot drop the staging table", {{"table", table_}, {"error", e.what()}});
     }
 }
 

@@ -1,10 +1,11 @@
 #pragma once
 // What delivery reports, typed: every attempt at a group notification, and the log sink's group
-// lines. The daemon turns them into metrics and journald records with MESSAGE_IDs; without an
-// observer they are logged as text (alerting_log).
+// lines. alerting_log writes them as logging::records (with journald MESSAGE_IDs); the daemon
+// also counts the attempts for its metrics.
 
 #include <subsync/alerting/grouping.hpp>
 #include <subsync/alerting/outbox.hpp>
+#include <subsync/logging/log.hpp>
 
 #include <cstddef>
 #include <cstdint>
@@ -33,20 +34,22 @@ public:
     virtual void on(std::string_view sink, const group_notification& g) = 0;
 };
 
-/// The text log lines: delivered at debug, failed at warn, dead at error; a group at warn when
-/// it holds a firing alert, else info.
+/// An attempt as a record: delivered at debug, failed at warn, dead at error (delivery-dead
+/// MESSAGE_ID). The fields view `a`.
+[[nodiscard]] logging::record record_of(const delivery_attempt& a);
+/// A log sink's group notification as a record: at warn with the alert-firing MESSAGE_ID when it
+/// holds a firing alert, else info with alert-resolved. KIND, ACCOUNT and SOURCE are the group's
+/// labels when it is grouped by them, else its most urgent alert's. The fields view `sink`, `g`.
+[[nodiscard]] logging::record record_of(std::string_view sink, const group_notification& g);
+
+/// Writes each record when its level is on.
 class alerting_log : public alerting_observer {
 public:
     void on(const delivery_attempt& a) override;
     void on(std::string_view sink, const group_notification& g) override;
-
-    /// The log line of a group notification.
-    [[nodiscard]] static std::string message_of(std::string_view sink, const group_notification& g);
-    /// The log line of a delivery attempt.
-    [[nodiscard]] static std::string message_of(const delivery_attempt& a);
 };
 
-/// The process-wide text logger, for when nothing else observes.
+/// The process-wide log, for when nothing else observes.
 [[nodiscard]] alerting_observer& default_alerting_log();
 
 }  // namespace subsync::alerting

@@ -26,6 +26,7 @@ inline constexpr int pg_schema_version = 2;
 /// What one replication pass of one destination did.
 struct replication_outcome {
     std::string destination;        ///< its name
+    std::string instance;           ///< this database's name at the destination
     bool ok = false;
     bool full_load = false;         ///< everything was (re)loaded with COPY
     std::int64_t shipped_changes = 0;
@@ -42,6 +43,10 @@ struct replication_outcome {
 replication_outcome replicate_once(const config::destination_config& d, const config::secret& dsn,
                                    const std::filesystem::path& database, bool full = false,
                                    const std::atomic<bool>* cancel = nullptr);
+
+/// Logs a pass: `destination replicated` at info when it shipped changes or reloaded, else
+/// nothing; `destination unavailable` at warn, followed by `then` (what happens next).
+void log_outcome(const replication_outcome& o, std::string_view then);
 
 /// Resolves each destination's DSN and runs replicate_once for it, one after the other.
 std::vector<replication_outcome> replicate_all(const config::config& cfg, const config::environment& env,

@@ -1,8 +1,9 @@
 #pragma once
 // What a sync reports as it goes, as typed events: metrics, the progress line, the JSON log and
 // journald subscribe to a sync_observer; nothing reads log text. log_observer writes each event
-// as the log line it has always been, formatted only when its level is on.
+// as a logging::record (its line and the same facts typed), built only when its level is on.
 
+#include <subsync/logging/log.hpp>
 #include <subsync/sync/error.hpp>
 #include <subsync/sync/snapshot.hpp>
 
@@ -63,16 +64,17 @@ public:
     virtual void on(const source_finished&) {}
 };
 
-/// The text of each event's log line (also what the daemon's JSON log and journald carry as
-/// the message).
-[[nodiscard]] std::string message_of(const page_fetched& e);
-[[nodiscard]] std::string message_of(const request_retried& e);
-[[nodiscard]] std::string message_of(const source_finished& e);
-/// The warning logged before an incomplete listing's `sync done` line.
-[[nodiscard]] std::string incomplete_message_of(const run_record& r);
+/// Each event as a log record: page fetched at debug, a retry at warn, sync done at info (with
+/// the sync-done MESSAGE_ID, its run id and counts), sync failed at error (sync-failed, with its
+/// error kind). The fields view `e`: write the record before `e` goes.
+[[nodiscard]] logging::record record_of(const page_fetched& e);
+[[nodiscard]] logging::record record_of(const request_retried& e);
+[[nodiscard]] logging::record record_of(const source_finished& e);
+/// The warning written before an incomplete listing's sync-done record.
+[[nodiscard]] logging::record incomplete_record_of(const run_record& r);
 
-/// Writes each event as one spdlog line: page fetched at debug, a retry at warn, sync done at
-/// info (an incomplete one warns first), sync failed at error. The engine's default.
+/// Writes each event's record when its level is on. The engine's default; the daemon adds the
+/// progress line on top.
 class log_observer : public sync_observer {
 public:
     void on(const page_fetched& e) override;
