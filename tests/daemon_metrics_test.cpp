@@ -520,6 +520,17 @@ TEST(DaemonMetrics, SyncOnceWritesATextfileAtomically) {
     EXPECT_GE(m.at("subsync_last_success_timestamp_seconds", groups), std::floor(before));
     EXPECT_LE(m.at("subsync_last_success_timestamp_seconds", groups), unix_now());
     for (const auto& [name, _] : m.families) EXPECT_NE(name.rfind("process_", 0), 0u) << name;
+    // Issue 16: the alerts the sync queued, counted from its typed events. A first sync notifies
+    // each alert once, so by kind they are what the database says is firing.
+    double queued = 0;
+    for (const auto& kind : alert_kinds) {
+        SCOPED_TRACE(kind);
+        const double firing = m.at("subsync_alerts_queued_total", {{"kind", kind}, {"state", "firing"}});
+        EXPECT_EQ(firing, m.at("subsync_alerts_firing", {{"kind", kind}}));
+        EXPECT_EQ(m.at("subsync_alerts_queued_total", {{"kind", kind}, {"state", "resolved"}}), 0);
+        queued += firing;
+    }
+    EXPECT_GT(queued, 0) << "the dataset has expiring purchases";
     EXPECT_EQ(::access(prom.c_str(), R_OK), 0);
     EXPECT_EQ(std::filesystem::status(prom).permissions() & std::filesystem::perms::others_read,
               std::filesystem::perms::others_read)

@@ -370,13 +370,13 @@ public:
             s.notifications = number;
             s.last_notified = now_;
         }
-        ++queued_;
+        queued_.add(kind, firing);
     }
 
     /// Writes the deliveries of what notify() queued (outbox::enqueue_deferred).
     void flush() { outbox_.flush_deliveries(); }
 
-    [[nodiscard]] int queued() const { return queued_; }
+    [[nodiscard]] const sync::queued_alerts& queued() const { return queued_; }
 
 private:
     std::string account_;
@@ -388,7 +388,7 @@ private:
     outbox outbox_;
     queued_notification row_;
     std::vector<std::string> sink_names_;
-    int queued_ = 0;
+    sync::queued_alerts queued_;
 };
 
 /// Turns the difference between the stored alerts of one scope (account, source) and what the
@@ -473,7 +473,7 @@ public:
         notifier_.flush();
     }
 
-    [[nodiscard]] int queued() const { return notifier_.queued(); }
+    [[nodiscard]] const sync::queued_alerts& queued() const { return notifier_.queued(); }
 
 private:
 
@@ -583,7 +583,7 @@ epoch_ms reconcile_items(reconciler& r, item_reader& items, const config::alert_
 
 }  // namespace
 
-int update_source(SQLite::Database& db, const config::alerts_config& cfg, std::string_view account,
+sync::queued_alerts update_source(SQLite::Database& db, const config::alerts_config& cfg, std::string_view account,
                   std::string_view source, epoch_ms now, std::optional<std::int64_t> run_id,
                   sync::snapshot_delta delta) {
     const config::alert_rules& rules = cfg.rules_for(account, source);
@@ -639,7 +639,7 @@ int update_delivery_failed(SQLite::Database& db, const config::alerts_config& cf
     r.item(sink, active, measures{});
     r.finish();
     tx.commit();
-    return r.queued();
+    return r.queued().total();
 }
 
 std::vector<alert_row> read_alerts(SQLite::Database& db, bool all) {
@@ -680,7 +680,7 @@ std::vector<alert_row> read_alerts(SQLite::Database& db, bool all) {
     return out;
 }
 
-int rules_hook::on_run(SQLite::Database& db, std::string_view account, sync::source_kind source, epoch_ms now,
+sync::queued_alerts rules_hook::on_run(SQLite::Database& db, std::string_view account, sync::source_kind source, epoch_ms now,
                        std::int64_t run_id, sync::snapshot_delta delta) {
     return update_source(db, cfg_, account, sync::to_string(source), now, run_id, delta);
 }

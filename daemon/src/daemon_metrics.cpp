@@ -59,6 +59,9 @@ daemon_metrics::daemon_metrics(std::string_view version, std::int64_t start_time
                            {"account", "table"})),
       alerts_firing_(
           registry_.add("subsync_alerts_firing", "Alerts currently firing, by kind.", metric_type::gauge, {"kind"})),
+      alerts_queued_(registry_.add("subsync_alerts_queued_total",
+                                   "Alert notifications queued by the syncs, by kind and state (firing, resolved).",
+                                   metric_type::counter, {"kind", "state"})),
       outbox_depth_(registry_.add("subsync_alert_outbox_depth",
                                   "Alert notifications waiting for delivery (pending), by sink.", metric_type::gauge,
                                   {"sink"})),
@@ -97,6 +100,14 @@ void daemon_metrics::record_run(const sync::run_record& r) {
 
 void daemon_metrics::on(const sync::request_retried& e) {
     retries_.inc({std::string(e.account), std::string(e.source)});
+}
+
+void daemon_metrics::on(const sync::alerts_queued& e) {
+    for (std::size_t i = 0; i < config::alert_kind_names.size(); ++i) {
+        const std::string kind(config::alert_kind_names[i]);
+        if (const int n = e.run.queued.firing[i]) alerts_queued_.inc({kind, "firing"}, n);
+        if (const int n = e.run.queued.resolved[i]) alerts_queued_.inc({kind, "resolved"}, n);
+    }
 }
 
 void daemon_metrics::on(const sync::source_finished& e) {
@@ -189,7 +200,10 @@ void daemon_metrics::declare_series(const config::config& cfg) {
             for (auto c : error_classes) errors_.inc({labels[0], labels[1], std::string(sync::to_string(c))}, 0);
             for (auto* f : {&pages_, &items_fetched_, &retries_, &throttled_}) f->inc(labels, 0);
         }
-    for (auto kind : config::alert_kind_names) alerts_firing_.inc({std::string(kind)}, 0);
+    for (auto kind : config::alert_kind_names) {
+        alerts_firing_.inc({std::string(kind)}, 0);
+        for (const char* state : {"firing", "resolved"}) alerts_queued_.inc({std::string(kind), state}, 0);
+    }
 }
 
 std::string daemon_metrics::render(bool process) const {

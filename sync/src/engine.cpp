@@ -107,6 +107,7 @@ private:
             out.retries = stats.retries;
             out.throttled = stats.throttled;
             const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+            if (out.queued.total() > 0 && !opts_.dry_run) observer().on(alerts_queued{out});
             observer().on(source_finished{out, kind, ms});
         };
         auto fail = [&](const error& e) {

@@ -106,6 +106,22 @@ logging::record record_of(const source_finished& e) {
              {"ms", e.elapsed.count()}}};
 }
 
+logging::record record_of(const alerts_queued& e) {
+    const run_record& r = e.run;
+    int firing = 0, resolved = 0;
+    for (std::size_t i = 0; i < r.queued.firing.size(); ++i) {
+        firing += r.queued.firing[i];
+        resolved += r.queued.resolved[i];
+    }
+    const std::string_view source = to_string(r.source);
+    logging::record out{logging::severity::debug,
+                        {},
+                        {},
+                        {{"account", r.account}, {"source", source}, {"run_id", r.id}, {"firing", firing}, {"resolved", resolved}}};
+    out.message = logging::line("alerts queued", out.fields);
+    return out;
+}
+
 logging::record incomplete_record_of(const run_record& r) {
     logging::record out{logging::severity::warn,
                         {},
@@ -123,6 +139,10 @@ void log_observer::on(const request_retried& e) {
     if (logging::enabled(logging::severity::warn)) logging::write(record_of(e));
 }
 
+void log_observer::on(const alerts_queued& e) {
+    if (logging::enabled(logging::severity::debug)) logging::write(record_of(e));
+}
+
 void log_observer::on(const source_finished& e) {
     if (!e.error && e.run.status == run_status::incomplete && logging::enabled(logging::severity::warn))
         logging::write(incomplete_record_of(e.run));
@@ -134,6 +154,10 @@ void observer_list::on(const page_fetched& e) {
 }
 
 void observer_list::on(const request_retried& e) {
+    for (auto* o : observers_) o->on(e);
+}
+
+void observer_list::on(const alerts_queued& e) {
     for (auto* o : observers_) o->on(e);
 }
 

@@ -169,7 +169,10 @@ run_record snapshot_store::record_failure(std::string_view account, source_kind 
     r.id = db_.getLastInsertRowid();
     // Time passes for a blind watcher too: expiry thresholds are crossed on the last good
     // snapshot, and the self-monitoring rules see this failure.
-    if (hook_) r.notifications = hook_->on_run(db_, account, source, finished, r.id, snapshot_delta::none);
+    if (hook_) {
+        r.queued = hook_->on_run(db_, account, source, finished, r.id, snapshot_delta::none);
+        r.notifications = r.queued.total();
+    }
     tx.commit();
     return r;
 }
@@ -425,7 +428,10 @@ run_record snapshot_store::apply(listing_stage& stage, epoch_ms started, epoch_m
     const snapshot_delta delta = stage.samples_beside_ > 0                           ? snapshot_delta::wide
                                  : run.added + run.changed + run.removed > 0 ? snapshot_delta::items
                                                                               : snapshot_delta::none;
-    if (hook_) run.notifications = hook_->on_run(db_, run.account, run.source, finished, run.id, delta);
+    if (hook_) {
+        run.queued = hook_->on_run(db_, run.account, run.source, finished, run.id, delta);
+        run.notifications = run.queued.total();
+    }
     if (!dry_run) tx.commit();  // otherwise the transaction's destructor rolls everything back
     return run;
 }

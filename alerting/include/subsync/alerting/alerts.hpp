@@ -116,13 +116,13 @@ struct source_health {
 /// caller's open transaction, and turns the difference to the stored state into
 /// firing/resolved notifications in `alert_outbox`, with one pending `alert_deliveries`
 /// row per configured sink whose filter takes it. Silenced alerts change state but queue
-/// nothing. Returns the number of notifications queued.
+/// nothing. Returns the notifications queued, by kind.
 ///
 /// Every item is read when the run changed quota samples beside its items (`wide`), the rules'
 /// fingerprint differs from the last full evaluation's, or its horizon in `alert_horizons` has
 /// passed. Otherwise only the items the run changed (`items`) and those time made due since the
 /// previous run are (docs/alerts.md "When rules run").
-int update_source(SQLite::Database& db, const config::alerts_config& cfg, std::string_view account,
+sync::queued_alerts update_source(SQLite::Database& db, const config::alerts_config& cfg, std::string_view account,
                   std::string_view source, epoch_ms now, std::optional<std::int64_t> run_id,
                   sync::snapshot_delta delta = sync::snapshot_delta::wide);
 
@@ -132,7 +132,7 @@ int update_source(SQLite::Database& db, const config::alerts_config& cfg, std::s
 class rules_hook final : public sync::run_hook {
 public:
     explicit rules_hook(const config::alerts_config& cfg) : cfg_(cfg) {}
-    int on_run(SQLite::Database& db, std::string_view account, sync::source_kind source, epoch_ms now,
+    sync::queued_alerts on_run(SQLite::Database& db, std::string_view account, sync::source_kind source, epoch_ms now,
                std::int64_t run_id, sync::snapshot_delta delta) override;
     std::int64_t on_prune(SQLite::Database& db, epoch_ms cutoff, bool snapshot_pruned) override;
 

@@ -29,6 +29,8 @@ public:
     void record_run(const sync::run_record& r);
     /// Counts a retry.
     void on(const sync::request_retried& e) override;
+    /// Counts the alert notifications a run queued, by kind and state.
+    void on(const sync::alerts_queued& e) override;
     /// Counts a failed source by its error class.
     void on(const sync::source_finished& e) override;
     void set_sync_in_progress(bool running);
@@ -72,6 +74,7 @@ private:
     metric_family& last_success_;
     metric_family& items_;
     metric_family& alerts_firing_;
+    metric_family& alerts_queued_;
     metric_family& outbox_depth_;
     metric_family& deliveries_;
     metric_family& dead_letters_;

@@ -55,12 +55,19 @@ struct source_finished {
     std::chrono::milliseconds elapsed{0};
 };
 
+/// A run queued alert notifications, inside its transaction: heard once it committed (a dry
+/// run's roll back and are not heard), before the run's source_finished.
+struct alerts_queued {
+    const run_record& run;  ///< run.queued: the counts by kind, firing and resolved
+};
+
 /// Receives a sync's events on the sync's thread. Every member has a do-nothing default.
 class sync_observer {
 public:
     virtual ~sync_observer() = default;
     virtual void on(const page_fetched&) {}
     virtual void on(const request_retried&) {}
+    virtual void on(const alerts_queued&) {}
     virtual void on(const source_finished&) {}
 };
 
@@ -70,6 +77,8 @@ public:
 [[nodiscard]] logging::record record_of(const page_fetched& e);
 [[nodiscard]] logging::record record_of(const request_retried& e);
 [[nodiscard]] logging::record record_of(const source_finished& e);
+/// Queued alerts at debug: one record per run, with the firing and resolved totals.
+[[nodiscard]] logging::record record_of(const alerts_queued& e);
 /// The warning written before an incomplete listing's sync-done record.
 [[nodiscard]] logging::record incomplete_record_of(const run_record& r);
 
@@ -79,6 +88,7 @@ class log_observer : public sync_observer {
 public:
     void on(const page_fetched& e) override;
     void on(const request_retried& e) override;
+    void on(const alerts_queued& e) override;
     void on(const source_finished& e) override;
 };
 
@@ -88,6 +98,7 @@ public:
     explicit observer_list(std::vector<sync_observer*> observers) : observers_(std::move(observers)) {}
     void on(const page_fetched& e) override;
     void on(const request_retried& e) override;
+    void on(const alerts_queued& e) override;
     void on(const source_finished& e) override;
 
 private:

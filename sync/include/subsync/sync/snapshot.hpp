@@ -38,6 +38,21 @@ enum class run_status {
 }
 
 /// What one (account, source) sync did; one row of `sync_runs`.
+/// Alert notifications a run queued, by alert kind: those of firing alerts and of resolved ones.
+struct queued_alerts {
+    std::array<int, config::alert_kind_count> firing{};
+    std::array<int, config::alert_kind_count> resolved{};
+
+    void add(config::alert_kind kind, bool is_firing) noexcept {
+        ++(is_firing ? firing : resolved)[static_cast<std::size_t>(kind)];
+    }
+    [[nodiscard]] int total() const noexcept {
+        int n = 0;
+        for (std::size_t i = 0; i < firing.size(); ++i) n += firing[i] + resolved[i];
+        return n;
+    }
+};
+
 struct run_record {
     std::int64_t id = 0;
     std::string account;
@@ -51,7 +66,8 @@ struct run_record {
     std::string error;
     epoch_ms started = 0;
     epoch_ms finished = 0;
-    int notifications = 0;  ///< alert notifications queued in the same transaction
+    int notifications = 0;  ///< alert notifications queued in the same transaction (queued.total())
+    queued_alerts queued;   ///< the same by kind (not stored: this run's process only)
     int retries = 0;        ///< requests sent again (not stored: this run's process only)
     int throttled = 0;      ///< 429 answers from the gateway (not stored, likewise)
     /// Every page came back as the last complete listing had it: nothing was parsed or diffed
@@ -118,9 +134,8 @@ enum class snapshot_delta {
 class run_hook {
 public:
     virtual ~run_hook() = default;
-    /// `delta`: what the run changed of the snapshot. Returns the number of alert notifications
-    /// it queued.
-    virtual int on_run(SQLite::Database& db, std::string_view account, source_kind source, epoch_ms now,
+    /// `delta`: what the run changed of the snapshot. Returns the alert notifications it queued.
+    virtual queued_alerts on_run(SQLite::Database& db, std::string_view account, source_kind source, epoch_ms now,
                        std::int64_t run_id, snapshot_delta delta) = 0;
     /// Deletes what it keeps that is older than `cutoff`; returns the rows deleted.
     /// `snapshot_pruned`: the same prune deleted removed items or quota samples.
