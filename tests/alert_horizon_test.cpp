@@ -75,8 +75,8 @@ TEST(AlertRules, EveryRuleSettingChangesTheFingerprint) {
         {"severity", [](auto& c) { c.rules.severities[0] = config::severity::critical; }},
         {"enabled_kinds", [](auto& c) { c.rules.enabled[static_cast<std::size_t>(alert_kind::removed_early)] = true; }},
         {"repeat_interval", [](auto& c) { c.repeat_interval = std::chrono::hours(25); }},
-        {"a silence", [](auto& c) { c.silences.push_back({"", "", "g1", "", T0, ""}); }},
-        {"a silence's end", [](auto& c) { c.silences.push_back({"prod", "", "", "", T0 + day, ""}); }},
+        {"a silence", [](auto& c) { c.silences.push_back({"", "", "g1", std::nullopt, T0, ""}); }},
+        {"a silence's end", [](auto& c) { c.silences.push_back({"prod", "", "", std::nullopt, T0 + day, ""}); }},
         {"rules of this account", [](auto& c) {
              config::alerts_config::scoped_rules r{"prod", "", {}};
              r.rules.quota_low_absolute = 7;
@@ -90,7 +90,7 @@ TEST(AlertRules, EveryRuleSettingChangesTheFingerprint) {
     }
     // What cannot touch this source leaves it as it was.
     config::alerts_config other = base;
-    other.silences.push_back({"staging", "", "", "", T0, ""});
+    other.silences.push_back({"staging", "", "", std::nullopt, T0, ""});
     other.scoped.push_back({"", "subscription_resources", {}});
     other.scoped.back().rules.quota_low_absolute = 7;
     EXPECT_EQ(alerts::rules_fingerprint(other, "prod", "purchased_groups"), before);

@@ -202,6 +202,23 @@ TEST_F(AlertState, AnUnchangedResyncWritesNoAlertRow) {
     EXPECT_EQ(store_.database().getTotalChanges() - before, 2) << "only the sync_runs row (insert + counts)";
 }
 
+// The state machine works on alert_kind, not on names. A row of a kind this binary does not
+// know (a newer subsyncd wrote it, then was downgraded) has no rule that holds it true: it
+// resolves as rule_off once its item is read again, with no notification (nothing here can word
+// one), and never stops the run.
+TEST_F(AlertState, AFiringAlertOfAKindThisBinaryDoesNotKnowResolvesQuietly) {
+    apply({group("a", T0 + 5 * day)}, T0);
+    ASSERT_EQ(brief(drain()), "a expiring:7d firing");
+    store_.database().exec("UPDATE alerts SET kind = 'from_a_newer_version' WHERE item_key = 'a'");
+    apply({group("a", T0 + 5 * day + hour)}, T0 + hour);  // a changed: its alerts are read again
+    EXPECT_EQ(brief(drain()), "a expiring:7d firing") << "the known kind fires anew; the unknown one says nothing";
+    EXPECT_EQ(count("SELECT count(*) FROM alerts WHERE kind = 'from_a_newer_version' AND state = 'resolved' "
+                    "AND reason = 'rule_off' AND resolved_at = " + std::to_string(T0 + hour)),
+              1);
+    apply({group("a", T0 + 5 * day + hour)}, T0 + 2 * hour);
+    EXPECT_EQ(brief(drain()), "-");
+}
+
 // The export's marks read data_versions instead of scanning the alerts: every run that writes an
 // alert row, and every prune that deletes one, counts there; a run that writes none does not.
 TEST_F(AlertState, EveryWriteOfAnAlertRowIsCountedInDataVersions) {
@@ -333,7 +350,7 @@ TEST_F(AlertState, QuotaTopUpResolves) {
 }
 
 TEST_F(AlertState, SilencedAlertsKeepStateAndNotifyWhenTheSilenceEnds) {
-    cfg_.silences.push_back({"prod", "", "a", "expiring", T0 + 2 * hour, "renewal ordered"});
+    cfg_.silences.push_back({"prod", "", "a", config::alert_kind::expiring, T0 + 2 * hour, "renewal ordered"});
     apply({group("a", T0 + 5 * day), group("b", T0 + 5 * day)}, T0);
     EXPECT_EQ(brief(drain()), "b expiring:7d firing") << "a is silenced";
     EXPECT_EQ(count("SELECT count(*) FROM alerts WHERE state = 'firing'"), 2);
@@ -344,7 +361,7 @@ TEST_F(AlertState, SilencedAlertsKeepStateAndNotifyWhenTheSilenceEnds) {
 }
 
 TEST_F(AlertState, AResolvedAlertThatNeverNotifiedStaysQuiet) {
-    cfg_.silences.push_back({"", "", "", "expiring", T0 + 10 * day, ""});
+    cfg_.silences.push_back({"", "", "", config::alert_kind::expiring, T0 + 10 * day, ""});
     apply({group("a", T0 + 5 * day)}, T0);
     apply({group("a", T0 + 400 * day)}, T0 + hour);
     EXPECT_EQ(brief(drain()), "-");

@@ -289,7 +289,7 @@ std::string rules_fingerprint(const config::alerts_config& cfg, std::string_view
         out += fmt::format(";{}={}", static_cast<int>(r.severities[k]), r.enabled[k] ? 1 : 0);
     for (const auto& s : cfg.silences)
         if (s.scopes(account, source))
-            out += fmt::format(";silence={},{},{}", json_str(s.item), json_str(s.kind), s.until);
+            out += fmt::format(";silence={},{},{}", json_str(s.item), json_str(s.kind ? config::to_string(*s.kind) : std::string_view{}), s.until);
     return out;
 }
 

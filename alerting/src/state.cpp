@@ -77,7 +77,7 @@ namespace {
 /// form with texts.
 struct alert_core {
     std::string item_key;
-    std::string kind;  ///< as stored: a kind this binary no longer knows resolves as rule_off
+    alert_kind kind = alert_kind::expiring;
     std::string threshold;
     config::severity severity = config::severity::warning;
     epoch_ms since = 0;
@@ -113,10 +113,10 @@ std::uint64_t text_hash(std::string_view summary, std::string_view detail) {
 }
 
 bool silenced(const config::alerts_config& cfg, std::string_view account, std::string_view source,
-              std::string_view item, std::string_view kind, epoch_ms now) {
+              std::string_view item, alert_kind kind, epoch_ms now) {
     return std::any_of(cfg.silences.begin(), cfg.silences.end(), [&](const config::alert_silence& s) {
         return s.until > now && s.scopes(account, source) && (s.item.empty() || s.item == item) &&
-               (s.kind.empty() || s.kind == kind);
+               (!s.kind || *s.kind == kind);
     });
 }
 
@@ -138,11 +138,11 @@ constexpr std::string_view select_stored =
     "SELECT item_key, kind, threshold, state, severity, since, last_notified, notifications, episode, measure, "
     "summary, detail FROM alerts";
 
-/// One row of select_stored.
-stored_alert read_stored(SQLite::Statement& q) {
+/// One row of select_stored, whose kind is `kind`.
+stored_alert read_stored(SQLite::Statement& q, alert_kind kind) {
     stored_alert s;
     s.item_key = q.getColumn(0).getString();
-    s.kind = q.getColumn(1).getString();
+    s.kind = kind;
     s.threshold = q.getColumn(2).getString();
     s.firing = std::string_view(q.getColumn(3).getText()) == to_string(alert_state::firing);
     s.severity = config::severity_named(q.getColumn(4).getText()).value_or(config::severity::critical);
@@ -155,9 +155,11 @@ stored_alert read_stored(SQLite::Statement& q) {
     return s;
 }
 
+// Kinds in name order, as the table's key has them: an item's alerts resolve in that order.
 void sort_by_key(std::vector<stored_alert>& stored) {
     std::sort(stored.begin(), stored.end(), [](const stored_alert& a, const stored_alert& b) {
-        return std::tie(a.item_key, a.kind, a.threshold) < std::tie(b.item_key, b.kind, b.threshold);
+        return std::tuple(std::string_view(a.item_key), config::to_string(a.kind), std::string_view(a.threshold)) <
+               std::tuple(std::string_view(b.item_key), config::to_string(b.kind), std::string_view(b.threshold));
     });
 }
 
@@ -176,7 +178,9 @@ public:
         q.bind(1, account_);
         q.bind(2, source_);
         while (q.executeStep())
-            if (in_scope(q.getColumn(0).getString(), q.getColumn(1).getString())) stored.push_back(read_stored(q));
+            if (const auto kind = known_kind(q); kind && in_scope(q.getColumn(0).getString(), *kind))
+                stored.push_back(read_stored(q, *kind));
+        retire_unknown();
         sort_by_key(stored);
         return stored;
     }
@@ -189,11 +193,13 @@ public:
         q.bind(2, source_);
         auto read = [&](const std::string& key) {
             q.bind(3, key);
-            while (q.executeStep()) stored.push_back(read_stored(q));
+            while (q.executeStep())
+                if (const auto kind = known_kind(q)) stored.push_back(read_stored(q, *kind));
             q.reset();
         };
         read("");
         for (const auto& key : keys) read(key);
+        retire_unknown();
         sort_by_key(stored);
         return stored;
     }
@@ -243,6 +249,43 @@ private:
     static constexpr std::size_t batch = 32;
     static constexpr int columns = 17;
 
+    // A select_stored row's kind, or none for a kind this binary does not know (written by a
+    // newer subsyncd before a downgrade): no rule here holds it true, so a firing one is noted
+    // for retire_unknown().
+    std::optional<alert_kind> known_kind(SQLite::Statement& q) {
+        const std::string_view name = q.getColumn(1).getText();
+        if (auto kind = config::alert_kind_named(name)) return kind;
+        if (std::string_view(q.getColumn(3).getText()) == to_string(alert_state::firing))
+            unknown_.push_back({q.getColumn(0).getString(), std::string(name), q.getColumn(2).getString()});
+        return std::nullopt;
+    }
+
+    // Resolves the firing alerts of unknown kinds as rule_off, without a notification: nothing
+    // here can word one. Run after a load's query is done (no writes while it steps).
+    void retire_unknown() {
+        if (unknown_.empty()) return;
+        SQLite::Statement q(db_, "UPDATE alerts SET state = 'resolved', resolved_at = ?6, reason = 'rule_off', "
+                                 "updated_at = ?6 WHERE account = ?1 AND source = ?2 AND item_key = ?3 AND kind = ?4 "
+                                 "AND threshold = ?5");
+        for (const auto& u : unknown_) {
+            q.bind(1, account_);
+            q.bind(2, source_);
+            q.bind(3, u.item_key);
+            q.bind(4, u.kind);
+            q.bind(5, u.threshold);
+            q.bind(6, static_cast<std::int64_t>(now_));
+            q.exec();
+            q.reset();
+        }
+        unknown_.clear();
+        if (!counted_) sync::bump_data_version(db_, sync::versioned_table::alerts);
+        counted_ = true;
+    }
+
+    struct unknown_alert {
+        std::string item_key, kind, threshold;
+    };
+
     struct waiting_row {
         alert_with_texts s;
         std::optional<epoch_ms> resolved_at;
@@ -267,7 +310,7 @@ private:
             bind_static(up, base + 1, account_);
             bind_static(up, base + 2, source_);
             bind_static(up, base + 3, a.item_key);
-            bind_static(up, base + 4, a.kind);
+            bind_name(up, base + 4, config::to_string(a.kind));
             bind_static(up, base + 5, a.threshold);
             bind_name(up, base + 6, to_string(a.state));
             bind_name(up, base + 7, config::to_string(a.severity));
@@ -308,7 +351,7 @@ private:
         bind_static(q, 1, account_);
         bind_static(q, 2, source_);
         bind_static(q, 3, a.item_key);
-        bind_static(q, 4, a.kind);
+        bind_name(q, 4, config::to_string(a.kind));
         bind_static(q, 5, a.threshold);
     }
 
@@ -319,6 +362,7 @@ private:
     // Prepared once per reconciliation: a first sync may write an alert per item.
     std::optional<SQLite::Statement> upsert_, upsert_many_, texts_;
     std::vector<waiting_row> waiting_;
+    std::vector<unknown_alert> unknown_;
     int unwinding_ = std::uncaught_exceptions();
     bool counted_ = false;  // this reconcile's writes are counted in data_versions
 };
@@ -338,14 +382,16 @@ public:
     }
 
     /// Queues `s`'s notification; a firing one counts as notified (number, last_notified).
-    void notify(alert_with_texts& s, alert_kind kind, std::optional<epoch_ms> resolved_at, std::string_view reason) {
+    void notify(alert_with_texts& s, std::optional<epoch_ms> resolved_at, std::string_view reason) {
+        const alert_kind kind = s.kind;
         const bool firing = s.state == alert_state::firing;
         const std::int64_t number = firing ? s.notifications + 1 : s.notifications;
         // The episode's start goes in with its number: a resolved episode pruned from `alerts`
         // starts over at episode 1 when it fires again, and its key must still be new.
         const std::string key =
             sha256_hex(fmt::format("{}\x1f{}\x1f{}\x1f{}\x1f{}\x1f{}\x1f{}\x1f{}\x1f{}", account_, source_, s.item_key,
-                                   s.kind, s.threshold, s.since, s.episode, to_string(s.state), number))
+                                   config::to_string(s.kind), s.threshold, s.since, s.episode, to_string(s.state),
+                                   number))
                 .substr(0, 32);
         sink_names_.clear();
         for (const auto& sink : sinks_)
@@ -418,15 +464,14 @@ public:
         auto [first, last] = std::equal_range(stored_.begin(), stored_.end(), key, by_item{});
         std::vector<family_rank> rising;  // alerts of this item that start firing now
         for (auto& a : active) {
-            const std::string_view kind = config::to_string(a.kind);
             const config::severity severity = rules_.severity_of(a.kind);
             auto it = std::find_if(first, last, [&](const stored_alert& s) {
-                return s.kind == kind && s.threshold == a.threshold;
+                return s.kind == a.kind && s.threshold == a.threshold;
             });
-            const bool quiet = silenced(cfg_, account_, source_, key, kind, now_);
+            const bool quiet = silenced(cfg_, account_, source_, key, a.kind, now_);
             alert_with_texts s;
             s.item_key = std::string(key);
-            s.kind = std::string(kind);
+            s.kind = a.kind;
             s.threshold = a.threshold;
             s.state = alert_state::firing;
             s.severity = severity;
@@ -437,7 +482,7 @@ public:
                 s.since = now_;
                 s.episode = it == last ? 1 : it->episode + 1;
                 if (it != last) it->seen = true;
-                if (!quiet) notifier_.notify(s, a.kind, std::nullopt, "");
+                if (!quiet) notifier_.notify(s, std::nullopt, "");
                 table_.write(std::move(s), std::nullopt, "");
                 rising.push_back(rank_of(a.kind, a.threshold));
                 continue;
@@ -451,7 +496,7 @@ public:
                 it->severity != severity || it->text_hash != text_hash(s.summary, s.detail) || it->measure != s.measure;
             const bool due = !s.last_notified || now_ - *s.last_notified >= cfg_.repeat_interval.count();
             if (!quiet && due) {
-                notifier_.notify(s, a.kind, std::nullopt, "");
+                notifier_.notify(s, std::nullopt, "");
                 changed = true;
             }
             if (changed) table_.write(std::move(s), std::nullopt, "");
@@ -484,24 +529,24 @@ private:
 
     /// `rising`/`m` are null when the item is no longer listed.
     void resolve(const stored_alert& st, const std::vector<family_rank>* rising, const measures* m) {
-        const auto kind = config::alert_kind_named(st.kind);
+        const alert_kind kind = st.kind;
         std::string reason;
         bool announce = st.last_notified.has_value();  // never notified (silenced): nothing to take back
-        const family_rank mine = kind ? rank_of(*kind, st.threshold) : family_rank{};
+        const family_rank mine = rank_of(kind, st.threshold);
         const bool superseded = mine.family != 0 && rising != nullptr &&
                                 std::any_of(rising->begin(), rising->end(), [&](const family_rank& r) {
                                     return r.family == mine.family && r.rank > mine.rank;
                                 });
-        if (!kind || !rules_.on(*kind)) {
+        if (!rules_.on(kind)) {
             reason = "rule_off";
         } else if (superseded) {
             reason = "superseded";
             announce = false;  // the tighter alert's own notification says it all
         } else if (m == nullptr) {
-            reason = st.item_key.empty() ? "cleared" : *kind == alert_kind::removed_early ? "expired" : "removed";
+            reason = st.item_key.empty() ? "cleared" : kind == alert_kind::removed_early ? "expired" : "removed";
         } else {
-            const std::optional<std::int64_t> now_measure = m->of(*kind);
-            switch (*kind) {
+            const std::optional<std::int64_t> now_measure = m->of(kind);
+            switch (kind) {
                 case alert_kind::expiring:
                 case alert_kind::expired:
                     reason = !now_measure                                   ? "expiry_cleared"
@@ -524,7 +569,7 @@ private:
         std::tie(s.summary, s.detail) = table_.texts(st);
         static_cast<alert_core&>(s) = st;
         s.state = alert_state::resolved;
-        if (announce && kind) notifier_.notify(s, *kind, now_, reason);
+        if (announce) notifier_.notify(s, now_, reason);
         table_.write(std::move(s), now_, reason);
     }
 
@@ -599,7 +644,7 @@ sync::queued_alerts update_source(SQLite::Database& db, const config::alerts_con
 
     reconciler r(db, cfg, rules, account, source, now, run_id);
     if (only) r.load_items(*only);
-    else r.load([](const std::string&, const std::string& kind) { return kind != to_string(alert_kind::delivery_failed); });
+    else r.load([](const std::string&, alert_kind kind) { return kind != alert_kind::delivery_failed; });
     item_reader items(db, rules, account, source, now, only ? &*only : nullptr);
     horizon h{now, reconcile_items(r, items, rules, source, now)};
     auto health = evaluate_health(read_health(db, account, source), now, rules);
@@ -633,9 +678,7 @@ int update_delivery_failed(SQLite::Database& db, const config::alerts_config& cf
                           dead});
     reconciler r(db, cfg, rules, "", alerts_source, now, std::nullopt, sink);
     const std::string name(sink);
-    r.load([&](const std::string& item, const std::string& kind) {
-        return kind == to_string(alert_kind::delivery_failed) && item == name;
-    });
+    r.load([&](const std::string& item, alert_kind kind) { return kind == alert_kind::delivery_failed && item == name; });
     r.item(sink, active, measures{});
     r.finish();
     tx.commit();

@@ -183,9 +183,8 @@ void read_silences(const table_reader& alerts, const std::set<std::string, std::
         }
         if (auto v = r.string("item")) s.item = std::move(*v);
         if (auto v = r.string("kind")) {
-            if (!alert_kind_named(*v))
-                r.invalid("kind", fmt::format("unknown alert kind \"{}\"; expected one of {}", *v, kind_list()));
-            s.kind = std::move(*v);
+            s.kind = alert_kind_named(*v);
+            if (!s.kind) r.invalid("kind", fmt::format("unknown alert kind \"{}\"; expected one of {}", *v, kind_list()));
         }
         if (auto v = r.string("comment")) s.comment = std::move(*v);
         const toml::node* until = r.node("until");
@@ -196,7 +195,7 @@ void read_silences(const table_reader& alerts, const std::set<std::string, std::
         } else {
             r.invalid("until", "expected a date (2026-12-31) or a date-time with offset (2026-12-31T18:00:00Z)");
         }
-        if (s.account.empty() && s.source.empty() && s.item.empty() && s.kind.empty())
+        if (s.account.empty() && s.source.empty() && s.item.empty() && !s.kind)
             alerts.report().warning(r.line(), path, "matches every alert; give account, source, item or kind");
         out.push_back(std::move(s));
     }

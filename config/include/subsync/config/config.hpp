@@ -230,7 +230,7 @@ struct alert_silence {
     std::string account;
     std::string source;
     std::string item;
-    std::string kind;
+    std::optional<alert_kind> kind;  ///< none: every kind
     std::int64_t until = 0;  ///< epoch milliseconds (UTC)
     std::string comment;
 
