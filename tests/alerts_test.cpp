@@ -219,6 +219,17 @@ TEST_F(AlertState, AFiringAlertOfAKindThisBinaryDoesNotKnowResolvesQuietly) {
     EXPECT_EQ(brief(drain()), "-");
 }
 
+// Only a scope that reads an unknown kind's row retires it: the dispatcher's delivery_failed
+// update for one sink reads that sink's row alone, and leaves another row of the alerts source be.
+TEST_F(AlertState, AnUnknownKindOutsideTheLoadedScopeIsLeftAlone) {
+    store_.database().exec(
+        "INSERT INTO alerts (account, source, item_key, kind, threshold, state, severity, since, notifications, "
+        "summary, detail, updated_at) VALUES ('', 'alerts', 'other-sink', 'from_a_newer_version', '', 'firing', "
+        "'critical', 1, 1, 's', '{}', 1)");
+    EXPECT_EQ(alerts::update_delivery_failed(store_.database(), cfg_, "all", 0, "", T0), 0);
+    EXPECT_EQ(count("SELECT count(*) FROM alerts WHERE item_key = 'other-sink' AND state = 'firing'"), 1);
+}
+
 // The export's marks read data_versions instead of scanning the alerts: every run that writes an
 // alert row, and every prune that deletes one, counts there; a run that writes none does not.
 TEST_F(AlertState, EveryWriteOfAnAlertRowIsCountedInDataVersions) {

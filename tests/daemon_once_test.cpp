@@ -325,6 +325,10 @@ TEST(LogLine, FieldsAfterTheWhatQuotedWhenTheyMustBe) {
     EXPECT_EQ(logging::line("thing done", std::span(fields.begin(), fields.size()), "what happens next"),
               "thing done account=prod n=-3 ok=false error=\"a \\\"b\\\" \\\\c\" empty=\"\" eq=\"k=v\": what happens next");
     EXPECT_EQ(logging::line("bare", {}), "bare");
+    const std::initializer_list<logging::field> multi{{"error", "first\nsecond\tthird\r"}};
+    EXPECT_EQ(logging::line("failed", std::span(multi.begin(), multi.size())),
+              "failed error=\"first\\nsecond\\tthird\\r\"")
+        << "one event, one line";
 }
 
 TEST(LogLevel, ConfigLevelMovedByVerbosity) {

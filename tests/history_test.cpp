@@ -251,7 +251,7 @@ TEST(History, ListsChangesWithFilters) {
     l.items[0].quota_left = 4;
     store.apply("prod", l, 3000, 4000);
     std::vector<change_row> rows;
-    for_each_change(store.database(), change_filter{{}, {}, std::string("a"), std::string("changed"), {}, {}},
+    for_each_change(store.database(), change_filter{{}, {}, std::string("a"), change_kind::changed, {}, {}},
                     [&](const change_row& r) { rows.push_back(r); });
     ASSERT_EQ(rows.size(), 1u);
     EXPECT_EQ(rows[0].field, "quota_left");

@@ -9,22 +9,24 @@ namespace {
 std::string message_of(const delivery_attempt& a) {
     switch (a.outcome) {
         case attempt_outcome::delivered:
-            return fmt::format("alerts delivered sink={} group=\"{}\" batch={} alerts={} attempt={} ms={}", a.sink,
-                               a.group, a.batch, a.alerts, a.attempts, a.latency_ms);
+            return fmt::format("alerts delivered sink={} group={} batch={} alerts={} attempts={} latency_ms={}", a.sink,
+                               logging::value_text(a.group), a.batch, a.alerts, a.attempts, a.latency_ms);
         case attempt_outcome::dead:
-            return fmt::format("alerts dead-lettered sink={} group=\"{}\" batch={} alerts={} attempts={} error=\"{}\"",
-                               a.sink, a.group, a.batch, a.alerts, a.attempts, a.error);
+            return fmt::format("alerts dead-lettered sink={} group={} batch={} alerts={} attempts={} error={}", a.sink,
+                               logging::value_text(a.group), a.batch, a.alerts, a.attempts, logging::value_text(a.error));
         case attempt_outcome::failed: break;
     }
-    return fmt::format("alert delivery failed sink={} group=\"{}\" batch={} alerts={} attempt={} ms={} error=\"{}\"",
-                       a.sink, a.group, a.batch, a.alerts, a.attempts, a.latency_ms, a.error);
+    return fmt::format("alert delivery failed sink={} group={} batch={} alerts={} attempts={} latency_ms={} error={}",
+                       a.sink, logging::value_text(a.group), a.batch, a.alerts, a.attempts, a.latency_ms,
+                       logging::value_text(a.error));
 }
 
 std::string message_of(std::string_view sink, const group_notification& g) {
     const notification& top = g.alerts.front();
-    return fmt::format("alerts sink={} group=\"{}\" alerts={} new={} repeated={} resolved={} top=\"{} {} {}/{}: {}\"",
-                       sink, g.key, g.alerts.size(), g.fresh, g.repeated, g.resolved, config::to_string(top.severity),
-                       to_string(top.state), top.account, top.id, top.summary);
+    return fmt::format("alerts sink={} group={} alerts={} new={} repeated={} resolved={} top={}", sink,
+                       logging::value_text(g.key), g.alerts.size(), g.fresh, g.repeated, g.resolved,
+                       logging::value_text(fmt::format("{} {} {}/{}: {}", config::to_string(top.severity),
+                                                       to_string(top.state), top.account, top.id, top.summary)));
 }
 
 logging::severity level_of(const delivery_attempt& a) {

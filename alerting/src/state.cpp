@@ -144,7 +144,7 @@ stored_alert read_stored(SQLite::Statement& q, alert_kind kind) {
     s.item_key = q.getColumn(0).getString();
     s.kind = kind;
     s.threshold = q.getColumn(2).getString();
-    s.firing = std::string_view(q.getColumn(3).getText()) == to_string(alert_state::firing);
+    s.firing = alert_state_named(q.getColumn(3).getText()) == alert_state::firing;
     s.severity = config::severity_named(q.getColumn(4).getText()).value_or(config::severity::critical);
     s.since = q.getColumn(5).getInt64();
     s.last_notified = opt_int(q.getColumn(6));
@@ -170,16 +170,20 @@ public:
         : db_(db), account_(account), source_(source), now_(now) {}
 
     /// The stored alerts of this scope that `in_scope(item, kind)` accepts, sorted by
-    /// (item_key, kind, threshold).
+    /// (item_key, kind, threshold). `kind` is none for a kind this binary does not know: the
+    /// firing ones accepted are resolved (retire_unknown).
     template <class InScope>
     std::vector<stored_alert> load(InScope in_scope) {
         std::vector<stored_alert> stored;
         SQLite::Statement q(db_, std::string(select_stored) + " WHERE account = ? AND source = ?");
         q.bind(1, account_);
         q.bind(2, source_);
-        while (q.executeStep())
-            if (const auto kind = known_kind(q); kind && in_scope(q.getColumn(0).getString(), *kind))
-                stored.push_back(read_stored(q, *kind));
+        while (q.executeStep()) {
+            const auto kind = config::alert_kind_named(q.getColumn(1).getText());
+            if (!in_scope(q.getColumn(0).getString(), kind)) continue;
+            if (kind) stored.push_back(read_stored(q, *kind));
+            else note_unknown(q);
+        }
         retire_unknown();
         sort_by_key(stored);
         return stored;
@@ -193,8 +197,12 @@ public:
         q.bind(2, source_);
         auto read = [&](const std::string& key) {
             q.bind(3, key);
-            while (q.executeStep())
-                if (const auto kind = known_kind(q)) stored.push_back(read_stored(q, *kind));
+            while (q.executeStep()) {
+                if (const auto kind = config::alert_kind_named(q.getColumn(1).getText()))
+                    stored.push_back(read_stored(q, *kind));
+                else
+                    note_unknown(q);
+            }
             q.reset();
         };
         read("");
@@ -249,15 +257,12 @@ private:
     static constexpr std::size_t batch = 32;
     static constexpr int columns = 17;
 
-    // A select_stored row's kind, or none for a kind this binary does not know (written by a
-    // newer subsyncd before a downgrade): no rule here holds it true, so a firing one is noted
-    // for retire_unknown().
-    std::optional<alert_kind> known_kind(SQLite::Statement& q) {
-        const std::string_view name = q.getColumn(1).getText();
-        if (auto kind = config::alert_kind_named(name)) return kind;
-        if (std::string_view(q.getColumn(3).getText()) == to_string(alert_state::firing))
-            unknown_.push_back({q.getColumn(0).getString(), std::string(name), q.getColumn(2).getString()});
-        return std::nullopt;
+    // A select_stored row of a kind this binary does not know (written by a newer subsyncd
+    // before a downgrade): no rule here holds it true, so a firing one is noted for
+    // retire_unknown().
+    void note_unknown(SQLite::Statement& q) {
+        if (alert_state_named(q.getColumn(3).getText()) == alert_state::firing)
+            unknown_.push_back({q.getColumn(0).getString(), q.getColumn(1).getString(), q.getColumn(2).getString()});
     }
 
     // Resolves the firing alerts of unknown kinds as rule_off, without a notification: nothing
@@ -644,7 +649,7 @@ sync::queued_alerts update_source(SQLite::Database& db, const config::alerts_con
 
     reconciler r(db, cfg, rules, account, source, now, run_id);
     if (only) r.load_items(*only);
-    else r.load([](const std::string&, alert_kind kind) { return kind != alert_kind::delivery_failed; });
+    else r.load([](const std::string&, std::optional<alert_kind> kind) { return kind != alert_kind::delivery_failed; });
     item_reader items(db, rules, account, source, now, only ? &*only : nullptr);
     horizon h{now, reconcile_items(r, items, rules, source, now)};
     auto health = evaluate_health(read_health(db, account, source), now, rules);
@@ -678,7 +683,9 @@ int update_delivery_failed(SQLite::Database& db, const config::alerts_config& cf
                           dead});
     reconciler r(db, cfg, rules, "", alerts_source, now, std::nullopt, sink);
     const std::string name(sink);
-    r.load([&](const std::string& item, alert_kind kind) { return kind == alert_kind::delivery_failed && item == name; });
+    r.load([&](const std::string& item, std::optional<alert_kind> kind) {
+        return kind == alert_kind::delivery_failed && item == name;
+    });
     r.item(sink, active, measures{});
     r.finish();
     tx.commit();

@@ -147,7 +147,7 @@ void write_metrics_textfile(const std::filesystem::path& path, daemon_metrics& m
         exporters::atomic_file f(path, 0644);
         f.write(m.render(false));
         f.commit();
-        logging::debug("metrics written", {{"path", path.string()}});
+        logging::debug("metrics written", {{"path", path.native()}});
     } catch (const std::exception& e) {
         logging::error("cannot write the metrics textfile", {{"path", path.string()}, {"error", e.what()}});
     }

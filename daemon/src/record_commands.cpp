@@ -115,11 +115,11 @@ int run_history(const std::filesystem::path& config_path, const history_options&
     if (!opts.item.empty()) f.item = opts.item;
     if (!opts.source.empty()) f.source = opts.source;
     if (!opts.kind.empty()) {
-        if (opts.kind != "added" && opts.kind != "removed" && opts.kind != "changed") {
+        f.kind = sync::change_kind_named(opts.kind);
+        if (!f.kind) {
             fmt::print(stderr, "subsyncd history: --kind must be added, removed or changed, not \"{}\"\n", opts.kind);
             return exit_usage;
         }
-        f.kind = opts.kind;
     }
     if (!opts.since.empty()) {
         f.since = sync::parse_iso8601(opts.since);
@@ -148,13 +148,14 @@ int run_history(const std::filesystem::path& config_path, const history_options&
         using sync::cell;
         using sync::field_state;
         auto text = [](const std::string& s) { return cell{field_state::present, 0, s}; };
+        auto name = [](std::string_view s) { return cell{field_state::present, 0, std::string(s)}; };
         auto opt = [](const std::optional<std::string>& s, field_state none) {
             return s ? cell{field_state::present, 0, *s} : cell{none, 0, {}};
         };
         sync::for_each_change(db, f, [&](const sync::change_row& c) {
             writer.row({cell{field_state::present, c.seq, {}}, cell{field_state::present, c.run_id, {}},
                         cell{field_state::present, c.time, {}}, text(c.account), text(c.source), text(c.item_key),
-                        text(c.kind), opt(c.field, field_state::absent), opt(c.old_value, field_state::absent),
+                        name(sync::to_string(c.kind)), opt(c.field, field_state::absent), opt(c.old_value, field_state::absent),
                         opt(c.new_value, field_state::absent)});
         });
         writer.finish();
@@ -165,9 +166,9 @@ int run_history(const std::filesystem::path& config_path, const history_options&
                "field", "id", "old -> new");
     sync::for_each_change(db, f, [&](const sync::change_row& c) {
         std::string line = fmt::format("{:<6} {:<20} {:<10} {:<22} {:<8} {:<16} {:<40} ", c.run_id,
-                                       sync::format_iso8601(c.time), c.account, c.source, c.kind,
+                                       sync::format_iso8601(c.time), c.account, c.source, sync::to_string(c.kind),
                                        c.field.value_or(""), c.item_key);
-        if (c.kind == "changed") line += fmt::format("{} -> {}", or_dash(c.old_value), or_dash(c.new_value));
+        if (c.kind == sync::change_kind::changed) line += fmt::format("{} -> {}", or_dash(c.old_value), or_dash(c.new_value));
         line += '\n';
         std::fwrite(line.data(), 1, line.size(), stdout);
     });

@@ -134,7 +134,7 @@ std::string service::after_round(const sync::sync_report& report, steady_clock::
             auto db = sync::open_snapshot_readonly(cfg_.storage.database);
             const auto files = exporters::write_exports(db, cfg_.storage.export_dir,
                                                          exporters::generation_options_from(cfg_));
-            logging::debug("exports written", {{"dir", cfg_.storage.export_dir.string()}, {"files", files.size()}});
+            logging::debug("exports written", {{"dir", cfg_.storage.export_dir.native()}, {"files", files.size()}});
         } catch (const std::exception& e) {
             logging::error("exports failed", {{"dir", cfg_.storage.export_dir.string()}, {"error", e.what()}});
         }

@@ -21,7 +21,27 @@ spdlog::level::level_enum to_spdlog(severity s) noexcept {
 }
 
 bool needs_quotes(std::string_view v) {
-    return v.empty() || v.find_first_of(" \"=\\\t\n") != std::string_view::npos;
+    return v.empty() || v.find_first_of(" \"=\\\t\n\r") != std::string_view::npos;
+}
+
+// One line stays one line: a newline in an exception's text is written \n.
+void append_text(std::string& out, std::string_view v) {
+    if (!needs_quotes(v)) {
+        out += v;
+        return;
+    }
+    out += '"';
+    for (const char c : v) {
+        switch (c) {
+            case '"': out += "\\\""; break;
+            case '\\': out += "\\\\"; break;
+            case '\n': out += "\\n"; break;
+            case '\r': out += "\\r"; break;
+            case '\t': out += "\\t"; break;
+            default: out += c;
+        }
+    }
+    out += '"';
 }
 
 void append_value(std::string& out, const field& f) {
@@ -33,17 +53,7 @@ void append_value(std::string& out, const field& f) {
         out += *b ? "true" : "false";
         return;
     }
-    const std::string_view v = std::get<std::string_view>(f.value);
-    if (!needs_quotes(v)) {
-        out += v;
-        return;
-    }
-    out += '"';
-    for (const char c : v) {
-        if (c == '"' || c == '\\') out += '\\';
-        out += c;
-    }
-    out += '"';
+    append_text(out, std::get<std::string_view>(f.value));
 }
 
 }  // namespace
@@ -56,6 +66,12 @@ std::string_view to_string(severity s) noexcept {
         case severity::error: return "error";
     }
     return "error";
+}
+
+std::string value_text(std::string_view v) {
+    std::string out;
+    append_text(out, v);
+    return out;
 }
 
 std::string line(std::string_view what, std::span<const field> fields, std::string_view then) {

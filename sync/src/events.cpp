@@ -27,11 +27,11 @@ std::string message_of(const request_retried& e) {
     if (e.reason == retry_reason::token_rejected)
         return fmt::format("token rejected account={} source={} {} request_id={}: re-authenticating once", e.account,
                            e.source, e.where, e.request_id);
-    return fmt::format("retrying account={} source={} {} {} wait={}ms request_id={} reason=\"{}\"", e.account,
+    return fmt::format("retrying account={} source={} {} {} wait={}ms request_id={} error={}", e.account,
                        e.source, e.where,
                        e.reason == retry_reason::throttled ? fmt::format("throttled={} rate={:.2g}/s", e.throttled, e.rate)
                                                            : fmt::format("attempt={}/{}", e.attempt, e.max_attempts),
-                       e.wait.count(), e.request_id, e.detail);
+                       e.wait.count(), e.request_id, logging::value_text(e.detail));
 }
 
 std::string message_of(const source_finished& e) {
@@ -73,7 +73,7 @@ logging::record record_of(const request_retried& e) {
              {"throttled", e.throttled},
              {"wait_ms", e.wait.count()},
              {"request_id", e.request_id},
-             {"detail", e.detail}}};
+             {"error", e.detail}}};
 }
 
 logging::record record_of(const source_finished& e) {

@@ -78,11 +78,12 @@ std::vector<table_row> rows_as_of(SQLite::Database& db, source_kind table, const
     while (q.executeStep()) {
         auto it = items.find(std::pair{q.getColumn(0).getString(), q.getColumn(1).getString()});
         if (it == items.end()) continue;  // pruned with its history
-        const std::string kind = q.getColumn(2).getString();
+        const auto kind = change_kind_named(q.getColumn(2).getText());
+        if (!kind) throw std::runtime_error(fmt::format("changes: unknown kind \"{}\"", q.getColumn(2).getText()));
         item_state& s = it->second;
-        if (kind == "added") {
+        if (*kind == change_kind::added) {
             s.present = false;
-        } else if (kind == "removed") {
+        } else if (*kind == change_kind::removed) {
             auto cells = parse_item_cells(table, q.getColumn(4).getString());
             if (!cells) throw std::runtime_error("changes: cannot read a removed item: " + cells.error().message);
             s.present = true;
@@ -114,7 +115,7 @@ void for_each_change(SQLite::Database& db, const change_filter& f, const std::fu
     if (f.account) q.bind(":account", *f.account);
     if (f.source) q.bind(":source", *f.source);
     if (f.item) q.bind(":item", *f.item);
-    if (f.kind) q.bind(":kind", *f.kind);
+    if (f.kind) q.bindNoCopy(":kind", to_string(*f.kind).data());
     if (f.since) q.bind(":since", static_cast<std::int64_t>(*f.since));
     if (f.after_seq) q.bind(":after", static_cast<std::int64_t>(*f.after_seq));
     auto opt = [](const SQLite::Column& c) {
@@ -128,7 +129,9 @@ void for_each_change(SQLite::Database& db, const change_filter& f, const std::fu
         r.account = q.getColumn(3).getString();
         r.source = q.getColumn(4).getString();
         r.item_key = q.getColumn(5).getString();
-        r.kind = q.getColumn(6).getString();
+        const auto kind = change_kind_named(q.getColumn(6).getText());
+        if (!kind) throw std::runtime_error(fmt::format("changes: unknown kind \"{}\"", q.getColumn(6).getText()));
+        r.kind = *kind;
         r.field = opt(q.getColumn(7));
         r.old_value = opt(q.getColumn(8));
         r.new_value = opt(q.getColumn(9));

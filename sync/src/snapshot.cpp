@@ -2,6 +2,7 @@
 #include "statements.hpp"
 
 #include <subsync/config/secret.hpp>
+#include <subsync/sync/history.hpp>
 #include <subsync/sync/snapshot.hpp>
 
 #include <SQLiteCpp/Statement.h>
@@ -299,7 +300,7 @@ public:
                     if (before_[i] == cells_[i]) continue;
                     const std::string ov = json_or_null(before_[i], cols_[i].type);
                     const std::string nv = json_or_null(cells_[i], cols_[i].type);
-                    add_change(key_, "changed", cols_[i].name.data(),
+                    add_change(key_, change_kind::changed, cols_[i].name.data(),
                                before_[i].state == field_state::absent ? nullptr : &ov,
                                cells_[i].state == field_state::absent ? nullptr : &nv);
                 }
@@ -307,7 +308,7 @@ public:
             } else {
                 object_.clear();
                 append_json_object(object_, cols_, cells_, time_style::epoch_millis);
-                add_change(key_, "added", nullptr, nullptr, &object_);
+                add_change(key_, change_kind::added, nullptr, nullptr, &object_);
                 ++run_.added;
             }
         }
@@ -344,7 +345,7 @@ public:
             load_old(key_);
             object_.clear();
             append_json_object(object_, cols_, before_, time_style::epoch_millis);
-            add_change(key_, "removed", nullptr, &object_, nullptr);
+            add_change(key_, change_kind::removed, nullptr, &object_, nullptr);
             mark.bind(1, static_cast<std::int64_t>(finished_));
             mark.bind(2, static_cast<std::int64_t>(finished_));
             mark.bind(3, run_.account);
@@ -368,14 +369,14 @@ public:
     run_record& run() noexcept { return run_; }
 
 private:
-    void add_change(const std::string& key, const char* kind, const char* field_name, const std::string* old_v,
+    void add_change(const std::string& key, change_kind kind, const char* field_name, const std::string* old_v,
                     const std::string* new_v) {
         ins_change_.bind(1, static_cast<std::int64_t>(run_.id));
         ins_change_.bind(2, static_cast<std::int64_t>(finished_));
         ins_change_.bind(3, run_.account);
         ins_change_.bind(4, table_);
         ins_change_.bind(5, key);
-        ins_change_.bind(6, kind);
+        ins_change_.bindNoCopy(6, to_string(kind).data());  // a literal: NUL-terminated, static
         if (field_name) ins_change_.bind(7, field_name);
         else ins_change_.bind(7);
         bind_or_null(ins_change_, 8, old_v);

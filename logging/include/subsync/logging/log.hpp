@@ -58,8 +58,11 @@ struct record {
 };
 
 /// `what`, then each field as key=value (a value with a space, a quote, an `=` or nothing in it
-/// is quoted, `"` and `\` escaped), then ": " and `then` if given.
+/// is quoted: value_text()), then ": " and `then` if given.
 [[nodiscard]] std::string line(std::string_view what, std::span<const field> fields, std::string_view then = {});
+
+/// A text value as line() writes it: as is, or quoted with `"`, `\`, newlines and tabs escaped.
+[[nodiscard]] std::string value_text(std::string_view v);
 
 /// Whether records at `s` are written (the process-wide level).
 [[nodiscard]] bool enabled(severity s) noexcept;

@@ -38,6 +38,18 @@ struct table_row {
 [[nodiscard]] std::vector<table_row> rows_as_of(SQLite::Database& db, source_kind table, const as_of_point& point,
                                                 const std::optional<std::string>& account = std::nullopt);
 
+/// What a row of `changes` records about an item; a string only in `changes.kind` and exports.
+enum class change_kind { added, removed, changed };
+[[nodiscard]] constexpr std::string_view to_string(change_kind k) noexcept {
+    return k == change_kind::added ? "added" : k == change_kind::removed ? "removed" : "changed";
+}
+/// `changes.kind` read back (its CHECK holds it to these), or a `--kind` argument; none otherwise.
+[[nodiscard]] constexpr std::optional<change_kind> change_kind_named(std::string_view s) noexcept {
+    for (const auto k : {change_kind::added, change_kind::removed, change_kind::changed})
+        if (to_string(k) == s) return k;
+    return std::nullopt;
+}
+
 /// One row of `changes`. Values are typed JSON literals; nullopt = absent.
 struct change_row {
     std::int64_t seq = 0;
@@ -46,7 +58,7 @@ struct change_row {
     std::string account;
     std::string source;
     std::string item_key;
-    std::string kind;  ///< added | removed | changed
+    change_kind kind = change_kind::changed;
     std::optional<std::string> field;
     std::optional<std::string> old_value;
     std::optional<std::string> new_value;
@@ -57,7 +69,7 @@ struct change_filter {
     std::optional<std::string> account;
     std::optional<std::string> source;
     std::optional<std::string> item;  ///< item key (purchase id, or region/project/resource)
-    std::optional<std::string> kind;
+    std::optional<change_kind> kind;
     std::optional<epoch_ms> since;          ///< time >= since
     std::optional<std::int64_t> after_seq;  ///< seq > after_seq (a feed consumer's resume point)
 };

@@ -37,7 +37,6 @@ enum class run_status {
     return std::nullopt;
 }
 
-/// What one (account, source) sync did; one row of `sync_runs`.
 /// Alert notifications a run queued, by alert kind: those of firing alerts and of resolved ones.
 struct queued_alerts {
     std::array<int, config::alert_kind_count> firing{};
@@ -53,6 +52,7 @@ struct queued_alerts {
     }
 };
 
+/// What one (account, source) sync did; one row of `sync_runs`.
 struct run_record {
     std::int64_t id = 0;
     std::string account;
