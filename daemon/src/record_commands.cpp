@@ -109,6 +109,44 @@ int run_export(const std::filesystem::path& config_path, const export_options& o
     });
 }
 
+namespace {
+
+// The change feed's row writer and columns (docs/exports.md "changes"): json is one object per
+// line; a field, old or new the change has not is left out, as in the export.
+void print_changes(SQLite::Database& db, const sync::change_filter& f, exporters::export_format format) {
+    const auto cols = exporters::export_columns(exporters::export_table::changes);
+    const exporters::byte_sink sink = [](std::string_view bytes) { std::fwrite(bytes.data(), 1, bytes.size(), stdout); };
+    exporters::row_writer writer(cols, format, sink);
+    using sync::cell;
+    using sync::field_state;
+    auto text = [](std::string_view s) { return cell{field_state::present, 0, std::string(s)}; };
+    auto opt = [](const std::optional<std::string>& s) {
+        return s ? cell{field_state::present, 0, *s} : cell{field_state::absent, 0, {}};
+    };
+    sync::for_each_change(db, f, [&](const sync::change_row& c) {
+        writer.row({cell{field_state::present, c.seq, {}}, cell{field_state::present, c.run_id, {}},
+                    cell{field_state::present, c.time, {}}, text(c.account), text(c.source), text(c.item_key),
+                    text(sync::to_string(c.kind)), opt(c.field), opt(c.old_value), opt(c.new_value)});
+    });
+    writer.finish();
+}
+
+// For people: one line per change, under the export's column names.
+void print_changes_table(SQLite::Database& db, const sync::change_filter& f) {
+    fmt::print("{:<6} {:<20} {:<10} {:<22} {:<8} {:<16} {:<40} {}\n", "run_id", "time", "account", "source", "kind",
+               "field", "item_key", "old_value -> new_value");
+    sync::for_each_change(db, f, [&](const sync::change_row& c) {
+        std::string line = fmt::format("{:<6} {:<20} {:<10} {:<22} {:<8} {:<16} {:<40} ", c.run_id,
+                                       sync::format_iso8601(c.time), c.account, c.source, sync::to_string(c.kind),
+                                       c.field.value_or(""), c.item_key);
+        if (c.kind == sync::change_kind::changed) line += fmt::format("{} -> {}", or_dash(c.old_value), or_dash(c.new_value));
+        line += '\n';
+        std::fwrite(line.data(), 1, line.size(), stdout);
+    });
+}
+
+}  // namespace
+
 int run_history(const std::filesystem::path& config_path, const history_options& opts) {
     sync::change_filter f;
     if (!opts.account.empty()) f.account = opts.account;
@@ -136,42 +174,8 @@ int run_history(const std::filesystem::path& config_path, const history_options&
     auto cfg = load_or_report(config_path);
     if (!cfg) return exit_usage;
     auto db = sync::open_snapshot_readonly(cfg->storage.database);
-
-    if (opts.format != "table") {
-        // The change feed's row writer and columns (docs/exports.md "changes"): json is one
-        // object per line; a field, old or new the change has not is left out, as in the export.
-        const auto cols = exporters::export_columns(exporters::export_table::changes);
-        const exporters::byte_sink sink = [](std::string_view bytes) { std::fwrite(bytes.data(), 1, bytes.size(), stdout); };
-        exporters::row_writer writer(cols, opts.format == "json" ? exporters::export_format::jsonl
-                                                                 : exporters::export_format::csv,
-                                     sink);
-        using sync::cell;
-        using sync::field_state;
-        auto text = [](const std::string& s) { return cell{field_state::present, 0, s}; };
-        auto name = [](std::string_view s) { return cell{field_state::present, 0, std::string(s)}; };
-        auto opt = [](const std::optional<std::string>& s, field_state none) {
-            return s ? cell{field_state::present, 0, *s} : cell{none, 0, {}};
-        };
-        sync::for_each_change(db, f, [&](const sync::change_row& c) {
-            writer.row({cell{field_state::present, c.seq, {}}, cell{field_state::present, c.run_id, {}},
-                        cell{field_state::present, c.time, {}}, text(c.account), text(c.source), text(c.item_key),
-                        name(sync::to_string(c.kind)), opt(c.field, field_state::absent), opt(c.old_value, field_state::absent),
-                        opt(c.new_value, field_state::absent)});
-        });
-        writer.finish();
-        std::fflush(stdout);
-        return exit_ok;
-    }
-    fmt::print("{:<6} {:<20} {:<10} {:<22} {:<8} {:<16} {:<40} {}\n", "run", "time", "account", "source", "kind",
-               "field", "id", "old -> new");
-    sync::for_each_change(db, f, [&](const sync::change_row& c) {
-        std::string line = fmt::format("{:<6} {:<20} {:<10} {:<22} {:<8} {:<16} {:<40} ", c.run_id,
-                                       sync::format_iso8601(c.time), c.account, c.source, sync::to_string(c.kind),
-                                       c.field.value_or(""), c.item_key);
-        if (c.kind == sync::change_kind::changed) line += fmt::format("{} -> {}", or_dash(c.old_value), or_dash(c.new_value));
-        line += '\n';
-        std::fwrite(line.data(), 1, line.size(), stdout);
-    });
+    if (opts.format == "table") print_changes_table(db, f);
+    else print_changes(db, f, opts.format == "json" ? exporters::export_format::jsonl : exporters::export_format::csv);
     std::fflush(stdout);
     return exit_ok;
 }

@@ -28,6 +28,20 @@
 namespace subsync::daemon {
 namespace {
 
+/// What `status` concludes about one (account, source); a string only in its output.
+enum class verdict { ok, failed, incomplete, stale, never };
+
+std::string_view to_string(verdict v) noexcept {
+    switch (v) {
+        case verdict::ok: return "ok";
+        case verdict::failed: return "failed";
+        case verdict::incomplete: return "incomplete";
+        case verdict::stale: return "stale";
+        case verdict::never: return "never";
+    }
+    return "never";
+}
+
 /// What one (account, source) looks like now.
 struct source_line {
     std::string account, source;
@@ -35,7 +49,7 @@ struct source_line {
     std::optional<std::int64_t> finished;
     std::int64_t items = 0;
     std::string error;
-    std::string verdict;  ///< ok | failed | incomplete | stale | never
+    enum verdict verdict = verdict::never;
     int exit = exit_ok;
 };
 
@@ -121,19 +135,19 @@ std::map<std::pair<std::string, std::string>, source_line> last_runs(SQLite::Dat
 
 void judge(source_line& l, std::int64_t now, std::chrono::milliseconds max_age) {
     if (!l.status) {
-        l.verdict = "never";
+        l.verdict = verdict::never;
         l.exit = exit_stale;
     } else if (*l.status == sync::run_status::failed) {
-        l.verdict = "failed";
+        l.verdict = verdict::failed;
         l.exit = exit_source_failed;
     } else if (now - l.finished.value_or(0) > max_age.count()) {
-        l.verdict = "stale";
+        l.verdict = verdict::stale;
         l.exit = exit_stale;
     } else if (*l.status == sync::run_status::incomplete) {
-        l.verdict = "incomplete";
+        l.verdict = verdict::incomplete;
         l.exit = exit_incomplete;
     } else {
-        l.verdict = "ok";
+        l.verdict = verdict::ok;
         l.exit = exit_ok;
     }
 }
@@ -233,8 +247,8 @@ std::string render_table(const config::config& cfg, const status_report& r) {
     t += fmt::format("{:<12} {:<24} {:<10} {:<11} {:>8}  {}\n", "account", "source", "last run", "age", "items",
                      "error");
     for (const auto& l : r.sources) {
-        const std::string last = l.status ? std::string(sync::to_string(*l.status)) : std::string();
-        const std::string status = !l.status ? "never" : l.verdict == "stale" ? last + "*" : last;
+        std::string status(l.status ? sync::to_string(*l.status) : to_string(verdict::never));
+        if (l.verdict == verdict::stale) status += '*';
         t += fmt::format("{:<12} {:<24} {:<10} {:<11} {:>8}  {}\n", l.account, l.source, status,
                          l.finished ? age_text(r.now - *l.finished) : "-", l.finished ? std::to_string(l.items) : "-",
                          l.error.empty() ? "-" : l.error);
@@ -256,11 +270,11 @@ std::string render_table(const config::config& cfg, const status_report& r) {
     for (const auto& l : r.sources)
         if (l.exit != exit_ok)
             t += fmt::format("\n  {}/{}: {}", l.account, l.source,
-                             l.verdict == "never"   ? std::string("never synced")
-                             : l.verdict == "stale" ? fmt::format("last run ended {} ago (more than {})",
+                             l.verdict == verdict::never   ? std::string("never synced")
+                             : l.verdict == verdict::stale ? fmt::format("last run ended {} ago (more than {})",
                                                                   age_text(r.now - *l.finished),
                                                                   config::format_duration(r.max_age))
-                                                    : l.verdict);
+                                                    : std::string(to_string(l.verdict)));
     return t + "\n";
 }
 
@@ -279,8 +293,8 @@ std::string render_json(const config::config& cfg, const status_report& r) {
         sync::append_json_string(j, l.account);
         j += fmt::format(",\"source\":\"{}\",\"last_status\":", l.source);
         j += l.status ? fmt::format("\"{}\"", sync::to_string(*l.status)) : std::string("null");
-        j += fmt::format(",\"verdict\":\"{}\",\"finished_at\":", l.verdict);
-        j += l.finished ? "\"" + sync::format_iso8601(*l.finished) + "\"" : "null";
+        j += fmt::format(",\"verdict\":\"{}\",\"finished_at\":", to_string(l.verdict));
+        j += l.finished ? fmt::format("\"{}\"", sync::format_iso8601(*l.finished)) : std::string("null");
         j += ",\"age_seconds\":";
         j += l.finished ? std::to_string((r.now - *l.finished) / 1000) : "null";
         j += ",\"items\":";
