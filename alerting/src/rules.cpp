@@ -136,25 +136,33 @@ std::optional<forecast> fit_forecast(std::span<const quota_point> series, epoch_
     return f;
 }
 
-std::vector<active_alert> evaluate_item(const item_facts& item, std::span<const quota_point> series, epoch_ms now,
-                                        const config::alert_rules& rules, std::string_view source) {
-    std::vector<active_alert> out;
-    // Most items raise nothing: messages are only built for those that do.
-    auto subject = [&] { return what(source, item); };
+namespace {
+
+// The rules over one present item, one family at a time. Most items raise nothing: messages are
+// only built for those that do.
+struct item_evaluation {
+    const item_facts& item;
+    epoch_ms now;
+    const config::alert_rules& rules;
+    std::string_view source;
+    std::vector<active_alert>& out;
+
+    [[nodiscard]] std::string subject() const { return what(source, item); }
+
     // A resource that left the listing before it expired was unsubscribed or frozen (the orders
     // API lists running resources only). It fires until its expire_time, or until it is back.
-    if (item.removed_at) {
-        if (item.expire_time && *item.expire_time > now && rules.on(alert_kind::removed_early))
-            out.push_back({alert_kind::removed_early, item.key, "",
-                           fmt::format("{} left the listing on {}, before its expire_time {}: unsubscribed or frozen?",
-                                       subject(), format_iso8601(*item.removed_at), format_iso8601(*item.expire_time)),
-                           fmt::format(R"({{"removed_at":"{}","expire_time":"{}"}})", format_iso8601(*item.removed_at),
-                                       format_iso8601(*item.expire_time)),
-                           *item.expire_time});
-        return out;
-    }
-    if (item.expire_time) {
+    void removed_early(epoch_ms removed_at) {
+        if (!item.expire_time || *item.expire_time <= now || !rules.on(alert_kind::removed_early)) return;
         const epoch_ms expire = *item.expire_time;
+        out.push_back({alert_kind::removed_early, item.key, "",
+                       fmt::format("{} left the listing on {}, before its expire_time {}: unsubscribed or frozen?",
+                                   subject(), format_iso8601(removed_at), format_iso8601(expire)),
+                       fmt::format(R"({{"removed_at":"{}","expire_time":"{}"}})", format_iso8601(removed_at),
+                                   format_iso8601(expire)),
+                       expire});
+    }
+
+    void expiry(epoch_ms expire) {
         auto values = [&] {
             return fmt::format(R"({{"expire_time":"{}","days_left":{}}})", format_iso8601(expire),
                                calendar_days(expire, now));
@@ -162,68 +170,97 @@ std::vector<active_alert> evaluate_item(const item_facts& item, std::span<const 
         if (now >= expire) {
             if (rules.on(alert_kind::expired))
                 out.push_back({alert_kind::expired, item.key, "",
-                               fmt::format("{} expired on {} and is still listed", subject(), format_iso8601(expire)), values(),
-                               expire});
-        } else if (rules.on(alert_kind::expiring)) {
-            // The tightest threshold crossed: thresholds are sorted descending.
-            std::optional<int> crossed;
-            for (int d : rules.expiring_days)
-                if (minus(expire, now) <= std::int64_t{d} * ms_per_day) crossed = d;
-            if (crossed) {
-                out.push_back({alert_kind::expiring, item.key, fmt::format("{}d", *crossed),
-                               fmt::format("{} {}, on {} (threshold {} day{})", subject(), expires_text(expire, now),
-                                           format_iso8601(expire), *crossed, *crossed == 1 ? "" : "s"),
+                               fmt::format("{} expired on {} and is still listed", subject(), format_iso8601(expire)),
                                values(), expire});
-            }
+            return;
         }
+        if (!rules.on(alert_kind::expiring)) return;
+        // The tightest threshold crossed: thresholds are sorted descending.
+        std::optional<int> crossed;
+        for (int d : rules.expiring_days)
+            if (minus(expire, now) <= std::int64_t{d} * ms_per_day) crossed = d;
+        if (crossed)
+            out.push_back({alert_kind::expiring, item.key, fmt::format("{}d", *crossed),
+                           fmt::format("{} {}, on {} (threshold {} day{})", subject(), expires_text(expire, now),
+                                       format_iso8601(expire), *crossed, *crossed == 1 ? "" : "s"),
+                           values(), expire});
     }
-    if (item.quota_left) {
-        const std::int64_t left = *item.quota_left;
+
+    [[nodiscard]] std::string used_text() const {
+        return item.quota_used ? std::to_string(*item.quota_used) : std::string("null");
+    }
+    [[nodiscard]] std::string quota_values(std::int64_t left) const {
+        return fmt::format(R"({{"quota_left":{},"quota_used":{}}})", left, used_text());
+    }
+
+    void quota_exhausted(std::int64_t left) {
+        if (rules.on(alert_kind::quota_exhausted))
+            out.push_back({alert_kind::quota_exhausted, item.key, "0",
+                           fmt::format("{} has no quota left ({} used)", subject(),
+                                       item.quota_used ? used_text() : std::string("unknown")),
+                           quota_values(left), left});
+    }
+
+    void quota_low(std::int64_t left) {
+        if (!rules.on(alert_kind::quota_low)) return;
+        if (rules.quota_low_absolute > 0 && left < rules.quota_low_absolute)
+            out.push_back({alert_kind::quota_low, item.key, fmt::format("abs:{}", rules.quota_low_absolute),
+                           fmt::format("{} has {} quota left, under {}", subject(), left, rules.quota_low_absolute),
+                           quota_values(left), left});
         const auto used = item.quota_used;
-        auto used_text = [&] { return used ? std::to_string(*used) : std::string("null"); };
-        auto values = [&] { return fmt::format(R"({{"quota_left":{},"quota_used":{}}})", left, used_text()); };
-        if (left <= 0) {
-            if (rules.on(alert_kind::quota_exhausted))
-                out.push_back({alert_kind::quota_exhausted, item.key, "0",
-                               fmt::format("{} has no quota left ({} used)", subject(),
-                                           used ? used_text() : std::string("unknown")),
-                               values(), left});
+        const double total = used ? static_cast<double>(left) + static_cast<double>(*used) : 0.0;
+        if (rules.quota_low_percent <= 0 || !used || total <= 0) return;
+        const double percent = static_cast<double>(left) * 100.0 / total;
+        if (percent < rules.quota_low_percent)
+            out.push_back({alert_kind::quota_low, item.key, fmt::format("pct:{}", number(rules.quota_low_percent)),
+                           fmt::format("{} has {} quota left, {}% of {} (under {}%)", subject(), left,
+                                       number(std::floor(percent * 10) / 10), number(total),
+                                       number(rules.quota_low_percent)),
+                           quota_values(left), left});
+    }
+
+    void quota_forecast(std::int64_t left, std::span<const quota_point> series) {
+        if (!rules.on(alert_kind::quota_forecast) || rules.forecast_days <= 0) return;
+        const auto f = fit_forecast(series, now, rules);
+        if (!f || minus(f->exhaustion, now) > std::int64_t{rules.forecast_days} * ms_per_day) return;
+        const epoch_ms when = std::max(f->exhaustion, now);
+        out.push_back({alert_kind::quota_forecast, item.key, fmt::format("{}d", rules.forecast_days),
+                       fmt::format("{} will run out of quota around {} at about {} per day ({} left)", subject(),
+                                   format_iso8601(when), number(std::round(f->burn_per_day)), left),
+                       fmt::format(R"({{"quota_left":{},"exhaustion":"{}","burn_per_day":{},"samples":{},"r2":{}}})",
+                                   left, format_iso8601(when), number(f->burn_per_day), f->samples,
+                                   number(std::round(f->r2 * 1000) / 1000)),
+                       left});
+    }
+
+    void resource_status(std::int64_t status) {
+        if (status != 0 && rules.on(alert_kind::resource_status))
+            out.push_back({alert_kind::resource_status, item.key, "",
+                           fmt::format("{} is not running (resource_status {})", subject(), status),
+                           fmt::format(R"({{"resource_status":{}}})", status), status});
+    }
+};
+
+}  // namespace
+
+std::vector<active_alert> evaluate_item(const item_facts& item, std::span<const quota_point> series, epoch_ms now,
+                                        const config::alert_rules& rules, std::string_view source) {
+    std::vector<active_alert> out;
+    item_evaluation e{item, now, rules, source, out};
+    if (item.removed_at) {
+        e.removed_early(*item.removed_at);
+        return out;
+    }
+    if (item.expire_time) e.expiry(*item.expire_time);
+    if (const auto left = item.quota_left) {
+        if (*left <= 0) {
+            e.quota_exhausted(*left);
         } else {
-            if (rules.on(alert_kind::quota_low) && rules.quota_low_absolute > 0 && left < rules.quota_low_absolute)
-                out.push_back({alert_kind::quota_low, item.key, fmt::format("abs:{}", rules.quota_low_absolute),
-                               fmt::format("{} has {} quota left, under {}", subject(), left, rules.quota_low_absolute),
-                               values(), left});
-            const double total = used ? static_cast<double>(left) + static_cast<double>(*used) : 0.0;
-            if (rules.on(alert_kind::quota_low) && rules.quota_low_percent > 0 && used && total > 0) {
-                const double percent = static_cast<double>(left) * 100.0 / total;
-                if (percent < rules.quota_low_percent)
-                    out.push_back({alert_kind::quota_low, item.key,
-                                   fmt::format("pct:{}", number(rules.quota_low_percent)),
-                                   fmt::format("{} has {} quota left, {}% of {} (under {}%)", subject(), left,
-                                               number(std::floor(percent * 10) / 10), number(total),
-                                               number(rules.quota_low_percent)),
-                                   values(), left});
-            }
-            if (rules.on(alert_kind::quota_forecast) && rules.forecast_days > 0) {
-                if (auto f = fit_forecast(series, now, rules);
-                    f && minus(f->exhaustion, now) <= std::int64_t{rules.forecast_days} * ms_per_day) {
-                    const epoch_ms when = std::max(f->exhaustion, now);
-                    out.push_back(
-                        {alert_kind::quota_forecast, item.key, fmt::format("{}d", rules.forecast_days),
-                         fmt::format("{} will run out of quota around {} at about {} per day ({} left)", subject(),
-                                     format_iso8601(when), number(std::round(f->burn_per_day)), left),
-                         fmt::format(R"({{"quota_left":{},"exhaustion":"{}","burn_per_day":{},"samples":{},"r2":{}}})",
-                                     left, format_iso8601(when), number(f->burn_per_day), f->samples,
-                                     number(std::round(f->r2 * 1000) / 1000)),
-                         left});
-                }
-            }
+            e.quota_low(*left);
+            e.quota_forecast(*left, series);
         }
     }
-    if (item.resource_status && *item.resource_status != 0 && rules.on(alert_kind::resource_status))
-        out.push_back({alert_kind::resource_status, item.key, "",
-                       fmt::format("{} is not running (resource_status {})", subject(), *item.resource_status),
-                       fmt::format(R"({{"resource_status":{}}})", *item.resource_status), *item.resource_status});
+    if (item.resource_status) e.resource_status(*item.resource_status);
     return out;
 }
 
