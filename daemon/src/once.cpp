@@ -199,10 +199,8 @@ public:
     exports_beside_delivery& operator=(const exports_beside_delivery&) = delete;
     ~exports_beside_delivery() { delivery_ended(); }  // then thread_, the last member, is joined
 
-    /// Lets the alerts files start; delivery has ended, however it ended.
-    void delivery_ended() noexcept { delivered_.open(); }
-
-    /// Waits for the files and raises the exports' error, if any.
+    /// Delivery has ended: lets the alerts files start, waits for the files and raises the
+    /// exports' error, if any.
     void finish() {
         delivery_ended();
         thread_.join();
@@ -212,6 +210,9 @@ public:
     }
 
 private:
+    // Lets the alerts files start; delivery has ended, however it ended.
+    void delivery_ended() noexcept { delivered_.open(); }
+
     SQLite::Database export_db_, alerts_db_;
     SQLite::Transaction export_snapshot_, alerts_snapshot_;
     exporters::start_gate delivered_;
@@ -270,10 +271,7 @@ int run_sync_once(const std::filesystem::path& config_path, const once_options& 
     if (applied && !opts.dry_run) exports.emplace(*cfg, s.exports);
     std::optional<alerting::dispatch_report> sent;
     if (!opts.dry_run) sent = deliver_alerts(*cfg, store.database(), env);
-    if (exports) {
-        exports->delivery_ended();
-        exports->finish();
-    }
+    if (exports) exports->finish();  // opens the alerts files' gate: delivery has ended
     if (!opts.dry_run && !cfg->destinations.empty()) replicate_destinations(*cfg, env);
     if (opts.metrics_textfile && !opts.dry_run)
         write_metrics_textfile(*opts.metrics_textfile, metrics, *cfg, s.report, sent, store.database());
