@@ -25,16 +25,6 @@
 namespace subsync::daemon {
 namespace {
 
-spdlog::level::level_enum to_spdlog(severity s) noexcept {
-    switch (s) {
-        case severity::debug: return spdlog::level::debug;
-        case severity::info: return spdlog::level::info;
-        case severity::warn: return spdlog::level::warn;
-        case severity::error: return spdlog::level::err;
-    }
-    return spdlog::level::info;
-}
-
 severity from_spdlog(spdlog::level::level_enum l) {
     switch (l) {
         case spdlog::level::trace:
@@ -215,7 +205,7 @@ void setup_logging(const log_settings& s) {
     }
     // Lines below the configured level are neither formatted nor written: spdlog checks the
     // logger's level before it formats.
-    logger->set_level(to_spdlog(effective_level(s)));
+    logging::set_level(effective_level(s));
     logger->flush_on(spdlog::level::debug);
     logging::set_writer([](const logging::record& r) { the_sink()->record(r); });
 }

@@ -89,6 +89,8 @@ std::string line(std::string_view what, std::span<const field> fields, std::stri
     return out;
 }
 
+void set_level(severity s) noexcept { spdlog::set_level(to_spdlog(s)); }
+
 bool enabled(severity s) noexcept { return spdlog::should_log(to_spdlog(s)); }
 
 void write(const record& r) {

@@ -64,6 +64,9 @@ struct record {
 /// A text value as line() writes it: as is, or quoted with `"`, `\`, newlines and tabs escaped.
 [[nodiscard]] std::string value_text(std::string_view v);
 
+/// Sets the process-wide level (spdlog's default logger): below it, nothing is built or written.
+void set_level(severity s) noexcept;
+
 /// Whether records at `s` are written (the process-wide level).
 [[nodiscard]] bool enabled(severity s) noexcept;
 
