@@ -78,7 +78,7 @@ protected:
     }
 
     std::filesystem::path write_config(const std::string& interval, const std::string& alerts_extra = "",
-                                       int max_attempts = 50) {
+                                       int max_attempts = 50, const std::string& group_wait = "0s") {
         auto c = test::cloud_config(emu_->base_url(), (dir_ / "ca.pem").string());
         c.interval = interval;
         c.extra = fmt::format(R"(
@@ -94,14 +94,17 @@ type    = "webhook"
 url     = "{}/hook"
 timeout = "2s"
 group_interval = "0s"  # the timers have their own tests (alert_dispatch_test)
+group_wait = "{}"
 
 [[alerts.sink]]
 name = "file"
 type = "jsonl"
 path = "{}"
 group_interval = "0s"
+group_wait = "{}"
 )",
-                              max_attempts, alerts_extra, rcv_.base_url(), (dir_ / "alerts" / "out.jsonl").string());
+                              max_attempts, alerts_extra, rcv_.base_url(), group_wait,
+                              (dir_ / "alerts" / "out.jsonl").string(), group_wait);
         return test::write_daemon_config(dir_.path(), c);
     }
 
@@ -226,6 +229,34 @@ bool wait_for_log(const test::daemon_process& d, const std::string& text, std::c
         std::this_thread::sleep_for(20ms);
     }
     return false;
+}
+
+// A SIGKILL after a sync committed its alerts and before any attempt: `group_wait` holds the
+// round's groups back, so the kill lands in that gap for certain. The restarted daemon sends
+// every alert once, in order.
+TEST_F(AlertDeliveryE2E, KilledAfterTheSyncCommittedAndBeforeAnyAttemptLosesNothing) {
+    {
+        auto d = start_daemon(write_config("1h", "", 50, "1h"), "holding");
+        ASSERT_TRUE(wait_for_log(*d, "sync round done round=1", 20s)) << d->err();
+        d->signal(SIGKILL);
+        ASSERT_EQ(d->wait(10s), 128 + SIGKILL);
+    }
+    EXPECT_TRUE(rcv_.requests().empty()) << "nothing was attempted before the kill";
+    const auto queued = outbox_keys();
+    ASSERT_FALSE(queued.empty()) << "the sync raised alerts (the dataset has groups expiring soon)";
+    EXPECT_EQ(statuses("hook").find("delivered"), std::string::npos);
+    EXPECT_EQ(undelivered("file"), static_cast<std::int64_t>(queued.size()));
+
+    auto d = start_daemon(write_config("1h"), "after");
+    ASSERT_TRUE(wait_all_delivered(20s)) << d->err();
+    d->signal(SIGTERM);
+    EXPECT_EQ(d->wait(20s), 0) << d->err();
+    const auto all = outbox_keys();
+    ASSERT_GE(all.size(), queued.size());
+    EXPECT_TRUE(std::equal(queued.begin(), queued.end(), all.begin()));
+    expect_each_once_groups_in_order(accepted_groups(), all);
+    const auto lines = test::read_file(dir_ / "alerts" / "out.jsonl");
+    for (const auto& k : all) EXPECT_NE(lines.find(k), std::string::npos) << k;
 }
 
 TEST_F(AlertDeliveryE2E, ReceiverDownForThreeSyncRoundsGetsEverythingOnceInOrder) {
