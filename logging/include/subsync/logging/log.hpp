@@ -73,8 +73,8 @@ void set_level(severity s) noexcept;
 /// Hands `r` to the installed writer, or to spdlog as text when none is installed.
 void write(const record& r);
 
-/// Where records go: the daemon installs its console (text, JSON, journald). Not thread-safe
-/// against concurrent writes: install before the first one.
+/// Where records go: the daemon installs its console (text, JSON, journald). The writer must
+/// live as long as the process and take records from any thread.
 using writer = void (*)(const record&);
 void set_writer(writer w) noexcept;
 
