@@ -66,7 +66,7 @@ int list_alerts(SQLite::Database& db, const alerts_options& opts) {
     std::string text;
     if (opts.format == "table") {
         text += fmt::format("{:<8} {:<8} {:<16} {:<10} {:<22} {:<24} {:<9} {:<20} {}\n", "severity", "state", "kind",
-                            "account", "source", "item_key", "threshold", "since", "summary");
+                            "account", "source", "id", "threshold", "since", "summary");
         for (const auto& r : rows)
             text += fmt::format("{:<8} {:<8} {:<16} {:<10} {:<22} {:<24} {:<9} {:<20} {}\n",
                                 config::to_string(r.severity), alerting::to_string(r.state),

@@ -133,8 +133,8 @@ void print_changes(SQLite::Database& db, const sync::change_filter& f, exporters
 
 // For people: one line per change, under the export's column names.
 void print_changes_table(SQLite::Database& db, const sync::change_filter& f) {
-    fmt::print("{:<6} {:<20} {:<10} {:<22} {:<8} {:<16} {:<40} {}\n", "run_id", "time", "account", "source", "kind",
-               "field", "item_key", "old_value -> new_value");
+    fmt::print("{:<6} {:<20} {:<10} {:<22} {:<8} {:<16} {:<40} {}\n", "run", "time", "account", "source", "kind",
+               "field", "id", "old -> new");
     sync::for_each_change(db, f, [&](const sync::change_row& c) {
         std::string line = fmt::format("{:<6} {:<20} {:<10} {:<22} {:<8} {:<16} {:<40} ", c.run_id,
                                        sync::format_iso8601(c.time), c.account, c.source, sync::to_string(c.kind),
