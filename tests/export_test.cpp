@@ -1,3 +1,4 @@
+#include "support/export_fixture.hpp"
 #include "support/test_support.hpp"
 
 #include <subsync/exporters/atomic_file.hpp>
@@ -30,6 +31,7 @@ using sync::cell;
 using sync::column_type;
 using sync::field_state;
 using test::temp_dir;
+using namespace export_test;
 
 cell text(std::string s) { return cell{field_state::present, 0, std::move(s)}; }
 cell number(std::int64_t n) { return cell{field_state::present, n, {}}; }
@@ -116,29 +118,6 @@ TEST(Csv, TextMatchesTheReferenceOnRandomStrings) {
     }
 }
 
-class ExportTest : public ::testing::Test {
-protected:
-    void SetUp() override {
-        sync::snapshot_store store(dir_ / "snapshot.db");
-        sync::purchased_group a;
-        a.id = "a";
-        a.group_name = std::string("=cmd|' /C calc'!A0");
-        a.group_remark = sync::field<std::string>::null();
-        a.quota_left = 9007199254740993;
-        a.order_time = 1514528566000;
-        a.group_domains = std::vector<std::string>{"x.example.com", "y,\"z\""};
-        sync::purchased_group b;
-        b.id = "b";
-        b.group_name = std::string("line1\nline2, 分组");
-        sync::listing<sync::purchased_group> l;
-        l.items = {a, b};
-        l.total = 2;
-        store.apply("prod", l, 1000, 2000);
-    }
-
-    temp_dir dir_;
-};
-
 TEST_F(ExportTest, CsvHasHeaderAndOneLinePerRecord) {
     auto db = sync::open_snapshot_readonly(dir_ / "snapshot.db");
     std::string out;
@@ -206,100 +185,6 @@ TEST_F(ExportTest, GenerationIsCompleteWithManifestAndLatestLink) {
     // The change feed got the two additions, once.
     EXPECT_EQ(g.changes_appended, 2);
     EXPECT_EQ(append_change_feed(db, dir_ / "exports" / "changes.jsonl"), 0);
-}
-
-/// Writes `n` firing alerts of account prod into the snapshot at `db`, counted in data_versions
-/// as alerting's writer counts them.
-void add_alerts(const std::filesystem::path& db, int first, int n) {
-    sync::snapshot_store store(db);
-    SQLite::Statement ins(store.database(),
-                          "INSERT INTO alerts (account, source, item_key, kind, threshold, state, severity, since, "
-                          "summary, detail, updated_at) VALUES ('prod', 'purchased_groups', ?, 'expired', '', 'firing', "
-                          "'critical', 1514528566000, ?, '{\"days_left\":-1}', 1514528566000)");
-    for (int i = first; i < first + n; ++i) {
-        ins.bind(1, fmt::format("item-{:05}", i));
-        ins.bind(2, fmt::format("purchased group \"g,{}\" has expired", i));
-        ins.exec();
-        ins.reset();
-    }
-    sync::bump_data_version(store.database(), sync::versioned_table::alerts);
-}
-
-/// file name -> sha256 of a generation's files, from its manifest, in the manifest's order.
-std::vector<std::pair<std::string, std::string>> digests_of(const std::filesystem::path& gen) {
-    simdjson::dom::parser parser;
-    simdjson::dom::element manifest = parser.load((gen / "manifest.json").string());
-    std::vector<std::pair<std::string, std::string>> out;
-    for (auto f : manifest["files"].get_array())
-        out.emplace_back(std::string(std::string_view(f["name"])), std::string(std::string_view(f["sha256"])));
-    return out;
-}
-
-/// A second read-only connection whose read transaction is open and its snapshot fixed, as
-/// sync --once hands the exports for the alerts files (rolled back when it goes).
-struct second_reader {
-    explicit second_reader(const std::filesystem::path& file)
-        : db(sync::open_snapshot_readonly(file)), snapshot(db) {
-        (void)db.execAndGet("SELECT count(*) FROM alerts");  // a read fixes the snapshot
-    }
-    SQLite::Database db;
-    SQLite::Transaction snapshot;
-};
-
-// Issue 16: the alerts files may be written from a second connection on a thread of their own
-// (sync --once does). They are the same bytes, listed in the same place, as when written one
-// after the other; and a second connection that sees other alerts than the first is not used.
-TEST_F(ExportTest, AlertsFromASecondReaderAreTheSameFiles) {
-    add_alerts(dir_ / "snapshot.db", 0, 3000);
-    auto db = sync::open_snapshot_readonly(dir_ / "snapshot.db");
-    const auto one_by_one = write_generation(db, dir_ / "a", 1514528566000, {1});
-
-    second_reader reader(dir_ / "snapshot.db");
-    generation_options opts;
-    opts.alerts_reader = &reader.db;
-    const auto beside = write_generation(db, dir_ / "b", 1514528566000, {1}, opts);
-    EXPECT_EQ(digests_of(beside.dir), digests_of(one_by_one.dir)) << "same files, same order in the manifest";
-    ASSERT_EQ(beside.files.size(), one_by_one.files.size());
-    for (std::size_t i = 0; i < beside.files.size(); ++i) {
-        SCOPED_TRACE(beside.files[i].path.filename().string());
-        EXPECT_EQ(beside.files[i].path.filename(), one_by_one.files[i].path.filename());
-        EXPECT_EQ(beside.files[i].rows, one_by_one.files[i].rows);
-    }
-    EXPECT_EQ(beside.files[6].path.filename(), "alerts.csv");
-    EXPECT_EQ(beside.files[6].rows, 3000);
-
-    // The reader's snapshot is now older than the alerts: the generation shows the first
-    // connection's alerts, all 3,001 of them.
-    add_alerts(dir_ / "snapshot.db", 3000, 1);
-    auto later = sync::open_snapshot_readonly(dir_ / "snapshot.db");
-    const auto stale_reader = write_generation(later, dir_ / "c", 1514528567000, {1}, opts);
-    EXPECT_EQ(stale_reader.files[6].path.filename(), "alerts.csv");
-    EXPECT_EQ(stale_reader.files[6].rows, 3001) << "the stale second reader was not used";
-}
-
-// The alerts files' thread waits at a gate (sync --once opens it when delivery ends). A
-// delivery that waits out a slow receiver must not hold the generation back: once the other
-// files are written, the exports write the alerts files themselves. Here nobody else ever opens
-// the gate; with a latch only delivery could release, this generation never finished.
-TEST_F(ExportTest, AlertsFilesDoNotWaitForAGateThatStaysShut) {
-    add_alerts(dir_ / "snapshot.db", 0, 300);
-    auto db = sync::open_snapshot_readonly(dir_ / "snapshot.db");
-    const auto one_by_one = write_generation(db, dir_ / "a", 1514528566000, {1});
-
-    second_reader reader(dir_ / "snapshot.db");
-    start_gate shut;
-    generation_options opts;
-    opts.alerts_reader = &reader.db;
-    opts.alerts_after = &shut;
-    const auto g = write_generation(db, dir_ / "b", 1514528566000, {1}, opts);
-    EXPECT_EQ(digests_of(g.dir), digests_of(one_by_one.dir));
-
-    // Opened before the generation starts: the second thread writes them; the same files.
-    start_gate open;
-    open.open();
-    opts.alerts_after = &open;
-    const auto h = write_generation(db, dir_ / "c", 1514528566000, {1}, opts);
-    EXPECT_EQ(digests_of(h.dir), digests_of(one_by_one.dir));
 }
 
 /// name -> (inode, carried_from or "") of every file of a generation, from its manifest.
@@ -517,35 +402,6 @@ TEST_F(ExportTest, RegularFileAtLatestIsRefusedNotOverwritten) {
     EXPECT_EQ(folder_names(exports / "generations"), std::vector<std::string>{}) << "nothing written";
 }
 
-/// Disk full, simulated: runs `run` in a child whose files may not grow past 256 bytes once it
-/// calls the `fill_disk` it is given (what it opens and reads first is not limited: SQLite's
-/// shared-memory file is larger). The child's exit code: 1 when `run` failed with EFBIG, 0
-/// when it succeeded, 2 or 3 for another error; -1 when the child did not exit.
-int on_a_full_disk(const std::function<void(const std::function<void()>& fill_disk)>& run) {
-    const pid_t pid = ::fork();
-    if (pid < 0) return -1;
-    if (pid == 0) {
-        ::signal(SIGXFSZ, SIG_IGN);  // a write error (EFBIG), as the daemon's main() arranges
-        int code = 3;
-        try {
-            run([] {
-                const ::rlimit limit{256, 256};
-                ::setrlimit(RLIMIT_FSIZE, &limit);
-            });
-            code = 0;
-        } catch (const std::system_error& e) {
-            code = e.code() == std::errc::file_too_large ? 1 : 2;
-            if (code != 1) std::fprintf(stderr, "child: %s\n", e.what());
-        } catch (const std::exception& e) {
-            std::fprintf(stderr, "child: %s\n", e.what());
-        }
-        ::_exit(code);
-    }
-    int status = 0;
-    if (::waitpid(pid, &status, 0) != pid || !WIFEXITED(status)) return -1;
-    return WEXITSTATUS(status);
-}
-
 TEST_F(ExportTest, FailedExportLeavesNoHiddenLeftovers) {
     const auto exports = dir_ / "exports";
     const auto generations = exports / "generations";
@@ -564,24 +420,6 @@ TEST_F(ExportTest, FailedExportLeavesNoHiddenLeftovers) {
     ASSERT_EQ(code, 1) << "the export must fail with EFBIG";
     EXPECT_EQ(folder_names(generations), std::vector<std::string>{}) << "no hidden generation stays behind";
     EXPECT_EQ(folder_names(exports), (std::vector<std::string>{"generations"}));
-}
-
-// The same failure with the alerts files on a second reader behind a gate nobody opens: the
-// export fails as it should instead of waiting for the gate forever.
-TEST_F(ExportTest, AFailedExportDoesNotWaitAtTheAlertsGate) {
-    add_alerts(dir_ / "snapshot.db", 0, 300);
-    const int code = on_a_full_disk([&](const auto& fill_disk) {
-        auto db = sync::open_snapshot_readonly(dir_ / "snapshot.db");
-        db.execAndGet("SELECT count(*) FROM sqlite_master");
-        second_reader reader(dir_ / "snapshot.db");
-        start_gate shut;
-        generation_options opts;
-        opts.alerts_reader = &reader.db;
-        opts.alerts_after = &shut;
-        fill_disk();
-        write_generation(db, dir_ / "exports", 1000000, {9}, opts);
-    });
-    EXPECT_EQ(code, 1) << "the export fails with EFBIG, and returns";
 }
 
 TEST_F(ExportTest, TornChangeFeedLineIsCutBeforeAppending) {
@@ -623,57 +461,6 @@ TEST_F(ExportTest, CsvStyleBomCrlfAndFormulaSwitch) {
     EXPECT_EQ(out.substr(0, 3), "\xEF\xBB\xBF");
     EXPECT_NE(out.find("app_secret\r\n"), std::string::npos);
     EXPECT_NE(out.find(",=cmd|' /C calc'!A0,"), std::string::npos) << "neutralising off: written as is";
-}
-
-void insert_alerts(SQLite::Database& db) {
-    db.exec("INSERT INTO alerts (account, source, item_key, kind, threshold, state, severity, since, resolved_at, "
-            "reason, last_notified, notifications, summary, detail, updated_at) VALUES "
-            "('prod', 'purchased_groups', 'b', 'quota_low', 'pct:10', 'firing', 'warning', 1514528566000, NULL, NULL, "
-            "1514528566000, 1, '=1+1 left, \"low\"', '{\"quota_left\":9007199254740993,\"pct\":9.5}', 1514528566000),"
-            "('prod', 'purchased_groups', 'a', 'expiring', '30d', 'resolved', 'critical', 1514528566000, "
-            "1514528567000, 'renewed', NULL, 2, 'line1\nline2', '{}', 1514528567000)");
-}
-
-TEST_F(ExportTest, AlertsTableInDocumentedColumnOrder) {
-    {
-        SQLite::Database rw((dir_ / "snapshot.db").string(), SQLite::OPEN_READWRITE);
-        insert_alerts(rw);
-    }
-    auto db = sync::open_snapshot_readonly(dir_ / "snapshot.db");
-    std::string csv;
-    EXPECT_EQ(write_table(db, export_table::alerts, export_format::csv, [&](std::string_view b) { csv += b; }), 2);
-    EXPECT_EQ(csv,
-              "account,source,id,kind,threshold,state,severity,since,resolved_at,reason,last_notified,notifications,"
-              "summary,detail,updated_at\n"
-              "prod,purchased_groups,a,expiring,30d,resolved,critical,2017-12-29T06:22:46Z,2017-12-29T06:22:47Z,renewed,"
-              ",2,\"line1\nline2\",{},2017-12-29T06:22:47Z\n"
-              "prod,purchased_groups,b,quota_low,pct:10,firing,warning,2017-12-29T06:22:46Z,,,2017-12-29T06:22:46Z,1,"
-              "\"'=1+1 left, \"\"low\"\"\",\"{\"\"quota_left\"\":9007199254740993,\"\"pct\"\":9.5}\","
-              "2017-12-29T06:22:46Z\n");
-
-    std::string json;
-    write_table(db, export_table::alerts, export_format::json, [&](std::string_view b) { json += b; });
-    simdjson::dom::parser parser;
-    simdjson::dom::element doc;
-    ASSERT_FALSE(parser.parse(json).get(doc)) << json;
-    auto b = doc.at(1);
-    EXPECT_EQ(std::string_view(b["id"]), "b");
-    EXPECT_TRUE(b["resolved_at"].is_null()) << "null, not absent: the column exists for every alert";
-    EXPECT_EQ(int64_t(b["detail"]["quota_left"]), 9007199254740993) << "detail is an object in JSON";
-    EXPECT_EQ(std::string_view(b["summary"]), "=1+1 left, \"low\"");
-    std::vector<std::string_view> keys;
-    for (auto [k, v] : doc.at(0).get_object()) keys.push_back(k);
-    EXPECT_EQ(keys, (std::vector<std::string_view>{"account", "source", "id", "kind", "threshold", "state", "severity",
-                                                   "since", "resolved_at", "reason", "last_notified", "notifications",
-                                                   "summary", "detail", "updated_at"}));
-
-    std::string jsonl;
-    export_options only_other;
-    only_other.account = "other";
-    EXPECT_EQ(write_table(db, export_table::alerts, export_format::jsonl, [&](std::string_view b2) { jsonl += b2; },
-                          only_other),
-              0);
-    EXPECT_EQ(jsonl, "");
 }
 
 TEST(AtomicFile, UncommittedWriteLeavesTheOldFile) {
