@@ -18,8 +18,10 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <filesystem>
 #include <map>
 #include <span>
+#include <type_traits>
 
 #include <algorithm>
 
@@ -318,6 +320,18 @@ TEST(JsonLog, TypedFieldsBecomeMembersAndTextIsEscaped) {
     EXPECT_EQ(daemon::json_string("\xe4\xb8\xad\xf0\x9f\x98\x80"), "\"\xe4\xb8\xad\xf0\x9f\x98\x80\"") << "UTF-8 kept";
     EXPECT_EQ(daemon::json_string("\xc0\xaf"), "\"\xef\xbf\xbd\xef\xbf\xbd\"") << "an overlong form is replaced";
 }
+
+// A field is text, a whole number or a flag; what would silently become a flag does not compile.
+static_assert(std::is_constructible_v<logging::field, std::string_view, long>);
+static_assert(std::is_constructible_v<logging::field, std::string_view, std::size_t>);
+static_assert(std::is_constructible_v<logging::field, std::string_view, bool>);
+static_assert(std::is_constructible_v<logging::field, std::string_view, char*>);
+static_assert(std::is_constructible_v<logging::field, std::string_view, std::string>);
+static_assert(!std::is_constructible_v<logging::field, std::string_view, double>);
+static_assert(!std::is_constructible_v<logging::field, std::string_view, char>);
+static_assert(!std::is_constructible_v<logging::field, std::string_view, std::nullptr_t>);
+static_assert(!std::is_constructible_v<logging::field, std::string_view, std::filesystem::path>);
+static_assert(!std::is_constructible_v<logging::field, std::string_view, const int*>);
 
 TEST(LogLine, FieldsAfterTheWhatQuotedWhenTheyMustBe) {
     const std::initializer_list<logging::field> fields{

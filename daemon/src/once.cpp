@@ -156,7 +156,8 @@ void write_metrics_textfile(const std::filesystem::path& path, daemon_metrics& m
 // Each destination gets one pass, bounded by its connect and statement timeouts. A destination
 // that is down is a warning: its cursor waits and the next run catches up. Never changes the exit code.
 void replicate_destinations(const config::config& cfg, const config::environment& env) {
-    for (const auto& o : destinations::replicate_all(cfg, env)) destinations::log_outcome(o, "it catches up at the next run");
+    for (const auto& o : destinations::replicate_all(cfg, env))
+        destinations::log_outcome(o, "it catches up at the next run", /*every_pass=*/true);
 }
 
 // The exports and the delivery of what this sync queued run side by side, on two threads and

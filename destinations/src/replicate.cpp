@@ -285,7 +285,7 @@ std::optional<cursor> read_cursor(pg_connection& c, const config::destination_co
 
 }  // namespace
 
-void log_outcome(const replication_outcome& o, std::string_view then) {
+void log_outcome(const replication_outcome& o, std::string_view then, bool every_pass) {
     if (!o.ok) {
         logging::warn("destination unavailable",
                       {{"destination", o.destination},
@@ -293,7 +293,7 @@ void log_outcome(const replication_outcome& o, std::string_view then) {
                        {"lag_changes", o.lag_changes},
                        {"error", o.error}},
                       then);
-    } else if (o.shipped_changes > 0 || o.full_load) {
+    } else if (every_pass || o.shipped_changes > 0 || o.full_load) {
         logging::info("destination replicated", {{"destination", o.destination},
                                                  {"instance", o.instance},
                                                  {"changes", o.shipped_changes},

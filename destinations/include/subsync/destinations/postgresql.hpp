@@ -44,9 +44,10 @@ replication_outcome replicate_once(const config::destination_config& d, const co
                                    const std::filesystem::path& database, bool full = false,
                                    const std::atomic<bool>* cancel = nullptr);
 
-/// Logs a pass: `destination replicated` at info when it shipped changes or reloaded, else
-/// nothing; `destination unavailable` at warn, followed by `then` (what happens next).
-void log_outcome(const replication_outcome& o, std::string_view then);
+/// Logs a pass: `destination replicated` at info when it shipped changes or reloaded (or always,
+/// with `every_pass`: a one-shot run confirms each pass); `destination unavailable` at warn,
+/// followed by `then` (what happens next).
+void log_outcome(const replication_outcome& o, std::string_view then, bool every_pass = false);
 
 /// Resolves each destination's DSN and runs replicate_once for it, one after the other.
 std::vector<replication_outcome> replicate_all(const config::config& cfg, const config::environment& env,

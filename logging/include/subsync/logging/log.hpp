@@ -4,8 +4,9 @@
 // object with numbers as numbers, or a journald entry with upper-cased fields). Nothing ever
 // parses the text back into fields.
 //
-//     logging::info("IAM token issued", {{"user", user}, {"expires_at", when}});
-//     // text: IAM token issued user=ops expires_at=2026-12-06T10:00:00Z
+//     logging::info("short pages", {{"account", name}, {"page_size", 500}, {"served", 100}}, "...");
+//     // text: short pages account=prod page_size=500 served=100: ...
+//     // JSON: {"time":…,"level":"info","msg":"short pages …","account":"prod","page_size":500,…}
 //
 // An event below the configured level costs one comparison: no text, no fields, no allocation.
 
@@ -26,6 +27,8 @@ enum class severity { debug, info, warn, error };
 [[nodiscard]] std::string_view to_string(severity s) noexcept;
 
 /// One typed field. A view: the value must outlive the write (build records in the call).
+/// Text, a whole number or a flag; anything else (a double, a char, an enum, a pointer, a path,
+/// nullptr) does not compile rather than turn into a flag: name it with to_string() first.
 struct field {
     std::string_view key;
     std::variant<std::string_view, std::int64_t, bool> value;
@@ -36,7 +39,12 @@ struct field {
     template <std::integral I>
         requires(!std::same_as<I, bool> && !std::same_as<I, char>)
     field(std::string_view k, I v) : key(k), value(static_cast<std::int64_t>(v)) {}
-    field(std::string_view k, bool v) : key(k), value(v) {}
+    template <std::same_as<bool> B>
+    field(std::string_view k, B v) : key(k), value(v) {}
+    field(std::string_view, std::nullptr_t) = delete;
+    template <class T>
+        requires(!std::convertible_to<T, std::string_view> && !std::integral<T>)
+    field(std::string_view, T) = delete;
 };
 
 /// journald MESSAGE_IDs of the events an operator filters on (docs/operations.md "journald"):
