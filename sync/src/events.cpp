@@ -108,16 +108,14 @@ logging::record record_of(const source_finished& e) {
 
 logging::record record_of(const alerts_queued& e) {
     const run_record& r = e.run;
-    int firing = 0, resolved = 0;
-    for (std::size_t i = 0; i < r.queued.firing.size(); ++i) {
-        firing += r.queued.firing[i];
-        resolved += r.queued.resolved[i];
-    }
-    const std::string_view source = to_string(r.source);
     logging::record out{logging::severity::debug,
                         {},
                         {},
-                        {{"account", r.account}, {"source", source}, {"run_id", r.id}, {"firing", firing}, {"resolved", resolved}}};
+                        {{"account", r.account},
+                         {"source", to_string(r.source)},
+                         {"run_id", r.id},
+                         {"firing", r.queued.firing_total()},
+                         {"resolved", r.queued.resolved_total()}}};
     out.message = logging::line("alerts queued", out.fields);
     return out;
 }

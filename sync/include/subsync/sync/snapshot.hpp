@@ -45,9 +45,14 @@ struct queued_alerts {
     void add(config::alert_kind kind, bool is_firing) noexcept {
         ++(is_firing ? firing : resolved)[static_cast<std::size_t>(kind)];
     }
-    [[nodiscard]] int total() const noexcept {
+    [[nodiscard]] int firing_total() const noexcept { return sum(firing); }
+    [[nodiscard]] int resolved_total() const noexcept { return sum(resolved); }
+    [[nodiscard]] int total() const noexcept { return firing_total() + resolved_total(); }
+
+private:
+    static int sum(const std::array<int, config::alert_kind_count>& counts) noexcept {
         int n = 0;
-        for (std::size_t i = 0; i < firing.size(); ++i) n += firing[i] + resolved[i];
+        for (const int c : counts) n += c;
         return n;
     }
 };
